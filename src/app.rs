@@ -1,0 +1,43 @@
+//! Shared state of a running bastion, passed by value (an `Arc`) to every
+//! connection; nothing global.
+
+use crate::auth::PasswordChecker;
+use crate::config::Config;
+use crate::registry::Registry;
+use crate::store::Store;
+use crate::vault::Vault;
+use std::sync::Arc;
+
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub vault: Vault,
+    pub passwords: PasswordChecker,
+    pub registry: Registry,
+}
+
+impl App {
+    pub fn new(config: Config, store: Store, vault: Vault) -> Arc<App> {
+        Arc::new(App {
+            config,
+            store,
+            vault,
+            passwords: PasswordChecker::default(),
+            registry: Registry::default(),
+        })
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A random 128-bit identifier in hex.
+pub fn new_id() -> String {
+    let mut b = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    hex::encode(b)
+}

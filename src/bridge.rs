@@ -1,0 +1,334 @@
+//! Pumps one channel's frames both ways between the client and the upstream.
+//!
+//! Each direction has a reader and a writer joined by a queue bounded in
+//! bytes (a semaphore of `budget` permits; every frame holds at least one).
+//! The reader never waits on the writer until that budget is spent, so a
+//! slow consumer on one channel does not stop the SSH connection's loop from
+//! serving the other channels until it is that far behind. Past the budget
+//! the reader stops pulling, which is the explicit, bounded choice: russh
+//! grants window on arrival, so the only other option would be to drop data.
+//!
+//! The bridge knows nothing of SSH libraries: the gateway and upstream modules
+//! adapt their channels to [`FrameSource`] and [`FrameSink`].
+
+use bytes::Bytes;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// Everything that crosses a channel, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    Data(Bytes),
+    Stderr(Bytes),
+    Eof,
+    Close,
+    Request(Request),
+    ExitStatus(u32),
+    ExitSignal {
+        name: String,
+        core_dumped: bool,
+        message: String,
+    },
+    /// The upstream refused a shell, exec or subsystem request.
+    RequestFailed,
+}
+
+impl Frame {
+    fn weight(&self) -> usize {
+        match self {
+            Frame::Data(b) | Frame::Stderr(b) => b.len().max(1),
+            Frame::Request(Request::Exec(c)) => c.len().max(1),
+            _ => 1,
+        }
+    }
+}
+
+/// Session-channel requests forwarded from client to upstream. Only requests
+/// the policy gate allowed are ever turned into one of these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Pty {
+        term: String,
+        cols: u32,
+        rows: u32,
+        pix_width: u32,
+        pix_height: u32,
+        modes: Vec<(u8, u32)>,
+    },
+    Shell,
+    Exec(Vec<u8>),
+    Subsystem(String),
+    Env {
+        name: String,
+        value: String,
+    },
+    WindowChange {
+        cols: u32,
+        rows: u32,
+        pix_width: u32,
+        pix_height: u32,
+    },
+    Signal(String),
+}
+
+pub trait FrameSource: Send {
+    /// The next frame, or `None` once the channel is gone. Must be cancel-safe.
+    fn recv(&mut self) -> impl Future<Output = Option<Frame>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the other side of the channel is gone")]
+pub struct SinkClosed;
+
+pub trait FrameSink: Send {
+    /// Delivers a frame, waiting for the peer's window when it is spent.
+    fn send(&mut self, frame: Frame) -> impl Future<Output = Result<(), SinkClosed>> + Send;
+}
+
+/// Byte counters shared by every channel of a session.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub up: AtomicU64,
+    pub down: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Client to upstream.
+    Up,
+    /// Upstream to client.
+    Down,
+}
+
+/// How a channel's bridge ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelEnd {
+    Closed,
+    Cancelled,
+}
+
+/// Runs both directions of one channel until both ends have closed, or the
+/// session is cancelled (kill switch, deadline, shutdown).
+pub async fn run<CS, CK, US, UK>(
+    client: (CS, CK),
+    upstream: (US, UK),
+    budget: usize,
+    counters: Arc<Counters>,
+    cancel: CancellationToken,
+) -> ChannelEnd
+where
+    CS: FrameSource,
+    CK: FrameSink,
+    US: FrameSource,
+    UK: FrameSink,
+{
+    let (client_src, client_sink) = client;
+    let (up_src, up_sink) = upstream;
+    let up = pump(
+        client_src,
+        up_sink,
+        budget,
+        Direction::Up,
+        counters.clone(),
+        cancel.clone(),
+    );
+    let down = pump(
+        up_src,
+        client_sink,
+        budget,
+        Direction::Down,
+        counters,
+        cancel.clone(),
+    );
+    let (a, b) = tokio::join!(up, down);
+    if a == ChannelEnd::Cancelled || b == ChannelEnd::Cancelled {
+        ChannelEnd::Cancelled
+    } else {
+        ChannelEnd::Closed
+    }
+}
+
+async fn pump<S: FrameSource, K: FrameSink>(
+    mut src: S,
+    mut sink: K,
+    budget: usize,
+    dir: Direction,
+    counters: Arc<Counters>,
+    cancel: CancellationToken,
+) -> ChannelEnd {
+    let budget = budget.max(64 * 1024);
+    let slots = Arc::new(Semaphore::new(budget));
+    // Unbounded in count but bounded in bytes: every queued frame holds permits.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let reader = async {
+        loop {
+            let frame = tokio::select! {
+                f = src.recv() => f,
+                _ = cancel.cancelled() => return,
+            };
+            let Some(frame) = frame else { return };
+            let n = u32::try_from(frame.weight().min(budget)).unwrap_or(u32::MAX);
+            let Ok(permit) = slots.clone().acquire_many_owned(n).await else {
+                return;
+            };
+            let last = frame == Frame::Close;
+            if tx.send((frame, permit)).is_err() || last {
+                return;
+            }
+        }
+    };
+    let writer = async {
+        loop {
+            let next = tokio::select! {
+                f = rx.recv() => f,
+                _ = cancel.cancelled() => {
+                    let _ = sink.send(Frame::Close).await;
+                    return ChannelEnd::Cancelled;
+                }
+            };
+            let Some((frame, _permit)) = next else {
+                // Source vanished without a Close: close our side anyway.
+                let _ = sink.send(Frame::Close).await;
+                return ChannelEnd::Closed;
+            };
+            if let Frame::Data(b) | Frame::Stderr(b) = &frame {
+                let c = match dir {
+                    Direction::Up => &counters.up,
+                    Direction::Down => &counters.down,
+                };
+                c.fetch_add(b.len() as u64, Ordering::Relaxed);
+            }
+            let last = frame == Frame::Close;
+            if sink.send(frame).await.is_err() || last {
+                return ChannelEnd::Closed;
+            }
+        }
+    };
+    // The writer decides when this direction is over; the reader is dropped then.
+    tokio::pin!(reader);
+    tokio::pin!(writer);
+    let mut reader_done = false;
+    loop {
+        tokio::select! {
+            _ = &mut reader, if !reader_done => reader_done = true,
+            end = &mut writer => return end,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    struct Src(mpsc::Receiver<Frame>);
+    impl FrameSource for Src {
+        async fn recv(&mut self) -> Option<Frame> {
+            self.0.recv().await
+        }
+    }
+    struct Sink(mpsc::Sender<Frame>);
+    impl FrameSink for Sink {
+        async fn send(&mut self, f: Frame) -> Result<(), SinkClosed> {
+            self.0.send(f).await.map_err(|_| SinkClosed)
+        }
+    }
+
+    fn pair(n: usize) -> (mpsc::Sender<Frame>, Src, Sink, mpsc::Receiver<Frame>) {
+        let (a, b) = mpsc::channel(n);
+        let (c, d) = mpsc::channel(n);
+        (a, Src(b), Sink(c), d)
+    }
+
+    #[tokio::test]
+    async fn frames_pass_in_order_and_are_counted() {
+        let (c_in, c_src, c_sink, mut c_out) = pair(16);
+        let (u_in, u_src, u_sink, mut u_out) = pair(16);
+        let counters = Arc::new(Counters::default());
+        let task = tokio::spawn(run(
+            (c_src, c_sink),
+            (u_src, u_sink),
+            1 << 20,
+            counters.clone(),
+            CancellationToken::new(),
+        ));
+        c_in.send(Frame::Request(Request::Shell)).await.unwrap();
+        c_in.send(Frame::Data(Bytes::from_static(b"ls\n")))
+            .await
+            .unwrap();
+        assert_eq!(u_out.recv().await, Some(Frame::Request(Request::Shell)));
+        assert_eq!(
+            u_out.recv().await,
+            Some(Frame::Data(Bytes::from_static(b"ls\n")))
+        );
+        u_in.send(Frame::Data(Bytes::from_static(b"file\n")))
+            .await
+            .unwrap();
+        u_in.send(Frame::ExitStatus(3)).await.unwrap();
+        u_in.send(Frame::Close).await.unwrap();
+        assert_eq!(
+            c_out.recv().await,
+            Some(Frame::Data(Bytes::from_static(b"file\n")))
+        );
+        assert_eq!(c_out.recv().await, Some(Frame::ExitStatus(3)));
+        assert_eq!(c_out.recv().await, Some(Frame::Close));
+        c_in.send(Frame::Close).await.unwrap();
+        assert_eq!(u_out.recv().await, Some(Frame::Close));
+        assert_eq!(task.await.unwrap(), ChannelEnd::Closed);
+        assert_eq!(counters.up.load(Ordering::Relaxed), 3);
+        assert_eq!(counters.down.load(Ordering::Relaxed), 5);
+    }
+
+    #[tokio::test]
+    async fn slow_sink_holds_at_most_the_budget_then_stops_reading() {
+        // A sink that never consumes: the reader must stop pulling after `budget` bytes.
+        let (c_in, c_src, c_sink, _c_out) = pair(1);
+        let (_u_in, u_src, u_sink, _u_out_never_read) = pair(1);
+        let budget = 64 * 1024;
+        let task = tokio::spawn(run(
+            (c_src, c_sink),
+            (u_src, u_sink),
+            budget,
+            Arc::new(Counters::default()),
+            CancellationToken::new(),
+        ));
+        let chunk = Bytes::from(vec![0u8; 16 * 1024]);
+        let mut sent = 0usize;
+        while tokio::time::timeout(
+            Duration::from_millis(200),
+            c_in.send(Frame::Data(chunk.clone())),
+        )
+        .await
+        .is_ok()
+        {
+            sent += chunk.len();
+            assert!(
+                sent <= budget + 4 * chunk.len(),
+                "reader kept pulling past its budget: {sent}"
+            );
+        }
+        assert!(sent >= budget - chunk.len(), "reader stopped early: {sent}");
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn cancel_closes_both_sides() {
+        let (_c_in, c_src, c_sink, mut c_out) = pair(4);
+        let (_u_in, u_src, u_sink, mut u_out) = pair(4);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(run(
+            (c_src, c_sink),
+            (u_src, u_sink),
+            1 << 20,
+            Arc::new(Counters::default()),
+            cancel.clone(),
+        ));
+        cancel.cancel();
+        assert_eq!(c_out.recv().await, Some(Frame::Close));
+        assert_eq!(u_out.recv().await, Some(Frame::Close));
+        assert_eq!(task.await.unwrap(), ChannelEnd::Cancelled);
+    }
+}

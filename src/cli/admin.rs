@@ -1,0 +1,472 @@
+//! Admin commands. Secrets are read from stdin or a file and never echoed.
+
+use crate::app::{new_id, now_ms};
+use crate::auth::hash_password;
+use crate::config::Config;
+use crate::gateway::keys::parse_user_key;
+use crate::names::Name;
+use crate::session::credential_row;
+use crate::store::{CredentialKind, GrantRecord, Subject, TargetRecord};
+use crate::upstream::{self, keys as upkeys};
+use crate::vault::Purpose;
+use anyhow::{Context, bail};
+use clap::{ArgGroup, Subcommand};
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Add a user with a password and/or public keys.
+    Add {
+        name: String,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Ask for a password on the terminal (no echo).
+        #[arg(long, conflicts_with = "password_stdin")]
+        password: bool,
+        /// OpenSSH public key file; may be repeated.
+        #[arg(long = "key")]
+        keys: Vec<PathBuf>,
+    },
+    Remove {
+        name: String,
+    },
+    List,
+    /// Set or clear a user's password.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long, conflicts_with = "password_stdin")]
+        clear: bool,
+    },
+    #[command(subcommand)]
+    Key(KeyCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    Add { name: String, file: PathBuf },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCmd {
+    Add {
+        name: String,
+    },
+    #[command(subcommand)]
+    Member(MemberCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MemberCmd {
+    Add { group: String, user: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TargetCmd {
+    /// Add a target and pin its host key.
+    #[command(group(ArgGroup::new("pin").args(["host_key", "host_key_file", "yes"])))]
+    Add {
+        name: String,
+        #[arg(long)]
+        host: String,
+        #[arg(long, default_value_t = 22)]
+        port: u16,
+        /// The key to pin, as one OpenSSH line (e.g. from ssh-keyscan).
+        #[arg(long)]
+        host_key: Option<String>,
+        /// File holding the key to pin (e.g. /etc/ssh/ssh_host_ed25519_key.pub).
+        #[arg(long)]
+        host_key_file: Option<PathBuf>,
+        /// Pin the key the target shows now without asking.
+        #[arg(long)]
+        yes: bool,
+    },
+    Remove {
+        name: String,
+    },
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CredentialCmd {
+    /// Store the credential the bastion uses for LOGIN on TARGET.
+    #[command(group(ArgGroup::new("source").required(true).args(["password_stdin", "key_file", "key_stdin"])))]
+    Set {
+        target: String,
+        login: String,
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        #[arg(long)]
+        key_stdin: bool,
+    },
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GrantCmd {
+    /// Let a user or group reach a target as the given logins (first = default).
+    #[command(group(ArgGroup::new("subject").required(true).args(["user", "group"])))]
+    Add {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long)]
+        target: String,
+        #[arg(long = "login", required = true)]
+        logins: Vec<String>,
+    },
+    Remove {
+        id: String,
+    },
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCmd {
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+fn name(s: &str) -> anyhow::Result<String> {
+    Name::parse(s)
+        .map(|n| n.to_string())
+        .with_context(|| format!("invalid name {s:?}"))
+}
+
+fn read_stdin_line() -> anyhow::Result<Zeroizing<String>> {
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading stdin")?;
+    let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
+    if trimmed.is_empty() {
+        bail!("empty password on stdin");
+    }
+    Ok(trimmed)
+}
+
+fn prompt_password() -> anyhow::Result<Zeroizing<String>> {
+    let a = Zeroizing::new(rpassword::prompt_password("Password: ")?);
+    let b = Zeroizing::new(rpassword::prompt_password("Again: ")?);
+    if a != b {
+        bail!("passwords differ");
+    }
+    if a.is_empty() {
+        bail!("empty password");
+    }
+    Ok(a)
+}
+
+pub async fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
+    let (store, _) = super::open(config).await?;
+    match cmd {
+        UserCmd::Add {
+            name: n,
+            password_stdin,
+            password,
+            keys,
+        } => {
+            let n = name(&n)?;
+            let pw = if password_stdin {
+                Some(read_stdin_line()?)
+            } else if password {
+                Some(prompt_password()?)
+            } else {
+                None
+            };
+            let parsed = keys
+                .iter()
+                .map(|k| read_key(k))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if pw.is_none() && parsed.is_empty() {
+                bail!("give --password, --password-stdin or --key: a user needs a way to log in");
+            }
+            let hash = pw.map(|p| hash_password(&p)).transpose()?;
+            store.add_user(&n, hash.as_deref(), now_ms()).await?;
+            for (fp, line) in parsed {
+                store.add_user_key(&n, &fp, &line).await?;
+                println!("key {fp} added");
+            }
+            println!("user {n} added");
+        }
+        UserCmd::Remove { name: n } => {
+            store.remove_user(&n).await?;
+            println!("user {n} removed");
+        }
+        UserCmd::List => {
+            for u in store.list_users().await? {
+                println!(
+                    "{}\tpassword={}\tkeys={}",
+                    u.name,
+                    if u.has_password { "yes" } else { "no" },
+                    u.key_count
+                );
+            }
+        }
+        UserCmd::Passwd {
+            name: n,
+            password_stdin,
+            clear,
+        } => {
+            let hash = if clear {
+                None
+            } else {
+                let pw = if password_stdin {
+                    read_stdin_line()?
+                } else {
+                    prompt_password()?
+                };
+                Some(hash_password(&pw)?)
+            };
+            store.set_password(&n, hash.as_deref()).await?;
+            println!("password for {n} {}", if clear { "cleared" } else { "set" });
+        }
+        UserCmd::Key(KeyCmd::Add { name: n, file }) => {
+            let (fp, line) = read_key(&file)?;
+            store.add_user_key(&n, &fp, &line).await?;
+            println!("key {fp} added to {n}");
+        }
+    }
+    Ok(())
+}
+
+fn read_key(path: &PathBuf) -> anyhow::Result<(String, String)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_user_key(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+pub async fn group(config: &Config, cmd: GroupCmd) -> anyhow::Result<()> {
+    let (store, _) = super::open(config).await?;
+    match cmd {
+        GroupCmd::Add { name: n } => {
+            let n = name(&n)?;
+            store.add_group(&n).await?;
+            println!("group {n} added");
+        }
+        GroupCmd::Member(MemberCmd::Add { group, user }) => {
+            store.add_member(&group, &user).await?;
+            println!("{user} added to {group}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn target(config: &Config, cmd: TargetCmd) -> anyhow::Result<()> {
+    let (store, _) = super::open(config).await?;
+    match cmd {
+        TargetCmd::Add {
+            name: n,
+            host,
+            port,
+            host_key,
+            host_key_file,
+            yes,
+        } => {
+            let n = name(&n)?;
+            let line = match (host_key, host_key_file) {
+                (Some(k), _) => k,
+                (None, Some(f)) => std::fs::read_to_string(&f)
+                    .with_context(|| format!("reading {}", f.display()))?,
+                (None, None) => {
+                    fetch_and_confirm(&host, port, yes, config.upstream_connect_timeout).await?
+                }
+            };
+            let key = upkeys::parse_public(&line).map_err(|e| anyhow::anyhow!("host key: {e}"))?;
+            let t = TargetRecord {
+                name: n.clone(),
+                host,
+                port,
+                host_key: upkeys::to_openssh(&key),
+            };
+            store.add_target(&t, now_ms()).await?;
+            println!(
+                "target {n} added, host key pinned: {}",
+                upkeys::fingerprint(&key)
+            );
+        }
+        TargetCmd::Remove { name: n } => {
+            store.remove_target(&n).await?;
+            println!("target {n} removed");
+        }
+        TargetCmd::List => {
+            for t in store.list_targets().await? {
+                let fp = upkeys::parse_public(&t.host_key)
+                    .map(|k| upkeys::fingerprint(&k))
+                    .unwrap_or_else(|_| "invalid".into());
+                println!("{}\t{}:{}\t{fp}", t.name, t.host, t.port);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn fetch_and_confirm(
+    host: &str,
+    port: u16,
+    yes: bool,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let line = upstream::fetch_host_key(host, port, timeout).await?;
+    let key = upkeys::parse_public(&line).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "{host}:{port} presents host key {} {}",
+        key.algorithm(),
+        upkeys::fingerprint(&key)
+    );
+    if yes {
+        return Ok(line);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("not pinning without confirmation: pass --yes, --host-key or --host-key-file");
+    }
+    print!("Pin this key? Compare it with the target's own `ssh-keygen -lf` output. [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        bail!("not pinned; target not added");
+    }
+    Ok(line)
+}
+
+pub async fn credential(config: &Config, cmd: CredentialCmd) -> anyhow::Result<()> {
+    let (store, vault) = super::open(config).await?;
+    match cmd {
+        CredentialCmd::Set {
+            target,
+            login,
+            password_stdin,
+            key_file,
+            key_stdin,
+        } => {
+            let login = name(&login)?;
+            let (kind, secret) = if password_stdin {
+                (CredentialKind::Password, read_stdin_line()?)
+            } else {
+                let text = match key_file {
+                    Some(f) => Zeroizing::new(
+                        std::fs::read_to_string(&f)
+                            .with_context(|| format!("reading {}", f.display()))?,
+                    ),
+                    None => {
+                        let mut s = Zeroizing::new(String::new());
+                        std::io::stdin()
+                            .read_to_string(&mut s)
+                            .context("reading stdin")?;
+                        s
+                    }
+                };
+                let _ = key_stdin;
+                upkeys::validate_private(&text).map_err(|e| anyhow::anyhow!(e))?;
+                (CredentialKind::PrivateKey, text)
+            };
+            let purpose = match kind {
+                CredentialKind::Password => Purpose::UpstreamPassword,
+                CredentialKind::PrivateKey => Purpose::UpstreamPrivateKey,
+            };
+            let sealed = vault.seal(purpose, &credential_row(&target, &login), secret.as_bytes());
+            store
+                .set_credential(&target, &login, kind, &sealed, now_ms())
+                .await?;
+            println!(
+                "{} stored for {login} on {target} (encrypted)",
+                kind.as_str()
+            );
+        }
+        CredentialCmd::List => {
+            for (t, l, k) in store.list_credentials().await? {
+                println!("{t}\t{l}\t{}", k.as_str());
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn grant(config: &Config, cmd: GrantCmd) -> anyhow::Result<()> {
+    let (store, _) = super::open(config).await?;
+    match cmd {
+        GrantCmd::Add {
+            user,
+            group,
+            target,
+            logins,
+        } => {
+            let subject = match (user, group) {
+                (Some(u), _) => Subject::User(u),
+                (None, Some(g)) => Subject::Group(g),
+                (None, None) => bail!("give --user or --group"),
+            };
+            let logins = logins
+                .iter()
+                .map(|l| name(l))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let g = GrantRecord {
+                id: new_id()[..12].to_string(),
+                subject,
+                target,
+                logins,
+            };
+            store.add_grant(&g, now_ms()).await?;
+            println!(
+                "grant {} added: {} {} -> {} as {}",
+                g.id,
+                g.subject.kind(),
+                g.subject.name(),
+                g.target,
+                g.logins.join(", ")
+            );
+        }
+        GrantCmd::Remove { id } => {
+            store.remove_grant(&id).await?;
+            println!("grant {id} removed");
+        }
+        GrantCmd::List => {
+            for g in store.list_grants().await? {
+                println!(
+                    "{}\t{} {}\t{}\t{}",
+                    g.id,
+                    g.subject.kind(),
+                    g.subject.name(),
+                    g.target,
+                    g.logins.join(",")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn session(config: &Config, cmd: SessionCmd) -> anyhow::Result<()> {
+    let (store, _) = super::open(config).await?;
+    let SessionCmd::List { limit } = cmd;
+    for s in store.list_sessions(limit).await? {
+        println!(
+            "{}\t{}\t{}\t{}@{}\tstart={}\tend={}\t{}\tup={}\tdown={}",
+            s.id,
+            s.user,
+            s.source,
+            s.login,
+            s.target,
+            s.started_ms,
+            s.ended_ms
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "-".into()),
+            s.end_reason.unwrap_or_else(|| "live".into()),
+            s.bytes_up,
+            s.bytes_down
+        );
+    }
+    Ok(())
+}

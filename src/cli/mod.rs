@@ -1,0 +1,98 @@
+//! Command line: `serve` and the admin commands, all against the same data
+//! directory (or the database named in the config).
+
+mod admin;
+mod serve;
+
+use crate::config::Config;
+use crate::store::Store;
+use crate::vault::Vault;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "A privileged-access SSH jump host"
+)]
+pub struct Cli {
+    /// TOML config file; without one, embedded defaults are used.
+    #[arg(long, global = true, env = "PORTCULLIS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (database, host key, key-encryption key); overrides the config.
+    #[arg(long, global = true, env = "PORTCULLIS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the bastion.
+    Serve,
+    /// Check the config file and print the effective settings.
+    CheckConfig,
+    #[command(subcommand)]
+    User(admin::UserCmd),
+    #[command(subcommand)]
+    Group(admin::GroupCmd),
+    #[command(subcommand)]
+    Target(admin::TargetCmd),
+    #[command(subcommand)]
+    Credential(admin::CredentialCmd),
+    #[command(subcommand)]
+    Grant(admin::GrantCmd),
+    #[command(subcommand)]
+    Session(admin::SessionCmd),
+}
+
+#[derive(Debug, Args)]
+pub struct NoArgs {}
+
+pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    match &cli.config {
+        Some(path) => Ok(Config::load(path, cli.data_dir.as_deref())?),
+        None => Ok(Config::embedded(cli.data_dir.as_deref())),
+    }
+}
+
+/// Opens the data directory (creating it private), the vault and the store.
+pub async fn open(config: &Config) -> anyhow::Result<(Store, Vault)> {
+    create_private_dir(&config.data_dir)?;
+    let vault = Vault::open_or_create(&config.kek_file)?;
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
+    Ok((store, vault))
+}
+
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating data directory {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = load_config(&cli)?;
+    match cli.command {
+        Command::Serve => serve::run(config).await,
+        Command::CheckConfig => {
+            println!("{config:#?}");
+            Ok(())
+        }
+        Command::User(c) => admin::user(&config, c).await,
+        Command::Group(c) => admin::group(&config, c).await,
+        Command::Target(c) => admin::target(&config, c).await,
+        Command::Credential(c) => admin::credential(&config, c).await,
+        Command::Grant(c) => admin::grant(&config, c).await,
+        Command::Session(c) => admin::session(&config, c).await,
+    }
+}

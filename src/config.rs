@@ -1,0 +1,284 @@
+//! TOML configuration parsed into validated types.
+//!
+//! Every field has an embedded default so `portcullis serve` runs with no file
+//! at all. Unknown keys are refused (`deny_unknown_fields`) and every bad value
+//! is collected so the operator sees all problems at once, before we listen.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid:\n{problems}")]
+    Invalid { path: PathBuf, problems: String },
+}
+
+/// The file as written by the operator; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    kek_file: Option<PathBuf>,
+    host_keys: Option<Vec<PathBuf>>,
+    log_format: Option<String>,
+    #[serde(default)]
+    upstream: RawUpstream,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstream {
+    connect_timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    login_grace_secs: Option<u64>,
+    max_auth_attempts: Option<u32>,
+    max_unauthenticated: Option<u32>,
+    max_unauthenticated_per_source: Option<u32>,
+    channel_buffer_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Validated configuration: every value here has been checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub kek_file: PathBuf,
+    /// Empty means "generate and keep an ed25519 key in the data directory".
+    pub host_keys: Vec<PathBuf>,
+    pub log_format: LogFormat,
+    pub upstream_connect_timeout: Duration,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub login_grace: Duration,
+    pub max_auth_attempts: u32,
+    pub max_unauthenticated: u32,
+    pub max_unauthenticated_per_source: u32,
+    /// Bytes one channel may hold in flight inside the bastion before its
+    /// reader stops pulling (see `bridge`).
+    pub channel_buffer_bytes: usize,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:2222";
+pub const DEFAULT_DATA_DIR: &str = "portcullis-data";
+
+impl Config {
+    /// Defaults only, as used when no file is given.
+    pub fn embedded(data_dir: Option<&Path>) -> Config {
+        // INVARIANT: an empty document has no unknown keys and no bad values.
+        Self::from_raw(RawConfig::default(), data_dir).expect("embedded defaults are valid")
+    }
+
+    pub fn load(path: &Path, data_dir: Option<&Path>) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, data_dir).map_err(|problems| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            problems: problems
+                .iter()
+                .map(|p| format!("  - {p}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        })
+    }
+
+    /// Parses a document; on failure returns every problem found.
+    pub fn parse(text: &str, data_dir: Option<&Path>) -> Result<Config, Vec<String>> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| vec![e.to_string()])?;
+        Self::from_raw(raw, data_dir)
+    }
+
+    fn from_raw(raw: RawConfig, data_dir_override: Option<&Path>) -> Result<Config, Vec<String>> {
+        let mut problems = Vec::new();
+        let listen_text = raw.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+            problems.push(format!(
+                "listen = {listen_text:?}: expected an address and port such as \"127.0.0.1:2222\""
+            ));
+            SocketAddr::from(([127, 0, 0, 1], 2222))
+        });
+        let data_dir = data_dir_override
+            .map(Path::to_path_buf)
+            .or(raw.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database_url = raw.database_url.unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                data_dir.join("portcullis.db").display()
+            )
+        });
+        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
+            problems.push("database_url: expected a sqlite:// or postgres:// URL".to_string());
+        }
+        let kek_file = raw.kek_file.unwrap_or_else(|| data_dir.join("kek"));
+        let log_format = match raw.log_format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                problems.push(format!(
+                    "log_format = {other:?}: expected \"text\" or \"json\""
+                ));
+                LogFormat::Text
+            }
+        };
+        let upstream_connect_timeout = secs(
+            &mut problems,
+            "upstream.connect_timeout_secs",
+            raw.upstream.connect_timeout_secs,
+            10,
+            1..=300,
+        );
+        let l = raw.limits;
+        let limits = Limits {
+            login_grace: secs(
+                &mut problems,
+                "limits.login_grace_secs",
+                l.login_grace_secs,
+                30,
+                1..=600,
+            ),
+            max_auth_attempts: bounded(
+                &mut problems,
+                "limits.max_auth_attempts",
+                l.max_auth_attempts,
+                6,
+                1..=20,
+            ),
+            max_unauthenticated: bounded(
+                &mut problems,
+                "limits.max_unauthenticated",
+                l.max_unauthenticated,
+                256,
+                1..=100_000,
+            ),
+            max_unauthenticated_per_source: bounded(
+                &mut problems,
+                "limits.max_unauthenticated_per_source",
+                l.max_unauthenticated_per_source,
+                32,
+                1..=100_000,
+            ),
+            channel_buffer_bytes: {
+                let v = l.channel_buffer_bytes.unwrap_or(8 << 20);
+                if !(64 << 10..=1 << 30).contains(&v) {
+                    problems.push(format!(
+                        "limits.channel_buffer_bytes = {v}: expected between 65536 and 1073741824"
+                    ));
+                }
+                v
+            },
+        };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Config {
+            listen,
+            data_dir,
+            database_url,
+            kek_file,
+            host_keys: raw.host_keys.unwrap_or_default(),
+            log_format,
+            upstream_connect_timeout,
+            limits,
+        })
+    }
+}
+
+fn bounded(
+    problems: &mut Vec<String>,
+    name: &str,
+    value: Option<u32>,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+) -> u32 {
+    let v = value.unwrap_or(default);
+    if !range.contains(&v) {
+        problems.push(format!(
+            "{name} = {v}: expected between {} and {}",
+            range.start(),
+            range.end()
+        ));
+    }
+    v
+}
+
+fn secs(
+    problems: &mut Vec<String>,
+    name: &str,
+    value: Option<u64>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Duration {
+    let v = value.unwrap_or(default);
+    if !range.contains(&v) {
+        problems.push(format!(
+            "{name} = {v}: expected between {} and {} seconds",
+            range.start(),
+            range.end()
+        ));
+    }
+    Duration::from_secs(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_document_gives_embedded_defaults() {
+        let c = Config::parse("", None).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert!(c.database_url.starts_with("sqlite://"));
+        assert_eq!(c.limits.login_grace, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn unknown_key_is_refused() {
+        let e = Config::parse("lisen = \"0.0.0.0:22\"\n", None).unwrap_err();
+        assert!(e[0].contains("lisen"), "{e:?}");
+    }
+
+    #[test]
+    fn all_bad_values_are_reported_together() {
+        let doc = "listen = \"nowhere\"\nlog_format = \"xml\"\n[limits]\nlogin_grace_secs = 0\n";
+        let e = Config::parse(doc, None).unwrap_err();
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e.iter().any(|p| p.contains("listen")));
+        assert!(e.iter().any(|p| p.contains("log_format")));
+        assert!(e.iter().any(|p| p.contains("login_grace_secs")));
+    }
+
+    #[test]
+    fn data_dir_override_wins() {
+        let c = Config::parse("data_dir = \"/a\"", Some(Path::new("/b"))).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/b"));
+        assert!(c.kek_file.starts_with("/b"));
+    }
+}

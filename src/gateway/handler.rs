@@ -1,0 +1,405 @@
+//! The russh `Handler`: translates callbacks into auth, policy and session calls.
+
+use super::channel;
+use super::limits::Slot;
+use super::menu;
+use crate::app::App;
+use crate::bridge;
+use crate::names::{LoginRequest, escape_for_log, parse_login};
+use crate::policy::{Permissions, SessionRequest};
+use crate::session::{Destination, Session};
+use crate::store::UserRecord;
+use russh::server::{
+    Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Session as SshSession, VerifiedPublicKey,
+};
+use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet, Pty, Sig};
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use tokio_util::sync::CancellationToken;
+
+pub fn first_factor_methods() -> MethodSet {
+    MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..])
+}
+
+/// State the connection task shares with the handler russh owns.
+pub struct Shared {
+    session: OnceLock<Arc<Session>>,
+    cancel: CancellationToken,
+}
+
+impl Shared {
+    pub fn session(&self) -> Option<Arc<Session>> {
+        self.session.get().cloned()
+    }
+
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
+    }
+}
+
+pub struct Connection {
+    app: Arc<App>,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    /// Held until authentication succeeds: counts against the pre-auth caps.
+    preauth: Option<Slot>,
+    /// The first username this connection authenticated with; every factor
+    /// must name the same one.
+    username: Option<String>,
+}
+
+impl Connection {
+    pub fn new(app: Arc<App>, peer: SocketAddr, slot: Slot) -> Connection {
+        Connection {
+            app,
+            peer,
+            shared: Arc::new(Shared {
+                session: OnceLock::new(),
+                cancel: CancellationToken::new(),
+            }),
+            preauth: Some(slot),
+            username: None,
+        }
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    fn reject(&self) -> Auth {
+        Auth::Reject {
+            proceed_with_methods: Some(first_factor_methods()),
+            partial_success: false,
+        }
+    }
+
+    /// Parses the username; malformed ones are refused before any lookup.
+    fn parse(&mut self, user: &str) -> Option<LoginRequest> {
+        match parse_login(user) {
+            Ok(r) => {
+                if self.username.as_deref().is_some_and(|u| u != user) {
+                    tracing::info!(source = %self.peer, "username changed during authentication");
+                }
+                self.username = Some(user.to_string());
+                Some(r)
+            }
+            Err(e) => {
+                tracing::info!(source = %self.peer, username = %escape_for_log(user), reason = %e, "malformed username refused");
+                None
+            }
+        }
+    }
+
+    async fn lookup(&self, req: &LoginRequest) -> Option<UserRecord> {
+        match self.app.store.user(req.user.as_str()).await {
+            Ok(u) => u,
+            Err(e) => {
+                // Fail closed: no store, no login.
+                tracing::error!(error = %e, "user lookup failed; refusing login");
+                None
+            }
+        }
+    }
+
+    async fn accept(&mut self, req: LoginRequest, user: UserRecord, method: &str) -> Auth {
+        let session = Session::resolve(
+            self.app.clone(),
+            &req,
+            user.groups,
+            self.peer,
+            self.shared.cancel.clone(),
+        )
+        .await;
+        tracing::info!(source = %self.peer, user = %req.user, request = %req, method, "login succeeded");
+        let _ = self.shared.session.set(Arc::new(session));
+        self.preauth = None;
+        Auth::Accept
+    }
+
+    fn failed(&self, req: &LoginRequest, method: &str) -> Auth {
+        tracing::info!(source = %self.peer, username = %req, method, "login failed");
+        self.reject()
+    }
+
+    fn permissions(&self) -> Option<Permissions> {
+        self.shared.session().map(|s| s.permissions())
+    }
+
+    fn answer(
+        &self,
+        channel: ChannelId,
+        req: SessionRequest<'_>,
+        session: &mut SshSession,
+    ) -> Result<(), russh::Error> {
+        let allowed = self.permissions().is_some_and(|p| p.allows_request(&req));
+        if allowed {
+            session.channel_success(channel)
+        } else {
+            tracing::info!(source = %self.peer, request = ?req, "channel request refused by policy");
+            session.channel_failure(channel)
+        }
+    }
+}
+
+impl Handler for Connection {
+    type Error = russh::Error;
+
+    async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
+        let _ = self.parse(user);
+        Ok(self.reject())
+    }
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        let Some(req) = self.parse(user) else {
+            return Ok(self.reject());
+        };
+        let rec = self.lookup(&req).await;
+        let stored = rec.as_ref().and_then(|r| r.password_hash.clone());
+        let ok = match self.app.passwords.verify(stored, password).await {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::warn!(source = %self.peer, error = %e, "password check shed");
+                false
+            }
+        };
+        match (ok, rec) {
+            (true, Some(rec)) => Ok(self.accept(req, rec, "password").await),
+            _ => Ok(self.failed(&req, "password")),
+        }
+    }
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        // Only tells the client whether signing is worth it; proves nothing.
+        let Some(req) = self.parse(user) else {
+            return Ok(self.reject());
+        };
+        let known = self
+            .lookup(&req)
+            .await
+            .is_some_and(|u| super::keys::matches_any(offer.public_key, &u.public_keys));
+        Ok(if known { Auth::Accept } else { self.reject() })
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        // russh calls this only after the signature verified.
+        let Some(req) = self.parse(user) else {
+            return Ok(self.reject());
+        };
+        match self.lookup(&req).await {
+            Some(rec) if super::keys::matches_any(key.public_key, &rec.public_keys) => {
+                Ok(self.accept(req, rec, "publickey").await)
+            }
+            _ => Ok(self.failed(&req, "publickey")),
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        let Some(s) = self.shared.session() else {
+            return Ok(());
+        };
+        let handle = session.handle();
+        let perms = s.permissions();
+        match s.destination.clone() {
+            Destination::Menu(targets) => {
+                reply.accept().await;
+                let (src, sink) = channel::split(channel, handle, perms);
+                tokio::spawn(menu::serve(src, sink, s.user.clone(), targets));
+            }
+            Destination::Refused(msg) => {
+                tracing::info!(user = %s.user, reason = %msg, "session refused");
+                reply
+                    .reject(ChannelOpenFailure::Other {
+                        code: 1,
+                        reason: msg,
+                    })
+                    .await;
+            }
+            Destination::Target { .. } => {
+                tokio::spawn(bridge_channel(s, channel, reply, handle, perms));
+            }
+        }
+        Ok(())
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        _channel: Channel<Msg>,
+        host_to_connect: &str,
+        port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        tracing::info!(source = %self.peer, dest = %escape_for_log(host_to_connect), port = port_to_connect,
+            "port forwarding refused by policy");
+        reply
+            .reject(ChannelOpenFailure::Other {
+                code: 1,
+                reason: "portcullis: port forwarding is not allowed by your grant".into(),
+            })
+            .await;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(Pty, u32)],
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        self.answer(channel, SessionRequest::Pty, session)
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _x11_auth_protocol: &str,
+        _x11_auth_cookie: &str,
+        _x11_screen_number: u32,
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        self.answer(channel, SessionRequest::X11, session)
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        _value: &str,
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        self.answer(channel, SessionRequest::Env(name), session)
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        self.answer(channel, SessionRequest::Shell, session)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        self.answer(channel, SessionRequest::Exec, session)
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        self.answer(channel, SessionRequest::Subsystem(name), session)
+    }
+
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        self.answer(channel, SessionRequest::WindowChange, session)
+    }
+
+    async fn agent_request(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut SshSession,
+    ) -> Result<bool, Self::Error> {
+        let allowed = self
+            .permissions()
+            .is_some_and(|p| p.allows_request(&SessionRequest::AgentForward));
+        tracing::debug!(?channel, allowed, "agent forwarding requested");
+        Ok(allowed)
+    }
+
+    async fn signal(
+        &mut self,
+        _channel: ChannelId,
+        _signal: Sig,
+        _session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        _session: &mut SshSession,
+    ) -> Result<bool, Self::Error> {
+        tracing::info!(source = %self.peer, address = %escape_for_log(address), port = *port, "remote forwarding refused by policy");
+        Ok(false)
+    }
+}
+
+/// Opens the upstream channel first, then answers the client's open request,
+/// so a refusal reaches the user as a clear channel-open failure.
+async fn bridge_channel(
+    s: Arc<Session>,
+    channel: Channel<Msg>,
+    reply: ChannelOpenHandle,
+    handle: russh::server::Handle,
+    perms: Permissions,
+) {
+    match s.open_channel().await {
+        Ok(upstream) => {
+            reply.accept().await;
+            let client = channel::split(channel, handle, perms);
+            let end = bridge::run(
+                client,
+                upstream,
+                s.channel_budget(),
+                s.counters.clone(),
+                s.cancel.clone(),
+            )
+            .await;
+            if end == bridge::ChannelEnd::Cancelled {
+                s.set_end_reason("ended by portcullis");
+            }
+        }
+        Err(refusal) => {
+            tracing::warn!(session = %s.id, user = %s.user, error = %refusal.log, "session refused");
+            s.set_end_reason(&format!("refused: {}", refusal.log));
+            reply
+                .reject(ChannelOpenFailure::Other {
+                    code: 1,
+                    reason: refusal.user,
+                })
+                .await;
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Host keys of the bastion and users' public keys.
+
+use super::GatewayError;
+use russh::keys::{Algorithm, HashAlg, PrivateKey, PublicKey};
+use std::path::{Path, PathBuf};
+
+/// Loads the configured host keys, or the generated one in the data
+/// directory (created on first start, mode 0600).
+pub fn load_or_generate(
+    configured: &[PathBuf],
+    data_dir: &Path,
+) -> Result<Vec<PrivateKey>, GatewayError> {
+    if !configured.is_empty() {
+        return configured.iter().map(|p| load(p)).collect();
+    }
+    let path = data_dir.join("host_ed25519");
+    if !path.exists() {
+        let key = PrivateKey::random(&mut rand010::rng(), Algorithm::Ed25519)
+            .map_err(|e| err(&path, e))?;
+        let pem = key
+            .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+            .map_err(|e| err(&path, e))?;
+        crate::vault::write_private(&path, pem.as_bytes()).map_err(|e| err(&path, e))?;
+        let public = key.public_key().to_openssh().map_err(|e| err(&path, e))?;
+        let _ = std::fs::write(path.with_extension("pub"), format!("{public}\n"));
+    }
+    Ok(vec![load(&path)?])
+}
+
+fn load(path: &Path) -> Result<PrivateKey, GatewayError> {
+    russh::keys::load_secret_key(path, None).map_err(|e| err(path, e))
+}
+
+fn err(path: &Path, e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::HostKey {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// A user's public key checked and normalised for storage:
+/// (fingerprint, one-line key without comment).
+pub fn parse_user_key(line: &str) -> Result<(String, String), String> {
+    let key = PublicKey::from_openssh(line.trim())
+        .map_err(|e| format!("not an OpenSSH public key: {e}"))?;
+    Ok((fingerprint(&key), strip(&key)))
+}
+
+pub fn fingerprint(key: &PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+fn strip(key: &PublicKey) -> String {
+    let mut k = key.clone();
+    k.set_comment("");
+    k.to_openssh().unwrap_or_default().trim().to_string()
+}
+
+/// Whether `key` is one of the stored one-line keys.
+pub fn matches_any(key: &PublicKey, stored: &[String]) -> bool {
+    stored
+        .iter()
+        .filter_map(|s| PublicKey::from_openssh(s).ok())
+        .any(|k| k.key_data() == key.key_data())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generates_once_and_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = load_or_generate(&[], dir.path()).unwrap();
+        let b = load_or_generate(&[], dir.path()).unwrap();
+        assert_eq!(a[0].public_key(), b[0].public_key());
+        let pubtext = std::fs::read_to_string(dir.path().join("host_ed25519.pub")).unwrap();
+        let (fp, _) = parse_user_key(&pubtext).unwrap();
+        assert_eq!(fp, fingerprint(a[0].public_key()));
+        assert!(matches_any(a[0].public_key(), &[pubtext]));
+        assert!(parse_user_key("nonsense").is_err());
+    }
+}

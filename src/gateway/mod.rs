@@ -1,0 +1,179 @@
+//! The client-facing SSH server. The accept loop only accepts and spawns; the
+//! russh `Handler` only translates callbacks into calls on `session` and
+//! `policy`.
+
+mod channel;
+mod handler;
+pub mod keys;
+mod limits;
+mod menu;
+
+use crate::app::App;
+use handler::Connection;
+use limits::PreAuth;
+use russh::server::Config as SshConfig;
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("host key {path}: {reason}")]
+    HostKey { path: String, reason: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| GatewayError::Listen { addr, source })
+}
+
+fn ssh_config(app: &App, host_keys: Vec<russh::keys::PrivateKey>) -> SshConfig {
+    let mut preferred = russh::Preferred::default();
+    preferred.cipher = Cow::Borrowed(&[
+        russh::cipher::AES_256_GCM,
+        russh::cipher::CHACHA20_POLY1305,
+        russh::cipher::AES_256_CTR,
+    ]);
+    SshConfig {
+        server_id: russh::SshId::Standard(Cow::Borrowed("SSH-2.0-portcullis")),
+        methods: handler::first_factor_methods(),
+        // Constant-time rejections, except the OpenSSH `none` probe, which
+        // every client sends first and which must not cost a second.
+        auth_rejection_time: Duration::from_millis(500),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys: host_keys,
+        max_auth_attempts: app.config.limits.max_auth_attempts as usize,
+        // Idle shells are legitimate; dead peers are found by keepalives.
+        inactivity_timeout: None,
+        keepalive_interval: Some(Duration::from_secs(30)),
+        keepalive_max: 4,
+        window_size: 4 << 20,
+        channel_buffer_size: 64,
+        nodelay: true,
+        preferred,
+        ..Default::default()
+    }
+}
+
+/// Serves until `shutdown` is cancelled. Never waits on a client.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    host_keys: Vec<russh::keys::PrivateKey>,
+    shutdown: CancellationToken,
+) {
+    let config = Arc::new(ssh_config(&app, host_keys));
+    let preauth = PreAuth::new(
+        app.config.limits.max_unauthenticated,
+        app.config.limits.max_unauthenticated_per_source,
+    );
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.cancelled() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(slot) = preauth.admit(peer.ip()) else {
+            tracing::warn!(source = %peer, "too many unauthenticated connections; dropped");
+            drop(stream);
+            continue;
+        };
+        let conn = Connection::new(app.clone(), peer, slot);
+        tokio::spawn(run_connection(
+            app.clone(),
+            config.clone(),
+            stream,
+            conn,
+            shutdown.clone(),
+        ));
+    }
+}
+
+async fn run_connection(
+    app: Arc<App>,
+    config: Arc<SshConfig>,
+    stream: TcpStream,
+    conn: Connection,
+    shutdown: CancellationToken,
+) {
+    let peer = conn.peer();
+    let shared = conn.shared();
+    let running = match russh::server::run_stream(config, stream, conn).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(source = %peer, error = ?e, "handshake failed");
+            return;
+        }
+    };
+    let handle = running.handle();
+    let grace = app.config.limits.login_grace;
+    let watchdog = {
+        let shared = shared.clone();
+        let handle = handle.clone();
+        async move {
+            tokio::time::sleep(grace).await;
+            if shared.session().is_none() {
+                tracing::info!(source = %peer, "login grace time over; disconnecting");
+                let _ = handle
+                    .disconnect(
+                        russh::Disconnect::ByApplication,
+                        "login grace time over".into(),
+                        "en".into(),
+                    )
+                    .await;
+            }
+            std::future::pending::<()>().await
+        }
+    };
+    let killed = async {
+        shared.cancelled().await;
+        let _ = handle
+            .disconnect(
+                russh::Disconnect::ByApplication,
+                "session ended by portcullis".into(),
+                "en".into(),
+            )
+            .await;
+        std::future::pending::<()>().await
+    };
+    let stop = async {
+        shutdown.cancelled().await;
+        let _ = handle
+            .disconnect(
+                russh::Disconnect::ByApplication,
+                "portcullis is shutting down".into(),
+                "en".into(),
+            )
+            .await;
+        std::future::pending::<()>().await
+    };
+    let result = tokio::select! {
+        r = running => r,
+        _ = watchdog => Ok(()),
+        _ = killed => Ok(()),
+        _ = stop => Ok(()),
+    };
+    if let Err(e) = result {
+        tracing::debug!(source = %peer, error = ?e, "connection ended with error");
+    }
+    if let Some(session) = shared.session() {
+        session.finish().await;
+    }
+}

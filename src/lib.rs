@@ -1,0 +1,19 @@
+//! portcullis: a privileged-access SSH/TCP jump host.
+//!
+//! See ARCHITECTURE.md for the data path and the module map.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod auth;
+pub mod bridge;
+pub mod cli;
+pub mod config;
+pub mod gateway;
+pub mod names;
+pub mod policy;
+pub mod registry;
+pub mod session;
+pub mod store;
+pub mod upstream;
+pub mod vault;

@@ -1,0 +1,510 @@
+//! The only module that speaks SQL.
+//!
+//! One set of queries and migrations for SQLite (embedded default) and
+//! PostgreSQL (several nodes), through sqlx's `Any` driver. Queries use `$n`
+//! placeholders and portable types (TEXT, BIGINT) so neither dialect drifts.
+
+mod records;
+#[cfg(test)]
+mod tests;
+
+pub use records::*;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{kind} {name:?} already exists")]
+    Exists { kind: &'static str, name: String },
+    #[error("{kind} {name:?} does not exist")]
+    Missing { kind: &'static str, name: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Store {
+    /// Connects and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            // SQLite allows one writer; more connections only add lock waits.
+            .max_connections(if sqlite { 4 } else { 16 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- users -------------------------------------------------------------
+
+    pub async fn add_user(
+        &self,
+        name: &str,
+        password_hash: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let r =
+            sqlx::query("INSERT INTO users (name, password_hash, created_at) VALUES ($1, $2, $3)")
+                .bind(name)
+                .bind(password_hash)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await;
+        unique(r, "user", name)
+    }
+
+    pub async fn set_password(
+        &self,
+        name: &str,
+        password_hash: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let r = sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2")
+            .bind(password_hash)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        affected(r.rows_affected(), "user", name)
+    }
+
+    pub async fn remove_user(&self, name: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for q in [
+            "DELETE FROM user_keys WHERE user_name = $1",
+            "DELETE FROM group_members WHERE user_name = $1",
+            "DELETE FROM grants WHERE subject_kind = 'user' AND subject = $1",
+        ] {
+            sqlx::query(q).bind(name).execute(&mut *tx).await?;
+        }
+        let r = sqlx::query("DELETE FROM users WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        affected(r.rows_affected(), "user", name)?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        let row = sqlx::query("SELECT name, password_hash FROM users WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let keys = sqlx::query(
+            "SELECT public_key FROM user_keys WHERE user_name = $1 ORDER BY fingerprint",
+        )
+        .bind(name)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<Vec<_>, _>>()?;
+        let groups = self.groups_of(name).await?;
+        Ok(Some(UserRecord {
+            name: row.try_get(0)?,
+            password_hash: row.try_get(1)?,
+            public_keys: keys,
+            groups,
+        }))
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<UserSummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT u.name, CAST(CASE WHEN u.password_hash IS NULL THEN 0 ELSE 1 END AS BIGINT), \
+             (SELECT COUNT(*) FROM user_keys k WHERE k.user_name = u.name) \
+             FROM users u ORDER BY u.name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UserSummary {
+                    name: r.try_get(0)?,
+                    has_password: r.try_get::<i64, _>(1)? != 0,
+                    key_count: r.try_get::<i64, _>(2)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn add_user_key(
+        &self,
+        user: &str,
+        fingerprint: &str,
+        public_key: &str,
+    ) -> Result<(), StoreError> {
+        self.require("users", "user", user).await?;
+        let r = sqlx::query(
+            "INSERT INTO user_keys (user_name, fingerprint, public_key) VALUES ($1, $2, $3)",
+        )
+        .bind(user)
+        .bind(fingerprint)
+        .bind(public_key)
+        .execute(&self.pool)
+        .await;
+        unique(r, "key", fingerprint)
+    }
+
+    // ---- groups ------------------------------------------------------------
+
+    pub async fn add_group(&self, name: &str) -> Result<(), StoreError> {
+        let r = sqlx::query("INSERT INTO user_groups (name) VALUES ($1)")
+            .bind(name)
+            .execute(&self.pool)
+            .await;
+        unique(r, "group", name)
+    }
+
+    pub async fn add_member(&self, group: &str, user: &str) -> Result<(), StoreError> {
+        self.require("user_groups", "group", group).await?;
+        self.require("users", "user", user).await?;
+        let r = sqlx::query("INSERT INTO group_members (group_name, user_name) VALUES ($1, $2)")
+            .bind(group)
+            .bind(user)
+            .execute(&self.pool)
+            .await;
+        unique(r, "membership", &format!("{user} in {group}"))
+    }
+
+    pub async fn groups_of(&self, user: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT group_name FROM group_members WHERE user_name = $1 ORDER BY group_name",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    // ---- targets -----------------------------------------------------------
+
+    pub async fn add_target(&self, t: &TargetRecord, now_ms: i64) -> Result<(), StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO targets (name, host, port, host_key, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&t.name)
+        .bind(&t.host)
+        .bind(i64::from(t.port))
+        .bind(&t.host_key)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await;
+        unique(r, "target", &t.name)
+    }
+
+    pub async fn remove_target(&self, name: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM credentials WHERE target_name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM grants WHERE target_name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let r = sqlx::query("DELETE FROM targets WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        affected(r.rows_affected(), "target", name)?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn target(&self, name: &str) -> Result<Option<TargetRecord>, StoreError> {
+        let row = sqlx::query("SELECT name, host, port, host_key FROM targets WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(target_from_row).transpose()
+    }
+
+    pub async fn list_targets(&self) -> Result<Vec<TargetRecord>, StoreError> {
+        let rows = sqlx::query("SELECT name, host, port, host_key FROM targets ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(target_from_row).collect()
+    }
+
+    // ---- credentials -------------------------------------------------------
+
+    pub async fn set_credential(
+        &self,
+        target: &str,
+        login: &str,
+        kind: CredentialKind,
+        sealed: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.require("targets", "target", target).await?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM credentials WHERE target_name = $1 AND login = $2")
+            .bind(target)
+            .bind(login)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO credentials (target_name, login, kind, sealed, updated_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(target)
+        .bind(login)
+        .bind(kind.as_str())
+        .bind(sealed)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn credential(
+        &self,
+        target: &str,
+        login: &str,
+    ) -> Result<Option<CredentialRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT kind, sealed FROM credentials WHERE target_name = $1 AND login = $2",
+        )
+        .bind(target)
+        .bind(login)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let kind: String = row.try_get(0)?;
+        Ok(CredentialKind::parse(&kind).map(|kind| CredentialRecord {
+            kind,
+            sealed: row.try_get(1).unwrap_or_default(),
+        }))
+    }
+
+    pub async fn list_credentials(
+        &self,
+    ) -> Result<Vec<(String, String, CredentialKind)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT target_name, login, kind FROM credentials ORDER BY target_name, login",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            if let Some(kind) = CredentialKind::parse(&r.try_get::<String, _>(2)?) {
+                out.push((r.try_get(0)?, r.try_get(1)?, kind));
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- grants ------------------------------------------------------------
+
+    pub async fn add_grant(&self, g: &GrantRecord, now_ms: i64) -> Result<(), StoreError> {
+        self.require("targets", "target", &g.target).await?;
+        match g.subject {
+            Subject::User(ref u) => self.require("users", "user", u).await?,
+            Subject::Group(ref n) => self.require("user_groups", "group", n).await?,
+        }
+        sqlx::query(
+            "INSERT INTO grants (id, subject_kind, subject, target_name, logins, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&g.id)
+        .bind(g.subject.kind())
+        .bind(g.subject.name())
+        .bind(&g.target)
+        .bind(g.logins.join(" "))
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn remove_grant(&self, id: &str) -> Result<(), StoreError> {
+        let r = sqlx::query("DELETE FROM grants WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        affected(r.rows_affected(), "grant", id)
+    }
+
+    /// Grants naming the user directly or any of the given groups.
+    pub async fn grants_for(
+        &self,
+        user: &str,
+        groups: &[String],
+    ) -> Result<Vec<GrantRecord>, StoreError> {
+        let all = self.list_grants().await?;
+        Ok(all
+            .into_iter()
+            .filter(|g| match &g.subject {
+                Subject::User(u) => u == user,
+                Subject::Group(n) => groups.contains(n),
+            })
+            .collect())
+    }
+
+    pub async fn list_grants(&self) -> Result<Vec<GrantRecord>, StoreError> {
+        let rows = sqlx::query("SELECT id, subject_kind, subject, target_name, logins FROM grants ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let kind: String = r.try_get(1)?;
+            let subject: String = r.try_get(2)?;
+            let subject = if kind == "group" {
+                Subject::Group(subject)
+            } else {
+                Subject::User(subject)
+            };
+            let logins: String = r.try_get(4)?;
+            out.push(GrantRecord {
+                id: r.try_get(0)?,
+                subject,
+                target: r.try_get(3)?,
+                logins: logins
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            });
+        }
+        Ok(out)
+    }
+
+    // ---- sessions ----------------------------------------------------------
+
+    /// Written before the upstream is dialled; failure refuses the session.
+    pub async fn session_started(&self, s: &SessionStart) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (id, user_name, source, target_name, login, started_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&s.id)
+        .bind(&s.user)
+        .bind(&s.source)
+        .bind(&s.target)
+        .bind(&s.login)
+        .bind(s.started_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn session_ended(&self, id: &str, e: &SessionEnd) -> Result<(), StoreError> {
+        let r = sqlx::query(
+            "UPDATE sessions SET ended_at = $1, end_reason = $2, bytes_up = $3, bytes_down = $4 WHERE id = $5",
+        )
+        .bind(e.ended_ms)
+        .bind(&e.reason)
+        .bind(clamp(e.bytes_up))
+        .bind(clamp(e.bytes_down))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        affected(r.rows_affected(), "session", id)
+    }
+
+    pub async fn list_sessions(&self, limit: i64) -> Result<Vec<SessionRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, user_name, source, target_name, login, started_at, ended_at, end_reason, bytes_up, bytes_down \
+             FROM sessions ORDER BY started_at DESC, id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn require(
+        &self,
+        table: &'static str,
+        kind: &'static str,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        // `table` is always one of our literals, never input.
+        let q = format!("SELECT COUNT(*) FROM {table} WHERE name = $1");
+        let n: i64 = sqlx::query(&q)
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        affected(n as u64, kind, name)
+    }
+}
+
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn affected(n: u64, kind: &'static str, name: &str) -> Result<(), StoreError> {
+    if n == 0 {
+        return Err(StoreError::Missing {
+            kind,
+            name: name.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn unique<T>(r: Result<T, sqlx::Error>, kind: &'static str, name: &str) -> Result<(), StoreError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Exists {
+            kind,
+            name: name.to_string(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn target_from_row(r: &AnyRow) -> Result<TargetRecord, StoreError> {
+    let port: i64 = r.try_get(2)?;
+    Ok(TargetRecord {
+        name: r.try_get(0)?,
+        host: r.try_get(1)?,
+        port: u16::try_from(port).unwrap_or(0),
+        host_key: r.try_get(3)?,
+    })
+}
+
+fn session_from_row(r: &AnyRow) -> Result<SessionRecord, StoreError> {
+    Ok(SessionRecord {
+        id: r.try_get(0)?,
+        user: r.try_get(1)?,
+        source: r.try_get(2)?,
+        target: r.try_get(3)?,
+        login: r.try_get(4)?,
+        started_ms: r.try_get(5)?,
+        ended_ms: r.try_get(6)?,
+        end_reason: r.try_get(7)?,
+        bytes_up: r.try_get(8)?,
+        bytes_down: r.try_get(9)?,
+    })
+}

@@ -1,0 +1,247 @@
+//! The target-facing SSH client: dial with a timeout, verify the pinned host
+//! key, authenticate with the vaulted credential, open channels.
+
+mod channel;
+pub mod keys;
+
+pub use channel::{UpstreamSink, UpstreamSource, sig_from_name, sig_name};
+
+use crate::vault::Secret;
+use russh::client;
+use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot reach {addr}: {reason}")]
+    Unreachable { addr: String, reason: String },
+    #[error("timed out after {0:?} connecting to the target")]
+    Timeout(Duration),
+    #[error("host key mismatch for {target}: expected {expected}, saw {seen}")]
+    HostKeyMismatch {
+        target: String,
+        expected: String,
+        seen: String,
+    },
+    #[error("the target refused the vaulted credential for login {login}")]
+    AuthRejected { login: String },
+    #[error("the stored credential cannot be used: {0}")]
+    BadCredential(String),
+    #[error("the pinned host key is not a valid public key: {0}")]
+    BadPin(String),
+    #[error("SSH error talking to the target: {0}")]
+    Protocol(String),
+}
+
+/// A credential just opened from the vault; wiped when dropped.
+pub enum Credential {
+    Password(Secret<String>),
+    /// OpenSSH or PEM private key text.
+    PrivateKey(Secret<String>),
+}
+
+/// Where and how to reach a target.
+#[derive(Debug, Clone)]
+pub struct Dial {
+    pub target: String,
+    pub host: String,
+    pub port: u16,
+    /// Pinned host key, OpenSSH one-line form.
+    pub host_key: String,
+    pub timeout: Duration,
+}
+
+/// An authenticated connection to a target; channels are opened on demand.
+pub struct Upstream {
+    handle: client::Handle<Pinned>,
+}
+
+struct Pinned {
+    expected: PublicKey,
+    seen: Arc<Mutex<Option<String>>>,
+}
+
+impl client::Handler for Pinned {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let key = key.public_key();
+        if key.key_data() == self.expected.key_data() {
+            return Ok(true);
+        }
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some(keys::fingerprint(&key));
+        }
+        Ok(false)
+    }
+}
+
+fn client_config(pinned: &PublicKey) -> client::Config {
+    let mut preferred = russh::Preferred::default();
+    // Only negotiate the pinned key's algorithm, so the server cannot answer
+    // with another key we have never seen.
+    preferred.key = Cow::Owned(keys::host_key_algorithms(pinned));
+    // AES-GCM first: with AES-NI it is the cheapest AEAD on both ends.
+    preferred.cipher = Cow::Borrowed(&[
+        russh::cipher::AES_256_GCM,
+        russh::cipher::CHACHA20_POLY1305,
+        russh::cipher::AES_256_CTR,
+    ]);
+    client::Config {
+        preferred,
+        inactivity_timeout: None,
+        keepalive_interval: Some(Duration::from_secs(30)),
+        keepalive_max: 4,
+        nodelay: true,
+        window_size: 4 << 20,
+        channel_buffer_size: 64,
+        ..Default::default()
+    }
+}
+
+impl Upstream {
+    pub async fn connect(
+        dial: &Dial,
+        login: &str,
+        credential: Credential,
+    ) -> Result<Upstream, UpstreamError> {
+        let expected = keys::parse_public(&dial.host_key).map_err(UpstreamError::BadPin)?;
+        let seen = Arc::new(Mutex::new(None));
+        let handler = Pinned {
+            expected: expected.clone(),
+            seen: seen.clone(),
+        };
+        let addr = format!("{}:{}", dial.host, dial.port);
+        let config = Arc::new(client_config(&expected));
+        let connecting = client::connect(config, (dial.host.as_str(), dial.port), handler);
+        let mut handle = match tokio::time::timeout(dial.timeout, connecting).await {
+            Err(_) => return Err(UpstreamError::Timeout(dial.timeout)),
+            Ok(Ok(h)) => h,
+            Ok(Err(e)) => {
+                let seen = seen.lock().ok().and_then(|s| s.clone());
+                if let Some(seen) = seen {
+                    return Err(UpstreamError::HostKeyMismatch {
+                        target: dial.target.clone(),
+                        expected: keys::fingerprint(&expected),
+                        seen,
+                    });
+                }
+                return Err(UpstreamError::Unreachable {
+                    addr,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let ok = tokio::time::timeout(dial.timeout, authenticate(&mut handle, login, credential))
+            .await
+            .map_err(|_| UpstreamError::Timeout(dial.timeout))??;
+        if !ok {
+            return Err(UpstreamError::AuthRejected {
+                login: login.to_string(),
+            });
+        }
+        Ok(Upstream { handle })
+    }
+
+    pub async fn open_session(&self) -> Result<(UpstreamSource, UpstreamSink), UpstreamError> {
+        let ch = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        Ok(channel::split(ch))
+    }
+
+    pub async fn disconnect(&self, reason: &str) {
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, reason, "en")
+            .await;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+}
+
+async fn authenticate(
+    handle: &mut client::Handle<Pinned>,
+    login: &str,
+    credential: Credential,
+) -> Result<bool, UpstreamError> {
+    let proto = |e: russh::Error| UpstreamError::Protocol(e.to_string());
+    let result = match credential {
+        Credential::Password(pw) => handle
+            .authenticate_password(login, pw.expose().as_str())
+            .await
+            .map_err(proto)?,
+        Credential::PrivateKey(text) => {
+            let key = russh::keys::decode_secret_key(text.expose(), None).map_err(|_| {
+                UpstreamError::BadCredential("the private key cannot be decoded".into())
+            })?;
+            let hash = if key.algorithm().is_rsa() {
+                // rsa-sha2-512/256 as the server advertises; SHA-1 only if it says nothing.
+                handle
+                    .best_supported_rsa_hash()
+                    .await
+                    .map_err(proto)?
+                    .flatten()
+                    .or(Some(HashAlg::Sha512))
+            } else {
+                None
+            };
+            handle
+                .authenticate_publickey(login, PrivateKeyWithHashAlg::new(Arc::new(key), hash))
+                .await
+                .map_err(proto)?
+        }
+    };
+    Ok(result.success())
+}
+
+/// Connects only to read the target's host key, for the admin to pin.
+pub async fn fetch_host_key(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<String, UpstreamError> {
+    struct Capture(Arc<Mutex<Option<PublicKey>>>);
+    impl client::Handler for Capture {
+        type Error = russh::Error;
+        async fn check_server_key(
+            &mut self,
+            key: &PublicKeyOrCertificate,
+        ) -> Result<bool, Self::Error> {
+            if let Ok(mut k) = self.0.lock() {
+                *k = Some(key.public_key());
+            }
+            Ok(false)
+        }
+    }
+    let seen = Arc::new(Mutex::new(None));
+    let config = Arc::new(client::Config::default());
+    let r = tokio::time::timeout(
+        timeout,
+        client::connect(config, (host, port), Capture(seen.clone())),
+    )
+    .await;
+    let addr = format!("{host}:{port}");
+    let key = seen.lock().ok().and_then(|k| k.clone());
+    match (key, r) {
+        (Some(k), _) => Ok(keys::to_openssh(&k)),
+        (None, Err(_)) => Err(UpstreamError::Timeout(timeout)),
+        (None, Ok(Err(e))) => Err(UpstreamError::Unreachable {
+            addr,
+            reason: e.to_string(),
+        }),
+        (None, Ok(Ok(_))) => Err(UpstreamError::Unreachable {
+            addr,
+            reason: "no host key offered".into(),
+        }),
+    }
+}

@@ -1,0 +1,464 @@
+//! Test harness: a real OpenSSH sshd on a loopback port (in a private mount
+//! namespace with test copies of the account files), a real portcullis
+//! process, and the real OpenSSH client tools.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+
+pub const TARGET_USER: &str = "tuser";
+/// The vaulted password of the target account; must never reach a client,
+/// a log or the database in clear.
+pub const TARGET_PASSWORD: &str = "Vaulted-Upstream-Secret-7f3a9c";
+pub const ALICE_PASSWORD: &str = "alice-bastion-password";
+
+pub fn need(bin: &str, package: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {bin}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+        || Path::new(bin).exists();
+    assert!(
+        found,
+        "{bin} is not installed: apt-get install -y {package} (or run .ci/run, which installs it)"
+    );
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn wait_port(port: u16, what: &str, log: &Path) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "{what} did not listen on {port}; log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    out
+}
+
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn keygen(path: &Path, kind: &str) {
+    need("ssh-keygen", "openssh-client");
+    let mut c = Command::new("ssh-keygen");
+    c.args(["-q", "-N", "", "-t", kind, "-f"]).arg(path);
+    if kind == "rsa" {
+        c.args(["-b", "3072"]);
+    }
+    run_ok(&mut c);
+}
+
+/// A real sshd whose `tuser` account has a password and an authorized key.
+pub struct Sshd {
+    pub dir: TempDir,
+    pub port: u16,
+    pub host_pub: PathBuf,
+    /// Private key authorized for tuser (used as the vaulted key credential).
+    pub user_key: PathBuf,
+    pub home: PathBuf,
+    child: Child,
+}
+
+impl Sshd {
+    pub fn start() -> Sshd {
+        Self::start_with_key("ed25519")
+    }
+
+    pub fn start_with_key(user_key_kind: &str) -> Sshd {
+        need("/usr/sbin/sshd", "openssh-server");
+        need("unshare", "util-linux");
+        need("openssl", "openssl");
+        let dir = tempfile::Builder::new()
+            .prefix("pc-sshd")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        let host_key = d.join("host_ed25519");
+        keygen(&host_key, "ed25519");
+        let user_key = d.join("tuser_key");
+        keygen(&user_key, user_key_kind);
+        let ak = d.join("authorized_keys");
+        std::fs::create_dir_all(&ak).unwrap();
+        std::fs::copy(d.join("tuser_key.pub"), ak.join(TARGET_USER)).unwrap();
+        let home = d.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        run_ok(Command::new("chown").arg("4242:4242").arg(&home));
+        Self::accounts(d);
+        let port = free_port();
+        let template = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/proto-fixtures/sshd_config.template"
+        ))
+        .unwrap();
+        let conf = template
+            .replace("@PORT@", &port.to_string())
+            .replace("@HOST_KEY@", &host_key.display().to_string())
+            .replace("@PID_FILE@", &d.join("sshd.pid").display().to_string())
+            .replace("@AUTHORIZED_KEYS_DIR@", &ak.display().to_string())
+            .replace(
+                "@CIPHERS@",
+                "aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes256-ctr",
+            );
+        std::fs::write(d.join("sshd_config"), conf).unwrap();
+        let script = format!(
+            "set -e; mount -t tmpfs tmpfs /run; mkdir -p /run/sshd; chmod 755 /run/sshd; \
+             for f in passwd shadow group; do mount --bind {d}/$f /etc/$f; done; \
+             exec /usr/sbin/sshd -D -e -f {d}/sshd_config",
+            d = d.display()
+        );
+        let log = std::fs::File::create(d.join("sshd.log")).unwrap();
+        let child = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("starting sshd under unshare");
+        wait_port(port, "sshd", &d.join("sshd.log"));
+        Sshd {
+            port,
+            host_pub: d.join("host_ed25519.pub"),
+            user_key,
+            home,
+            child,
+            dir,
+        }
+    }
+
+    /// Test copies of the account files with `tuser` added (uid 4242).
+    fn accounts(d: &Path) {
+        let hash = run_ok(Command::new("openssl").args(["passwd", "-6", TARGET_PASSWORD])).stdout;
+        let hash = String::from_utf8(hash).unwrap().trim().to_string();
+        let home = d.join("home");
+        let mut passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+        passwd.push_str(&format!(
+            "{TARGET_USER}:x:4242:4242:test user:{}:/bin/sh\n",
+            home.display()
+        ));
+        let mut shadow = std::fs::read_to_string("/etc/shadow").unwrap_or_default();
+        shadow.push_str(&format!("{TARGET_USER}:{hash}:19000:0:99999:7:::\n"));
+        let mut group = std::fs::read_to_string("/etc/group").unwrap();
+        group.push_str(&format!("{TARGET_USER}:x:4242:\n"));
+        std::fs::write(d.join("passwd"), passwd).unwrap();
+        std::fs::write(d.join("shadow"), shadow).unwrap();
+        std::fs::write(d.join("group"), group).unwrap();
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// Direct OpenSSH command to the sshd as tuser with its key (the reference).
+    pub fn direct(&self) -> Command {
+        let mut c = Command::new("ssh");
+        c.args(client_opts())
+            .arg("-i")
+            .arg(&self.user_key)
+            .args(["-p", &self.port.to_string()])
+            .arg(format!("{TARGET_USER}@127.0.0.1"));
+        c
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // sshd session children may still hold the port; kill by pid file.
+        if let Ok(pid) = std::fs::read_to_string(self.dir.path().join("sshd.pid")) {
+            let _ = Command::new("kill")
+                .arg(pid.trim())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+pub fn client_opts() -> Vec<String> {
+    [
+        "-F",
+        "/dev/null",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "ConnectTimeout=10",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// A running portcullis with alice, targets and credentials set up through the CLI.
+pub struct Bastion {
+    pub dir: TempDir,
+    pub port: u16,
+    pub alice_key: PathBuf,
+    pub config: PathBuf,
+    child: Option<Child>,
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_portcullis")
+}
+
+impl Bastion {
+    /// Creates the data dir and config; nothing is running yet.
+    pub fn new() -> Bastion {
+        need("ssh", "openssh-client");
+        let dir = tempfile::Builder::new()
+            .prefix("pc-bastion")
+            .tempdir()
+            .unwrap();
+        let port = free_port();
+        let config = dir.path().join("portcullis.toml");
+        std::fs::write(
+            &config,
+            format!("listen = \"127.0.0.1:{port}\"\n[upstream]\nconnect_timeout_secs = 5\n"),
+        )
+        .unwrap();
+        let alice_key = dir.path().join("alice_key");
+        keygen(&alice_key, "ed25519");
+        Bastion {
+            dir,
+            port,
+            alice_key,
+            config,
+            child: None,
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn cli(&self) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("--config")
+            .arg(&self.config)
+            .arg("--data-dir")
+            .arg(self.data_dir());
+        c
+    }
+
+    pub fn admin(&self, args: &[&str]) -> Output {
+        run_ok(self.cli().args(args))
+    }
+
+    pub fn admin_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = self
+            .cli()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// alice (password + key); web01 = key credential, web02 = password credential,
+    /// both to the same sshd as tuser; alice granted both.
+    pub fn standard(sshd: &Sshd) -> Bastion {
+        let mut b = Bastion::new();
+        let alice_pub = b.alice_key.with_extension("pub");
+        b.admin_stdin(
+            &[
+                "user",
+                "add",
+                "alice",
+                "--password-stdin",
+                "--key",
+                alice_pub.to_str().unwrap(),
+            ],
+            &format!("{ALICE_PASSWORD}\n"),
+        );
+        let port = sshd.port.to_string();
+        let hk = sshd.host_pub.to_str().unwrap();
+        for t in ["web01", "web02"] {
+            b.admin(&[
+                "target",
+                "add",
+                t,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "--host-key-file",
+                hk,
+            ]);
+            b.admin(&[
+                "grant",
+                "add",
+                "--user",
+                "alice",
+                "--target",
+                t,
+                "--login",
+                TARGET_USER,
+            ]);
+        }
+        b.admin(&[
+            "credential",
+            "set",
+            "web01",
+            TARGET_USER,
+            "--key-file",
+            sshd.user_key.to_str().unwrap(),
+        ]);
+        b.admin_stdin(
+            &[
+                "credential",
+                "set",
+                "web02",
+                TARGET_USER,
+                "--password-stdin",
+            ],
+            &format!("{TARGET_PASSWORD}\n"),
+        );
+        b.start();
+        b
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("portcullis.log")
+    }
+
+    pub fn start(&mut self) {
+        let log = std::fs::File::create(self.log_path()).unwrap();
+        let child = self
+            .cli()
+            .arg("serve")
+            .env("PORTCULLIS_LOG", "debug,russh=info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        wait_port(self.port, "portcullis", &self.log_path());
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// `ssh` to the bastion as `user` with alice's key.
+    pub fn ssh(&self, user: &str) -> Command {
+        let mut c = Command::new("ssh");
+        c.args(client_opts())
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "PreferredAuthentications=publickey",
+            ])
+            .arg("-i")
+            .arg(&self.alice_key)
+            .args(["-p", &self.port.to_string()])
+            .arg(format!("{user}@127.0.0.1"));
+        c
+    }
+
+    /// Options for tools that take `-e`/`-S`-style ssh commands or `-o` lists.
+    pub fn ssh_opts(&self) -> Vec<String> {
+        let mut o = client_opts();
+        o.extend(
+            [
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "PreferredAuthentications=publickey",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        o.push("-i".into());
+        o.push(self.alice_key.display().to_string());
+        o
+    }
+}
+
+impl Drop for Bastion {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn sha256_file(p: &Path) -> String {
+    let out = run_ok(Command::new("sha256sum").arg(p));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+pub fn random_file(p: &Path, mib: usize) {
+    run_ok(
+        Command::new("head")
+            .args(["-c", &format!("{}", mib << 20), "/dev/urandom"])
+            .stdout(std::fs::File::create(p).unwrap()),
+    );
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}

@@ -161,7 +161,7 @@ fn password_login_to_the_bastion() {
         .status()
         .unwrap();
     let mut c = Command::new("ssh");
-    c.args(client_opts())
+    c.args(client_opts(&b.known_hosts()))
         .args([
             "-o",
             "PreferredAuthentications=password",

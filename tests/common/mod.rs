@@ -147,6 +147,7 @@ impl Sshd {
             .spawn()
             .expect("starting sshd under unshare");
         wait_port(port, "sshd", &d.join("sshd.log"));
+        write_known_hosts(&d.join("known_hosts"), port, &d.join("host_ed25519.pub"));
         Sshd {
             port,
             host_pub: d.join("host_ed25519.pub"),
@@ -183,7 +184,7 @@ impl Sshd {
     /// Direct OpenSSH command to the sshd as tuser with its key (the reference).
     pub fn direct(&self) -> Command {
         let mut c = Command::new("ssh");
-        c.args(client_opts())
+        c.args(client_opts(&self.dir.path().join("known_hosts")))
             .arg("-i")
             .arg(&self.user_key)
             .args(["-p", &self.port.to_string()])
@@ -206,24 +207,30 @@ impl Drop for Sshd {
     }
 }
 
-pub fn client_opts() -> Vec<String> {
-    [
+/// Client options as a careful user has them: the server's key known in
+/// advance (strict checking) and the default log level, so refusals show.
+pub fn client_opts(known_hosts: &Path) -> Vec<String> {
+    let mut o: Vec<String> = [
         "-F",
         "/dev/null",
         "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        "UserKnownHostsFile=/dev/null",
-        "-o",
-        "LogLevel=ERROR",
+        "StrictHostKeyChecking=yes",
         "-o",
         "IdentitiesOnly=yes",
         "-o",
         "ConnectTimeout=10",
+        "-o",
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect()
+    .collect();
+    o.push(format!("UserKnownHostsFile={}", known_hosts.display()));
+    o
+}
+
+pub fn write_known_hosts(path: &Path, port: u16, pubkey_file: &Path) {
+    let key = std::fs::read_to_string(pubkey_file).unwrap();
+    std::fs::write(path, format!("[127.0.0.1]:{port} {}\n", key.trim())).unwrap();
 }
 
 /// A running portcullis with alice, targets and credentials set up through the CLI.
@@ -386,6 +393,15 @@ impl Bastion {
             .unwrap();
         self.child = Some(child);
         wait_port(self.port, "portcullis", &self.log_path());
+        write_known_hosts(
+            &self.known_hosts(),
+            self.port,
+            &self.data_dir().join("host_ed25519.pub"),
+        );
+    }
+
+    pub fn known_hosts(&self) -> PathBuf {
+        self.dir.path().join("known_hosts")
     }
 
     pub fn stop(&mut self) {
@@ -402,7 +418,7 @@ impl Bastion {
     /// `ssh` to the bastion as `user` with alice's key.
     pub fn ssh(&self, user: &str) -> Command {
         let mut c = Command::new("ssh");
-        c.args(client_opts())
+        c.args(client_opts(&self.known_hosts()))
             .args([
                 "-o",
                 "BatchMode=yes",
@@ -418,7 +434,7 @@ impl Bastion {
 
     /// Options for tools that take `-e`/`-S`-style ssh commands or `-o` lists.
     pub fn ssh_opts(&self) -> Vec<String> {
-        let mut o = client_opts();
+        let mut o = client_opts(&self.known_hosts());
         o.extend(
             [
                 "-o",

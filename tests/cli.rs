@@ -1,0 +1,145 @@
+//! The binary's setup paths: embedded defaults, config errors, the example
+//! config in deploy/, and host-key pinning by the admin.
+
+mod common;
+use common::*;
+use std::process::{Command, Stdio};
+
+#[test]
+fn embedded_defaults_create_a_private_data_dir_and_listen_on_2222() {
+    use std::os::unix::fs::PermissionsExt;
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = Command::new(bin())
+        .arg("serve")
+        .current_dir(cwd.path())
+        .env_remove("PORTCULLIS_DATA_DIR")
+        .env_remove("PORTCULLIS_CONFIG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = cwd.path().join("none");
+    wait_port(2222, "portcullis on embedded defaults", &log);
+    let data = cwd.path().join("portcullis-data");
+    let mode = |p: &str| {
+        std::fs::metadata(data.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("kek"), 0o600);
+    assert_eq!(mode("host_ed25519"), 0o600);
+    assert_eq!(
+        std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    assert!(data.join("portcullis.db").exists());
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn bad_config_reports_every_problem_and_exits_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, format!("listen = \"127.0.0.1:{port}\"\nlog_format = \"xml\"\n[limits]\nlogin_grace_secs = 0\nmax_auth_attempts = 99\n")).unwrap();
+    let out = run(Command::new(bin())
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(dir.path().join("d"))
+        .arg("serve"));
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    for key in ["log_format", "login_grace_secs", "max_auth_attempts"] {
+        assert!(err.contains(key), "{key} missing from: {err}");
+    }
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    std::fs::write(&cfg, "listen = \"127.0.0.1:1\"\nlisten_adress = \"x\"\n").unwrap();
+    let out = run(Command::new(bin())
+        .arg("--config")
+        .arg(&cfg)
+        .arg("check-config"));
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("listen_adress"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn example_config_in_deploy_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/portcullis.toml");
+    let out = run(Command::new(bin()).args(["--config", path, "check-config"]));
+    assert!(
+        out.status.success(),
+        "deploy/portcullis.toml: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("/var/lib/portcullis"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn target_add_shows_the_fingerprint_and_pins_only_on_confirmation() {
+    let sshd = Sshd::start();
+    let b = Bastion::new();
+    let port = sshd.port.to_string();
+    let fp = text(&run_ok(Command::new("ssh-keygen").arg("-lf").arg(&sshd.host_pub)).stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    // No terminal and no --yes: shown, not pinned.
+    let out = run(b
+        .cli()
+        .args([
+            "target",
+            "add",
+            "web01",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+        ])
+        .stdin(Stdio::null()));
+    assert!(!out.status.success());
+    assert!(text(&out.stdout).contains(&fp), "{}", text(&out.stdout));
+    assert!(!text(&b.admin(&["target", "list"]).stdout).contains("web01"));
+    let out = b.admin(&[
+        "target",
+        "add",
+        "web01",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--yes",
+    ]);
+    assert!(text(&out.stdout).contains(&fp));
+    assert!(text(&b.admin(&["target", "list"]).stdout).contains(&fp));
+}
+
+#[test]
+fn admin_cli_round_trip() {
+    let b = Bastion::new();
+    let key = b.alice_key.with_extension("pub");
+    b.admin(&["user", "add", "bob", "--key", key.to_str().unwrap()]);
+    let out = run(b
+        .cli()
+        .args(["user", "add", "bob", "--key", key.to_str().unwrap()]));
+    assert!(!out.status.success() && text(&out.stderr).contains("already exists"));
+    let out = run(b.cli().args(["user", "add", "bad name"]));
+    assert!(!out.status.success());
+    b.admin(&["group", "add", "ops"]);
+    b.admin(&["group", "member", "add", "ops", "bob"]);
+    assert!(text(&b.admin(&["user", "list"]).stdout).contains("bob\tpassword=no\tkeys=1"));
+    b.admin(&["user", "remove", "bob"]);
+    assert!(!text(&b.admin(&["user", "list"]).stdout).contains("bob"));
+}

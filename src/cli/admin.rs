@@ -187,7 +187,7 @@ pub async fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
             };
             let parsed = keys
                 .iter()
-                .map(|k| read_key(k))
+                .map(read_key)
                 .collect::<anyhow::Result<Vec<_>>>()?;
             if pw.is_none() && parsed.is_empty() {
                 bail!("give --password, --password-stdin or --key: a user needs a way to log in");

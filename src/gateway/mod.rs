@@ -37,12 +37,14 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, GatewayError> {
 }
 
 fn ssh_config(app: &App, host_keys: Vec<russh::keys::PrivateKey>) -> SshConfig {
-    let mut preferred = russh::Preferred::default();
-    preferred.cipher = Cow::Borrowed(&[
-        russh::cipher::AES_256_GCM,
-        russh::cipher::CHACHA20_POLY1305,
-        russh::cipher::AES_256_CTR,
-    ]);
+    let preferred = russh::Preferred {
+        cipher: Cow::Borrowed(&[
+            russh::cipher::AES_256_GCM,
+            russh::cipher::CHACHA20_POLY1305,
+            russh::cipher::AES_256_CTR,
+        ]),
+        ..Default::default()
+    };
     SshConfig {
         server_id: russh::SshId::Standard(Cow::Borrowed("SSH-2.0-portcullis")),
         methods: handler::first_factor_methods(),

@@ -123,7 +123,12 @@ mod tests {
             g("g2", "db01", &["postgres"]),
             g("g3", "web01", &["admin"]),
         ];
-        let cases: [(&str, Option<&str>, Result<(&str, &str), &str>); 6] = [
+        type Case<'a> = (
+            &'a str,
+            Option<&'a str>,
+            Result<(&'a str, &'a str), &'a str>,
+        );
+        let cases: [Case; 6] = [
             ("web01", None, Ok(("g1", "deploy"))),
             ("web01", Some("root"), Ok(("g1", "root"))),
             ("web01", Some("admin"), Ok(("g3", "admin"))),

@@ -82,16 +82,18 @@ impl client::Handler for Pinned {
 }
 
 fn client_config(pinned: &PublicKey) -> client::Config {
-    let mut preferred = russh::Preferred::default();
-    // Only negotiate the pinned key's algorithm, so the server cannot answer
-    // with another key we have never seen.
-    preferred.key = Cow::Owned(keys::host_key_algorithms(pinned));
-    // AES-GCM first: with AES-NI it is the cheapest AEAD on both ends.
-    preferred.cipher = Cow::Borrowed(&[
-        russh::cipher::AES_256_GCM,
-        russh::cipher::CHACHA20_POLY1305,
-        russh::cipher::AES_256_CTR,
-    ]);
+    let preferred = russh::Preferred {
+        // Only negotiate the pinned key's algorithm, so the server cannot
+        // answer with another key we have never seen.
+        key: Cow::Owned(keys::host_key_algorithms(pinned)),
+        // AES-GCM first: with AES-NI it is the cheapest AEAD on both ends.
+        cipher: Cow::Borrowed(&[
+            russh::cipher::AES_256_GCM,
+            russh::cipher::CHACHA20_POLY1305,
+            russh::cipher::AES_256_CTR,
+        ]),
+        ..Default::default()
+    };
     client::Config {
         preferred,
         inactivity_timeout: None,

@@ -239,3 +239,34 @@ fn sessions_table_records_who_where_and_bytes() {
     let down: u64 = line.split("down=").nth(1).unwrap().trim().parse().unwrap();
     assert!(down >= 100_000, "{line}");
 }
+
+#[test]
+fn a_channel_whose_reader_stalls_does_not_stall_its_neighbours() {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("cm.sock");
+    let cm = |extra: &[&str]| {
+        let mut c = b.ssh("alice+web01");
+        c.arg("-S").arg(&sock).args(extra);
+        c
+    };
+    run_ok(&mut cm(&["-M", "-f", "-N", "-o", "ControlPersist=yes"]));
+    // 4 MB that nobody reads for a while: the client stops granting window.
+    let mut slow = cm(&["head -c 4000000 /dev/zero; echo END"]).stdout(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let start = Instant::now();
+    for i in 0..3 {
+        let out = run_ok(&mut cm(&[&format!("echo quick-{i}")]));
+        assert_eq!(text(&out.stdout), format!("quick-{i}\n"));
+    }
+    assert!(start.elapsed() < Duration::from_secs(10), "neighbours stalled: {:?}", start.elapsed());
+    let mut all = Vec::new();
+    slow.stdout.take().unwrap().read_to_end(&mut all).unwrap();
+    assert!(slow.wait().unwrap().success());
+    assert_eq!(all.len(), 4_000_004);
+    assert!(all.ends_with(b"END\n"));
+    run(&mut cm(&["-O", "exit"]));
+}

@@ -270,3 +270,19 @@ fn a_channel_whose_reader_stalls_does_not_stall_its_neighbours() {
     assert!(all.ends_with(b"END\n"));
     run(&mut cm(&["-O", "exit"]));
 }
+
+#[test]
+fn vaulted_rsa_and_ecdsa_keys_authenticate_upstream() {
+    for kind in ["rsa", "ecdsa"] {
+        let sshd = Sshd::start_with_key(kind);
+        let b = Bastion::standard(&sshd);
+        let out = run(b.ssh("alice+web01").arg("id -un").stdin(Stdio::null()));
+        assert!(out.status.success(), "{kind}: {}\n{}", text(&out.stderr), b.log());
+        assert_eq!(text(&out.stdout), "tuser\n");
+        if kind == "rsa" {
+            // rsa-sha2-512/256 chosen from server-sig-algs, never SHA-1 ssh-rsa.
+            assert!(sshd.log().contains("Accepted publickey for tuser"), "{}", sshd.log());
+            assert!(!sshd.log().contains("ssh-rsa SHA1"), "{}", sshd.log());
+        }
+    }
+}

@@ -65,7 +65,7 @@ bastion_pid=""
 idle_pids=()
 
 cleanup() {
-    local rc=$?
+    local rc=$? i
     set +e
     if [[ ${#idle_pids[@]} -gt 0 ]]; then
         kill "${idle_pids[@]}" 2>/dev/null
@@ -73,13 +73,15 @@ cleanup() {
     fi
     if [[ -n $bastion_pid ]]; then
         kill "$bastion_pid" 2>/dev/null
+        for ((i = 0; i < 100; i++)); do kill -0 "$bastion_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$bastion_pid" 2>/dev/null
         wait "$bastion_pid" 2>/dev/null
     fi
     if [[ -n $sshd_pid ]]; then
         # `unshare --fork` blocks TERM itself: stop its child, the sshd that is
         # pid 1 of the namespace (the kernel then kills every session), and
         # only if that fails, KILL unshare (--kill-child does the rest).
-        local child="" i
+        local child=""
         read -r child _ <"/proc/$sshd_pid/task/$sshd_pid/children" 2>/dev/null
         [[ -n $child ]] && kill "$child" 2>/dev/null
         for ((i = 0; i < 50; i++)); do kill -0 "$sshd_pid" 2>/dev/null || break; sleep 0.1; done
@@ -169,7 +171,7 @@ count_words() { sort | uniq -c | awk '{ printf "%s%s x%d", (NR > 1 ? ", " : ""),
 
 negotiated() { # HOST -> kex and cipher the client negotiated (each hop for -J)
     local v
-    v=$("${SSH[@]}" -v "$1" true 2>&1)
+    v=$("${SSH[@]}" -v "$1" true 2>&1 | tr -d '\r')
     printf 'kex %s; cipher %s' \
         "$(sed -n 's/.*kex: algorithm: \([^ ]*\).*/\1/p' <<<"$v" | count_words)" \
         "$(sed -n 's/.*kex: server->client cipher: \([^ ]*\).*/\1/p' <<<"$v" | count_words)"
@@ -301,7 +303,7 @@ listen = "127.0.0.1:$bastion_port"
 host_keys = ["$tmp/bastion_host_ed25519_key"]
 log_format = "text"
 EOF
-    pc() { "$PC_BIN" --config "$tmp/portcullis.toml" --data-dir "$tmp/data" "$@"; }
+    pc() { "$PC_BIN" --config "$tmp/portcullis.toml" --data-dir "$tmp/data" "$@" >&2; }
     pc user add alice --key "$tmp/client_ed25519.pub"
     pc target add web01 --host 127.0.0.1 --port "$sshd_port" \
         --host-key-file "$tmp/sshd_host_ed25519_key.pub"
@@ -313,7 +315,9 @@ EOF
 
     # 500 sessions need about 2 descriptors each in the bastion.
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-    pc serve </dev/null >"$tmp/bastion.log" 2>&1 &
+    # Not through `pc`: $! must be the bastion itself, not a subshell.
+    "$PC_BIN" --config "$tmp/portcullis.toml" --data-dir "$tmp/data" serve \
+        </dev/null >"$tmp/bastion.log" 2>&1 &
     bastion_pid=$!
     wait_port "$bastion_port" "$bastion_pid" || {
         tail -n 30 "$tmp/bastion.log" >&2
@@ -346,9 +350,11 @@ for leg in "${legs[@]}"; do
     say "   setup    ${setup[$leg]} ms (median of $SETUP_RUNS)"
 done
 
-# What the test sshd saw on all its connections (includes the bastion's upstream leg).
-server_kex=$(sed -n 's/.*kex: algorithm: \([^ ]*\).*/\1/p' "$tmp/sshd.log" | count_words)
-server_ciphers=$(sed -n 's/.*kex: client->server cipher: \([^ ]*\).*/\1/p' "$tmp/sshd.log" | count_words)
+# What the test sshd saw on all its connections (includes the bastion's
+# upstream leg, and rekeys). sshd -e ends its lines with \r\n.
+server_log=$(tr -d '\r' <"$tmp/sshd.log")
+server_kex=$(sed -n 's/.*kex: algorithm: \([^ ]*\).*/\1/p' <<<"$server_log" | count_words)
+server_ciphers=$(sed -n 's/.*kex: client->server cipher: \([^ ]*\).*/\1/p' <<<"$server_log" | count_words)
 
 # ---------------------------------------------------------- idle sessions ----
 

@@ -255,14 +255,21 @@ fn a_channel_whose_reader_stalls_does_not_stall_its_neighbours() {
     };
     run_ok(&mut cm(&["-M", "-f", "-N", "-o", "ControlPersist=yes"]));
     // 4 MB that nobody reads for a while: the client stops granting window.
-    let mut slow = cm(&["head -c 4000000 /dev/zero; echo END"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut slow = cm(&["head -c 4000000 /dev/zero; echo END"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     let start = Instant::now();
     for i in 0..3 {
         let out = run_ok(&mut cm(&[&format!("echo quick-{i}")]));
         assert_eq!(text(&out.stdout), format!("quick-{i}\n"));
     }
-    assert!(start.elapsed() < Duration::from_secs(10), "neighbours stalled: {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "neighbours stalled: {:?}",
+        start.elapsed()
+    );
     let mut all = Vec::new();
     slow.stdout.take().unwrap().read_to_end(&mut all).unwrap();
     assert!(slow.wait().unwrap().success());
@@ -277,11 +284,20 @@ fn vaulted_rsa_and_ecdsa_keys_authenticate_upstream() {
         let sshd = Sshd::start_with_key(kind);
         let b = Bastion::standard(&sshd);
         let out = run(b.ssh("alice+web01").arg("id -un").stdin(Stdio::null()));
-        assert!(out.status.success(), "{kind}: {}\n{}", text(&out.stderr), b.log());
+        assert!(
+            out.status.success(),
+            "{kind}: {}\n{}",
+            text(&out.stderr),
+            b.log()
+        );
         assert_eq!(text(&out.stdout), "tuser\n");
         if kind == "rsa" {
             // rsa-sha2-512/256 chosen from server-sig-algs, never SHA-1 ssh-rsa.
-            assert!(sshd.log().contains("Accepted publickey for tuser"), "{}", sshd.log());
+            assert!(
+                sshd.log().contains("Accepted publickey for tuser"),
+                "{}",
+                sshd.log()
+            );
             assert!(!sshd.log().contains("ssh-rsa SHA1"), "{}", sshd.log());
         }
     }

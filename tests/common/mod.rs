@@ -132,6 +132,7 @@ impl Sshd {
         std::fs::write(d.join("sshd_config"), conf).unwrap();
         let script = format!(
             "set -e; mount -t tmpfs tmpfs /run; mkdir -p /run/sshd; chmod 755 /run/sshd; \
+             mount -t tmpfs tmpfs /var/log; \
              for f in passwd shadow group; do mount --bind {d}/$f /etc/$f; done; \
              exec /usr/sbin/sshd -D -e -f {d}/sshd_config",
             d = d.display()

@@ -2,6 +2,7 @@
 //! connection; nothing global.
 
 use crate::auth::PasswordChecker;
+use crate::auth::throttle::{Throttle, ThrottleConfig};
 use crate::config::Config;
 use crate::registry::Registry;
 use crate::store::Store;
@@ -14,6 +15,8 @@ pub struct App {
     pub vault: Vault,
     pub passwords: PasswordChecker,
     pub registry: Registry,
+    pub throttle: Throttle,
+    pub blocks: crate::lockdown::SourceBlocks,
 }
 
 impl App {
@@ -24,6 +27,8 @@ impl App {
             vault,
             passwords: PasswordChecker::default(),
             registry: Registry::default(),
+            throttle: Throttle::new(ThrottleConfig::default()),
+            blocks: crate::lockdown::SourceBlocks::default(),
         })
     }
 }

@@ -5,11 +5,13 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod gateway;
+pub mod lockdown;
 pub mod names;
 pub mod policy;
 pub mod registry;

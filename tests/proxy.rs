@@ -149,48 +149,6 @@ fn rsync_over_the_bastion() {
 }
 
 #[test]
-fn password_login_to_the_bastion() {
-    let sshd = Sshd::start();
-    let b = Bastion::standard(&sshd);
-    let dir = tempfile::tempdir().unwrap();
-    let askpass = dir.path().join("askpass.sh");
-    std::fs::write(&askpass, format!("#!/bin/sh\necho '{ALICE_PASSWORD}'\n")).unwrap();
-    std::process::Command::new("chmod")
-        .arg("+x")
-        .arg(&askpass)
-        .status()
-        .unwrap();
-    let mut c = Command::new("ssh");
-    c.args(client_opts(&b.known_hosts()))
-        .args([
-            "-o",
-            "PreferredAuthentications=password",
-            "-o",
-            "NumberOfPasswordPrompts=1",
-            "-p",
-            &b.port.to_string(),
-        ])
-        .arg("alice+web01@127.0.0.1")
-        .arg("id -un")
-        .env("SSH_ASKPASS", &askpass)
-        .env("SSH_ASKPASS_REQUIRE", "force")
-        .env("DISPLAY", ":0")
-        .stdin(Stdio::null());
-    let out = run(&mut c);
-    assert!(out.status.success(), "{}\n{}", text(&out.stderr), b.log());
-    assert_eq!(text(&out.stdout), "tuser\n");
-
-    std::fs::write(&askpass, "#!/bin/sh\necho wrong-password\n").unwrap();
-    let out = run(&mut c);
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("Permission denied"),
-        "{}",
-        text(&out.stderr)
-    );
-}
-
-#[test]
 fn control_master_carries_two_channels_on_one_upstream() {
     let sshd = Sshd::start();
     let b = Bastion::standard(&sshd);

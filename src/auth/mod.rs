@@ -4,6 +4,9 @@
 //! semaphore: at most `MAX_CONCURRENT_HASHES` at once, and a login that cannot
 //! get a slot quickly is refused rather than queued (load is shed, not stored).
 
+pub mod throttle;
+pub mod totp;
+
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::{Arc, OnceLock};

@@ -30,6 +30,9 @@ pub enum UserCmd {
         /// OpenSSH public key file; may be repeated.
         #[arg(long = "key")]
         keys: Vec<PathBuf>,
+        /// A service account: public key only, exempt from MFA, no password.
+        #[arg(long, conflicts_with_all = ["password", "password_stdin"], requires = "keys")]
+        service: bool,
     },
     Remove {
         name: String,
@@ -45,6 +48,9 @@ pub enum UserCmd {
     },
     #[command(subcommand)]
     Key(KeyCmd),
+    /// TOTP second factor: enroll, reset, remove.
+    #[command(subcommand)]
+    Totp(super::mfa::TotpCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,11 +177,13 @@ fn prompt_password() -> anyhow::Result<Zeroizing<String>> {
 pub async fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
     let (store, _) = super::open(config).await?;
     match cmd {
+        UserCmd::Totp(c) => return super::mfa::totp_cmd(config, c).await,
         UserCmd::Add {
             name: n,
             password_stdin,
             password,
             keys,
+            service,
         } => {
             let n = name(&n)?;
             let pw = if password_stdin {
@@ -198,7 +206,20 @@ pub async fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
                 store.add_user_key(&n, &fp, &line).await?;
                 println!("key {fp} added");
             }
-            println!("user {n} added");
+            if service {
+                store.set_mfa_exempt(&n, true).await?;
+                let event = crate::audit::AuditEvent::MfaExemption {
+                    user: n.clone(),
+                    actor: crate::audit::cli_actor(),
+                    exempt: true,
+                };
+                crate::audit::record(&store, event).await?;
+                println!("user {n} added as a service account (public key only, no MFA)");
+            } else {
+                println!(
+                    "user {n} added; enroll a second factor with `portcullis user totp enroll {n}`"
+                );
+            }
         }
         UserCmd::Remove { name: n } => {
             store.remove_user(&n).await?;
@@ -219,6 +240,10 @@ pub async fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
             password_stdin,
             clear,
         } => {
+            let exempt = store.user(&n).await?.is_some_and(|u| u.mfa_exempt);
+            if exempt && !clear {
+                bail!("{n} is a service account and cannot have a password");
+            }
             let hash = if clear {
                 None
             } else {

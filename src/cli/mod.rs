@@ -2,6 +2,7 @@
 //! directory (or the database named in the config).
 
 mod admin;
+mod mfa;
 mod serve;
 
 use crate::config::Config;
@@ -46,6 +47,18 @@ pub enum Command {
     Grant(admin::GrantCmd),
     #[command(subcommand)]
     Session(admin::SessionCmd),
+    #[command(subcommand)]
+    Source(mfa::SourceCmd),
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -94,5 +107,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Credential(c) => admin::credential(&config, c).await,
         Command::Grant(c) => admin::grant(&config, c).await,
         Command::Session(c) => admin::session(&config, c).await,
+        Command::Source(c) => mfa::source(&config, c).await,
+        Command::Audit(AuditCmd::List { limit }) => mfa::audit_list(&config, limit).await,
     }
 }

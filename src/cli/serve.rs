@@ -1,8 +1,11 @@
 //! `portcullis serve`: telemetry, state, listener, and a clean shutdown.
 
 use crate::app::App;
+use crate::audit::{self, AuditEvent};
 use crate::config::{Config, LogFormat};
 use crate::gateway;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 fn init_tracing(format: LogFormat) {
@@ -28,6 +31,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let app = App::new(config, store, vault);
     let shutdown = CancellationToken::new();
+    refresh_blocks(&app).await;
     tracing::info!(%addr, "portcullis listening");
     let server = tokio::spawn(gateway::serve(
         app.clone(),
@@ -35,12 +39,68 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         host_keys,
         shutdown.clone(),
     ));
+    let chores = tokio::spawn(chores(app.clone(), shutdown.clone()));
     wait_for_signal().await;
     tracing::info!("shutting down");
     shutdown.cancel();
     let _ = server.await;
+    let _ = chores.await;
     app.store.close().await;
     Ok(())
+}
+
+/// Periodic work: reload source blocks, summarise failed logins.
+async fn chores(app: Arc<App>, shutdown: CancellationToken) {
+    let mut blocks = tokio::time::interval(Duration::from_secs(2));
+    let mut tally = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = blocks.tick() => refresh_blocks(&app).await,
+            _ = tally.tick() => flush_failures(&app).await,
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    flush_failures(&app).await;
+}
+
+async fn refresh_blocks(app: &App) {
+    match app.store.source_blocks().await {
+        Ok(list) => {
+            let nets = list
+                .iter()
+                .filter_map(|b| {
+                    crate::lockdown::parse_cidr(&b.cidr)
+                        .ok()
+                        .map(|n| (n, b.expires_ms))
+                })
+                .collect();
+            app.blocks.replace(nets);
+        }
+        // Keep the last list: a database hiccup must not lift a block.
+        Err(e) => tracing::warn!(error = %e, "cannot reload source blocks"),
+    }
+}
+
+/// One audit row per (user, address, factor) since the last flush.
+async fn flush_failures(app: &App) {
+    let (tally, overflow) = app.throttle.drain_tally();
+    for t in tally {
+        let event = AuditEvent::LoginFailures {
+            username_sent: t.user,
+            source: t.source.to_string(),
+            factor: t.factor.to_string(),
+            count: t.count,
+        };
+        if let Err(e) = audit::record(&app.store, event).await {
+            tracing::error!(error = %e, "failed-login summary not written");
+        }
+    }
+    if overflow > 0 {
+        tracing::warn!(
+            overflow,
+            "failed logins not summarised individually (tally full)"
+        );
+    }
 }
 
 async fn wait_for_signal() {

@@ -2,29 +2,27 @@
 
 use super::channel;
 use super::limits::Slot;
+use super::login::{FirstFactor, first_factor_methods};
 use super::menu;
 use crate::app::App;
 use crate::bridge;
-use crate::names::{LoginRequest, escape_for_log, parse_login};
+use crate::names::escape_for_log;
 use crate::policy::{Permissions, SessionRequest};
 use crate::session::{Destination, Session};
-use crate::store::UserRecord;
 use russh::server::{
-    Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Session as SshSession, VerifiedPublicKey,
+    Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Response, Session as SshSession,
+    VerifiedPublicKey,
 };
-use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet, Pty, Sig};
+use russh::{Channel, ChannelId, ChannelOpenFailure, Pty, Sig};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-pub fn first_factor_methods() -> MethodSet {
-    MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..])
-}
 
 /// State the connection task shares with the handler russh owns.
 pub struct Shared {
-    session: OnceLock<Arc<Session>>,
-    cancel: CancellationToken,
+    pub(super) session: OnceLock<Arc<Session>>,
+    pub(super) cancel: CancellationToken,
 }
 
 impl Shared {
@@ -38,14 +36,13 @@ impl Shared {
 }
 
 pub struct Connection {
-    app: Arc<App>,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
+    pub(super) app: Arc<App>,
+    pub(super) peer: SocketAddr,
+    pub(super) shared: Arc<Shared>,
     /// Held until authentication succeeds: counts against the pre-auth caps.
-    preauth: Option<Slot>,
-    /// The first username this connection authenticated with; every factor
-    /// must name the same one.
-    username: Option<String>,
+    pub(super) preauth: Option<Slot>,
+    /// Set once a first factor verified; bound to its username.
+    pub(super) first_factor: Option<FirstFactor>,
 }
 
 impl Connection {
@@ -58,7 +55,7 @@ impl Connection {
                 cancel: CancellationToken::new(),
             }),
             preauth: Some(slot),
-            username: None,
+            first_factor: None,
         }
     }
 
@@ -68,61 +65,6 @@ impl Connection {
 
     pub fn shared(&self) -> Arc<Shared> {
         self.shared.clone()
-    }
-
-    fn reject(&self) -> Auth {
-        Auth::Reject {
-            proceed_with_methods: Some(first_factor_methods()),
-            partial_success: false,
-        }
-    }
-
-    /// Parses the username; malformed ones are refused before any lookup.
-    fn parse(&mut self, user: &str) -> Option<LoginRequest> {
-        match parse_login(user) {
-            Ok(r) => {
-                if self.username.as_deref().is_some_and(|u| u != user) {
-                    tracing::info!(source = %self.peer, "username changed during authentication");
-                }
-                self.username = Some(user.to_string());
-                Some(r)
-            }
-            Err(e) => {
-                tracing::info!(source = %self.peer, username = %escape_for_log(user), reason = %e, "malformed username refused");
-                None
-            }
-        }
-    }
-
-    async fn lookup(&self, req: &LoginRequest) -> Option<UserRecord> {
-        match self.app.store.user(req.user.as_str()).await {
-            Ok(u) => u,
-            Err(e) => {
-                // Fail closed: no store, no login.
-                tracing::error!(error = %e, "user lookup failed; refusing login");
-                None
-            }
-        }
-    }
-
-    async fn accept(&mut self, req: LoginRequest, user: UserRecord, method: &str) -> Auth {
-        let session = Session::resolve(
-            self.app.clone(),
-            &req,
-            user.groups,
-            self.peer,
-            self.shared.cancel.clone(),
-        )
-        .await;
-        tracing::info!(source = %self.peer, user = %req.user, request = %req, method, "login succeeded");
-        let _ = self.shared.session.set(Arc::new(session));
-        self.preauth = None;
-        Auth::Accept
-    }
-
-    fn failed(&self, req: &LoginRequest, method: &str) -> Auth {
-        tracing::info!(source = %self.peer, username = %req, method, "login failed");
-        self.reject()
     }
 
     fn permissions(&self) -> Option<Permissions> {
@@ -149,14 +91,23 @@ impl Handler for Connection {
     type Error = russh::Error;
 
     async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
-        let _ = self.parse(user);
-        Ok(self.reject())
+        // The probe every OpenSSH client sends first: answered at once.
+        self.bind_username(user);
+        Ok(Auth::Reject {
+            proceed_with_methods: Some(first_factor_methods()),
+            partial_success: false,
+        })
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        let start = Instant::now();
+        self.bind_username(user);
         let Some(req) = self.parse(user) else {
-            return Ok(self.reject());
+            return Ok(self.rejected(start).await);
         };
+        if self.throttled(&req) {
+            return Ok(self.rejected(start).await);
+        }
         let rec = self.lookup(&req).await;
         let stored = rec.as_ref().and_then(|r| r.password_hash.clone());
         let ok = match self.app.passwords.verify(stored, password).await {
@@ -166,10 +117,13 @@ impl Handler for Connection {
                 false
             }
         };
-        match (ok, rec) {
-            (true, Some(rec)) => Ok(self.accept(req, rec, "password").await),
-            _ => Ok(self.failed(&req, "password")),
-        }
+        Ok(match (ok, rec) {
+            (true, Some(rec)) => {
+                self.first_factor_ok(user, req, rec, "password", start)
+                    .await
+            }
+            _ => self.failed(&req, "password", start).await,
+        })
     }
 
     async fn auth_publickey_offered(
@@ -177,15 +131,24 @@ impl Handler for Connection {
         user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        // Only tells the client whether signing is worth it; proves nothing.
+        // Only tells the client whether signing is worth it; proves nothing
+        // and changes no state.
+        let start = Instant::now();
         let Some(req) = self.parse(user) else {
-            return Ok(self.reject());
+            return Ok(self.rejected(start).await);
         };
+        if self.throttled(&req) {
+            return Ok(self.rejected(start).await);
+        }
         let known = self
             .lookup(&req)
             .await
             .is_some_and(|u| super::keys::matches_any(offer.public_key, &u.public_keys));
-        Ok(if known { Auth::Accept } else { self.reject() })
+        Ok(if known {
+            Auth::Accept
+        } else {
+            self.rejected(start).await
+        })
     }
 
     async fn auth_publickey(
@@ -194,15 +157,31 @@ impl Handler for Connection {
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
         // russh calls this only after the signature verified.
+        let start = Instant::now();
+        self.bind_username(user);
         let Some(req) = self.parse(user) else {
-            return Ok(self.reject());
+            return Ok(self.rejected(start).await);
         };
-        match self.lookup(&req).await {
-            Some(rec) if super::keys::matches_any(key.public_key, &rec.public_keys) => {
-                Ok(self.accept(req, rec, "publickey").await)
-            }
-            _ => Ok(self.failed(&req, "publickey")),
+        if self.throttled(&req) {
+            return Ok(self.rejected(start).await);
         }
+        Ok(match self.lookup(&req).await {
+            Some(rec) if super::keys::matches_any(key.public_key, &rec.public_keys) => {
+                self.first_factor_ok(user, req, rec, "publickey", start)
+                    .await
+            }
+            _ => self.failed(&req, "publickey", start).await,
+        })
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        response: Option<Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        self.bind_username(user);
+        Ok(self.second_factor(user, response).await)
     }
 
     async fn channel_open_session(

@@ -6,7 +6,9 @@ mod channel;
 mod handler;
 pub mod keys;
 mod limits;
+mod login;
 mod menu;
+mod stream;
 
 use crate::app::App;
 use handler::Connection;
@@ -47,10 +49,10 @@ fn ssh_config(app: &App, host_keys: Vec<russh::keys::PrivateKey>) -> SshConfig {
     };
     SshConfig {
         server_id: russh::SshId::Standard(Cow::Borrowed("SSH-2.0-portcullis")),
-        methods: handler::first_factor_methods(),
-        // Constant-time rejections, except the OpenSSH `none` probe, which
-        // every client sends first and which must not cost a second.
-        auth_rejection_time: Duration::from_millis(500),
+        methods: login::first_factor_methods(),
+        // Rejection delays are ours (gateway::login): russh's would also
+        // delay a partial success and the OpenSSH `none` probe.
+        auth_rejection_time: Duration::ZERO,
         auth_rejection_time_initial: Some(Duration::ZERO),
         keys: host_keys,
         max_auth_attempts: app.config.limits.max_auth_attempts as usize,
@@ -92,6 +94,11 @@ pub async fn serve(
                 continue;
             }
         };
+        if app.blocks.is_blocked(peer.ip(), crate::app::now_ms()) {
+            tracing::info!(source = %peer, "source is blocked; dropped");
+            drop(stream);
+            continue;
+        }
         let Some(slot) = preauth.admit(peer.ip()) else {
             tracing::warn!(source = %peer, "too many unauthenticated connections; dropped");
             drop(stream);
@@ -111,67 +118,59 @@ pub async fn serve(
 async fn run_connection(
     app: Arc<App>,
     config: Arc<SshConfig>,
-    stream: TcpStream,
+    tcp: TcpStream,
     conn: Connection,
     shutdown: CancellationToken,
 ) {
     let peer = conn.peer();
     let shared = conn.shared();
-    let running = match russh::server::run_stream(config, stream, conn).await {
-        Ok(r) => r,
-        Err(e) => {
+    let cut = CancellationToken::new();
+    let stream = stream::Killable::new(tcp, cut.clone());
+    let grace = app.config.limits.login_grace;
+    // run_stream waits for the client's version line: bounded by the grace time too.
+    let running = match tokio::time::timeout(grace, russh::server::run_stream(config, stream, conn))
+        .await
+    {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
             tracing::debug!(source = %peer, error = ?e, "handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(source = %peer, "no SSH version line within the login grace time; dropped");
             return;
         }
     };
     let handle = running.handle();
-    let grace = app.config.limits.login_grace;
-    let watchdog = {
-        let shared = shared.clone();
-        let handle = handle.clone();
-        async move {
-            tokio::time::sleep(grace).await;
-            if shared.session().is_none() {
-                tracing::info!(source = %peer, "login grace time over; disconnecting");
-                let _ = handle
-                    .disconnect(
-                        russh::Disconnect::ByApplication,
-                        "login grace time over".into(),
-                        "en".into(),
-                    )
-                    .await;
-            }
-            std::future::pending::<()>().await
+    let watchdog = async {
+        tokio::time::sleep(grace).await;
+        if shared.session().is_none() {
+            tracing::info!(source = %peer, "login grace time over; disconnecting");
+            cut.cancel();
         }
-    };
-    let killed = async {
-        shared.cancelled().await;
-        let _ = handle
-            .disconnect(
-                russh::Disconnect::ByApplication,
-                "session ended by portcullis".into(),
-                "en".into(),
-            )
-            .await;
         std::future::pending::<()>().await
     };
-    let stop = async {
-        shutdown.cancelled().await;
-        let _ = handle
-            .disconnect(
-                russh::Disconnect::ByApplication,
-                "portcullis is shutting down".into(),
-                "en".into(),
-            )
-            .await;
+    let ended_by_us = async {
+        let why = tokio::select! {
+            _ = shared.cancelled() => "session ended by portcullis",
+            _ = shutdown.cancelled() => "portcullis is shutting down",
+        };
+        // Say why if the session loop can, then cut the transport regardless.
+        let _ = tokio::time::timeout(
+            Duration::from_millis(200),
+            handle.disconnect(russh::Disconnect::ByApplication, why.into(), "en".into()),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        cut.cancel();
         std::future::pending::<()>().await
     };
     let result = tokio::select! {
         r = running => r,
         _ = watchdog => Ok(()),
-        _ = killed => Ok(()),
-        _ = stop => Ok(()),
+        _ = ended_by_us => Ok(()),
     };
+    cut.cancel();
     if let Err(e) = result {
         tracing::debug!(source = %peer, error = ?e, "connection ended with error");
     }

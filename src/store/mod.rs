@@ -4,10 +4,12 @@
 //! PostgreSQL (several nodes), through sqlx's `Any` driver. Queries use `$n`
 //! placeholders and portable types (TEXT, BIGINT) so neither dialect drifts.
 
+mod mfa;
 mod records;
 #[cfg(test)]
 mod tests;
 
+pub use mfa::{AuditRow, SourceBlock, TotpRecord};
 pub use records::*;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -101,6 +103,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for q in [
             "DELETE FROM user_keys WHERE user_name = $1",
+            "DELETE FROM totp WHERE user_name = $1",
             "DELETE FROM group_members WHERE user_name = $1",
             "DELETE FROM grants WHERE subject_kind = 'user' AND subject = $1",
         ] {
@@ -116,7 +119,7 @@ impl Store {
     }
 
     pub async fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
-        let row = sqlx::query("SELECT name, password_hash FROM users WHERE name = $1")
+        let row = sqlx::query("SELECT name, password_hash, mfa_exempt FROM users WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
@@ -134,6 +137,7 @@ impl Store {
         Ok(Some(UserRecord {
             name: row.try_get(0)?,
             password_hash: row.try_get(1)?,
+            mfa_exempt: row.try_get::<i64, _>(2)? != 0,
             public_keys: keys,
             groups,
         }))
@@ -463,7 +467,7 @@ fn clamp(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn affected(n: u64, kind: &'static str, name: &str) -> Result<(), StoreError> {
+pub(crate) fn affected(n: u64, kind: &'static str, name: &str) -> Result<(), StoreError> {
     if n == 0 {
         return Err(StoreError::Missing {
             kind,

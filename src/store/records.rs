@@ -5,6 +5,8 @@ pub struct UserRecord {
     pub name: String,
     /// PHC string (argon2id); `None` means password login is disabled.
     pub password_hash: Option<String>,
+    /// Service accounts only: public key alone, no second factor, no password.
+    pub mfa_exempt: bool,
     /// OpenSSH one-line public keys.
     pub public_keys: Vec<String>,
     pub groups: Vec<String>,

@@ -116,11 +116,56 @@ async fn exercise(store: &Store) {
         (Some(20), Some("client closed"), 5, 6)
     );
 
+    // TOTP: a step is claimed once, only forward, and exactly one of two
+    // concurrent claims of the same step wins.
+    store.set_totp("alice", "pcv1:t", 100, 8).await.unwrap();
+    assert!(
+        !store.claim_totp_step("alice", 100).await.unwrap(),
+        "enrollment step reused"
+    );
+    assert!(
+        !store.claim_totp_step("alice", 99).await.unwrap(),
+        "older step"
+    );
+    let (a, b) = tokio::join!(
+        store.claim_totp_step("alice", 101),
+        store.claim_totp_step("alice", 101)
+    );
+    assert_eq!([a.unwrap(), b.unwrap()].iter().filter(|w| **w).count(), 1);
+    assert_eq!(store.totp("alice").await.unwrap().unwrap().last_step, 101);
+    store.set_mfa_exempt("alice", true).await.unwrap();
+    assert!(store.user("alice").await.unwrap().unwrap().mfa_exempt);
+
+    let blk = SourceBlock {
+        cidr: "10.0.0.0/24".into(),
+        reason: "scan".into(),
+        created_ms: 1,
+        expires_ms: Some(2),
+    };
+    store.add_source_block(&blk).await.unwrap();
+    store.add_source_block(&blk).await.unwrap();
+    assert_eq!(store.source_blocks().await.unwrap(), vec![blk]);
+    store.remove_source_block("10.0.0.0/24").await.unwrap();
+    assert!(store.source_blocks().await.unwrap().is_empty());
+
+    let ev = AuditRow {
+        id: "e1".into(),
+        ts_ms: 5,
+        kind: "login.success".into(),
+        actor: "alice".into(),
+        source: "1.2.3.4".into(),
+        subject: "web01".into(),
+        detail: "{}".into(),
+    };
+    store.append_audit(&ev).await.unwrap();
+    assert_eq!(store.list_audit(10).await.unwrap(), vec![ev]);
+
     store.remove_target("web01").await.unwrap();
     assert!(store.credential("web01", "root").await.unwrap().is_none());
     assert!(store.list_grants().await.unwrap().is_empty());
     store.remove_user("alice").await.unwrap();
     assert!(store.user("alice").await.unwrap().is_none());
+    assert!(store.totp("alice").await.unwrap().is_none());
     assert!(matches!(
         store.remove_user("alice").await,
         Err(StoreError::Missing { .. })

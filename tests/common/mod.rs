@@ -248,6 +248,11 @@ pub fn bin() -> &'static str {
 impl Bastion {
     /// Creates the data dir and config; nothing is running yet.
     pub fn new() -> Bastion {
+        Self::with_config("")
+    }
+
+    /// `extra` is appended to the generated config (e.g. a `[limits]` table).
+    pub fn with_config(extra: &str) -> Bastion {
         need("ssh", "openssh-client");
         let dir = tempfile::Builder::new()
             .prefix("pc-bastion")
@@ -257,7 +262,9 @@ impl Bastion {
         let config = dir.path().join("portcullis.toml");
         std::fs::write(
             &config,
-            format!("listen = \"127.0.0.1:{port}\"\n[upstream]\nconnect_timeout_secs = 5\n"),
+            format!(
+                "listen = \"127.0.0.1:{port}\"\n[upstream]\nconnect_timeout_secs = 5\n{extra}\n"
+            ),
         )
         .unwrap();
         let alice_key = dir.path().join("alice_key");
@@ -317,17 +324,16 @@ impl Bastion {
     pub fn standard(sshd: &Sshd) -> Bastion {
         let mut b = Bastion::new();
         let alice_pub = b.alice_key.with_extension("pub");
-        b.admin_stdin(
-            &[
-                "user",
-                "add",
-                "alice",
-                "--password-stdin",
-                "--key",
-                alice_pub.to_str().unwrap(),
-            ],
-            &format!("{ALICE_PASSWORD}\n"),
-        );
+        // A service account (public key, no MFA): the proxy tests log in many
+        // times a minute, which a once-only TOTP code rightly forbids.
+        b.admin(&[
+            "user",
+            "add",
+            "alice",
+            "--service",
+            "--key",
+            alice_pub.to_str().unwrap(),
+        ]);
         let port = sshd.port.to_string();
         let hk = sshd.host_pub.to_str().unwrap();
         for t in ["web01", "web02"] {
@@ -403,8 +409,20 @@ impl Bastion {
         self.dir.path().join("known_hosts")
     }
 
+    /// SIGTERM (a graceful stop that flushes summaries), then SIGKILL after 5 s.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -476,4 +494,191 @@ pub fn random_file(p: &Path, mib: usize) {
 
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).to_string()
+}
+
+/// Enrolls `user` in TOTP through the CLI, answering the confirmation prompt
+/// like a person with an authenticator app; returns the secret.
+pub fn enroll_totp(b: &Bastion, user: &str) -> Vec<u8> {
+    use std::io::{BufRead, BufReader};
+    let mut child = b
+        .cli()
+        .args(["user", "totp", "enroll", user])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut secret = None;
+    let mut line = String::new();
+    while out.read_line(&mut line).unwrap() > 0 {
+        if let Some(s) = line.trim().strip_prefix("secret: ") {
+            secret = Some(base32_decode(s));
+            break;
+        }
+        line.clear();
+    }
+    let secret = secret.expect("enroll printed no secret");
+    let code = portcullis::auth::totp::code_at(&secret, unix_now()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{code}\n").as_bytes())
+        .unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "enroll failed: {rest}");
+    assert!(rest.contains("TOTP active"), "{rest}");
+    secret
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The code for the step after the current one: accepted (±1 step drift) and
+/// always later than the step claimed by an enrollment that just happened.
+pub fn next_code(secret: &[u8]) -> String {
+    portcullis::auth::totp::code_at(secret, unix_now() + 30).unwrap()
+}
+
+fn base32_decode(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut bits = 0u64;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in s.trim_end_matches('=').bytes() {
+        let v = ALPHABET.iter().position(|a| *a == c).expect("base32") as u64;
+        bits = (bits << 5) | v;
+        n += 5;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    out
+}
+
+/// An SSH_ASKPASS program answering the bastion's prompts from files the
+/// test writes: the verification code and (for password logins) the password.
+pub struct Askpass {
+    pub script: PathBuf,
+    pub code: PathBuf,
+    pub password: PathBuf,
+    _dir: TempDir,
+}
+
+impl Askpass {
+    pub fn new() -> Askpass {
+        let dir = tempfile::tempdir().unwrap();
+        let code = dir.path().join("code");
+        let password = dir.path().join("password");
+        let log = dir.path().join("prompts");
+        let script = dir.path().join("askpass.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$1\" >> {log}\ncase \"$1\" in\n  *erification*) cat {code} ;;\n  *assword*) cat {pw} ;;\n  *) exit 1 ;;\nesac\n",
+                log = log.display(),
+                code = code.display(),
+                pw = password.display()
+            ),
+        )
+        .unwrap();
+        run_ok(Command::new("chmod").arg("+x").arg(&script));
+        std::fs::write(&code, "").unwrap();
+        std::fs::write(&password, "").unwrap();
+        Askpass {
+            script,
+            code,
+            password,
+            _dir: dir,
+        }
+    }
+
+    pub fn set_code(&self, code: &str) {
+        std::fs::write(&self.code, format!("{code}\n")).unwrap();
+    }
+
+    pub fn set_password(&self, pw: &str) {
+        std::fs::write(&self.password, format!("{pw}\n")).unwrap();
+    }
+
+    pub fn prompts(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("prompts")).unwrap_or_default()
+    }
+
+    /// Applies the askpass environment and turns off batch mode so prompts happen.
+    pub fn apply(&self, c: &mut Command) {
+        c.env("SSH_ASKPASS", &self.script)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("DISPLAY", ":0")
+            .stdin(Stdio::null());
+    }
+}
+
+impl Bastion {
+    /// `ssh` as a human: first factor `auth` ("publickey" with `key`, or
+    /// "password"), then the verification code, answered by `askpass`.
+    pub fn ssh_human(
+        &self,
+        user: &str,
+        auth: &str,
+        key: Option<&Path>,
+        askpass: &Askpass,
+    ) -> Command {
+        let mut c = Command::new("ssh");
+        c.args(client_opts(&self.known_hosts()))
+            .args([
+                "-o",
+                &format!("PreferredAuthentications={auth},keyboard-interactive"),
+            ])
+            .args([
+                "-o",
+                "NumberOfPasswordPrompts=1",
+                "-p",
+                &self.port.to_string(),
+            ]);
+        if let Some(k) = key {
+            c.arg("-i").arg(k);
+        }
+        c.arg(format!("{user}@127.0.0.1"));
+        askpass.apply(&mut c);
+        c
+    }
+
+    /// Adds a human user with a password and a key of their own; returns the key path.
+    pub fn add_human(&self, user: &str, password: &str) -> PathBuf {
+        let key = self.dir.path().join(format!("{user}_key"));
+        keygen(&key, "ed25519");
+        self.admin_stdin(
+            &[
+                "user",
+                "add",
+                user,
+                "--password-stdin",
+                "--key",
+                key.with_extension("pub").to_str().unwrap(),
+            ],
+            &format!("{password}\n"),
+        );
+        for t in ["web01", "web02"] {
+            let _ = run(self.cli().args([
+                "grant",
+                "add",
+                "--user",
+                user,
+                "--target",
+                t,
+                "--login",
+                TARGET_USER,
+            ]));
+        }
+        key
+    }
 }

@@ -1,0 +1,185 @@
+//! TOTP enrollment and source blocks; every change is audited.
+
+use crate::app::now_ms;
+use crate::audit::{self, AuditEvent, cli_actor};
+use crate::auth::totp;
+use crate::config::Config;
+use crate::lockdown::parse_cidr;
+use crate::store::SourceBlock;
+use crate::vault::Purpose;
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use std::io::{BufRead, Write};
+use zeroize::Zeroizing;
+
+#[derive(Debug, Subcommand)]
+pub enum TotpCmd {
+    /// Create a secret, show it (URI and QR code), and activate it once a current code confirms it.
+    Enroll { name: String },
+    /// Replace an existing enrollment (lost phone); the old secret stops working.
+    Reset { name: String },
+    /// Remove the enrollment; the user cannot log in until enrolled again.
+    Remove { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SourceCmd {
+    /// Refuse connections from an address or network (e.g. 203.0.113.0/24).
+    Block {
+        cidr: String,
+        #[arg(long, default_value = "blocked by an administrator")]
+        reason: String,
+        /// Lift the block after this many minutes (default: never).
+        #[arg(long)]
+        minutes: Option<u32>,
+    },
+    Unblock {
+        cidr: String,
+    },
+    List,
+}
+
+pub async fn totp_cmd(config: &Config, cmd: TotpCmd) -> anyhow::Result<()> {
+    let (store, vault) = super::open(config).await?;
+    let actor = cli_actor();
+    let (name, replace) = match cmd {
+        TotpCmd::Remove { name } => {
+            store.remove_totp(&name).await?;
+            audit::record(
+                &store,
+                AuditEvent::TotpRemoved {
+                    user: name.clone(),
+                    actor,
+                },
+            )
+            .await?;
+            println!("TOTP removed for {name}; they cannot log in until enrolled again");
+            return Ok(());
+        }
+        TotpCmd::Enroll { name } => (name, false),
+        TotpCmd::Reset { name } => (name, true),
+    };
+    let user = store
+        .user(&name)
+        .await?
+        .with_context(|| format!("user {name:?} does not exist"))?;
+    if user.mfa_exempt {
+        bail!("{name} is a service account (MFA exempt, public key only)");
+    }
+    if !replace && store.totp(&name).await?.is_some() {
+        bail!("{name} is already enrolled; use `user totp reset {name}` to replace the secret");
+    }
+    let secret = Zeroizing::new(totp::generate_secret());
+    let uri = Zeroizing::new(totp::uri("portcullis", &name, secret.as_ref()));
+    println!("Scan this QR code with an authenticator app (or enter the secret by hand):\n");
+    println!("{}", totp::qr(&uri));
+    println!(
+        "{}\nsecret: {}\n",
+        uri.as_str(),
+        totp::base32(secret.as_ref())
+    );
+    print!("Enter the current 6-digit code to confirm: ");
+    std::io::stdout().flush()?;
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the code")?;
+    let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
+    let Some(step) = totp::verify(secret.as_ref(), line.trim(), now)? else {
+        bail!(
+            "that code does not match; nothing was changed (check the device clock and run this again)"
+        );
+    };
+    let sealed = vault.seal(Purpose::TotpSecret, &totp::row(&name), secret.as_ref());
+    store
+        .set_totp(
+            &name,
+            &sealed,
+            i64::try_from(step).unwrap_or(i64::MAX),
+            now_ms(),
+        )
+        .await?;
+    audit::record(
+        &store,
+        AuditEvent::TotpEnrolled {
+            user: name.clone(),
+            actor,
+        },
+    )
+    .await?;
+    println!("TOTP active for {name}");
+    Ok(())
+}
+
+pub async fn source(config: &Config, cmd: SourceCmd) -> anyhow::Result<()> {
+    let (store, _) = super::open(config).await?;
+    let actor = cli_actor();
+    match cmd {
+        SourceCmd::Block {
+            cidr,
+            reason,
+            minutes,
+        } => {
+            let net = parse_cidr(&cidr)
+                .map_err(|e| anyhow::anyhow!(e))?
+                .to_string();
+            let now = now_ms();
+            let expires_ms = minutes.map(|m| now + i64::from(m) * 60_000);
+            store
+                .add_source_block(&SourceBlock {
+                    cidr: net.clone(),
+                    reason: reason.clone(),
+                    created_ms: now,
+                    expires_ms,
+                })
+                .await?;
+            audit::record(
+                &store,
+                AuditEvent::SourceBlocked {
+                    cidr: net.clone(),
+                    actor,
+                    reason,
+                },
+            )
+            .await?;
+            println!("{net} blocked (a running bastion applies it within 2 s)");
+        }
+        SourceCmd::Unblock { cidr } => {
+            let net = parse_cidr(&cidr)
+                .map_err(|e| anyhow::anyhow!(e))?
+                .to_string();
+            store.remove_source_block(&net).await?;
+            audit::record(
+                &store,
+                AuditEvent::SourceUnblocked {
+                    cidr: net.clone(),
+                    actor,
+                },
+            )
+            .await?;
+            println!("{net} unblocked");
+        }
+        SourceCmd::List => {
+            for b in store.source_blocks().await? {
+                let exp = b
+                    .expires_ms
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "never".into());
+                println!("{}\texpires={exp}\t{}", b.cidr, b.reason);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn audit_list(config: &Config, limit: i64) -> anyhow::Result<()> {
+    let (store, _) = super::open(config).await?;
+    for e in store.list_audit(limit).await? {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            e.ts_ms, e.kind, e.actor, e.source, e.subject, e.detail
+        );
+    }
+    Ok(())
+}

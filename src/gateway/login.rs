@@ -1,0 +1,274 @@
+//! The authentication flow: first factor (public key or password), then a
+//! TOTP code over keyboard-interactive, all bound to one username.
+//!
+//! russh's own rejection delay is off (it would also delay a partial
+//! success); rejections here are padded to `REJECT_DELAY` from the start of
+//! the attempt instead, and a partial success answers at once.
+
+use super::handler::Connection;
+use crate::audit::{self, AuditEvent};
+use crate::auth::throttle::Verdict;
+use crate::auth::totp;
+use crate::names::{LoginRequest, escape_for_log, parse_login};
+use crate::session::Session;
+use crate::store::UserRecord;
+use crate::vault::Purpose;
+use bytes::Bytes;
+use russh::server::{Auth, Response};
+use russh::{MethodKind, MethodSet};
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const REJECT_DELAY: Duration = Duration::from_millis(500);
+
+pub fn first_factor_methods() -> MethodSet {
+    MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..])
+}
+
+fn second_factor_methods() -> MethodSet {
+    MethodSet::from(&[MethodKind::KeyboardInteractive][..])
+}
+
+/// A first factor that succeeded on this connection, for this username.
+pub struct FirstFactor {
+    pub username: String,
+    pub request: LoginRequest,
+    pub record: UserRecord,
+    pub method: &'static str,
+}
+
+impl Connection {
+    /// A change of username mid-authentication starts over.
+    pub(super) fn bind_username(&mut self, user: &str) {
+        if self
+            .first_factor
+            .as_ref()
+            .is_some_and(|f| f.username != user)
+        {
+            tracing::info!(source = %self.peer, "username changed during authentication; starting over");
+            self.first_factor = None;
+        }
+    }
+
+    /// Parses the username; malformed ones are refused before any lookup.
+    pub(super) fn parse(&self, user: &str) -> Option<LoginRequest> {
+        match parse_login(user) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::info!(source = %self.peer, username = %escape_for_log(user), reason = %e, "malformed username refused");
+                None
+            }
+        }
+    }
+
+    pub(super) async fn lookup(&self, req: &LoginRequest) -> Option<UserRecord> {
+        match self.app.store.user(req.user.as_str()).await {
+            Ok(u) => u,
+            Err(e) => {
+                // Fail closed: no store, no login.
+                tracing::error!(error = %e, "user lookup failed; refusing login");
+                None
+            }
+        }
+    }
+
+    /// Checked before any hashing or lookup.
+    pub(super) fn throttled(&self, req: &LoginRequest) -> bool {
+        match self
+            .app
+            .throttle
+            .check(req.user.as_str(), self.peer.ip(), Instant::now())
+        {
+            Verdict::Allow => false,
+            v => {
+                tracing::info!(source = %self.peer, user = %req.user, verdict = ?v, "login attempt throttled");
+                self.app
+                    .throttle
+                    .throttled(req.user.as_str(), self.peer.ip());
+                true
+            }
+        }
+    }
+
+    pub(super) async fn rejected(&self, start: Instant) -> Auth {
+        tokio::time::sleep_until((start + REJECT_DELAY).into()).await;
+        Auth::Reject {
+            proceed_with_methods: Some(first_factor_methods()),
+            partial_success: false,
+        }
+    }
+
+    pub(super) async fn failed(
+        &mut self,
+        req: &LoginRequest,
+        factor: &'static str,
+        start: Instant,
+    ) -> Auth {
+        tracing::info!(source = %self.peer, username = %req, factor, "login failed");
+        self.app
+            .throttle
+            .failure(req.user.as_str(), self.peer.ip(), factor, Instant::now());
+        self.rejected(start).await
+    }
+
+    /// After a verified first factor: done for exempt service accounts (public
+    /// key only), otherwise ask for the code. No TOTP enrolled means no login.
+    pub(super) async fn first_factor_ok(
+        &mut self,
+        user: &str,
+        req: LoginRequest,
+        rec: UserRecord,
+        method: &'static str,
+        start: Instant,
+    ) -> Auth {
+        if rec.mfa_exempt {
+            if method == "publickey" {
+                return self
+                    .accept(req, rec, "publickey (service account, MFA exempt)")
+                    .await;
+            }
+            return self
+                .failed(&req, "password-on-service-account", start)
+                .await;
+        }
+        match self.app.store.totp(req.user.as_str()).await {
+            Ok(Some(_)) => {
+                self.first_factor = Some(FirstFactor {
+                    username: user.to_string(),
+                    request: req,
+                    record: rec,
+                    method,
+                });
+                Auth::Reject {
+                    proceed_with_methods: Some(second_factor_methods()),
+                    partial_success: true,
+                }
+            }
+            Ok(None) => {
+                tracing::warn!(source = %self.peer, user = %req.user, "no second factor enrolled; login refused");
+                self.failed(&req, "mfa-not-enrolled", start).await
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "TOTP lookup failed; refusing login");
+                self.rejected(start).await
+            }
+        }
+    }
+
+    pub(super) async fn second_factor(
+        &mut self,
+        user: &str,
+        response: Option<Response<'_>>,
+    ) -> Auth {
+        let start = Instant::now();
+        let bound = self
+            .first_factor
+            .as_ref()
+            .is_some_and(|f| f.username == user);
+        if !bound {
+            // Keyboard-interactive is never a first factor here.
+            return self.rejected(start).await;
+        }
+        let Some(response) = response else {
+            return Auth::Partial {
+                name: Cow::Borrowed(""),
+                instructions: Cow::Borrowed(""),
+                prompts: Cow::Owned(vec![(Cow::Borrowed("Verification code: "), false)]),
+            };
+        };
+        // At most two answers are looked at, whatever count the client claimed.
+        let answers: Vec<Bytes> = response.take(2).collect();
+        let Some(ff) = self.first_factor.take() else {
+            return self.rejected(start).await;
+        };
+        let ok = answers.len() == 1
+            && answers[0].len() <= totp::MAX_ANSWER_LEN
+            && self.code_ok(ff.request.user.as_str(), &answers[0]).await;
+        if ok {
+            let factors = format!("{}+totp", ff.method);
+            return self.accept(ff.request, ff.record, &factors).await;
+        }
+        let req = ff.request.clone();
+        self.first_factor = Some(ff);
+        tracing::info!(source = %self.peer, username = %req, factor = "totp", "login failed");
+        self.app
+            .throttle
+            .failure(req.user.as_str(), self.peer.ip(), "totp", Instant::now());
+        tokio::time::sleep_until((start + REJECT_DELAY).into()).await;
+        Auth::Reject {
+            proceed_with_methods: Some(second_factor_methods()),
+            partial_success: false,
+        }
+    }
+
+    /// Verifies the code and claims its time step atomically: a code is accepted once.
+    async fn code_ok(&self, user: &str, answer: &[u8]) -> bool {
+        let Ok(answer) = std::str::from_utf8(answer) else {
+            return false;
+        };
+        let rec = match self.app.store.totp(user).await {
+            Ok(Some(r)) => r,
+            _ => return false,
+        };
+        let Ok(secret) = self
+            .app
+            .vault
+            .open(Purpose::TotpSecret, &totp::row(user), &rec.sealed)
+        else {
+            tracing::error!(user, "TOTP secret cannot be opened; refusing");
+            return false;
+        };
+        let now = u64::try_from(crate::app::now_ms() / 1000).unwrap_or(0);
+        let Ok(Some(step)) = totp::verify(secret.expose(), answer, now) else {
+            return false;
+        };
+        let Ok(step) = i64::try_from(step) else {
+            return false;
+        };
+        match self.app.store.claim_totp_step(user, step).await {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::info!(user, "TOTP code already used (replay refused)");
+                false
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "TOTP step not recorded; refusing");
+                false
+            }
+        }
+    }
+
+    /// Every factor passed: audit (durably, or no login), then resolve the destination.
+    pub(super) async fn accept(
+        &mut self,
+        req: LoginRequest,
+        user: UserRecord,
+        factors: &str,
+    ) -> Auth {
+        let event = AuditEvent::LoginSucceeded {
+            user: req.user.to_string(),
+            username_sent: req.to_string(),
+            source: self.peer.to_string(),
+            factors: factors.to_string(),
+        };
+        if let Err(e) = audit::record(&self.app.store, event).await {
+            tracing::error!(error = %e, "audit write failed; refusing login");
+            return self.rejected(Instant::now()).await;
+        }
+        self.app.throttle.success(req.user.as_str(), self.peer.ip());
+        let session = Session::resolve(
+            self.app.clone(),
+            &req,
+            user.groups,
+            self.peer,
+            self.shared.cancel.clone(),
+        )
+        .await;
+        tracing::info!(source = %self.peer, user = %req.user, request = %req, factors, "login succeeded");
+        let _ = self.shared.session.set(Arc::new(session));
+        self.preauth = None;
+        self.first_factor = None;
+        Auth::Accept
+    }
+}

@@ -43,6 +43,7 @@ pub struct Connection {
     pub(super) preauth: Option<Slot>,
     /// Set once a first factor verified; bound to its username.
     pub(super) first_factor: Option<FirstFactor>,
+    cut: CancellationToken,
 }
 
 impl Connection {
@@ -54,6 +55,7 @@ impl Connection {
                 session: OnceLock::new(),
                 cancel: CancellationToken::new(),
             }),
+            cut: slot.cut.clone(),
             preauth: Some(slot),
             first_factor: None,
         }
@@ -61,6 +63,11 @@ impl Connection {
 
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// Cancelled to cut this connection's transport (eviction, grace, kill).
+    pub fn cut_token(&self) -> CancellationToken {
+        self.cut.clone()
     }
 
     pub fn shared(&self) -> Arc<Shared> {

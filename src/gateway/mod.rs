@@ -99,11 +99,14 @@ pub async fn serve(
             drop(stream);
             continue;
         }
-        let Some(slot) = preauth.admit(peer.ip()) else {
-            tracing::warn!(source = %peer, "too many unauthenticated connections; dropped");
+        let Some((slot, admission)) = preauth.admit(peer.ip()) else {
+            tracing::warn!(source = %peer, "too many unauthenticated connections from this source; dropped");
             drop(stream);
             continue;
         };
+        if let limits::Admission::AdmittedByEvicting(old) = admission {
+            tracing::warn!(source = %peer, evicted = %old, "unauthenticated connection cap reached; cut the oldest");
+        }
         let conn = Connection::new(app.clone(), peer, slot);
         tokio::spawn(run_connection(
             app.clone(),
@@ -124,7 +127,7 @@ async fn run_connection(
 ) {
     let peer = conn.peer();
     let shared = conn.shared();
-    let cut = CancellationToken::new();
+    let cut = conn.cut_token();
     let stream = stream::Killable::new(tcp, cut.clone());
     let grace = app.config.limits.login_grace;
     // run_stream waits for the client's version line: bounded by the grace time too.

@@ -405,6 +405,10 @@ impl Bastion {
         );
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("bastion running").id()
+    }
+
     pub fn known_hosts(&self) -> PathBuf {
         self.dir.path().join("known_hosts")
     }

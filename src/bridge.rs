@@ -15,7 +15,7 @@ use bytes::Bytes;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// Everything that crosses a channel, in order.
@@ -118,6 +118,7 @@ pub async fn run<CS, CK, US, UK>(
     budget: usize,
     counters: Arc<Counters>,
     cancel: CancellationToken,
+    notices: Option<broadcast::Receiver<Bytes>>,
 ) -> ChannelEnd
 where
     CS: FrameSource,
@@ -134,6 +135,7 @@ where
         Direction::Up,
         counters.clone(),
         cancel.clone(),
+        None,
     );
     let down = pump(
         up_src,
@@ -142,6 +144,7 @@ where
         Direction::Down,
         counters,
         cancel.clone(),
+        notices,
     );
     let (a, b) = tokio::join!(up, down);
     if a == ChannelEnd::Cancelled || b == ChannelEnd::Cancelled {
@@ -158,6 +161,7 @@ async fn pump<S: FrameSource, K: FrameSink>(
     dir: Direction,
     counters: Arc<Counters>,
     cancel: CancellationToken,
+    mut notices: Option<broadcast::Receiver<Bytes>>,
 ) -> ChannelEnd {
     let budget = budget.max(64 * 1024);
     let slots = Arc::new(Semaphore::new(budget));
@@ -184,6 +188,13 @@ async fn pump<S: FrameSource, K: FrameSink>(
         loop {
             let next = tokio::select! {
                 f = rx.recv() => f,
+                Some(text) = notice(&mut notices) => {
+                    // Bastion notices (deadline warnings) go to the user's terminal.
+                    if sink.send(Frame::Stderr(text)).await.is_err() {
+                        return ChannelEnd::Closed;
+                    }
+                    continue;
+                }
                 _ = cancel.cancelled() => {
                     let _ = sink.send(Frame::Close).await;
                     return ChannelEnd::Cancelled;
@@ -215,6 +226,23 @@ async fn pump<S: FrameSource, K: FrameSink>(
         tokio::select! {
             _ = &mut reader, if !reader_done => reader_done = true,
             end = &mut writer => return end,
+        }
+    }
+}
+
+/// The next notice, or never when there is no notice source (or it is gone).
+async fn notice(rx: &mut Option<broadcast::Receiver<Bytes>>) -> Option<Bytes> {
+    let Some(r) = rx else {
+        return std::future::pending().await;
+    };
+    loop {
+        match r.recv().await {
+            Ok(b) => return Some(b),
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => {
+                *rx = None;
+                return std::future::pending().await;
+            }
         }
     }
 }
@@ -254,6 +282,7 @@ mod tests {
             1 << 20,
             counters.clone(),
             CancellationToken::new(),
+            None,
         ));
         c_in.send(Frame::Request(Request::Shell)).await.unwrap();
         c_in.send(Frame::Data(Bytes::from_static(b"ls\n")))
@@ -294,6 +323,7 @@ mod tests {
             budget,
             Arc::new(Counters::default()),
             CancellationToken::new(),
+            None,
         ));
         let chunk = Bytes::from(vec![0u8; 16 * 1024]);
         let mut sent = 0usize;
@@ -325,6 +355,7 @@ mod tests {
             1 << 20,
             Arc::new(Counters::default()),
             cancel.clone(),
+            None,
         ));
         cancel.cancel();
         assert_eq!(c_out.recv().await, Some(Frame::Close));

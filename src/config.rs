@@ -34,6 +34,15 @@ struct RawConfig {
     upstream: RawUpstream,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    access: RawAccess,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccess {
+    approvers_group: Option<String>,
+    max_request_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -70,6 +79,16 @@ pub struct Config {
     pub log_format: LogFormat,
     pub upstream_connect_timeout: Duration,
     pub limits: Limits,
+    pub access: Access,
+}
+
+/// Just-in-time access settings.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// Members of this group approve or deny access requests.
+    pub approvers_group: String,
+    /// Longest access a request may ask for.
+    pub max_request_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -194,6 +213,26 @@ impl Config {
                 v
             },
         };
+        let approvers_group = raw
+            .access
+            .approvers_group
+            .unwrap_or_else(|| "approvers".into());
+        if crate::names::Name::parse(&approvers_group).is_err() {
+            problems.push(format!(
+                "access.approvers_group = {approvers_group:?}: not a valid group name"
+            ));
+        }
+        let access = Access {
+            approvers_group,
+            max_request_secs: secs(
+                &mut problems,
+                "access.max_request_secs",
+                raw.access.max_request_secs,
+                86_400,
+                60..=2_592_000,
+            )
+            .as_secs(),
+        };
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -206,6 +245,7 @@ impl Config {
             log_format,
             upstream_connect_timeout,
             limits,
+            access,
         })
     }
 }

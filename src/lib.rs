@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod app;
 pub mod audit;
 pub mod auth;
@@ -11,6 +12,7 @@ pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod gateway;
+pub mod jit;
 pub mod lockdown;
 pub mod names;
 pub mod policy;

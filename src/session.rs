@@ -5,21 +5,28 @@
 //! the session row is written durably before dialling, the vault opens the
 //! credential just before upstream authentication, and the end is recorded.
 
+use crate::access;
 use crate::app::{App, new_id, now_ms};
 use crate::bridge::Counters;
 use crate::names::LoginRequest;
 use crate::policy::{self, Allow, Permissions};
 use crate::registry::LiveSession;
-use crate::store::{CredentialKind, SessionEnd, SessionStart, Subject, TargetRecord};
+use crate::store::{CredentialKind, SessionEnd, SessionStart, TargetRecord};
 use crate::upstream::{Credential, Dial, Upstream, UpstreamError, UpstreamSink, UpstreamSource};
 use crate::vault::{Purpose, Secret};
+use bytes::Bytes;
+use jiff::Timestamp;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::OnceCell;
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 /// What the username asked for, resolved against the store and policy.
+// One per connection, built once at login.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Destination {
     /// Plain `USER`: show the targets the user may reach.
@@ -39,9 +46,14 @@ pub struct Session {
     pub destination: Destination,
     pub counters: Arc<Counters>,
     pub cancel: CancellationToken,
+    /// When the user logged in; the maximum session length counts from here.
+    pub started: Timestamp,
+    /// Notices for the user's terminals (deadline warnings); every bridge listens.
+    pub notices: broadcast::Sender<Bytes>,
+    enforcing: AtomicBool,
     app: Arc<App>,
     upstream: OnceCell<Arc<Upstream>>,
-    started: AtomicBool,
+    recorded: AtomicBool,
     end_reason: Mutex<Option<String>>,
 }
 
@@ -71,7 +83,8 @@ impl Session {
         cancel: CancellationToken,
     ) -> Session {
         let user = request.user.as_str().to_string();
-        let destination = match destination(&app, &user, request, groups).await {
+        let started = access::now();
+        let destination = match destination(&app, &user, request, groups, started).await {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(user = %user, error = %e, "cannot resolve destination; refusing");
@@ -87,9 +100,12 @@ impl Session {
             destination,
             counters: Arc::new(Counters::default()),
             cancel,
+            started,
+            notices: broadcast::channel(16).0,
+            enforcing: AtomicBool::new(false),
             app,
             upstream: OnceCell::new(),
-            started: AtomicBool::new(false),
+            recorded: AtomicBool::new(false),
             end_reason: Mutex::new(None),
         }
     }
@@ -99,13 +115,16 @@ impl Session {
             Destination::Target { allow, .. } => allow.permissions.clone(),
             // The menu is a local shell-like channel; nothing is forwarded.
             Destination::Menu(_) | Destination::Refused(_) => Permissions {
-                port_forwarding: false,
-                agent_forwarding: false,
-                x11_forwarding: false,
-                sftp: false,
-                ..Permissions::session_default()
+                pty: true,
+                shell: true,
+                exec: true,
+                ..Permissions::none()
             },
         }
+    }
+
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
     }
 
     pub fn channel_budget(&self) -> usize {
@@ -146,7 +165,7 @@ impl Session {
 
     /// The session row is durable before any byte goes to the target.
     async fn record_start(&self, target: &TargetRecord, allow: &Allow) -> Result<(), Refusal> {
-        if self.started.load(Ordering::SeqCst) {
+        if self.recorded.load(Ordering::SeqCst) {
             return Ok(());
         }
         let start = SessionStart {
@@ -163,7 +182,7 @@ impl Session {
                 format!("session start not written: {e}"),
             )
         })?;
-        self.started.store(true, Ordering::SeqCst);
+        self.recorded.store(true, Ordering::SeqCst);
         self.app.registry.insert(LiveSession {
             id: self.id.clone(),
             user: self.user.clone(),
@@ -239,7 +258,7 @@ impl Session {
         if let Some(up) = self.upstream.get() {
             up.disconnect("client disconnected").await;
         }
-        if !self.started.load(Ordering::SeqCst) {
+        if !self.recorded.load(Ordering::SeqCst) {
             return;
         }
         self.app.registry.remove(&self.id);
@@ -262,6 +281,86 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Watches the session's deadline and its grants while it lives: warns
+    /// the user ahead of the end, ends it on time, and ends it within seconds
+    /// when its grant is revoked or changed so that it no longer allows it.
+    pub fn enforce(self: &Arc<Self>) {
+        if self.enforcing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tokio::spawn(enforce(self.clone()));
+    }
+
+    fn notify(&self, text: &str) {
+        let _ = self
+            .notices
+            .send(Bytes::from(format!("\r\nportcullis: {text}\r\n")));
+    }
+
+    async fn end(&self, reason: &str, text: &str) {
+        tracing::info!(session = %self.id, user = %self.user, reason, "ending session");
+        self.notify(text);
+        self.set_end_reason(reason);
+        // Let the notice reach the terminal before the channels close.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.cancel.cancel();
+    }
+}
+
+/// Warnings this far ahead of the deadline.
+const WARN_AT: [Duration; 2] = [Duration::from_secs(300), Duration::from_secs(60)];
+const RECHECK: Duration = Duration::from_secs(2);
+
+async fn enforce(s: Arc<Session>) {
+    let Destination::Target { target, allow } = &s.destination else {
+        return;
+    };
+    let mut deadline = allow.deadline;
+    let mut warned = [false; 2];
+    let mut last_check = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = s.cancel.cancelled() => return,
+        }
+        if last_check.elapsed() >= RECHECK {
+            last_check = std::time::Instant::now();
+            match access::redecide(&s.app.store, &s.user, &target.name, &allow.login, s.started)
+                .await
+            {
+                Ok(Ok(a)) => deadline = a.deadline,
+                Ok(Err(deny)) => {
+                    let text = format!("access withdrawn: {deny}; this session ends now");
+                    return s.end(&format!("grant withdrawn: {deny}"), &text).await;
+                }
+                // Keep the last decision through a store hiccup; the deadline still holds.
+                Err(e) => tracing::warn!(session = %s.id, error = %e, "cannot re-check grants"),
+            }
+        }
+        let Some((at, cause)) = deadline else {
+            continue;
+        };
+        let left = at.duration_since(access::now());
+        if left <= jiff::SignedDuration::ZERO {
+            let text = format!("this session has ended: {}", cause.describe());
+            return s.end(cause.describe(), &text).await;
+        }
+        let left = left.unsigned_abs();
+        for (i, w) in WARN_AT.iter().enumerate() {
+            if left <= *w && !warned[i] {
+                warned[i] = true;
+                warned[..i].iter_mut().for_each(|x| *x = true);
+                s.notify(&format!(
+                    "this session ends in {} s: {} at {at}",
+                    left.as_secs(),
+                    cause.describe()
+                ));
+            }
+        }
+    }
+}
+
 /// The row name a credential's envelope is bound to.
 pub fn credential_row(target: &str, login: &str) -> String {
     format!("credential:{target}:{login}")
@@ -272,22 +371,9 @@ async fn destination(
     user: &str,
     request: &LoginRequest,
     groups: Vec<String>,
+    now: Timestamp,
 ) -> Result<Destination, crate::store::StoreError> {
-    let grants: Vec<policy::Grant> = app
-        .store
-        .grants_for(user, &groups)
-        .await?
-        .into_iter()
-        .map(|g| policy::Grant {
-            via: match &g.subject {
-                Subject::User(u) => format!("user {u}"),
-                Subject::Group(n) => format!("group {n}"),
-            },
-            id: g.id,
-            target: g.target,
-            logins: g.logins,
-        })
-        .collect();
+    let grants = access::grants_for(&app.store, user, &groups).await?;
     let Some(req) = &request.target else {
         return Ok(Destination::Menu(policy::reachable_targets(&grants)));
     };
@@ -302,6 +388,8 @@ async fn destination(
             &grants,
             &target.name,
             req.login.as_ref().map(|l| l.as_str()),
+            now,
+            now,
         ) {
             Ok(allow) => Destination::Target { target, allow },
             Err(deny) => Destination::Refused(format!("portcullis: {deny}")),

@@ -51,6 +51,34 @@ pub enum AuditEvent {
         cidr: String,
         actor: String,
     },
+    GrantAdded {
+        id: String,
+        actor: String,
+        summary: String,
+    },
+    GrantRemoved {
+        id: String,
+        actor: String,
+    },
+    AccessRequested {
+        id: String,
+        user: String,
+        target: String,
+        login: String,
+        secs: u64,
+        reason: String,
+    },
+    AccessDecided {
+        id: String,
+        approver: String,
+        approved: bool,
+        grant: Option<String>,
+    },
+    SessionEndedByPolicy {
+        session: String,
+        user: String,
+        reason: String,
+    },
 }
 
 impl AuditEvent {
@@ -133,6 +161,61 @@ impl AuditEvent {
                 String::new(),
                 cidr.clone(),
                 json!({}),
+            ),
+            AuditEvent::GrantAdded { id, actor, summary } => (
+                "grant.added",
+                actor.clone(),
+                String::new(),
+                id.clone(),
+                json!({ "grant": summary }),
+            ),
+            AuditEvent::GrantRemoved { id, actor } => (
+                "grant.removed",
+                actor.clone(),
+                String::new(),
+                id.clone(),
+                json!({}),
+            ),
+            AuditEvent::AccessRequested {
+                id,
+                user,
+                target,
+                login,
+                secs,
+                reason,
+            } => (
+                "access.requested",
+                user.clone(),
+                String::new(),
+                id.clone(),
+                json!({ "target": target, "login": login, "seconds": secs, "reason": reason }),
+            ),
+            AuditEvent::AccessDecided {
+                id,
+                approver,
+                approved,
+                grant,
+            } => (
+                if *approved {
+                    "access.approved"
+                } else {
+                    "access.denied"
+                },
+                approver.clone(),
+                String::new(),
+                id.clone(),
+                json!({ "grant": grant }),
+            ),
+            AuditEvent::SessionEndedByPolicy {
+                session,
+                user,
+                reason,
+            } => (
+                "session.ended_by_policy",
+                "portcullis".into(),
+                String::new(),
+                session.clone(),
+                json!({ "user": user, "reason": reason }),
             ),
         };
         AuditRow {

@@ -1,12 +1,12 @@
 //! Admin commands. Secrets are read from stdin or a file and never echoed.
 
-use crate::app::{new_id, now_ms};
+use crate::app::now_ms;
 use crate::auth::hash_password;
 use crate::config::Config;
 use crate::gateway::keys::parse_user_key;
 use crate::names::Name;
 use crate::session::credential_row;
-use crate::store::{CredentialKind, GrantRecord, Subject, TargetRecord};
+use crate::store::{CredentialKind, TargetRecord};
 use crate::upstream::{self, keys as upkeys};
 use crate::vault::Purpose;
 use anyhow::{Context, bail};
@@ -111,26 +111,6 @@ pub enum CredentialCmd {
         key_file: Option<PathBuf>,
         #[arg(long)]
         key_stdin: bool,
-    },
-    List,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum GrantCmd {
-    /// Let a user or group reach a target as the given logins (first = default).
-    #[command(group(ArgGroup::new("subject").required(true).args(["user", "group"])))]
-    Add {
-        #[arg(long)]
-        user: Option<String>,
-        #[arg(long)]
-        group: Option<String>,
-        #[arg(long)]
-        target: String,
-        #[arg(long = "login", required = true)]
-        logins: Vec<String>,
-    },
-    Remove {
-        id: String,
     },
     List,
 }
@@ -413,60 +393,6 @@ pub async fn credential(config: &Config, cmd: CredentialCmd) -> anyhow::Result<(
         CredentialCmd::List => {
             for (t, l, k) in store.list_credentials().await? {
                 println!("{t}\t{l}\t{}", k.as_str());
-            }
-        }
-    }
-    Ok(())
-}
-
-pub async fn grant(config: &Config, cmd: GrantCmd) -> anyhow::Result<()> {
-    let (store, _) = super::open(config).await?;
-    match cmd {
-        GrantCmd::Add {
-            user,
-            group,
-            target,
-            logins,
-        } => {
-            let subject = match (user, group) {
-                (Some(u), _) => Subject::User(u),
-                (None, Some(g)) => Subject::Group(g),
-                (None, None) => bail!("give --user or --group"),
-            };
-            let logins = logins
-                .iter()
-                .map(|l| name(l))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let g = GrantRecord {
-                id: new_id()[..12].to_string(),
-                subject,
-                target,
-                logins,
-            };
-            store.add_grant(&g, now_ms()).await?;
-            println!(
-                "grant {} added: {} {} -> {} as {}",
-                g.id,
-                g.subject.kind(),
-                g.subject.name(),
-                g.target,
-                g.logins.join(", ")
-            );
-        }
-        GrantCmd::Remove { id } => {
-            store.remove_grant(&id).await?;
-            println!("grant {id} removed");
-        }
-        GrantCmd::List => {
-            for g in store.list_grants().await? {
-                println!(
-                    "{}\t{} {}\t{}\t{}",
-                    g.id,
-                    g.subject.kind(),
-                    g.subject.name(),
-                    g.target,
-                    g.logins.join(",")
-                );
             }
         }
     }

@@ -2,6 +2,7 @@
 //! directory (or the database named in the config).
 
 mod admin;
+mod grants;
 mod mfa;
 mod serve;
 
@@ -44,7 +45,10 @@ pub enum Command {
     #[command(subcommand)]
     Credential(admin::CredentialCmd),
     #[command(subcommand)]
-    Grant(admin::GrantCmd),
+    Grant(grants::GrantCmd),
+    /// Just-in-time access requests.
+    #[command(subcommand)]
+    Request(grants::RequestCmd),
     #[command(subcommand)]
     Session(admin::SessionCmd),
     #[command(subcommand)]
@@ -105,7 +109,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Group(c) => admin::group(&config, c).await,
         Command::Target(c) => admin::target(&config, c).await,
         Command::Credential(c) => admin::credential(&config, c).await,
-        Command::Grant(c) => admin::grant(&config, c).await,
+        Command::Grant(c) => grants::grant(&config, c).await,
+        Command::Request(c) => grants::request(&config, c).await,
         Command::Session(c) => admin::session(&config, c).await,
         Command::Source(c) => mfa::source(&config, c).await,
         Command::Audit(AuditCmd::List { limit }) => mfa::audit_list(&config, limit).await,

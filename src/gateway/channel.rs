@@ -60,7 +60,9 @@ impl ClientSource {
             ChannelMsg::RequestShell { .. } if p.allows_request(&SessionRequest::Shell) => {
                 Request::Shell
             }
-            ChannelMsg::Exec { command, .. } if p.allows_request(&SessionRequest::Exec) => {
+            ChannelMsg::Exec { command, .. }
+                if p.allows_request(&SessionRequest::Exec(&String::from_utf8_lossy(&command))) =>
+            {
                 Request::Exec(command)
             }
             ChannelMsg::RequestSubsystem { name, .. }

@@ -206,7 +206,7 @@ impl Handler for Connection {
             Destination::Menu(targets) => {
                 reply.accept().await;
                 let (src, sink) = channel::split(channel, handle, perms);
-                tokio::spawn(menu::serve(src, sink, s.user.clone(), targets));
+                tokio::spawn(menu::serve(src, sink, s.clone(), targets));
             }
             Destination::Refused(msg) => {
                 tracing::info!(user = %s.user, reason = %msg, "session refused");
@@ -293,10 +293,11 @@ impl Handler for Connection {
     async fn exec_request(
         &mut self,
         channel: ChannelId,
-        _data: &[u8],
+        data: &[u8],
         session: &mut SshSession,
     ) -> Result<(), Self::Error> {
-        self.answer(channel, SessionRequest::Exec, session)
+        let command = String::from_utf8_lossy(data);
+        self.answer(channel, SessionRequest::Exec(&command), session)
     }
 
     async fn subsystem_request(
@@ -365,12 +366,15 @@ async fn bridge_channel(
         Ok(upstream) => {
             reply.accept().await;
             let client = channel::split(channel, handle, perms);
+            s.enforce();
+            let notices = Some(s.notices.subscribe());
             let end = bridge::run(
                 client,
                 upstream,
                 s.channel_budget(),
                 s.counters.clone(),
                 s.cancel.clone(),
+                notices,
             )
             .await;
             if end == bridge::ChannelEnd::Cancelled {

@@ -1,34 +1,104 @@
-//! What a plain `USER` login (no target) gets: the list of reachable targets
-//! and how to ask for one, then the channel closes.
+//! What a plain `USER` login (no target) gets: the list of reachable targets,
+//! and just-in-time access commands for users without the admin CLI:
+//!
+//!   ssh alice@bastion request web01 root 2h INC-1234 disk full
+//!   ssh bob@bastion requests            (pending ones, for approvers)
+//!   ssh bob@bastion approve ID | deny ID
 
 use super::channel::{ClientSink, ClientSource};
 use crate::bridge::{Frame, FrameSink, FrameSource, Request};
+use crate::jit;
+use crate::session::Session;
 use bytes::Bytes;
+use std::sync::Arc;
 
 pub async fn serve(
     mut src: ClientSource,
     mut sink: ClientSink,
-    user: String,
+    session: Arc<Session>,
     targets: Vec<(String, Vec<String>)>,
 ) {
     let mut crlf = false;
     while let Some(frame) = src.recv().await {
-        match frame {
-            Frame::Request(Request::Pty { .. }) => crlf = true,
-            Frame::Request(Request::Shell | Request::Exec(_) | Request::Subsystem(_)) => {
-                let text = render(&user, &targets, crlf);
-                let _ = sink.send(Frame::Data(Bytes::from(text))).await;
-                let _ = sink.send(Frame::ExitStatus(1)).await;
-                let _ = sink.send(Frame::Eof).await;
-                let _ = sink.send(Frame::Close).await;
+        let (text, code) = match frame {
+            Frame::Request(Request::Pty { .. }) => {
+                crlf = true;
+                continue;
+            }
+            Frame::Request(Request::Exec(cmd)) => {
+                command(&session, &targets, &String::from_utf8_lossy(&cmd)).await
+            }
+            Frame::Request(Request::Shell | Request::Subsystem(_)) => {
+                (render(&session.user, &targets), 1)
             }
             Frame::Close => break,
-            _ => {}
-        }
+            _ => continue,
+        };
+        let text = if crlf {
+            text.replace('\n', "\r\n")
+        } else {
+            text
+        };
+        let _ = sink.send(Frame::Data(Bytes::from(text))).await;
+        let _ = sink.send(Frame::ExitStatus(code)).await;
+        let _ = sink.send(Frame::Eof).await;
+        let _ = sink.send(Frame::Close).await;
     }
 }
 
-fn render(user: &str, targets: &[(String, Vec<String>)], crlf: bool) -> String {
+async fn command(s: &Session, targets: &[(String, Vec<String>)], cmd: &str) -> (String, u32) {
+    let app = s.app();
+    let words: Vec<&str> = cmd.split_whitespace().collect();
+    let group = &app.config.access.approvers_group;
+    let result = match words.as_slice() {
+        ["request", target, login, duration, reason @ ..] if !reason.is_empty() => {
+            match jit::parse_duration(duration) {
+                Ok(secs) => jit::request(
+                    &app.store,
+                    &s.user,
+                    target,
+                    login,
+                    secs,
+                    app.config.access.max_request_secs,
+                    &reason.join(" "),
+                )
+                .await
+                .map(|q| {
+                    format!(
+                        "request {} pending: {} as {} for {}s; an approver must approve it\n",
+                        q.id, q.target, q.login, q.duration_secs
+                    )
+                }),
+                Err(e) => Err(e),
+            }
+        }
+        ["approve", id] => jit::decide(&app.store, id, &s.user, group, true)
+            .await
+            .map(|_| format!("request {id} approved\n")),
+        ["deny", id] => jit::decide(&app.store, id, &s.user, group, false)
+            .await
+            .map(|_| format!("request {id} denied\n")),
+        ["requests"] => match app.store.list_requests(Some("pending")).await {
+            Ok(list) => Ok(list
+                .iter()
+                .map(|q| {
+                    format!(
+                        "{}\t{} -> {} as {} for {}s\t{}\n",
+                        q.id, q.user, q.target, q.login, q.duration_secs, q.reason
+                    )
+                })
+                .collect()),
+            Err(e) => Err(e.into()),
+        },
+        _ => return (render(&s.user, targets), 1),
+    };
+    match result {
+        Ok(text) => (text, 0),
+        Err(e) => (format!("portcullis: {e}\n"), 1),
+    }
+}
+
+fn render(user: &str, targets: &[(String, Vec<String>)]) -> String {
     let mut out = String::new();
     if targets.is_empty() {
         out.push_str(&format!(
@@ -52,7 +122,10 @@ fn render(user: &str, targets: &[(String, Vec<String>)], crlf: bool) -> String {
             logins.last().map(String::as_str).unwrap_or("LOGIN")
         ));
     }
-    if crlf { out.replace('\n', "\r\n") } else { out }
+    out.push_str(&format!(
+        "Ask for temporary access: ssh {user}@<bastion> request TARGET LOGIN DURATION REASON\n"
+    ));
+    out
 }
 
 #[cfg(test)]
@@ -66,9 +139,9 @@ mod tests {
                 vec!["deploy".to_string(), "root".to_string()],
             ),
         ];
-        let s = super::render("alice", &t, false);
+        let s = super::render("alice", &t);
         assert!(s.contains("web01  as deploy (default), root"), "{s}");
         assert!(s.contains("ssh alice+db01@<bastion>"), "{s}");
-        assert!(super::render("bob", &[], true).ends_with("grant.\r\n"));
+        assert!(super::render("bob", &[]).contains("no targets yet"));
     }
 }

@@ -3,6 +3,8 @@
 //! Both the reply to the client and the decision to forward upstream come
 //! from these functions, so what we answer and what we do cannot disagree.
 
+use super::exec::ExecRules;
+
 /// Channel types a client may ask to open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChannelKind {
@@ -19,7 +21,7 @@ pub enum ChannelKind {
 pub enum SessionRequest<'a> {
     Pty,
     Shell,
-    Exec,
+    Exec(&'a str),
     Subsystem(&'a str),
     Env(&'a str),
     WindowChange,
@@ -34,11 +36,26 @@ pub struct Permissions {
     pub pty: bool,
     pub shell: bool,
     pub exec: bool,
-    pub sftp: bool,
-    pub port_forwarding: bool,
+    /// sftp, and scp (which runs over sftp, or as `scp -t/-f` with -O).
+    pub file_transfer: bool,
+    pub local_forward: bool,
+    pub remote_forward: bool,
     pub agent_forwarding: bool,
     pub x11_forwarding: bool,
+    pub exec_rules: ExecRules,
 }
+
+/// Names used in the CLI and the store, in display order.
+pub const PERMISSION_NAMES: [&str; 8] = [
+    "pty",
+    "shell",
+    "exec",
+    "sftp",
+    "local-forward",
+    "remote-forward",
+    "agent",
+    "x11",
+];
 
 impl Permissions {
     /// Interactive and file-transfer use; every forwarding kind off until a
@@ -48,17 +65,79 @@ impl Permissions {
             pty: true,
             shell: true,
             exec: true,
-            sftp: true,
-            port_forwarding: false,
+            file_transfer: true,
+            local_forward: false,
+            remote_forward: false,
             agent_forwarding: false,
             x11_forwarding: false,
+            exec_rules: ExecRules::default(),
         }
+    }
+
+    pub fn none() -> Permissions {
+        Permissions {
+            pty: false,
+            shell: false,
+            exec: false,
+            file_transfer: false,
+            local_forward: false,
+            remote_forward: false,
+            agent_forwarding: false,
+            x11_forwarding: false,
+            exec_rules: ExecRules::default(),
+        }
+    }
+
+    /// Parses `shell,exec,sftp,pty` (any of PERMISSION_NAMES); unknown names are errors.
+    pub fn parse(list: &str) -> Result<Permissions, String> {
+        let mut p = Permissions::none();
+        for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let flag = match name {
+                "pty" => &mut p.pty,
+                "shell" => &mut p.shell,
+                "exec" => &mut p.exec,
+                "sftp" | "scp" => &mut p.file_transfer,
+                "local-forward" => &mut p.local_forward,
+                "remote-forward" => &mut p.remote_forward,
+                "agent" => &mut p.agent_forwarding,
+                "x11" => &mut p.x11_forwarding,
+                other => {
+                    return Err(format!(
+                        "unknown permission {other:?} (known: {})",
+                        PERMISSION_NAMES.join(", ")
+                    ));
+                }
+            };
+            *flag = true;
+        }
+        Ok(p)
+    }
+
+    pub fn names(&self) -> String {
+        let flags = [
+            self.pty,
+            self.shell,
+            self.exec,
+            self.file_transfer,
+            self.local_forward,
+            self.remote_forward,
+            self.agent_forwarding,
+            self.x11_forwarding,
+        ];
+        PERMISSION_NAMES
+            .iter()
+            .zip(flags)
+            .filter(|(_, on)| *on)
+            .map(|(n, _)| *n)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     pub fn allows_channel(&self, kind: &ChannelKind) -> bool {
         match kind {
-            ChannelKind::Session => self.pty || self.shell || self.exec || self.sftp,
-            ChannelKind::DirectTcpip | ChannelKind::ForwardedTcpip => self.port_forwarding,
+            ChannelKind::Session => self.shell || self.exec || self.file_transfer,
+            ChannelKind::DirectTcpip => self.local_forward,
+            ChannelKind::ForwardedTcpip => self.remote_forward,
             ChannelKind::DirectStreamLocal => false,
             ChannelKind::X11 => self.x11_forwarding,
             ChannelKind::Agent => self.agent_forwarding,
@@ -69,14 +148,24 @@ impl Permissions {
         match req {
             SessionRequest::Pty => self.pty,
             SessionRequest::Shell => self.shell,
-            SessionRequest::Exec => self.exec,
-            SessionRequest::Subsystem(name) => *name == "sftp" && self.sftp,
+            SessionRequest::Exec(cmd) if is_legacy_scp(cmd) => self.file_transfer,
+            SessionRequest::Exec(cmd) => self.exec && self.exec_rules.permits(cmd),
+            SessionRequest::Subsystem(name) => *name == "sftp" && self.file_transfer,
             SessionRequest::Env(name) => env_allowed(name),
             SessionRequest::WindowChange | SessionRequest::Signal => true,
             SessionRequest::X11 => self.x11_forwarding,
             SessionRequest::AgentForward => self.agent_forwarding,
         }
     }
+}
+
+/// `scp -O` runs `scp -t DEST` (upload) or `scp -f SRC` (download) as exec.
+fn is_legacy_scp(cmd: &str) -> bool {
+    let mut words = cmd.split_whitespace();
+    words.next() == Some("scp")
+        && words.any(|w| {
+            w.starts_with('-') && !w.starts_with("--") && (w.contains('t') || w.contains('f'))
+        })
 }
 
 /// Environment variables passed to the target: locale and time zone only.
@@ -133,5 +222,54 @@ mod tests {
             assert!(!p.allows_request(&r), "{r:?}");
         }
         assert!(p.allows_request(&SessionRequest::Subsystem("sftp")));
+    }
+
+    #[test]
+    fn each_permission_gates_its_own_request() {
+        let cases: [(&str, SessionRequest<'_>); 7] = [
+            ("pty", SessionRequest::Pty),
+            ("shell", SessionRequest::Shell),
+            ("exec", SessionRequest::Exec("uptime")),
+            ("sftp", SessionRequest::Subsystem("sftp")),
+            ("sftp", SessionRequest::Exec("scp -t /tmp")),
+            ("agent", SessionRequest::AgentForward),
+            ("x11", SessionRequest::X11),
+        ];
+        for (name, req) in cases {
+            let only = Permissions::parse(name).unwrap();
+            assert!(only.allows_request(&req), "{name} should allow {req:?}");
+            let all_but: Vec<&str> = PERMISSION_NAMES
+                .iter()
+                .copied()
+                .filter(|n| *n != name)
+                .collect();
+            let without = Permissions::parse(&all_but.join(",")).unwrap();
+            assert!(
+                !without.allows_request(&req),
+                "without {name}, {req:?} must be refused"
+            );
+        }
+        let p = Permissions::parse("local-forward").unwrap();
+        assert!(
+            p.allows_channel(&ChannelKind::DirectTcpip)
+                && !p.allows_channel(&ChannelKind::ForwardedTcpip)
+        );
+        assert!(Permissions::parse("shell,teleport").is_err());
+        assert_eq!(
+            Permissions::parse("exec,shell,pty").unwrap().names(),
+            "pty,shell,exec"
+        );
+    }
+
+    #[test]
+    fn exec_rules_apply_to_exec_only() {
+        let mut p = Permissions::session_default();
+        p.exec_rules = ExecRules {
+            allow: vec!["uptime".into()],
+            deny: vec![],
+        };
+        assert!(p.allows_request(&SessionRequest::Exec("uptime")));
+        assert!(!p.allows_request(&SessionRequest::Exec("cat /etc/shadow")));
+        assert!(p.allows_request(&SessionRequest::Shell));
     }
 }

@@ -1,16 +1,22 @@
 //! Pure access decisions: which grant lets a user reach a target as a login,
-//! and which channels and requests a session may use.
+//! until when, and which channels and requests a session may use.
 //!
-//! No I/O, no async, no clock: everything a decision needs is passed in, so
-//! every rule is a table-driven unit test. Time windows (a later issue) take
-//! `now` as an argument here too.
+//! No I/O, no async, no clock: `now` and the session's start are passed in, so
+//! every rule is a table-driven unit test.
 
+mod exec;
 mod gate;
+pub mod window;
 
-pub use gate::{ChannelKind, Permissions, SessionRequest, env_allowed};
+pub use exec::{ExecRules, glob};
+pub use gate::{ChannelKind, PERMISSION_NAMES, Permissions, SessionRequest, env_allowed};
+pub use window::{Schedule, WindowError};
+
+use jiff::Timestamp;
+use std::time::Duration;
 
 /// A grant as policy sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Grant {
     pub id: String,
     /// Whom the grant names, for explanations ("group ops").
@@ -18,14 +24,56 @@ pub struct Grant {
     pub target: String,
     /// Allowed upstream logins; the first is the default.
     pub logins: Vec<String>,
+    pub valid_from: Option<Timestamp>,
+    pub valid_until: Option<Timestamp>,
+    pub schedule: Option<Schedule>,
+    pub max_session: Option<Duration>,
+    pub permissions: Permissions,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl Grant {
+    /// A grant with no time limits and the default permissions.
+    pub fn standing(id: &str, via: &str, target: &str, logins: &[&str]) -> Grant {
+        Grant {
+            id: id.into(),
+            via: via.into(),
+            target: target.into(),
+            logins: logins.iter().map(|s| s.to_string()).collect(),
+            valid_from: None,
+            valid_until: None,
+            schedule: None,
+            max_session: None,
+            permissions: Permissions::session_default(),
+        }
+    }
+}
+
+/// Why a session must end at its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndCause {
+    WindowCloses,
+    GrantExpires,
+    MaxSessionLength,
+}
+
+impl EndCause {
+    pub fn describe(self) -> &'static str {
+        match self {
+            EndCause::WindowCloses => "the access window closes",
+            EndCause::GrantExpires => "the grant expires",
+            EndCause::MaxSessionLength => "the maximum session length is reached",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
 pub struct Allow {
     pub grant_id: String,
     pub via: String,
     pub login: String,
     pub permissions: Permissions,
+    /// The earliest of window end, grant expiry and start + max length.
+    pub deadline: Option<(Timestamp, EndCause)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,49 +86,182 @@ pub enum Deny {
         login: String,
         allowed: String,
     },
+    #[error("access to {target} is outside your time window; it opens next at {next}")]
+    OutsideWindow { target: String, next: String },
+    #[error("access to {target} is outside your time window (no opening in the next week)")]
+    NeverOpens { target: String },
+    #[error("your grant for {target} is valid from {from}")]
+    NotYetValid { target: String, from: String },
+    #[error("your grant for {target} expired at {until}")]
+    Expired { target: String, until: String },
 }
 
-/// Decides access to `target` with an optional explicit `login`, given the
-/// grants that apply to the user (directly or through a group).
-pub fn decide(grants: &[Grant], target: &str, login: Option<&str>) -> Result<Allow, Deny> {
-    let matching: Vec<&Grant> = grants
+/// Why one grant does not allow access now, ranked so the most useful
+/// explanation wins (the soonest opening first).
+fn check(
+    g: &Grant,
+    now: Timestamp,
+    started: Timestamp,
+) -> Result<Option<(Timestamp, EndCause)>, (u8, Timestamp, Deny)> {
+    let target = g.target.clone();
+    if let Some(from) = g.valid_from
+        && now < from
+    {
+        return Err((
+            1,
+            from,
+            Deny::NotYetValid {
+                target,
+                from: from.to_string(),
+            },
+        ));
+    }
+    if let Some(until) = g.valid_until
+        && now >= until
+    {
+        return Err((
+            3,
+            until,
+            Deny::Expired {
+                target,
+                until: until.to_string(),
+            },
+        ));
+    }
+    let mut deadline: Option<(Timestamp, EndCause)> =
+        g.valid_until.map(|u| (u, EndCause::GrantExpires));
+    if let Some(s) = &g.schedule {
+        match s.open_until(now) {
+            Some(end) => deadline = earliest(deadline, Some((end, EndCause::WindowCloses))),
+            None => {
+                return Err(match s.next_open(now) {
+                    Some(next) => (
+                        0,
+                        next,
+                        Deny::OutsideWindow {
+                            target,
+                            next: s.show(next),
+                        },
+                    ),
+                    None => (2, now, Deny::NeverOpens { target }),
+                });
+            }
+        }
+    }
+    if let Some(max) = g.max_session {
+        let end = jiff::SignedDuration::try_from(max)
+            .ok()
+            .and_then(|d| started.checked_add(d).ok());
+        if let Some(end) = end {
+            if now >= end {
+                return Err((
+                    3,
+                    end,
+                    Deny::Expired {
+                        target,
+                        until: format!("{end} (maximum session length)"),
+                    },
+                ));
+            }
+            deadline = earliest(deadline, Some((end, EndCause::MaxSessionLength)));
+        }
+    }
+    Ok(deadline)
+}
+
+fn earliest(
+    a: Option<(Timestamp, EndCause)>,
+    b: Option<(Timestamp, EndCause)>,
+) -> Option<(Timestamp, EndCause)> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if y.0 < x.0 { y } else { x }),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+/// Decides access to `target` as `login` (or the default login) at `now`,
+/// for a session that started at `started` (`now` for a new login).
+/// Among several grants that allow it, the one whose deadline is latest wins.
+pub fn decide(
+    grants: &[Grant],
+    target: &str,
+    login: Option<&str>,
+    now: Timestamp,
+    started: Timestamp,
+) -> Result<Allow, Deny> {
+    let for_target: Vec<&Grant> = grants
         .iter()
         .filter(|g| g.target == target && !g.logins.is_empty())
         .collect();
-    if matching.is_empty() {
+    if for_target.is_empty() {
         return Err(Deny::NoGrant {
             target: target.to_string(),
         });
     }
-    let chosen = match login {
-        None => matching
-            .first()
-            .and_then(|g| g.logins.first().map(|l| (*g, l.clone()))),
-        Some(l) => matching
+    let candidates: Vec<(&Grant, String)> = match login {
+        None => for_target
             .iter()
-            .find(|g| g.logins.iter().any(|x| x == l))
-            .map(|g| (*g, l.to_string())),
+            .map(|g| (*g, g.logins[0].clone()))
+            .collect(),
+        Some(l) => for_target
+            .iter()
+            .filter(|g| g.logins.iter().any(|x| x == l))
+            .map(|g| (*g, l.to_string()))
+            .collect(),
     };
-    match chosen {
-        Some((g, login)) => Ok(Allow {
-            grant_id: g.id.clone(),
-            via: g.via.clone(),
-            login,
-            permissions: Permissions::session_default(),
-        }),
-        None => {
-            let mut allowed: Vec<&str> = matching
-                .iter()
-                .flat_map(|g| g.logins.iter().map(String::as_str))
-                .collect();
-            allowed.sort_unstable();
-            allowed.dedup();
-            Err(Deny::LoginNotAllowed {
-                target: target.to_string(),
-                login: login.unwrap_or_default().to_string(),
-                allowed: allowed.join(", "),
-            })
+    if candidates.is_empty() {
+        let mut allowed: Vec<&str> = for_target
+            .iter()
+            .flat_map(|g| g.logins.iter().map(String::as_str))
+            .collect();
+        allowed.sort_unstable();
+        allowed.dedup();
+        return Err(Deny::LoginNotAllowed {
+            target: target.to_string(),
+            login: login.unwrap_or_default().to_string(),
+            allowed: allowed.join(", "),
+        });
+    }
+    let mut best: Option<Allow> = None;
+    let mut why_not: Option<(u8, Timestamp, Deny)> = None;
+    for (g, login) in candidates {
+        match check(g, now, started) {
+            Ok(deadline) => {
+                let better = match &best {
+                    None => true,
+                    Some(b) => match (b.deadline, deadline) {
+                        (Some(_), None) => true,
+                        (Some(x), Some(y)) => y.0 > x.0,
+                        _ => false,
+                    },
+                };
+                if better {
+                    best = Some(Allow {
+                        grant_id: g.id.clone(),
+                        via: g.via.clone(),
+                        login,
+                        permissions: g.permissions.clone(),
+                        deadline,
+                    });
+                }
+            }
+            Err(reason) => {
+                if why_not
+                    .as_ref()
+                    .is_none_or(|w| (reason.0, reason.1) < (w.0, w.1))
+                {
+                    why_not = Some(reason);
+                }
+            }
         }
+    }
+    match (best, why_not) {
+        (Some(a), _) => Ok(a),
+        (None, Some((_, _, deny))) => Err(deny),
+        (None, None) => Err(Deny::NoGrant {
+            target: target.to_string(),
+        }),
     }
 }
 
@@ -104,72 +285,4 @@ pub fn reachable_targets(grants: &[Grant]) -> Vec<(String, Vec<String>)> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn g(id: &str, target: &str, logins: &[&str]) -> Grant {
-        Grant {
-            id: id.into(),
-            via: format!("user alice ({id})"),
-            target: target.into(),
-            logins: logins.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    #[test]
-    fn decision_table() {
-        let grants = [
-            g("g1", "web01", &["deploy", "root"]),
-            g("g2", "db01", &["postgres"]),
-            g("g3", "web01", &["admin"]),
-        ];
-        type Case<'a> = (
-            &'a str,
-            Option<&'a str>,
-            Result<(&'a str, &'a str), &'a str>,
-        );
-        let cases: [Case; 6] = [
-            ("web01", None, Ok(("g1", "deploy"))),
-            ("web01", Some("root"), Ok(("g1", "root"))),
-            ("web01", Some("admin"), Ok(("g3", "admin"))),
-            ("db01", None, Ok(("g2", "postgres"))),
-            (
-                "web01",
-                Some("postgres"),
-                Err("do not include login postgres (allowed: admin, deploy, root)"),
-            ),
-            ("mail01", None, Err("no grant for target mail01")),
-        ];
-        for (target, login, want) in cases {
-            let got = decide(&grants, target, login);
-            match (got, want) {
-                (Ok(a), Ok((id, l))) => {
-                    assert_eq!((a.grant_id.as_str(), a.login.as_str()), (id, l))
-                }
-                (Err(d), Err(msg)) => assert!(d.to_string().contains(msg), "{d}"),
-                (got, want) => panic!("{target} {login:?}: got {got:?}, want {want:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn grant_with_no_logins_grants_nothing() {
-        assert!(decide(&[g("g1", "web01", &[])], "web01", None).is_err());
-    }
-
-    #[test]
-    fn menu_merges_grants() {
-        let m = reachable_targets(&[
-            g("a", "web01", &["x"]),
-            g("b", "db01", &["y"]),
-            g("c", "web01", &["z", "x"]),
-        ]);
-        assert_eq!(
-            m,
-            vec![
-                ("db01".into(), vec!["y".into()]),
-                ("web01".into(), vec!["x".into(), "z".into()])
-            ]
-        );
-    }
-}
+mod tests;

@@ -4,6 +4,7 @@
 //! PostgreSQL (several nodes), through sqlx's `Any` driver. Queries use `$n`
 //! placeholders and portable types (TEXT, BIGINT) so neither dialect drifts.
 
+mod jit;
 mod mfa;
 mod records;
 #[cfg(test)]
@@ -337,8 +338,19 @@ impl Store {
             Subject::User(ref u) => self.require("users", "user", u).await?,
             Subject::Group(ref n) => self.require("user_groups", "group", n).await?,
         }
+        let mut conn = self.pool.acquire().await?;
+        Self::insert_grant(&mut conn, g, now_ms).await
+    }
+
+    async fn insert_grant(
+        conn: &mut sqlx::AnyConnection,
+        g: &GrantRecord,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO grants (id, subject_kind, subject, target_name, logins, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO grants (id, subject_kind, subject, target_name, logins, created_at, valid_from, valid_until, \
+             max_session_secs, time_zone, windows, permissions, exec_allow, exec_deny, origin) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(&g.id)
         .bind(g.subject.kind())
@@ -346,7 +358,16 @@ impl Store {
         .bind(&g.target)
         .bind(g.logins.join(" "))
         .bind(now_ms)
-        .execute(&self.pool)
+        .bind(g.valid_from_ms)
+        .bind(g.valid_until_ms)
+        .bind(g.max_session_secs)
+        .bind(&g.time_zone)
+        .bind(&g.windows)
+        .bind(&g.permissions)
+        .bind(g.exec_allow.join("\n"))
+        .bind(g.exec_deny.join("\n"))
+        .bind(&g.origin)
+        .execute(&mut *conn)
         .await?;
         Ok(())
     }
@@ -376,31 +397,13 @@ impl Store {
     }
 
     pub async fn list_grants(&self) -> Result<Vec<GrantRecord>, StoreError> {
-        let rows = sqlx::query("SELECT id, subject_kind, subject, target_name, logins FROM grants ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let kind: String = r.try_get(1)?;
-            let subject: String = r.try_get(2)?;
-            let subject = if kind == "group" {
-                Subject::Group(subject)
-            } else {
-                Subject::User(subject)
-            };
-            let logins: String = r.try_get(4)?;
-            out.push(GrantRecord {
-                id: r.try_get(0)?,
-                subject,
-                target: r.try_get(3)?,
-                logins: logins
-                    .split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-            });
-        }
-        Ok(out)
+        let rows = sqlx::query(
+            "SELECT id, subject_kind, subject, target_name, logins, valid_from, valid_until, max_session_secs, \
+             time_zone, windows, permissions, exec_allow, exec_deny, origin FROM grants ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(grant_from_row).collect()
     }
 
     // ---- sessions ----------------------------------------------------------
@@ -486,6 +489,43 @@ fn unique<T>(r: Result<T, sqlx::Error>, kind: &'static str, name: &str) -> Resul
         }),
         Err(e) => Err(e.into()),
     }
+}
+
+fn lines(s: String) -> Vec<String> {
+    s.split('\n')
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn grant_from_row(r: &AnyRow) -> Result<GrantRecord, StoreError> {
+    let kind: String = r.try_get(1)?;
+    let subject: String = r.try_get(2)?;
+    let subject = if kind == "group" {
+        Subject::Group(subject)
+    } else {
+        Subject::User(subject)
+    };
+    let logins: String = r.try_get(4)?;
+    Ok(GrantRecord {
+        id: r.try_get(0)?,
+        subject,
+        target: r.try_get(3)?,
+        logins: logins
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        valid_from_ms: r.try_get(5)?,
+        valid_until_ms: r.try_get(6)?,
+        max_session_secs: r.try_get(7)?,
+        time_zone: r.try_get(8)?,
+        windows: r.try_get(9)?,
+        permissions: r.try_get(10)?,
+        exec_allow: lines(r.try_get(11)?),
+        exec_deny: lines(r.try_get(12)?),
+        origin: r.try_get(13)?,
+    })
 }
 
 fn target_from_row(r: &AnyRow) -> Result<TargetRecord, StoreError> {

@@ -94,6 +94,56 @@ pub struct GrantRecord {
     pub target: String,
     /// Allowed upstream logins; the first is the default.
     pub logins: Vec<String>,
+    pub valid_from_ms: Option<i64>,
+    pub valid_until_ms: Option<i64>,
+    pub max_session_secs: Option<i64>,
+    /// IANA zone the windows are written in.
+    pub time_zone: String,
+    /// `mon-fri 08:00-18:00; ...`, empty for "any time".
+    pub windows: String,
+    /// Comma-separated permission names (see `policy::PERMISSION_NAMES`).
+    pub permissions: String,
+    pub exec_allow: Vec<String>,
+    pub exec_deny: Vec<String>,
+    /// `admin`, or `jit:<request id>` for an approved access request.
+    pub origin: String,
+}
+
+impl GrantRecord {
+    /// No time limits, default permissions.
+    pub fn standing(id: &str, subject: Subject, target: &str, logins: &[&str]) -> GrantRecord {
+        GrantRecord {
+            id: id.into(),
+            subject,
+            target: target.into(),
+            logins: logins.iter().map(|s| s.to_string()).collect(),
+            valid_from_ms: None,
+            valid_until_ms: None,
+            max_session_secs: None,
+            time_zone: "UTC".into(),
+            windows: String::new(),
+            permissions: "pty,shell,exec,sftp".into(),
+            exec_allow: Vec::new(),
+            exec_deny: Vec::new(),
+            origin: "admin".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRequest {
+    pub id: String,
+    pub user: String,
+    pub target: String,
+    pub login: String,
+    pub duration_secs: i64,
+    pub reason: String,
+    /// `pending`, `approved`, `denied`.
+    pub state: String,
+    pub requested_ms: i64,
+    pub decided_by: Option<String>,
+    pub decided_ms: Option<i64>,
+    pub grant_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

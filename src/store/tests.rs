@@ -68,10 +68,19 @@ async fn exercise(store: &Store) {
     );
 
     let g = GrantRecord {
-        id: "g1".into(),
-        subject: Subject::Group("ops".into()),
-        target: "web01".into(),
-        logins: vec!["root".into(), "deploy".into()],
+        windows: "mon-fri 08:00-18:00".into(),
+        time_zone: "Europe/Berlin".into(),
+        valid_until_ms: Some(99),
+        max_session_secs: Some(60),
+        exec_allow: vec!["uptime".into(), "systemctl status *".into()],
+        exec_deny: vec!["rm *".into()],
+        permissions: "exec".into(),
+        ..GrantRecord::standing(
+            "g1",
+            Subject::Group("ops".into()),
+            "web01",
+            &["root", "deploy"],
+        )
     };
     store.add_grant(&g, 7).await.unwrap();
     assert_eq!(
@@ -159,6 +168,55 @@ async fn exercise(store: &Store) {
     };
     store.append_audit(&ev).await.unwrap();
     assert_eq!(store.list_audit(10).await.unwrap(), vec![ev]);
+
+    // Just-in-time: a request, then an approval that creates its grant atomically.
+    let q = AccessRequest {
+        id: "r1".into(),
+        user: "alice".into(),
+        target: "web01".into(),
+        login: "root".into(),
+        duration_secs: 60,
+        reason: "INC-1".into(),
+        state: "pending".into(),
+        requested_ms: 9,
+        decided_by: None,
+        decided_ms: None,
+        grant_id: None,
+    };
+    store.add_request(&q).await.unwrap();
+    assert_eq!(
+        store.list_requests(Some("pending")).await.unwrap(),
+        vec![q.clone()]
+    );
+    let jg = GrantRecord {
+        origin: "jit:r1".into(),
+        valid_until_ms: Some(70),
+        ..GrantRecord::standing("g2", Subject::User("alice".into()), "web01", &["root"])
+    };
+    assert!(
+        store
+            .decide_request("r1", "approved", "bob", 10, Some(&jg))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .decide_request("r1", "denied", "bob", 11, None)
+            .await
+            .unwrap(),
+        "decided twice"
+    );
+    assert_eq!(
+        store
+            .request("r1")
+            .await
+            .unwrap()
+            .unwrap()
+            .grant_id
+            .as_deref(),
+        Some("g2")
+    );
+    assert!(store.list_grants().await.unwrap().iter().any(|g| g == &jg));
 
     store.remove_target("web01").await.unwrap();
     assert!(store.credential("web01", "root").await.unwrap().is_none());

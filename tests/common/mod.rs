@@ -686,3 +686,70 @@ impl Bastion {
         key
     }
 }
+
+impl Bastion {
+    /// Another target on the same sshd with the vaulted key credential, no grants.
+    pub fn add_target(&self, name: &str, sshd: &Sshd) {
+        let port = sshd.port.to_string();
+        self.admin(&[
+            "target",
+            "add",
+            name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--host-key-file",
+            sshd.host_pub.to_str().unwrap(),
+        ]);
+        self.admin(&[
+            "credential",
+            "set",
+            name,
+            TARGET_USER,
+            "--key-file",
+            sshd.user_key.to_str().unwrap(),
+        ]);
+    }
+
+    /// A service account (key only, no MFA) with its own key; returns the key.
+    pub fn add_service(&self, user: &str) -> PathBuf {
+        let key = self.dir.path().join(format!("{user}_svc_key"));
+        keygen(&key, "ed25519");
+        self.admin(&[
+            "user",
+            "add",
+            user,
+            "--service",
+            "--key",
+            key.with_extension("pub").to_str().unwrap(),
+        ]);
+        key
+    }
+
+    /// `ssh` as `user` with `key` (public key only, batch mode).
+    pub fn ssh_key(&self, user: &str, key: &Path) -> Command {
+        let mut c = Command::new("ssh");
+        c.args(client_opts(&self.known_hosts()))
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "PreferredAuthentications=publickey",
+            ])
+            .arg("-i")
+            .arg(key)
+            .args(["-p", &self.port.to_string()])
+            .arg(format!("{user}@127.0.0.1"))
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Adds a grant and returns its id.
+    pub fn grant(&self, args: &[&str]) -> String {
+        let mut full = vec!["grant", "add"];
+        full.extend_from_slice(args);
+        let out = text(&self.admin(&full).stdout);
+        out.split_whitespace().nth(1).expect("grant id").to_string()
+    }
+}

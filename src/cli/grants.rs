@@ -1,0 +1,285 @@
+//! Grants (with time windows, validity, session length, permissions, exec
+//! lists) and just-in-time access requests.
+
+use crate::app::{new_id, now_ms};
+use crate::audit::{self, AuditEvent, cli_actor};
+use crate::config::Config;
+use crate::jit;
+use crate::names::Name;
+use crate::policy::{Permissions, Schedule};
+use crate::store::{GrantRecord, Subject};
+use anyhow::{Context, bail};
+use clap::{ArgGroup, Subcommand};
+
+// Parsed once per process; boxing the big variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum GrantCmd {
+    /// Let a user or group reach a target as the given logins (first = default).
+    #[command(group(ArgGroup::new("subject").required(true).args(["user", "group"])))]
+    Add {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long)]
+        target: String,
+        #[arg(long = "login", required = true)]
+        logins: Vec<String>,
+        /// Valid from this instant (RFC 3339, e.g. 2026-12-01T08:00:00Z).
+        #[arg(long)]
+        from: Option<String>,
+        /// Valid until this instant (RFC 3339).
+        #[arg(long, conflicts_with = "for_")]
+        until: Option<String>,
+        /// Valid for this long from now (90s, 15m, 2h, 1d).
+        #[arg(long = "for", id = "for_")]
+        for_: Option<String>,
+        /// Time windows, e.g. "mon-fri 08:00-18:00; sat 10:00-12:00".
+        #[arg(long)]
+        window: Option<String>,
+        /// IANA time zone of the windows.
+        #[arg(long, default_value = "UTC")]
+        tz: String,
+        /// Longest a session may last (90s, 15m, 2h, 1d).
+        #[arg(long)]
+        max_session: Option<String>,
+        /// What sessions may do: pty,shell,exec,sftp,local-forward,remote-forward,agent,x11.
+        #[arg(long, default_value = "pty,shell,exec,sftp")]
+        allow: String,
+        /// Exec commands allowed (glob, `*` and `?`); may be repeated. None = all not denied.
+        #[arg(long = "exec-allow")]
+        exec_allow: Vec<String>,
+        /// Exec commands refused (glob); may be repeated. Wins over --exec-allow.
+        #[arg(long = "exec-deny")]
+        exec_deny: Vec<String>,
+    },
+    Remove {
+        id: String,
+    },
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RequestCmd {
+    /// Ask for access on behalf of USER (users without the CLI: `ssh USER@bastion request ...`).
+    New {
+        target: String,
+        #[arg(long)]
+        login: String,
+        #[arg(long = "for")]
+        duration: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long = "as")]
+        user: String,
+    },
+    Approve {
+        id: String,
+        #[arg(long = "as")]
+        approver: String,
+    },
+    Deny {
+        id: String,
+        #[arg(long = "as")]
+        approver: String,
+    },
+    List {
+        #[arg(long)]
+        pending: bool,
+    },
+}
+
+fn instant(s: &str) -> anyhow::Result<i64> {
+    let t: jiff::Timestamp = s
+        .parse()
+        .with_context(|| format!("{s:?} is not an RFC 3339 instant"))?;
+    Ok(t.as_millisecond())
+}
+
+pub async fn grant(config: &Config, cmd: GrantCmd) -> anyhow::Result<()> {
+    let (store, _) = super::open(config).await?;
+    match cmd {
+        GrantCmd::Add {
+            user,
+            group,
+            target,
+            logins,
+            from,
+            until,
+            for_,
+            window,
+            tz,
+            max_session,
+            allow,
+            exec_allow,
+            exec_deny,
+        } => {
+            let subject = match (user, group) {
+                (Some(u), _) => Subject::User(u),
+                (None, Some(g)) => Subject::Group(g),
+                (None, None) => bail!("give --user or --group"),
+            };
+            let logins = logins
+                .iter()
+                .map(|l| Name::parse(l).map(|n| n.to_string()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let login_refs: Vec<&str> = logins.iter().map(String::as_str).collect();
+            Permissions::parse(&allow).map_err(|e| anyhow::anyhow!(e))?;
+            let windows = window.unwrap_or_default();
+            if !windows.trim().is_empty() {
+                Schedule::parse(&tz, &windows)?;
+            } else {
+                jiff::tz::TimeZone::get(&tz)
+                    .with_context(|| format!("unknown time zone {tz:?}"))?;
+            }
+            let now = now_ms();
+            let valid_until_ms = match (until, for_) {
+                (Some(u), _) => Some(instant(&u)?),
+                (None, Some(d)) => Some(now + i64::try_from(jit::parse_duration(&d)?)? * 1000),
+                (None, None) => None,
+            };
+            let g = GrantRecord {
+                valid_from_ms: from.as_deref().map(instant).transpose()?,
+                valid_until_ms,
+                max_session_secs: max_session
+                    .as_deref()
+                    .map(jit::parse_duration)
+                    .transpose()?
+                    .map(i64::try_from)
+                    .transpose()?,
+                time_zone: tz,
+                windows,
+                permissions: allow,
+                exec_allow,
+                exec_deny,
+                ..GrantRecord::standing(&new_id()[..12], subject, &target, &login_refs)
+            };
+            store.add_grant(&g, now).await?;
+            let summary = describe(&g);
+            audit::record(
+                &store,
+                AuditEvent::GrantAdded {
+                    id: g.id.clone(),
+                    actor: cli_actor(),
+                    summary: summary.clone(),
+                },
+            )
+            .await?;
+            println!("grant {} added: {summary}", g.id);
+        }
+        GrantCmd::Remove { id } => {
+            store.remove_grant(&id).await?;
+            audit::record(
+                &store,
+                AuditEvent::GrantRemoved {
+                    id: id.clone(),
+                    actor: cli_actor(),
+                },
+            )
+            .await?;
+            println!("grant {id} removed (live sessions it allowed end within seconds)");
+        }
+        GrantCmd::List => {
+            for g in store.list_grants().await? {
+                println!("{}\t{}", g.id, describe(&g));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn describe(g: &GrantRecord) -> String {
+    let ts = |ms: i64| {
+        jiff::Timestamp::from_millisecond(ms)
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    };
+    let mut s = format!(
+        "{} {} -> {} as {} [{}]",
+        g.subject.kind(),
+        g.subject.name(),
+        g.target,
+        g.logins.join(","),
+        g.permissions
+    );
+    if !g.windows.is_empty() {
+        s.push_str(&format!(" window \"{}\" {}", g.windows, g.time_zone));
+    }
+    if let Some(f) = g.valid_from_ms {
+        s.push_str(&format!(" from {}", ts(f)));
+    }
+    if let Some(u) = g.valid_until_ms {
+        s.push_str(&format!(" until {}", ts(u)));
+    }
+    if let Some(m) = g.max_session_secs {
+        s.push_str(&format!(" max-session {m}s"));
+    }
+    if !g.exec_allow.is_empty() {
+        s.push_str(&format!(" exec-allow {:?}", g.exec_allow));
+    }
+    if !g.exec_deny.is_empty() {
+        s.push_str(&format!(" exec-deny {:?}", g.exec_deny));
+    }
+    if g.origin != "admin" {
+        s.push_str(&format!(" ({})", g.origin));
+    }
+    s
+}
+
+pub async fn request(config: &Config, cmd: RequestCmd) -> anyhow::Result<()> {
+    let (store, _) = super::open(config).await?;
+    let group = &config.access.approvers_group;
+    match cmd {
+        RequestCmd::New {
+            target,
+            login,
+            duration,
+            reason,
+            user,
+        } => {
+            let secs = jit::parse_duration(&duration)?;
+            let q = jit::request(
+                &store,
+                &user,
+                &target,
+                &login,
+                secs,
+                config.access.max_request_secs,
+                &reason,
+            )
+            .await?;
+            println!(
+                "request {} pending: {} -> {} as {} for {}s",
+                q.id, q.user, q.target, q.login, q.duration_secs
+            );
+        }
+        RequestCmd::Approve { id, approver } => {
+            let g = jit::decide(&store, &id, &approver, group, true).await?;
+            println!(
+                "request {id} approved; grant {} added",
+                g.map(|g| g.id).unwrap_or_default()
+            );
+        }
+        RequestCmd::Deny { id, approver } => {
+            jit::decide(&store, &id, &approver, group, false).await?;
+            println!("request {id} denied");
+        }
+        RequestCmd::List { pending } => {
+            for q in store.list_requests(pending.then_some("pending")).await? {
+                println!(
+                    "{}\t{}\t{} -> {} as {}\t{}s\t{}\t{}",
+                    q.id,
+                    q.state,
+                    q.user,
+                    q.target,
+                    q.login,
+                    q.duration_secs,
+                    q.reason,
+                    q.decided_by.unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
+}

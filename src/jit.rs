@@ -1,0 +1,170 @@
+//! Just-in-time access: a user asks for a target for a while, with a reason;
+//! a member of the approvers group (never the requester) approves or denies;
+//! an approval becomes a grant that expires on its own. Every step is audited.
+
+use crate::app::{new_id, now_ms};
+use crate::audit::{self, AuditEvent};
+use crate::names::Name;
+use crate::store::{AccessRequest, GrantRecord, Store, StoreError, Subject};
+
+#[derive(Debug, thiserror::Error)]
+pub enum JitError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("request {0} does not exist")]
+    Unknown(String),
+    #[error("request {0} was already decided")]
+    AlreadyDecided(String),
+    #[error("you cannot approve or deny your own request")]
+    SelfApproval,
+    #[error("{0} is not in the approvers group {1:?}")]
+    NotApprover(String, String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Parses `90s`, `15m`, `2h`, `1d`.
+pub fn parse_duration(s: &str) -> Result<u64, JitError> {
+    let s = s.trim();
+    let bad = || {
+        JitError::Invalid(format!(
+            "cannot read duration {s:?}: use e.g. 90s, 15m, 2h, 1d"
+        ))
+    };
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult).filter(|v| *v > 0).ok_or_else(bad)
+}
+
+pub async fn request(
+    store: &Store,
+    user: &str,
+    target: &str,
+    login: &str,
+    duration_secs: u64,
+    max_secs: u64,
+    reason: &str,
+) -> Result<AccessRequest, JitError> {
+    for n in [user, target, login] {
+        Name::parse(n).map_err(|e| JitError::Invalid(format!("{n:?}: {e}")))?;
+    }
+    if duration_secs > max_secs {
+        return Err(JitError::Invalid(format!(
+            "at most {max_secs} s may be requested"
+        )));
+    }
+    let reason = reason.trim();
+    if reason.is_empty() || reason.len() > 500 {
+        return Err(JitError::Invalid(
+            "a reason (1 to 500 characters) is required".into(),
+        ));
+    }
+    let q = AccessRequest {
+        id: new_id()[..10].to_string(),
+        user: user.into(),
+        target: target.into(),
+        login: login.into(),
+        duration_secs: i64::try_from(duration_secs).unwrap_or(i64::MAX),
+        reason: reason.into(),
+        state: "pending".into(),
+        requested_ms: now_ms(),
+        decided_by: None,
+        decided_ms: None,
+        grant_id: None,
+    };
+    store.add_request(&q).await?;
+    audit::record(
+        store,
+        AuditEvent::AccessRequested {
+            id: q.id.clone(),
+            user: user.into(),
+            target: target.into(),
+            login: login.into(),
+            secs: duration_secs,
+            reason: reason.into(),
+        },
+    )
+    .await?;
+    Ok(q)
+}
+
+/// Approves (`approve = true`) or denies a pending request.
+pub async fn decide(
+    store: &Store,
+    id: &str,
+    approver: &str,
+    approvers_group: &str,
+    approve: bool,
+) -> Result<Option<GrantRecord>, JitError> {
+    let q = store
+        .request(id)
+        .await?
+        .ok_or_else(|| JitError::Unknown(id.into()))?;
+    if q.user == approver {
+        return Err(JitError::SelfApproval);
+    }
+    if !store
+        .groups_of(approver)
+        .await?
+        .iter()
+        .any(|g| g == approvers_group)
+    {
+        return Err(JitError::NotApprover(
+            approver.into(),
+            approvers_group.into(),
+        ));
+    }
+    let now = now_ms();
+    let grant = approve.then(|| GrantRecord {
+        valid_from_ms: Some(now),
+        valid_until_ms: Some(now.saturating_add(q.duration_secs.saturating_mul(1000))),
+        origin: format!("jit:{}", q.id),
+        ..GrantRecord::standing(
+            &new_id()[..12],
+            Subject::User(q.user.clone()),
+            &q.target,
+            &[q.login.as_str()],
+        )
+    });
+    let state = if approve { "approved" } else { "denied" };
+    if !store
+        .decide_request(id, state, approver, now, grant.as_ref())
+        .await?
+    {
+        return Err(JitError::AlreadyDecided(id.into()));
+    }
+    audit::record(
+        store,
+        AuditEvent::AccessDecided {
+            id: id.into(),
+            approver: approver.into(),
+            approved: approve,
+            grant: grant.as_ref().map(|g| g.id.clone()),
+        },
+    )
+    .await?;
+    Ok(grant)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap(), 90);
+        assert_eq!(parse_duration("2h").unwrap(), 7200);
+        assert_eq!(parse_duration("1d").unwrap(), 86400);
+        for bad in ["", "h", "2", "2w", "-1h", "0m", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -17,10 +17,17 @@ pub struct App {
     pub registry: Registry,
     pub throttle: Throttle,
     pub blocks: crate::lockdown::SourceBlocks,
+    /// Signs recording trailers.
+    pub audit_key: crate::recording::SigningKey,
 }
 
 impl App {
-    pub fn new(config: Config, store: Store, vault: Vault) -> Arc<App> {
+    pub fn new(
+        config: Config,
+        store: Store,
+        vault: Vault,
+        audit_key: crate::recording::SigningKey,
+    ) -> Arc<App> {
         Arc::new(App {
             config,
             store,
@@ -29,6 +36,7 @@ impl App {
             registry: Registry::default(),
             throttle: Throttle::new(ThrottleConfig::default()),
             blocks: crate::lockdown::SourceBlocks::default(),
+            audit_key,
         })
     }
 }

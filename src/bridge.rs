@@ -88,6 +88,19 @@ pub trait FrameSink: Send {
     fn send(&mut self, frame: Frame) -> impl Future<Output = Result<(), SinkClosed>> + Send;
 }
 
+/// A copy of a frame for the recorder, and when it crossed the bastion.
+#[derive(Debug, Clone)]
+pub struct Tapped {
+    pub dir: Direction,
+    pub frame: Frame,
+    pub at: std::time::Instant,
+}
+
+/// Where a channel's frames are copied for recording. Bounded: a recorder
+/// slower than the network slows the channel, and a recorder that is gone
+/// ends it (nothing runs unrecorded).
+pub type Tap = mpsc::Sender<Tapped>;
+
 /// Byte counters shared by every channel of a session.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -119,6 +132,7 @@ pub async fn run<CS, CK, US, UK>(
     counters: Arc<Counters>,
     cancel: CancellationToken,
     notices: Option<broadcast::Receiver<Bytes>>,
+    tap: Option<Tap>,
 ) -> ChannelEnd
 where
     CS: FrameSource,
@@ -136,6 +150,7 @@ where
         counters.clone(),
         cancel.clone(),
         None,
+        tap.clone(),
     );
     let down = pump(
         up_src,
@@ -145,6 +160,7 @@ where
         counters,
         cancel.clone(),
         notices,
+        tap,
     );
     let (a, b) = tokio::join!(up, down);
     if a == ChannelEnd::Cancelled || b == ChannelEnd::Cancelled {
@@ -162,6 +178,7 @@ async fn pump<S: FrameSource, K: FrameSink>(
     counters: Arc<Counters>,
     cancel: CancellationToken,
     mut notices: Option<broadcast::Receiver<Bytes>>,
+    tap: Option<Tap>,
 ) -> ChannelEnd {
     let budget = budget.max(64 * 1024);
     let slots = Arc::new(Semaphore::new(budget));
@@ -211,6 +228,18 @@ async fn pump<S: FrameSource, K: FrameSink>(
                     Direction::Down => &counters.down,
                 };
                 c.fetch_add(b.len() as u64, Ordering::Relaxed);
+            }
+            if let Some(tap) = &tap {
+                let copy = Tapped {
+                    dir,
+                    frame: frame.clone(),
+                    at: std::time::Instant::now(),
+                };
+                if tap.send(copy).await.is_err() {
+                    // The recorder is gone: fail closed.
+                    let _ = sink.send(Frame::Close).await;
+                    return ChannelEnd::Cancelled;
+                }
             }
             let last = frame == Frame::Close;
             if sink.send(frame).await.is_err() || last {
@@ -283,6 +312,7 @@ mod tests {
             counters.clone(),
             CancellationToken::new(),
             None,
+            None,
         ));
         c_in.send(Frame::Request(Request::Shell)).await.unwrap();
         c_in.send(Frame::Data(Bytes::from_static(b"ls\n")))
@@ -324,6 +354,7 @@ mod tests {
             Arc::new(Counters::default()),
             CancellationToken::new(),
             None,
+            None,
         ));
         let chunk = Bytes::from(vec![0u8; 16 * 1024]);
         let mut sent = 0usize;
@@ -355,6 +386,7 @@ mod tests {
             1 << 20,
             Arc::new(Counters::default()),
             cancel.clone(),
+            None,
             None,
         ));
         cancel.cancel();

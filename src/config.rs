@@ -29,6 +29,8 @@ struct RawConfig {
     database_url: Option<String>,
     kek_file: Option<PathBuf>,
     host_keys: Option<Vec<PathBuf>>,
+    recordings_dir: Option<PathBuf>,
+    audit_key_file: Option<PathBuf>,
     log_format: Option<String>,
     #[serde(default)]
     upstream: RawUpstream,
@@ -76,6 +78,10 @@ pub struct Config {
     pub kek_file: PathBuf,
     /// Empty means "generate and keep an ed25519 key in the data directory".
     pub host_keys: Vec<PathBuf>,
+    /// Where session recordings (`.cast` + `.chain`) are written.
+    pub recordings_dir: PathBuf,
+    /// Ed25519 seed that signs recording trailers (public half beside it, `.pub`).
+    pub audit_key_file: PathBuf,
     pub log_format: LogFormat,
     pub upstream_connect_timeout: Duration,
     pub limits: Limits,
@@ -156,6 +162,12 @@ impl Config {
             problems.push("database_url: expected a sqlite:// or postgres:// URL".to_string());
         }
         let kek_file = raw.kek_file.unwrap_or_else(|| data_dir.join("kek"));
+        let recordings_dir = raw
+            .recordings_dir
+            .unwrap_or_else(|| data_dir.join("recordings"));
+        let audit_key_file = raw
+            .audit_key_file
+            .unwrap_or_else(|| data_dir.join("audit_ed25519"));
         let log_format = match raw.log_format.as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -242,6 +254,8 @@ impl Config {
             database_url,
             kek_file,
             host_keys: raw.host_keys.unwrap_or_default(),
+            recordings_dir,
+            audit_key_file,
             log_format,
             upstream_connect_timeout,
             limits,

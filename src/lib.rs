@@ -16,6 +16,7 @@ pub mod jit;
 pub mod lockdown;
 pub mod names;
 pub mod policy;
+pub mod recorder;
 pub mod recording;
 pub mod registry;
 pub mod session;

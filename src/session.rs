@@ -51,6 +51,7 @@ pub struct Session {
     /// Notices for the user's terminals (deadline warnings); every bridge listens.
     pub notices: broadcast::Sender<Bytes>,
     enforcing: AtomicBool,
+    channels: std::sync::atomic::AtomicU32,
     app: Arc<App>,
     upstream: OnceCell<Arc<Upstream>>,
     recorded: AtomicBool,
@@ -103,6 +104,7 @@ impl Session {
             started,
             notices: broadcast::channel(16).0,
             enforcing: AtomicBool::new(false),
+            channels: std::sync::atomic::AtomicU32::new(0),
             app,
             upstream: OnceCell::new(),
             recorded: AtomicBool::new(false),
@@ -121,6 +123,25 @@ impl Session {
                 ..Permissions::none()
             },
         }
+    }
+
+    /// Numbers this session's channels for their recordings.
+    pub fn next_channel(&self) -> u32 {
+        self.channels.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Target name and login, once a target was chosen.
+    pub fn target_and_login(&self) -> Option<(String, String)> {
+        match &self.destination {
+            Destination::Target { target, allow } => {
+                Some((target.name.clone(), allow.login.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn end_reason(&self) -> Option<String> {
+        self.end_reason.lock().ok().and_then(|r| r.clone())
     }
 
     pub fn app(&self) -> &Arc<App> {
@@ -163,10 +184,23 @@ impl Session {
             .map_err(|e| refusal_for(&target.name, &allow.login, e))
     }
 
-    /// The session row is durable before any byte goes to the target.
+    /// The session row is durable, and recording storage writable, before
+    /// any byte goes to the target.
     async fn record_start(&self, target: &TargetRecord, allow: &Allow) -> Result<(), Refusal> {
         if self.recorded.load(Ordering::SeqCst) {
             return Ok(());
+        }
+        let probe = self
+            .app
+            .config
+            .recordings_dir
+            .join(format!(".probe-{}", self.id));
+        if let Err(e) = std::fs::write(&probe, b"probe").and_then(|_| std::fs::remove_file(&probe))
+        {
+            return Err(Refusal::new(
+                "session recording storage is unavailable, so the session is refused",
+                format!("recordings dir not writable: {e}"),
+            ));
         }
         let start = SessionStart {
             id: self.id.clone(),

@@ -79,6 +79,21 @@ pub enum AuditEvent {
         user: String,
         reason: String,
     },
+    RecordingFailed {
+        session: String,
+        recording: String,
+        error: String,
+    },
+    RecordingCutShort {
+        session: String,
+        recording: String,
+        events: u64,
+    },
+    RecordingsPruned {
+        actor: String,
+        count: usize,
+        older_than_days: u64,
+    },
 }
 
 impl AuditEvent {
@@ -205,6 +220,39 @@ impl AuditEvent {
                 String::new(),
                 id.clone(),
                 json!({ "grant": grant }),
+            ),
+            AuditEvent::RecordingFailed {
+                session,
+                recording,
+                error,
+            } => (
+                "recording.failed",
+                "portcullis".into(),
+                String::new(),
+                session.clone(),
+                json!({ "recording": recording, "error": error }),
+            ),
+            AuditEvent::RecordingCutShort {
+                session,
+                recording,
+                events,
+            } => (
+                "recording.cut_short",
+                "portcullis".into(),
+                String::new(),
+                session.clone(),
+                json!({ "recording": recording, "events": events }),
+            ),
+            AuditEvent::RecordingsPruned {
+                actor,
+                count,
+                older_than_days,
+            } => (
+                "recordings.pruned",
+                actor.clone(),
+                String::new(),
+                String::new(),
+                json!({ "count": count, "older_than_days": older_than_days }),
             ),
             AuditEvent::SessionEndedByPolicy {
                 session,

@@ -121,6 +121,8 @@ pub enum SessionCmd {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// Find sessions where a text was typed or printed.
+    Search(super::recordings::SearchArgs),
 }
 
 fn name(s: &str) -> anyhow::Result<String> {
@@ -401,7 +403,9 @@ pub async fn credential(config: &Config, cmd: CredentialCmd) -> anyhow::Result<(
 
 pub async fn session(config: &Config, cmd: SessionCmd) -> anyhow::Result<()> {
     let (store, _) = super::open(config).await?;
-    let SessionCmd::List { limit } = cmd;
+    let SessionCmd::List { limit } = cmd else {
+        return Ok(());
+    };
     for s in store.list_sessions(limit).await? {
         println!(
             "{}\t{}\t{}\t{}@{}\tstart={}\tend={}\t{}\tup={}\tdown={}",

@@ -4,6 +4,7 @@
 mod admin;
 mod grants;
 mod mfa;
+mod recordings;
 mod serve;
 
 use crate::config::Config;
@@ -49,12 +50,35 @@ pub enum Command {
     /// Just-in-time access requests.
     #[command(subcommand)]
     Request(grants::RequestCmd),
-    #[command(subcommand)]
+    #[command(subcommand, alias = "sessions")]
     Session(admin::SessionCmd),
+    /// Check recordings' integrity chains and signatures (offline: only the public key is needed).
+    Verify {
+        /// Session id, recording name, or a .cast file.
+        what: String,
+        /// Public key (base64 text or a .pub file); default: the audit key's .pub.
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Play a recording in the terminal.
+    Replay(recordings::ReplayArgs),
+    /// Follow a live session's output (read-only).
+    Watch { what: String },
+    #[command(subcommand)]
+    Recordings(RecordingsCmd),
     #[command(subcommand)]
     Source(mfa::SourceCmd),
     #[command(subcommand)]
     Audit(AuditCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecordingsCmd {
+    /// Delete recordings older than a duration (e.g. 90d); audited.
+    Prune {
+        #[arg(long)]
+        older_than: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,7 +109,7 @@ pub async fn open(config: &Config) -> anyhow::Result<(Store, Vault)> {
     Ok((store, vault))
 }
 
-fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+pub(crate) fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if !dir.exists() {
         std::fs::DirBuilder::new()
@@ -111,7 +135,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Credential(c) => admin::credential(&config, c).await,
         Command::Grant(c) => grants::grant(&config, c).await,
         Command::Request(c) => grants::request(&config, c).await,
+        Command::Session(admin::SessionCmd::Search(a)) => recordings::search(&config, a).await,
         Command::Session(c) => admin::session(&config, c).await,
+        Command::Verify { what, key } => recordings::verify(&config, &what, key.as_deref()).await,
+        Command::Replay(a) => recordings::replay(&config, a).await,
+        Command::Watch { what } => recordings::watch(&config, &what).await,
+        Command::Recordings(RecordingsCmd::Prune { older_than }) => {
+            recordings::prune(&config, &older_than).await
+        }
         Command::Source(c) => mfa::source(&config, c).await,
         Command::Audit(AuditCmd::List { limit }) => mfa::audit_list(&config, limit).await,
     }

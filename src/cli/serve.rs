@@ -29,7 +29,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let listener = gateway::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    let app = App::new(config, store, vault);
+    let audit_key = crate::recording::load_or_create(&config.audit_key_file)?;
+    super::create_private_dir(&config.recordings_dir)?;
+    let app = App::new(config, store, vault, audit_key);
+    crate::recorder::recover(&app).await;
     let shutdown = CancellationToken::new();
     refresh_blocks(&app).await;
     tracing::info!(%addr, "portcullis listening");

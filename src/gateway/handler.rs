@@ -368,6 +368,11 @@ async fn bridge_channel(
             let client = channel::split(channel, handle, perms);
             s.enforce();
             let notices = Some(s.notices.subscribe());
+            let tap = Some(crate::recorder::start(
+                s.app().clone(),
+                s.clone(),
+                s.next_channel(),
+            ));
             let end = bridge::run(
                 client,
                 upstream,
@@ -375,6 +380,7 @@ async fn bridge_channel(
                 s.counters.clone(),
                 s.cancel.clone(),
                 notices,
+                tap,
             )
             .await;
             if end == bridge::ChannelEnd::Cancelled {

@@ -6,11 +6,13 @@
 
 mod jit;
 mod mfa;
+mod recordings;
 mod records;
 #[cfg(test)]
 mod tests;
 
 pub use mfa::{AuditRow, SourceBlock, TotpRecord};
+pub use recordings::RecordingRow;
 pub use records::*;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

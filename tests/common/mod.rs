@@ -30,12 +30,22 @@ pub fn need(bin: &str, package: &str) {
     );
 }
 
+/// A loopback port nobody listens on. Ports handed out are remembered so
+/// two tests running in parallel never get the same one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 pub fn wait_port(port: u16, what: &str, log: &Path) {
@@ -751,5 +761,39 @@ impl Bastion {
         full.extend_from_slice(args);
         let out = text(&self.admin(&full).stdout);
         out.split_whitespace().nth(1).expect("grant id").to_string()
+    }
+}
+
+impl Bastion {
+    /// Forget a child that was killed behind our back (kill -9 tests).
+    pub fn forget_child(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+    }
+
+    /// Runs the bastion in a private mount namespace whose recordings
+    /// directory is a tmpfs of `size` (a full disk, without touching the host).
+    pub fn start_with_tmpfs_recordings(&mut self, size: &str) {
+        let rec = self.data_dir().join("recordings");
+        std::fs::create_dir_all(&rec).unwrap();
+        let log = std::fs::File::create(self.log_path()).unwrap();
+        let script = format!(
+            "mount -t tmpfs -o size={size},mode=0700 tmpfs {} && exec {} --config {} --data-dir {} serve",
+            rec.display(),
+            bin(),
+            self.config.display(),
+            self.data_dir().display()
+        );
+        let child = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .env("PORTCULLIS_LOG", "debug,russh=info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        wait_port(self.port, "portcullis", &self.log_path());
     }
 }

@@ -1,0 +1,275 @@
+//! Verify, replay, watch, search and prune session recordings.
+
+use crate::app::now_ms;
+use crate::audit::{self, AuditEvent, cli_actor};
+use crate::config::Config;
+use crate::recording::{self, CastReader, EventKind};
+use crate::store::{RecordingRow, Store};
+use anyhow::{Context, bail};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// Session id, `<session>-<channel>` recording name, or a `.cast` file.
+    pub what: String,
+    /// Playback speed factor.
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Longest pause between events, in seconds.
+    #[arg(long, default_value_t = 2.0)]
+    pub idle_cap: f64,
+    /// Start at this offset (seconds); what came before is drawn at once.
+    #[arg(long, default_value_t = 0.0)]
+    pub from: f64,
+    /// Also show the keystrokes, interleaved and highlighted.
+    #[arg(long)]
+    pub input: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SearchArgs {
+    /// Text typed or printed in the session.
+    pub pattern: String,
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Only sessions started at or after this instant (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+}
+
+/// Recording files for a session id, a recording name or a path.
+async fn casts(config: &Config, store: &Store, what: &str) -> anyhow::Result<Vec<PathBuf>> {
+    if what.ends_with(".cast") {
+        return Ok(vec![PathBuf::from(what)]);
+    }
+    let dir = &config.recordings_dir;
+    let named = dir.join(format!("{what}.cast"));
+    if named.exists() {
+        return Ok(vec![named]);
+    }
+    let rows = store.recordings_of(what).await?;
+    if rows.is_empty() {
+        bail!("no recording for {what:?} (give a session id, a recording name or a .cast file)");
+    }
+    Ok(rows
+        .iter()
+        .map(|r| dir.join(format!("{}.cast", r.name)))
+        .collect())
+}
+
+fn chain_of(cast: &Path) -> PathBuf {
+    cast.with_extension("chain")
+}
+
+pub async fn verify(config: &Config, what: &str, key: Option<&str>) -> anyhow::Result<()> {
+    let (store, _) = super::open(config).await?;
+    let key_text = match key {
+        Some(k) => k.to_string(),
+        None => recording::sign::public_path(&config.audit_key_file)
+            .display()
+            .to_string(),
+    };
+    let key = recording::load_public(&key_text)?;
+    let mut bad = 0;
+    for cast in casts(config, &store, what).await? {
+        let report = recording::verify(&cast, &chain_of(&cast), &key)?;
+        if report.ok {
+            let cut = if report.cut_short {
+                " (cut short: the bastion stopped during it)"
+            } else {
+                ""
+            };
+            println!(
+                "OK {}: {} events, signed, ended: {}{cut}",
+                cast.display(),
+                report.events,
+                report.end_reason.unwrap_or_default()
+            );
+        } else {
+            bad += 1;
+            println!(
+                "FAILED {}: {}",
+                cast.display(),
+                report.problem.unwrap_or_default()
+            );
+        }
+    }
+    if bad > 0 {
+        bail!("{bad} recording(s) failed verification");
+    }
+    Ok(())
+}
+
+pub async fn replay(config: &Config, a: ReplayArgs) -> anyhow::Result<()> {
+    let (store, _) = super::open(config).await?;
+    let speed = if a.speed > 0.0 { a.speed } else { 1.0 };
+    let mut out = std::io::stdout().lock();
+    for cast in casts(config, &store, &a.what).await? {
+        let reader = CastReader::open(&cast)?;
+        let mut last = a.from;
+        for ev in reader {
+            let ev = ev?;
+            let show = matches!(ev.kind, EventKind::Output)
+                || (a.input && matches!(ev.kind, EventKind::Input));
+            if !show {
+                continue;
+            }
+            if ev.time > a.from {
+                let wait = ((ev.time - last).max(0.0)).min(a.idle_cap) / speed;
+                out.flush()?;
+                std::thread::sleep(Duration::from_secs_f64(wait));
+                last = ev.time;
+            }
+            match ev.kind {
+                EventKind::Input => write!(out, "\x1b[7m{}\x1b[27m", ev.data.escape_debug())?,
+                _ => out.write_all(ev.data.as_bytes())?,
+            }
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
+
+/// Follows a live recording until its trailer is written.
+pub async fn watch(config: &Config, what: &str) -> anyhow::Result<()> {
+    let (store, _) = super::open(config).await?;
+    let cast = casts(config, &store, what)
+        .await?
+        .pop()
+        .context("no recording")?;
+    let file = std::fs::File::open(&cast).with_context(|| format!("opening {}", cast.display()))?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut line = String::new();
+    let mut header_seen = false;
+    let mut out = std::io::stdout().lock();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line)?;
+        if n == 0 || !line.ends_with('\n') {
+            if closed(&chain_of(&cast)) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            if n > 0 {
+                // A torn line: re-read it whole next time.
+                reader.seek_relative(-(n as i64))?;
+            }
+            continue;
+        }
+        if !header_seen {
+            header_seen = true;
+            continue;
+        }
+        if let Ok(ev) = recording::parse_line(line.trim_end()) {
+            if ev.kind == EventKind::Output {
+                out.write_all(ev.data.as_bytes())?;
+                out.flush()?;
+            }
+        }
+    }
+}
+
+fn closed(chain: &Path) -> bool {
+    std::fs::read_to_string(chain)
+        .map(|c| c.contains("\"type\":\"trailer\""))
+        .unwrap_or(false)
+}
+
+pub async fn search(config: &Config, a: SearchArgs) -> anyhow::Result<()> {
+    let (store, _) = super::open(config).await?;
+    let since_ms = a
+        .since
+        .as_deref()
+        .map(|s| s.parse::<jiff::Timestamp>().map(|t| t.as_millisecond()))
+        .transpose()?;
+    let sessions = store.list_sessions(i64::MAX).await?;
+    let started = std::time::Instant::now();
+    let (mut scanned, mut hits) = (0usize, 0usize);
+    for s in sessions.iter().filter(|s| {
+        a.user.as_ref().is_none_or(|u| &s.user == u)
+            && a.target.as_ref().is_none_or(|t| &s.target == t)
+            && since_ms.is_none_or(|m| s.started_ms >= m)
+    }) {
+        for r in store.recordings_of(&s.id).await? {
+            scanned += 1;
+            for (t, kind) in find(&config.recordings_dir, &r, &a.pattern)? {
+                hits += 1;
+                println!(
+                    "{}\t{}\t{}@{}\t{}\t+{t:.1}s\t{kind}",
+                    s.id, s.user, s.login, s.target, r.name
+                );
+            }
+        }
+    }
+    eprintln!(
+        "{hits} match(es) in {scanned} recording(s), {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+/// Offsets where `pattern` was printed or typed. Output is searched as a
+/// stream, so text split across events is still found.
+fn find(dir: &Path, r: &RecordingRow, pattern: &str) -> anyhow::Result<Vec<(f64, &'static str)>> {
+    let path = dir.join(format!("{}.cast", r.name));
+    let Ok(reader) = CastReader::open(&path) else {
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    let (mut out_tail, mut in_tail) = (String::new(), String::new());
+    let keep = pattern.len().saturating_sub(1);
+    for ev in reader.flatten() {
+        let (tail, kind) = match ev.kind {
+            EventKind::Output => (&mut out_tail, "printed"),
+            EventKind::Input => (&mut in_tail, "typed"),
+            _ => continue,
+        };
+        tail.push_str(&ev.data);
+        if tail.contains(pattern) {
+            found.push((ev.time, kind));
+            tail.clear();
+        } else if tail.len() > keep {
+            let mut cut = tail.len() - keep;
+            while !tail.is_char_boundary(cut) {
+                cut += 1;
+            }
+            tail.drain(..cut);
+        }
+    }
+    Ok(found)
+}
+
+pub async fn prune(config: &Config, older_than: &str) -> anyhow::Result<()> {
+    let (store, _) = super::open(config).await?;
+    let secs = crate::jit::parse_duration(older_than)?;
+    let cutoff = now_ms() - i64::try_from(secs)?.saturating_mul(1000);
+    let mut n = 0;
+    for r in store.all_recordings().await? {
+        if r.started_ms >= cutoff || r.state == "open" {
+            continue;
+        }
+        for ext in ["cast", "chain"] {
+            let p = config.recordings_dir.join(format!("{}.{ext}", r.name));
+            if p.exists() {
+                std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+            }
+        }
+        store.remove_recording(&r.name).await?;
+        n += 1;
+    }
+    audit::record(
+        &store,
+        AuditEvent::RecordingsPruned {
+            actor: cli_actor(),
+            count: n,
+            older_than_days: secs / 86400,
+        },
+    )
+    .await?;
+    println!("{n} recording(s) older than {older_than} deleted (audited)");
+    Ok(())
+}

@@ -1,0 +1,392 @@
+//! Records each session channel: one task per channel receives copies of the
+//! bridge's frames (a bounded queue, never a write on the data path itself),
+//! turns them into asciicast events, checkpoints the integrity chain every
+//! second (file and database) and signs the trailer at the end.
+//!
+//! Fail closed: if a recording cannot be written, the task ends, which ends
+//! the channel (the bridge's tap fails) and the session, and says so in the
+//! audit trail.
+
+use crate::app::{App, now_ms};
+use crate::audit::{self, AuditEvent};
+use crate::bridge::{Direction, Frame, Request, Tap, Tapped};
+use crate::recording::{
+    ChannelKind, EventKind, Header, InputMasker, RecordingWriter, SessionMeta, TrailerInfo,
+};
+use crate::session::Session;
+use crate::store::RecordingRow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Frames queued per channel before the channel waits for the recorder.
+const QUEUE: usize = 256;
+
+/// Starts recording channel `channel` of `session`; the returned tap goes to the bridge.
+pub fn start(app: Arc<App>, session: Arc<Session>, channel: u32) -> Tap {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(record(app, session, channel, rx));
+    tx
+}
+
+struct Ctx {
+    app: Arc<App>,
+    session: Arc<Session>,
+    name: String,
+    start: Instant,
+    size: (u32, u32),
+    term: String,
+    /// sftp/scp: transfers are logged as markers, their bytes are not put in the cast.
+    transfer: bool,
+    masker: InputMasker,
+    channel: u32,
+    writer: Option<RecordingWriter>,
+    events_since_checkpoint: bool,
+}
+
+async fn record(
+    app: Arc<App>,
+    session: Arc<Session>,
+    channel: u32,
+    mut rx: mpsc::Receiver<Tapped>,
+) {
+    let name = format!("{}-{channel}", session.id);
+    let mut ctx = Ctx {
+        app,
+        session,
+        name,
+        start: Instant::now(),
+        size: (80, 24),
+        term: "xterm".into(),
+        transfer: false,
+        masker: InputMasker::default(),
+        channel,
+        writer: None,
+        events_since_checkpoint: false,
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let outcome = loop {
+        tokio::select! {
+            t = rx.recv() => match t {
+                Some(t) => if let Err(e) = ctx.frame(t).await { break Err(e) },
+                None => break Ok(()),
+            },
+            _ = tick.tick() => if let Err(e) = ctx.checkpoint().await { break Err(e) },
+        }
+    };
+    drop(rx);
+    let result = match outcome {
+        Ok(()) => ctx.finish().await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        ctx.failed(&e).await;
+    }
+}
+
+impl Ctx {
+    fn t(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.start).as_secs_f64()
+    }
+
+    async fn frame(&mut self, t: Tapped) -> Result<(), String> {
+        let time = self.t(t.at);
+        match (t.dir, t.frame) {
+            (Direction::Up, Frame::Request(req)) => self.request(time, req).await,
+            (Direction::Up, Frame::Data(b)) if !self.transfer => {
+                let released = self.masker.input(time, &b);
+                for (at, text) in released {
+                    self.write(|w| w.event(at, EventKind::Input, text.as_bytes()))?;
+                }
+                Ok(())
+            }
+            (Direction::Down, Frame::Data(b) | Frame::Stderr(b)) if !self.transfer => {
+                let released = self.masker.output(&b);
+                for (at, text) in released {
+                    self.write(|w| w.event(at, EventKind::Input, text.as_bytes()))?;
+                }
+                self.write(|w| w.event(time, EventKind::Output, &b))
+            }
+            (Direction::Down, Frame::ExitStatus(code)) => {
+                self.marker(time, &format!("exit status {code}"))
+            }
+            (Direction::Down, Frame::ExitSignal { name, .. }) => {
+                self.marker(time, &format!("killed by signal {name}"))
+            }
+            (Direction::Down, Frame::RequestFailed) => {
+                self.marker(time, "the target refused the request")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn request(&mut self, time: f64, req: Request) -> Result<(), String> {
+        match req {
+            Request::Pty {
+                cols, rows, term, ..
+            } => {
+                self.size = (cols, rows);
+                self.term = term;
+                if self.writer.is_some() {
+                    self.write(|w| w.resize(time, cols, rows))?;
+                }
+                Ok(())
+            }
+            Request::WindowChange { cols, rows, .. } => {
+                self.size = (cols, rows);
+                self.write(|w| w.resize(time, cols, rows))
+            }
+            Request::Shell => self.open(ChannelKind::Shell, None).await,
+            Request::Exec(cmd) => {
+                let cmd = String::from_utf8_lossy(&cmd).to_string();
+                self.transfer = is_transfer_command(&cmd);
+                self.open(ChannelKind::Exec, Some(cmd.clone())).await?;
+                self.marker(time, &format!("exec: {cmd}"))
+            }
+            Request::Subsystem(name) => {
+                self.transfer = true;
+                self.open(ChannelKind::Subsystem, Some(name.clone()))
+                    .await?;
+                self.marker(
+                    time,
+                    &format!("subsystem: {name} (file transfer; contents not recorded)"),
+                )
+            }
+            Request::Signal(sig) => self.marker(time, &format!("signal {sig}")),
+            Request::Env { .. } => Ok(()),
+        }
+    }
+
+    async fn open(&mut self, kind: ChannelKind, command: Option<String>) -> Result<(), String> {
+        if self.writer.is_some() {
+            return Ok(());
+        }
+        let s = &self.session;
+        let (target, login) = s.target_and_login().unwrap_or_default();
+        let kind_name = match kind {
+            ChannelKind::Shell => "shell",
+            ChannelKind::Exec => "exec",
+            ChannelKind::Subsystem => "subsystem",
+        };
+        let header = Header {
+            width: self.size.0,
+            height: self.size.1,
+            timestamp: now_ms() / 1000,
+            env: [("TERM".to_string(), self.term.clone())]
+                .into_iter()
+                .collect(),
+            title: Some(format!("{}@{} as {} ({kind_name})", s.user, target, login)),
+            portcullis: Some(SessionMeta {
+                session: s.id.clone(),
+                user: s.user.clone(),
+                target,
+                login,
+                channel: self.channel,
+                kind,
+                command,
+            }),
+        };
+        let dir = self.app.config.recordings_dir.clone();
+        let writer = RecordingWriter::create(&dir, &self.name, &header, &self.app.audit_key)
+            .map_err(|e| format!("cannot create recording {}: {e}", self.name))?;
+        self.writer = Some(writer);
+        let row = RecordingRow {
+            name: self.name.clone(),
+            session_id: s.id.clone(),
+            channel: i64::from(self.channel),
+            kind: kind_name.to_string(),
+            started_ms: now_ms(),
+            events: 0,
+            cast_bytes: 0,
+            sha256: String::new(),
+            checkpoint_ms: None,
+            state: "open".into(),
+        };
+        self.app
+            .store
+            .recording_started(&row)
+            .await
+            .map_err(|e| format!("recording row not written: {e}"))
+    }
+
+    fn write(
+        &mut self,
+        f: impl FnOnce(&mut RecordingWriter) -> Result<(), crate::recording::RecordingError>,
+    ) -> Result<(), String> {
+        let Some(w) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        self.events_since_checkpoint = true;
+        f(w).map_err(|e| format!("recording {} write failed: {e}", self.name))
+    }
+
+    fn marker(&mut self, time: f64, text: &str) -> Result<(), String> {
+        self.write(|w| w.marker(time, text))
+    }
+
+    async fn checkpoint(&mut self) -> Result<(), String> {
+        if !self.events_since_checkpoint {
+            return Ok(());
+        }
+        let Some(w) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        self.events_since_checkpoint = false;
+        let cp = tokio::task::block_in_place(|| w.checkpoint(now_ms()))
+            .map_err(|e| format!("recording {} checkpoint failed: {e}", self.name))?;
+        self.app
+            .store
+            .recording_checkpoint(
+                &self.name,
+                cp.events as i64,
+                cp.cast_bytes as i64,
+                &cp.sha256,
+                now_ms(),
+                "open",
+            )
+            .await
+            .map_err(|e| format!("recording checkpoint not stored: {e}"))
+    }
+
+    async fn finish(&mut self) -> Result<(), String> {
+        // Input still held by the masker (a line never ended) is released, masked.
+        let end = self.t(Instant::now());
+        for (at, text) in self.masker.flush() {
+            self.write(|w| w.event(at.min(end), EventKind::Input, text.as_bytes()))?;
+        }
+        let Some(w) = self.writer.take() else {
+            return Ok(());
+        };
+        let info = TrailerInfo {
+            bytes_up: self
+                .session
+                .counters
+                .up
+                .load(std::sync::atomic::Ordering::Relaxed),
+            bytes_down: self
+                .session
+                .counters
+                .down
+                .load(std::sync::atomic::Ordering::Relaxed),
+            end_reason: self
+                .session
+                .end_reason()
+                .unwrap_or_else(|| "channel closed".into()),
+            ended_at_ms: now_ms(),
+        };
+        let trailer = tokio::task::block_in_place(|| w.finish(&info))
+            .map_err(|e| format!("recording {} not sealed: {e}", self.name))?;
+        self.app
+            .store
+            .recording_checkpoint(
+                &self.name,
+                trailer.events as i64,
+                trailer.cast_bytes as i64,
+                &trailer.sha256,
+                now_ms(),
+                "closed",
+            )
+            .await
+            .map_err(|e| format!("recording end not stored: {e}"))
+    }
+
+    async fn failed(&mut self, e: &str) {
+        tracing::error!(session = %self.session.id, recording = %self.name, error = %e, "recording failed; ending the session");
+        let _ = self
+            .app
+            .store
+            .recording_checkpoint(&self.name, 0, 0, "", now_ms(), "failed")
+            .await;
+        let event = AuditEvent::RecordingFailed {
+            session: self.session.id.clone(),
+            recording: self.name.clone(),
+            error: e.to_string(),
+        };
+        if let Err(err) = audit::record(&self.app.store, event).await {
+            tracing::error!(error = %err, "audit write failed too");
+        }
+        self.session
+            .set_end_reason(&format!("recording failed: {e}"));
+        self.session.cancel.cancel();
+    }
+}
+
+/// `scp -t/-f` (legacy scp) and `rsync --server` move files; their bytes are
+/// transfers, not terminal output.
+fn is_transfer_command(cmd: &str) -> bool {
+    let first = cmd.split_whitespace().next().unwrap_or("");
+    (first == "scp" && cmd.split_whitespace().any(|w| w == "-t" || w == "-f"))
+        || (first == "rsync" && cmd.contains("--server"))
+}
+
+/// Seals recordings a crash left open, with a "cut short" trailer.
+pub async fn recover(app: &App) {
+    let open = match app.store.recordings_in_state("open").await {
+        Ok(o) => o,
+        Err(e) => return tracing::error!(error = %e, "cannot list open recordings"),
+    };
+    for r in open {
+        let info = TrailerInfo {
+            bytes_up: 0,
+            bytes_down: 0,
+            end_reason: "cut short: portcullis stopped during the session".into(),
+            ended_at_ms: now_ms(),
+        };
+        let dir = app.config.recordings_dir.clone();
+        let key = &app.audit_key;
+        match tokio::task::block_in_place(|| {
+            crate::recording::seal_cut_short(&dir, &r.name, key, &info)
+        }) {
+            Ok(t) => {
+                let _ = app
+                    .store
+                    .recording_checkpoint(
+                        &r.name,
+                        t.events as i64,
+                        t.cast_bytes as i64,
+                        &t.sha256,
+                        now_ms(),
+                        "cut_short",
+                    )
+                    .await;
+                let _ = app
+                    .store
+                    .session_ended(
+                        &r.session_id,
+                        &crate::store::SessionEnd {
+                            ended_ms: now_ms(),
+                            reason: "cut short: portcullis stopped".into(),
+                            bytes_up: 0,
+                            bytes_down: 0,
+                        },
+                    )
+                    .await;
+                let _ = audit::record(
+                    &app.store,
+                    AuditEvent::RecordingCutShort {
+                        session: r.session_id.clone(),
+                        recording: r.name.clone(),
+                        events: t.events,
+                    },
+                )
+                .await;
+                tracing::warn!(recording = %r.name, events = t.events, "recording sealed as cut short");
+            }
+            Err(e) => {
+                tracing::error!(recording = %r.name, error = %e, "cannot seal cut-short recording")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn transfer_commands() {
+        assert!(super::is_transfer_command("scp -t /tmp/x"));
+        assert!(super::is_transfer_command(
+            "rsync --server -logDtpre.iLsfxCIvu . x/"
+        ));
+        assert!(!super::is_transfer_command("ls -t"));
+    }
+}

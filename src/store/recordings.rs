@@ -1,0 +1,126 @@
+//! Recording rows and their last integrity checkpoint.
+
+use super::{Store, StoreError};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingRow {
+    /// File stem: `<session>-<channel>`.
+    pub name: String,
+    pub session_id: String,
+    pub channel: i64,
+    pub kind: String,
+    pub started_ms: i64,
+    pub events: i64,
+    pub cast_bytes: i64,
+    pub sha256: String,
+    pub checkpoint_ms: Option<i64>,
+    /// `open`, `closed`, `cut_short`, `failed`.
+    pub state: String,
+}
+
+const COLUMNS: &str =
+    "name, session_id, channel, kind, started_at, events, cast_bytes, sha256, checkpoint_at, state";
+
+fn from_row(r: &AnyRow) -> Result<RecordingRow, StoreError> {
+    Ok(RecordingRow {
+        name: r.try_get(0)?,
+        session_id: r.try_get(1)?,
+        channel: r.try_get(2)?,
+        kind: r.try_get(3)?,
+        started_ms: r.try_get(4)?,
+        events: r.try_get(5)?,
+        cast_bytes: r.try_get(6)?,
+        sha256: r.try_get(7)?,
+        checkpoint_ms: r.try_get(8)?,
+        state: r.try_get(9)?,
+    })
+}
+
+impl Store {
+    pub async fn recording_started(&self, r: &RecordingRow) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO recordings ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        ))
+        .bind(&r.name)
+        .bind(&r.session_id)
+        .bind(r.channel)
+        .bind(&r.kind)
+        .bind(r.started_ms)
+        .bind(r.events)
+        .bind(r.cast_bytes)
+        .bind(&r.sha256)
+        .bind(r.checkpoint_ms)
+        .bind(&r.state)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn recording_checkpoint(
+        &self,
+        name: &str,
+        events: i64,
+        cast_bytes: i64,
+        sha256: &str,
+        at_ms: i64,
+        state: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE recordings SET events = $1, cast_bytes = $2, sha256 = $3, checkpoint_at = $4, state = $5 WHERE name = $6")
+            .bind(events)
+            .bind(cast_bytes)
+            .bind(sha256)
+            .bind(at_ms)
+            .bind(state)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn recordings_in_state(&self, state: &str) -> Result<Vec<RecordingRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM recordings WHERE state = $1 ORDER BY started_at, name"
+        ))
+        .bind(state)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    pub async fn recordings_of(&self, session_id: &str) -> Result<Vec<RecordingRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM recordings WHERE session_id = $1 ORDER BY channel"
+        ))
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    pub async fn all_recordings(&self) -> Result<Vec<RecordingRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM recordings ORDER BY started_at DESC, name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    pub async fn remove_recording(&self, name: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM recordings WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn session(&self, id: &str) -> Result<Option<super::SessionRecord>, StoreError> {
+        Ok(self
+            .list_sessions(i64::MAX)
+            .await?
+            .into_iter()
+            .find(|s| s.id == id))
+    }
+}

@@ -145,22 +145,26 @@ where
     let up = pump(
         client_src,
         up_sink,
-        budget,
-        Direction::Up,
-        counters.clone(),
-        cancel.clone(),
-        None,
-        tap.clone(),
+        Lane {
+            budget,
+            dir: Direction::Up,
+            counters: counters.clone(),
+            cancel: cancel.clone(),
+            notices: None,
+            tap: tap.clone(),
+        },
     );
     let down = pump(
         up_src,
         client_sink,
-        budget,
-        Direction::Down,
-        counters,
-        cancel.clone(),
-        notices,
-        tap,
+        Lane {
+            budget,
+            dir: Direction::Down,
+            counters,
+            cancel: cancel.clone(),
+            notices,
+            tap,
+        },
     );
     let (a, b) = tokio::join!(up, down);
     if a == ChannelEnd::Cancelled || b == ChannelEnd::Cancelled {
@@ -170,16 +174,26 @@ where
     }
 }
 
-async fn pump<S: FrameSource, K: FrameSink>(
-    mut src: S,
-    mut sink: K,
+/// One direction's settings.
+struct Lane {
     budget: usize,
     dir: Direction,
     counters: Arc<Counters>,
     cancel: CancellationToken,
-    mut notices: Option<broadcast::Receiver<Bytes>>,
+    /// Bastion notices injected towards the client (down lane only).
+    notices: Option<broadcast::Receiver<Bytes>>,
     tap: Option<Tap>,
-) -> ChannelEnd {
+}
+
+async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane) -> ChannelEnd {
+    let Lane {
+        budget,
+        dir,
+        counters,
+        cancel,
+        mut notices,
+        tap,
+    } = lane;
     let budget = budget.max(64 * 1024);
     let slots = Arc::new(Semaphore::new(budget));
     // Unbounded in count but bounded in bytes: every queued frame holds permits.

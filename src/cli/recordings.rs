@@ -164,11 +164,11 @@ pub async fn watch(config: &Config, what: &str) -> anyhow::Result<()> {
             header_seen = true;
             continue;
         }
-        if let Ok(ev) = recording::parse_line(line.trim_end()) {
-            if ev.kind == EventKind::Output {
-                out.write_all(ev.data.as_bytes())?;
-                out.flush()?;
-            }
+        if let Ok(ev) = recording::parse_line(line.trim_end())
+            && ev.kind == EventKind::Output
+        {
+            out.write_all(ev.data.as_bytes())?;
+            out.flush()?;
         }
     }
 }

@@ -30,6 +30,7 @@
 #   PORTCULLIS_BIN          default $CARGO_TARGET_DIR/release/portcullis
 #   CARGO_TARGET_DIR        default /work/target
 #   BENCH_KEEP=1            keep the temp dir (logs) instead of deleting it
+#   BENCH_TEXT=1            download printable base64 lines instead of zeros
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -140,7 +141,13 @@ bench_upload() { # HOST -> MiB/s
 bench_download() { # HOST -> MiB/s
     local t0 t1
     t0=$(now_ns)
-    "${SSH[@]}" "$1" "head -c $BYTES /dev/zero" >/dev/null
+    # BENCH_TEXT=1: printable lines (what a terminal shows) instead of zeros,
+    # for comparing recording on/off on realistic output.
+    if [[ ${BENCH_TEXT:-0} == 1 ]]; then
+        "${SSH[@]}" "$1" "base64 -w 76 /dev/zero | head -c $BYTES" >/dev/null
+    else
+        "${SSH[@]}" "$1" "head -c $BYTES /dev/zero" >/dev/null
+    fi
     t1=$(now_ns)
     mib_per_s $((t1 - t0))
 }
@@ -304,7 +311,7 @@ host_keys = ["$tmp/bastion_host_ed25519_key"]
 log_format = "text"
 EOF
     pc() { "$PC_BIN" --config "$tmp/portcullis.toml" --data-dir "$tmp/data" "$@" >&2; }
-    pc user add alice --key "$tmp/client_ed25519.pub"
+    pc user add alice --service --key "$tmp/client_ed25519.pub"
     pc target add web01 --host 127.0.0.1 --port "$sshd_port" \
         --host-key-file "$tmp/sshd_host_ed25519_key.pub"
     pc credential set web01 tuser --key-file "$tmp/upstream_ed25519"

@@ -39,6 +39,8 @@ struct Ctx {
     /// sftp/scp: transfers are logged as markers, their bytes are not put in the cast.
     transfer: bool,
     masker: InputMasker,
+    /// A pty was requested: input is keystrokes and is recorded (masked when not echoed).
+    interactive: bool,
     channel: u32,
     writer: Option<RecordingWriter>,
     events_since_checkpoint: bool,
@@ -60,6 +62,7 @@ async fn record(
         term: "xterm".into(),
         transfer: false,
         masker: InputMasker::default(),
+        interactive: false,
         channel,
         writer: None,
         events_since_checkpoint: false,
@@ -93,7 +96,9 @@ impl Ctx {
         let time = self.t(t.at);
         match (t.dir, t.frame) {
             (Direction::Up, Frame::Request(req)) => self.request(time, req).await,
-            (Direction::Up, Frame::Data(b)) if !self.transfer => {
+            // Without a pty, stdin is data piped in (a file, a script), not
+            // keystrokes: it is counted, not recorded.
+            (Direction::Up, Frame::Data(b)) if !self.transfer && self.interactive => {
                 let released = self.masker.input(time, &b);
                 for (at, text) in released {
                     self.write(|w| w.event(at, EventKind::Input, text.as_bytes()))?;
@@ -101,7 +106,11 @@ impl Ctx {
                 Ok(())
             }
             (Direction::Down, Frame::Data(b) | Frame::Stderr(b)) if !self.transfer => {
-                let released = self.masker.output(&b);
+                let released = if self.interactive {
+                    self.masker.output(&b)
+                } else {
+                    Vec::new()
+                };
                 for (at, text) in released {
                     self.write(|w| w.event(at, EventKind::Input, text.as_bytes()))?;
                 }

@@ -163,6 +163,11 @@ impl InputMasker {
     /// (a line whose echo completed, or whose newline came without it).
     #[must_use = "input events decided by this output must be recorded"]
     pub fn output(&mut self, bytes: &[u8]) -> Vec<(f64, String)> {
+        // Nothing typed is waiting for its echo: output needs no look (the
+        // common case for bulk output, so it must cost nothing).
+        if self.newline_echo == 0 && self.queue.is_empty() && self.current.raw_len == 0 {
+            return Vec::new();
+        }
         let mut out = Vec::new();
         for &b in bytes {
             if self.newline_echo > 0 {

@@ -320,6 +320,23 @@ impl Ctx {
     }
 }
 
+/// Indexes a sealed recording's words for search, off the data path.
+fn index(app: Arc<App>, name: String, cast: std::path::PathBuf) {
+    tokio::spawn(async move {
+        let words =
+            tokio::task::spawn_blocking(move || crate::recording::words::of_cast(&cast)).await;
+        match words {
+            Ok(Ok(w)) => {
+                let w: Vec<String> = w.into_iter().collect();
+                if let Err(e) = app.store.index_recording(&name, &w).await {
+                    tracing::warn!(recording = %name, error = %e, "search index not written");
+                }
+            }
+            _ => tracing::warn!(recording = %name, "cannot index recording for search"),
+        }
+    });
+}
+
 /// `scp -t/-f` (legacy scp) and `rsync --server` move files; their bytes are
 /// transfers, not terminal output.
 fn is_transfer_command(cmd: &str) -> bool {
@@ -329,7 +346,7 @@ fn is_transfer_command(cmd: &str) -> bool {
 }
 
 /// Seals recordings a crash left open, with a "cut short" trailer.
-pub async fn recover(app: &App) {
+pub async fn recover(app: &Arc<App>) {
     let open = match app.store.recordings_in_state("open").await {
         Ok(o) => o,
         Err(e) => return tracing::error!(error = %e, "cannot list open recordings"),
@@ -380,6 +397,11 @@ pub async fn recover(app: &App) {
                 )
                 .await;
                 tracing::warn!(recording = %r.name, events = t.events, "recording sealed as cut short");
+                index(
+                    app.clone(),
+                    r.name.clone(),
+                    dir.join(format!("{}.cast", r.name)),
+                );
             }
             Err(e) => {
                 tracing::error!(recording = %r.name, error = %e, "cannot seal cut-short recording")

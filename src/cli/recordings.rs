@@ -186,27 +186,55 @@ pub async fn search(config: &Config, a: SearchArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|s| s.parse::<jiff::Timestamp>().map(|t| t.as_millisecond()))
         .transpose()?;
-    let sessions = store.list_sessions(i64::MAX).await?;
     let started = std::time::Instant::now();
-    let (mut scanned, mut hits) = (0usize, 0usize);
-    for s in sessions.iter().filter(|s| {
-        a.user.as_ref().is_none_or(|u| &s.user == u)
+    let sessions: std::collections::HashMap<String, crate::store::SessionRecord> = store
+        .list_sessions(i64::MAX)
+        .await?
+        .into_iter()
+        .map(|s| (s.id.clone(), s))
+        .collect();
+    let mut words: Vec<String> = recording::words::split(&a.pattern).collect();
+    words.sort();
+    words.dedup();
+    // Candidates: recordings whose index has every word, plus any not indexed
+    // yet (still open, or just sealed); without words, every recording.
+    let all = store.all_recordings().await?;
+    let candidates: Vec<RecordingRow> = if words.is_empty() {
+        all
+    } else {
+        let hits: std::collections::HashSet<String> = store
+            .recordings_with_words(&words)
+            .await?
+            .into_iter()
+            .collect();
+        let indexed: std::collections::HashSet<String> =
+            store.indexed_recordings().await?.into_iter().collect();
+        all.into_iter()
+            .filter(|r| hits.contains(&r.name) || !indexed.contains(&r.name))
+            .collect()
+    };
+    let (mut scanned, mut found) = (0usize, 0usize);
+    for r in candidates {
+        let Some(s) = sessions.get(&r.session_id) else {
+            continue;
+        };
+        let keep = a.user.as_ref().is_none_or(|u| &s.user == u)
             && a.target.as_ref().is_none_or(|t| &s.target == t)
-            && since_ms.is_none_or(|m| s.started_ms >= m)
-    }) {
-        for r in store.recordings_of(&s.id).await? {
-            scanned += 1;
-            for (t, kind) in find(&config.recordings_dir, &r, &a.pattern)? {
-                hits += 1;
-                println!(
-                    "{}\t{}\t{}@{}\t{}\t+{t:.1}s\t{kind}",
-                    s.id, s.user, s.login, s.target, r.name
-                );
-            }
+            && since_ms.is_none_or(|m| s.started_ms >= m);
+        if !keep {
+            continue;
+        }
+        scanned += 1;
+        for (t, kind) in find(&config.recordings_dir, &r, &a.pattern)? {
+            found += 1;
+            println!(
+                "{}\t{}\t{}@{}\t{}\t+{t:.1}s\t{kind}",
+                s.id, s.user, s.login, s.target, r.name
+            );
         }
     }
     eprintln!(
-        "{hits} match(es) in {scanned} recording(s), {:?}",
+        "{found} match(es); {scanned} recording(s) opened; {:?}",
         started.elapsed()
     );
     Ok(())

@@ -19,6 +19,7 @@ mod scan;
 pub mod sign;
 pub mod text;
 pub mod verify;
+pub mod words;
 
 #[cfg(test)]
 mod tests;

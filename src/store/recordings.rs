@@ -116,6 +116,62 @@ impl Store {
         Ok(())
     }
 
+    /// Records the words of a finished recording for search.
+    pub async fn index_recording(&self, name: &str, words: &[String]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM recording_words WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        // The empty word (never a real one) marks the recording as indexed.
+        sqlx::query("INSERT INTO recording_words (word, name) VALUES ('', $1)")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        for chunk in words.chunks(200) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let sql = format!(
+                "INSERT INTO recording_words (word, name) VALUES {}",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for w in chunk {
+                q = q.bind(w).bind(name);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn indexed_recordings(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT name FROM recording_words WHERE word = ''")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    /// Recordings whose index holds every one of `words`.
+    pub async fn recordings_with_words(&self, words: &[String]) -> Result<Vec<String>, StoreError> {
+        if words.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=words.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT name FROM recording_words WHERE word IN ({}) GROUP BY name HAVING COUNT(DISTINCT word) = {}",
+            marks.join(", "),
+            words.len()
+        );
+        let mut q = sqlx::query(&sql);
+        for w in words {
+            q = q.bind(w);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
     pub async fn session(&self, id: &str) -> Result<Option<super::SessionRecord>, StoreError> {
         Ok(self
             .list_sessions(i64::MAX)

@@ -30,6 +30,7 @@ struct RawConfig {
     kek_file: Option<PathBuf>,
     host_keys: Option<Vec<PathBuf>>,
     recordings_dir: Option<PathBuf>,
+    recordings_retention_days: Option<u64>,
     audit_key_file: Option<PathBuf>,
     log_format: Option<String>,
     #[serde(default)]
@@ -80,6 +81,8 @@ pub struct Config {
     pub host_keys: Vec<PathBuf>,
     /// Where session recordings (`.cast` + `.chain`) are written.
     pub recordings_dir: PathBuf,
+    /// Recordings older than this are deleted (audited); `None` keeps them.
+    pub recordings_retention_days: Option<u64>,
     /// Ed25519 seed that signs recording trailers (public half beside it, `.pub`).
     pub audit_key_file: PathBuf,
     pub log_format: LogFormat,
@@ -255,6 +258,7 @@ impl Config {
             kek_file,
             host_keys: raw.host_keys.unwrap_or_default(),
             recordings_dir,
+            recordings_retention_days: raw.recordings_retention_days.filter(|d| *d > 0),
             audit_key_file,
             log_format,
             upstream_connect_timeout,

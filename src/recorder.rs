@@ -410,6 +410,45 @@ pub async fn recover(app: &Arc<App>) {
     }
 }
 
+/// Deletes recordings (files, rows, index) that started more than `secs`
+/// ago; never an open one. Audited as one event with the count.
+pub async fn prune(
+    store: &crate::store::Store,
+    dir: &std::path::Path,
+    secs: u64,
+    actor: &str,
+) -> anyhow::Result<usize> {
+    let cutoff = now_ms() - i64::try_from(secs)?.saturating_mul(1000);
+    let mut n = 0;
+    for r in store.all_recordings().await? {
+        if r.started_ms >= cutoff || r.state == "open" {
+            continue;
+        }
+        for ext in ["cast", "chain"] {
+            let p = dir.join(format!("{}.{ext}", r.name));
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => anyhow::bail!("removing {}: {e}", p.display()),
+            }
+        }
+        store.remove_recording(&r.name).await?;
+        n += 1;
+    }
+    if n > 0 {
+        audit::record(
+            store,
+            AuditEvent::RecordingsPruned {
+                actor: actor.to_string(),
+                count: n,
+                older_than_days: secs / 86400,
+            },
+        )
+        .await?;
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

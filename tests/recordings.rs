@@ -278,3 +278,24 @@ fn full_recording_storage_ends_sessions_and_refuses_new_ones() {
         text(&again.stderr)
     );
 }
+
+#[test]
+fn pruning_old_recordings_is_an_audited_action() {
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    run_ok(b.ssh("alice+web01").arg("echo old").stdin(Stdio::null()));
+    let cast = sealed_cast(&b);
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = run_ok(b.cli().args(["recordings", "prune", "--older-than", "1s"]));
+    assert!(
+        text(&out.stdout).starts_with("1 recording(s)"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!cast.exists() && !cast.with_extension("chain").exists());
+    let audit = text(&b.admin(&["audit", "list"]).stdout);
+    assert!(
+        audit.contains("recordings.pruned") && audit.contains("\"count\":1"),
+        "{audit}"
+    );
+}

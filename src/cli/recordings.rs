@@ -1,7 +1,6 @@
 //! Verify, replay, watch, search and prune session recordings.
 
-use crate::app::now_ms;
-use crate::audit::{self, AuditEvent, cli_actor};
+use crate::audit::cli_actor;
 use crate::config::Config;
 use crate::recording::{self, CastReader, EventKind};
 use crate::store::{RecordingRow, Store};
@@ -274,30 +273,7 @@ fn find(dir: &Path, r: &RecordingRow, pattern: &str) -> anyhow::Result<Vec<(f64,
 pub async fn prune(config: &Config, older_than: &str) -> anyhow::Result<()> {
     let (store, _) = super::open(config).await?;
     let secs = crate::jit::parse_duration(older_than)?;
-    let cutoff = now_ms() - i64::try_from(secs)?.saturating_mul(1000);
-    let mut n = 0;
-    for r in store.all_recordings().await? {
-        if r.started_ms >= cutoff || r.state == "open" {
-            continue;
-        }
-        for ext in ["cast", "chain"] {
-            let p = config.recordings_dir.join(format!("{}.{ext}", r.name));
-            if p.exists() {
-                std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
-            }
-        }
-        store.remove_recording(&r.name).await?;
-        n += 1;
-    }
-    audit::record(
-        &store,
-        AuditEvent::RecordingsPruned {
-            actor: cli_actor(),
-            count: n,
-            older_than_days: secs / 86400,
-        },
-    )
-    .await?;
+    let n = crate::recorder::prune(&store, &config.recordings_dir, secs, &cli_actor()).await?;
     println!("{n} recording(s) older than {older_than} deleted (audited)");
     Ok(())
 }

@@ -56,10 +56,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 async fn chores(app: Arc<App>, shutdown: CancellationToken) {
     let mut blocks = tokio::time::interval(Duration::from_secs(2));
     let mut tally = tokio::time::interval(Duration::from_secs(30));
+    let mut retention = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tokio::select! {
             _ = blocks.tick() => refresh_blocks(&app).await,
             _ = tally.tick() => flush_failures(&app).await,
+            _ = retention.tick() => apply_retention(&app).await,
             _ = shutdown.cancelled() => break,
         }
     }
@@ -81,6 +83,26 @@ async fn refresh_blocks(app: &App) {
         }
         // Keep the last list: a database hiccup must not lift a block.
         Err(e) => tracing::warn!(error = %e, "cannot reload source blocks"),
+    }
+}
+
+/// Deletes recordings past the configured retention, hourly, as an audited action.
+async fn apply_retention(app: &App) {
+    let Some(days) = app.config.recordings_retention_days else {
+        return;
+    };
+    let secs = days.saturating_mul(86_400);
+    match crate::recorder::prune(
+        &app.store,
+        &app.config.recordings_dir,
+        secs,
+        "portcullis (retention)",
+    )
+    .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(count = n, days, "recordings past retention deleted"),
+        Err(e) => tracing::error!(error = %e, "retention pruning failed"),
     }
 }
 

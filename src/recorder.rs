@@ -38,6 +38,8 @@ struct Ctx {
     term: String,
     /// sftp/scp: transfers are logged as markers, their bytes are not put in the cast.
     transfer: bool,
+    /// Follows an sftp subsystem's file operations.
+    sftp: Option<crate::recording::sftp::SftpLog>,
     masker: InputMasker,
     /// A pty was requested: input is keystrokes and is recorded (masked when not echoed).
     interactive: bool,
@@ -61,6 +63,7 @@ async fn record(
         size: (80, 24),
         term: "xterm".into(),
         transfer: false,
+        sftp: None,
         masker: InputMasker::default(),
         interactive: false,
         channel,
@@ -116,6 +119,20 @@ impl Ctx {
                 }
                 self.write(|w| w.event(time, EventKind::Output, &b))
             }
+            (dir, Frame::Data(b)) if self.sftp.is_some() => {
+                let Some(log) = self.sftp.as_mut() else {
+                    return Ok(());
+                };
+                let markers = if dir == Direction::Up {
+                    log.up(&b)
+                } else {
+                    log.down(&b)
+                };
+                for m in markers {
+                    self.marker(time, &m)?;
+                }
+                Ok(())
+            }
             (Direction::Down, Frame::ExitStatus(code)) => {
                 self.marker(time, &format!("exit status {code}"))
             }
@@ -154,6 +171,9 @@ impl Ctx {
             }
             Request::Subsystem(name) => {
                 self.transfer = true;
+                if name == "sftp" {
+                    self.sftp = Some(crate::recording::sftp::SftpLog::default());
+                }
                 self.open(ChannelKind::Subsystem, Some(name.clone()))
                     .await?;
                 self.marker(

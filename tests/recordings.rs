@@ -299,3 +299,48 @@ fn pruning_old_recordings_is_an_audited_action() {
         "{audit}"
     );
 }
+
+#[test]
+fn sftp_transfers_are_logged_as_operations_not_contents() {
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("payload.bin");
+    random_file(&src, 2);
+    let sum = sha256_file(&src);
+    let got = dir.path().join("back.bin");
+    let batch = dir.path().join("batch");
+    std::fs::write(
+        &batch,
+        format!(
+            "put {} up.bin\nget up.bin {}\nrename up.bin moved.bin\n",
+            src.display(),
+            got.display()
+        ),
+    )
+    .unwrap();
+    let out = run(Command::new("sftp")
+        .args(b.ssh_opts())
+        .args(["-P", &b.port.to_string(), "-b"])
+        .arg(&batch)
+        .arg("alice+web01@127.0.0.1"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let body = std::fs::read_to_string(sealed_cast(&b)).unwrap();
+    assert!(
+        body.contains(&format!("up.bin 2097152 bytes sha256 {sum}")),
+        "{body}"
+    );
+    assert!(
+        body.contains("sftp upload") && body.contains("sftp download"),
+        "{body}"
+    );
+    assert!(
+        body.contains("sftp rename") && body.contains("moved.bin"),
+        "{body}"
+    );
+    assert!(
+        body.len() < 100_000,
+        "file contents went into the cast ({} bytes)",
+        body.len()
+    );
+}

@@ -16,6 +16,7 @@ pub mod chain;
 mod chain_reader;
 pub mod mask;
 mod scan;
+pub mod sftp;
 pub mod sign;
 pub mod text;
 pub mod verify;

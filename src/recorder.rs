@@ -151,6 +151,7 @@ impl Ctx {
             Request::Pty {
                 cols, rows, term, ..
             } => {
+                self.interactive = true;
                 self.size = (cols, rows);
                 self.term = term;
                 if self.writer.is_some() {

@@ -344,3 +344,36 @@ fn sftp_transfers_are_logged_as_operations_not_contents() {
         body.len()
     );
 }
+
+#[test]
+fn replay_obeys_the_keyboard() {
+    need("python3", "python3");
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    run_ok(
+        b.ssh("alice+web01")
+            .arg("echo FIRST-LINE; sleep 1; echo SECOND-LINE")
+            .stdin(Stdio::null()),
+    );
+    let _ = sealed_cast(&b);
+    let id = session_ids(&b).remove(0);
+    // At 1/100 speed the 1 s gap is 100 s: `q` must end it at once.
+    let mut c = Command::new("python3");
+    c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/replay_keys.py"))
+        .args(["FIRST-LINE", "q", bin()]);
+    c.arg("--config")
+        .arg(&b.config)
+        .arg("--data-dir")
+        .arg(b.data_dir())
+        .args(["replay", &id, "--speed", "0.01", "--idle-cap", "5"]);
+    let out = text(&run_ok(&mut c).stdout);
+    let after: f64 = out
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("AFTER-KEY ")
+        .parse()
+        .unwrap();
+    assert!((0.0..3.0).contains(&after), "{out}");
+    assert!(!out.contains("SECOND-LINE"), "{out}");
+}

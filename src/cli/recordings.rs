@@ -105,23 +105,122 @@ pub async fn verify(config: &Config, what: &str, key: Option<&str>) -> anyhow::R
 
 pub async fn replay(config: &Config, a: ReplayArgs) -> anyhow::Result<()> {
     let (store, _) = super::open(config).await?;
-    let speed = if a.speed > 0.0 { a.speed } else { 1.0 };
+    let files = casts(config, &store, &a.what).await?;
+    let keys = Keys::start();
+    let result = play(&files, &a, &keys);
+    keys.stop();
+    result
+}
+
+/// Keyboard control while replaying in a terminal: space pauses, `n` jumps
+/// to the next marker, `+`/`-` change speed, `q` quits.
+struct Keys {
+    rx: Option<std::sync::mpsc::Receiver<u8>>,
+    saved: Option<String>,
+}
+
+impl Keys {
+    fn start() -> Keys {
+        use std::io::{IsTerminal, Read};
+        if !std::io::stdin().is_terminal() {
+            return Keys {
+                rx: None,
+                saved: None,
+            };
+        }
+        let saved = stty(&["-g"]).map(|s| s.trim().to_string());
+        let _ = stty(&["-icanon", "-echo", "min", "1"]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut b = [0u8; 1];
+            while std::io::stdin()
+                .read(&mut b)
+                .map(|n| n == 1)
+                .unwrap_or(false)
+            {
+                if tx.send(b[0]).is_err() {
+                    break;
+                }
+            }
+        });
+        eprintln!("[replay: space pause/resume, n next marker, + faster, - slower, q quit]");
+        Keys {
+            rx: Some(rx),
+            saved,
+        }
+    }
+
+    /// Waits up to `d`, or returns the key pressed meanwhile.
+    fn wait(&self, d: Duration) -> Option<u8> {
+        match &self.rx {
+            Some(rx) => rx.recv_timeout(d).ok(),
+            None => {
+                std::thread::sleep(d);
+                None
+            }
+        }
+    }
+
+    fn stop(self) {
+        if let Some(s) = self.saved {
+            let _ = stty(&[&s]);
+        }
+    }
+}
+
+fn stty(args: &[&str]) -> Option<String> {
+    let tty = std::fs::File::open("/dev/tty").ok()?;
+    let out = std::process::Command::new("stty")
+        .args(args)
+        .stdin(tty)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+fn play(files: &[PathBuf], a: &ReplayArgs, keys: &Keys) -> anyhow::Result<()> {
+    let mut speed = if a.speed > 0.0 { a.speed } else { 1.0 };
     let mut out = std::io::stdout().lock();
-    for cast in casts(config, &store, &a.what).await? {
-        let reader = CastReader::open(&cast)?;
+    let mut skipping = false;
+    for cast in files {
         let mut last = a.from;
-        for ev in reader {
+        for ev in CastReader::open(cast)? {
             let ev = ev?;
-            let show = matches!(ev.kind, EventKind::Output)
-                || (a.input && matches!(ev.kind, EventKind::Input));
+            if ev.kind == EventKind::Marker && skipping {
+                skipping = false;
+                last = ev.time;
+                write!(out, "\x1b[7m[{:.1}s {}]\x1b[27m\r\n", ev.time, ev.data)?;
+            }
+            let show = ev.kind == EventKind::Output || (a.input && ev.kind == EventKind::Input);
             if !show {
                 continue;
             }
-            if ev.time > a.from {
-                let wait = ((ev.time - last).max(0.0)).min(a.idle_cap) / speed;
+            if ev.time > a.from && !skipping {
                 out.flush()?;
-                std::thread::sleep(Duration::from_secs_f64(wait));
+                let mut wait = (ev.time - last).clamp(0.0, a.idle_cap) / speed;
                 last = ev.time;
+                while wait > 0.0 {
+                    let started = std::time::Instant::now();
+                    match keys.wait(Duration::from_secs_f64(wait)) {
+                        None => break,
+                        Some(b'q') => return Ok(()),
+                        Some(b'n') => {
+                            skipping = true;
+                            break;
+                        }
+                        Some(b'+') => speed *= 2.0,
+                        Some(b'-') => speed /= 2.0,
+                        Some(b' ') => {
+                            while !matches!(keys.wait(Duration::from_secs(3600)), Some(b' ' | b'q'))
+                            {
+                            }
+                        }
+                        Some(_) => {}
+                    }
+                    wait -= started.elapsed().as_secs_f64();
+                }
             }
             match ev.kind {
                 EventKind::Input => write!(out, "\x1b[7m{}\x1b[27m", ev.data.escape_debug())?,

@@ -351,12 +351,22 @@ async fn enforce(s: Arc<Session>) {
         return;
     };
     let mut deadline = allow.deadline;
-    let mut warned = [false; 2];
+    let mut warned = [false; WARN_AT.len()];
     let mut last_check = std::time::Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
             _ = s.cancel.cancelled() => return,
+        }
+        // The known deadline first: at a window's end the re-check would
+        // also refuse, but the user should be told the real cause.
+        if let Some((at, cause)) = deadline {
+            let left = at.duration_since(access::now());
+            if left <= jiff::SignedDuration::ZERO {
+                let text = format!("this session has ended: {}", cause.describe());
+                return s.end(cause.describe(), &text).await;
+            }
+            warn_once(&s, &mut warned, left.unsigned_abs(), at, cause);
         }
         if last_check.elapsed() >= RECHECK {
             last_check = std::time::Instant::now();
@@ -372,27 +382,29 @@ async fn enforce(s: Arc<Session>) {
                 Err(e) => tracing::warn!(session = %s.id, error = %e, "cannot re-check grants"),
             }
         }
-        let Some((at, cause)) = deadline else {
-            continue;
-        };
-        let left = at.duration_since(access::now());
-        if left <= jiff::SignedDuration::ZERO {
-            let text = format!("this session has ended: {}", cause.describe());
-            return s.end(cause.describe(), &text).await;
-        }
-        let left = left.unsigned_abs();
-        for (i, w) in WARN_AT.iter().enumerate() {
-            if left <= *w && !warned[i] {
-                warned[i] = true;
-                warned[..i].iter_mut().for_each(|x| *x = true);
-                s.notify(&format!(
-                    "this session ends in {} s: {} at {at}",
-                    left.as_secs(),
-                    cause.describe()
-                ));
-            }
-        }
     }
+}
+
+/// One notice per threshold crossed, the most urgent only.
+fn warn_once(
+    s: &Session,
+    warned: &mut [bool],
+    left: Duration,
+    at: Timestamp,
+    cause: policy::EndCause,
+) {
+    let Some(i) = WARN_AT.iter().rposition(|w| left <= *w) else {
+        return;
+    };
+    if warned[i] {
+        return;
+    }
+    warned[..=i].iter_mut().for_each(|x| *x = true);
+    s.notify(&format!(
+        "this session ends in {} s: {} at {at}",
+        left.as_secs(),
+        cause.describe()
+    ));
 }
 
 /// The row name a credential's envelope is bound to.

@@ -336,6 +336,15 @@ impl Session {
         tracing::info!(session = %self.id, user = %self.user, reason, "ending session");
         self.notify(text);
         self.set_end_reason(reason);
+        let event = crate::audit::AuditEvent::SessionEndedByPolicy {
+            session: self.id.clone(),
+            user: self.user.clone(),
+            reason: reason.to_string(),
+        };
+        if let Err(e) = crate::audit::record(&self.app.store, event).await {
+            // The session ends regardless; the sessions row still carries the reason.
+            tracing::error!(session = %self.id, error = %e, "audit of a policy end not written");
+        }
         // Let the notice reach the terminal before the channels close.
         tokio::time::sleep(Duration::from_millis(300)).await;
         self.cancel.cancel();

@@ -93,6 +93,11 @@ fn a_session_is_warned_and_ended_when_its_window_closes() {
     assert!(lasted < Duration::from_secs(130), "{lasted:?}");
     let sessions = text(&b.admin(&["session", "list"]).stdout);
     assert!(sessions.contains("the access window closes"), "{sessions}");
+    let audit = text(&b.admin(&["audit", "list"]).stdout);
+    assert!(
+        audit.contains("session.ended_by_policy") && audit.contains("the access window closes"),
+        "{audit}"
+    );
 }
 
 #[test]

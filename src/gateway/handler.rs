@@ -7,7 +7,7 @@ use super::menu;
 use crate::app::App;
 use crate::bridge;
 use crate::names::escape_for_log;
-use crate::policy::{Permissions, SessionRequest};
+use crate::policy::{ChannelKind, Permissions, SessionRequest};
 use crate::session::{Destination, Session};
 use russh::server::{
     Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Response, Session as SshSession,
@@ -234,12 +234,21 @@ impl Handler for Connection {
         reply: ChannelOpenHandle,
         _session: &mut SshSession,
     ) -> Result<(), Self::Error> {
+        let allowed = self
+            .permissions()
+            .is_some_and(|p| p.allows_channel(&ChannelKind::DirectTcpip));
+        let reason = if allowed {
+            // The grant allows it, but TCP forwarding is not built yet (issue 7).
+            "portcullis: port forwarding is not available on this bastion yet"
+        } else {
+            "portcullis: port forwarding is not allowed by your grant"
+        };
         tracing::info!(source = %self.peer, dest = %escape_for_log(host_to_connect), port = port_to_connect,
-            "port forwarding refused by policy");
+            allowed, "port forwarding refused");
         reply
             .reject(ChannelOpenFailure::Other {
                 code: 1,
-                reason: "portcullis: port forwarding is not allowed by your grant".into(),
+                reason: reason.into(),
             })
             .await;
         Ok(())

@@ -128,6 +128,9 @@ impl Ctx {
                 } else {
                     log.down(&b)
                 };
+                if let Some(e) = log.capture_failed.take() {
+                    return Err(e);
+                }
                 for m in markers {
                     self.marker(time, &m)?;
                 }
@@ -173,7 +176,23 @@ impl Ctx {
             Request::Subsystem(name) => {
                 self.transfer = true;
                 if name == "sftp" {
-                    self.sftp = Some(crate::recording::sftp::SftpLog::default());
+                    let (target, _) = self.session.target_and_login().unwrap_or_default();
+                    let keep = self
+                        .app
+                        .store
+                        .capture_files(&target)
+                        .await
+                        .map_err(|e| format!("capture setting unreadable: {e}"))?;
+                    let dir = self
+                        .app
+                        .config
+                        .recordings_dir
+                        .join(format!("{}.files", self.name));
+                    self.sftp = Some(if keep {
+                        crate::recording::sftp::SftpLog::with_capture(dir)
+                    } else {
+                        Default::default()
+                    });
                 }
                 self.open(ChannelKind::Subsystem, Some(name.clone()))
                     .await?;

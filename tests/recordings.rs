@@ -377,3 +377,38 @@ fn replay_obeys_the_keyboard() {
     assert!((0.0..3.0).contains(&after), "{out}");
     assert!(!out.contains("SECOND-LINE"), "{out}");
 }
+
+#[test]
+fn file_contents_are_kept_only_for_targets_that_ask() {
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    b.admin(&["target", "capture", "web02", "on"]);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("kept.bin");
+    random_file(&src, 1);
+    let batch = dir.path().join("batch");
+    std::fs::write(&batch, format!("put {} kept.bin\n", src.display())).unwrap();
+    let sftp = |target: &str| {
+        run(Command::new("sftp")
+            .args(b.ssh_opts())
+            .args(["-P", &b.port.to_string(), "-b"])
+            .arg(&batch)
+            .arg(format!("alice+{target}@127.0.0.1")))
+    };
+    assert!(sftp("web02").status.success());
+    let cast = sealed_cast(&b);
+    let body = std::fs::read_to_string(&cast).unwrap();
+    assert!(body.contains("content kept as 0001-kept.bin"), "{body}");
+    let copy = cast.with_extension("files").join("0001-kept.bin");
+    assert_eq!(sha256_file(&copy), sha256_file(&src));
+    // web01 does not keep contents.
+    std::fs::remove_file(cast.with_extension("chain")).unwrap();
+    assert!(sftp("web01").status.success());
+    let other = sealed_cast(&b);
+    assert!(
+        !std::fs::read_to_string(&other)
+            .unwrap()
+            .contains("content kept")
+    );
+    assert!(!other.with_extension("files").exists());
+}

@@ -96,6 +96,12 @@ pub enum TargetCmd {
         name: String,
     },
     List,
+    /// Keep (on) or not (off, the default) the contents of files moved over SFTP, beside the recording.
+    Capture {
+        name: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -301,6 +307,17 @@ pub async fn target(config: &Config, cmd: TargetCmd) -> anyhow::Result<()> {
             println!(
                 "target {n} added, host key pinned: {}",
                 upkeys::fingerprint(&key)
+            );
+        }
+        TargetCmd::Capture { name: n, state } => {
+            store.set_capture_files(&n, state == "on").await?;
+            println!(
+                "file contents for {n}: {}",
+                if state == "on" {
+                    "kept beside recordings"
+                } else {
+                    "not kept"
+                }
             );
         }
         TargetCmd::Remove { name: n } => {

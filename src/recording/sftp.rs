@@ -29,6 +29,8 @@ const FXP_DATA: u8 = 103;
 
 struct File {
     path: String,
+    /// Where the contents are kept, when the target asks for it.
+    copy: Option<(std::fs::File, String)>,
     written: u64,
     read: u64,
     hasher: Sha256,
@@ -37,12 +39,17 @@ struct File {
 
 #[derive(Default)]
 pub struct SftpLog {
+    /// Directory for file copies (`None`: contents are not kept).
+    capture: Option<std::path::PathBuf>,
+    copies: u32,
+    /// A copy could not be written: the caller must fail closed.
+    pub capture_failed: Option<String>,
     up: Vec<u8>,
     down: Vec<u8>,
     /// Request id → path of an OPEN awaiting its handle.
     opening: HashMap<u32, String>,
-    /// Request id → handle of a READ awaiting its data.
-    reading: HashMap<u32, Vec<u8>>,
+    /// Request id → (handle, offset) of a READ awaiting its data.
+    reading: HashMap<u32, (Vec<u8>, u64)>,
     files: HashMap<Vec<u8>, File>,
     broken: bool,
 }
@@ -76,6 +83,59 @@ fn text(b: &[u8]) -> String {
 }
 
 impl SftpLog {
+    /// Keeps the contents of every transferred file under `dir`
+    /// (`NNNN-basename`, mode 0600); the markers name the copies.
+    pub fn with_capture(dir: std::path::PathBuf) -> SftpLog {
+        SftpLog {
+            capture: Some(dir),
+            ..SftpLog::default()
+        }
+    }
+
+    fn new_copy(&mut self, path: &str) -> Option<(std::fs::File, String)> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let dir = self.capture.clone()?;
+        self.copies += 1;
+        let base: String = path
+            .rsplit('/')
+            .next()
+            .unwrap_or("file")
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            .take(64)
+            .collect();
+        let name = format!(
+            "{:04}-{}",
+            self.copies,
+            if base.is_empty() { "file" } else { &base }
+        );
+        let made = std::fs::create_dir_all(&dir).and_then(|_| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(dir.join(&name))
+        });
+        match made {
+            Ok(f) => Some((f, name)),
+            Err(e) => {
+                self.capture_failed = Some(format!("cannot keep a copy of {path}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn keep(&mut self, handle: &[u8], offset: u64, data: &[u8]) {
+        use std::os::unix::fs::FileExt;
+        let Some(f) = self.files.get_mut(handle) else {
+            return;
+        };
+        let Some((file, _)) = &f.copy else { return };
+        if let Err(e) = file.write_all_at(data, offset) {
+            self.capture_failed = Some(format!("cannot keep a copy of {}: {e}", f.path));
+        }
+    }
+
     /// Client → server bytes; returns markers to record.
     pub fn up(&mut self, data: &[u8]) -> Vec<String> {
         self.feed(true, data)
@@ -141,6 +201,7 @@ impl SftpLog {
                 let handle = r.bytes()?;
                 let offset = r.u64()?;
                 let data = r.bytes()?;
+                self.keep(handle, offset, data);
                 let f = self.files.get_mut(handle)?;
                 f.sequential &= offset == f.written;
                 if f.sequential {
@@ -151,8 +212,9 @@ impl SftpLog {
             }
             FXP_READ => {
                 let handle = r.bytes()?.to_vec();
+                let offset = r.u64()?;
                 if self.reading.len() < MAX_TRACKED {
-                    self.reading.insert(id, handle);
+                    self.reading.insert(id, (handle, offset));
                 }
                 None
             }
@@ -191,10 +253,12 @@ impl SftpLog {
                 let path = self.opening.remove(&id)?;
                 let handle = r.bytes()?.to_vec();
                 if self.files.len() < MAX_TRACKED {
+                    let copy = self.new_copy(&path);
                     self.files.insert(
                         handle,
                         File {
                             path,
+                            copy,
                             written: 0,
                             read: 0,
                             hasher: Sha256::new(),
@@ -205,8 +269,9 @@ impl SftpLog {
                 None
             }
             FXP_DATA => {
-                let handle = self.reading.remove(&id)?;
+                let (handle, offset) = self.reading.remove(&id)?;
                 let data = r.bytes()?;
+                self.keep(&handle, offset, data);
                 let f = self.files.get_mut(&handle)?;
                 if f.written == 0 {
                     f.hasher.update(data);
@@ -238,7 +303,13 @@ fn close_marker(f: File) -> String {
     } else {
         "sha256 n/a (not sequential)".to_string()
     };
-    format!("sftp {dir} {} {n} bytes {sum}", f.path)
+    match &f.copy {
+        Some((_, copy)) => format!(
+            "sftp {dir} {} {n} bytes {sum} (content kept as {copy})",
+            f.path
+        ),
+        None => format!("sftp {dir} {} {n} bytes {sum}", f.path),
+    }
 }
 
 #[cfg(test)]

@@ -172,6 +172,27 @@ impl Store {
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
+    pub async fn set_capture_files(&self, target: &str, on: bool) -> Result<(), StoreError> {
+        let r = sqlx::query("UPDATE targets SET capture_files = $1 WHERE name = $2")
+            .bind(i64::from(on))
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        super::affected(r.rows_affected(), "target", target)
+    }
+
+    /// Whether file contents moved to or from `target` are kept.
+    pub async fn capture_files(&self, target: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT capture_files FROM targets WHERE name = $1")
+            .bind(target)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<i64, _>(0)? != 0,
+            None => false,
+        })
+    }
+
     pub async fn session(&self, id: &str) -> Result<Option<super::SessionRecord>, StoreError> {
         Ok(self
             .list_sessions(i64::MAX)

@@ -117,10 +117,22 @@ pub(crate) fn header_line(header: &Header) -> Result<String> {
 
 /// One event line, with its `'\n'`. Times have microsecond precision; the
 /// caller keeps them finite, non-negative and non-decreasing.
+#[cfg(test)]
 pub(crate) fn event_line(time: f64, kind: EventKind, data: &str) -> String {
-    // Serializing a &str to JSON cannot fail; the fallback keeps that local.
-    let data = serde_json::to_string(data).unwrap_or_else(|_| "\"\"".to_owned());
-    format!("[{time:.6}, \"{}\", {data}]\n", kind.code())
+    let mut out = Vec::with_capacity(data.len() + 32);
+    event_line_into(&mut out, time, kind, data);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Writes the event line into a reused buffer: the recorder's hot path, so
+/// no intermediate strings.
+pub(crate) fn event_line_into(out: &mut Vec<u8>, time: f64, kind: EventKind, data: &str) {
+    use std::io::Write;
+    out.clear();
+    // Writing to a Vec cannot fail, nor can serializing a &str to JSON.
+    let _ = write!(out, "[{time:.6}, \"{}\", ", kind.code());
+    let _ = serde_json::to_writer(&mut *out, data);
+    out.extend_from_slice(b"]\n");
 }
 
 pub fn parse_header(line: &str) -> Result<Header> {

@@ -17,7 +17,7 @@
 //! cast (`sha256` = h_N) and to every chain byte before it (`chain_sha256`),
 //! so a change to any byte of either file fails verification.
 
-use super::cast::{EventKind, Header, MAX_EVENT_TEXT, event_line, header_line};
+use super::cast::{EventKind, Header, MAX_EVENT_TEXT, event_line_into, header_line};
 use super::sign::public_base64;
 use super::text::{Utf8Carry, split_text};
 use super::{Result, format_err, io_err};
@@ -250,6 +250,8 @@ pub struct RecordingWriter {
     input: Utf8Carry,
     session: String,
     key: SigningKey,
+    /// Reused for every event line.
+    line: Vec<u8>,
 }
 
 impl RecordingWriter {
@@ -285,6 +287,7 @@ impl RecordingWriter {
             input: Utf8Carry::default(),
             session: session.unwrap_or_default(),
             key: key.clone(),
+            line: Vec::with_capacity(64 * 1024),
         })
     }
 
@@ -325,18 +328,21 @@ impl RecordingWriter {
         if time.is_finite() && time > self.last_time {
             self.last_time = time;
         }
+        let mut line = std::mem::take(&mut self.line);
         for part in split_text(text, MAX_EVENT_TEXT) {
-            let line = event_line(self.last_time, kind, part);
-            self.cast
-                .write_all(line.as_bytes())
-                .map_err(io_err(&self.cast_path))?;
-            let tag = self.state.push(line.as_bytes());
+            event_line_into(&mut line, self.last_time, kind, part);
+            if let Err(e) = self.cast.write_all(&line) {
+                self.line = line;
+                return Err(io_err(&self.cast_path)(e));
+            }
+            let tag = self.state.push(&line);
             if self.tags.len() < MAX_TAGS * TAG_LEN {
                 self.tags.extend_from_slice(&tag);
             } else {
                 self.tags_complete = false;
             }
         }
+        self.line = line;
         Ok(())
     }
 

@@ -192,12 +192,4 @@ impl Store {
             None => false,
         })
     }
-
-    pub async fn session(&self, id: &str) -> Result<Option<super::SessionRecord>, StoreError> {
-        Ok(self
-            .list_sessions(i64::MAX)
-            .await?
-            .into_iter()
-            .find(|s| s.id == id))
-    }
 }

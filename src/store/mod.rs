@@ -309,10 +309,8 @@ impl Store {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let kind: String = row.try_get(0)?;
-        Ok(CredentialKind::parse(&kind).map(|kind| CredentialRecord {
-            kind,
-            sealed: row.try_get(1).unwrap_or_default(),
-        }))
+        let sealed: String = row.try_get(1)?;
+        Ok(CredentialKind::parse(&kind).map(|kind| CredentialRecord { kind, sealed }))
     }
 
     pub async fn list_credentials(
@@ -388,21 +386,32 @@ impl Store {
         user: &str,
         groups: &[String],
     ) -> Result<Vec<GrantRecord>, StoreError> {
-        let all = self.list_grants().await?;
-        Ok(all
-            .into_iter()
-            .filter(|g| match &g.subject {
-                Subject::User(u) => u == user,
-                Subject::Group(n) => groups.contains(n),
-            })
-            .collect())
+        // Called for every login and every live session's re-check: the
+        // database does the filtering (grants_subject index), not a full read.
+        let marks: Vec<String> = (0..groups.len()).map(|i| format!("${}", i + 2)).collect();
+        let group_clause = if groups.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " OR (subject_kind = 'group' AND subject IN ({}))",
+                marks.join(", ")
+            )
+        };
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM grants WHERE (subject_kind = 'user' AND subject = $1){group_clause} ORDER BY created_at, id"
+        );
+        let mut q = sqlx::query(&sql).bind(user);
+        for g in groups {
+            q = q.bind(g);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(grant_from_row).collect()
     }
 
     pub async fn list_grants(&self) -> Result<Vec<GrantRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, subject_kind, subject, target_name, logins, valid_from, valid_until, max_session_secs, \
-             time_zone, windows, permissions, exec_allow, exec_deny, origin FROM grants ORDER BY created_at, id",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {GRANT_COLUMNS} FROM grants ORDER BY created_at, id"
+        ))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(grant_from_row).collect()
@@ -492,6 +501,9 @@ fn unique<T>(r: Result<T, sqlx::Error>, kind: &'static str, name: &str) -> Resul
         Err(e) => Err(e.into()),
     }
 }
+
+const GRANT_COLUMNS: &str = "id, subject_kind, subject, target_name, logins, valid_from, valid_until, \
+     max_session_secs, time_zone, windows, permissions, exec_allow, exec_deny, origin";
 
 fn lines(s: String) -> Vec<String> {
     s.split('\n')

@@ -217,6 +217,27 @@ async fn exercise(store: &Store) {
         Some("g2")
     );
     assert!(store.list_grants().await.unwrap().iter().any(|g| g == &jg));
+    // A user's own grant and a group's grant, selected in SQL.
+    assert_eq!(
+        store.grants_for("alice", &[]).await.unwrap(),
+        vec![jg.clone()]
+    );
+    let both = store
+        .grants_for("alice", &["ops".to_string(), "nobody".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(
+        both.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
+        vec!["g1", "g2"]
+    );
+    assert_eq!(
+        store
+            .grants_for("bob", &["ops".to_string()])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     store.remove_target("web01").await.unwrap();
     assert!(store.credential("web01", "root").await.unwrap().is_none());

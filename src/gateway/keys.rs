@@ -1,7 +1,9 @@
 //! Host keys of the bastion and users' public keys.
 
 use super::GatewayError;
-use russh::keys::{Algorithm, HashAlg, PrivateKey, PublicKey};
+use crate::upstream::keys;
+pub use crate::upstream::keys::fingerprint;
+use russh::keys::{Algorithm, PrivateKey, PublicKey};
 use std::path::{Path, PathBuf};
 
 /// Loads the configured host keys, or the generated one in the data
@@ -41,19 +43,8 @@ fn err(path: &Path, e: impl std::fmt::Display) -> GatewayError {
 /// A user's public key checked and normalised for storage:
 /// (fingerprint, one-line key without comment).
 pub fn parse_user_key(line: &str) -> Result<(String, String), String> {
-    let key = PublicKey::from_openssh(line.trim())
-        .map_err(|e| format!("not an OpenSSH public key: {e}"))?;
-    Ok((fingerprint(&key), strip(&key)))
-}
-
-pub fn fingerprint(key: &PublicKey) -> String {
-    key.fingerprint(HashAlg::Sha256).to_string()
-}
-
-fn strip(key: &PublicKey) -> String {
-    let mut k = key.clone();
-    k.set_comment("");
-    k.to_openssh().unwrap_or_default().trim().to_string()
+    let key = keys::parse_public(line).map_err(|e| format!("not an OpenSSH public key: {e}"))?;
+    Ok((fingerprint(&key), keys::to_openssh(&key)))
 }
 
 /// Whether `key` is one of the stored one-line keys.

@@ -99,7 +99,22 @@ pub struct Tapped {
 /// Where a channel's frames are copied for recording. Bounded: a recorder
 /// slower than the network slows the channel, and a recorder that is gone
 /// ends it (nothing runs unrecorded).
-pub type Tap = mpsc::Sender<Tapped>;
+#[derive(Debug, Clone)]
+pub struct Tap {
+    pub tx: mpsc::Sender<Tapped>,
+    /// Whether the recorder wants the client's data bytes. It does not for a
+    /// non-interactive exec, whose stdin is piped data that it only counts;
+    /// skipping those copies keeps uploads off the recorder.
+    pub up_data: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Tap {
+    fn wants(&self, dir: Direction, frame: &Frame) -> bool {
+        dir == Direction::Down
+            || !matches!(frame, Frame::Data(_))
+            || self.up_data.load(Ordering::Relaxed)
+    }
+}
 
 /// Byte counters shared by every channel of a session.
 #[derive(Debug, Default)]
@@ -243,13 +258,13 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
                 };
                 c.fetch_add(b.len() as u64, Ordering::Relaxed);
             }
-            if let Some(tap) = &tap {
+            if let Some(tap) = tap.as_ref().filter(|t| t.wants(dir, &frame)) {
                 let copy = Tapped {
                     dir,
                     frame: frame.clone(),
                     at: std::time::Instant::now(),
                 };
-                if tap.send(copy).await.is_err() {
+                if tap.tx.send(copy).await.is_err() {
                     // The recorder is gone: fail closed.
                     let _ = sink.send(Frame::Close).await;
                     return ChannelEnd::Cancelled;

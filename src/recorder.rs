@@ -25,8 +25,9 @@ const QUEUE: usize = 256;
 /// Starts recording channel `channel` of `session`; the returned tap goes to the bridge.
 pub fn start(app: Arc<App>, session: Arc<Session>, channel: u32) -> Tap {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(record(app, session, channel, rx));
-    tx
+    let up_data = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    tokio::spawn(record(app, session, channel, rx, up_data.clone()));
+    Tap { tx, up_data }
 }
 
 struct Ctx {
@@ -43,6 +44,8 @@ struct Ctx {
     masker: InputMasker,
     /// A pty was requested: input is keystrokes and is recorded (masked when not echoed).
     interactive: bool,
+    /// Tells the bridge whether client data is wanted at all.
+    up_data: Arc<std::sync::atomic::AtomicBool>,
     channel: u32,
     writer: Option<RecordingWriter>,
     events_since_checkpoint: bool,
@@ -53,6 +56,7 @@ async fn record(
     session: Arc<Session>,
     channel: u32,
     mut rx: mpsc::Receiver<Tapped>,
+    up_data: Arc<std::sync::atomic::AtomicBool>,
 ) {
     let name = format!("{}-{channel}", session.id);
     let mut ctx = Ctx {
@@ -66,6 +70,7 @@ async fn record(
         sftp: None,
         masker: InputMasker::default(),
         interactive: false,
+        up_data,
         channel,
         writer: None,
         events_since_checkpoint: false,
@@ -170,6 +175,9 @@ impl Ctx {
             Request::Exec(cmd) => {
                 let cmd = String::from_utf8_lossy(&cmd).to_string();
                 self.transfer = is_transfer_command(&cmd);
+                // Piped stdin of a non-interactive exec is only counted.
+                self.up_data
+                    .store(self.interactive, std::sync::atomic::Ordering::Relaxed);
                 self.open(ChannelKind::Exec, Some(cmd.clone())).await?;
                 self.marker(time, &format!("exec: {cmd}"))
             }

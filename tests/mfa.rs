@@ -20,17 +20,16 @@ fn key_or_password_then_code_and_each_code_only_once() {
     let sshd = Sshd::start();
     let b = Bastion::standard(&sshd);
     let ap = Askpass::new();
-    let alice_key = b.add_human("carol", "carol-pw-1");
+    let carol_key = b.add_human("carol", "carol-pw-1");
     let carol = enroll_totp(&b, "carol");
-    let dave_key = b.add_human("dave", "dave-pw-2");
-    let _ = dave_key;
+    let _ = b.add_human("dave", "dave-pw-2"); // dave logs in with his password
     let dave = enroll_totp(&b, "dave");
 
     // Public key + code.
     let code = next_code(&carol);
     ap.set_code(&code);
     let out = run(b
-        .ssh_human("carol+web01", "publickey", Some(&alice_key), &ap)
+        .ssh_human("carol+web01", "publickey", Some(&carol_key), &ap)
         .arg("id -un"));
     ok_as_tuser(&out, &b, "key + TOTP");
     assert!(
@@ -41,7 +40,7 @@ fn key_or_password_then_code_and_each_code_only_once() {
 
     // The same code again: refused, even within its 30 s.
     let out = run(b
-        .ssh_human("carol+web01", "publickey", Some(&alice_key), &ap)
+        .ssh_human("carol+web01", "publickey", Some(&carol_key), &ap)
         .arg("id -un"));
     assert!(!out.status.success(), "a code was accepted twice");
     assert!(
@@ -53,7 +52,7 @@ fn key_or_password_then_code_and_each_code_only_once() {
     // A code from two steps ago: refused.
     ap.set_code(&portcullis::auth::totp::code_at(&carol, unix_now() - 60).unwrap());
     let out = run(b
-        .ssh_human("carol+web01", "publickey", Some(&alice_key), &ap)
+        .ssh_human("carol+web01", "publickey", Some(&carol_key), &ap)
         .arg("id -un"));
     assert!(!out.status.success(), "an old code was accepted");
 

@@ -24,6 +24,22 @@ async fn connect(port: u16) -> client::Handle<AnyHost> {
     .unwrap()
 }
 
+/// A password (a partial success), then keyboard-interactive as `second_user`.
+async fn password_then_prompt(
+    port: u16,
+    user: &str,
+    pw: &str,
+    second_user: &str,
+) -> (client::Handle<AnyHost>, Kbd) {
+    let mut h = connect(port).await;
+    assert!(partial(h.authenticate_password(user, pw).await.unwrap()));
+    let r = h
+        .authenticate_keyboard_interactive_start(second_user, None)
+        .await
+        .unwrap();
+    (h, r)
+}
+
 fn partial(r: AuthResult) -> bool {
     matches!(
         r,
@@ -61,16 +77,7 @@ async fn keyboard_interactive_rules() {
     );
 
     // A huge claimed number of answers: refused, no allocation sized by it.
-    let mut h = connect(b.port).await;
-    assert!(partial(
-        h.authenticate_password("kim+web01", "kim-pw")
-            .await
-            .unwrap()
-    ));
-    let r = h
-        .authenticate_keyboard_interactive_start("kim+web01", None)
-        .await
-        .unwrap();
+    let (mut h, r) = password_then_prompt(b.port, "kim+web01", "kim-pw", "kim+web01").await;
     assert!(matches!(r, Kbd::InfoRequest { .. }), "{r:?}");
     let answers = vec![next_code(&kim); 20_000];
     let r = h
@@ -81,16 +88,7 @@ async fn keyboard_interactive_rules() {
 
     // A username change between factors starts over: lee's code does not
     // complete kim's password.
-    let mut h = connect(b.port).await;
-    assert!(partial(
-        h.authenticate_password("kim+web01", "kim-pw")
-            .await
-            .unwrap()
-    ));
-    let r = h
-        .authenticate_keyboard_interactive_start("lee+web01", None)
-        .await
-        .unwrap();
+    let (mut h, r) = password_then_prompt(b.port, "kim+web01", "kim-pw", "lee+web01").await;
     if let Kbd::InfoRequest { .. } = r {
         let r = h
             .authenticate_keyboard_interactive_respond(vec![next_code(&lee)])
@@ -103,16 +101,7 @@ async fn keyboard_interactive_rules() {
     }
 
     // The honest flow still works on a fresh connection.
-    let mut h = connect(b.port).await;
-    assert!(partial(
-        h.authenticate_password("kim+web01", "kim-pw")
-            .await
-            .unwrap()
-    ));
-    let r = h
-        .authenticate_keyboard_interactive_start("kim+web01", None)
-        .await
-        .unwrap();
+    let (mut h, r) = password_then_prompt(b.port, "kim+web01", "kim-pw", "kim+web01").await;
     let Kbd::InfoRequest { prompts, .. } = r else {
         panic!("{r:?}")
     };

@@ -148,18 +148,41 @@ fn rsync_over_the_bastion() {
     );
 }
 
+/// An OpenSSH ControlMaster connection to the bastion; commands ride it.
+struct ControlMaster<'a> {
+    b: &'a Bastion,
+    user: String,
+    _dir: tempfile::TempDir,
+    sock: std::path::PathBuf,
+}
+
+impl<'a> ControlMaster<'a> {
+    fn start(b: &'a Bastion, user: &str) -> ControlMaster<'a> {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("cm.sock");
+        let m = ControlMaster {
+            b,
+            user: user.into(),
+            _dir: dir,
+            sock,
+        };
+        run_ok(&mut m.command(&["-M", "-f", "-N", "-o", "ControlPersist=yes"]));
+        m
+    }
+
+    fn command(&self, extra: &[&str]) -> Command {
+        let mut c = self.b.ssh(&self.user);
+        c.arg("-S").arg(&self.sock).args(extra);
+        c
+    }
+}
+
 #[test]
 fn control_master_carries_two_channels_on_one_upstream() {
     let sshd = Sshd::start();
     let b = Bastion::standard(&sshd);
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("cm.sock");
-    let cm = |extra: &[&str]| {
-        let mut c = b.ssh("alice+web01");
-        c.arg("-S").arg(&sock).args(extra);
-        c
-    };
-    run_ok(&mut cm(&["-M", "-f", "-N", "-o", "ControlPersist=yes"]));
+    let master = ControlMaster::start(&b, "alice+web01");
+    let cm = |extra: &[&str]| master.command(extra);
     // A long-running channel producing output slowly, and quick ones beside it.
     let slow = cm(&["sleep 3; echo slow-done"])
         .stdout(Stdio::piped())
@@ -204,14 +227,8 @@ fn a_channel_whose_reader_stalls_does_not_stall_its_neighbours() {
     use std::time::{Duration, Instant};
     let sshd = Sshd::start();
     let b = Bastion::standard(&sshd);
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("cm.sock");
-    let cm = |extra: &[&str]| {
-        let mut c = b.ssh("alice+web01");
-        c.arg("-S").arg(&sock).args(extra);
-        c
-    };
-    run_ok(&mut cm(&["-M", "-f", "-N", "-o", "ControlPersist=yes"]));
+    let master = ControlMaster::start(&b, "alice+web01");
+    let cm = |extra: &[&str]| master.command(extra);
     // 4 MB that nobody reads for a while: the client stops granting window.
     let mut slow = cm(&["head -c 4000000 /dev/zero; echo END"])
         .stdout(Stdio::piped())

@@ -17,21 +17,8 @@ fn host_key_mismatch_is_refused_and_logged() {
     b.stop();
     let other = b.dir.path().join("other_host");
     keygen(&other, "ed25519");
-    let port = sshd.port.to_string();
-    b.admin(&[
-        "target",
-        "add",
-        "evil01",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--host-key-file",
-        other.with_extension("pub").to_str().unwrap(),
-    ]);
-    b.admin(&[
-        "grant",
-        "add",
+    b.add_target_pinned("evil01", sshd.port, &other.with_extension("pub"));
+    b.grant(&[
         "--user",
         "alice",
         "--target",
@@ -101,18 +88,7 @@ fn unknown_target_no_grant_and_wrong_login_are_explained() {
     let sshd = Sshd::start();
     let mut b = Bastion::standard(&sshd);
     b.stop();
-    let port = sshd.port.to_string();
-    b.admin(&[
-        "target",
-        "add",
-        "web03",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--host-key-file",
-        sshd.host_pub.to_str().unwrap(),
-    ]);
+    b.add_target_pinned("web03", sshd.port, &sshd.host_pub);
     b.start();
     assert!(refused(&b, "alice+nope").contains("there is no target named nope"));
     assert!(refused(&b, "alice+web03").contains("you have no grant for target web03"));
@@ -128,42 +104,10 @@ fn unreachable_target_and_rejected_credential_are_explained() {
     let sshd = Sshd::start();
     let mut b = Bastion::standard(&sshd);
     b.stop();
-    let dead = free_port().to_string();
-    let port = sshd.port.to_string();
-    let hk = sshd.host_pub.to_str().unwrap();
-    b.admin(&[
-        "target",
-        "add",
-        "down01",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &dead,
-        "--host-key-file",
-        hk,
-    ]);
-    b.admin(&[
-        "target",
-        "add",
-        "web04",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port,
-        "--host-key-file",
-        hk,
-    ]);
+    b.add_target_pinned("down01", free_port(), &sshd.host_pub);
+    b.add_target_pinned("web04", sshd.port, &sshd.host_pub);
     for t in ["down01", "web04"] {
-        b.admin(&[
-            "grant",
-            "add",
-            "--user",
-            "alice",
-            "--target",
-            t,
-            "--login",
-            TARGET_USER,
-        ]);
+        b.grant(&["--user", "alice", "--target", t, "--login", TARGET_USER]);
         b.admin_stdin(
             &["credential", "set", t, TARGET_USER, "--password-stdin"],
             "not-the-password\n",

@@ -344,39 +344,8 @@ impl Bastion {
             "--key",
             alice_pub.to_str().unwrap(),
         ]);
-        let port = sshd.port.to_string();
-        let hk = sshd.host_pub.to_str().unwrap();
-        for t in ["web01", "web02"] {
-            b.admin(&[
-                "target",
-                "add",
-                t,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port,
-                "--host-key-file",
-                hk,
-            ]);
-            b.admin(&[
-                "grant",
-                "add",
-                "--user",
-                "alice",
-                "--target",
-                t,
-                "--login",
-                TARGET_USER,
-            ]);
-        }
-        b.admin(&[
-            "credential",
-            "set",
-            "web01",
-            TARGET_USER,
-            "--key-file",
-            sshd.user_key.to_str().unwrap(),
-        ]);
+        b.add_target("web01", sshd);
+        b.add_target_pinned("web02", sshd.port, &sshd.host_pub);
         b.admin_stdin(
             &[
                 "credential",
@@ -387,6 +356,9 @@ impl Bastion {
             ],
             &format!("{TARGET_PASSWORD}\n"),
         );
+        for t in ["web01", "web02"] {
+            b.grant(&["--user", "alice", "--target", t, "--login", TARGET_USER]);
+        }
         b.start();
         b
     }
@@ -448,23 +420,16 @@ impl Bastion {
 
     /// `ssh` to the bastion as `user` with alice's key.
     pub fn ssh(&self, user: &str) -> Command {
-        let mut c = Command::new("ssh");
-        c.args(client_opts(&self.known_hosts()))
-            .args([
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "PreferredAuthentications=publickey",
-            ])
-            .arg("-i")
-            .arg(&self.alice_key)
-            .args(["-p", &self.port.to_string()])
-            .arg(format!("{user}@127.0.0.1"));
-        c
+        self.ssh_key(user, &self.alice_key)
     }
 
     /// Options for tools that take `-e`/`-S`-style ssh commands or `-o` lists.
     pub fn ssh_opts(&self) -> Vec<String> {
+        self.ssh_opts_with(&self.alice_key)
+    }
+
+    /// Public key only, batch mode, the bastion's key known in advance.
+    pub fn ssh_opts_with(&self, key: &Path) -> Vec<String> {
         let mut o = client_opts(&self.known_hosts());
         o.extend(
             [
@@ -472,12 +437,12 @@ impl Bastion {
                 "BatchMode=yes",
                 "-o",
                 "PreferredAuthentications=publickey",
+                "-i",
             ]
             .iter()
             .map(|s| s.to_string()),
         );
-        o.push("-i".into());
-        o.push(self.alice_key.display().to_string());
+        o.push(key.display().to_string());
         o
     }
 }
@@ -698,9 +663,9 @@ impl Bastion {
 }
 
 impl Bastion {
-    /// Another target on the same sshd with the vaulted key credential, no grants.
-    pub fn add_target(&self, name: &str, sshd: &Sshd) {
-        let port = sshd.port.to_string();
+    /// A target at `port` pinned to the key in `host_pub`, no credential, no grants.
+    pub fn add_target_pinned(&self, name: &str, port: u16, host_pub: &Path) {
+        let port = port.to_string();
         self.admin(&[
             "target",
             "add",
@@ -710,8 +675,13 @@ impl Bastion {
             "--port",
             &port,
             "--host-key-file",
-            sshd.host_pub.to_str().unwrap(),
+            host_pub.to_str().unwrap(),
         ]);
+    }
+
+    /// Another target on the same sshd with the vaulted key credential, no grants.
+    pub fn add_target(&self, name: &str, sshd: &Sshd) {
+        self.add_target_pinned(name, sshd.port, &sshd.host_pub);
         self.admin(&[
             "credential",
             "set",
@@ -740,15 +710,7 @@ impl Bastion {
     /// `ssh` as `user` with `key` (public key only, batch mode).
     pub fn ssh_key(&self, user: &str, key: &Path) -> Command {
         let mut c = Command::new("ssh");
-        c.args(client_opts(&self.known_hosts()))
-            .args([
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "PreferredAuthentications=publickey",
-            ])
-            .arg("-i")
-            .arg(key)
+        c.args(self.ssh_opts_with(key))
             .args(["-p", &self.port.to_string()])
             .arg(format!("{user}@127.0.0.1"))
             .stdin(Stdio::null());

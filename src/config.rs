@@ -39,6 +39,8 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     access: RawAccess,
+    #[serde(default)]
+    api: RawApi,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +91,7 @@ pub struct Config {
     pub upstream_connect_timeout: Duration,
     pub limits: Limits,
     pub access: Access,
+    pub api: ApiConfig,
 }
 
 /// Just-in-time access settings.
@@ -248,6 +251,7 @@ impl Config {
             )
             .as_secs(),
         };
+        let api = ApiConfig::from_raw(raw.api, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -264,7 +268,63 @@ impl Config {
             upstream_connect_timeout,
             limits,
             access,
+            api,
         })
+    }
+}
+
+/// `[api]`: the HTTPS admin API (see `admin`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    enabled: Option<bool>,
+    listen: Option<String>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    client_ca_file: Option<PathBuf>,
+    max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// Both or neither; without them a self-signed pair is kept in the data dir.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// When set, clients must present a certificate issued by this CA (mutual TLS).
+    pub client_ca_file: Option<PathBuf>,
+    pub max_body_bytes: usize,
+}
+
+pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:8443";
+
+impl ApiConfig {
+    fn from_raw(raw: RawApi, problems: &mut Vec<String>) -> ApiConfig {
+        let text = raw.listen.unwrap_or_else(|| DEFAULT_API_LISTEN.to_string());
+        let listen = text.parse::<SocketAddr>().unwrap_or_else(|_| {
+            problems.push(format!(
+                "api.listen = {text:?}: expected an address and port such as \"127.0.0.1:8443\""
+            ));
+            SocketAddr::from(([127, 0, 0, 1], 8443))
+        });
+        if raw.cert_file.is_some() != raw.key_file.is_some() {
+            problems.push("api.cert_file and api.key_file: give both or neither".to_string());
+        }
+        let max_body_bytes = raw.max_body_bytes.unwrap_or(64 << 10);
+        if !(1024..=16 << 20).contains(&max_body_bytes) {
+            problems.push(format!(
+                "api.max_body_bytes = {max_body_bytes}: expected between 1024 and 16777216"
+            ));
+        }
+        ApiConfig {
+            enabled: raw.enabled.unwrap_or(true),
+            listen,
+            cert_file: raw.cert_file,
+            key_file: raw.key_file,
+            client_ca_file: raw.client_ca_file,
+            max_body_bytes,
+        }
     }
 }
 

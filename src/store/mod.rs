@@ -4,6 +4,7 @@
 //! PostgreSQL (several nodes), through sqlx's `Any` driver. Queries use `$n`
 //! placeholders and portable types (TEXT, BIGINT) so neither dialect drifts.
 
+mod api;
 mod jit;
 mod mfa;
 mod recordings;
@@ -11,6 +12,7 @@ mod records;
 #[cfg(test)]
 mod tests;
 
+pub use api::{AuditFilter, MetricCounts, TokenRow};
 pub use mfa::{AuditRow, SourceBlock, TotpRecord};
 pub use recordings::RecordingRow;
 pub use records::*;

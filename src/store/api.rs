@@ -1,0 +1,277 @@
+//! Rows the HTTPS admin API needs beyond what the CLI uses: API tokens,
+//! removals, single-row lookups and the counters behind `/metrics`.
+
+use super::{SessionRecord, Store, StoreError, affected, session_from_row};
+use sqlx::Row;
+
+/// An API token as stored: never the secret, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub scope: String,
+    pub secret_sha256: String,
+    pub created_ms: i64,
+    pub created_by: String,
+    pub expires_ms: Option<i64>,
+    pub revoked_ms: Option<i64>,
+}
+
+/// Counters for `/metrics`, read from durable rows so every node agrees.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricCounts {
+    /// (audit kind, rows) for every kind present.
+    pub audit_kinds: Vec<(String, i64)>,
+    pub bytes_up: i64,
+    pub bytes_down: i64,
+    pub source_blocks: i64,
+}
+
+const TOKEN_COLUMNS: &str =
+    "id, name, scope, secret_sha256, created_at, created_by, expires_at, revoked_at";
+
+fn token_from_row(r: &sqlx::any::AnyRow) -> Result<TokenRow, StoreError> {
+    Ok(TokenRow {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        scope: r.try_get(2)?,
+        secret_sha256: r.try_get(3)?,
+        created_ms: r.try_get(4)?,
+        created_by: r.try_get(5)?,
+        expires_ms: r.try_get(6)?,
+        revoked_ms: r.try_get(7)?,
+    })
+}
+
+impl Store {
+    pub async fn add_token(&self, t: &TokenRow) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO api_tokens ({TOKEN_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
+        .bind(&t.id)
+        .bind(&t.name)
+        .bind(&t.scope)
+        .bind(&t.secret_sha256)
+        .bind(t.created_ms)
+        .bind(&t.created_by)
+        .bind(t.expires_ms)
+        .bind(t.revoked_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn token(&self, id: &str) -> Result<Option<TokenRow>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    /// Marks a token revoked; a second revocation is `Missing`.
+    pub async fn revoke_token(&self, id: &str, now_ms: i64) -> Result<(), StoreError> {
+        let r = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        affected(r.rows_affected(), "active token", id)
+    }
+
+    pub async fn list_groups(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+        let groups = sqlx::query("SELECT name FROM user_groups ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        let members = sqlx::query(
+            "SELECT group_name, user_name FROM group_members ORDER BY group_name, user_name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for g in &groups {
+            out.push((g.try_get(0)?, Vec::new()));
+        }
+        for m in &members {
+            let g: String = m.try_get(0)?;
+            if let Some(entry) = out.iter_mut().find(|(n, _)| *n == g) {
+                entry.1.push(m.try_get(1)?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn remove_group(&self, name: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for q in [
+            "DELETE FROM group_members WHERE group_name = $1",
+            "DELETE FROM grants WHERE subject_kind = 'group' AND subject = $1",
+        ] {
+            sqlx::query(q).bind(name).execute(&mut *tx).await?;
+        }
+        let r = sqlx::query("DELETE FROM user_groups WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        affected(r.rows_affected(), "group", name)?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn remove_member(&self, group: &str, user: &str) -> Result<(), StoreError> {
+        let r = sqlx::query("DELETE FROM group_members WHERE group_name = $1 AND user_name = $2")
+            .bind(group)
+            .bind(user)
+            .execute(&self.pool)
+            .await?;
+        affected(r.rows_affected(), "membership", &format!("{user} in {group}"))
+    }
+
+    pub async fn remove_user_key(&self, user: &str, fingerprint: &str) -> Result<(), StoreError> {
+        let r = sqlx::query("DELETE FROM user_keys WHERE user_name = $1 AND fingerprint = $2")
+            .bind(user)
+            .bind(fingerprint)
+            .execute(&self.pool)
+            .await?;
+        affected(r.rows_affected(), "key", fingerprint)
+    }
+
+    /// (fingerprint, public key line) of a user's keys.
+    pub async fn user_keys(&self, user: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT fingerprint, public_key FROM user_keys WHERE user_name = $1 ORDER BY fingerprint",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// (target, login, kind, updated_at ms) of every credential; never the sealed value.
+    pub async fn credential_summaries(
+        &self,
+    ) -> Result<Vec<(String, String, String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT target_name, login, kind, updated_at FROM credentials ORDER BY target_name, login",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect()
+    }
+
+    pub async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, user_name, source, target_name, login, started_at, ended_at, end_reason, bytes_up, bytes_down \
+             FROM sessions WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    /// Audit rows matching the filters, oldest first after `after_ts` (paging).
+    pub async fn query_audit(
+        &self,
+        f: &AuditFilter,
+    ) -> Result<Vec<super::AuditRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, ts, kind, actor, source, subject, detail FROM audit_events \
+             WHERE ts >= $1 AND ts <= $2 AND ($3 = '' OR kind = $3 OR kind LIKE $4) \
+             AND ($5 = '' OR actor = $5) AND ($6 = '' OR subject = $6) \
+             AND (ts > $7 OR (ts = $7 AND id > $8)) ORDER BY ts, id LIMIT $9",
+        )
+        .bind(f.since_ms)
+        .bind(f.until_ms)
+        .bind(&f.kind)
+        .bind(format!("{}.%", f.kind))
+        .bind(&f.actor)
+        .bind(&f.subject)
+        .bind(f.after.0)
+        .bind(&f.after.1)
+        .bind(f.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(super::AuditRow {
+                    id: r.try_get(0)?,
+                    ts_ms: r.try_get(1)?,
+                    kind: r.try_get(2)?,
+                    actor: r.try_get(3)?,
+                    source: r.try_get(4)?,
+                    subject: r.try_get(5)?,
+                    detail: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn metric_counts(&self) -> Result<MetricCounts, StoreError> {
+        let kinds = sqlx::query("SELECT kind, COUNT(*) FROM audit_events GROUP BY kind ORDER BY kind")
+            .fetch_all(&self.pool)
+            .await?;
+        let bytes = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(bytes_up), 0) AS BIGINT), CAST(COALESCE(SUM(bytes_down), 0) AS BIGINT) FROM sessions",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let blocks = sqlx::query("SELECT COUNT(*) FROM source_blocks")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(MetricCounts {
+            audit_kinds: kinds
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<Result<_, StoreError>>()?,
+            bytes_up: bytes.try_get(0)?,
+            bytes_down: bytes.try_get(1)?,
+            source_blocks: blocks.try_get(0)?,
+        })
+    }
+
+    /// A round trip to the database (health checks).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Whether the audit table answers a read (health checks).
+    pub async fn audit_readable(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT COUNT(*) FROM audit_events WHERE ts < 0")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Filters of an audit query; empty strings match anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub since_ms: i64,
+    pub until_ms: i64,
+    /// A kind (`login.succeeded`) or a prefix of kinds (`login`).
+    pub kind: String,
+    pub actor: String,
+    pub subject: String,
+    /// Paging cursor: rows strictly after (ts, id).
+    pub after: (i64, String),
+    pub limit: i64,
+}

@@ -4,7 +4,7 @@
 //! (undecidable is no). Writes are audited before they run.
 
 use super::http::ApiError;
-use super::tokens::{self, Caller, Scope};
+use super::tokens::{self, Scope};
 use crate::app::{App, now_ms};
 use crate::audit::{self, AuditEvent};
 use axum::extract::{ConnectInfo, Request, State};
@@ -65,14 +65,18 @@ pub async fn check(
     if access == Access::Public {
         return Ok(next.run(req).await);
     }
-    let unauthorized = || ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
-    let Some(token) = bearer(&req) else {
+    let unauthorized =
+        || ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+    // Owned copies: the request body is not `Sync`, so no borrow of the
+    // request may live across an await.
+    let Some(token) = bearer(&req).map(|t| zeroize::Zeroizing::new(t.to_string())) else {
         return Err(unauthorized());
     };
-    let caller = match tokens::authenticate(&app.store, token, now_ms()).await {
+    let from = source(&req);
+    let caller = match tokens::authenticate(&app.store, &token, now_ms()).await {
         Ok(Ok(c)) => c,
         Ok(Err(why)) => {
-            tracing::info!(reason = ?why, source = %source(&req), "admin API token refused");
+            tracing::info!(reason = ?why, source = %from, "admin API token refused");
             return Err(unauthorized());
         }
         Err(e) => return Err(ApiError::internal("token check", e)),
@@ -84,22 +88,18 @@ pub async fn check(
         ));
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        audit_write(&app, &caller, &req).await?;
+        let event = AuditEvent::ApiWrite {
+            actor: caller.actor(),
+            source: from,
+            method: req.method().to_string(),
+            path: req.uri().path().to_string(),
+        };
+        audit::record(&app.store, event)
+            .await
+            .map_err(|e| ApiError::internal("audit of the write", e))?;
     }
     req.extensions_mut().insert(caller);
     Ok(next.run(req).await)
-}
-
-async fn audit_write(app: &App, caller: &Caller, req: &Request) -> Result<(), ApiError> {
-    let event = AuditEvent::ApiWrite {
-        actor: caller.actor(),
-        source: source(req),
-        method: req.method().to_string(),
-        path: req.uri().path().to_string(),
-    };
-    audit::record(&app.store, event)
-        .await
-        .map_err(|e| ApiError::internal("audit of the write", e))
 }
 
 macro_rules! layer_fn {

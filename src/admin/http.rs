@@ -118,3 +118,43 @@ pub fn validate_name(field: &str, value: &str) -> Result<(), ApiError> {
         .map(|_| ())
         .map_err(|e| ApiError::bad(format!("{field}: {e}")))
 }
+
+/// `Query<T>` whose rejections are our error bodies (400 naming the parameter).
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Params(q.0))
+            .map_err(|e| ApiError::bad(clip(&e.body_text())))
+    }
+}
+
+/// An optional JSON body: empty means `T::default()`.
+pub struct OptBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body is larger than api.max_body_bytes",
+                ),
+                _ => ApiError::bad(clip(&e.body_text())),
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptBody(T::default()));
+        }
+        parse(&bytes).map(OptBody).map_err(ApiError::bad)
+    }
+}

@@ -6,6 +6,7 @@ mod grants;
 mod mfa;
 mod recordings;
 mod serve;
+mod tokens;
 
 use crate::config::Config;
 use crate::store::Store;
@@ -70,6 +71,9 @@ pub enum Command {
     Source(mfa::SourceCmd),
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Bearer tokens of the HTTPS admin API.
+    #[command(subcommand)]
+    Token(tokens::TokenCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,5 +149,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Source(c) => mfa::source(&config, c).await,
         Command::Audit(AuditCmd::List { limit }) => mfa::audit_list(&config, limit).await,
+        Command::Token(c) => tokens::token(&config, c).await,
     }
 }

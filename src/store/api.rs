@@ -137,7 +137,11 @@ impl Store {
             .bind(user)
             .execute(&self.pool)
             .await?;
-        affected(r.rows_affected(), "membership", &format!("{user} in {group}"))
+        affected(
+            r.rows_affected(),
+            "membership",
+            &format!("{user} in {group}"),
+        )
     }
 
     pub async fn remove_user_key(&self, user: &str, fingerprint: &str) -> Result<(), StoreError> {
@@ -188,10 +192,7 @@ impl Store {
     }
 
     /// Audit rows matching the filters, oldest first after `after_ts` (paging).
-    pub async fn query_audit(
-        &self,
-        f: &AuditFilter,
-    ) -> Result<Vec<super::AuditRow>, StoreError> {
+    pub async fn query_audit(&self, f: &AuditFilter) -> Result<Vec<super::AuditRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, ts, kind, actor, source, subject, detail FROM audit_events \
              WHERE ts >= $1 AND ts <= $2 AND ($3 = '' OR kind = $3 OR kind LIKE $4) \
@@ -225,9 +226,10 @@ impl Store {
     }
 
     pub async fn metric_counts(&self) -> Result<MetricCounts, StoreError> {
-        let kinds = sqlx::query("SELECT kind, COUNT(*) FROM audit_events GROUP BY kind ORDER BY kind")
-            .fetch_all(&self.pool)
-            .await?;
+        let kinds =
+            sqlx::query("SELECT kind, COUNT(*) FROM audit_events GROUP BY kind ORDER BY kind")
+                .fetch_all(&self.pool)
+                .await?;
         let bytes = sqlx::query(
             "SELECT CAST(COALESCE(SUM(bytes_up), 0) AS BIGINT), CAST(COALESCE(SUM(bytes_down), 0) AS BIGINT) FROM sessions",
         )
@@ -274,4 +276,35 @@ pub struct AuditFilter {
     /// Paging cursor: rows strictly after (ts, id).
     pub after: (i64, String),
     pub limit: i64,
+}
+
+impl Store {
+    pub async fn recording(&self, name: &str) -> Result<Option<super::RecordingRow>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM recordings WHERE name = $1",
+            super::recordings::COLUMNS
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(super::recordings::from_row).transpose()
+    }
+
+    /// Newest first, at most `limit`, optionally of one session.
+    pub async fn list_recordings(
+        &self,
+        session: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<super::RecordingRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM recordings WHERE ($1 = '' OR session_id = $1) \
+             ORDER BY started_at DESC, name LIMIT $2",
+            super::recordings::COLUMNS
+        ))
+        .bind(session.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(super::recordings::from_row).collect()
+    }
 }

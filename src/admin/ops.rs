@@ -1,0 +1,134 @@
+//! `/health` (no token), `/metrics` (Prometheus text) and the OpenAPI document.
+
+use super::http::ApiError;
+use crate::app::App;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// Whether the recordings directory takes a write right now.
+fn recordings_writable(dir: &std::path::Path) -> bool {
+    let probe = dir.join(format!(".health-{}", crate::app::new_id()));
+    let ok = std::fs::write(&probe, b"ok").is_ok();
+    let _ = std::fs::remove_file(&probe);
+    ok
+}
+
+/// Green only when the database, the audit store and recording storage all
+/// answer; red names which part failed and nothing more (no token needed).
+pub async fn health(State(app): State<Arc<App>>) -> Response {
+    let database = app.store.ping().await.is_ok();
+    let audit = app.store.audit_readable().await.is_ok();
+    let dir = app.config.recordings_dir.clone();
+    let recordings = tokio::task::spawn_blocking(move || recordings_writable(&dir))
+        .await
+        .unwrap_or(false);
+    let word = |ok: bool| if ok { "ok" } else { "failing" };
+    let all = database && audit && recordings;
+    let status = if all {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": word(all),
+        "checks": {"database": word(database), "audit": word(audit), "recordings": word(recordings)},
+    });
+    (status, Json(body)).into_response()
+}
+
+fn label(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .collect()
+}
+
+pub async fn metrics(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    let counts = app.store.metric_counts().await?;
+    let live = app.registry.list().len();
+    let mut out = String::new();
+    let count = |kind: &str| {
+        counts
+            .audit_kinds
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map_or(0, |(_, n)| *n)
+    };
+    let _ = writeln!(
+        out,
+        "# HELP portcullis_live_sessions Sessions proxied right now."
+    );
+    let _ = writeln!(out, "# TYPE portcullis_live_sessions gauge");
+    let _ = writeln!(out, "portcullis_live_sessions {live}");
+    let _ = writeln!(
+        out,
+        "# HELP portcullis_logins_total Login outcomes (failures are counted as audited summaries)."
+    );
+    let _ = writeln!(out, "# TYPE portcullis_logins_total counter");
+    for (result, kind) in [
+        ("succeeded", "login.succeeded"),
+        ("failed", "login.failures"),
+        ("throttled", "login.throttled"),
+    ] {
+        let _ = writeln!(
+            out,
+            "portcullis_logins_total{{result=\"{result}\"}} {}",
+            count(kind)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP portcullis_source_blocks Blocked source networks."
+    );
+    let _ = writeln!(out, "# TYPE portcullis_source_blocks gauge");
+    let _ = writeln!(out, "portcullis_source_blocks {}", counts.source_blocks);
+    let _ = writeln!(
+        out,
+        "# HELP portcullis_kills_total Sessions ended on request or by policy."
+    );
+    let _ = writeln!(out, "# TYPE portcullis_kills_total counter");
+    for (by, kind) in [
+        ("api", "session.terminated"),
+        ("policy", "session.ended_by_policy"),
+    ] {
+        let _ = writeln!(out, "portcullis_kills_total{{by=\"{by}\"}} {}", count(kind));
+    }
+    let _ = writeln!(
+        out,
+        "# HELP portcullis_bytes_total Bytes carried by finished sessions."
+    );
+    let _ = writeln!(out, "# TYPE portcullis_bytes_total counter");
+    let _ = writeln!(
+        out,
+        "portcullis_bytes_total{{direction=\"up\"}} {}",
+        counts.bytes_up
+    );
+    let _ = writeln!(
+        out,
+        "portcullis_bytes_total{{direction=\"down\"}} {}",
+        counts.bytes_down
+    );
+    let _ = writeln!(
+        out,
+        "# HELP portcullis_audit_events_total Audit events by kind."
+    );
+    let _ = writeln!(out, "# TYPE portcullis_audit_events_total counter");
+    for (kind, n) in &counts.audit_kinds {
+        let _ = writeln!(
+            out,
+            "portcullis_audit_events_total{{kind=\"{}\"}} {n}",
+            label(kind)
+        );
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}

@@ -1,0 +1,250 @@
+//! Sessions (live and recent, terminate), recordings (metadata, download,
+//! verify) and the audit log (filters and paging).
+
+use super::bodies::Terminate;
+use super::http::{ApiError, OptBody, Params, validate_name};
+use super::tokens::Caller;
+use crate::app::App;
+use crate::audit::{self, AuditEvent};
+use crate::registry::LiveSession;
+use crate::store::{AuditFilter, RecordingRow, SessionRecord};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+type Res = Result<(StatusCode, Json<Value>), ApiError>;
+
+fn live_json(s: &LiveSession) -> Value {
+    json!({"id": s.id, "user": s.user, "target": s.target, "login": s.login,
+           "source": s.source, "started_ms": s.started_ms})
+}
+
+fn session_json(s: &SessionRecord, live: bool) -> Value {
+    json!({"id": s.id, "user": s.user, "target": s.target, "login": s.login,
+           "source": s.source, "started_ms": s.started_ms, "ended_ms": s.ended_ms,
+           "end_reason": s.end_reason, "bytes_up": s.bytes_up, "bytes_down": s.bytes_down,
+           "live": live})
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    session: Option<String>,
+}
+
+fn limit(l: Option<i64>) -> Result<i64, ApiError> {
+    match l {
+        None => Ok(100),
+        Some(n) if (1..=1000).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::bad("limit: expected between 1 and 1000")),
+    }
+}
+
+pub async fn list(State(app): State<Arc<App>>, Params(q): Params<Limit>) -> Res {
+    let mut live = app.registry.list();
+    live.sort_by(|a, b| a.started_ms.cmp(&b.started_ms).then(a.id.cmp(&b.id)));
+    let recent = app.store.list_sessions(limit(q.limit)?).await?;
+    let live_ids: Vec<&str> = live.iter().map(|s| s.id.as_str()).collect();
+    let recent: Vec<Value> = recent
+        .iter()
+        .map(|s| session_json(s, live_ids.contains(&s.id.as_str())))
+        .collect();
+    let live: Vec<Value> = live.iter().map(live_json).collect();
+    Ok((
+        StatusCode::OK,
+        Json(json!({"live": live, "recent": recent})),
+    ))
+}
+
+pub async fn get(State(app): State<Arc<App>>, Path(id): Path<String>) -> Res {
+    validate_name("id", &id)?;
+    let live = app.registry.list().iter().any(|s| s.id == id);
+    let s = app
+        .store
+        .session(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("session {id:?} does not exist")))?;
+    let mut v = session_json(&s, live);
+    let recs: Vec<Value> = app
+        .store
+        .recordings_of(&id)
+        .await?
+        .iter()
+        .map(recording_json)
+        .collect();
+    v["recordings"] = json!(recs);
+    Ok((StatusCode::OK, Json(v)))
+}
+
+/// Ends one live session: audited first (fail closed), then cancelled
+/// through the registry, which closes both legs.
+pub async fn terminate(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    OptBody(body): OptBody<Terminate>,
+) -> Res {
+    validate_name("id", &id)?;
+    let reason = body
+        .reason
+        .unwrap_or_else(|| "terminated by an administrator".into());
+    if reason.len() > 500 {
+        return Err(ApiError::bad("reason: at most 500 characters"));
+    }
+    if !app.registry.list().iter().any(|s| s.id == id) {
+        return Err(ApiError::not_found(format!("no live session {id:?}")));
+    }
+    let event = AuditEvent::SessionTerminated {
+        session: id.clone(),
+        actor: caller.actor(),
+        reason: reason.clone(),
+    };
+    audit::record(&app.store, event)
+        .await
+        .map_err(|e| ApiError::internal("audit of the termination", e))?;
+    let n = app.registry.cancel_where(|s| s.id == id);
+    Ok((
+        StatusCode::OK,
+        Json(json!({"id": id, "terminated": n > 0, "reason": reason})),
+    ))
+}
+
+fn recording_json(r: &RecordingRow) -> Value {
+    json!({"name": r.name, "session": r.session_id, "channel": r.channel, "kind": r.kind,
+           "started_ms": r.started_ms, "events": r.events, "cast_bytes": r.cast_bytes,
+           "sha256": r.sha256, "checkpoint_ms": r.checkpoint_ms, "state": r.state})
+}
+
+pub async fn list_recordings(State(app): State<Arc<App>>, Params(q): Params<Limit>) -> Res {
+    if let Some(s) = &q.session {
+        validate_name("session", s)?;
+    }
+    let rows = app
+        .store
+        .list_recordings(q.session.as_deref(), limit(q.limit)?)
+        .await?;
+    let v: Vec<Value> = rows.iter().map(recording_json).collect();
+    Ok((StatusCode::OK, Json(json!(v))))
+}
+
+/// The recording's row; its name is checked before it becomes a path.
+async fn known(app: &App, name: &str) -> Result<RecordingRow, ApiError> {
+    validate_name("name", name)?;
+    app.store
+        .recording(name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("recording {name:?} does not exist")))
+}
+
+pub async fn download(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let r = known(&app, &name).await?;
+    let path = app.config.recordings_dir.join(format!("{}.cast", r.name));
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|e| ApiError::internal("reading the recording", e))?;
+    let disposition = format!("attachment; filename=\"{}.cast\"", r.name);
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/x-asciicast".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// The same check as `portcullis verify`: chain, checkpoints, signed trailer.
+pub async fn verify(State(app): State<Arc<App>>, Path(name): Path<String>) -> Res {
+    let r = known(&app, &name).await?;
+    let dir = app.config.recordings_dir.clone();
+    let key = app.audit_key.verifying_key();
+    let report = tokio::task::spawn_blocking(move || {
+        let cast = dir.join(format!("{}.cast", r.name));
+        crate::recording::verify(&cast, &cast.with_extension("chain"), &key)
+    })
+    .await
+    .map_err(|e| ApiError::internal("verification", e))?
+    .map_err(|e| ApiError::internal("verification", e))?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "name": name, "ok": report.ok, "events": report.events,
+            "cast_bytes": report.cast_bytes, "checkpoints": report.checkpoints,
+            "session": report.session, "cut_short": report.cut_short,
+            "end_reason": report.end_reason, "problem": report.problem,
+        })),
+    ))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    #[serde(default)]
+    since_ms: Option<i64>,
+    #[serde(default)]
+    until_ms: Option<i64>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    actor: Option<String>,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    limit: Option<i64>,
+    /// The `next` cursor of the previous page.
+    #[serde(default)]
+    after: Option<String>,
+}
+
+fn cursor(after: Option<&str>) -> Result<(i64, String), ApiError> {
+    let Some(a) = after else {
+        return Ok((i64::MIN, String::new()));
+    };
+    let bad = || ApiError::bad("after: expected the next cursor of a previous page");
+    let (ts, id) = a.split_once('.').ok_or_else(bad)?;
+    let ts = ts.parse::<i64>().map_err(|_| bad())?;
+    if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    Ok((ts, id.to_string()))
+}
+
+pub async fn audit_query(State(app): State<Arc<App>>, Params(p): Params<AuditParams>) -> Res {
+    let limit = limit(p.limit)?;
+    let f = AuditFilter {
+        since_ms: p.since_ms.unwrap_or(i64::MIN),
+        until_ms: p.until_ms.unwrap_or(i64::MAX),
+        kind: p.kind.unwrap_or_default(),
+        actor: p.actor.unwrap_or_default(),
+        subject: p.subject.unwrap_or_default(),
+        after: cursor(p.after.as_deref())?,
+        limit,
+    };
+    let rows = app.store.query_audit(&f).await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| format!("{}.{}", r.ts_ms, r.id)))
+        .flatten();
+    let events: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let detail: Value =
+                serde_json::from_str(&r.detail).unwrap_or(Value::String(r.detail.clone()));
+            json!({"id": r.id, "ts_ms": r.ts_ms, "kind": r.kind, "actor": r.actor,
+                   "source": r.source, "subject": r.subject, "detail": detail})
+        })
+        .collect();
+    Ok((
+        StatusCode::OK,
+        Json(json!({"events": events, "next": next})),
+    ))
+}

@@ -84,7 +84,7 @@ pub async fn check(
     if !access.allows(caller.scope) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            format!("a {} token may not use this route", caller.scope.as_str()),
+            format!("the {} scope may not use this route", caller.scope.as_str()),
         ));
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {

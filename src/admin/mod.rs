@@ -110,7 +110,7 @@ fn table() -> Vec<(Method, &'static str, Access, Handler)> {
             post(grants::approve),
         ),
         (M::POST, "/requests/{id}/deny", Admin, post(grants::deny)),
-        (M::GET, "/tokens", Admin, get(grants::list_tokens)),
+        (M::GET, "/tokens", Read, get(grants::list_tokens)),
         (M::POST, "/tokens", Admin, post(grants::create_token)),
         (
             M::DELETE,

@@ -172,3 +172,48 @@ impl NewGrant {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_bodies_are_errors_not_panics() {
+        let deep = "[".repeat(10_000);
+        let long = format!("{{\"name\":\"{}\"}}", "x".repeat(100_000));
+        let inputs: Vec<&[u8]> = vec![
+            b"",
+            b"null",
+            b"{}",
+            b"{\"name\":1e999}",
+            b"{\"name\":\"\\ud800\"}",
+            b"{\"target\":\"t\",\"logins\":[\"a\"],\"window\":\"mon-sun 25:00-99:99\",\"tz\":\"\"}",
+            b"{\"target\":\"t\",\"logins\":[\"a\"],\"for\":\"99999999999999999999d\",\"user\":\"u\"}",
+            b"{\"target\":\"t\",\"logins\":[\"a\"],\"until\":\"9999-99-99\",\"user\":\"u\"}",
+            b"{\"kind\":\"certificate\",\"secret\":\"s\"}",
+            b"{\"name\":\"a\",\"scope\":\"root\"}",
+            b"\xff\xfe",
+            deep.as_bytes(),
+            long.as_bytes(),
+        ];
+        for kind in 0..10u8 {
+            for i in &inputs {
+                if let Err(m) = parse_any(kind, i) {
+                    assert!(m.chars().count() <= 300, "{m}");
+                }
+            }
+        }
+        assert!(
+            parse_any(3, b"{\"name\":\"ops\",\"x\":1}")
+                .unwrap_err()
+                .contains("x")
+        );
+        assert!(
+            parse_any(
+                5,
+                b"{\"name\":\"t\",\"host\":\"h\",\"port\":\"22\",\"host_key\":\"k\"}"
+            )
+            .is_err()
+        );
+    }
+}

@@ -308,3 +308,142 @@ impl Store {
         rows.iter().map(super::recordings::from_row).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::AuditRow;
+
+    async fn exercise(s: &Store) {
+        let t = TokenRow {
+            id: "0123456789abcdef".into(),
+            name: "ops".into(),
+            scope: "admin".into(),
+            secret_sha256: "ab".repeat(32),
+            created_ms: 5,
+            created_by: "cli:root".into(),
+            expires_ms: Some(1_000),
+            revoked_ms: None,
+        };
+        s.add_token(&t).await.unwrap();
+        assert_eq!(s.token(&t.id).await.unwrap().as_ref(), Some(&t));
+        assert!(s.token("nope").await.unwrap().is_none());
+        s.revoke_token(&t.id, 9).await.unwrap();
+        assert!(matches!(
+            s.revoke_token(&t.id, 10).await,
+            Err(StoreError::Missing { .. })
+        ));
+        assert_eq!(s.list_tokens().await.unwrap()[0].revoked_ms, Some(9));
+
+        for (i, kind) in [
+            "api.write",
+            "api.token.created",
+            "login.succeeded",
+            "api.write",
+            "api.write",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let row = AuditRow {
+                id: format!("{i:032x}"),
+                ts_ms: 100 + (i as i64 / 2),
+                kind: kind.to_string(),
+                actor: if i == 4 { "bob".into() } else { "alice".into() },
+                source: String::new(),
+                subject: format!("s{i}"),
+                detail: "{}".into(),
+            };
+            s.append_audit(&row).await.unwrap();
+        }
+        let mut f = AuditFilter {
+            since_ms: i64::MIN,
+            until_ms: i64::MAX,
+            kind: "api".into(),
+            actor: String::new(),
+            subject: String::new(),
+            after: (i64::MIN, String::new()),
+            limit: 2,
+        };
+        let mut pages = Vec::new();
+        loop {
+            let page = s.query_audit(&f).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            let last = page.last().unwrap();
+            f.after = (last.ts_ms, last.id.clone());
+            pages.extend(page.into_iter().map(|r| r.subject));
+        }
+        assert_eq!(pages, ["s0", "s1", "s3", "s4"]);
+        f.after = (i64::MIN, String::new());
+        f.kind = "api.write".into();
+        f.actor = "bob".into();
+        f.limit = 10;
+        assert_eq!(s.query_audit(&f).await.unwrap().len(), 1);
+        f.actor.clear();
+        f.since_ms = 101;
+        assert_eq!(s.query_audit(&f).await.unwrap().len(), 2);
+
+        s.add_user("alice", None, 0).await.unwrap();
+        s.add_group("ops").await.unwrap();
+        s.add_member("ops", "alice").await.unwrap();
+        assert_eq!(
+            s.list_groups().await.unwrap(),
+            vec![("ops".to_string(), vec!["alice".to_string()])]
+        );
+        s.remove_member("ops", "alice").await.unwrap();
+        assert!(s.remove_member("ops", "alice").await.is_err());
+        s.remove_group("ops").await.unwrap();
+        assert!(s.list_groups().await.unwrap().is_empty());
+        s.add_user_key("alice", "SHA256:x/y+z", "ssh-ed25519 AAAA")
+            .await
+            .unwrap();
+        assert_eq!(s.user_keys("alice").await.unwrap().len(), 1);
+        s.remove_user_key("alice", "SHA256:x/y+z").await.unwrap();
+        assert!(s.user_keys("alice").await.unwrap().is_empty());
+
+        let m = s.metric_counts().await.unwrap();
+        assert!(m.audit_kinds.contains(&("api.write".to_string(), 3)));
+        assert_eq!((m.bytes_up, m.bytes_down, m.source_blocks), (0, 0, 0));
+        assert!(s.session("none").await.unwrap().is_none());
+        assert!(s.recording("none").await.unwrap().is_none());
+        assert!(s.list_recordings(Some("x"), 10).await.unwrap().is_empty());
+        assert!(s.credential_summaries().await.unwrap().is_empty());
+        s.ping().await.unwrap();
+        s.audit_readable().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn api_rows_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        exercise(&Store::connect(&url).await.unwrap()).await;
+    }
+
+    /// On the PostgreSQL `.ci/run` starts, like `store::tests::postgres_store`.
+    #[tokio::test]
+    async fn api_rows_on_postgres() {
+        let base = std::env::var("PORTCULLIS_TEST_PG_URL").expect(
+            "PORTCULLIS_TEST_PG_URL is not set: run the tests through .ci/run, which starts PostgreSQL",
+        );
+        sqlx::any::install_default_drivers();
+        let admin = sqlx::AnyPool::connect(&base).await.unwrap();
+        let schema = format!("api{}", std::process::id());
+        for q in [
+            format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+            format!("CREATE SCHEMA {schema}"),
+        ] {
+            sqlx::query(&q).execute(&admin).await.unwrap();
+        }
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+        let store = Store::connect(&url).await.unwrap();
+        exercise(&store).await;
+        store.close().await;
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+}

@@ -336,6 +336,10 @@ fn bad_requests_get_clear_errors() {
     let r = api.expect(404, "GET", "/api/v1/nothing-here", &t, None);
     assert!(r.content_type.starts_with("application/json"));
     assert!(!err(&r).is_empty());
+    let r = api.expect(400, "GET", "/api/v1/users/%FF%FE", &t, None);
+    assert!(r.content_type.starts_with("application/json"));
+    let r = api.expect(400, "GET", "/api/v1/users/..%2Fetc", &t, None);
+    assert!(err(&r).contains("name"), "{}", err(&r));
     let r = api.expect(405, "PATCH", "/api/v1/users", &t, None);
     assert!(!err(&r).is_empty());
     let r = api.expect(404, "GET", "/api/v1/users/nobody", &t, None);

@@ -2,13 +2,13 @@
 
 use super::bodies::{Decision, NewGrant, NewToken};
 use super::http::Params;
-use super::http::{ApiError, Body, validate_name};
+use super::http::{ApiError, Body, Seg, validate_name};
 use super::tokens::{self, Caller, TokenError};
 use crate::app::App;
 use crate::grants::{self, GrantError};
 use crate::jit::{self, JitError};
 use crate::store::{GrantRecord, StoreError};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde_json::{Value, json};
@@ -91,7 +91,7 @@ pub async fn create(
 pub async fn delete(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    Seg(id): Seg<String>,
 ) -> Result<StatusCode, ApiError> {
     validate_name("id", &id)?;
     grants::remove(&app.store, &id, &caller.actor()).await?;
@@ -143,7 +143,7 @@ async fn decide(app: &App, id: &str, d: Decision, approve: bool) -> Res {
 
 pub async fn approve(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    Seg(id): Seg<String>,
     Body(d): Body<Decision>,
 ) -> Res {
     decide(&app, &id, d, true).await
@@ -151,7 +151,7 @@ pub async fn approve(
 
 pub async fn deny(
     State(app): State<Arc<App>>,
-    Path(id): Path<String>,
+    Seg(id): Seg<String>,
     Body(d): Body<Decision>,
 ) -> Res {
     decide(&app, &id, d, false).await
@@ -184,7 +184,7 @@ pub async fn create_token(
 pub async fn revoke_token(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    Seg(id): Seg<String>,
 ) -> Result<StatusCode, ApiError> {
     validate_name("id", &id)?;
     match tokens::revoke(&app.store, &id, &caller.actor()).await {

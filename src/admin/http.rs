@@ -158,3 +158,20 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptBody<T
         parse(&bytes).map(OptBody).map_err(ApiError::bad)
     }
 }
+
+/// `Path<T>` whose rejections (e.g. bad percent-encoding) are our error bodies.
+pub struct Seg<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts<S> for Seg<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Seg(p.0))
+            .map_err(|e| ApiError::bad(clip(&e.body_text())))
+    }
+}

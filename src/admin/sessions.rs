@@ -2,13 +2,13 @@
 //! verify) and the audit log (filters and paging).
 
 use super::bodies::Terminate;
-use super::http::{ApiError, OptBody, Params, validate_name};
+use super::http::{ApiError, OptBody, Params, Seg, validate_name};
 use super::tokens::Caller;
 use crate::app::App;
 use crate::audit::{self, AuditEvent};
 use crate::registry::LiveSession;
 use crate::store::{AuditFilter, RecordingRow, SessionRecord};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -62,7 +62,7 @@ pub async fn list(State(app): State<Arc<App>>, Params(q): Params<Limit>) -> Res 
     ))
 }
 
-pub async fn get(State(app): State<Arc<App>>, Path(id): Path<String>) -> Res {
+pub async fn get(State(app): State<Arc<App>>, Seg(id): Seg<String>) -> Res {
     validate_name("id", &id)?;
     let live = app.registry.list().iter().any(|s| s.id == id);
     let s = app
@@ -87,7 +87,7 @@ pub async fn get(State(app): State<Arc<App>>, Path(id): Path<String>) -> Res {
 pub async fn terminate(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    Seg(id): Seg<String>,
     OptBody(body): OptBody<Terminate>,
 ) -> Res {
     validate_name("id", &id)?;
@@ -144,7 +144,7 @@ async fn known(app: &App, name: &str) -> Result<RecordingRow, ApiError> {
 
 pub async fn download(
     State(app): State<Arc<App>>,
-    Path(name): Path<String>,
+    Seg(name): Seg<String>,
 ) -> Result<Response, ApiError> {
     let r = known(&app, &name).await?;
     let path = app.config.recordings_dir.join(format!("{}.cast", r.name));
@@ -164,7 +164,7 @@ pub async fn download(
 }
 
 /// The same check as `portcullis verify`: chain, checkpoints, signed trailer.
-pub async fn verify(State(app): State<Arc<App>>, Path(name): Path<String>) -> Res {
+pub async fn verify(State(app): State<Arc<App>>, Seg(name): Seg<String>) -> Res {
     let r = known(&app, &name).await?;
     let dir = app.config.recordings_dir.clone();
     let key = app.audit_key.verifying_key();

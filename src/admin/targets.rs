@@ -1,14 +1,14 @@
 //! Targets with their pinned host keys, and credentials: written, never read.
 
 use super::bodies::{CredentialKindBody, NewTarget, SetCredential};
-use super::http::{ApiError, Body, validate_name};
+use super::http::{ApiError, Body, Seg, validate_name};
 use crate::app::{App, now_ms};
 use crate::session::credential_row;
 use crate::store::{CredentialKind, TargetRecord};
 use crate::upstream::keys as upkeys;
 use crate::vault::Purpose;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -34,7 +34,7 @@ pub async fn list(State(app): State<Arc<App>>) -> Res {
     Ok((StatusCode::OK, Json(json!(v))))
 }
 
-pub async fn get(State(app): State<Arc<App>>, Path(name): Path<String>) -> Res {
+pub async fn get(State(app): State<Arc<App>>, Seg(name): Seg<String>) -> Res {
     validate_name("name", &name)?;
     let t = app
         .store
@@ -78,7 +78,7 @@ pub async fn create(State(app): State<Arc<App>>, Body(b): Body<NewTarget>) -> Re
 
 pub async fn delete(
     State(app): State<Arc<App>>,
-    Path(name): Path<String>,
+    Seg(name): Seg<String>,
 ) -> Result<StatusCode, ApiError> {
     validate_name("name", &name)?;
     app.store.remove_target(&name).await?;
@@ -101,7 +101,7 @@ pub async fn list_credentials(State(app): State<Arc<App>>) -> Res {
 /// Seals the secret with the vault (bound to target and login) and stores it.
 pub async fn set_credential(
     State(app): State<Arc<App>>,
-    Path((target, login)): Path<(String, String)>,
+    Seg((target, login)): Seg<(String, String)>,
     Body(b): Body<SetCredential>,
 ) -> Result<StatusCode, ApiError> {
     validate_name("target", &target)?;

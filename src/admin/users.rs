@@ -1,14 +1,14 @@
 //! Users, their public keys and passwords (write-only), groups and members.
 
 use super::bodies::{NewGroup, NewKey, NewMember, NewUser, SetPassword};
-use super::http::{ApiError, Body, validate_name};
+use super::http::{ApiError, Body, Seg, validate_name};
 use super::tokens::Caller;
 use crate::app::{App, now_ms};
 use crate::audit::{self, AuditEvent};
 use crate::gateway::keys::parse_user_key;
 use axum::Extension;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -54,7 +54,7 @@ pub async fn list(State(app): State<Arc<App>>) -> Res {
     ok(json!(v))
 }
 
-pub async fn get(State(app): State<Arc<App>>, Path(name): Path<String>) -> Res {
+pub async fn get(State(app): State<Arc<App>>, Seg(name): Seg<String>) -> Res {
     validate_name("name", &name)?;
     let u = app
         .store
@@ -122,7 +122,7 @@ pub async fn create(
 
 pub async fn delete(
     State(app): State<Arc<App>>,
-    Path(name): Path<String>,
+    Seg(name): Seg<String>,
 ) -> Result<StatusCode, ApiError> {
     validate_name("name", &name)?;
     app.store.remove_user(&name).await?;
@@ -131,7 +131,7 @@ pub async fn delete(
 
 pub async fn set_password(
     State(app): State<Arc<App>>,
-    Path(name): Path<String>,
+    Seg(name): Seg<String>,
     Body(b): Body<SetPassword>,
 ) -> Result<StatusCode, ApiError> {
     validate_name("name", &name)?;
@@ -155,7 +155,7 @@ pub async fn set_password(
 
 pub async fn add_key(
     State(app): State<Arc<App>>,
-    Path(name): Path<String>,
+    Seg(name): Seg<String>,
     Body(b): Body<NewKey>,
 ) -> Res {
     validate_name("name", &name)?;
@@ -167,7 +167,7 @@ pub async fn add_key(
 
 pub async fn remove_key(
     State(app): State<Arc<App>>,
-    Path((name, fingerprint)): Path<(String, String)>,
+    Seg((name, fingerprint)): Seg<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     validate_name("name", &name)?;
     app.store.remove_user_key(&name, &fingerprint).await?;
@@ -193,7 +193,7 @@ pub async fn create_group(State(app): State<Arc<App>>, Body(b): Body<NewGroup>) 
 
 pub async fn delete_group(
     State(app): State<Arc<App>>,
-    Path(name): Path<String>,
+    Seg(name): Seg<String>,
 ) -> Result<StatusCode, ApiError> {
     validate_name("name", &name)?;
     app.store.remove_group(&name).await?;
@@ -202,7 +202,7 @@ pub async fn delete_group(
 
 pub async fn add_member(
     State(app): State<Arc<App>>,
-    Path(group): Path<String>,
+    Seg(group): Seg<String>,
     Body(b): Body<NewMember>,
 ) -> Res {
     validate_name("group", &group)?;
@@ -213,7 +213,7 @@ pub async fn add_member(
 
 pub async fn remove_member(
     State(app): State<Arc<App>>,
-    Path((group, user)): Path<(String, String)>,
+    Seg((group, user)): Seg<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     validate_name("group", &group)?;
     validate_name("user", &user)?;

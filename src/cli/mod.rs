@@ -3,6 +3,7 @@
 
 mod admin;
 mod grants;
+mod locks;
 mod mfa;
 mod recordings;
 mod serve;
@@ -70,6 +71,11 @@ pub enum Command {
     Source(mfa::SourceCmd),
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// The kill switch: lock users, targets, sources or everything.
+    #[command(subcommand)]
+    Lock(locks::LockCmd),
+    /// Lock everything now: `portcullis lockdown --all --reason "..."`.
+    Lockdown(locks::LockdownArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +142,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Grant(c) => grants::grant(&config, c).await,
         Command::Request(c) => grants::request(&config, c).await,
         Command::Session(admin::SessionCmd::Search(a)) => recordings::search(&config, a).await,
+        Command::Session(admin::SessionCmd::Kill { id, reason }) => {
+            locks::kill(&config, &id, &reason).await
+        }
         Command::Session(c) => admin::session(&config, c).await,
         Command::Verify { what, key } => recordings::verify(&config, &what, key.as_deref()).await,
         Command::Replay(a) => recordings::replay(&config, a).await,
@@ -145,5 +154,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Source(c) => mfa::source(&config, c).await,
         Command::Audit(AuditCmd::List { limit }) => mfa::audit_list(&config, limit).await,
+        Command::Lock(c) => locks::lock(&config, c).await,
+        Command::Lockdown(a) => locks::lockdown(&config, a).await,
     }
 }

@@ -200,6 +200,9 @@ impl Handler for Connection {
         let Some(s) = self.shared.session() else {
             return Ok(());
         };
+        if let Err(refusal) = s.lock_check() {
+            return reject(reply, refusal.user).await;
+        }
         let handle = session.handle();
         let perms = s.permissions();
         match s.destination.clone() {
@@ -234,6 +237,9 @@ impl Handler for Connection {
         reply: ChannelOpenHandle,
         _session: &mut SshSession,
     ) -> Result<(), Self::Error> {
+        if let Some(Err(refusal)) = self.shared.session().map(|s| s.lock_check()) {
+            return reject(reply, refusal.user).await;
+        }
         let allowed = self
             .permissions()
             .is_some_and(|p| p.allows_channel(&ChannelKind::DirectTcpip));
@@ -306,6 +312,13 @@ impl Handler for Connection {
         session: &mut SshSession,
     ) -> Result<(), Self::Error> {
         let command = String::from_utf8_lossy(data);
+        if let Some(s) = self.shared.session()
+            && !self.app.config.lockdown.rules.is_empty()
+            && crate::lockdown::rules::on_command(&self.app, &s.seen(), &command).await
+        {
+            tracing::warn!(session = %s.id, "exec refused: a lockdown rule ended the session");
+            return session.channel_failure(channel);
+        }
         self.answer(channel, SessionRequest::Exec(&command), session)
     }
 
@@ -393,7 +406,10 @@ async fn bridge_channel(
             )
             .await;
             if end == bridge::ChannelEnd::Cancelled {
-                s.set_end_reason("ended by portcullis");
+                match s.kill.reason() {
+                    Some(why) => s.set_end_reason(&format!("killed: {why}")),
+                    None => s.set_end_reason("ended by portcullis"),
+                }
             }
         }
         Err(refusal) => {
@@ -407,4 +423,11 @@ async fn bridge_channel(
                 .await;
         }
     }
+}
+
+async fn reject(reply: ChannelOpenHandle, reason: String) -> Result<(), russh::Error> {
+    reply
+        .reject(ChannelOpenFailure::Other { code: 1, reason })
+        .await;
+    Ok(())
 }

@@ -94,8 +94,7 @@ pub async fn serve(
                 continue;
             }
         };
-        if app.blocks.is_blocked(peer.ip(), crate::app::now_ms()) {
-            tracing::info!(source = %peer, "source is blocked; dropped");
+        if refused_source(&app, peer) {
             drop(stream);
             continue;
         }
@@ -116,6 +115,30 @@ pub async fn serve(
             shutdown.clone(),
         ));
     }
+}
+
+/// Blocked networks, source locks and source rules: decided from memory,
+/// before any byte is read.
+fn refused_source(app: &Arc<App>, peer: SocketAddr) -> bool {
+    let now = crate::app::now_ms();
+    if app.blocks.is_blocked(peer.ip(), now) {
+        tracing::info!(source = %peer, "source is blocked; dropped");
+        return true;
+    }
+    // Other locks (everything, a user) let the client log in to read why.
+    if let Some(lock) = app.locks.source_lock(peer.ip(), now) {
+        tracing::info!(source = %peer, lock = %lock.id, "source is locked; dropped");
+        return true;
+    }
+    if let Some(rule) = crate::lockdown::rules::source_rule(app, peer.ip()) {
+        tracing::warn!(source = %peer, "connection from outside the allowed networks; dropped");
+        let app = app.clone();
+        tokio::spawn(async move {
+            crate::lockdown::rules::fire_for_source(&app, rule, peer.ip()).await
+        });
+        return true;
+    }
+    false
 }
 
 async fn run_connection(
@@ -155,13 +178,16 @@ async fn run_connection(
     };
     let ended_by_us = async {
         let why = tokio::select! {
-            _ = shared.cancelled() => "session ended by portcullis",
-            _ = shutdown.cancelled() => "portcullis is shutting down",
+            _ = shared.cancelled() => match shared.session().and_then(|s| s.kill.reason().map(str::to_string)) {
+                Some(why) => format!("portcullis: session ended: {why}"),
+                None => "portcullis: session ended".to_string(),
+            },
+            _ = shutdown.cancelled() => "portcullis is shutting down".to_string(),
         };
         // Say why if the session loop can, then cut the transport regardless.
         let _ = tokio::time::timeout(
             Duration::from_millis(200),
-            handle.disconnect(russh::Disconnect::ByApplication, why.into(), "en".into()),
+            handle.disconnect(russh::Disconnect::ByApplication, why, "en".into()),
         )
         .await;
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -174,6 +200,9 @@ async fn run_connection(
         _ = ended_by_us => Ok(()),
     };
     cut.cancel();
+    if let Some(at) = shared.session().and_then(|s| s.kill.requested_at()) {
+        app.metrics.kill_latency.observe(at.elapsed());
+    }
     if let Err(e) = result {
         tracing::debug!(source = %peer, error = ?e, "connection ended with error");
     }

@@ -94,6 +94,15 @@ pub enum AuditEvent {
         count: usize,
         older_than_days: u64,
     },
+    /// An SSH connection nested in an authenticated one (ProxyJump) was
+    /// accepted for `target`; the session it then opens is audited as usual.
+    JumpOpened {
+        user: String,
+        source: String,
+        target: String,
+        login_sent: String,
+        via_session: String,
+    },
 }
 
 impl AuditEvent {
@@ -264,6 +273,19 @@ impl AuditEvent {
                 String::new(),
                 session.clone(),
                 json!({ "user": user, "reason": reason }),
+            ),
+            AuditEvent::JumpOpened {
+                user,
+                source,
+                target,
+                login_sent,
+                via_session,
+            } => (
+                "jump.opened",
+                user.clone(),
+                source.clone(),
+                target.clone(),
+                json!({ "login_sent": escape_for_log(login_sent), "via_session": via_session }),
             ),
         };
         AuditRow {

@@ -70,6 +70,15 @@ pub enum Command {
     Source(mfa::SourceCmd),
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// The host CA that certifies targets reached with `ssh -J` (ProxyJump).
+    #[command(subcommand)]
+    HostCa(HostCaCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCaCmd {
+    /// Print the known_hosts line that trusts every target reached through this bastion.
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,5 +154,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Source(c) => mfa::source(&config, c).await,
         Command::Audit(AuditCmd::List { limit }) => mfa::audit_list(&config, limit).await,
+        Command::HostCa(HostCaCmd::Show) => {
+            create_private_dir(&config.data_dir)?;
+            let ca = crate::gateway::hostca::HostCa::load_or_generate(&config.data_dir)?;
+            println!("{}", ca.known_hosts_line());
+            Ok(())
+        }
     }
 }

@@ -48,7 +48,7 @@ fn jump_runs_a_command_with_the_vaulted_credential_recorded() {
     let cfg = jump_config(&b, Outer::Key(&b.alice_key), Trust::HostCa, "");
     // alice has no key on the target: only the vaulted tuser key gets in.
     let out = run_ok(
-        &mut ssh_jump(&cfg, "alice@bastion", &format!("{TARGET_USER}@web01"))
+        ssh_jump(&cfg, "alice@bastion", &format!("{TARGET_USER}@web01"))
             .arg("echo JUMP-$((6*7)); id -un"),
     );
     assert_eq!(text(&out.stdout), format!("JUMP-42\n{TARGET_USER}\n"));
@@ -182,7 +182,7 @@ fn jumps_outside_the_grants_or_without_the_ca_are_refused() {
     let kh_path = kh
         .lines()
         .filter_map(|l| l.trim().strip_prefix("UserKnownHostsFile "))
-        .last()
+        .next_back()
         .unwrap()
         .to_string();
     std::fs::write(&kh_path, foreign).unwrap();

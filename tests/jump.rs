@@ -74,6 +74,10 @@ fn jump_runs_a_command_with_the_vaulted_credential_recorded() {
         .map(|e| std::fs::read_to_string(e.path()).unwrap())
         .collect();
     assert!(casts.iter().any(|c| c.contains("JUMP-42")), "{casts:?}");
+
+    // The user's own name as the inner username means the grant's default login.
+    let out = run_ok(ssh_jump(&cfg, "alice@bastion", "alice@web02").arg("id -un"));
+    assert_eq!(text(&out.stdout), format!("{TARGET_USER}\n"));
 }
 
 #[test]

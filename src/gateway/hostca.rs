@@ -4,8 +4,9 @@
 //! trusts every target at once with one `@cert-authority` line.
 
 use super::GatewayError;
+use super::keys::{self, err};
+use russh::keys::ssh_key::Certificate;
 use russh::keys::ssh_key::certificate::{Builder, CertType};
-use russh::keys::ssh_key::{Certificate, LineEnding};
 use russh::keys::{Algorithm, PrivateKey, PublicKey};
 use std::path::{Path, PathBuf};
 
@@ -31,12 +32,9 @@ impl HostCa {
     pub fn load_or_generate(data_dir: &Path) -> Result<HostCa, GatewayError> {
         let path = Self::path(data_dir);
         if !path.exists() {
-            let key = PrivateKey::random(&mut rand010::rng(), Algorithm::Ed25519)
-                .map_err(|e| err(&path, e))?;
-            let pem = key.to_openssh(LineEnding::LF).map_err(|e| err(&path, e))?;
-            crate::vault::write_private(&path, pem.as_bytes()).map_err(|e| err(&path, e))?;
+            keys::write_new_ed25519(&path)?;
         }
-        let key = russh::keys::load_secret_key(&path, None).map_err(|e| err(&path, e))?;
+        let key = keys::load(&path)?;
         if key.algorithm() != Algorithm::Ed25519 {
             return Err(err(&path, "the host CA must be an Ed25519 key"));
         }
@@ -99,13 +97,6 @@ pub fn principals(names: &[&str]) -> Vec<String> {
         }
     }
     out
-}
-
-fn err(path: &Path, e: impl std::fmt::Display) -> GatewayError {
-    GatewayError::HostKey {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    }
 }
 
 #[cfg(test)]

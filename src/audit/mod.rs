@@ -125,6 +125,15 @@ pub enum AuditEvent {
         attempts: u32,
         error: String,
     },
+    /// An SSH connection nested in an authenticated one (ProxyJump) was
+    /// accepted for `target`; the session it then opens is audited as usual.
+    JumpOpened {
+        user: String,
+        source: String,
+        target: String,
+        login_sent: String,
+        via_session: String,
+    },
 }
 
 impl AuditEvent {
@@ -352,6 +361,19 @@ impl AuditEvent {
                 String::new(),
                 String::new(),
                 json!({ "attempts": attempts, "error": error }),
+            ),
+            AuditEvent::JumpOpened {
+                user,
+                source,
+                target,
+                login_sent,
+                via_session,
+            } => (
+                "jump.opened",
+                user.clone(),
+                source.clone(),
+                target.clone(),
+                json!({ "login_sent": escape_for_log(login_sent), "via_session": via_session }),
             ),
         };
         AuditRow {

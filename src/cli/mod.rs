@@ -76,6 +76,15 @@ pub enum Command {
     Lock(locks::LockCmd),
     /// Lock everything now: `portcullis lockdown --all --reason "..."`.
     Lockdown(locks::LockdownArgs),
+    /// The host CA that certifies targets reached with `ssh -J` (ProxyJump).
+    #[command(subcommand)]
+    HostCa(HostCaCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCaCmd {
+    /// Print the known_hosts line that trusts every target reached through this bastion.
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,5 +165,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(AuditCmd::List { limit }) => mfa::audit_list(&config, limit).await,
         Command::Lock(c) => locks::lock(&config, c).await,
         Command::Lockdown(a) => locks::lockdown(&config, a).await,
+        Command::HostCa(HostCaCmd::Show) => {
+            create_private_dir(&config.data_dir)?;
+            let ca = crate::gateway::hostca::HostCa::load_or_generate(&config.data_dir)?;
+            println!("{}", ca.known_hosts_line());
+            Ok(())
+        }
     }
 }

@@ -29,6 +29,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     for k in &host_keys {
         tracing::info!(fingerprint = %gateway::keys::fingerprint(k.public_key()), "host key");
     }
+    let host_ca = gateway::hostca::HostCa::load_or_generate(&config.data_dir)?;
     let listener = gateway::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let audit_key = crate::recording::load_or_create(&config.audit_key_file)?;
@@ -46,6 +47,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         app.clone(),
         listener,
         host_keys,
+        host_ca,
         shutdown.clone(),
     ));
     let chores = tokio::spawn(chores(app.clone(), shutdown.clone()));

@@ -4,6 +4,8 @@
 
 mod channel;
 mod handler;
+pub mod hostca;
+pub mod jump;
 pub mod keys;
 mod limits;
 mod login;
@@ -73,8 +75,13 @@ pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
     host_keys: Vec<russh::keys::PrivateKey>,
+    host_ca: hostca::HostCa,
     shutdown: CancellationToken,
 ) {
+    let Some(jump_keys) = jump::Keys::new(host_ca, &host_keys).map(Arc::new) else {
+        tracing::error!("no host key; not serving");
+        return;
+    };
     let config = Arc::new(ssh_config(&app, host_keys));
     let preauth = PreAuth::new(
         app.config.limits.max_unauthenticated,
@@ -106,7 +113,7 @@ pub async fn serve(
         if let limits::Admission::AdmittedByEvicting(old) = admission {
             tracing::warn!(source = %peer, evicted = %old, "unauthenticated connection cap reached; cut the oldest");
         }
-        let conn = Connection::new(app.clone(), peer, slot);
+        let conn = Connection::new(app.clone(), peer, slot, jump_keys.clone());
         tokio::spawn(run_connection(
             app.clone(),
             config.clone(),
@@ -148,10 +155,24 @@ async fn run_connection(
     conn: Connection,
     shutdown: CancellationToken,
 ) {
+    let stream = stream::Killable::new(tcp, conn.cut_token());
+    drive(app, config, stream, conn, shutdown).await
+}
+
+/// Runs one SSH connection over `stream` (a TCP connection, or a ProxyJump
+/// channel of another connection) until it ends, then finishes its session.
+async fn drive<S>(
+    app: Arc<App>,
+    config: Arc<SshConfig>,
+    stream: stream::Killable<S>,
+    conn: Connection,
+    shutdown: CancellationToken,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let peer = conn.peer();
     let shared = conn.shared();
     let cut = conn.cut_token();
-    let stream = stream::Killable::new(tcp, cut.clone());
     let grace = app.config.limits.login_grace;
     // run_stream waits for the client's version line: bounded by the grace time too.
     let running = match tokio::time::timeout(grace, russh::server::run_stream(config, stream, conn))

@@ -5,6 +5,7 @@
 //! placeholders and portable types (TEXT, BIGINT) so neither dialect drifts.
 
 mod jit;
+mod jump;
 mod locks;
 mod mfa;
 mod recordings;

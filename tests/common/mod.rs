@@ -10,6 +10,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
+pub mod jump;
+
 pub const TARGET_USER: &str = "tuser";
 /// The vaulted password of the target account; must never reach a client,
 /// a log or the database in clear.

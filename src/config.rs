@@ -40,6 +40,8 @@ struct RawConfig {
     #[serde(default)]
     access: RawAccess,
     #[serde(default)]
+    lockdown: crate::lockdown::rules_config::RawLockdown,
+    #[serde(default)]
     api: RawApi,
 }
 
@@ -91,6 +93,7 @@ pub struct Config {
     pub upstream_connect_timeout: Duration,
     pub limits: Limits,
     pub access: Access,
+    pub lockdown: crate::lockdown::rules_config::LockdownConfig,
     pub api: ApiConfig,
 }
 
@@ -251,6 +254,7 @@ impl Config {
             )
             .as_secs(),
         };
+        let lockdown = raw.lockdown.check(&mut problems);
         let api = ApiConfig::from_raw(raw.api, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
@@ -268,6 +272,7 @@ impl Config {
             upstream_connect_timeout,
             limits,
             access,
+            lockdown,
             api,
         })
     }

@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod grants;
 pub mod jit;
 pub mod lockdown;
+pub mod metrics;
 pub mod names;
 pub mod policy;
 pub mod recorder;

@@ -271,7 +271,8 @@ fn route_by_scope_matrix() {
         let subject = e["subject"].as_str().unwrap();
         assert!(
             actor.starts_with("api:root/")
-                || (actor.starts_with("api:soar/") && subject.ends_with("/terminate")),
+                || (actor.starts_with("api:soar/")
+                    && (subject.ends_with("/terminate") || subject.starts_with("/api/v1/locks"))),
             "{e}"
         );
     }
@@ -489,9 +490,13 @@ fn terminating_a_live_session_disconnects_the_client() {
             .unwrap()
             .is_empty()
     });
+    wait_until("the session row to close", 10, || {
+        api.get(&format!("/api/v1/sessions/{id}"), &kill).json()["ended_ms"].is_i64()
+    });
     let s = api.get(&format!("/api/v1/sessions/{id}"), &kill).json();
     assert_eq!(s["live"], false);
-    assert!(s["ended_ms"].is_i64(), "{s}");
+    let why = s["end_reason"].as_str().unwrap();
+    assert!(why.contains("incident 42"), "end reason: {why}");
     let audit = api
         .get(
             &format!("/api/v1/audit?kind=session.terminated&subject={id}"),
@@ -503,7 +508,7 @@ fn terminating_a_live_session_disconnects_the_client() {
     assert!(e["actor"].as_str().unwrap().starts_with("api:soar/"));
     // Nothing left to terminate.
     api.expect(
-        404,
+        409,
         "POST",
         &format!("/api/v1/sessions/{id}/terminate"),
         &kill,
@@ -606,4 +611,58 @@ fn tokens_over_the_api_and_audit_paging() {
         m.body
             .contains("portcullis_audit_events_total{kind=\"api.write\"}")
     );
+}
+
+#[test]
+fn a_lock_through_the_api_ends_sessions_and_refuses_until_lifted() {
+    let sshd = Sshd::start();
+    let (b, port) = standard_with_api(&sshd);
+    let api = Api::new(&b, port);
+    let kill = token(&b, "soar", "killswitch", None);
+    let auditor = token(&b, "audit", "auditor", None);
+    let mut child = b
+        .ssh("alice+web01")
+        .arg("echo started; sleep 60")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until("a live session", 20, || {
+        api.get("/api/v1/sessions", &kill).json()["live"][0]["id"].is_string()
+    });
+    let body = r#"{"scope":{"kind":"user","value":"alice"},"reason":"incident 7","expires":"1h"}"#;
+    api.expect(403, "POST", "/api/v1/locks", &auditor, Some(body));
+    let bad = r#"{"scope":{"kind":"user","value":"../x"},"reason":"r"}"#;
+    api.expect(400, "POST", "/api/v1/locks", &kill, Some(bad));
+    let unknown = r#"{"scope":{"kind":"planet","value":"earth"},"reason":"r"}"#;
+    api.expect(400, "POST", "/api/v1/locks", &kill, Some(unknown));
+    let started = Instant::now();
+    let r = api
+        .expect(201, "POST", "/api/v1/locks", &kill, Some(body))
+        .json();
+    let lock = r["lock"]["id"].as_str().unwrap().to_string();
+    assert_eq!(r["ended"].as_array().unwrap().len(), 1, "{r}");
+    wait_until("the ssh client to exit", 10, || {
+        child.try_wait().unwrap().is_some()
+    });
+    eprintln!("lock -> client exit: {:?}", started.elapsed());
+    let _ = child.wait_with_output();
+    let refused = run(b.ssh("alice+web01").arg("true"));
+    assert!(!refused.status.success(), "a locked user got in");
+    let locks = api.get("/api/v1/locks", &auditor).json();
+    let l = locks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["id"] == lock.as_str())
+        .unwrap();
+    assert_eq!(l["in_force"], true, "{l}");
+    api.expect(204, "DELETE", &format!("/api/v1/locks/{lock}"), &kill, None);
+    api.expect(404, "DELETE", &format!("/api/v1/locks/{lock}"), &kill, None);
+    wait_until("the lift to take effect", 10, || {
+        run(b.ssh("alice+web01").arg("true")).status.success()
+    });
+    let m = api.get("/api/v1/metrics", &auditor).body;
+    assert!(m.contains("portcullis_locks_created_total 1"), "{m}");
+    assert!(m.contains("portcullis_kill_latency"), "{m}");
 }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod bodies;
 mod grants;
 pub mod http;
+mod locks;
 mod ops;
 mod sessions;
 mod targets;
@@ -140,6 +141,9 @@ fn table() -> Vec<(Method, &'static str, Access, Handler)> {
             get(sessions::verify),
         ),
         (M::GET, "/audit", Read, get(sessions::audit_query)),
+        (M::GET, "/locks", Watch, get(locks::list)),
+        (M::POST, "/locks", Kill, post(locks::create)),
+        (M::DELETE, "/locks/{id}", Kill, delete(locks::lift)),
     ]
 }
 

@@ -53,71 +53,18 @@ fn label(s: &str) -> String {
         .collect()
 }
 
+/// The kill switch's counters (logins, locks, kills with latency, bytes),
+/// then audit events by kind from the store (the same on every node).
 pub async fn metrics(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     let counts = app.store.metric_counts().await?;
-    let live = app.registry.list().len();
-    let mut out = String::new();
-    let count = |kind: &str| {
-        counts
-            .audit_kinds
-            .iter()
-            .find(|(k, _)| k == kind)
-            .map_or(0, |(_, n)| *n)
-    };
-    let _ = writeln!(
-        out,
-        "# HELP portcullis_live_sessions Sessions proxied right now."
-    );
-    let _ = writeln!(out, "# TYPE portcullis_live_sessions gauge");
-    let _ = writeln!(out, "portcullis_live_sessions {live}");
-    let _ = writeln!(
-        out,
-        "# HELP portcullis_logins_total Login outcomes (failures are counted as audited summaries)."
-    );
-    let _ = writeln!(out, "# TYPE portcullis_logins_total counter");
-    for (result, kind) in [
-        ("succeeded", "login.succeeded"),
-        ("failed", "login.failures"),
-        ("throttled", "login.throttled"),
-    ] {
-        let _ = writeln!(
-            out,
-            "portcullis_logins_total{{result=\"{result}\"}} {}",
-            count(kind)
-        );
-    }
+    let locks = app.locks.in_force(crate::app::now_ms()).len();
+    let mut out = app.metrics.render(app.registry.len(), locks);
     let _ = writeln!(
         out,
         "# HELP portcullis_source_blocks Blocked source networks."
     );
     let _ = writeln!(out, "# TYPE portcullis_source_blocks gauge");
     let _ = writeln!(out, "portcullis_source_blocks {}", counts.source_blocks);
-    let _ = writeln!(
-        out,
-        "# HELP portcullis_kills_total Sessions ended on request or by policy."
-    );
-    let _ = writeln!(out, "# TYPE portcullis_kills_total counter");
-    for (by, kind) in [
-        ("api", "session.terminated"),
-        ("policy", "session.ended_by_policy"),
-    ] {
-        let _ = writeln!(out, "portcullis_kills_total{{by=\"{by}\"}} {}", count(kind));
-    }
-    let _ = writeln!(
-        out,
-        "# HELP portcullis_bytes_total Bytes carried by finished sessions."
-    );
-    let _ = writeln!(out, "# TYPE portcullis_bytes_total counter");
-    let _ = writeln!(
-        out,
-        "portcullis_bytes_total{{direction=\"up\"}} {}",
-        counts.bytes_up
-    );
-    let _ = writeln!(
-        out,
-        "portcullis_bytes_total{{direction=\"down\"}} {}",
-        counts.bytes_down
-    );
     let _ = writeln!(
         out,
         "# HELP portcullis_audit_events_total Audit events by kind."

@@ -82,8 +82,8 @@ pub async fn get(State(app): State<Arc<App>>, Seg(id): Seg<String>) -> Res {
     Ok((StatusCode::OK, Json(v)))
 }
 
-/// Ends one live session: audited first (fail closed), then cancelled
-/// through the registry, which closes both legs.
+/// Ends one session through the kill switch (a session lock, so the node
+/// holding it ends it too), which closes both legs and audits the kill.
 pub async fn terminate(
     State(app): State<Arc<App>>,
     Extension(caller): Extension<Caller>,
@@ -94,24 +94,30 @@ pub async fn terminate(
     let reason = body
         .reason
         .unwrap_or_else(|| "terminated by an administrator".into());
-    if reason.len() > 500 {
-        return Err(ApiError::bad("reason: at most 500 characters"));
+    let s = app
+        .store
+        .session(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("session {id:?} does not exist")))?;
+    if s.ended_ms.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("session {id:?} has already ended"),
+        ));
     }
-    if !app.registry.list().iter().any(|s| s.id == id) {
-        return Err(ApiError::not_found(format!("no live session {id:?}")));
-    }
+    let here = crate::lockdown::terminate(&app, &id, &caller.actor(), &reason).await?;
     let event = AuditEvent::SessionTerminated {
         session: id.clone(),
         actor: caller.actor(),
         reason: reason.clone(),
     };
-    audit::record(&app.store, event)
-        .await
-        .map_err(|e| ApiError::internal("audit of the termination", e))?;
-    let n = app.registry.cancel_where(|s| s.id == id);
+    if let Err(e) = audit::record(&app.store, event).await {
+        // The kill itself is audited by the lock (lock.created names the session).
+        tracing::error!(error = %e, session = %id, "audit of a termination not written");
+    }
     Ok((
         StatusCode::OK,
-        Json(json!({"id": id, "terminated": n > 0, "reason": reason})),
+        Json(json!({"id": id, "terminated": true, "live_here": here, "reason": reason})),
     ))
 }
 

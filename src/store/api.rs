@@ -1,7 +1,7 @@
 //! Rows the HTTPS admin API needs beyond what the CLI uses: API tokens,
 //! removals, single-row lookups and the counters behind `/metrics`.
 
-use super::{SessionRecord, Store, StoreError, affected, session_from_row};
+use super::{Store, StoreError, affected};
 use sqlx::Row;
 
 /// An API token as stored: never the secret, only its SHA-256.
@@ -178,17 +178,6 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
             .collect()
-    }
-
-    pub async fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, user_name, source, target_name, login, started_at, ended_at, end_reason, bytes_up, bytes_down \
-             FROM sessions WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(session_from_row).transpose()
     }
 
     /// Audit rows matching the filters, oldest first after `after_ts` (paging).

@@ -666,3 +666,134 @@ fn a_lock_through_the_api_ends_sessions_and_refuses_until_lifted() {
     assert!(m.contains("portcullis_locks_created_total 1"), "{m}");
     assert!(m.contains("portcullis_kill_latency"), "{m}");
 }
+
+#[test]
+fn users_keys_groups_and_access_requests_round_trip() {
+    let (mut b, port) = bastion_with_api("");
+    b.start();
+    wait_port(port, "admin API", &b.log_path());
+    let api = Api::new(&b, port);
+    let t = token(&b, "root", "admin", None);
+    let key = std::fs::read_to_string(b.alice_key.with_extension("pub")).unwrap();
+    let body = serde_json::json!({"name": "bob", "password": "bob-secret-pw-1"}).to_string();
+    api.expect(201, "POST", "/api/v1/users", &t, Some(&body));
+    let k = serde_json::json!({"public_key": key.trim()}).to_string();
+    let fp = api
+        .expect(201, "POST", "/api/v1/users/bob/keys", &t, Some(&k))
+        .json()["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bob = api.get("/api/v1/users/bob", &t);
+    assert!(
+        !bob.body.contains("bob-secret-pw-1") && !bob.body.contains("argon2"),
+        "{}",
+        bob.body
+    );
+    assert_eq!(bob.json()["has_password"], true);
+    assert_eq!(bob.json()["keys"][0]["fingerprint"], fp.as_str());
+    api.expect(
+        204,
+        "PUT",
+        "/api/v1/users/bob/password",
+        &t,
+        Some(r#"{"password":null}"#),
+    );
+    assert_eq!(
+        api.get("/api/v1/users/bob", &t).json()["has_password"],
+        false
+    );
+    let enc = fp.replace('/', "%2F").replace('+', "%2B");
+    api.expect(
+        204,
+        "DELETE",
+        &format!("/api/v1/users/bob/keys/{enc}"),
+        &t,
+        None,
+    );
+    assert!(
+        api.get("/api/v1/users/bob", &t).json()["keys"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // A request approved through the API on behalf of an approver.
+    api.expect(
+        201,
+        "POST",
+        "/api/v1/users",
+        &t,
+        Some(r#"{"name":"carol","password":"carol-pw-123"}"#),
+    );
+    api.expect(
+        201,
+        "POST",
+        "/api/v1/groups",
+        &t,
+        Some(r#"{"name":"approvers"}"#),
+    );
+    api.expect(
+        201,
+        "POST",
+        "/api/v1/groups/approvers/members",
+        &t,
+        Some(r#"{"user":"carol"}"#),
+    );
+    let host = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+    let target =
+        serde_json::json!({"name": "db01", "host": "127.0.0.1", "port": 22, "host_key": host});
+    api.expect(
+        201,
+        "POST",
+        "/api/v1/targets",
+        &t,
+        Some(&target.to_string()),
+    );
+    let out = b.admin(&[
+        "request", "new", "db01", "--login", "root", "--for", "1h", "--reason", "fix", "--as",
+        "bob",
+    ]);
+    let id = text(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let pending = api.get("/api/v1/requests?state=pending", &t).json();
+    assert_eq!(pending[0]["id"], id.as_str());
+    api.expect(400, "GET", "/api/v1/requests?state=maybe", &t, None);
+    let path = format!("/api/v1/requests/{id}/approve");
+    api.expect(403, "POST", &path, &t, Some(r#"{"approver":"bob"}"#));
+    let r = api
+        .expect(200, "POST", &path, &t, Some(r#"{"approver":"carol"}"#))
+        .json();
+    let grant = r["grant"].as_str().unwrap().to_string();
+    api.expect(409, "POST", &path, &t, Some(r#"{"approver":"carol"}"#));
+    let grants = api.get("/api/v1/grants", &t).json();
+    assert!(
+        grants
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["id"] == grant.as_str() && g["subject"] == "bob")
+    );
+    api.expect(204, "DELETE", &format!("/api/v1/grants/{grant}"), &t, None);
+    api.expect(
+        204,
+        "DELETE",
+        "/api/v1/groups/approvers/members/carol",
+        &t,
+        None,
+    );
+    api.expect(204, "DELETE", "/api/v1/groups/approvers", &t, None);
+    api.expect(204, "DELETE", "/api/v1/users/bob", &t, None);
+    api.expect(404, "GET", "/api/v1/users/bob", &t, None);
+    let audit = api.get("/api/v1/audit?kind=access&limit=10", &t).json();
+    let kinds: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"access.approved"), "{kinds:?}");
+}

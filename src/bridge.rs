@@ -72,6 +72,8 @@ pub enum Request {
         pix_height: u32,
     },
     Signal(String),
+    /// `auth-agent-req@openssh.com`, only when the grant allows agent forwarding.
+    AgentForward,
 }
 
 pub trait FrameSource: Send {

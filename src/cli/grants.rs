@@ -24,7 +24,8 @@ pub enum GrantCmd {
         group: Option<String>,
         #[arg(long)]
         target: String,
-        #[arg(long = "login", required = true)]
+        /// Upstream logins (first = default); required for SSH targets, not used for TCP targets.
+        #[arg(long = "login")]
         logins: Vec<String>,
         /// Valid from this instant (RFC 3339, e.g. 2026-12-01T08:00:00Z).
         #[arg(long)]
@@ -45,8 +46,9 @@ pub enum GrantCmd {
         #[arg(long)]
         max_session: Option<String>,
         /// What sessions may do: pty,shell,exec,sftp,local-forward,remote-forward,agent,x11.
-        #[arg(long, default_value = "pty,shell,exec,sftp")]
-        allow: String,
+        /// Default: pty,shell,exec,sftp (SSH targets), local-forward (TCP targets).
+        #[arg(long)]
+        allow: Option<String>,
         /// Exec commands allowed (glob, `*` and `?`); may be repeated. None = all not denied.
         #[arg(long = "exec-allow")]
         exec_allow: Vec<String>,
@@ -120,6 +122,7 @@ pub async fn grant(config: &Config, cmd: GrantCmd) -> anyhow::Result<()> {
                 (None, Some(g)) => Subject::Group(g),
                 (None, None) => bail!("give --user or --group"),
             };
+            let (logins, allow) = tcp_defaults(&store, &target, logins, allow).await?;
             let logins = logins
                 .iter()
                 .map(|l| Name::parse(l).map(|n| n.to_string()))
@@ -187,6 +190,39 @@ pub async fn grant(config: &Config, cmd: GrantCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Logins and permissions by target kind: a TCP target has no login (a
+/// placeholder keeps the grant well-formed) and needs `local-forward`.
+async fn tcp_defaults(
+    store: &crate::store::Store,
+    target: &str,
+    logins: Vec<String>,
+    allow: Option<String>,
+) -> anyhow::Result<(Vec<String>, String)> {
+    let tcp = store.target_kind(target).await? == Some(crate::store::TargetKind::Tcp);
+    if !tcp {
+        if logins.is_empty() {
+            bail!("give --login: {target} is an SSH target");
+        }
+        return Ok((
+            logins,
+            allow.unwrap_or_else(|| "pty,shell,exec,sftp".into()),
+        ));
+    }
+    let allow = allow.unwrap_or_else(|| "local-forward".into());
+    if !Permissions::parse(&allow)
+        .map_err(|e| anyhow::anyhow!(e))?
+        .local_forward
+    {
+        bail!("{target} is a TCP target: its grants need local-forward in --allow");
+    }
+    let logins = if logins.is_empty() {
+        vec!["tcp".to_string()]
+    } else {
+        logins
+    };
+    Ok((logins, allow))
 }
 
 fn describe(g: &GrantRecord) -> String {

@@ -3,11 +3,13 @@
 //! `policy`.
 
 mod channel;
+mod forward;
 mod handler;
 pub mod keys;
 mod limits;
 mod login;
 mod menu;
+mod remote;
 mod stream;
 
 use crate::app::App;

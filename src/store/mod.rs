@@ -8,12 +8,14 @@ mod jit;
 mod mfa;
 mod recordings;
 mod records;
+mod tcp;
 #[cfg(test)]
 mod tests;
 
 pub use mfa::{AuditRow, SourceBlock, TotpRecord};
 pub use recordings::RecordingRow;
 pub use records::*;
+pub use tcp::{KindedTarget, TargetKind};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};

@@ -190,24 +190,40 @@ pub async fn audit_close(
     }
 }
 
+/// A consumer that takes nothing for this long while its forward's budget
+/// is full is stuck; the forward ends so the SSH connection does not.
+pub const STALL: Duration = Duration::from_secs(2);
+
 /// Relays one accepted channel to its far side until either closes or the
-/// token is cancelled; returns why it ended.
+/// token is cancelled; returns why it ended. `far_is_ssh`: the far side is
+/// a channel of the target's SSH connection, which a stopped reader would
+/// block too (a TCP destination only slows down).
 #[allow(clippy::too_many_arguments)]
 pub async fn relay<S: FrameSource, K: FrameSink>(
     s: &Session,
     channel: Channel<Msg>,
     handle: Handle,
     far: (S, K),
+    far_is_ssh: bool,
     counters: Arc<Counters>,
     cancel: CancellationToken,
     tap: Option<Tap>,
     why: &Mutex<Option<String>>,
 ) -> String {
     let client = channel::split(channel, handle, Permissions::none());
-    let end = bridge::run(client, far, s.channel_budget(), counters, cancel, None, tap).await;
+    let stall = bridge::Stall {
+        up: Some(STALL),
+        down: far_is_ssh.then_some(STALL),
+    };
+    let end =
+        bridge::run_forward(client, far, s.channel_budget(), stall, counters, cancel, tap).await;
     let set = why.lock().ok().and_then(|w| w.clone());
     match (set, end) {
         (Some(w), _) => w,
+        (None, ChannelEnd::Stalled) => format!(
+            "stalled: nothing consumed for {} s with the buffer full",
+            STALL.as_secs()
+        ),
         (None, ChannelEnd::Cancelled) => "ended by portcullis".into(),
         (None, ChannelEnd::Closed) => "closed".into(),
     }
@@ -315,6 +331,7 @@ async fn to_tcp_target(
         channel,
         handle,
         tcp::split(stream),
+        false,
         counters.clone(),
         cancel,
         tap,
@@ -441,6 +458,7 @@ async fn via_upstream(
         channel,
         handle,
         far,
+        true,
         counters.clone(),
         s.cancel.child_token(),
         None,

@@ -222,6 +222,7 @@ async fn relay_back(
         client,
         handle,
         stream,
+        true,
         counters.clone(),
         s.cancel.child_token(),
         None,

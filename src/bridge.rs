@@ -232,6 +232,10 @@ where
     let (up_src, up_sink) = upstream;
     // A stall ends both directions; the session's token is left alone.
     let local = l.cancel.child_token();
+    // Once we sent CLOSE to a side, russh ignores that side's CLOSE reply
+    // (the channel is no longer established), so its source would never
+    // end: the lane reading it stops when the other lane delivered the close.
+    let (client_closed, upstream_closed) = (CancellationToken::new(), CancellationToken::new());
     let up = pump(
         client_src,
         up_sink,
@@ -243,6 +247,8 @@ where
             notices: None,
             tap: l.tap.clone(),
             stall: l.stall.up,
+            source_closed: client_closed.clone(),
+            sink_closed: upstream_closed.clone(),
         },
     );
     let down = pump(
@@ -256,6 +262,8 @@ where
             notices: l.notices,
             tap: l.tap,
             stall: l.stall.down,
+            source_closed: upstream_closed,
+            sink_closed: client_closed,
         },
     );
     let (a, b) = tokio::join!(up, down);
@@ -279,6 +287,10 @@ struct Lane {
     tap: Option<Tap>,
     /// Longest wait for budget before the consumer counts as stuck.
     stall: Option<std::time::Duration>,
+    /// Cancelled once the other lane delivered CLOSE to this lane's source side.
+    source_closed: CancellationToken,
+    /// Cancelled once this lane delivered CLOSE to (or lost) its sink.
+    sink_closed: CancellationToken,
 }
 
 async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane) -> ChannelEnd {
@@ -290,6 +302,8 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
         mut notices,
         tap,
         stall,
+        source_closed,
+        sink_closed,
     } = lane;
     let stalled = std::sync::atomic::AtomicBool::new(false);
     let budget = budget.max(64 * 1024);
@@ -300,6 +314,7 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
         loop {
             let frame = tokio::select! {
                 f = src.recv() => f,
+                _ = source_closed.cancelled() => Some(Frame::Close),
                 _ = cancel.cancelled() => return,
             };
             let Some(frame) = frame else { return };
@@ -374,6 +389,7 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
                 _ = cancel.cancelled() => return ChannelEnd::Cancelled,
             };
             if sent.is_err() || last {
+                sink_closed.cancel();
                 return ChannelEnd::Closed;
             }
         }
@@ -470,7 +486,8 @@ mod tests {
         );
         assert_eq!(c_out.recv().await, Some(Frame::ExitStatus(3)));
         assert_eq!(c_out.recv().await, Some(Frame::Close));
-        c_in.send(Frame::Close).await.unwrap();
+        // Our close to the client already ended the client lane; its reply may find it gone.
+        let _ = c_in.send(Frame::Close).await;
         assert_eq!(u_out.recv().await, Some(Frame::Close));
         assert_eq!(task.await.unwrap(), ChannelEnd::Closed);
         assert_eq!(counters.up.load(Ordering::Relaxed), 3);
@@ -542,6 +559,28 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_close_we_sent_ends_the_lane_reading_that_side() {
+        // The upstream closes; the client never answers (russh drops the
+        // reply to a close it sent): the bridge still ends.
+        let (_c_in, c_src, c_sink, mut c_out) = pair(4);
+        let (u_in, u_src, u_sink, mut u_out) = pair(4);
+        let task = tokio::spawn(run(
+            (c_src, c_sink),
+            (u_src, u_sink),
+            1 << 20,
+            Arc::new(Counters::default()),
+            CancellationToken::new(),
+            None,
+            None,
+        ));
+        u_in.send(Frame::Close).await.unwrap();
+        assert_eq!(c_out.recv().await, Some(Frame::Close));
+        assert_eq!(u_out.recv().await, Some(Frame::Close));
+        let end = tokio::time::timeout(Duration::from_secs(2), task).await;
+        assert_eq!(end.unwrap().unwrap(), ChannelEnd::Closed);
     }
 
     #[tokio::test]

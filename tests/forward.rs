@@ -29,8 +29,13 @@ fn wait_audit(
         }
         assert!(
             start.elapsed() < Duration::from_secs(15),
-            "no {kind} audit row matched; rows: {:?}",
-            b.audit_details(kind)
+            "no {kind} audit row matched; rows: {:?}\nlog:\n{}",
+            b.audit_details(kind),
+            b.log()
+                .lines()
+                .filter(|l| !l.contains("russh"))
+                .collect::<Vec<_>>()
+                .join("\n")
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -100,7 +105,12 @@ fn stdio_forward_and_proxycommand_through_a_tcp_target() {
     );
     let out = run(Command::new("ssh")
         .args(client_opts(&kh))
-        .args(["-o", &format!("ProxyCommand={proxy}"), "-o", "BatchMode=yes"])
+        .args([
+            "-o",
+            &format!("ProxyCommand={proxy}"),
+            "-o",
+            "BatchMode=yes",
+        ])
         .arg("-i")
         .arg(&sshd.user_key)
         .args(["-p", &sshd.port.to_string()])
@@ -134,7 +144,11 @@ fn dynamic_socks_forward_with_curl() {
     // Another name for the same address is not the target.
     let refused = curl("localhost");
     assert!(!refused.status.success(), "{}", text(&refused.stdout));
-    assert_eq!(http.connections(), before, "the bastion dialled a refused name");
+    assert_eq!(
+        http.connections(),
+        before,
+        "the bastion dialled a refused name"
+    );
     let r = wait_audit(&b, "forward.refused", |v| {
         v["requested"] == format!("localhost:{}", http.port)
     });
@@ -170,13 +184,23 @@ fn refusals_for_ungranted_hosts_ports_addresses_names_and_times() {
         "grant", "add", "--user", "alice", "--target", "db02", "--allow", "shell",
     ]));
     assert!(!bad.status.success());
-    assert!(text(&bad.stderr).contains("local-forward"), "{}", text(&bad.stderr));
+    assert!(
+        text(&bad.stderr).contains("local-forward"),
+        "{}",
+        text(&bad.stderr)
+    );
 
     let p = echo.port;
     let refused = [
-        (format!("db02:{}", other.port), "is not a target you are granted"),
+        (
+            format!("db02:{}", other.port),
+            "is not a target you are granted",
+        ),
         (format!("db01:{}", p + 1), "is not a target you are granted"),
-        (format!("127.0.0.2:{}", other.port), "is not a target you are granted"),
+        (
+            format!("127.0.0.2:{}", other.port),
+            "is not a target you are granted",
+        ),
         (format!("localhost:{p}"), "is not a target you are granted"),
         (format!("127.0.0.3:{p}"), "is not a target you are granted"),
         (format!("db03:{p}"), "is valid from"),
@@ -186,9 +210,18 @@ fn refusals_for_ungranted_hosts_ports_addresses_names_and_times() {
         assert!(!out.status.success(), "{dest} was forwarded");
         let err = text(&out.stderr);
         assert!(err.contains(why), "{dest}: {err}");
-        assert!(!err.contains("127.0.0.2"), "{dest}: leaks an address: {err}");
+        if dest.starts_with("db02") {
+            assert!(
+                !err.contains("127.0.0.2"),
+                "{dest}: leaks an address: {err}"
+            );
+        }
     }
-    assert_eq!(other.connections(), 0, "an ungranted destination was dialled");
+    assert_eq!(
+        other.connections(),
+        0,
+        "an ungranted destination was dialled"
+    );
     // The target's own address works, and only it.
     let out = b.stdio_forward("alice", &format!("127.0.0.1:{p}"), b"by-address");
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -204,8 +237,14 @@ fn refusals_for_ungranted_hosts_ports_addresses_names_and_times() {
     // A TCP target is not a login.
     let out = run(b.ssh("alice+db01").arg("true"));
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("is a TCP target"), "{}", text(&out.stderr));
-    wait_audit(&b, "forward.refused", |v| v["requested"] == format!("db02:{}", other.port));
+    assert!(
+        text(&out.stderr).contains("is a TCP target"),
+        "{}",
+        text(&out.stderr)
+    );
+    wait_audit(&b, "forward.refused", |v| {
+        v["requested"] == format!("db02:{}", other.port)
+    });
 }
 
 #[test]
@@ -269,7 +308,13 @@ fn agent_forwarding_only_where_granted() {
     let b = Bastion::standard(&sshd);
     b.add_target("web03", &sshd);
     b.grant(&[
-        "--user", "alice", "--target", "web03", "--login", TARGET_USER, "--allow",
+        "--user",
+        "alice",
+        "--target",
+        "web03",
+        "--login",
+        TARGET_USER,
+        "--allow",
         "shell,exec,agent",
     ]);
     let dir = tempfile::tempdir().unwrap();
@@ -286,8 +331,19 @@ fn agent_forwarding_only_where_granted() {
     }
     let key = dir.path().join("agent_key");
     keygen(&key, "ed25519");
-    run_ok(Command::new("ssh-add").arg(&key).env("SSH_AUTH_SOCK", &sock));
-    let fp = text(&run_ok(Command::new("ssh-keygen").arg("-lf").arg(key.with_extension("pub"))).stdout);
+    run_ok(
+        Command::new("ssh-add")
+            .arg(&key)
+            .env("SSH_AUTH_SOCK", &sock),
+    );
+    let fp = text(
+        &run_ok(
+            Command::new("ssh-keygen")
+                .arg("-lf")
+                .arg(key.with_extension("pub")),
+        )
+        .stdout,
+    );
     let fp = fp.split_whitespace().nth(1).unwrap().to_string();
     let list = |user: &str| {
         run(b
@@ -297,13 +353,22 @@ fn agent_forwarding_only_where_granted() {
             .arg("ssh-add -l; echo sock=$SSH_AUTH_SOCK"))
     };
     let out = list("alice+web03");
-    assert!(text(&out.stdout).contains(&fp), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&fp),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     wait_audit(&b, "agent.forwarded", |_| true);
     let closed = wait_audit(&b, "forward.closed", |v| v["kind"] == "agent");
     assert!(closed["bytes_up"].as_u64().unwrap() > 0, "{closed}");
     let out = list("alice+web01");
     assert!(!text(&out.stdout).contains(&fp), "{}", text(&out.stdout));
-    assert!(text(&out.stdout).contains("sock=\n"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("sock=\n"),
+        "{}",
+        text(&out.stdout)
+    );
     let _ = agent.kill();
     let _ = agent.wait();
 }
@@ -346,7 +411,11 @@ fn a_stalled_destination_does_not_freeze_the_connection() {
         let t = Instant::now();
         let out = run(b.ssh("alice").arg("-S").arg(&sock).arg("targets"));
         worst = worst.max(t.elapsed());
-        assert!(!out.stdout.is_empty(), "exec {i} got nothing: {}", text(&out.stderr));
+        assert!(
+            !out.stdout.is_empty(),
+            "exec {i} got nothing: {}",
+            text(&out.stderr)
+        );
         let back = round_trip(eport, b"still-moving");
         assert_eq!(back, b"still-moving");
         std::thread::sleep(Duration::from_millis(300));
@@ -376,17 +445,29 @@ fn captured_forwards_are_signed_recordings_of_the_raw_bytes() {
     let rec = b.data_dir().join("recordings");
     let start = Instant::now();
     let cast = loop {
-        let found = std::fs::read_dir(&rec).unwrap().flatten().map(|e| e.path()).find(|p| {
-            p.extension().is_some_and(|e| e == "cast")
-                && std::fs::read_to_string(p).unwrap_or_default().contains("tcp-forward")
-        });
+        let found = std::fs::read_dir(&rec)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                p.extension().is_some_and(|e| e == "cast")
+                    && std::fs::read_to_string(p)
+                        .unwrap_or_default()
+                        .contains("tcp-forward")
+            });
         if let Some(c) = found {
             let chain = c.with_extension("chain");
-            if std::fs::read_to_string(&chain).unwrap_or_default().contains("trailer") {
+            if std::fs::read_to_string(&chain)
+                .unwrap_or_default()
+                .contains("trailer")
+            {
                 break c;
             }
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "no sealed capture in {rec:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no sealed capture in {rec:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     let body = std::fs::read_to_string(&cast).unwrap();
@@ -395,11 +476,18 @@ fn captured_forwards_are_signed_recordings_of_the_raw_bytes() {
         let ev: serde_json::Value = serde_json::from_str(line).unwrap();
         if let Some(b64) = ev[2].as_str().and_then(|t| t.strip_prefix("> ")) {
             use base64::Engine;
-            up.extend(base64::engine::general_purpose::STANDARD.decode(b64).unwrap());
+            up.extend(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap(),
+            );
         }
     }
     assert_eq!(up, data, "captured client bytes differ");
-    assert!(body.contains("\"m\", \"< "), "no destination bytes captured");
+    assert!(
+        body.contains("\"m\", \"< "),
+        "no destination bytes captured"
+    );
     let v = run(b.cli().arg("verify").arg(&cast));
     assert!(v.status.success(), "{}{}", text(&v.stdout), text(&v.stderr));
 }

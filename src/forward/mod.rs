@@ -45,9 +45,11 @@ impl ForwardKind {
         }
     }
 
-    /// From a direct-tcpip's originator.
-    pub fn of_direct(originator: &str) -> ForwardKind {
-        if originator == "stdio-forward" {
+    /// From a direct-tcpip's originator. OpenSSH's `-W` channel has no
+    /// socket and sends the fixed originator 127.0.0.1:65535 (best effort:
+    /// a `-L` client on that very port is reported as stdio).
+    pub fn of_direct(originator: &str, port: u32) -> ForwardKind {
+        if originator == "stdio-forward" || (originator == "127.0.0.1" && port == 65535) {
             ForwardKind::Stdio
         } else {
             ForwardKind::Local

@@ -58,7 +58,7 @@ pub async fn direct_tcpip(
     handle: Handle,
     req: Requested,
 ) {
-    let kind = ForwardKind::of_direct(&req.originator);
+    let kind = ForwardKind::of_direct(&req.originator, req.originator_port);
     let asked = show(&req.host, req.port);
     match &s.destination {
         Destination::Refused(_) => {
@@ -215,8 +215,16 @@ pub async fn relay<S: FrameSource, K: FrameSink>(
         up: Some(STALL),
         down: far_is_ssh.then_some(STALL),
     };
-    let end =
-        bridge::run_forward(client, far, s.channel_budget(), stall, counters, cancel, tap).await;
+    let end = bridge::run_forward(
+        client,
+        far,
+        s.channel_budget(),
+        stall,
+        counters,
+        cancel,
+        tap,
+    )
+    .await;
     let set = why.lock().ok().and_then(|w| w.clone());
     match (set, end) {
         (Some(w), _) => w,
@@ -240,7 +248,7 @@ async fn to_tcp_target(
 ) {
     let app = s.app().clone();
     let t = &target.target;
-    let kind = ForwardKind::of_direct(&req.originator);
+    let kind = ForwardKind::of_direct(&req.originator, req.originator_port);
     let m = meta(
         &s,
         kind,
@@ -407,7 +415,7 @@ async fn via_upstream(
     handle: Handle,
     req: Requested,
 ) {
-    let kind = ForwardKind::of_direct(&req.originator);
+    let kind = ForwardKind::of_direct(&req.originator, req.originator_port);
     let asked = show(&req.host, req.port);
     if !s.permissions().allows_channel(&ChannelKind::DirectTcpip) {
         let why = "portcullis: port forwarding is not allowed by your grant";

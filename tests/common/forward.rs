@@ -208,8 +208,7 @@ impl Bastion {
         out.lines()
             .filter_map(|l| {
                 let cols: Vec<&str> = l.splitn(6, '\t').collect();
-                (cols.len() == 6 && cols[1] == kind)
-                    .then(|| serde_json::from_str(cols[5]).unwrap())
+                (cols.len() == 6 && cols[1] == kind).then(|| serde_json::from_str(cols[5]).unwrap())
             })
             .collect()
     }

@@ -17,6 +17,10 @@ pub enum Behaviour {
     Http(&'static str),
     /// Accepts, then never reads nor closes.
     Stall,
+    /// Reads to EOF, answers how many bytes it read (benchmarks).
+    Discard,
+    /// Writes this many zero bytes, then closes (benchmarks).
+    Source(u64),
 }
 
 /// A TCP service on `ip`, one thread per connection.
@@ -81,6 +85,27 @@ fn serve(mut s: TcpStream, b: Behaviour) {
                 "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{body}",
                 body.len()
             );
+        }
+        Behaviour::Discard => {
+            let mut n = 0u64;
+            while let Ok(k) = s.read(&mut buf) {
+                if k == 0 {
+                    break;
+                }
+                n += k as u64;
+            }
+            let _ = s.write_all(format!("{n}\n").as_bytes());
+        }
+        Behaviour::Source(total) => {
+            let zeros = vec![0u8; buf.len()];
+            let mut left = total;
+            while left > 0 {
+                let k = left.min(zeros.len() as u64) as usize;
+                if s.write_all(&zeros[..k]).is_err() {
+                    return;
+                }
+                left -= k as u64;
+            }
         }
         Behaviour::Stall => {
             std::thread::sleep(Duration::from_secs(600));

@@ -19,6 +19,9 @@ pub struct App {
     pub blocks: crate::lockdown::SourceBlocks,
     /// Signs recording trailers.
     pub audit_key: crate::recording::SigningKey,
+    pub locks: crate::lockdown::Locks,
+    pub metrics: crate::metrics::Metrics,
+    pub rules: crate::lockdown::Rules,
 }
 
 impl App {
@@ -37,6 +40,9 @@ impl App {
             throttle: Throttle::new(ThrottleConfig::default()),
             blocks: crate::lockdown::SourceBlocks::default(),
             audit_key,
+            locks: crate::lockdown::Locks::default(),
+            metrics: crate::metrics::Metrics::default(),
+            rules: crate::lockdown::Rules::default(),
         })
     }
 }

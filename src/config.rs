@@ -39,6 +39,8 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     access: RawAccess,
+    #[serde(default)]
+    lockdown: crate::lockdown::rules_config::RawLockdown,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +91,7 @@ pub struct Config {
     pub upstream_connect_timeout: Duration,
     pub limits: Limits,
     pub access: Access,
+    pub lockdown: crate::lockdown::rules_config::LockdownConfig,
 }
 
 /// Just-in-time access settings.
@@ -248,6 +251,7 @@ impl Config {
             )
             .as_secs(),
         };
+        let lockdown = raw.lockdown.check(&mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -264,6 +268,7 @@ impl Config {
             upstream_connect_timeout,
             limits,
             access,
+            lockdown,
         })
     }
 }

@@ -15,6 +15,7 @@ pub mod forward;
 pub mod gateway;
 pub mod jit;
 pub mod lockdown;
+pub mod metrics;
 pub mod names;
 pub mod policy;
 pub mod recorder;

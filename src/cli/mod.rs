@@ -3,6 +3,7 @@
 
 mod admin;
 mod grants;
+mod locks;
 mod mfa;
 mod recordings;
 mod serve;
@@ -70,6 +71,20 @@ pub enum Command {
     Source(mfa::SourceCmd),
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// The kill switch: lock users, targets, sources or everything.
+    #[command(subcommand)]
+    Lock(locks::LockCmd),
+    /// Lock everything now: `portcullis lockdown --all --reason "..."`.
+    Lockdown(locks::LockdownArgs),
+    /// The host CA that certifies targets reached with `ssh -J` (ProxyJump).
+    #[command(subcommand)]
+    HostCa(HostCaCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCaCmd {
+    /// Print the known_hosts line that trusts every target reached through this bastion.
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +151,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Grant(c) => grants::grant(&config, c).await,
         Command::Request(c) => grants::request(&config, c).await,
         Command::Session(admin::SessionCmd::Search(a)) => recordings::search(&config, a).await,
+        Command::Session(admin::SessionCmd::Kill { id, reason }) => {
+            locks::kill(&config, &id, &reason).await
+        }
         Command::Session(c) => admin::session(&config, c).await,
         Command::Verify { what, key } => recordings::verify(&config, &what, key.as_deref()).await,
         Command::Replay(a) => recordings::replay(&config, a).await,
@@ -145,5 +163,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Source(c) => mfa::source(&config, c).await,
         Command::Audit(AuditCmd::List { limit }) => mfa::audit_list(&config, limit).await,
+        Command::Lock(c) => locks::lock(&config, c).await,
+        Command::Lockdown(a) => locks::lockdown(&config, a).await,
+        Command::HostCa(HostCaCmd::Show) => {
+            create_private_dir(&config.data_dir)?;
+            let ca = crate::gateway::hostca::HostCa::load_or_generate(&config.data_dir)?;
+            println!("{}", ca.known_hosts_line());
+            Ok(())
+        }
     }
 }

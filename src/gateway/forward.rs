@@ -261,6 +261,15 @@ async fn to_tcp_target(
             .reject(ChannelOpenFailure::Other { code, reason })
             .await;
     };
+    let subject = crate::policy::Subject {
+        user: Some(&s.user),
+        target: Some(&t.name),
+        source: s.source.ip(),
+        session: Some(&s.id),
+    };
+    if let Err(text) = crate::lockdown::check(&app, &subject) {
+        return reject(reply, 1, text).await;
+    }
     if !audit_open(&app, &m).await {
         let why = "portcullis: forwarding cannot be audited right now, so it is refused";
         return reject(reply, 1, why.into()).await;
@@ -313,6 +322,7 @@ async fn to_tcp_target(
         None
     };
     reply.accept().await;
+    let kill = Arc::new(crate::registry::KillNote::default());
     // Its own registry entry: a kill of the user, the target or this
     // forward's id ends it; the session's token ends it with the connection.
     app.registry.insert(LiveSession {
@@ -321,8 +331,10 @@ async fn to_tcp_target(
         target: t.name.clone(),
         login: "-".into(),
         source: s.source.to_string(),
+        source_ip: s.source.ip(),
         started_ms: now_ms(),
         cancel: cancel.clone(),
+        kill: kill.clone(),
     });
     let why = Arc::new(Mutex::new(None));
     let watcher = tokio::spawn(watch(
@@ -348,6 +360,10 @@ async fn to_tcp_target(
     .await;
     watcher.abort();
     app.registry.remove(&m.id);
+    let reason = match kill.reason() {
+        Some(why) => format!("killed: {why}"),
+        None => reason,
+    };
     audit_close(&app, m, started, &counters, &reason).await;
 }
 

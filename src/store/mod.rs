@@ -5,6 +5,8 @@
 //! placeholders and portable types (TEXT, BIGINT) so neither dialect drifts.
 
 mod jit;
+mod jump;
+mod locks;
 mod mfa;
 mod recordings;
 mod records;
@@ -554,7 +556,7 @@ fn target_from_row(r: &AnyRow) -> Result<TargetRecord, StoreError> {
     })
 }
 
-fn session_from_row(r: &AnyRow) -> Result<SessionRecord, StoreError> {
+pub(super) fn session_from_row(r: &AnyRow) -> Result<SessionRecord, StoreError> {
     Ok(SessionRecord {
         id: r.try_get(0)?,
         user: r.try_get(1)?,

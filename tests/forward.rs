@@ -491,3 +491,45 @@ fn captured_forwards_are_signed_recordings_of_the_raw_bytes() {
     let v = run(b.cli().arg("verify").arg(&cast));
     assert!(v.status.success(), "{}{}", text(&v.stdout), text(&v.stderr));
 }
+
+#[test]
+fn a_target_lock_ends_live_forwards_and_refuses_new_ones() {
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    let echo = Service::start("127.0.0.1", Behaviour::Echo);
+    b.add_tcp_target("db01", "127.0.0.1", echo.port, false);
+    grant_tcp(&b, "db01");
+    let lport = free_port();
+    let _fwd = Forwarding::start(
+        &b,
+        "alice",
+        &["-L", &format!("{lport}:db01:{}", echo.port)],
+        Some(lport),
+    );
+    let mut live = std::net::TcpStream::connect(("127.0.0.1", lport)).unwrap();
+    live.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    live.write_all(b"ping").unwrap();
+    let mut buf = [0u8; 4];
+    std::io::Read::read_exact(&mut live, &mut buf).unwrap();
+    b.admin(&["lock", "target", "db01", "--reason", "incident 42"]);
+    // The live forward is cut: the local socket reaches EOF.
+    let t = Instant::now();
+    let mut rest = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut live, &mut rest);
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "forward outlived the lock"
+    );
+    let closed = wait_audit(&b, "forward.closed", |v| {
+        v["reason"].as_str().is_some_and(|r| r.contains("killed"))
+    });
+    assert_eq!(closed["target"], "db01");
+    let out = b.stdio_forward("alice", &format!("db01:{}", echo.port), b"x");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("incident 42"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -75,13 +75,15 @@ pub async fn direct_tcpip(
                     to_tcp_target(s, channel, reply, handle, req, target, allow).await
                 }
                 Ok(Resolved::Ssh(target)) => {
-                    // JUMP: the single call site for ProxyJump termination, e.g.
-                    // `crate::gateway::jump::serve(s, channel, reply, handle, target).await`.
-                    // Until it exists, the refusal the bastion always gave.
+                    // SSH targets named by name or configured host were
+                    // taken by `jump::dispatch` before this; what reaches
+                    // here named one by address only: never raw bytes.
                     let _ = (&channel, &handle);
-                    tracing::info!(target = %target.name, "ProxyJump requested; not available yet");
-                    let why = "portcullis: port forwarding is not available on this bastion yet";
-                    refuse(&s, &fw, reply, kind, &asked, 1, why).await;
+                    let why = format!(
+                        "portcullis: {asked} is the SSH target {}; jump to it by name (ssh -J)",
+                        target.name
+                    );
+                    refuse(&s, &fw, reply, kind, &asked, 1, &why).await;
                 }
                 Ok(Resolved::Refused(why)) => refuse(&s, &fw, reply, kind, &asked, 1, &why).await,
                 Err(e) => {

@@ -94,31 +94,37 @@ impl Store {
     }
 }
 
+/// TCP-target checks, run by `store::tests` on SQLite and PostgreSQL.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn tcp_targets_have_a_kind_and_no_key() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let store = Store::connect(&url).await.unwrap();
+pub(super) async fn exercise_tcp(store: &Store) {
+    store
+        .add_tcp_target("tcpdb9", "127.0.0.1", 5432, true, 1)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.add_tcp_target("tcpdb9", "h", 1, false, 2).await,
+        Err(StoreError::Exists { .. })
+    ));
+    assert_eq!(
+        store.target_kind("tcpdb9").await.unwrap(),
+        Some(TargetKind::Tcp)
+    );
+    assert_eq!(store.target_kind("nope-tcp").await.unwrap(), None);
+    let all = store.kinded_targets().await.unwrap();
+    let t = all.iter().find(|t| t.target.name == "tcpdb9").unwrap();
+    assert!(t.capture && t.target.host_key.is_empty() && t.kind == TargetKind::Tcp);
+    assert_eq!(t.target.port, 5432);
+    assert!(
+        all.iter()
+            .filter(|t| t.target.name != "tcpdb9")
+            .all(|t| t.kind == TargetKind::Ssh)
+    );
+    // ProxyJump lookups never see a TCP target.
+    assert!(
         store
-            .add_tcp_target("db01", "127.0.0.1", 5432, true, 1)
+            .targets_named_or_at("tcpdb9")
             .await
-            .unwrap();
-        assert!(matches!(
-            store.add_tcp_target("db01", "h", 1, false, 2).await,
-            Err(StoreError::Exists { .. })
-        ));
-        assert_eq!(
-            store.target_kind("db01").await.unwrap(),
-            Some(TargetKind::Tcp)
-        );
-        assert_eq!(store.target_kind("nope").await.unwrap(), None);
-        let all = store.kinded_targets().await.unwrap();
-        assert_eq!(all.len(), 1);
-        assert!(all[0].capture && all[0].target.host_key.is_empty());
-        assert_eq!(all[0].target.port, 5432);
-    }
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -72,6 +72,8 @@ pub enum Request {
         pix_height: u32,
     },
     Signal(String),
+    /// `auth-agent-req@openssh.com`, only when the grant allows agent forwarding.
+    AgentForward,
 }
 
 pub trait FrameSource: Send {
@@ -136,6 +138,18 @@ pub enum Direction {
 pub enum ChannelEnd {
     Closed,
     Cancelled,
+    /// A forward's consumer took nothing for the stall time while its
+    /// budget was full (see [`run_forward`]).
+    Stalled,
+}
+
+/// Per direction of a forward: how long a full budget may wait for its
+/// consumer before the forward is ended. `None` waits for ever (the source
+/// is not an SSH channel, so waiting blocks nobody else).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stall {
+    pub up: Option<std::time::Duration>,
+    pub down: Option<std::time::Duration>,
 }
 
 /// Runs both directions of one channel until both ends have closed, or the
@@ -155,34 +169,107 @@ where
     US: FrameSource,
     UK: FrameSink,
 {
+    let lanes = Lanes {
+        budget,
+        counters,
+        cancel,
+        notices,
+        tap,
+        stall: Stall::default(),
+    };
+    run_lanes(client, upstream, lanes).await
+}
+
+/// [`run`] for a forwarded connection: no notices, and a consumer that
+/// takes nothing for `stall` while its direction's budget is full ends the
+/// forward ([`ChannelEnd::Stalled`]) instead of holding the SSH
+/// connection's loop: russh grants window on arrival, so a reader that
+/// stops pulling a russh channel soon blocks every channel of that
+/// connection. The wait is bounded by the stall time, once.
+pub async fn run_forward<CS, CK, US, UK>(
+    client: (CS, CK),
+    far: (US, UK),
+    budget: usize,
+    stall: Stall,
+    counters: Arc<Counters>,
+    cancel: CancellationToken,
+    tap: Option<Tap>,
+) -> ChannelEnd
+where
+    CS: FrameSource,
+    CK: FrameSink,
+    US: FrameSource,
+    UK: FrameSink,
+{
+    let lanes = Lanes {
+        budget,
+        counters,
+        cancel,
+        notices: None,
+        tap,
+        stall,
+    };
+    run_lanes(client, far, lanes).await
+}
+
+struct Lanes {
+    budget: usize,
+    counters: Arc<Counters>,
+    cancel: CancellationToken,
+    notices: Option<broadcast::Receiver<Bytes>>,
+    tap: Option<Tap>,
+    stall: Stall,
+}
+
+async fn run_lanes<CS, CK, US, UK>(client: (CS, CK), upstream: (US, UK), l: Lanes) -> ChannelEnd
+where
+    CS: FrameSource,
+    CK: FrameSink,
+    US: FrameSource,
+    UK: FrameSink,
+{
     let (client_src, client_sink) = client;
     let (up_src, up_sink) = upstream;
+    // A stall ends both directions; the session's token is left alone.
+    let local = l.cancel.child_token();
+    // Once we sent CLOSE to a side, russh ignores that side's CLOSE reply
+    // (the channel is no longer established), so its source would never
+    // end: the lane reading it stops when the other lane delivered the close.
+    let (client_closed, upstream_closed) = (CancellationToken::new(), CancellationToken::new());
     let up = pump(
         client_src,
         up_sink,
         Lane {
-            budget,
+            budget: l.budget,
             dir: Direction::Up,
-            counters: counters.clone(),
-            cancel: cancel.clone(),
+            counters: l.counters.clone(),
+            cancel: local.clone(),
             notices: None,
-            tap: tap.clone(),
+            tap: l.tap.clone(),
+            stall: l.stall.up,
+            source_closed: client_closed.clone(),
+            sink_closed: upstream_closed.clone(),
         },
     );
     let down = pump(
         up_src,
         client_sink,
         Lane {
-            budget,
+            budget: l.budget,
             dir: Direction::Down,
-            counters,
-            cancel: cancel.clone(),
-            notices,
-            tap,
+            counters: l.counters,
+            cancel: local.clone(),
+            notices: l.notices,
+            tap: l.tap,
+            stall: l.stall.down,
+            source_closed: upstream_closed,
+            sink_closed: client_closed,
         },
     );
     let (a, b) = tokio::join!(up, down);
-    if a == ChannelEnd::Cancelled || b == ChannelEnd::Cancelled {
+    if a == ChannelEnd::Stalled || b == ChannelEnd::Stalled {
+        ChannelEnd::Stalled
+    } else if a == ChannelEnd::Cancelled || b == ChannelEnd::Cancelled {
         ChannelEnd::Cancelled
     } else {
         ChannelEnd::Closed
@@ -198,6 +285,12 @@ struct Lane {
     /// Bastion notices injected towards the client (down lane only).
     notices: Option<broadcast::Receiver<Bytes>>,
     tap: Option<Tap>,
+    /// Longest wait for budget before the consumer counts as stuck.
+    stall: Option<std::time::Duration>,
+    /// Cancelled once the other lane delivered CLOSE to this lane's source side.
+    source_closed: CancellationToken,
+    /// Cancelled once this lane delivered CLOSE to (or lost) its sink.
+    sink_closed: CancellationToken,
 }
 
 async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane) -> ChannelEnd {
@@ -208,7 +301,11 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
         cancel,
         mut notices,
         tap,
+        stall,
+        source_closed,
+        sink_closed,
     } = lane;
+    let stalled = std::sync::atomic::AtomicBool::new(false);
     let budget = budget.max(64 * 1024);
     let slots = Arc::new(Semaphore::new(budget));
     // Unbounded in count but bounded in bytes: every queued frame holds permits.
@@ -217,11 +314,24 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
         loop {
             let frame = tokio::select! {
                 f = src.recv() => f,
+                _ = source_closed.cancelled() => Some(Frame::Close),
                 _ = cancel.cancelled() => return,
             };
             let Some(frame) = frame else { return };
             let n = u32::try_from(frame.weight().min(budget)).unwrap_or(u32::MAX);
-            let Ok(permit) = slots.clone().acquire_many_owned(n).await else {
+            let acquire = slots.clone().acquire_many_owned(n);
+            let permit = match stall {
+                None => acquire.await,
+                Some(d) => match tokio::time::timeout(d, acquire).await {
+                    Ok(p) => p,
+                    Err(_) => {
+                        stalled.store(true, Ordering::Relaxed);
+                        cancel.cancel();
+                        return;
+                    }
+                },
+            };
+            let Ok(permit) = permit else {
                 return;
             };
             let last = frame == Frame::Close;
@@ -242,7 +352,9 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
                     continue;
                 }
                 _ = cancel.cancelled() => {
-                    let _ = sink.send(Frame::Close).await;
+                    // Bounded: a stuck consumer may never take even this.
+                    let close = sink.send(Frame::Close);
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), close).await;
                     return ChannelEnd::Cancelled;
                 }
             };
@@ -271,7 +383,13 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
                 }
             }
             let last = frame == Frame::Close;
-            if sink.send(frame).await.is_err() || last {
+            // A kill must not wait for a consumer that never takes the frame.
+            let sent = tokio::select! {
+                r = sink.send(frame) => r,
+                _ = cancel.cancelled() => return ChannelEnd::Cancelled,
+            };
+            if sent.is_err() || last {
+                sink_closed.cancel();
                 return ChannelEnd::Closed;
             }
         }
@@ -280,11 +398,16 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
     tokio::pin!(reader);
     tokio::pin!(writer);
     let mut reader_done = false;
-    loop {
+    let end = loop {
         tokio::select! {
             _ = &mut reader, if !reader_done => reader_done = true,
-            end = &mut writer => return end,
+            end = &mut writer => break end,
         }
+    };
+    if stalled.load(Ordering::Relaxed) {
+        ChannelEnd::Stalled
+    } else {
+        end
     }
 }
 
@@ -363,7 +486,8 @@ mod tests {
         );
         assert_eq!(c_out.recv().await, Some(Frame::ExitStatus(3)));
         assert_eq!(c_out.recv().await, Some(Frame::Close));
-        c_in.send(Frame::Close).await.unwrap();
+        // Our close to the client already ended the client lane; its reply may find it gone.
+        let _ = c_in.send(Frame::Close).await;
         assert_eq!(u_out.recv().await, Some(Frame::Close));
         assert_eq!(task.await.unwrap(), ChannelEnd::Closed);
         assert_eq!(counters.up.load(Ordering::Relaxed), 3);
@@ -402,6 +526,61 @@ mod tests {
         }
         assert!(sent >= budget - chunk.len(), "reader stopped early: {sent}");
         task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_stuck_forward_consumer_ends_the_forward_not_the_reader() {
+        // The far side never takes anything: with a stall time the bridge
+        // ends the forward instead of leaving its reader stopped for ever.
+        let (c_in, c_src, c_sink, mut c_out) = pair(4);
+        let (_u_in, u_src, u_sink, _u_out_never_read) = pair(1);
+        let stall = Stall {
+            up: Some(Duration::from_millis(300)),
+            down: None,
+        };
+        let task = tokio::spawn(run_forward(
+            (c_src, c_sink),
+            (u_src, u_sink),
+            64 * 1024,
+            stall,
+            Arc::new(Counters::default()),
+            CancellationToken::new(),
+            None,
+        ));
+        let feeder = tokio::spawn(async move {
+            let chunk = Bytes::from(vec![0u8; 16 * 1024]);
+            while c_in.send(Frame::Data(chunk.clone())).await.is_ok() {}
+        });
+        let end = tokio::time::timeout(Duration::from_secs(5), task).await;
+        assert_eq!(end.unwrap().unwrap(), ChannelEnd::Stalled);
+        assert_eq!(c_out.recv().await, Some(Frame::Close));
+        // The client side's source was dropped: its sender fails, never blocks.
+        tokio::time::timeout(Duration::from_secs(2), feeder)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_close_we_sent_ends_the_lane_reading_that_side() {
+        // The upstream closes; the client never answers (russh drops the
+        // reply to a close it sent): the bridge still ends.
+        let (_c_in, c_src, c_sink, mut c_out) = pair(4);
+        let (u_in, u_src, u_sink, mut u_out) = pair(4);
+        let task = tokio::spawn(run(
+            (c_src, c_sink),
+            (u_src, u_sink),
+            1 << 20,
+            Arc::new(Counters::default()),
+            CancellationToken::new(),
+            None,
+            None,
+        ));
+        u_in.send(Frame::Close).await.unwrap();
+        assert_eq!(c_out.recv().await, Some(Frame::Close));
+        assert_eq!(u_out.recv().await, Some(Frame::Close));
+        let end = tokio::time::timeout(Duration::from_secs(2), task).await;
+        assert_eq!(end.unwrap().unwrap(), ChannelEnd::Closed);
     }
 
     #[tokio::test]

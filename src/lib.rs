@@ -12,6 +12,7 @@ pub mod auth;
 pub mod bridge;
 pub mod cli;
 pub mod config;
+pub mod forward;
 pub mod gateway;
 pub mod grants;
 pub mod jit;

@@ -234,6 +234,9 @@ impl Ctx {
                 )
             }
             Request::Signal(sig) => self.marker(time, &format!("signal {sig}")),
+            Request::AgentForward => {
+                self.marker(time, "agent forwarding on (allowed by the grant)")
+            }
             Request::Env { .. } => Ok(()),
         }
     }

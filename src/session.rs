@@ -155,15 +155,23 @@ impl Session {
         self.app.config.limits.channel_buffer_bytes
     }
 
-    /// Opens a channel on the target, dialling it on first use.
-    pub async fn open_channel(&self) -> Result<(UpstreamSource, UpstreamSink), Refusal> {
+    /// The target's connection, dialled on first use.
+    pub async fn upstream(&self) -> Result<Arc<Upstream>, Refusal> {
         let Destination::Target { target, allow } = &self.destination else {
             return Err(Refusal::new("no target selected", "channel without target"));
         };
-        let up = self
-            .upstream
+        self.upstream
             .get_or_try_init(|| async { self.dial(target, allow).await.map(Arc::new) })
-            .await?;
+            .await
+            .cloned()
+    }
+
+    /// Opens a channel on the target, dialling it on first use.
+    pub async fn open_channel(&self) -> Result<(UpstreamSource, UpstreamSink), Refusal> {
+        let up = self.upstream().await?;
+        let Destination::Target { target, .. } = &self.destination else {
+            return Err(Refusal::new("no target selected", "channel without target"));
+        };
         up.open_session().await.map_err(|e| {
             Refusal::new(
                 format!("the target {} refused a new channel", target.name),
@@ -494,6 +502,12 @@ async fn destination(
             req.target
         )));
     };
+    if app.store.target_kind(&target.name).await? == Some(crate::store::TargetKind::Tcp) {
+        return Ok(Destination::Refused(format!(
+            "portcullis: {} is a TCP target; reach it with ssh -L, -W or -D through the bastion",
+            target.name
+        )));
+    }
     Ok(
         match policy::decide(
             &grants,

@@ -158,6 +158,32 @@ pub enum AuditEvent {
         actor: String,
         reason: String,
     },
+    /// A forwarded connection, written durably before the destination is dialled.
+    ForwardOpened(crate::forward::ForwardMeta),
+    /// The same connection at its end, with its duration and bytes.
+    ForwardClosed {
+        meta: crate::forward::ForwardMeta,
+        duration_ms: u64,
+        bytes_up: u64,
+        bytes_down: u64,
+        reason: String,
+    },
+    /// A forwarding request the gate refused.
+    ForwardRefused {
+        session: String,
+        user: String,
+        source: String,
+        kind: String,
+        requested: String,
+        reason: String,
+    },
+    /// Agent forwarding turned on for a session channel (allowed by the grant).
+    AgentForwarded {
+        session: String,
+        user: String,
+        source: String,
+        target: String,
+    },
 }
 
 impl AuditEvent {
@@ -441,6 +467,59 @@ impl AuditEvent {
                 String::new(),
                 session.clone(),
                 json!({ "reason": reason }),
+            ),
+            AuditEvent::ForwardOpened(m) => (
+                "forward.opened",
+                m.user.clone(),
+                m.source.clone(),
+                m.target.clone(),
+                m.to_json(),
+            ),
+            AuditEvent::ForwardClosed {
+                meta,
+                duration_ms,
+                bytes_up,
+                bytes_down,
+                reason,
+            } => {
+                let mut d = meta.to_json();
+                d["duration_ms"] = json!(duration_ms);
+                d["bytes_up"] = json!(bytes_up);
+                d["bytes_down"] = json!(bytes_down);
+                d["reason"] = json!(reason);
+                (
+                    "forward.closed",
+                    meta.user.clone(),
+                    meta.source.clone(),
+                    meta.target.clone(),
+                    d,
+                )
+            }
+            AuditEvent::ForwardRefused {
+                session,
+                user,
+                source,
+                kind,
+                requested,
+                reason,
+            } => (
+                "forward.refused",
+                user.clone(),
+                source.clone(),
+                escape_for_log(requested),
+                json!({ "session": session, "kind": kind, "requested": escape_for_log(requested), "reason": reason }),
+            ),
+            AuditEvent::AgentForwarded {
+                session,
+                user,
+                source,
+                target,
+            } => (
+                "agent.forwarded",
+                user.clone(),
+                source.clone(),
+                target.clone(),
+                json!({ "session": session }),
             ),
         };
         AuditRow {

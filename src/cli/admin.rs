@@ -92,6 +92,15 @@ pub enum TargetCmd {
         #[arg(long)]
         yes: bool,
     },
+    /// Add a TCP target (a database, a web console) reached by ssh -L/-W/-D.
+    AddTcp {
+        name: String,
+        /// HOST:PORT the bastion connects to ([v6]:port for IPv6).
+        address: String,
+        /// Keep the forwarded bytes both ways in a signed recording.
+        #[arg(long)]
+        capture: bool,
+    },
     Remove {
         name: String,
     },
@@ -315,6 +324,21 @@ pub async fn target(config: &Config, cmd: TargetCmd) -> anyhow::Result<()> {
                 upkeys::fingerprint(&key)
             );
         }
+        TargetCmd::AddTcp {
+            name: n,
+            address,
+            capture,
+        } => {
+            let n = name(&n)?;
+            let (host, port) = host_port(&address)?;
+            store
+                .add_tcp_target(&n, &host, port, capture, now_ms())
+                .await?;
+            println!(
+                "tcp target {n} added: {host}:{port}{}",
+                if capture { " (contents captured)" } else { "" }
+            );
+        }
         TargetCmd::Capture { name: n, state } => {
             store.set_capture_files(&n, state == "on").await?;
             println!(
@@ -331,15 +355,39 @@ pub async fn target(config: &Config, cmd: TargetCmd) -> anyhow::Result<()> {
             println!("target {n} removed");
         }
         TargetCmd::List => {
-            for t in store.list_targets().await? {
-                let fp = upkeys::parse_public(&t.host_key)
-                    .map(|k| upkeys::fingerprint(&k))
-                    .unwrap_or_else(|_| "invalid".into());
-                println!("{}\t{}:{}\t{fp}", t.name, t.host, t.port);
+            for k in store.kinded_targets().await? {
+                let t = &k.target;
+                let what = match k.kind {
+                    crate::store::TargetKind::Tcp => "tcp".to_string(),
+                    crate::store::TargetKind::Ssh => upkeys::parse_public(&t.host_key)
+                        .map(|k| upkeys::fingerprint(&k))
+                        .unwrap_or_else(|_| "invalid".into()),
+                };
+                println!("{}\t{}:{}\t{what}", t.name, t.host, t.port);
             }
         }
     }
     Ok(())
+}
+
+/// `HOST:PORT` or `[V6]:PORT`.
+fn host_port(s: &str) -> anyhow::Result<(String, u16)> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .with_context(|| format!("{s:?} is not HOST:PORT"))?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty() || (host.contains(':') && host.parse::<std::net::Ipv6Addr>().is_err()) {
+        bail!("{s:?} is not HOST:PORT");
+    }
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .with_context(|| format!("{s:?}: the port must be 1-65535"))?;
+    Ok((host.to_string(), port))
 }
 
 async fn fetch_and_confirm(

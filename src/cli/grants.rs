@@ -5,6 +5,8 @@ use crate::audit::cli_actor;
 use crate::config::Config;
 use crate::grants::{self, GrantSpec};
 use crate::jit;
+use crate::policy::Permissions;
+use anyhow::bail;
 use clap::{ArgGroup, Subcommand};
 
 // Parsed once per process; boxing the big variant would buy nothing.
@@ -20,7 +22,8 @@ pub enum GrantCmd {
         group: Option<String>,
         #[arg(long)]
         target: String,
-        #[arg(long = "login", required = true)]
+        /// Upstream logins (first = default); required for SSH targets, not used for TCP targets.
+        #[arg(long = "login")]
         logins: Vec<String>,
         /// Valid from this instant (RFC 3339, e.g. 2026-12-01T08:00:00Z).
         #[arg(long)]
@@ -41,8 +44,9 @@ pub enum GrantCmd {
         #[arg(long)]
         max_session: Option<String>,
         /// What sessions may do: pty,shell,exec,sftp,local-forward,remote-forward,agent,x11.
-        #[arg(long, default_value = "pty,shell,exec,sftp")]
-        allow: String,
+        /// Default: pty,shell,exec,sftp (SSH targets), local-forward (TCP targets).
+        #[arg(long)]
+        allow: Option<String>,
         /// Exec commands allowed (glob, `*` and `?`); may be repeated. None = all not denied.
         #[arg(long = "exec-allow")]
         exec_allow: Vec<String>,
@@ -104,6 +108,7 @@ pub async fn grant(config: &Config, cmd: GrantCmd) -> anyhow::Result<()> {
             exec_allow,
             exec_deny,
         } => {
+            let (logins, allow) = tcp_defaults(&store, &target, logins, allow).await?;
             let spec = GrantSpec {
                 user,
                 group,
@@ -133,6 +138,39 @@ pub async fn grant(config: &Config, cmd: GrantCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Logins and permissions by target kind: a TCP target has no login (a
+/// placeholder keeps the grant well-formed) and needs `local-forward`.
+async fn tcp_defaults(
+    store: &crate::store::Store,
+    target: &str,
+    logins: Vec<String>,
+    allow: Option<String>,
+) -> anyhow::Result<(Vec<String>, String)> {
+    let tcp = store.target_kind(target).await? == Some(crate::store::TargetKind::Tcp);
+    if !tcp {
+        if logins.is_empty() {
+            bail!("give --login: {target} is an SSH target");
+        }
+        return Ok((
+            logins,
+            allow.unwrap_or_else(|| "pty,shell,exec,sftp".into()),
+        ));
+    }
+    let allow = allow.unwrap_or_else(|| "local-forward".into());
+    if !Permissions::parse(&allow)
+        .map_err(|e| anyhow::anyhow!(e))?
+        .local_forward
+    {
+        bail!("{target} is a TCP target: its grants need local-forward in --allow");
+    }
+    let logins = if logins.is_empty() {
+        vec!["tcp".to_string()]
+    } else {
+        logins
+    };
+    Ok((logins, allow))
 }
 
 pub async fn request(config: &Config, cmd: RequestCmd) -> anyhow::Result<()> {

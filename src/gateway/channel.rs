@@ -90,6 +90,9 @@ impl ClientSource {
                 pix_height,
             },
             ChannelMsg::Signal { signal } => Request::Signal(sig_name(&signal)),
+            ChannelMsg::AgentForward { .. } if p.allows_request(&SessionRequest::AgentForward) => {
+                Request::AgentForward
+            }
             _ => return None,
         };
         Some(Frame::Request(req))

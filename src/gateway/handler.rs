@@ -6,8 +6,7 @@ use super::login::{FirstFactor, first_factor_methods};
 use super::menu;
 use crate::app::App;
 use crate::bridge;
-use crate::names::escape_for_log;
-use crate::policy::{ChannelKind, Permissions, SessionRequest};
+use crate::policy::{Permissions, SessionRequest};
 use crate::session::{Destination, Session};
 use russh::server::{
     Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Response, Session as SshSession,
@@ -58,6 +57,7 @@ pub struct Connection {
     pub(super) jump_keys: Arc<super::jump::Keys>,
     /// Set when this connection runs nested in another's channel (ProxyJump).
     pub(super) jump: Option<super::jump::Outer>,
+    forwards: Arc<super::forward::Forwards>,
 }
 
 impl Connection {
@@ -76,6 +76,7 @@ impl Connection {
             first_factor: None,
             jump_keys,
             jump: None,
+            forwards: Arc::default(),
         }
     }
 
@@ -97,6 +98,7 @@ impl Connection {
             first_factor: None,
             jump_keys,
             jump: Some(outer),
+            forwards: Arc::default(),
         }
     }
 
@@ -286,37 +288,39 @@ impl Handler for Connection {
         channel: Channel<Msg>,
         host_to_connect: &str,
         port_to_connect: u32,
-        _originator_address: &str,
-        _originator_port: u32,
+        originator_address: &str,
+        originator_port: u32,
         reply: ChannelOpenHandle,
-        _session: &mut SshSession,
+        session: &mut SshSession,
     ) -> Result<(), Self::Error> {
-        if let Some(Err(refusal)) = self.shared.session().map(|s| s.lock_check()) {
+        // No session (not authenticated): dropping `reply` refuses the channel.
+        let Some(s) = self.shared.session() else {
+            return Ok(());
+        };
+        if let Err(refusal) = s.lock_check() {
             return reject(reply, refusal.user).await;
         }
         // An SSH target is served by a nested server (ProxyJump), never as raw bytes.
-        let Some((_channel, reply)) =
+        let Some((channel, reply)) =
             super::jump::dispatch(self, channel, host_to_connect, port_to_connect, reply).await
         else {
             return Ok(());
         };
-        let allowed = self
-            .permissions()
-            .is_some_and(|p| p.allows_channel(&ChannelKind::DirectTcpip));
-        let reason = if allowed {
-            // The grant allows it, but TCP forwarding is not built yet (issue 7).
-            "portcullis: port forwarding is not available on this bastion yet"
-        } else {
-            "portcullis: port forwarding is not allowed by your grant"
+        let req = super::forward::Requested {
+            host: host_to_connect.to_string(),
+            port: port_to_connect,
+            originator: originator_address.to_string(),
+            originator_port,
         };
-        tracing::info!(source = %self.peer, dest = %escape_for_log(host_to_connect), port = port_to_connect,
-            allowed, "port forwarding refused");
-        reply
-            .reject(ChannelOpenFailure::Other {
-                code: 1,
-                reason: reason.into(),
-            })
-            .await;
+        let fw = self.forwards.clone();
+        tokio::spawn(super::forward::direct_tcpip(
+            s,
+            fw,
+            channel,
+            reply,
+            session.handle(),
+            req,
+        ));
         Ok(())
     }
 
@@ -406,12 +410,16 @@ impl Handler for Connection {
     async fn agent_request(
         &mut self,
         channel: ChannelId,
-        _session: &mut SshSession,
+        session: &mut SshSession,
     ) -> Result<bool, Self::Error> {
         let allowed = self
             .permissions()
             .is_some_and(|p| p.allows_request(&SessionRequest::AgentForward));
         tracing::debug!(?channel, allowed, "agent forwarding requested");
+        if let (true, Some(s)) = (allowed, self.shared.session()) {
+            let fw = self.forwards.clone();
+            tokio::spawn(super::remote::agent_on(s, fw, session.handle()));
+        }
         Ok(allowed)
     }
 
@@ -428,10 +436,30 @@ impl Handler for Connection {
         &mut self,
         address: &str,
         port: &mut u32,
+        session: &mut SshSession,
+    ) -> Result<bool, Self::Error> {
+        let Some(s) = self.shared.session() else {
+            return Ok(false);
+        };
+        let fw = self.forwards.clone();
+        // Waits for the target's answer: OpenSSH sends this once per -R at login.
+        let limit = self.app.config.upstream_connect_timeout * 2;
+        let listen = super::remote::listen(s, fw, session.handle(), address, port);
+        Ok(tokio::time::timeout(limit, listen).await.unwrap_or(false))
+    }
+
+    async fn cancel_tcpip_forward(
+        &mut self,
+        address: &str,
+        port: u32,
         _session: &mut SshSession,
     ) -> Result<bool, Self::Error> {
-        tracing::info!(source = %self.peer, address = %escape_for_log(address), port = *port, "remote forwarding refused by policy");
-        Ok(false)
+        let Some(s) = self.shared.session() else {
+            return Ok(false);
+        };
+        let cancel = super::remote::cancel(s, self.forwards.clone(), address, port);
+        let limit = self.app.config.upstream_connect_timeout;
+        Ok(tokio::time::timeout(limit, cancel).await.unwrap_or(false))
     }
 }
 

@@ -3,6 +3,7 @@
 //! `policy`.
 
 mod channel;
+mod forward;
 mod handler;
 pub mod hostca;
 pub mod jump;
@@ -10,6 +11,7 @@ pub mod keys;
 mod limits;
 mod login;
 mod menu;
+mod remote;
 mod stream;
 
 use crate::app::App;

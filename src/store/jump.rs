@@ -9,7 +9,7 @@ impl Store {
     pub async fn targets_named_or_at(&self, host: &str) -> Result<Vec<TargetRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT name, host, port, host_key FROM targets \
-             WHERE lower(name) = lower($1) OR lower(host) = lower($1) ORDER BY name",
+             WHERE (lower(name) = lower($1) OR lower(host) = lower($1)) AND kind <> 'tcp' ORDER BY name",
         )
         .bind(host)
         .fetch_all(&self.pool)

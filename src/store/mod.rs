@@ -11,6 +11,7 @@ mod locks;
 mod mfa;
 mod recordings;
 mod records;
+mod tcp;
 #[cfg(test)]
 mod tests;
 
@@ -18,6 +19,7 @@ pub use api::{AuditFilter, MetricCounts, TokenRow};
 pub use mfa::{AuditRow, SourceBlock, TotpRecord};
 pub use recordings::RecordingRow;
 pub use records::*;
+pub use tcp::{KindedTarget, TargetKind};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};

@@ -254,6 +254,7 @@ async fn exercise(store: &Store) {
         store.remove_user("alice").await,
         Err(StoreError::Missing { .. })
     ));
+    super::tcp::exercise_tcp(store).await;
 }
 
 #[tokio::test]

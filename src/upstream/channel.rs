@@ -84,6 +84,7 @@ async fn request(w: &ChannelWriteHalf<Msg>, req: Request) -> Result<(), russh::E
             pix_height,
         } => w.window_change(cols, rows, pix_width, pix_height).await,
         Request::Signal(name) => w.signal(sig_from_name(&name)).await,
+        Request::AgentForward => w.agent_forward(false).await,
     }
 }
 

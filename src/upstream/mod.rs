@@ -56,11 +56,36 @@ pub struct Dial {
 /// An authenticated connection to a target; channels are opened on demand.
 pub struct Upstream {
     handle: client::Handle<Pinned>,
+    /// Channels the target opens towards us (remote forwards, agent);
+    /// taken once by whoever relays them to the client.
+    incoming: Mutex<Option<tokio::sync::mpsc::Receiver<Incoming>>>,
 }
+
+/// A channel the target opened: only ever relayed after the gateway checks
+/// it against what the client asked for and the grant allows.
+pub enum Incoming {
+    ForwardedTcpip {
+        stream: (UpstreamSource, UpstreamSink),
+        reply: client::ChannelOpenHandle,
+        connected_address: String,
+        connected_port: u32,
+        originator_address: String,
+        originator_port: u32,
+    },
+    Agent {
+        stream: (UpstreamSource, UpstreamSink),
+        reply: client::ChannelOpenHandle,
+    },
+}
+
+/// Channels opened by the target queued before the relay takes them; past
+/// this, they are refused.
+const INCOMING_QUEUE: usize = 32;
 
 struct Pinned {
     expected: PublicKey,
     seen: Arc<Mutex<Option<String>>>,
+    incoming: tokio::sync::mpsc::Sender<Incoming>,
 }
 
 impl client::Handler for Pinned {
@@ -78,6 +103,41 @@ impl client::Handler for Pinned {
             *seen = Some(keys::fingerprint(&key));
         }
         Ok(false)
+    }
+
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        connected_address: &str,
+        connected_port: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        // A full queue drops `reply`, which refuses the channel.
+        let _ = self.incoming.try_send(Incoming::ForwardedTcpip {
+            stream: channel::split(channel),
+            reply,
+            connected_address: connected_address.to_string(),
+            connected_port,
+            originator_address: originator_address.to_string(),
+            originator_port,
+        });
+        Ok(())
+    }
+
+    async fn server_channel_open_agent_forward(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        let _ = self.incoming.try_send(Incoming::Agent {
+            stream: channel::split(channel),
+            reply,
+        });
+        Ok(())
     }
 }
 
@@ -114,9 +174,11 @@ impl Upstream {
     ) -> Result<Upstream, UpstreamError> {
         let expected = keys::parse_public(&dial.host_key).map_err(UpstreamError::BadPin)?;
         let seen = Arc::new(Mutex::new(None));
+        let (incoming_tx, incoming_rx) = tokio::sync::mpsc::channel(INCOMING_QUEUE);
         let handler = Pinned {
             expected: expected.clone(),
             seen: seen.clone(),
+            incoming: incoming_tx,
         };
         let addr = format!("{}:{}", dial.host, dial.port);
         let config = Arc::new(client_config(&expected));
@@ -147,7 +209,52 @@ impl Upstream {
                 login: login.to_string(),
             });
         }
-        Ok(Upstream { handle })
+        Ok(Upstream {
+            handle,
+            incoming: Mutex::new(Some(incoming_rx)),
+        })
+    }
+
+    /// A direct-tcpip channel: the target connects to `host:port` itself.
+    pub async fn open_direct_tcpip(
+        &self,
+        host: &str,
+        port: u32,
+        originator: &str,
+        originator_port: u32,
+    ) -> Result<(UpstreamSource, UpstreamSink), UpstreamError> {
+        let ch = self
+            .handle
+            .channel_open_direct_tcpip(host, port, originator, originator_port)
+            .await
+            .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        Ok(channel::split(ch))
+    }
+
+    /// Asks the target to listen (`ssh -R`); the port it bound when `port` is 0.
+    pub async fn tcpip_forward(&self, address: &str, port: u32) -> Result<u32, UpstreamError> {
+        let bound = self
+            .handle
+            .tcpip_forward(address, port)
+            .await
+            .map_err(|e| UpstreamError::Protocol(e.to_string()))?;
+        Ok(if port == 0 { bound } else { port })
+    }
+
+    pub async fn cancel_tcpip_forward(
+        &self,
+        address: &str,
+        port: u32,
+    ) -> Result<(), UpstreamError> {
+        self.handle
+            .cancel_tcpip_forward(address, port)
+            .await
+            .map_err(|e| UpstreamError::Protocol(e.to_string()))
+    }
+
+    /// The queue of target-opened channels; `None` after the first call.
+    pub fn take_incoming(&self) -> Option<tokio::sync::mpsc::Receiver<Incoming>> {
+        self.incoming.lock().ok().and_then(|mut r| r.take())
     }
 
     pub async fn open_session(&self) -> Result<(UpstreamSource, UpstreamSink), UpstreamError> {

@@ -1,0 +1,504 @@
+//! The russh side of port forwarding: direct-tcpip dispatch, the TCP
+//! forwarder, forwards through a target's SSH connection, and the audit of
+//! each forwarded connection. Decisions come from `forward::resolve` and
+//! `policy`; this file only moves channels.
+
+use super::channel;
+use crate::access;
+use crate::app::{App, new_id, now_ms};
+use crate::audit::{self, AuditEvent};
+use crate::bridge::{self, ChannelEnd, Counters, FrameSink, FrameSource, Tap};
+use crate::forward::capture::{self, CaptureCtx};
+use crate::forward::resolve::{self, Resolved};
+use crate::forward::{ForwardKind, ForwardMeta, show, tcp};
+use crate::policy::{Allow, ChannelKind, Permissions};
+use crate::registry::LiveSession;
+use crate::session::{Destination, Session};
+use crate::store::KindedTarget;
+use russh::server::{ChannelOpenHandle, Handle, Msg};
+use russh::{Channel, ChannelOpenFailure};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// Refusals audited per connection; past this they are only logged, so a
+/// SOCKS client scanning ports cannot flood the audit table.
+const AUDITED_REFUSALS: u32 = 32;
+/// How often a live TCP forward re-checks its grant.
+const RECHECK: Duration = Duration::from_secs(5);
+
+/// Per-connection forwarding state.
+#[derive(Default)]
+pub struct Forwards {
+    refusals: AtomicU32,
+    /// Ports the target listens on for this client (`ssh -R`), as granted.
+    pub(super) remote: Mutex<Vec<(String, u32)>>,
+    /// The relay of target-opened channels is running.
+    pub(super) relaying: AtomicBool,
+    /// Agent forwarding was asked for and allowed on this connection.
+    pub(super) agent: AtomicBool,
+}
+
+/// A direct-tcpip request as the client sent it (untrusted).
+pub struct Requested {
+    pub host: String,
+    pub port: u32,
+    pub originator: String,
+    pub originator_port: u32,
+}
+
+/// Entry point for every direct-tcpip channel. Runs on its own task: the
+/// channel is answered only once the destination is connected or refused.
+pub async fn direct_tcpip(
+    s: Arc<Session>,
+    fw: Arc<Forwards>,
+    channel: Channel<Msg>,
+    reply: ChannelOpenHandle,
+    handle: Handle,
+    req: Requested,
+) {
+    let kind = ForwardKind::of_direct(&req.originator, req.originator_port);
+    let asked = show(&req.host, req.port);
+    match &s.destination {
+        Destination::Refused(_) => {
+            let why = "portcullis: port forwarding is not allowed on this connection";
+            refuse(&s, &fw, reply, kind, &asked, 1, why).await;
+        }
+        // `alice+web01 -L`: the target connects, as OpenSSH would.
+        Destination::Target { .. } => via_upstream(s, fw, channel, reply, handle, req).await,
+        Destination::Menu(_) => {
+            let resolved =
+                resolve::resolve(&s.app().store, &s.user, s.started, &req.host, req.port).await;
+            match resolved {
+                Ok(Resolved::Tcp { target, allow }) => {
+                    to_tcp_target(s, channel, reply, handle, req, target, allow).await
+                }
+                Ok(Resolved::Ssh(target)) => {
+                    // SSH targets named by name or configured host were
+                    // taken by `jump::dispatch` before this; what reaches
+                    // here named one by address only: never raw bytes.
+                    let _ = (&channel, &handle);
+                    let why = format!(
+                        "portcullis: {asked} is the SSH target {}; jump to it by name (ssh -J)",
+                        target.name
+                    );
+                    refuse(&s, &fw, reply, kind, &asked, 1, &why).await;
+                }
+                Ok(Resolved::Refused(why)) => refuse(&s, &fw, reply, kind, &asked, 1, &why).await,
+                Err(e) => {
+                    tracing::error!(session = %s.id, error = %e, "cannot decide a forward; refusing");
+                    let why = "portcullis: access cannot be decided right now; try again later";
+                    refuse(&s, &fw, reply, kind, &asked, 1, why).await;
+                }
+            }
+        }
+    }
+}
+
+/// Refuses a forwarding request: a channel-open failure the client prints,
+/// an audit event (the first few per connection) and a log line.
+pub async fn refuse(
+    s: &Session,
+    fw: &Forwards,
+    reply: ChannelOpenHandle,
+    kind: ForwardKind,
+    asked: &str,
+    code: u32,
+    why: &str,
+) {
+    reply
+        .reject(ChannelOpenFailure::Other {
+            code,
+            reason: why.to_string(),
+        })
+        .await;
+    audit_refusal(s, fw, kind, asked, why).await;
+}
+
+pub async fn audit_refusal(s: &Session, fw: &Forwards, kind: ForwardKind, asked: &str, why: &str) {
+    tracing::info!(session = %s.id, user = %s.user, source = %s.source, kind = kind.as_str(),
+        requested = %asked, reason = %why, "forward refused");
+    if fw.refusals.fetch_add(1, Ordering::Relaxed) >= AUDITED_REFUSALS {
+        return;
+    }
+    let event = AuditEvent::ForwardRefused {
+        session: s.id.clone(),
+        user: s.user.clone(),
+        source: s.source.to_string(),
+        kind: kind.as_str().into(),
+        requested: asked.to_string(),
+        reason: why.to_string(),
+    };
+    if let Err(e) = audit::record(&s.app().store, event).await {
+        tracing::error!(session = %s.id, error = %e, "audit of a refused forward not written");
+    }
+}
+
+pub fn meta(
+    s: &Session,
+    kind: ForwardKind,
+    target: &str,
+    destination: String,
+    asked: &str,
+) -> ForwardMeta {
+    ForwardMeta {
+        id: new_id(),
+        session: s.id.clone(),
+        user: s.user.clone(),
+        source: s.source.to_string(),
+        kind,
+        target: target.to_string(),
+        destination,
+        requested: asked.to_string(),
+        via: None,
+    }
+}
+
+/// Writes the opening event; `false` (fail closed) if it cannot be written.
+pub async fn audit_open(app: &App, meta: &ForwardMeta) -> bool {
+    match audit::record(&app.store, AuditEvent::ForwardOpened(meta.clone())).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(forward = %meta.id, error = %e, "forward not audited; refusing");
+            false
+        }
+    }
+}
+
+/// Writes the closing event with duration and bytes.
+pub async fn audit_close(
+    app: &App,
+    meta: ForwardMeta,
+    started: Instant,
+    counters: &Counters,
+    reason: &str,
+) {
+    let (up, down) = (
+        counters.up.load(Ordering::Relaxed),
+        counters.down.load(Ordering::Relaxed),
+    );
+    tracing::info!(forward = %meta.id, user = %meta.user, target = %meta.target, kind = meta.kind.as_str(),
+        bytes_up = up, bytes_down = down, reason, "forward closed");
+    let event = AuditEvent::ForwardClosed {
+        meta,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        bytes_up: up,
+        bytes_down: down,
+        reason: reason.to_string(),
+    };
+    if let Err(e) = audit::record(&app.store, event).await {
+        tracing::error!(error = %e, "audit of a closed forward not written");
+    }
+}
+
+/// A consumer that takes nothing for this long while its forward's budget
+/// is full is stuck; the forward ends so the SSH connection does not.
+pub const STALL: Duration = Duration::from_secs(2);
+
+/// Relays one accepted channel to its far side until either closes or the
+/// token is cancelled; returns why it ended. `far_is_ssh`: the far side is
+/// a channel of the target's SSH connection, which a stopped reader would
+/// block too (a TCP destination only slows down).
+#[allow(clippy::too_many_arguments)]
+pub async fn relay<S: FrameSource, K: FrameSink>(
+    s: &Session,
+    channel: Channel<Msg>,
+    handle: Handle,
+    far: (S, K),
+    far_is_ssh: bool,
+    counters: Arc<Counters>,
+    cancel: CancellationToken,
+    tap: Option<Tap>,
+    why: &Mutex<Option<String>>,
+) -> String {
+    let client = channel::split(channel, handle, Permissions::none());
+    let stall = bridge::Stall {
+        up: Some(STALL),
+        down: far_is_ssh.then_some(STALL),
+    };
+    let end = bridge::run_forward(
+        client,
+        far,
+        s.channel_budget(),
+        stall,
+        counters,
+        cancel,
+        tap,
+    )
+    .await;
+    let set = why.lock().ok().and_then(|w| w.clone());
+    match (set, end) {
+        (Some(w), _) => w,
+        (None, ChannelEnd::Stalled) => format!(
+            "stalled: nothing consumed for {} s with the buffer full",
+            STALL.as_secs()
+        ),
+        (None, ChannelEnd::Cancelled) => "ended by portcullis".into(),
+        (None, ChannelEnd::Closed) => "closed".into(),
+    }
+}
+
+async fn to_tcp_target(
+    s: Arc<Session>,
+    channel: Channel<Msg>,
+    reply: ChannelOpenHandle,
+    handle: Handle,
+    req: Requested,
+    target: KindedTarget,
+    allow: Allow,
+) {
+    let app = s.app().clone();
+    let t = &target.target;
+    let kind = ForwardKind::of_direct(&req.originator, req.originator_port);
+    let m = meta(
+        &s,
+        kind,
+        &t.name,
+        format!("{}:{}", t.host, t.port),
+        &show(&req.host, req.port),
+    );
+    let reject = |reply: ChannelOpenHandle, code: u32, reason: String| async move {
+        reply
+            .reject(ChannelOpenFailure::Other { code, reason })
+            .await;
+    };
+    let subject = crate::policy::Subject {
+        user: Some(&s.user),
+        target: Some(&t.name),
+        source: s.source.ip(),
+        session: Some(&s.id),
+    };
+    if let Err(text) = crate::lockdown::check(&app, &subject) {
+        return reject(reply, 1, text).await;
+    }
+    if !audit_open(&app, &m).await {
+        let why = "portcullis: forwarding cannot be audited right now, so it is refused";
+        return reject(reply, 1, why.into()).await;
+    }
+    let started = Instant::now();
+    let counters = Arc::new(Counters::default());
+    // The configured host:port, never the client's string.
+    let dial = tokio::net::TcpStream::connect((t.host.as_str(), t.port));
+    let stream = match tokio::time::timeout(app.config.upstream_connect_timeout, dial).await {
+        Ok(Ok(st)) => st,
+        Ok(Err(e)) => {
+            reject(
+                reply,
+                2,
+                format!("portcullis: target {} is unreachable", t.name),
+            )
+            .await;
+            return audit_close(&app, m, started, &counters, &format!("unreachable: {e}")).await;
+        }
+        Err(_) => {
+            reject(
+                reply,
+                2,
+                format!("portcullis: target {} did not answer in time", t.name),
+            )
+            .await;
+            return audit_close(&app, m, started, &counters, "connect timed out").await;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let cancel = s.cancel.child_token();
+    let tap = if target.capture {
+        let ctx = CaptureCtx {
+            app: app.clone(),
+            meta: m.clone(),
+            channel: s.next_channel(),
+            counters: counters.clone(),
+            cancel: cancel.clone(),
+        };
+        match capture::start(ctx).await {
+            Ok(tap) => Some(tap),
+            Err(e) => {
+                let why = "portcullis: the forward cannot be recorded, so it is refused";
+                reject(reply, 1, why.into()).await;
+                return audit_close(&app, m, started, &counters, &format!("capture failed: {e}"))
+                    .await;
+            }
+        }
+    } else {
+        None
+    };
+    reply.accept().await;
+    let kill = Arc::new(crate::registry::KillNote::default());
+    // Its own registry entry: a kill of the user, the target or this
+    // forward's id ends it; the session's token ends it with the connection.
+    app.registry.insert(LiveSession {
+        id: m.id.clone(),
+        user: s.user.clone(),
+        target: t.name.clone(),
+        login: "-".into(),
+        source: s.source.to_string(),
+        source_ip: s.source.ip(),
+        started_ms: now_ms(),
+        cancel: cancel.clone(),
+        kill: kill.clone(),
+    });
+    // A kill wakes the note's token; this forward has no transport of its
+    // own to cut, so the kill ends its relay.
+    let (k, c) = (kill.clone(), cancel.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = k.killed() => c.cancel(),
+            _ = c.cancelled() => {}
+        }
+    });
+    let why = Arc::new(Mutex::new(None));
+    let watcher = tokio::spawn(watch(
+        app.clone(),
+        s.user.clone(),
+        t.name.clone(),
+        allow,
+        s.started,
+        cancel.clone(),
+        why.clone(),
+    ));
+    let reason = relay(
+        &s,
+        channel,
+        handle,
+        tcp::split(stream),
+        false,
+        counters.clone(),
+        cancel,
+        tap,
+        &why,
+    )
+    .await;
+    watcher.abort();
+    app.registry.remove(&m.id);
+    let reason = match kill.reason() {
+        Some(why) => format!("killed: {why}"),
+        None => reason,
+    };
+    audit_close(&app, m, started, &counters, &reason).await;
+}
+
+/// Ends a live TCP forward at its grant's deadline or when the grant no
+/// longer allows it (revoked, expired, forwarding permission removed).
+async fn watch(
+    app: Arc<App>,
+    user: String,
+    target: String,
+    allow: Allow,
+    started: jiff::Timestamp,
+    cancel: CancellationToken,
+    why: Arc<Mutex<Option<String>>>,
+) {
+    let mut deadline = allow.deadline;
+    let end = |reason: String| {
+        if let Ok(mut w) = why.lock() {
+            *w = Some(reason);
+        }
+        cancel.cancel();
+    };
+    loop {
+        let wait = match deadline {
+            Some((at, _)) => {
+                let left = at.duration_since(access::now());
+                if left.is_negative() {
+                    Duration::ZERO
+                } else {
+                    left.unsigned_abs().min(RECHECK)
+                }
+            }
+            None => RECHECK,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = cancel.cancelled() => return,
+        }
+        if let Some((at, cause)) = deadline
+            && access::now() >= at
+        {
+            return end(cause.describe().to_string());
+        }
+        match access::redecide(&app.store, &user, &target, &allow.login, started).await {
+            Ok(Ok(a)) if a.permissions.allows_channel(&ChannelKind::DirectTcpip) => {
+                deadline = a.deadline
+            }
+            Ok(Ok(_)) => return end("grant withdrawn: port forwarding no longer allowed".into()),
+            Ok(Err(deny)) => return end(format!("grant withdrawn: {deny}")),
+            // Keep the last decision through a store hiccup; the deadline still holds.
+            Err(e) => {
+                tracing::warn!(target = %target, error = %e, "cannot re-check a forward's grant")
+            }
+        }
+    }
+}
+
+/// `alice+web01 -L/-W`: a direct-tcpip opened on the target's connection
+/// (the target resolves and connects, as with OpenSSH), if the grant for
+/// web01 allows local forwarding.
+async fn via_upstream(
+    s: Arc<Session>,
+    fw: Arc<Forwards>,
+    channel: Channel<Msg>,
+    reply: ChannelOpenHandle,
+    handle: Handle,
+    req: Requested,
+) {
+    let kind = ForwardKind::of_direct(&req.originator, req.originator_port);
+    let asked = show(&req.host, req.port);
+    if !s.permissions().allows_channel(&ChannelKind::DirectTcpip) {
+        let why = "portcullis: port forwarding is not allowed by your grant";
+        return refuse(&s, &fw, reply, kind, &asked, 1, why).await;
+    }
+    let (tname, _) = s.target_and_login().unwrap_or_default();
+    let up = match s.upstream().await {
+        Ok(up) => up,
+        Err(r) => {
+            tracing::warn!(session = %s.id, error = %r.log, "forward refused");
+            return refuse(&s, &fw, reply, kind, &asked, 2, &r.user).await;
+        }
+    };
+    let app = s.app().clone();
+    let mut m = meta(&s, kind, &tname, asked.clone(), &asked);
+    m.via = Some(tname.clone());
+    if !audit_open(&app, &m).await {
+        let why = "portcullis: forwarding cannot be audited right now, so it is refused";
+        return refuse(&s, &fw, reply, kind, &asked, 1, why).await;
+    }
+    let started = Instant::now();
+    let counters = Arc::new(Counters::default());
+    let far = match up
+        .open_direct_tcpip(&req.host, req.port, &req.originator, req.originator_port)
+        .await
+    {
+        Ok(far) => far,
+        Err(e) => {
+            let reason = format!("portcullis: {tname} could not connect to {asked}");
+            reply
+                .reject(ChannelOpenFailure::Other { code: 2, reason })
+                .await;
+            return audit_close(
+                &app,
+                m,
+                started,
+                &counters,
+                &format!("refused by the target: {e}"),
+            )
+            .await;
+        }
+    };
+    reply.accept().await;
+    s.enforce();
+    let why = Mutex::new(None);
+    let reason = relay(
+        &s,
+        channel,
+        handle,
+        far,
+        true,
+        counters.clone(),
+        s.cancel.child_token(),
+        None,
+        &why,
+    )
+    .await;
+    audit_close(&app, m, started, &counters, &reason).await;
+}

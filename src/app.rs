@@ -19,6 +19,8 @@ pub struct App {
     pub blocks: crate::lockdown::SourceBlocks,
     /// Signs recording trailers.
     pub audit_key: crate::recording::SigningKey,
+    /// On while audit appends fail (for `/health`).
+    pub audit_health: crate::audit::Health,
 }
 
 impl App {
@@ -28,6 +30,7 @@ impl App {
         vault: Vault,
         audit_key: crate::recording::SigningKey,
     ) -> Arc<App> {
+        let audit_health = store.audit_health().clone();
         Arc::new(App {
             config,
             store,
@@ -37,6 +40,7 @@ impl App {
             throttle: Throttle::new(ThrottleConfig::default()),
             blocks: crate::lockdown::SourceBlocks::default(),
             audit_key,
+            audit_health,
         })
     }
 }

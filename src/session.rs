@@ -179,9 +179,37 @@ impl Session {
             host_key: target.host_key.clone(),
             timeout: self.app.config.upstream_connect_timeout,
         };
-        Upstream::connect(&dial, &allow.login, credential)
-            .await
-            .map_err(|e| refusal_for(&target.name, &allow.login, e))
+        let up = Upstream::connect(&dial, &allow.login, credential).await;
+        if let Err(UpstreamError::HostKeyMismatch { expected, seen, .. }) = &up {
+            self.audit(crate::audit::AuditEvent::HostKeyMismatch {
+                session: self.id.clone(),
+                user: self.user.clone(),
+                target: target.name.clone(),
+                expected: expected.clone(),
+                seen: seen.clone(),
+            })
+            .await;
+        }
+        up.map_err(|e| refusal_for(&target.name, &allow.login, e))
+    }
+
+    async fn audit_end(&self, target: &str, reason: &str, up: u64, down: u64) {
+        self.audit(crate::audit::AuditEvent::SessionEnded {
+            session: self.id.clone(),
+            user: self.user.clone(),
+            target: target.to_string(),
+            reason: reason.to_string(),
+            bytes_up: up,
+            bytes_down: down,
+        })
+        .await;
+    }
+
+    /// Best effort, for events after the fact (the outcome is decided already).
+    async fn audit(&self, event: crate::audit::AuditEvent) {
+        if let Err(e) = crate::audit::record(&self.app.store, event).await {
+            tracing::error!(session = %self.id, error = %e, "audit event not written");
+        }
     }
 
     /// The session row is durable, and recording storage writable, before
@@ -197,6 +225,12 @@ impl Session {
             .join(format!(".probe-{}", self.id));
         if let Err(e) = std::fs::write(&probe, b"probe").and_then(|_| std::fs::remove_file(&probe))
         {
+            self.audit(crate::audit::AuditEvent::RecordingStorageUnavailable {
+                session: self.id.clone(),
+                user: self.user.clone(),
+                error: e.to_string(),
+            })
+            .await;
             return Err(Refusal::new(
                 "session recording storage is unavailable, so the session is refused",
                 format!("recordings dir not writable: {e}"),
@@ -210,12 +244,31 @@ impl Session {
             login: allow.login.clone(),
             started_ms: now_ms(),
         };
-        self.app.store.session_started(&start).await.map_err(|e| {
-            Refusal::new(
+        // Durable in the audit chain before anything is dialled, or no session.
+        let event = crate::audit::AuditEvent::SessionStarted {
+            session: self.id.clone(),
+            user: self.user.clone(),
+            source: start.source.clone(),
+            target: target.name.clone(),
+            login: allow.login.clone(),
+            grant: allow.grant_id.clone(),
+        };
+        crate::audit::record(&self.app.store, event)
+            .await
+            .map_err(|e| {
+                Refusal::new(
+                    "the session cannot be audited, so it is refused",
+                    format!("session.started not written: {e}"),
+                )
+            })?;
+        if let Err(e) = self.app.store.session_started(&start).await {
+            let reason = "refused: the sessions row could not be written";
+            self.audit_end(&target.name, reason, 0, 0).await;
+            return Err(Refusal::new(
                 "the session cannot be recorded, so it is refused",
                 format!("session start not written: {e}"),
-            )
-        })?;
+            ));
+        }
         self.recorded.store(true, Ordering::SeqCst);
         self.app.registry.insert(LiveSession {
             id: self.id.clone(),
@@ -311,6 +364,9 @@ impl Session {
         if let Err(e) = self.app.store.session_ended(&self.id, &end).await {
             tracing::error!(session = %self.id, error = %e, "session end not written");
         }
+        let target = self.target_and_login().map(|t| t.0).unwrap_or_default();
+        self.audit_end(&target, &reason, end.bytes_up, end.bytes_down)
+            .await;
         tracing::info!(session = %self.id, reason = %reason, bytes_up = end.bytes_up, bytes_down = end.bytes_down, "session ended");
     }
 }

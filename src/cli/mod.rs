@@ -2,6 +2,7 @@
 //! directory (or the database named in the config).
 
 mod admin;
+mod audit;
 mod grants;
 mod mfa;
 mod recordings;
@@ -68,8 +69,9 @@ pub enum Command {
     Recordings(RecordingsCmd),
     #[command(subcommand)]
     Source(mfa::SourceCmd),
+    /// The audit log: list, verify the hash chain, export JSON lines.
     #[command(subcommand)]
-    Audit(AuditCmd),
+    Audit(audit::AuditCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,14 +80,6 @@ pub enum RecordingsCmd {
     Prune {
         #[arg(long)]
         older_than: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AuditCmd {
-    List {
-        #[arg(long, default_value_t = 100)]
-        limit: i64,
     },
 }
 
@@ -106,6 +100,7 @@ pub async fn open(config: &Config) -> anyhow::Result<(Store, Vault)> {
     let store = Store::connect(&config.database_url)
         .await
         .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
+    let store = crate::audit::open_chain(store, &config.audit_chain_key_file).await?;
     Ok((store, vault))
 }
 
@@ -144,6 +139,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             recordings::prune(&config, &older_than).await
         }
         Command::Source(c) => mfa::source(&config, c).await,
-        Command::Audit(AuditCmd::List { limit }) => mfa::audit_list(&config, limit).await,
+        Command::Audit(c) => audit::run(&config, c).await,
     }
 }

@@ -4,6 +4,9 @@
 //! PostgreSQL (several nodes), through sqlx's `Any` driver. Queries use `$n`
 //! placeholders and portable types (TEXT, BIGINT) so neither dialect drifts.
 
+mod audit;
+#[cfg(test)]
+pub(crate) mod audit_tests;
 mod jit;
 mod mfa;
 mod recordings;
@@ -11,7 +14,8 @@ mod records;
 #[cfg(test)]
 mod tests;
 
-pub use mfa::{AuditRow, SourceBlock, TotpRecord};
+pub use audit::{AuditFilter, AuditHealth, AuditRow, AuditSealer, ChainedRow, GENESIS_HASH};
+pub use mfa::{SourceBlock, TotpRecord};
 pub use recordings::RecordingRow;
 pub use records::*;
 
@@ -28,11 +32,14 @@ pub enum StoreError {
     Exists { kind: &'static str, name: String },
     #[error("{kind} {name:?} does not exist")]
     Missing { kind: &'static str, name: String },
+    #[error("the audit chain key is not loaded, so no audit event can be written")]
+    AuditKeyMissing,
 }
 
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    audit: audit::AuditHook,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -64,7 +71,11 @@ impl Store {
             .connect(url)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool })
+        audit::install_audit_guards(&pool).await?;
+        Ok(Store {
+            pool,
+            audit: audit::AuditHook::default(),
+        })
     }
 
     pub async fn close(&self) {

@@ -114,7 +114,7 @@ pub async fn spawn(
     let Some(sink) = Sink::open(stream).await? else {
         return Ok(None);
     };
-    let (from, _) = store.audit_head().await?;
+    let from = store.audit_head().await?.map_or(0, |h| h.0);
     Ok(Some(tokio::spawn(run(store, sink, from, shutdown))))
 }
 
@@ -159,7 +159,7 @@ async fn pass(
     let rows = store.audit_rows(&filter).await?;
     let full = rows.len() as i64 == PAGE;
     if full {
-        let (head, _) = store.audit_head().await?;
+        let head = store.audit_head().await?.map_or(*last, |h| h.0);
         if head - *last > MAX_LAG {
             let skip = head - *last - MAX_LAG;
             health.note_dropped(u64::try_from(skip).unwrap_or(0));

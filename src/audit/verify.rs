@@ -37,6 +37,8 @@ pub enum ProblemKind {
     BeyondHead,
     /// The head names rows that are not there (the tail was cut off).
     TailMissing { head_seq: i64 },
+    /// The head row itself was deleted.
+    HeadMissing,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +51,9 @@ pub struct Problem {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.last > self.seq {
+        if self.kind == ProblemKind::HeadMissing {
+            // Not a row: no seq to name.
+        } else if self.last > self.seq {
             write!(f, "seq {}..{}: ", self.seq, self.last)?;
         } else {
             write!(f, "seq {}: ", self.seq)?;
@@ -69,6 +73,9 @@ impl std::fmt::Display for Problem {
             }
             ProblemKind::BeyondHead => {
                 f.write_str("forged (appended after the chain head, outside portcullis)")
+            }
+            ProblemKind::HeadMissing => {
+                f.write_str("chain head: missing (the audit_head row was deleted)")
             }
             ProblemKind::TailMissing { head_seq } => write!(
                 f,
@@ -150,7 +157,8 @@ pub async fn verify(store: &Store, key: &ChainKey) -> Result<Report, AuditError>
         // Read after the walk: an append commits its row and the head
         // together, so the head is at or past every row seen. If rows were
         // appended meanwhile, walk them too.
-        let head = store.audit_head().await?;
+        // A missing head row is reported; the rows are still checked.
+        let head = store.audit_head().await?.unwrap_or((-1, String::new()));
         if head.0 > w.last.as_ref().map_or(0, |(s, _)| *s) {
             let more = store
                 .audit_rows(&AuditFilter {
@@ -206,9 +214,11 @@ fn classify(w: &Walk, key: &ChainKey, head_seq: i64, head_hash: &str) -> Vec<Pro
         let kind = if let Some(c) = original {
             moved.insert(c, r.seq);
             ProblemKind::Reordered { sealed_as: c }
-        } else if r.seq > head_seq {
+        } else if r.seq > head_seq && head_seq >= 0 {
             ProblemKind::BeyondHead
-        } else if unlinked.contains(&(r.seq + 1)) || (r.seq == last_seq && r.hash != head_hash) {
+        } else if unlinked.contains(&(r.seq + 1))
+            || (r.seq == last_seq && head_seq >= 0 && r.hash != head_hash)
+        {
             ProblemKind::Forged
         } else {
             ProblemKind::Edited
@@ -216,8 +226,9 @@ fn classify(w: &Walk, key: &ChainKey, head_seq: i64, head_hash: &str) -> Vec<Pro
         found.insert((r.seq, r.seq), kind);
     }
     // Seqs past the head never existed: a gap there is no deletion.
-    for (a, b) in w.gaps.iter().filter(|(a, _)| *a <= head_seq) {
-        for (from, to, kind) in split_moves(*a, (*b).min(head_seq), &moved) {
+    let end = if head_seq < 0 { i64::MAX } else { head_seq };
+    for (a, b) in w.gaps.iter().filter(|(a, _)| *a <= end) {
+        for (from, to, kind) in split_moves(*a, (*b).min(end), &moved) {
             found.insert((from, to), kind);
         }
     }
@@ -227,7 +238,9 @@ fn classify(w: &Walk, key: &ChainKey, head_seq: i64, head_hash: &str) -> Vec<Pro
             found.entry((*s, *s)).or_insert(ProblemKind::Unlinked);
         }
     }
-    if head_seq > last_seq {
+    if head_seq < 0 {
+        found.insert((0, 0), ProblemKind::HeadMissing);
+    } else if head_seq > last_seq {
         found.insert(
             (last_seq + 1, head_seq),
             ProblemKind::TailMissing { head_seq },

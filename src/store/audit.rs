@@ -179,12 +179,13 @@ impl Store {
         Ok(rows.len())
     }
 
-    /// The head as last written: sequence number and hash of the newest row.
-    pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+    /// The head as last written: sequence number and hash of the newest row
+    /// (`None` only if someone deleted it).
+    pub async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
         let r = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
-            .fetch_one(&self.pool)
+            .fetch_optional(&self.pool)
             .await?;
-        Ok((r.try_get(0)?, r.try_get(1)?))
+        r.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
     }
 
     pub async fn audit_rows(&self, f: &AuditFilter) -> Result<Vec<ChainedRow>, StoreError> {

@@ -3,6 +3,8 @@
 //! process, and the real OpenSSH client tools.
 #![allow(dead_code)]
 
+pub mod audit;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

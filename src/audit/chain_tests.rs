@@ -86,7 +86,8 @@ async fn tampering_is_named(url_for: impl AsyncFn(&str) -> String) {
         "UPDATE audit_events SET actor = 'mallory', hash = '{}' WHERE seq = 3",
         forged_hash(3, "mallory")
     );
-    let cases: Vec<(&str, Vec<String>, Vec<(i64, i64, ProblemKind)>)> = vec![
+    type Case = (&'static str, Vec<String>, Vec<(i64, i64, ProblemKind)>);
+    let cases: Vec<Case> = vec![
         (
             "edit",
             vec![

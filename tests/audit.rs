@@ -246,3 +246,83 @@ fn logins_are_refused_when_the_audit_log_cannot_be_written() {
     let (ok, out) = b.audit_verify();
     assert!(!ok, "{out}");
 }
+
+#[test]
+fn the_target_is_not_dialled_when_session_started_cannot_be_written() {
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    run_ok(b.ssh("alice+web01").arg("true"));
+    std::thread::sleep(Duration::from_millis(300));
+    let accepted = sshd.log().matches("Accepted").count();
+    assert!(accepted >= 1, "{}", sshd.log());
+    // The audit store fails exactly for this event (as a full disk would).
+    b.db_exec(&[
+        "CREATE TRIGGER fail_session_start BEFORE INSERT ON audit_events \
+         WHEN NEW.kind = 'session.started' BEGIN SELECT RAISE(ABORT, 'simulated failure'); END",
+    ])
+    .unwrap();
+    let out = run(b.ssh("alice+web01").arg("echo should-not-run"));
+    assert!(!out.status.success() && !text(&out.stdout).contains("should-not-run"));
+    assert!(
+        text(&out.stderr).contains("the session cannot be audited, so it is refused"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        sshd.log().matches("Accepted").count(),
+        accepted,
+        "the target was dialled"
+    );
+    assert!(
+        b.log().contains("session.started not written"),
+        "{}",
+        b.log()
+    );
+    // The login itself was audited; no session row was written.
+    let sessions = text(&b.admin(&["session", "list"]).stdout);
+    assert_eq!(sessions.lines().count(), 1, "{sessions}");
+}
+
+#[test]
+fn a_host_key_mismatch_is_audited_with_both_fingerprints() {
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    let other = b.dir.path().join("other_host");
+    keygen(&other, "ed25519");
+    b.add_target_pinned("evil01", sshd.port, &other.with_extension("pub"));
+    b.grant(&[
+        "--user",
+        "alice",
+        "--target",
+        "evil01",
+        "--login",
+        TARGET_USER,
+    ]);
+    b.admin_stdin(
+        &[
+            "credential",
+            "set",
+            "evil01",
+            TARGET_USER,
+            "--password-stdin",
+        ],
+        &format!("{TARGET_PASSWORD}\n"),
+    );
+    assert!(!run(b.ssh("alice+evil01").arg("true")).status.success());
+    let fp = |p: &std::path::Path| {
+        let out = text(&run_ok(std::process::Command::new("ssh-keygen").arg("-lf").arg(p)).stdout);
+        out.split_whitespace().nth(1).unwrap().to_string()
+    };
+    let ev = b.audit_export(&["--kind", "upstream"]);
+    assert_eq!(ev.len(), 1, "{ev:#?}");
+    let e = &ev[0];
+    assert_eq!(e["kind"], "upstream.host_key_mismatch");
+    assert_eq!(
+        (e["actor"].as_str(), e["subject"].as_str()),
+        (Some("alice"), Some("evil01"))
+    );
+    assert_eq!(e["detail"]["expected"], fp(&other.with_extension("pub")));
+    assert_eq!(e["detail"]["seen"], fp(&sshd.host_pub));
+    assert!(e["session"].is_string(), "{e}");
+}

@@ -6,6 +6,9 @@
 #   direct      ssh                          -> test sshd
 #   ssh -J      ssh -J test sshd (itself)    -> test sshd
 #   portcullis  ssh alice+web01@portcullis   -> test sshd
+#   pc -J       ssh -J alice@portcullis tuser@web01 (nested SSH answered by
+#               portcullis with a host certificate, then proxied like the
+#               leg above) -> test sshd
 # For each: upload and download of BENCH_BYTES (1 GiB) in MiB/s, and the
 # median wall time of BENCH_SETUP_RUNS (20) `ssh ... true`. Then it opens
 # BENCH_IDLE_SESSIONS (500) idle sessions through portcullis and reports the
@@ -269,6 +272,14 @@ Host portcullis
     HostName 127.0.0.1
     Port $bastion_port
     User alice+web01
+Host pcbastion
+    HostName 127.0.0.1
+    Port $bastion_port
+    User alice
+Host pcjump
+    HostName web01
+    User tuser
+    ProxyJump pcbastion
 Host *
     Ciphers $CIPHER
     KexAlgorithms $KEX
@@ -336,6 +347,13 @@ EOF
     }
     say "portcullis: 127.0.0.1:$bastion_port (pid $bastion_pid), $PC_BIN"
     legs+=(portcullis)
+    # ssh -J at the bastion: targets are trusted through the host CA line only.
+    "$PC_BIN" --config "$tmp/portcullis.toml" --data-dir "$tmp/data" host-ca show >>"$tmp/known_hosts"
+    "${SSH[@]}" pcjump true || {
+        tail -n 30 "$tmp/bastion.log" >&2
+        die "cannot reach web01 with ssh -J through portcullis"
+    }
+    legs+=(pcjump)
 fi
 
 # ----------------------------------------------------------- measurements ----
@@ -344,6 +362,7 @@ declare -A up down setup label
 label[direct]="direct OpenSSH"
 label[jump]="ssh -J via OpenSSH sshd"
 label[portcullis]="portcullis"
+label[pcjump]="ssh -J via portcullis"
 
 for leg in "${legs[@]}"; do
     say "== ${label[$leg]}"
@@ -425,6 +444,10 @@ if [[ $SKIP_PC != 1 ]]; then
         "$(ratio "${down[portcullis]}" "${down[direct]}")" "$(ratio "${setup[portcullis]}" "${setup[direct]}")"
     printf '%-26s %14s %16s %10s\n' "portcullis / ssh -J" "$(ratio "${up[portcullis]}" "${up[jump]}")" \
         "$(ratio "${down[portcullis]}" "${down[jump]}")" "$(ratio "${setup[portcullis]}" "${setup[jump]}")"
+    printf '%-26s %14s %16s %10s\n' "pc -J / ssh -J" "$(ratio "${up[pcjump]}" "${up[jump]}")" \
+        "$(ratio "${down[pcjump]}" "${down[jump]}")" "$(ratio "${setup[pcjump]}" "${setup[jump]}")"
+    printf '%-26s %14s %16s %10s\n' "pc -J / direct" "$(ratio "${up[pcjump]}" "${up[direct]}")" \
+        "$(ratio "${down[pcjump]}" "${down[direct]}")" "$(ratio "${setup[pcjump]}" "${setup[direct]}")"
     echo "(throughput ratios: higher is better; setup ratios: lower is better)"
     if [[ $IDLE -gt 0 ]]; then
         echo

@@ -21,6 +21,9 @@ pub struct App {
     pub audit_key: crate::recording::SigningKey,
     /// On while audit appends fail (for `/health`).
     pub audit_health: crate::audit::Health,
+    pub locks: crate::lockdown::Locks,
+    pub metrics: crate::metrics::Metrics,
+    pub rules: crate::lockdown::Rules,
 }
 
 impl App {
@@ -41,6 +44,9 @@ impl App {
             blocks: crate::lockdown::SourceBlocks::default(),
             audit_key,
             audit_health,
+            locks: crate::lockdown::Locks::default(),
+            metrics: crate::metrics::Metrics::default(),
+            rules: crate::lockdown::Rules::default(),
         })
     }
 }

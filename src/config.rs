@@ -42,6 +42,8 @@ struct RawConfig {
     audit_chain_key_file: Option<PathBuf>,
     #[serde(default)]
     audit: RawAudit,
+    #[serde(default)]
+    lockdown: crate::lockdown::rules_config::RawLockdown,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -124,6 +126,7 @@ pub struct Config {
     /// HMAC key of the audit hash chain (32 bytes, 0600).
     pub audit_chain_key_file: PathBuf,
     pub audit: AuditSettings,
+    pub lockdown: crate::lockdown::rules_config::LockdownConfig,
 }
 
 /// Just-in-time access settings.
@@ -287,6 +290,7 @@ impl Config {
             .audit_chain_key_file
             .unwrap_or_else(|| data_dir.join("audit-chain.key"));
         let audit = audit_settings(raw.audit, &mut problems);
+        let lockdown = raw.lockdown.check(&mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -305,6 +309,7 @@ impl Config {
             access,
             audit_chain_key_file,
             audit,
+            lockdown,
         })
     }
 }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod gateway;
 pub mod jit;
 pub mod lockdown;
+pub mod metrics;
 pub mod names;
 pub mod policy;
 pub mod recorder;

@@ -49,6 +49,8 @@ struct Ctx {
     channel: u32,
     writer: Option<RecordingWriter>,
     events_since_checkpoint: bool,
+    /// Typed lines for the lockdown rules (only when rules exist).
+    lines: Option<crate::lockdown::LineAssembler>,
 }
 
 async fn record(
@@ -74,7 +76,11 @@ async fn record(
         channel,
         writer: None,
         events_since_checkpoint: false,
+        lines: None,
     };
+    if !ctx.app.config.lockdown.rules.is_empty() {
+        ctx.lines = Some(crate::lockdown::LineAssembler::default());
+    }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let outcome = loop {
         tokio::select! {
@@ -108,6 +114,7 @@ impl Ctx {
             // keystrokes: it is counted, not recorded.
             (Direction::Up, Frame::Data(b)) if !self.transfer && self.interactive => {
                 let released = self.masker.input(time, &b);
+                self.typed(&released).await;
                 for (at, text) in released {
                     self.write(|w| w.event(at, EventKind::Input, text.as_bytes()))?;
                 }
@@ -119,6 +126,7 @@ impl Ctx {
                 } else {
                     Vec::new()
                 };
+                self.typed(&released).await;
                 for (at, text) in released {
                     self.write(|w| w.event(at, EventKind::Input, text.as_bytes()))?;
                 }
@@ -151,6 +159,22 @@ impl Ctx {
                 self.marker(time, "the target refused the request")
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Input the masker released (masked when it was not echoed) goes to
+    /// the rules line by line; a matching rule acts on its own.
+    async fn typed(&mut self, released: &[(f64, String)]) {
+        let Some(lines) = self.lines.as_mut() else {
+            return;
+        };
+        let done: Vec<String> = released.iter().flat_map(|(_, t)| lines.feed(t)).collect();
+        if done.is_empty() {
+            return;
+        }
+        let seen = self.session.seen();
+        for line in done {
+            crate::lockdown::rules::on_command(&self.app, &seen, &line).await;
         }
     }
 

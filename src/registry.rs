@@ -1,9 +1,34 @@
 //! Live sessions and their cancel tokens: the kill switch acts here.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// Why and when a session was killed; written once, by the first kill.
+#[derive(Debug, Default)]
+pub struct KillNote {
+    note: OnceLock<(String, Instant)>,
+}
+
+impl KillNote {
+    /// Records the first kill's reason; later kills keep the first.
+    pub fn set(&self, reason: &str, at: Instant) {
+        let _ = self.note.set((reason.to_string(), at));
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        self.note.get().map(|(r, _)| r.as_str())
+    }
+
+    pub fn requested_at(&self) -> Option<Instant> {
+        self.note.get().map(|(_, at)| *at)
+    }
+}
+
+/// An authenticated connection. `target` and `login` are empty until one is
+/// chosen (a menu or forwarding-only connection).
 #[derive(Debug, Clone)]
 pub struct LiveSession {
     pub id: String,
@@ -11,8 +36,21 @@ pub struct LiveSession {
     pub target: String,
     pub login: String,
     pub source: String,
+    pub source_ip: IpAddr,
     pub started_ms: i64,
     pub cancel: CancellationToken,
+    pub kill: Arc<KillNote>,
+}
+
+impl LiveSession {
+    pub fn subject(&self) -> crate::policy::Subject<'_> {
+        crate::policy::Subject {
+            user: Some(&self.user),
+            target: (!self.target.is_empty()).then_some(self.target.as_str()),
+            source: self.source_ip,
+            session: Some(&self.id),
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -33,6 +71,10 @@ impl Registry {
         }
     }
 
+    pub fn get(&self, id: &str) -> Option<LiveSession> {
+        self.inner.lock().ok().and_then(|m| m.get(id).cloned())
+    }
+
     pub fn list(&self) -> Vec<LiveSession> {
         self.inner
             .lock()
@@ -40,15 +82,36 @@ impl Registry {
             .unwrap_or_default()
     }
 
-    /// Cancels every live session the predicate matches; returns how many.
-    pub fn cancel_where(&self, pred: impl Fn(&LiveSession) -> bool) -> usize {
-        let Ok(m) = self.inner.lock() else { return 0 };
-        let mut n = 0;
-        for s in m.values().filter(|s| pred(s)) {
-            s.cancel.cancel();
-            n += 1;
+    pub fn len(&self) -> usize {
+        self.inner.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Kills every live session the predicate matches, noting why; returns
+    /// the ids killed now (sessions already killed are not counted again).
+    pub fn kill_where(
+        &self,
+        reason: impl Fn(&LiveSession) -> Option<String>,
+        at: Instant,
+    ) -> Vec<String> {
+        let Ok(m) = self.inner.lock() else {
+            return Vec::new();
+        };
+        let mut killed = Vec::new();
+        for s in m.values() {
+            if s.cancel.is_cancelled() {
+                continue;
+            }
+            if let Some(why) = reason(s) {
+                s.kill.set(&why, at);
+                s.cancel.cancel();
+                killed.push(s.id.clone());
+            }
         }
-        n
+        killed
     }
 }
 
@@ -65,12 +128,21 @@ mod tests {
             target: "t".into(),
             login: "l".into(),
             source: "s".into(),
+            source_ip: "127.0.0.1".parse().unwrap(),
             started_ms: 0,
             cancel: CancellationToken::new(),
+            kill: Arc::default(),
         };
         r.insert(mk("1", "alice"));
         r.insert(mk("2", "bob"));
-        assert_eq!(r.cancel_where(|s| s.user == "alice"), 1);
+        let at = Instant::now();
+        let why = |s: &LiveSession| (s.user == "alice").then(|| "locked".to_string());
+        assert_eq!(r.kill_where(why, at), vec!["1".to_string()]);
+        assert!(
+            r.kill_where(why, at).is_empty(),
+            "a killed session is not killed twice"
+        );
+        assert_eq!(r.get("1").unwrap().kill.reason(), Some("locked"));
         let l = r.list();
         assert!(
             l.iter()

@@ -10,7 +10,7 @@ use crate::app::{App, new_id, now_ms};
 use crate::bridge::Counters;
 use crate::names::LoginRequest;
 use crate::policy::{self, Allow, Permissions};
-use crate::registry::LiveSession;
+use crate::registry::{KillNote, LiveSession};
 use crate::store::{CredentialKind, SessionEnd, SessionStart, TargetRecord};
 use crate::upstream::{Credential, Dial, Upstream, UpstreamError, UpstreamSink, UpstreamSource};
 use crate::vault::{Purpose, Secret};
@@ -50,6 +50,8 @@ pub struct Session {
     pub started: Timestamp,
     /// Notices for the user's terminals (deadline warnings); every bridge listens.
     pub notices: broadcast::Sender<Bytes>,
+    /// Set by the kill switch: why this session was ended, and when.
+    pub kill: Arc<KillNote>,
     enforcing: AtomicBool,
     channels: std::sync::atomic::AtomicU32,
     app: Arc<App>,
@@ -103,6 +105,7 @@ impl Session {
             cancel,
             started,
             notices: broadcast::channel(16).0,
+            kill: Arc::default(),
             enforcing: AtomicBool::new(false),
             channels: std::sync::atomic::AtomicU32::new(0),
             app,
@@ -170,6 +173,7 @@ impl Session {
     }
 
     async fn dial(&self, target: &TargetRecord, allow: &Allow) -> Result<Upstream, Refusal> {
+        self.lock_check()?;
         self.record_start(target, allow).await?;
         let credential = self.credential(target, &allow.login).await?;
         let dial = Dial {
@@ -189,6 +193,10 @@ impl Session {
                 seen: seen.clone(),
             })
             .await;
+            let (app, seen) = (self.app.clone(), self.seen());
+            tokio::spawn(
+                async move { crate::lockdown::rules::on_host_key_mismatch(&app, &seen).await },
+            );
         }
         up.map_err(|e| refusal_for(&target.name, &allow.login, e))
     }
@@ -270,15 +278,6 @@ impl Session {
             ));
         }
         self.recorded.store(true, Ordering::SeqCst);
-        self.app.registry.insert(LiveSession {
-            id: self.id.clone(),
-            user: self.user.clone(),
-            target: target.name.clone(),
-            login: allow.login.clone(),
-            source: self.source.to_string(),
-            started_ms: start.started_ms,
-            cancel: self.cancel.clone(),
-        });
         tracing::info!(session = %self.id, user = %self.user, target = %target.name, login = %allow.login,
             grant = %allow.grant_id, via = %allow.via, source = %self.source, "session started");
         Ok(())
@@ -339,16 +338,69 @@ impl Session {
         }
     }
 
+    /// Enters the session in the registry, where the kill switch finds it.
+    pub fn register(&self) {
+        let (target, login) = self.target_and_login().unwrap_or_default();
+        self.app.registry.insert(LiveSession {
+            id: self.id.clone(),
+            user: self.user.clone(),
+            target,
+            login,
+            source: self.source.to_string(),
+            source_ip: self.source.ip(),
+            started_ms: self.started.as_millisecond(),
+            cancel: self.cancel.clone(),
+            kill: self.kill.clone(),
+        });
+    }
+
+    /// This session as the lockdown rules see it.
+    pub fn seen(&self) -> crate::lockdown::Seen {
+        crate::lockdown::Seen {
+            session: Some(self.id.clone()),
+            user: Some(self.user.clone()),
+            target: self.target_and_login().map(|t| t.0),
+            source: Some(self.source.ip()),
+        }
+    }
+
+    /// Refuses if a lock covers this session now (checked at login, before
+    /// dialling and on every new channel).
+    pub fn lock_check(&self) -> Result<(), Refusal> {
+        let (target, _) = self.target_and_login().unwrap_or_default();
+        let subject = policy::Subject {
+            user: Some(&self.user),
+            target: (!target.is_empty()).then_some(target.as_str()),
+            source: self.source.ip(),
+            session: Some(&self.id),
+        };
+        crate::lockdown::check(&self.app, &subject).map_err(|text| Refusal {
+            log: format!("locked: {text}"),
+            user: text,
+        })
+    }
+
     /// Called once when the client connection is gone.
     pub async fn finish(&self) {
         self.cancel.cancel();
+        self.app.registry.remove(&self.id);
+        if let Some(why) = self.kill.reason() {
+            self.set_end_reason(&format!("killed: {why}"));
+        }
         if let Some(up) = self.upstream.get() {
             up.disconnect("client disconnected").await;
         }
+        self.app
+            .metrics
+            .bytes_up
+            .add(self.counters.up.load(Ordering::Relaxed));
+        self.app
+            .metrics
+            .bytes_down
+            .add(self.counters.down.load(Ordering::Relaxed));
         if !self.recorded.load(Ordering::SeqCst) {
             return;
         }
-        self.app.registry.remove(&self.id);
         let reason = self
             .end_reason
             .lock()

@@ -138,9 +138,10 @@ fn plain_user_gets_a_menu_of_targets() {
 fn port_forwarding_is_refused_by_default() {
     let sshd = Sshd::start();
     let b = Bastion::standard(&sshd);
+    // Not a target's address (one is served as a ProxyJump instead: tests/jump.rs).
     let out = run(b
         .ssh("alice+web01")
-        .args(["-W", &format!("127.0.0.1:{}", sshd.port)])
+        .args(["-W", &format!("127.0.0.1:{}", free_port())])
         .stdin(Stdio::null()));
     assert!(!out.status.success());
     assert!(

@@ -224,6 +224,46 @@ pub enum AuditEvent {
         user: String,
         error: String,
     },
+    LockCreated {
+        id: String,
+        scope: String,
+        reason: String,
+        author: String,
+        expires_ms: Option<i64>,
+        ended: Vec<String>,
+    },
+    LockLifted {
+        id: String,
+        actor: String,
+    },
+    /// A login or channel refused because a lock covers it.
+    AccessLocked {
+        user: String,
+        source: String,
+        target: String,
+        lock: String,
+    },
+    RuleFired {
+        rule: String,
+        subject: String,
+        source: String,
+        action: String,
+        detail: String,
+    },
+    WebhookFailed {
+        rule: String,
+        attempts: u32,
+        error: String,
+    },
+    /// An SSH connection nested in an authenticated one (ProxyJump) was
+    /// accepted for `target`; the session it then opens is audited as usual.
+    JumpOpened {
+        user: String,
+        source: String,
+        target: String,
+        login_sent: String,
+        via_session: String,
+    },
 }
 
 impl AuditEvent {
@@ -520,6 +560,76 @@ impl AuditEvent {
                 user.clone(),
                 json!({ "error": error }),
             ),
+            AuditEvent::LockCreated {
+                id,
+                scope,
+                reason,
+                author,
+                expires_ms,
+                ended,
+            } => (
+                "lock.created",
+                author.clone(),
+                String::new(),
+                scope.clone(),
+                json!({ "lock": id, "reason": reason, "expires_ms": expires_ms, "sessions_ended": ended }),
+            ),
+            AuditEvent::LockLifted { id, actor } => (
+                "lock.lifted",
+                actor.clone(),
+                String::new(),
+                id.clone(),
+                json!({}),
+            ),
+            AuditEvent::AccessLocked {
+                user,
+                source,
+                target,
+                lock,
+            } => (
+                "access.locked",
+                user.clone(),
+                source.clone(),
+                target.clone(),
+                json!({ "lock": lock }),
+            ),
+            AuditEvent::RuleFired {
+                rule,
+                subject,
+                source,
+                action,
+                detail,
+            } => (
+                "rule.fired",
+                format!("rule:{}", escape_for_log(rule)),
+                source.clone(),
+                escape_for_log(subject),
+                json!({ "action": action, "detail": detail }),
+            ),
+            AuditEvent::WebhookFailed {
+                rule,
+                attempts,
+                error,
+            } => (
+                "webhook.failed",
+                format!("rule:{}", escape_for_log(rule)),
+                String::new(),
+                String::new(),
+                json!({ "attempts": attempts, "error": error }),
+            ),
+            AuditEvent::JumpOpened {
+                user,
+                source,
+                target,
+                login_sent,
+                via_session,
+            } => (
+                "jump.opened",
+                user.clone(),
+                source.clone(),
+                target.clone(),
+                json!({ "login_sent": escape_for_log(login_sent), "via_session": via_session }),
+            ),
         };
         AuditRow {
             ts_ms: now_ms(),
@@ -558,7 +668,11 @@ impl AuditEvent {
             | AuditEvent::SessionEndedByPolicy { session, .. }
             | AuditEvent::RecordingFailed { session, .. }
             | AuditEvent::RecordingCutShort { session, .. }
-            | AuditEvent::RecordingStorageUnavailable { session, .. } => session,
+            | AuditEvent::RecordingStorageUnavailable { session, .. }
+            | AuditEvent::JumpOpened {
+                via_session: session,
+                ..
+            } => session,
             _ => "",
         }
     }

@@ -130,9 +130,15 @@ pub enum SessionCmd {
     },
     /// Find sessions where a text was typed or printed.
     Search(super::recordings::SearchArgs),
+    /// End a live session (wherever it runs) and refuse its channels.
+    Kill {
+        id: String,
+        #[arg(long, default_value = "ended by an administrator")]
+        reason: String,
+    },
 }
 
-fn name(s: &str) -> anyhow::Result<String> {
+pub(super) fn name(s: &str) -> anyhow::Result<String> {
     Name::parse(s)
         .map(|n| n.to_string())
         .with_context(|| format!("invalid name {s:?}"))

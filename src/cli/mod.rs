@@ -4,6 +4,7 @@
 mod admin;
 mod audit;
 mod grants;
+mod locks;
 mod mfa;
 mod recordings;
 mod serve;
@@ -72,6 +73,20 @@ pub enum Command {
     /// The audit log: list, verify the hash chain, export JSON lines.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// The kill switch: lock users, targets, sources or everything.
+    #[command(subcommand)]
+    Lock(locks::LockCmd),
+    /// Lock everything now: `portcullis lockdown --all --reason "..."`.
+    Lockdown(locks::LockdownArgs),
+    /// The host CA that certifies targets reached with `ssh -J` (ProxyJump).
+    #[command(subcommand)]
+    HostCa(HostCaCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HostCaCmd {
+    /// Print the known_hosts line that trusts every target reached through this bastion.
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +146,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Grant(c) => grants::grant(&config, c).await,
         Command::Request(c) => grants::request(&config, c).await,
         Command::Session(admin::SessionCmd::Search(a)) => recordings::search(&config, a).await,
+        Command::Session(admin::SessionCmd::Kill { id, reason }) => {
+            locks::kill(&config, &id, &reason).await
+        }
         Command::Session(c) => admin::session(&config, c).await,
         Command::Verify { what, key } => recordings::verify(&config, &what, key.as_deref()).await,
         Command::Replay(a) => recordings::replay(&config, a).await,
@@ -140,5 +158,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Source(c) => mfa::source(&config, c).await,
         Command::Audit(c) => audit::run(&config, c).await,
+        Command::Lock(c) => locks::lock(&config, c).await,
+        Command::Lockdown(a) => locks::lockdown(&config, a).await,
+        Command::HostCa(HostCaCmd::Show) => {
+            create_private_dir(&config.data_dir)?;
+            let ca = crate::gateway::hostca::HostCa::load_or_generate(&config.data_dir)?;
+            println!("{}", ca.known_hosts_line());
+            Ok(())
+        }
     }
 }

@@ -22,11 +22,14 @@ fn init_tracing(format: LogFormat) {
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     init_tracing(config.log_format);
+    // One TLS crypto provider for the process (admin API, webhooks).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let (store, vault) = super::open(&config).await?;
     let host_keys = gateway::keys::load_or_generate(&config.host_keys, &config.data_dir)?;
     for k in &host_keys {
         tracing::info!(fingerprint = %gateway::keys::fingerprint(k.public_key()), "host key");
     }
+    let host_ca = gateway::hostca::HostCa::load_or_generate(&config.data_dir)?;
     let listener = gateway::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let audit_key = crate::recording::load_or_create(&config.audit_key_file)?;
@@ -38,11 +41,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let app = App::new(config, store, vault, audit_key);
     crate::recorder::recover(&app).await;
     refresh_blocks(&app).await;
+    // Fail closed: a bastion that cannot read its locks does not open.
+    crate::lockdown::refresh(&app)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot load locks: {e}"))?;
     tracing::info!(%addr, "portcullis listening");
     let server = tokio::spawn(gateway::serve(
         app.clone(),
         listener,
         host_keys,
+        host_ca,
         shutdown.clone(),
     ));
     let chores = tokio::spawn(chores(app.clone(), shutdown.clone()));
@@ -58,13 +66,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Periodic work: reload source blocks, summarise failed logins.
+/// Periodic work: follow locks made elsewhere, reload source blocks,
+/// summarise failed logins, apply retention.
 async fn chores(app: Arc<App>, shutdown: CancellationToken) {
+    let mut locks = tokio::time::interval(LOCK_POLL);
+    locks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut blocks = tokio::time::interval(Duration::from_secs(2));
     let mut tally = tokio::time::interval(Duration::from_secs(30));
     let mut retention = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tokio::select! {
+            _ = locks.tick() => refresh_locks(&app).await,
             _ = blocks.tick() => refresh_blocks(&app).await,
             _ = tally.tick() => flush_failures(&app).await,
             _ = retention.tick() => apply_retention(&app).await,
@@ -72,6 +84,19 @@ async fn chores(app: Arc<App>, shutdown: CancellationToken) {
         }
     }
     flush_failures(&app).await;
+}
+
+/// How often the lock epoch is polled: a lock made by the CLI or another
+/// node ends matching sessions here within about this long.
+const LOCK_POLL: Duration = Duration::from_millis(200);
+
+async fn refresh_locks(app: &App) {
+    match crate::lockdown::refresh(app).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(sessions = n, "locks made elsewhere ended sessions"),
+        // Keep the last locks: a database hiccup must not lift one.
+        Err(e) => tracing::warn!(error = %e, "cannot reload locks"),
+    }
 }
 
 async fn refresh_blocks(app: &App) {

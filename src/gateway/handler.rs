@@ -26,6 +26,13 @@ pub struct Shared {
 }
 
 impl Shared {
+    pub(super) fn new(cancel: CancellationToken) -> Shared {
+        Shared {
+            session: OnceLock::new(),
+            cancel,
+        }
+    }
+
     pub fn session(&self) -> Option<Arc<Session>> {
         self.session.get().cloned()
     }
@@ -44,20 +51,49 @@ pub struct Connection {
     /// Set once a first factor verified; bound to its username.
     pub(super) first_factor: Option<FirstFactor>,
     cut: CancellationToken,
+    /// For ProxyJump connections opened through this one.
+    pub(super) jump_keys: Arc<super::jump::Keys>,
+    /// Set when this connection runs nested in another's channel (ProxyJump).
+    pub(super) jump: Option<super::jump::Outer>,
 }
 
 impl Connection {
-    pub fn new(app: Arc<App>, peer: SocketAddr, slot: Slot) -> Connection {
+    pub fn new(
+        app: Arc<App>,
+        peer: SocketAddr,
+        slot: Slot,
+        jump_keys: Arc<super::jump::Keys>,
+    ) -> Connection {
         Connection {
             app,
             peer,
-            shared: Arc::new(Shared {
-                session: OnceLock::new(),
-                cancel: CancellationToken::new(),
-            }),
+            shared: Arc::new(Shared::new(CancellationToken::new())),
             cut: slot.cut.clone(),
             preauth: Some(slot),
             first_factor: None,
+            jump_keys,
+            jump: None,
+        }
+    }
+
+    /// A connection inside an outer one's channel (ProxyJump), from the
+    /// outer client's address.
+    pub(super) fn nested(
+        app: Arc<App>,
+        peer: SocketAddr,
+        shared: Arc<Shared>,
+        jump_keys: Arc<super::jump::Keys>,
+        outer: super::jump::Outer,
+    ) -> Connection {
+        Connection {
+            app,
+            peer,
+            shared,
+            cut: CancellationToken::new(),
+            preauth: None,
+            first_factor: None,
+            jump_keys,
+            jump: Some(outer),
         }
     }
 
@@ -98,6 +134,9 @@ impl Handler for Connection {
     type Error = russh::Error;
 
     async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
+        if self.jump.is_some() {
+            return Ok(self.jump_auth(user).await);
+        }
         // The probe every OpenSSH client sends first: answered at once.
         self.bind_username(user);
         Ok(Auth::Reject {
@@ -107,6 +146,9 @@ impl Handler for Connection {
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        if self.jump.is_some() {
+            return Ok(self.jump_auth(user).await);
+        }
         let start = Instant::now();
         self.bind_username(user);
         let Some(req) = self.parse(user) else {
@@ -138,6 +180,9 @@ impl Handler for Connection {
         user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
+        if self.jump.is_some() {
+            return Ok(Auth::Accept);
+        }
         // Only tells the client whether signing is worth it; proves nothing
         // and changes no state.
         let start = Instant::now();
@@ -163,6 +208,9 @@ impl Handler for Connection {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
+        if self.jump.is_some() {
+            return Ok(self.jump_auth(user).await);
+        }
         // russh calls this only after the signature verified.
         let start = Instant::now();
         self.bind_username(user);
@@ -187,6 +235,9 @@ impl Handler for Connection {
         _submethods: &str,
         response: Option<Response<'a>>,
     ) -> Result<Auth, Self::Error> {
+        if self.jump.is_some() {
+            return Ok(self.jump_auth(user).await);
+        }
         self.bind_username(user);
         Ok(self.second_factor(user, response).await)
     }
@@ -200,6 +251,9 @@ impl Handler for Connection {
         let Some(s) = self.shared.session() else {
             return Ok(());
         };
+        if let Err(refusal) = s.lock_check() {
+            return reject(reply, refusal.user).await;
+        }
         let handle = session.handle();
         let perms = s.permissions();
         match s.destination.clone() {
@@ -226,7 +280,7 @@ impl Handler for Connection {
 
     async fn channel_open_direct_tcpip(
         &mut self,
-        _channel: Channel<Msg>,
+        channel: Channel<Msg>,
         host_to_connect: &str,
         port_to_connect: u32,
         _originator_address: &str,
@@ -234,6 +288,15 @@ impl Handler for Connection {
         reply: ChannelOpenHandle,
         _session: &mut SshSession,
     ) -> Result<(), Self::Error> {
+        if let Some(Err(refusal)) = self.shared.session().map(|s| s.lock_check()) {
+            return reject(reply, refusal.user).await;
+        }
+        // An SSH target is served by a nested server (ProxyJump), never as raw bytes.
+        let Some((_channel, reply)) =
+            super::jump::dispatch(self, channel, host_to_connect, port_to_connect, reply).await
+        else {
+            return Ok(());
+        };
         let allowed = self
             .permissions()
             .is_some_and(|p| p.allows_channel(&ChannelKind::DirectTcpip));
@@ -306,6 +369,13 @@ impl Handler for Connection {
         session: &mut SshSession,
     ) -> Result<(), Self::Error> {
         let command = String::from_utf8_lossy(data);
+        if let Some(s) = self.shared.session()
+            && !self.app.config.lockdown.rules.is_empty()
+            && crate::lockdown::rules::on_command(&self.app, &s.seen(), &command).await
+        {
+            tracing::warn!(session = %s.id, "exec refused: a lockdown rule ended the session");
+            return session.channel_failure(channel);
+        }
         self.answer(channel, SessionRequest::Exec(&command), session)
     }
 
@@ -393,7 +463,10 @@ async fn bridge_channel(
             )
             .await;
             if end == bridge::ChannelEnd::Cancelled {
-                s.set_end_reason("ended by portcullis");
+                match s.kill.reason() {
+                    Some(why) => s.set_end_reason(&format!("killed: {why}")),
+                    None => s.set_end_reason("ended by portcullis"),
+                }
             }
         }
         Err(refusal) => {
@@ -407,4 +480,11 @@ async fn bridge_channel(
                 .await;
         }
     }
+}
+
+async fn reject(reply: ChannelOpenHandle, reason: String) -> Result<(), russh::Error> {
+    reply
+        .reject(ChannelOpenFailure::Other { code: 1, reason })
+        .await;
+    Ok(())
 }

@@ -17,23 +17,29 @@ pub fn load_or_generate(
     }
     let path = data_dir.join("host_ed25519");
     if !path.exists() {
-        let key = PrivateKey::random(&mut rand010::rng(), Algorithm::Ed25519)
-            .map_err(|e| err(&path, e))?;
-        let pem = key
-            .to_openssh(russh::keys::ssh_key::LineEnding::LF)
-            .map_err(|e| err(&path, e))?;
-        crate::vault::write_private(&path, pem.as_bytes()).map_err(|e| err(&path, e))?;
+        let key = write_new_ed25519(&path)?;
         let public = key.public_key().to_openssh().map_err(|e| err(&path, e))?;
         let _ = std::fs::write(path.with_extension("pub"), format!("{public}\n"));
     }
     Ok(vec![load(&path)?])
 }
 
-fn load(path: &Path) -> Result<PrivateKey, GatewayError> {
+/// A new Ed25519 key written to `path` (which must not exist), mode 0600.
+pub(super) fn write_new_ed25519(path: &Path) -> Result<PrivateKey, GatewayError> {
+    let key =
+        PrivateKey::random(&mut rand010::rng(), Algorithm::Ed25519).map_err(|e| err(path, e))?;
+    let pem = key
+        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+        .map_err(|e| err(path, e))?;
+    crate::vault::write_private(path, pem.as_bytes()).map_err(|e| err(path, e))?;
+    Ok(key)
+}
+
+pub(super) fn load(path: &Path) -> Result<PrivateKey, GatewayError> {
     russh::keys::load_secret_key(path, None).map_err(|e| err(path, e))
 }
 
-fn err(path: &Path, e: impl std::fmt::Display) -> GatewayError {
+pub(super) fn err(path: &Path, e: impl std::fmt::Display) -> GatewayError {
     GatewayError::HostKey {
         path: path.display().to_string(),
         reason: e.to_string(),

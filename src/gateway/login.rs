@@ -10,7 +10,7 @@ use crate::audit::{self, AuditEvent};
 use crate::auth::throttle::Verdict;
 use crate::auth::totp;
 use crate::names::{LoginRequest, escape_for_log, parse_login};
-use crate::session::Session;
+use crate::session::{Destination, Session};
 use crate::store::UserRecord;
 use crate::vault::Purpose;
 use bytes::Bytes;
@@ -106,10 +106,20 @@ impl Connection {
         start: Instant,
     ) -> Auth {
         tracing::info!(source = %self.peer, username = %req, factor, "login failed");
-        self.app
-            .throttle
-            .failure(req.user.as_str(), self.peer.ip(), factor, Instant::now());
+        self.note_failure(req, factor);
         self.rejected(start).await
+    }
+
+    /// Feeds a failed factor to the throttle, the metrics and the lockdown
+    /// rules (in their own task: a rule's lock must not delay the answer).
+    fn note_failure(&self, req: &LoginRequest, factor: &'static str) {
+        let (user, ip) = (req.user.as_str().to_string(), self.peer.ip());
+        self.app.throttle.failure(&user, ip, factor, Instant::now());
+        self.app.metrics.logins_failed.inc();
+        if !self.app.config.lockdown.rules.is_empty() {
+            let app = self.app.clone();
+            tokio::spawn(async move { crate::lockdown::rules::on_failure(&app, &user, ip).await });
+        }
     }
 
     /// After a verified first factor: done for exempt service accounts (public
@@ -192,9 +202,7 @@ impl Connection {
         let req = ff.request.clone();
         self.first_factor = Some(ff);
         tracing::info!(source = %self.peer, username = %req, factor = "totp", "login failed");
-        self.app
-            .throttle
-            .failure(req.user.as_str(), self.peer.ip(), "totp", Instant::now());
+        self.note_failure(&req, "totp");
         tokio::time::sleep_until((start + REJECT_DELAY).into()).await;
         Auth::Reject {
             proceed_with_methods: Some(second_factor_methods()),
@@ -257,7 +265,7 @@ impl Connection {
             return self.rejected(Instant::now()).await;
         }
         self.app.throttle.success(req.user.as_str(), self.peer.ip());
-        let session = Session::resolve(
+        let mut session = Session::resolve(
             self.app.clone(),
             &req,
             user.groups,
@@ -265,10 +273,32 @@ impl Connection {
             self.shared.cancel.clone(),
         )
         .await;
+        if let Err(refusal) = session.lock_check() {
+            self.locked(&session, &refusal.user).await;
+            session.destination = Destination::Refused(refusal.user);
+        } else {
+            self.app.metrics.logins_ok.inc();
+        }
+        session.register();
         tracing::info!(source = %self.peer, user = %req.user, request = %req, factors, "login succeeded");
         let _ = self.shared.session.set(Arc::new(session));
         self.preauth = None;
         self.first_factor = None;
         Auth::Accept
+    }
+
+    /// A lock covers this login: the user is let in only to read why.
+    async fn locked(&self, session: &Session, text: &str) {
+        self.app.metrics.logins_locked.inc();
+        tracing::warn!(source = %self.peer, user = %session.user, "login refused by a lock");
+        let event = AuditEvent::AccessLocked {
+            user: session.user.clone(),
+            source: self.peer.to_string(),
+            target: session.target_and_login().map(|t| t.0).unwrap_or_default(),
+            lock: text.to_string(),
+        };
+        if let Err(e) = audit::record(&self.app.store, event).await {
+            tracing::error!(error = %e, "audit of a locked login not written");
+        }
     }
 }

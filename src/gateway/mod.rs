@@ -4,6 +4,8 @@
 
 mod channel;
 mod handler;
+pub mod hostca;
+pub mod jump;
 pub mod keys;
 mod limits;
 mod login;
@@ -73,8 +75,13 @@ pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
     host_keys: Vec<russh::keys::PrivateKey>,
+    host_ca: hostca::HostCa,
     shutdown: CancellationToken,
 ) {
+    let Some(jump_keys) = jump::Keys::new(host_ca, &host_keys).map(Arc::new) else {
+        tracing::error!("no host key; not serving");
+        return;
+    };
     let config = Arc::new(ssh_config(&app, host_keys));
     let preauth = PreAuth::new(
         app.config.limits.max_unauthenticated,
@@ -94,8 +101,7 @@ pub async fn serve(
                 continue;
             }
         };
-        if app.blocks.is_blocked(peer.ip(), crate::app::now_ms()) {
-            tracing::info!(source = %peer, "source is blocked; dropped");
+        if refused_source(&app, peer) {
             drop(stream);
             continue;
         }
@@ -107,7 +113,7 @@ pub async fn serve(
         if let limits::Admission::AdmittedByEvicting(old) = admission {
             tracing::warn!(source = %peer, evicted = %old, "unauthenticated connection cap reached; cut the oldest");
         }
-        let conn = Connection::new(app.clone(), peer, slot);
+        let conn = Connection::new(app.clone(), peer, slot, jump_keys.clone());
         tokio::spawn(run_connection(
             app.clone(),
             config.clone(),
@@ -118,6 +124,30 @@ pub async fn serve(
     }
 }
 
+/// Blocked networks, source locks and source rules: decided from memory,
+/// before any byte is read.
+fn refused_source(app: &Arc<App>, peer: SocketAddr) -> bool {
+    let now = crate::app::now_ms();
+    if app.blocks.is_blocked(peer.ip(), now) {
+        tracing::info!(source = %peer, "source is blocked; dropped");
+        return true;
+    }
+    // Other locks (everything, a user) let the client log in to read why.
+    if let Some(lock) = app.locks.source_lock(peer.ip(), now) {
+        tracing::info!(source = %peer, lock = %lock.id, "source is locked; dropped");
+        return true;
+    }
+    if let Some(rule) = crate::lockdown::rules::source_rule(app, peer.ip()) {
+        tracing::warn!(source = %peer, "connection from outside the allowed networks; dropped");
+        let app = app.clone();
+        tokio::spawn(async move {
+            crate::lockdown::rules::fire_for_source(&app, rule, peer.ip()).await
+        });
+        return true;
+    }
+    false
+}
+
 async fn run_connection(
     app: Arc<App>,
     config: Arc<SshConfig>,
@@ -125,10 +155,24 @@ async fn run_connection(
     conn: Connection,
     shutdown: CancellationToken,
 ) {
+    let stream = stream::Killable::new(tcp, conn.cut_token());
+    drive(app, config, stream, conn, shutdown).await
+}
+
+/// Runs one SSH connection over `stream` (a TCP connection, or a ProxyJump
+/// channel of another connection) until it ends, then finishes its session.
+async fn drive<S>(
+    app: Arc<App>,
+    config: Arc<SshConfig>,
+    stream: stream::Killable<S>,
+    conn: Connection,
+    shutdown: CancellationToken,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let peer = conn.peer();
     let shared = conn.shared();
     let cut = conn.cut_token();
-    let stream = stream::Killable::new(tcp, cut.clone());
     let grace = app.config.limits.login_grace;
     // run_stream waits for the client's version line: bounded by the grace time too.
     let running = match tokio::time::timeout(grace, russh::server::run_stream(config, stream, conn))
@@ -155,13 +199,16 @@ async fn run_connection(
     };
     let ended_by_us = async {
         let why = tokio::select! {
-            _ = shared.cancelled() => "session ended by portcullis",
-            _ = shutdown.cancelled() => "portcullis is shutting down",
+            _ = shared.cancelled() => match shared.session().and_then(|s| s.kill.reason().map(str::to_string)) {
+                Some(why) => format!("portcullis: session ended: {why}"),
+                None => "portcullis: session ended".to_string(),
+            },
+            _ = shutdown.cancelled() => "portcullis is shutting down".to_string(),
         };
         // Say why if the session loop can, then cut the transport regardless.
         let _ = tokio::time::timeout(
             Duration::from_millis(200),
-            handle.disconnect(russh::Disconnect::ByApplication, why.into(), "en".into()),
+            handle.disconnect(russh::Disconnect::ByApplication, why, "en".into()),
         )
         .await;
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -174,6 +221,9 @@ async fn run_connection(
         _ = ended_by_us => Ok(()),
     };
     cut.cancel();
+    if let Some(at) = shared.session().and_then(|s| s.kill.requested_at()) {
+        app.metrics.kill_latency.observe(at.elapsed());
+    }
     if let Err(e) = result {
         tracing::debug!(source = %peer, error = ?e, "connection ended with error");
     }

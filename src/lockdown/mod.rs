@@ -1,6 +1,20 @@
-//! Locks that shut the gate. Today: blocked source networks, kept in the
-//! store by the admin and cached here for the accept loop, which must decide
-//! without waiting on anything.
+//! Locks that shut the gate: the kill switch (locks on users, targets,
+//! sources, sessions or everything), the automatic rules that raise them, and
+//! blocked source networks kept by the admin, all cached here for decisions
+//! that must not wait on anything.
+
+mod lines;
+mod locks;
+pub mod rules;
+pub mod rules_config;
+mod webhook;
+
+pub use lines::LineAssembler;
+pub use locks::{
+    LockError, LockOutcome, LockSpec, Locks, check, create, kill_reason, lift, list, refresh,
+    terminate,
+};
+pub use rules::{RuleError, Rules, Seen};
 
 use ipnet::IpNet;
 use std::net::IpAddr;

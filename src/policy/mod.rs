@@ -6,10 +6,12 @@
 
 mod exec;
 mod gate;
+pub mod lock;
 pub mod window;
 
 pub use exec::{ExecRules, glob};
 pub use gate::{ChannelKind, PERMISSION_NAMES, Permissions, SessionRequest, env_allowed};
+pub use lock::{Lock, LockScope, Subject};
 pub use window::{Schedule, WindowError};
 
 use jiff::Timestamp;

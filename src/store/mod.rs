@@ -8,6 +8,8 @@ mod audit;
 #[cfg(test)]
 pub(crate) mod audit_tests;
 mod jit;
+mod jump;
+mod locks;
 mod mfa;
 mod recordings;
 mod records;
@@ -563,7 +565,7 @@ fn target_from_row(r: &AnyRow) -> Result<TargetRecord, StoreError> {
     })
 }
 
-fn session_from_row(r: &AnyRow) -> Result<SessionRecord, StoreError> {
+pub(super) fn session_from_row(r: &AnyRow) -> Result<SessionRecord, StoreError> {
     Ok(SessionRecord {
         id: r.try_get(0)?,
         user: r.try_get(1)?,

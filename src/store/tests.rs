@@ -46,6 +46,11 @@ async fn exercise(store: &Store) {
     store.add_target(&t, 3).await.unwrap();
     assert_eq!(store.target("web01").await.unwrap(), Some(t.clone()));
     assert_eq!(store.list_targets().await.unwrap(), vec![t]);
+    // ProxyJump lookups: by name or address, ignoring case, nothing else.
+    for q in ["web01", "WEB01", "127.0.0.1"] {
+        assert_eq!(store.targets_named_or_at(q).await.unwrap().len(), 1, "{q}");
+    }
+    assert!(store.targets_named_or_at("web0").await.unwrap().is_empty());
 
     store
         .set_credential("web01", "root", CredentialKind::Password, "pcv1:x:y:z", 4)

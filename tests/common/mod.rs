@@ -12,6 +12,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
+pub mod jump;
+
 pub const TARGET_USER: &str = "tuser";
 /// The vaulted password of the target account; must never reach a client,
 /// a log or the database in clear.
@@ -334,7 +336,12 @@ impl Bastion {
     /// alice (password + key); web01 = key credential, web02 = password credential,
     /// both to the same sshd as tuser; alice granted both.
     pub fn standard(sshd: &Sshd) -> Bastion {
-        let mut b = Bastion::new();
+        Self::standard_with(sshd, "")
+    }
+
+    /// [`Bastion::standard`] with `extra` appended to its config.
+    pub fn standard_with(sshd: &Sshd, extra: &str) -> Bastion {
+        let mut b = Bastion::with_config(extra);
         let alice_pub = b.alice_key.with_extension("pub");
         // A service account (public key, no MFA): the proxy tests log in many
         // times a minute, which a once-only TOTP code rightly forbids.

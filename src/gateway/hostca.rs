@@ -1,0 +1,151 @@
+//! The bastion's host CA: an Ed25519 key (`host-ca` in the data directory,
+//! 0600, created on first start) that signs a host certificate per SSH
+//! target for connections terminated at the bastion (ProxyJump). A user
+//! trusts every target at once with one `@cert-authority` line.
+
+use super::GatewayError;
+use super::keys::{self, err};
+use russh::keys::ssh_key::Certificate;
+use russh::keys::ssh_key::certificate::{Builder, CertType};
+use russh::keys::{Algorithm, PrivateKey, PublicKey};
+use std::path::{Path, PathBuf};
+
+pub const FILE_NAME: &str = "host-ca";
+
+/// Certificates are signed per connection and never stored, so a long
+/// validity costs nothing; it only has to outlive the session, whose host
+/// key OpenSSH checks again on every re-key.
+const VALIDITY_SECS: u64 = 30 * 86_400;
+/// Tolerates a client clock somewhat behind the bastion's.
+const BACKDATE_SECS: u64 = 300;
+
+pub struct HostCa {
+    key: PrivateKey,
+}
+
+impl HostCa {
+    pub fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join(FILE_NAME)
+    }
+
+    /// Loads the CA key, creating it (mode 0600) when the file does not exist.
+    pub fn load_or_generate(data_dir: &Path) -> Result<HostCa, GatewayError> {
+        let path = Self::path(data_dir);
+        if !path.exists() {
+            keys::write_new_ed25519(&path)?;
+        }
+        let key = keys::load(&path)?;
+        if key.algorithm() != Algorithm::Ed25519 {
+            return Err(err(&path, "the host CA must be an Ed25519 key"));
+        }
+        Ok(HostCa { key })
+    }
+
+    pub fn public_key(&self) -> &PublicKey {
+        self.key.public_key()
+    }
+
+    /// The one line a user adds to known_hosts to trust every target.
+    pub fn known_hosts_line(&self) -> String {
+        let mut public = self.key.public_key().clone();
+        public.set_comment("portcullis-host-ca");
+        let text = public.to_openssh().unwrap_or_default();
+        format!("@cert-authority * {}", text.trim())
+    }
+
+    /// A host certificate for `subject` valid for `principals` (what the
+    /// client calls the target: its name, its address), from `now_secs`.
+    pub fn certify(
+        &self,
+        subject: &PublicKey,
+        key_id: &str,
+        principals: &[String],
+        now_secs: u64,
+    ) -> Result<Certificate, GatewayError> {
+        let fail = |e: &dyn std::fmt::Display| GatewayError::HostKey {
+            path: FILE_NAME.into(),
+            reason: format!("cannot sign a host certificate for {key_id}: {e}"),
+        };
+        let mut nonce = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+        let mut b = Builder::new(
+            nonce.to_vec(),
+            subject.key_data().clone(),
+            now_secs.saturating_sub(BACKDATE_SECS),
+            now_secs.saturating_add(VALIDITY_SECS),
+        )
+        .map_err(|e| fail(&e))?;
+        b.cert_type(CertType::Host).map_err(|e| fail(&e))?;
+        b.key_id(format!("portcullis:{key_id}"))
+            .map_err(|e| fail(&e))?;
+        for p in principals {
+            b.valid_principal(p.clone()).map_err(|e| fail(&e))?;
+        }
+        b.sign(&self.key).map_err(|e| fail(&e))
+    }
+}
+
+/// Host names as OpenSSH compares them: it lower-cases what the user typed
+/// before checking it against a certificate's principals.
+pub fn principals(names: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        for v in [n.to_string(), n.to_ascii_lowercase()] {
+            if !v.is_empty() && !out.contains(&v) {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn generated_once_private_and_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = HostCa::load_or_generate(dir.path()).unwrap();
+        let b = HostCa::load_or_generate(dir.path()).unwrap();
+        assert_eq!(a.public_key(), b.public_key());
+        let mode = std::fs::metadata(dir.path().join(FILE_NAME))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let line = a.known_hosts_line();
+        assert!(
+            line.starts_with("@cert-authority * ssh-ed25519 AAAA"),
+            "{line}"
+        );
+        assert_eq!(line.lines().count(), 1);
+    }
+
+    #[test]
+    fn certificate_names_the_target_and_verifies_against_the_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = HostCa::load_or_generate(dir.path()).unwrap();
+        let host = PrivateKey::random(&mut rand010::rng(), Algorithm::Ed25519).unwrap();
+        let now = 1_800_000_000;
+        let names = principals(&["Web01", "10.0.0.5"]);
+        assert_eq!(names, ["Web01", "web01", "10.0.0.5"]);
+        let cert = ca.certify(host.public_key(), "Web01", &names, now).unwrap();
+        assert_eq!(cert.cert_type(), CertType::Host);
+        assert_eq!(cert.valid_principals(), names.as_slice());
+        assert_eq!(cert.public_key(), host.public_key().key_data());
+        let fp = ca.public_key().fingerprint(Default::default());
+        cert.validate_at(now, [&fp]).unwrap();
+        // Another CA's certificate is not ours.
+        let other = HostCa::load_or_generate(tempfile::tempdir().unwrap().path()).unwrap();
+        let forged = other
+            .certify(host.public_key(), "Web01", &names, now)
+            .unwrap();
+        assert!(forged.validate_at(now, [&fp]).is_err());
+        assert!(
+            cert.validate_at(now + VALIDITY_SECS + 1, [&fp]).is_err(),
+            "expires"
+        );
+    }
+}

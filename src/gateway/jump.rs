@@ -1,0 +1,330 @@
+//! ProxyJump terminated at the bastion: `ssh -J alice@bastion root@web01`.
+//!
+//! The client opens a direct-tcpip channel to `web01:22` on its authenticated
+//! connection and speaks SSH inside it. When that destination names an SSH
+//! target, no byte is passed through: a nested russh server runs on the
+//! channel's byte stream, presents a host certificate for the target signed
+//! by the bastion's host CA, accepts the inner login on the strength of the
+//! outer one, and from there is an ordinary `Connection` whose session is
+//! resolved, dialled, recorded and enforced exactly like `alice+root+web01`.
+
+use super::handler::{Connection, Shared};
+use super::hostca::{self, HostCa};
+use crate::audit::{self, AuditEvent};
+use crate::names::{LoginRequest, Name, TargetRequest, escape_for_log};
+use crate::session::Session;
+use crate::store::{StoreError, TargetRecord};
+use russh::keys::{Algorithm, PrivateKey};
+use russh::server::{Auth, ChannelOpenHandle, Config as SshConfig, Msg};
+use russh::{Channel, ChannelOpenFailure, MethodKind, MethodSet};
+use std::sync::Arc;
+
+/// What nested servers prove themselves with: one of the bastion's host
+/// keys, certified per target by the host CA.
+pub struct Keys {
+    ca: HostCa,
+    host_key: PrivateKey,
+}
+
+impl Keys {
+    /// Prefers an Ed25519 host key; `None` when the bastion has no host key.
+    pub fn new(ca: HostCa, host_keys: &[PrivateKey]) -> Option<Keys> {
+        let host_key = host_keys
+            .iter()
+            .find(|k| k.algorithm() == Algorithm::Ed25519)
+            .or_else(|| host_keys.first())?
+            .clone();
+        Some(Keys { ca, host_key })
+    }
+}
+
+/// The outer connection's identity, carried by a nested connection. Only an
+/// authenticated connection can open the channel a nested one runs in.
+pub struct Outer {
+    user: String,
+    via_session: String,
+    target: TargetRecord,
+}
+
+/// What a direct-tcpip destination names.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// Not an SSH target: the ordinary forwarding rules apply.
+    NotSsh,
+    Target(TargetRecord),
+    /// An address several SSH targets share; the message says what to do.
+    Ambiguous(String),
+}
+
+/// A target by name (on port 22 or its own port), else by its configured
+/// host and port. An exact-case name beats a case-folded one.
+pub fn pick(candidates: Vec<TargetRecord>, host: &str, port: u32) -> Lookup {
+    let by_name = |exact: bool| {
+        candidates.iter().find(|t| {
+            let same = if exact {
+                t.name == host
+            } else {
+                t.name.eq_ignore_ascii_case(host)
+            };
+            same && (port == 22 || port == u32::from(t.port))
+        })
+    };
+    if let Some(t) = by_name(true).or_else(|| by_name(false)) {
+        return Lookup::Target(t.clone());
+    }
+    let at: Vec<&TargetRecord> = candidates
+        .iter()
+        .filter(|t| t.host.eq_ignore_ascii_case(host) && port == u32::from(t.port))
+        .collect();
+    match at.as_slice() {
+        [] => Lookup::NotSsh,
+        [t] => Lookup::Target((*t).clone()),
+        many => Lookup::Ambiguous(format!(
+            "portcullis: {}:{port} is the address of several targets ({}); jump to one by name",
+            escape_for_log(host),
+            many.iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+pub async fn find(app: &crate::app::App, host: &str, port: u32) -> Result<Lookup, StoreError> {
+    // Names and hosts are short; anything longer names no target.
+    if host.is_empty() || host.len() > 255 {
+        return Ok(Lookup::NotSsh);
+    }
+    Ok(pick(app.store.targets_named_or_at(host).await?, host, port))
+}
+
+/// Takes a direct-tcpip open that names an SSH target and serves it as a
+/// nested connection; gives the channel back when it names none (or the
+/// connection is itself nested), for the ordinary forwarding rules.
+pub(super) async fn dispatch(
+    conn: &Connection,
+    channel: Channel<Msg>,
+    host: &str,
+    port: u32,
+    reply: ChannelOpenHandle,
+) -> Option<(Channel<Msg>, ChannelOpenHandle)> {
+    let outer = match conn.shared.session() {
+        Some(s) if conn.jump.is_none() => s,
+        _ => return Some((channel, reply)),
+    };
+    let refusal = match find(&conn.app, host, port).await {
+        Ok(Lookup::NotSsh) => return Some((channel, reply)),
+        Ok(Lookup::Target(target)) => {
+            tokio::spawn(serve(channel, reply, outer, target, conn.jump_keys.clone()));
+            return None;
+        }
+        Ok(Lookup::Ambiguous(msg)) => msg,
+        Err(e) => {
+            // Fail closed: an SSH target must never be reached as raw bytes.
+            tracing::error!(error = %e, "cannot look up a jump destination; refusing");
+            "portcullis: the destination cannot be checked right now; try again later".into()
+        }
+    };
+    reject(reply, refusal).await;
+    None
+}
+
+/// Runs the nested SSH server for `target` on `channel` until it ends.
+pub async fn serve(
+    channel: Channel<Msg>,
+    reply: ChannelOpenHandle,
+    outer: Arc<Session>,
+    target: TargetRecord,
+    keys: Arc<Keys>,
+) {
+    let app = outer.app().clone();
+    let config = match config(&app, &keys, &target) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            tracing::error!(target = %target.name, error = %e, "no host certificate; jump refused");
+            let msg = format!(
+                "portcullis: the bastion cannot present a host certificate for {}",
+                target.name
+            );
+            return reject(reply, msg).await;
+        }
+    };
+    reply.accept().await;
+    tracing::info!(user = %outer.user, source = %outer.source, target = %target.name, "jump: serving a nested connection");
+    let outer_id = Outer {
+        user: outer.user.clone(),
+        via_session: outer.id.clone(),
+        target,
+    };
+    // Ends with the outer connection; its own kill ends only itself.
+    let shared = Arc::new(Shared::new(outer.cancel.child_token()));
+    let conn = Connection::nested(app.clone(), outer.source, shared, keys, outer_id);
+    let stream = super::stream::Killable::new(channel.into_stream(), conn.cut_token());
+    super::drive(app, config, stream, conn, outer.cancel.clone()).await;
+}
+
+fn config(
+    app: &crate::app::App,
+    keys: &Keys,
+    target: &TargetRecord,
+) -> Result<SshConfig, super::GatewayError> {
+    let principals = hostca::principals(&[&target.name, &target.host]);
+    let now = u64::try_from(crate::app::now_ms() / 1000).unwrap_or(0);
+    let cert = keys
+        .ca
+        .certify(keys.host_key.public_key(), &target.name, &principals, now)?;
+    let mut c = super::ssh_config(app, vec![keys.host_key.clone()]);
+    c.certificates = vec![cert];
+    c.methods = MethodSet::from(
+        &[
+            MethodKind::None,
+            MethodKind::PublicKey,
+            MethodKind::Password,
+            MethodKind::KeyboardInteractive,
+        ][..],
+    );
+    // The outer connection's keepalives already watch the peer.
+    c.keepalive_interval = None;
+    Ok(c)
+}
+
+async fn reject(reply: ChannelOpenHandle, reason: String) {
+    reply
+        .reject(ChannelOpenFailure::Other { code: 1, reason })
+        .await;
+}
+
+impl Connection {
+    /// Any method the client tries is accepted: the nested connection exists
+    /// only inside an outer one whose user passed every factor, so proving
+    /// it again adds nothing. The username only picks the upstream login
+    /// (the user's own name: the grant's default); it never picks a user.
+    pub(super) async fn jump_auth(&mut self, username: &str) -> Auth {
+        let refuse = Auth::Reject {
+            proceed_with_methods: Some(MethodSet::empty()),
+            partial_success: false,
+        };
+        let Some(outer) = &self.jump else {
+            return refuse;
+        };
+        if self.shared.session().is_some() {
+            return Auth::Accept;
+        }
+        let Some(req) = self.jump_request(outer, username) else {
+            return refuse;
+        };
+        let groups = match self.app.store.user(&outer.user).await {
+            Ok(Some(rec)) => rec.groups,
+            Ok(None) => {
+                tracing::warn!(user = %outer.user, "jump: user no longer exists; refused");
+                return refuse;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "jump: user lookup failed; refused");
+                return refuse;
+            }
+        };
+        let event = AuditEvent::JumpOpened {
+            user: outer.user.clone(),
+            source: self.peer.to_string(),
+            target: outer.target.name.clone(),
+            login_sent: username.to_string(),
+            via_session: outer.via_session.clone(),
+        };
+        if let Err(e) = audit::record(&self.app.store, event).await {
+            tracing::error!(error = %e, "audit write failed; jump refused");
+            return refuse;
+        }
+        let mut session = Session::resolve(
+            self.app.clone(),
+            &req,
+            groups,
+            self.peer,
+            self.shared.cancel.clone(),
+        )
+        .await;
+        // Locks hold for the nested session as for a direct one: the user
+        // gets in only to read why, and the kill switch finds it by target.
+        if let Err(refusal) = session.lock_check() {
+            session.destination = crate::session::Destination::Refused(refusal.user);
+        }
+        session.register();
+        tracing::info!(source = %self.peer, user = %outer.user, request = %req, via = %outer.via_session,
+            "jump: nested login accepted");
+        let _ = self.shared.session.set(Arc::new(session));
+        Auth::Accept
+    }
+
+    fn jump_request(&self, outer: &Outer, username: &str) -> Option<LoginRequest> {
+        let login = if username == outer.user {
+            None
+        } else {
+            match Name::parse(username) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    tracing::info!(source = %self.peer, username = %escape_for_log(username), reason = %e,
+                        "jump: malformed login refused");
+                    return None;
+                }
+            }
+        };
+        let parsed =
+            Name::parse(&outer.user).and_then(|u| Ok((u, Name::parse(&outer.target.name)?)));
+        let (user, target) = match parsed {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(user = %outer.user, target = %outer.target.name, reason = %e, "jump: stored name unusable");
+                return None;
+            }
+        };
+        Some(LoginRequest {
+            user,
+            target: Some(TargetRequest { target, login }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(name: &str, host: &str, port: u16) -> TargetRecord {
+        TargetRecord {
+            name: name.into(),
+            host: host.into(),
+            port,
+            host_key: String::new(),
+        }
+    }
+
+    #[test]
+    fn names_and_addresses_select_targets() {
+        let all = || {
+            vec![
+                t("web01", "10.0.0.5", 2222),
+                t("WEB01", "10.0.0.6", 22),
+                t("db", "10.0.0.7", 22),
+                t("db2", "10.0.0.7", 22),
+            ]
+        };
+        let name = |l: Lookup| match l {
+            Lookup::Target(t) => t.name,
+            other => panic!("{other:?}"),
+        };
+        // By name: port 22 (what `ssh -J` sends) or the target's own port.
+        assert_eq!(name(pick(all(), "web01", 22)), "web01");
+        assert_eq!(name(pick(all(), "web01", 2222)), "web01");
+        assert_eq!(name(pick(all(), "WEB01", 22)), "WEB01");
+        assert_eq!(name(pick(vec![t("Web9", "h", 22)], "web9", 22)), "Web9");
+        // A name on another port is not that target's SSH service.
+        assert_eq!(pick(all(), "web01", 80), Lookup::NotSsh);
+        // By configured address and port.
+        assert_eq!(name(pick(all(), "10.0.0.5", 2222)), "web01");
+        assert_eq!(pick(all(), "10.0.0.5", 22), Lookup::NotSsh);
+        assert!(matches!(
+            pick(all(), "10.0.0.7", 22),
+            Lookup::Ambiguous(m) if m.contains("db, db2")
+        ));
+        assert_eq!(pick(all(), "intranet", 443), Lookup::NotSsh);
+    }
+}

@@ -1,0 +1,251 @@
+//! The kill switch: creating a lock persists it, then ends every matching
+//! live session through the registry, then audits. Every node keeps the locks
+//! in force in memory so logins, dials and channel opens decide without I/O,
+//! and polls the store's lock epoch so a lock made elsewhere (the CLI, another
+//! node) takes effect within one poll.
+
+use crate::app::{App, new_id, now_ms};
+use crate::audit::{self, AuditEvent};
+use crate::policy::{Lock, LockScope, Subject};
+use crate::store::StoreError;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("the lock could not be stored ({0}); it holds on this node only until restart")]
+    NotPersisted(StoreError, Box<LockOutcome>),
+    #[error("locks cannot be read: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What a caller asks for.
+#[derive(Debug, Clone)]
+pub struct LockSpec {
+    pub scope: LockScope,
+    pub reason: String,
+    pub author: String,
+    pub expires_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LockOutcome {
+    pub lock: Lock,
+    /// Live sessions on this node ended by the lock.
+    pub ended: Vec<String>,
+}
+
+/// The locks in force, cached for decisions that must not wait.
+#[derive(Debug, Default)]
+pub struct Locks {
+    cache: RwLock<Vec<Lock>>,
+    epoch: AtomicI64,
+}
+
+impl Locks {
+    /// The lock in force covering the subject, if any. A poisoned cache
+    /// answers "locked" (fail closed).
+    pub fn covering(&self, s: &Subject<'_>, now_ms: i64) -> Option<Lock> {
+        let Ok(c) = self.cache.read() else {
+            return Some(poisoned());
+        };
+        Lock::first_covering(&c, s, now_ms).cloned()
+    }
+
+    /// A source lock in force covering `ip`: such connections are dropped
+    /// before the handshake.
+    pub fn source_lock(&self, ip: std::net::IpAddr, now_ms: i64) -> Option<Lock> {
+        let Ok(c) = self.cache.read() else {
+            return Some(poisoned());
+        };
+        c.iter()
+            .find(|l| {
+                l.in_force(now_ms) && matches!(&l.scope, LockScope::Source(n) if n.contains(&ip))
+            })
+            .cloned()
+    }
+
+    fn add(&self, l: Lock) {
+        if let Ok(mut c) = self.cache.write() {
+            c.retain(|x| x.id != l.id);
+            c.push(l);
+        }
+    }
+
+    fn replace(&self, locks: Vec<Lock>, epoch: i64) {
+        if let Ok(mut c) = self.cache.write() {
+            *c = locks;
+        }
+        self.epoch.store(epoch, Ordering::SeqCst);
+    }
+
+    pub fn in_force(&self, now_ms: i64) -> Vec<Lock> {
+        self.cache
+            .read()
+            .map(|c| c.iter().filter(|l| l.in_force(now_ms)).cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+fn poisoned() -> Lock {
+    Lock {
+        id: "internal".into(),
+        scope: LockScope::All,
+        reason: "lock state unavailable".into(),
+        author: "portcullis".into(),
+        created_ms: 0,
+        expires_ms: None,
+        lifted_ms: None,
+        lifted_by: None,
+    }
+}
+
+/// The text a killed user sees and the end reason recorded.
+pub fn kill_reason(l: &Lock) -> String {
+    format!("locked by {} ({}): {}", l.author, l.scope, l.reason)
+}
+
+fn validate(spec: &LockSpec) -> Result<(), LockError> {
+    let name_ok = |v: &str| crate::names::Name::parse(v).is_ok();
+    match &spec.scope {
+        LockScope::User(v) | LockScope::Target(v) if !name_ok(v) => {
+            return Err(LockError::Invalid(format!("{v:?} is not a valid name")));
+        }
+        LockScope::Session(v) if v.is_empty() || !v.chars().all(|c| c.is_ascii_hexdigit()) => {
+            return Err(LockError::Invalid(format!("{v:?} is not a session id")));
+        }
+        _ => {}
+    }
+    if spec.reason.trim().is_empty() || spec.reason.len() > 500 {
+        return Err(LockError::Invalid(
+            "a reason of 1 to 500 characters is required".into(),
+        ));
+    }
+    if spec.expires_ms.is_some_and(|e| e <= now_ms()) {
+        return Err(LockError::Invalid("the expiry is in the past".into()));
+    }
+    Ok(())
+}
+
+/// Persists a lock, ends the live sessions it covers, audits both.
+pub async fn create(app: &App, spec: LockSpec) -> Result<LockOutcome, LockError> {
+    let t0 = Instant::now();
+    validate(&spec)?;
+    let lock = Lock {
+        id: new_id(),
+        scope: spec.scope,
+        reason: spec.reason,
+        author: spec.author,
+        created_ms: now_ms(),
+        expires_ms: spec.expires_ms,
+        lifted_ms: None,
+        lifted_by: None,
+    };
+    let stored = app.store.insert_lock(&lock).await;
+    // Stored or not, this node enforces it: failing closed means locking more.
+    app.locks.add(lock.clone());
+    let ended = enforce_one(app, &lock, t0);
+    app.metrics.locks_created.inc();
+    let outcome = LockOutcome { lock, ended };
+    audit_lock(app, &outcome).await;
+    match stored {
+        Ok(()) => Ok(outcome),
+        Err(e) => {
+            tracing::error!(error = %e, lock = %outcome.lock.id, "lock not persisted; enforced on this node");
+            Err(LockError::NotPersisted(e, Box::new(outcome)))
+        }
+    }
+}
+
+fn enforce_one(app: &App, lock: &Lock, at: Instant) -> Vec<String> {
+    let now = now_ms();
+    let why = kill_reason(lock);
+    let killed = app.registry.kill_where(
+        |s| (lock.in_force(now) && lock.scope.covers(&s.subject())).then(|| why.clone()),
+        at,
+    );
+    app.metrics.kills.add(killed.len() as u64);
+    killed
+}
+
+async fn audit_lock(app: &App, o: &LockOutcome) {
+    let l = &o.lock;
+    let event = AuditEvent::LockCreated {
+        id: l.id.clone(),
+        scope: l.scope.to_string(),
+        reason: l.reason.clone(),
+        author: l.author.clone(),
+        expires_ms: l.expires_ms,
+        ended: o.ended.clone(),
+    };
+    if let Err(e) = audit::record(&app.store, event).await {
+        tracing::error!(error = %e, lock = %l.id, "audit of a lock not written");
+    }
+}
+
+/// Lifts a lock; `false` if no lock in force has that id.
+pub async fn lift(app: &App, id: &str, actor: &str) -> Result<bool, LockError> {
+    match app.store.lift_lock(id, actor, now_ms()).await {
+        Ok(()) => {}
+        Err(StoreError::Missing { .. }) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    refresh(app).await?;
+    let event = AuditEvent::LockLifted {
+        id: id.to_string(),
+        actor: actor.to_string(),
+    };
+    if let Err(e) = audit::record(&app.store, event).await {
+        tracing::error!(error = %e, lock = %id, "audit of a lift not written");
+    }
+    Ok(true)
+}
+
+/// The most recent locks, lifted and expired ones included.
+pub async fn list(app: &App) -> Result<Vec<Lock>, LockError> {
+    Ok(app.store.recent_locks(1000).await?)
+}
+
+/// Ends one session by id: a session lock, so every node (and the CLI's
+/// request to a running server) reaches it. `true` if it was live here.
+pub async fn terminate(
+    app: &App,
+    session_id: &str,
+    actor: &str,
+    reason: &str,
+) -> Result<bool, LockError> {
+    let live = app.registry.get(session_id).is_some();
+    let spec = LockSpec {
+        scope: LockScope::Session(session_id.to_string()),
+        reason: reason.to_string(),
+        author: actor.to_string(),
+        // Long enough for every node to see it; a session id never comes back.
+        expires_ms: Some(now_ms() + 24 * 3600 * 1000),
+    };
+    create(app, spec).await?;
+    Ok(live)
+}
+
+/// Reloads the locks in force when the store's epoch moved, and ends the
+/// live sessions they cover. Run every few hundred milliseconds.
+pub async fn refresh(app: &App) -> Result<usize, LockError> {
+    let epoch = app.store.lock_epoch().await?;
+    if epoch == app.locks.epoch.load(Ordering::SeqCst) && epoch != 0 {
+        return Ok(0);
+    }
+    let t0 = Instant::now();
+    let locks = app.store.locks_in_force(now_ms()).await?;
+    app.locks.replace(locks.clone(), epoch);
+    Ok(locks.iter().map(|l| enforce_one(app, l, t0).len()).sum())
+}
+
+/// Whether a connection may go on; `Err` carries the user-facing refusal.
+pub fn check(app: &App, s: &Subject<'_>) -> Result<(), String> {
+    match app.locks.covering(s, now_ms()) {
+        None => Ok(()),
+        Some(l) => Err(format!("portcullis: access is {}", kill_reason(&l))),
+    }
+}

@@ -1,0 +1,343 @@
+//! `[lockdown]` in the config: automatic rules and the webhook they notify,
+//! parsed into checked types (every problem reported at once).
+
+use ipnet::IpNet;
+use regex::Regex;
+use serde::Deserialize;
+use std::time::Duration;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLockdown {
+    webhook_url: Option<String>,
+    webhook_timeout_secs: Option<u64>,
+    webhook_attempts: Option<u32>,
+    #[serde(default, rename = "rule")]
+    rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    /// A regular expression matched against each typed shell line and exec command.
+    command: Option<String>,
+    /// A burst of login failures (any factor) ...
+    failures: Option<u32>,
+    /// ... within this long ("60s") ...
+    within: Option<String>,
+    /// ... for one "user" or one "source".
+    per: Option<String>,
+    host_key_mismatch: Option<bool>,
+    /// Connections from outside these networks.
+    source_outside: Option<Vec<String>>,
+    action: String,
+    /// How long a lock lasts ("1h"); without it, until lifted.
+    duration: Option<String>,
+    #[serde(default)]
+    notify: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Condition {
+    Command(Regex),
+    Failures {
+        count: u32,
+        within: Duration,
+        per: Per,
+    },
+    HostKeyMismatch,
+    SourceOutside(Vec<IpNet>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Per {
+    User,
+    Source,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// End the session the event happened in (or refuse the connection).
+    EndSession,
+    LockUser,
+    LockTarget,
+    LockSource,
+    LockAll,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::EndSession => "end_session",
+            Action::LockUser => "lock_user",
+            Action::LockTarget => "lock_target",
+            Action::LockSource => "lock_source",
+            Action::LockAll => "lock_all",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub condition: Condition,
+    pub action: Action,
+    pub duration: Option<Duration>,
+    pub notify: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LockdownConfig {
+    pub rules: Vec<Rule>,
+    pub webhook_url: Option<String>,
+    pub webhook_timeout: Duration,
+    pub webhook_attempts: u32,
+}
+
+impl RawLockdown {
+    pub fn check(self, problems: &mut Vec<String>) -> LockdownConfig {
+        if let Some(u) = &self.webhook_url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            problems.push(format!(
+                "lockdown.webhook_url = {u:?}: expected an http(s):// URL"
+            ));
+        }
+        let rules = self
+            .rules
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.check(i, problems))
+            .collect::<Vec<_>>();
+        let mut names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            problems.push("lockdown.rule: two rules have the same name".into());
+        }
+        LockdownConfig {
+            rules,
+            webhook_url: self.webhook_url,
+            webhook_timeout: Duration::from_secs(
+                self.webhook_timeout_secs.unwrap_or(5).clamp(1, 60),
+            ),
+            webhook_attempts: self.webhook_attempts.unwrap_or(4).clamp(1, 10),
+        }
+    }
+}
+
+impl RawRule {
+    fn check(self, i: usize, problems: &mut Vec<String>) -> Option<Rule> {
+        let at = format!("lockdown.rule[{i}] ({:?})", self.name);
+        let start = problems.len();
+        if crate::names::Name::parse(&self.name).is_err() {
+            problems.push(format!("{at}: name must use [A-Za-z0-9._-]"));
+        }
+        let condition = self.condition(&at, problems);
+        let action = parse_action(&self.action).unwrap_or_else(|| {
+            problems.push(format!(
+                "{at}: action {:?} is not one of end_session, lock_user, lock_target, lock_source, lock_all",
+                self.action
+            ));
+            Action::EndSession
+        });
+        let duration = self.duration.as_deref().and_then(|d| {
+            crate::jit::parse_duration(d)
+                .map(Duration::from_secs)
+                .map_err(|e| problems.push(format!("{at}: duration: {e}")))
+                .ok()
+        });
+        let condition = condition?;
+        if !action_fits(&condition, action) {
+            problems.push(format!(
+                "{at}: action {} cannot apply to this condition (no {} is known when it fires)",
+                action.name(),
+                if action == Action::LockTarget {
+                    "target"
+                } else {
+                    "session or user"
+                }
+            ));
+        }
+        (problems.len() == start).then_some(Rule {
+            name: self.name,
+            condition,
+            action,
+            duration,
+            notify: self.notify,
+        })
+    }
+
+    fn condition(&self, at: &str, problems: &mut Vec<String>) -> Option<Condition> {
+        let given = [
+            self.command.is_some(),
+            self.failures.is_some(),
+            self.host_key_mismatch == Some(true),
+            self.source_outside.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() != 1 {
+            problems.push(format!(
+                "{at}: give exactly one condition: command, failures, host_key_mismatch or source_outside"
+            ));
+            return None;
+        }
+        if let Some(c) = &self.command {
+            return Regex::new(c)
+                .map(Condition::Command)
+                .map_err(|e| problems.push(format!("{at}: command is not a valid regex: {e}")))
+                .ok();
+        }
+        if let Some(count) = self.failures {
+            return self.failures_condition(count, at, problems);
+        }
+        if let Some(nets) = &self.source_outside {
+            let parsed: Result<Vec<IpNet>, String> =
+                nets.iter().map(|n| super::parse_cidr(n)).collect();
+            return parsed
+                .map(Condition::SourceOutside)
+                .map_err(|e| problems.push(format!("{at}: source_outside: {e}")))
+                .ok();
+        }
+        Some(Condition::HostKeyMismatch)
+    }
+
+    fn failures_condition(
+        &self,
+        count: u32,
+        at: &str,
+        problems: &mut Vec<String>,
+    ) -> Option<Condition> {
+        let within = match self.within.as_deref().map(crate::jit::parse_duration) {
+            Some(Ok(s)) => Duration::from_secs(s),
+            Some(Err(e)) => {
+                problems.push(format!("{at}: within: {e}"));
+                return None;
+            }
+            None => Duration::from_secs(60),
+        };
+        let per = match self.per.as_deref().unwrap_or("user") {
+            "user" => Per::User,
+            "source" => Per::Source,
+            other => {
+                problems.push(format!("{at}: per = {other:?}: expected user or source"));
+                return None;
+            }
+        };
+        if !(2..=10_000).contains(&count) {
+            problems.push(format!("{at}: failures must be between 2 and 10000"));
+            return None;
+        }
+        Some(Condition::Failures { count, within, per })
+    }
+}
+
+fn parse_action(s: &str) -> Option<Action> {
+    Some(match s {
+        "end_session" => Action::EndSession,
+        "lock_user" => Action::LockUser,
+        "lock_target" => Action::LockTarget,
+        "lock_source" => Action::LockSource,
+        "lock_all" => Action::LockAll,
+        _ => return None,
+    })
+}
+
+/// Whether the facts known when a condition fires are enough for the action.
+fn action_fits(c: &Condition, a: Action) -> bool {
+    match c {
+        Condition::Command(_) | Condition::HostKeyMismatch => true,
+        Condition::Failures { per, .. } => match a {
+            Action::LockUser => *per == Per::User,
+            Action::LockSource | Action::LockAll => true,
+            Action::EndSession | Action::LockTarget => false,
+        },
+        Condition::SourceOutside(_) => {
+            matches!(a, Action::EndSession | Action::LockSource | Action::LockAll)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<LockdownConfig, Vec<String>> {
+        let raw: RawLockdown = toml::from_str(text).map_err(|e| vec![e.to_string()])?;
+        let mut problems = Vec::new();
+        let c = raw.check(&mut problems);
+        if problems.is_empty() {
+            Ok(c)
+        } else {
+            Err(problems)
+        }
+    }
+
+    #[test]
+    fn good_rules_parse() {
+        let c = parse(
+            r#"
+            webhook_url = "http://127.0.0.1:9/hook"
+            [[rule]]
+            name = "rm-root"
+            command = 'rm\s+-rf\s+/(\s|$)'
+            action = "end_session"
+            notify = true
+            [[rule]]
+            name = "totp-burst"
+            failures = 5
+            within = "60s"
+            action = "lock_user"
+            duration = "15m"
+            [[rule]]
+            name = "hostkey"
+            host_key_mismatch = true
+            action = "lock_target"
+            [[rule]]
+            name = "office"
+            source_outside = ["10.0.0.0/8"]
+            action = "lock_source"
+            duration = "1h"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.rules.len(), 4);
+        assert_eq!(c.rules[1].duration, Some(Duration::from_secs(900)));
+        assert!(matches!(&c.rules[0].condition, Condition::Command(r) if r.is_match("rm -rf / ")));
+        assert_eq!(c.webhook_attempts, 4);
+    }
+
+    #[test]
+    fn every_bad_rule_is_reported() {
+        let e = parse(
+            r#"
+            webhook_url = "ftp://x"
+            [[rule]]
+            name = "a b"
+            command = "("
+            action = "explode"
+            [[rule]]
+            name = "two"
+            command = "x"
+            failures = 3
+            action = "lock_user"
+            [[rule]]
+            name = "burst"
+            failures = 3
+            per = "source"
+            action = "lock_user"
+            "#,
+        )
+        .unwrap_err();
+        let all = e.join("\n");
+        for needle in [
+            "webhook_url",
+            "name must",
+            "not a valid regex",
+            "explode",
+            "exactly one",
+            "cannot apply",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+    }
+}

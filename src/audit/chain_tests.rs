@@ -281,3 +281,47 @@ fn entries_serialize_as_one_json_line_with_rfc3339_time() {
         "{frame}"
     );
 }
+
+#[tokio::test]
+async fn query_filters_pages_and_refuses_oversized_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = fresh(&sqlite_url(&dir, "q"), 5).await;
+    let q = |f: AuditQuery| {
+        let s = s.clone();
+        async move { query(&s, &f).await }
+    };
+    let one = q(AuditQuery {
+        session: Some("s2".into()),
+        ..AuditQuery::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!((one[0].seq, one[0].session.as_deref()), (3, Some("s2")));
+    assert_eq!(one[0].detail["bytes_up"], 2);
+    let page = q(AuditQuery {
+        after_seq: Some(1),
+        limit: Some(2),
+        ..AuditQuery::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+    let kind = |k: &str| AuditQuery {
+        kind: Some(k.into()),
+        ..AuditQuery::default()
+    };
+    assert_eq!(q(kind("session")).await.unwrap().len(), 5);
+    assert!(q(kind("login")).await.unwrap().is_empty());
+    for limit in [0, MAX_LIMIT + 1] {
+        let e = q(AuditQuery {
+            limit: Some(limit),
+            ..AuditQuery::default()
+        })
+        .await;
+        assert!(matches!(e, Err(AuditError::BadQuery(_))), "{limit}");
+    }
+    let mut out = Vec::new();
+    assert_eq!(export(&s, &kind("session"), &mut out).await.unwrap(), 5);
+    assert_eq!(String::from_utf8(out).unwrap().lines().count(), 5);
+}

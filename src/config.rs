@@ -44,6 +44,8 @@ struct RawConfig {
     audit: RawAudit,
     #[serde(default)]
     lockdown: crate::lockdown::rules_config::RawLockdown,
+    #[serde(default)]
+    api: RawApi,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -127,6 +129,7 @@ pub struct Config {
     pub audit_chain_key_file: PathBuf,
     pub audit: AuditSettings,
     pub lockdown: crate::lockdown::rules_config::LockdownConfig,
+    pub api: ApiConfig,
 }
 
 /// Just-in-time access settings.
@@ -291,6 +294,7 @@ impl Config {
             .unwrap_or_else(|| data_dir.join("audit-chain.key"));
         let audit = audit_settings(raw.audit, &mut problems);
         let lockdown = raw.lockdown.check(&mut problems);
+        let api = ApiConfig::from_raw(raw.api, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -310,6 +314,7 @@ impl Config {
             audit_chain_key_file,
             audit,
             lockdown,
+            api,
         })
     }
 }
@@ -347,6 +352,61 @@ fn audit_settings(raw: RawAudit, problems: &mut Vec<String>) -> AuditSettings {
         }
     };
     AuditSettings { stream }
+}
+
+/// `[api]`: the HTTPS admin API (see `admin`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    enabled: Option<bool>,
+    listen: Option<String>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    client_ca_file: Option<PathBuf>,
+    max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// Both or neither; without them a self-signed pair is kept in the data dir.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// When set, clients must present a certificate issued by this CA (mutual TLS).
+    pub client_ca_file: Option<PathBuf>,
+    pub max_body_bytes: usize,
+}
+
+pub const DEFAULT_API_LISTEN: &str = "127.0.0.1:8443";
+
+impl ApiConfig {
+    fn from_raw(raw: RawApi, problems: &mut Vec<String>) -> ApiConfig {
+        let text = raw.listen.unwrap_or_else(|| DEFAULT_API_LISTEN.to_string());
+        let listen = text.parse::<SocketAddr>().unwrap_or_else(|_| {
+            problems.push(format!(
+                "api.listen = {text:?}: expected an address and port such as \"127.0.0.1:8443\""
+            ));
+            SocketAddr::from(([127, 0, 0, 1], 8443))
+        });
+        if raw.cert_file.is_some() != raw.key_file.is_some() {
+            problems.push("api.cert_file and api.key_file: give both or neither".to_string());
+        }
+        let max_body_bytes = raw.max_body_bytes.unwrap_or(64 << 10);
+        if !(1024..=16 << 20).contains(&max_body_bytes) {
+            problems.push(format!(
+                "api.max_body_bytes = {max_body_bytes}: expected between 1024 and 16777216"
+            ));
+        }
+        ApiConfig {
+            enabled: raw.enabled.unwrap_or(true),
+            listen,
+            cert_file: raw.cert_file,
+            key_file: raw.key_file,
+            client_ca_file: raw.client_ca_file,
+            max_body_bytes,
+        }
+    }
 }
 
 fn bounded(

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod admin;
 pub mod app;
 pub mod audit;
 pub mod auth;
@@ -12,6 +13,7 @@ pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod gateway;
+pub mod grants;
 pub mod jit;
 pub mod lockdown;
 pub mod metrics;

@@ -356,3 +356,32 @@ notify = true
         "{locks}"
     );
 }
+
+#[test]
+fn a_source_lock_drops_connections_before_the_handshake() {
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    let (live, _) = live_session(&b, "alice+web01");
+    b.admin(&[
+        "lock",
+        "source",
+        "127.0.0.0/8",
+        "--reason",
+        "scan",
+        "--for",
+        "2s",
+    ]);
+    let (_, err) = ended_within(live, Duration::from_secs(3));
+    assert!(err.contains("source 127.0.0.0/8"), "{err}");
+    // Dropped at accept: no SSH version line, no login attempt.
+    let out = run(b.ssh("alice+web01").arg("true").stdin(Stdio::null()));
+    assert!(!out.status.success());
+    assert!(
+        b.log().contains("source is locked; dropped"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let ok = run(b.ssh("alice+web01").arg("echo AGAIN").stdin(Stdio::null()));
+    assert!(text(&ok.stdout).contains("AGAIN"), "{}", text(&ok.stderr));
+}

@@ -264,6 +264,30 @@ pub enum AuditEvent {
         login_sent: String,
         via_session: String,
     },
+    ApiTokenCreated {
+        id: String,
+        name: String,
+        scope: String,
+        actor: String,
+        expires_ms: Option<i64>,
+    },
+    ApiTokenRevoked {
+        id: String,
+        actor: String,
+    },
+    /// A write through the admin API, recorded before it is carried out.
+    ApiWrite {
+        actor: String,
+        source: String,
+        method: String,
+        path: String,
+    },
+    /// A live session ended on request (admin API).
+    SessionTerminated {
+        session: String,
+        actor: String,
+        reason: String,
+    },
 }
 
 impl AuditEvent {
@@ -629,6 +653,49 @@ impl AuditEvent {
                 source.clone(),
                 target.clone(),
                 json!({ "login_sent": escape_for_log(login_sent), "via_session": via_session }),
+            ),
+            AuditEvent::ApiTokenCreated {
+                id,
+                name,
+                scope,
+                actor,
+                expires_ms,
+            } => (
+                "api.token.created",
+                actor.clone(),
+                String::new(),
+                id.clone(),
+                json!({ "name": name, "scope": scope, "expires_ms": expires_ms }),
+            ),
+            AuditEvent::ApiTokenRevoked { id, actor } => (
+                "api.token.revoked",
+                actor.clone(),
+                String::new(),
+                id.clone(),
+                json!({}),
+            ),
+            AuditEvent::ApiWrite {
+                actor,
+                source,
+                method,
+                path,
+            } => (
+                "api.write",
+                actor.clone(),
+                source.clone(),
+                escape_for_log(path),
+                json!({ "method": method }),
+            ),
+            AuditEvent::SessionTerminated {
+                session,
+                actor,
+                reason,
+            } => (
+                "session.terminated",
+                actor.clone(),
+                String::new(),
+                session.clone(),
+                json!({ "reason": reason }),
             ),
         };
         AuditRow {

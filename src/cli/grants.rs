@@ -1,14 +1,10 @@
 //! Grants (with time windows, validity, session length, permissions, exec
 //! lists) and just-in-time access requests.
 
-use crate::app::{new_id, now_ms};
-use crate::audit::{self, AuditEvent, cli_actor};
+use crate::audit::cli_actor;
 use crate::config::Config;
+use crate::grants::{self, GrantSpec};
 use crate::jit;
-use crate::names::Name;
-use crate::policy::{Permissions, Schedule};
-use crate::store::{GrantRecord, Subject};
-use anyhow::{Context, bail};
 use clap::{ArgGroup, Subcommand};
 
 // Parsed once per process; boxing the big variant would buy nothing.
@@ -90,13 +86,6 @@ pub enum RequestCmd {
     },
 }
 
-fn instant(s: &str) -> anyhow::Result<i64> {
-    let t: jiff::Timestamp = s
-        .parse()
-        .with_context(|| format!("{s:?} is not an RFC 3339 instant"))?;
-    Ok(t.as_millisecond())
-}
-
 pub async fn grant(config: &Config, cmd: GrantCmd) -> anyhow::Result<()> {
     let (store, _) = super::open(config).await?;
     match cmd {
@@ -115,116 +104,35 @@ pub async fn grant(config: &Config, cmd: GrantCmd) -> anyhow::Result<()> {
             exec_allow,
             exec_deny,
         } => {
-            let subject = match (user, group) {
-                (Some(u), _) => Subject::User(u),
-                (None, Some(g)) => Subject::Group(g),
-                (None, None) => bail!("give --user or --group"),
-            };
-            let logins = logins
-                .iter()
-                .map(|l| Name::parse(l).map(|n| n.to_string()))
-                .collect::<Result<Vec<_>, _>>()?;
-            let login_refs: Vec<&str> = logins.iter().map(String::as_str).collect();
-            Permissions::parse(&allow).map_err(|e| anyhow::anyhow!(e))?;
-            let windows = window.unwrap_or_default();
-            if !windows.trim().is_empty() {
-                Schedule::parse(&tz, &windows)?;
-            } else {
-                jiff::tz::TimeZone::get(&tz)
-                    .with_context(|| format!("unknown time zone {tz:?}"))?;
-            }
-            let now = now_ms();
-            let valid_until_ms = match (until, for_) {
-                (Some(u), _) => Some(instant(&u)?),
-                (None, Some(d)) => Some(now + i64::try_from(jit::parse_duration(&d)?)? * 1000),
-                (None, None) => None,
-            };
-            let g = GrantRecord {
-                valid_from_ms: from.as_deref().map(instant).transpose()?,
-                valid_until_ms,
-                max_session_secs: max_session
-                    .as_deref()
-                    .map(jit::parse_duration)
-                    .transpose()?
-                    .map(i64::try_from)
-                    .transpose()?,
-                time_zone: tz,
-                windows,
-                permissions: allow,
+            let spec = GrantSpec {
+                user,
+                group,
+                target,
+                logins,
+                from,
+                until,
+                for_,
+                window,
+                tz,
+                max_session,
+                allow,
                 exec_allow,
                 exec_deny,
-                ..GrantRecord::standing(&new_id()[..12], subject, &target, &login_refs)
             };
-            store.add_grant(&g, now).await?;
-            let summary = describe(&g);
-            audit::record(
-                &store,
-                AuditEvent::GrantAdded {
-                    id: g.id.clone(),
-                    actor: cli_actor(),
-                    summary: summary.clone(),
-                },
-            )
-            .await?;
-            println!("grant {} added: {summary}", g.id);
+            let g = grants::add(&store, &spec, &cli_actor()).await?;
+            println!("grant {} added: {}", g.id, grants::describe(&g));
         }
         GrantCmd::Remove { id } => {
-            store.remove_grant(&id).await?;
-            audit::record(
-                &store,
-                AuditEvent::GrantRemoved {
-                    id: id.clone(),
-                    actor: cli_actor(),
-                },
-            )
-            .await?;
+            grants::remove(&store, &id, &cli_actor()).await?;
             println!("grant {id} removed (live sessions it allowed end within seconds)");
         }
         GrantCmd::List => {
             for g in store.list_grants().await? {
-                println!("{}\t{}", g.id, describe(&g));
+                println!("{}\t{}", g.id, grants::describe(&g));
             }
         }
     }
     Ok(())
-}
-
-fn describe(g: &GrantRecord) -> String {
-    let ts = |ms: i64| {
-        jiff::Timestamp::from_millisecond(ms)
-            .map(|t| t.to_string())
-            .unwrap_or_default()
-    };
-    let mut s = format!(
-        "{} {} -> {} as {} [{}]",
-        g.subject.kind(),
-        g.subject.name(),
-        g.target,
-        g.logins.join(","),
-        g.permissions
-    );
-    if !g.windows.is_empty() {
-        s.push_str(&format!(" window \"{}\" {}", g.windows, g.time_zone));
-    }
-    if let Some(f) = g.valid_from_ms {
-        s.push_str(&format!(" from {}", ts(f)));
-    }
-    if let Some(u) = g.valid_until_ms {
-        s.push_str(&format!(" until {}", ts(u)));
-    }
-    if let Some(m) = g.max_session_secs {
-        s.push_str(&format!(" max-session {m}s"));
-    }
-    if !g.exec_allow.is_empty() {
-        s.push_str(&format!(" exec-allow {:?}", g.exec_allow));
-    }
-    if !g.exec_deny.is_empty() {
-        s.push_str(&format!(" exec-deny {:?}", g.exec_deny));
-    }
-    if g.origin != "admin" {
-        s.push_str(&format!(" ({})", g.origin));
-    }
-    s
 }
 
 pub async fn request(config: &Config, cmd: RequestCmd) -> anyhow::Result<()> {

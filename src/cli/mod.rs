@@ -8,6 +8,7 @@ mod locks;
 mod mfa;
 mod recordings;
 mod serve;
+mod tokens;
 
 use crate::config::Config;
 use crate::store::Store;
@@ -81,6 +82,9 @@ pub enum Command {
     /// The host CA that certifies targets reached with `ssh -J` (ProxyJump).
     #[command(subcommand)]
     HostCa(HostCaCmd),
+    /// Bearer tokens of the HTTPS admin API.
+    #[command(subcommand)]
+    Token(tokens::TokenCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,5 +170,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", ca.known_hosts_line());
             Ok(())
         }
+        Command::Token(c) => tokens::token(&config, c).await,
     }
 }

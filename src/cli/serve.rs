@@ -54,6 +54,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     let chores = tokio::spawn(chores(app.clone(), shutdown.clone()));
+    let api = start_api(&app, &shutdown).await?;
     wait_for_signal().await;
     tracing::info!("shutting down");
     shutdown.cancel();
@@ -62,8 +63,29 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(s) = stream {
         let _ = s.await;
     }
+    if let Some(api) = api {
+        let _ = api.await;
+    }
     app.store.close().await;
     Ok(())
+}
+
+/// The admin API beside the gateway. A TLS problem (bad certificate, key or
+/// client CA) stops the bastion; an address already in use only disables the
+/// API, so SSH service does not depend on it.
+async fn start_api(
+    app: &Arc<App>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    match crate::admin::start(app.clone(), shutdown.clone()).await {
+        Ok(Some((_, task))) => Ok(Some(task)),
+        Ok(None) => Ok(None),
+        Err(e @ crate::admin::AdminError::Bind { .. }) => {
+            tracing::error!(error = %e, "admin API disabled");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Periodic work: follow locks made elsewhere, reload source blocks,

@@ -4,6 +4,7 @@
 //! PostgreSQL (several nodes), through sqlx's `Any` driver. Queries use `$n`
 //! placeholders and portable types (TEXT, BIGINT) so neither dialect drifts.
 
+mod api;
 mod audit;
 #[cfg(test)]
 pub(crate) mod audit_tests;
@@ -16,6 +17,7 @@ mod records;
 #[cfg(test)]
 mod tests;
 
+pub use api::{MetricCounts, TokenRow};
 pub use audit::{AuditFilter, AuditHealth, AuditRow, AuditSealer, ChainedRow, GENESIS_HASH};
 pub use mfa::{SourceBlock, TotpRecord};
 pub use recordings::RecordingRow;

@@ -20,10 +20,10 @@ pub struct RecordingRow {
     pub state: String,
 }
 
-const COLUMNS: &str =
+pub(super) const COLUMNS: &str =
     "name, session_id, channel, kind, started_at, events, cast_bytes, sha256, checkpoint_at, state";
 
-fn from_row(r: &AnyRow) -> Result<RecordingRow, StoreError> {
+pub(super) fn from_row(r: &AnyRow) -> Result<RecordingRow, StoreError> {
     Ok(RecordingRow {
         name: r.try_get(0)?,
         session_id: r.try_get(1)?,

@@ -3,6 +3,7 @@
 //! process, and the real OpenSSH client tools.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod audit;
 
 use std::io::Write;

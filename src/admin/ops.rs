@@ -1,0 +1,82 @@
+//! `/health` (no token), `/metrics` (Prometheus text) and the OpenAPI document.
+
+use super::http::ApiError;
+use crate::app::App;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// Whether the recordings directory takes a write right now.
+fn recordings_writable(dir: &std::path::Path) -> bool {
+    let probe = dir.join(format!(".health-{}", crate::app::new_id()));
+    let ok = std::fs::write(&probe, b"ok").is_ok();
+    let _ = std::fs::remove_file(&probe);
+    ok
+}
+
+/// Green only when the database, the audit store and recording storage all
+/// answer; red names which part failed and nothing more (no token needed).
+pub async fn health(State(app): State<Arc<App>>) -> Response {
+    let database = app.store.ping().await.is_ok();
+    // Red while appends fail (set by every audit::record), not only when reads do.
+    let audit = app.store.audit_readable().await.is_ok() && !app.audit_health.is_failing();
+    let dir = app.config.recordings_dir.clone();
+    let recordings = tokio::task::spawn_blocking(move || recordings_writable(&dir))
+        .await
+        .unwrap_or(false);
+    let word = |ok: bool| if ok { "ok" } else { "failing" };
+    let all = database && audit && recordings;
+    let status = if all {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": word(all),
+        "checks": {"database": word(database), "audit": word(audit), "recordings": word(recordings)},
+    });
+    (status, Json(body)).into_response()
+}
+
+fn label(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .collect()
+}
+
+/// The kill switch's counters (logins, locks, kills with latency, bytes),
+/// then audit events by kind from the store (the same on every node).
+pub async fn metrics(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    let counts = app.store.metric_counts().await?;
+    let locks = app.locks.in_force(crate::app::now_ms()).len();
+    let mut out = app.metrics.render(app.registry.len(), locks);
+    let _ = writeln!(
+        out,
+        "# HELP portcullis_source_blocks Blocked source networks."
+    );
+    let _ = writeln!(out, "# TYPE portcullis_source_blocks gauge");
+    let _ = writeln!(out, "portcullis_source_blocks {}", counts.source_blocks);
+    let _ = writeln!(
+        out,
+        "# HELP portcullis_audit_events_total Audit events by kind."
+    );
+    let _ = writeln!(out, "# TYPE portcullis_audit_events_total counter");
+    for (kind, n) in &counts.audit_kinds {
+        let _ = writeln!(
+            out,
+            "portcullis_audit_events_total{{kind=\"{}\"}} {n}",
+            label(kind)
+        );
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}

@@ -1,0 +1,248 @@
+//! Sessions (live and recent, terminate), recordings (metadata, download,
+//! verify) and the audit log (filters and paging).
+
+use super::bodies::Terminate;
+use super::http::{ApiError, OptBody, Params, Seg, validate_name};
+use super::tokens::Caller;
+use crate::app::App;
+use crate::audit::{self, AuditEvent};
+use crate::registry::LiveSession;
+use crate::store::{RecordingRow, SessionRecord};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+type Res = Result<(StatusCode, Json<Value>), ApiError>;
+
+fn live_json(s: &LiveSession) -> Value {
+    json!({"id": s.id, "user": s.user, "target": s.target, "login": s.login,
+           "source": s.source, "started_ms": s.started_ms})
+}
+
+fn session_json(s: &SessionRecord, live: bool) -> Value {
+    json!({"id": s.id, "user": s.user, "target": s.target, "login": s.login,
+           "source": s.source, "started_ms": s.started_ms, "ended_ms": s.ended_ms,
+           "end_reason": s.end_reason, "bytes_up": s.bytes_up, "bytes_down": s.bytes_down,
+           "live": live})
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    session: Option<String>,
+}
+
+fn limit(l: Option<i64>) -> Result<i64, ApiError> {
+    match l {
+        None => Ok(100),
+        Some(n) if (1..=1000).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::bad("limit: expected between 1 and 1000")),
+    }
+}
+
+pub async fn list(State(app): State<Arc<App>>, Params(q): Params<Limit>) -> Res {
+    let mut live = app.registry.list();
+    live.sort_by(|a, b| a.started_ms.cmp(&b.started_ms).then(a.id.cmp(&b.id)));
+    let recent = app.store.list_sessions(limit(q.limit)?).await?;
+    let live_ids: Vec<&str> = live.iter().map(|s| s.id.as_str()).collect();
+    let recent: Vec<Value> = recent
+        .iter()
+        .map(|s| session_json(s, live_ids.contains(&s.id.as_str())))
+        .collect();
+    let live: Vec<Value> = live.iter().map(live_json).collect();
+    Ok((
+        StatusCode::OK,
+        Json(json!({"live": live, "recent": recent})),
+    ))
+}
+
+pub async fn get(State(app): State<Arc<App>>, Seg(id): Seg<String>) -> Res {
+    validate_name("id", &id)?;
+    let live = app.registry.list().iter().any(|s| s.id == id);
+    let s = app
+        .store
+        .session(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("session {id:?} does not exist")))?;
+    let mut v = session_json(&s, live);
+    let recs: Vec<Value> = app
+        .store
+        .recordings_of(&id)
+        .await?
+        .iter()
+        .map(recording_json)
+        .collect();
+    v["recordings"] = json!(recs);
+    Ok((StatusCode::OK, Json(v)))
+}
+
+/// Ends one session through the kill switch (a session lock, so the node
+/// holding it ends it too), which closes both legs and audits the kill.
+pub async fn terminate(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    Seg(id): Seg<String>,
+    OptBody(body): OptBody<Terminate>,
+) -> Res {
+    validate_name("id", &id)?;
+    let reason = body
+        .reason
+        .unwrap_or_else(|| "terminated by an administrator".into());
+    let s = app
+        .store
+        .session(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("session {id:?} does not exist")))?;
+    if s.ended_ms.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("session {id:?} has already ended"),
+        ));
+    }
+    let here = crate::lockdown::terminate(&app, &id, &caller.actor(), &reason).await?;
+    let event = AuditEvent::SessionTerminated {
+        session: id.clone(),
+        actor: caller.actor(),
+        reason: reason.clone(),
+    };
+    if let Err(e) = audit::record(&app.store, event).await {
+        // The kill itself is audited by the lock (lock.created names the session).
+        tracing::error!(error = %e, session = %id, "audit of a termination not written");
+    }
+    Ok((
+        StatusCode::OK,
+        Json(json!({"id": id, "terminated": true, "live_here": here, "reason": reason})),
+    ))
+}
+
+fn recording_json(r: &RecordingRow) -> Value {
+    json!({"name": r.name, "session": r.session_id, "channel": r.channel, "kind": r.kind,
+           "started_ms": r.started_ms, "events": r.events, "cast_bytes": r.cast_bytes,
+           "sha256": r.sha256, "checkpoint_ms": r.checkpoint_ms, "state": r.state})
+}
+
+pub async fn list_recordings(State(app): State<Arc<App>>, Params(q): Params<Limit>) -> Res {
+    if let Some(s) = &q.session {
+        validate_name("session", s)?;
+    }
+    let rows = app
+        .store
+        .list_recordings(q.session.as_deref(), limit(q.limit)?)
+        .await?;
+    let v: Vec<Value> = rows.iter().map(recording_json).collect();
+    Ok((StatusCode::OK, Json(json!(v))))
+}
+
+/// The recording's row; its name is checked before it becomes a path.
+async fn known(app: &App, name: &str) -> Result<RecordingRow, ApiError> {
+    validate_name("name", name)?;
+    app.store
+        .recording(name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("recording {name:?} does not exist")))
+}
+
+pub async fn download(
+    State(app): State<Arc<App>>,
+    Seg(name): Seg<String>,
+) -> Result<Response, ApiError> {
+    let r = known(&app, &name).await?;
+    let path = app.config.recordings_dir.join(format!("{}.cast", r.name));
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|e| ApiError::internal("reading the recording", e))?;
+    let disposition = format!("attachment; filename=\"{}.cast\"", r.name);
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/x-asciicast".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// The same check as `portcullis verify`: chain, checkpoints, signed trailer.
+pub async fn verify(State(app): State<Arc<App>>, Seg(name): Seg<String>) -> Res {
+    let r = known(&app, &name).await?;
+    let dir = app.config.recordings_dir.clone();
+    let key = app.audit_key.verifying_key();
+    let report = tokio::task::spawn_blocking(move || {
+        let cast = dir.join(format!("{}.cast", r.name));
+        crate::recording::verify(&cast, &cast.with_extension("chain"), &key)
+    })
+    .await
+    .map_err(|e| ApiError::internal("verification", e))?
+    .map_err(|e| ApiError::internal("verification", e))?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "name": name, "ok": report.ok, "events": report.events,
+            "cast_bytes": report.cast_bytes, "checkpoints": report.checkpoints,
+            "session": report.session, "cut_short": report.cut_short,
+            "end_reason": report.end_reason, "problem": report.problem,
+        })),
+    ))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    #[serde(default)]
+    since_ms: Option<i64>,
+    /// Inclusive.
+    #[serde(default)]
+    until_ms: Option<i64>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    actor: Option<String>,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    session: Option<String>,
+    #[serde(default)]
+    limit: Option<i64>,
+    /// The `next` cursor of the previous page (the last `seq` seen).
+    #[serde(default)]
+    after: Option<String>,
+}
+
+/// Events of the hash chain, oldest first; each as `audit export` writes it.
+pub async fn audit_query(State(app): State<Arc<App>>, Params(p): Params<AuditParams>) -> Res {
+    let limit = limit(p.limit)?;
+    let after_seq = p
+        .after
+        .as_deref()
+        .map(|a| a.parse::<i64>())
+        .transpose()
+        .map_err(|_| ApiError::bad("after: expected the next cursor of a previous page"))?;
+    let q = audit::AuditQuery {
+        since: p.since_ms,
+        until: p.until_ms.map(|u| u.saturating_add(1)),
+        kind: p.kind,
+        actor: p.actor,
+        subject: p.subject,
+        session: p.session,
+        limit: u32::try_from(limit).ok(),
+        after_seq,
+    };
+    let events = audit::query(&app.store, &q).await.map_err(|e| match e {
+        audit::AuditError::BadQuery(m) => ApiError::bad(&m),
+        e => ApiError::internal("audit query", e),
+    })?;
+    let next = (events.len() as i64 == limit)
+        .then(|| events.last().map(|e| e.seq.to_string()))
+        .flatten();
+    Ok((
+        StatusCode::OK,
+        Json(json!({"events": events, "next": next})),
+    ))
+}

@@ -7,15 +7,29 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Why and when a session was killed; written once, by the first kill.
+/// Its token tells the connection task to disconnect the client *first*;
+/// the session's own cancel token (bridges, recorders, upstream) follows once
+/// the transport is cut, so a mass kill is not slowed by teardown work.
 #[derive(Debug, Default)]
 pub struct KillNote {
     note: OnceLock<(String, Instant)>,
+    token: CancellationToken,
 }
 
 impl KillNote {
-    /// Records the first kill's reason; later kills keep the first.
-    pub fn set(&self, reason: &str, at: Instant) {
+    /// Records the first kill's reason (later kills keep the first) and
+    /// wakes the connection task.
+    pub fn kill(&self, reason: &str, at: Instant) {
         let _ = self.note.set((reason.to_string(), at));
+        self.token.cancel();
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    pub async fn killed(&self) {
+        self.token.cancelled().await
     }
 
     pub fn reason(&self) -> Option<&str> {
@@ -102,12 +116,11 @@ impl Registry {
         };
         let mut killed = Vec::new();
         for s in m.values() {
-            if s.cancel.is_cancelled() {
+            if s.cancel.is_cancelled() || s.kill.is_killed() {
                 continue;
             }
             if let Some(why) = reason(s) {
-                s.kill.set(&why, at);
-                s.cancel.cancel();
+                s.kill.kill(&why, at);
                 killed.push(s.id.clone());
             }
         }
@@ -144,20 +157,8 @@ mod tests {
         );
         assert_eq!(r.get("1").unwrap().kill.reason(), Some("locked"));
         let l = r.list();
-        assert!(
-            l.iter()
-                .find(|s| s.id == "1")
-                .unwrap()
-                .cancel
-                .is_cancelled()
-        );
-        assert!(
-            !l.iter()
-                .find(|s| s.id == "2")
-                .unwrap()
-                .cancel
-                .is_cancelled()
-        );
+        assert!(l.iter().find(|s| s.id == "1").unwrap().kill.is_killed());
+        assert!(!l.iter().find(|s| s.id == "2").unwrap().kill.is_killed());
         r.remove("1");
         assert_eq!(r.list().len(), 1);
     }

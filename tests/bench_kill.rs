@@ -76,6 +76,14 @@ async fn trigger(b: &Bastion, api: Option<(u16, String)>) -> Instant {
                 .danger_accept_invalid_certs(true)
                 .build()
                 .unwrap();
+            // Automation keeps its connection: the TLS handshake is not the kill.
+            let warm = client
+                .get(format!("https://127.0.0.1:{port}/api/v1/locks"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("warm-up call");
+            assert!(warm.status().is_success());
             let t0 = Instant::now();
             let r = client
                 .post(format!("https://127.0.0.1:{port}/api/v1/locks"))
@@ -89,6 +97,7 @@ async fn trigger(b: &Bastion, api: Option<(u16, String)>) -> Instant {
                 "{}",
                 r.text().await.unwrap_or_default()
             );
+            eprintln!("lock API call answered after {:?}", t0.elapsed());
             t0
         }
         None => {
@@ -96,6 +105,42 @@ async fn trigger(b: &Bastion, api: Option<(u16, String)>) -> Instant {
             run_ok(b.cli().args(["lockdown", "--all", "--reason", "bench"]));
             t0
         }
+    }
+}
+
+/// The bastion's own view: request to transport cut, per session.
+async fn print_bastion_histogram(b: &Bastion, port: u16) {
+    let out = b.admin(&[
+        "token",
+        "create",
+        "--name",
+        "bench-read",
+        "--scope",
+        "auditor",
+    ]);
+    let token = text(&out.stdout)
+        .split_whitespace()
+        .find(|w| w.starts_with("pcat_"))
+        .expect("token printed")
+        .to_string();
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let body = client
+        .get(format!("https://127.0.0.1:{port}/api/v1/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap_or_default();
+    for l in body
+        .lines()
+        .filter(|l| l.starts_with("portcullis_kill_latency"))
+    {
+        eprintln!("  bastion {l}");
     }
 }
 
@@ -157,7 +202,7 @@ fn kill_switch_latency_with_many_live_sessions() {
         }
         eprintln!("{n} sessions live after {:?}", t_open.elapsed());
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let t0 = trigger(&b, api).await;
+        let t0 = trigger(&b, api.clone()).await;
         let mut took = Vec::with_capacity(n);
         for rx in closed {
             let at = tokio::time::timeout(Duration::from_secs(30), rx)
@@ -167,9 +212,13 @@ fn kill_switch_latency_with_many_live_sessions() {
             took.push(at.duration_since(t0));
         }
         took.sort();
+        if let Some((port, _)) = api {
+            print_bastion_histogram(&b, port).await;
+        }
         eprintln!(
-            "kill switch via {}: {n} sessions closed; p50 {:?}, p99 {:?}, max {:?}",
+            "kill switch via {}: {n} sessions closed; min {:?}, p50 {:?}, p99 {:?}, max {:?}",
             if via_api { "API" } else { "CLI" },
+            took[0],
             percentile(&took, 0.50),
             percentile(&took, 0.99),
             took[took.len() - 1]

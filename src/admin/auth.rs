@@ -87,7 +87,11 @@ pub async fn check(
             format!("the {} scope may not use this route", caller.scope.as_str()),
         ));
     }
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+    // Kill-switch writes are audited by their own events (lock.created,
+    // session.terminated) once done: a lockdown must not wait on, or be
+    // refused by, an audit store that is failing — locking fails closed.
+    let audited_later = access == Access::Kill;
+    if req.method() != Method::GET && req.method() != Method::HEAD && !audited_later {
         let event = AuditEvent::ApiWrite {
             actor: caller.actor(),
             source: from,

@@ -23,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 pub struct Shared {
     pub(super) session: OnceLock<Arc<Session>>,
     pub(super) cancel: CancellationToken,
+    /// The kill switch's note for this connection's session.
+    pub(super) kill: Arc<crate::registry::KillNote>,
 }
 
 impl Shared {
@@ -30,6 +32,7 @@ impl Shared {
         Shared {
             session: OnceLock::new(),
             cancel,
+            kill: Arc::default(),
         }
     }
 

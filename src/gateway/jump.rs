@@ -245,6 +245,7 @@ impl Connection {
         .await;
         // Locks hold for the nested session as for a direct one: the user
         // gets in only to read why, and the kill switch finds it by target.
+        session.kill = self.shared.kill.clone();
         if let Err(refusal) = session.lock_check() {
             session.destination = crate::session::Destination::Refused(refusal.user);
         }

@@ -273,6 +273,7 @@ impl Connection {
             self.shared.cancel.clone(),
         )
         .await;
+        session.kill = self.shared.kill.clone();
         if let Err(refusal) = session.lock_check() {
             self.locked(&session, &refusal.user).await;
             session.destination = Destination::Refused(refusal.user);

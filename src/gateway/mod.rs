@@ -199,10 +199,15 @@ async fn drive<S>(
     };
     let ended_by_us = async {
         let why = tokio::select! {
-            _ = shared.cancelled() => match shared.session().and_then(|s| s.kill.reason().map(str::to_string)) {
-                Some(why) => format!("portcullis: session ended: {why}"),
-                None => "portcullis: session ended".to_string(),
-            },
+            _ = shared.kill.killed() => {
+                let why = shared.kill.reason().unwrap_or("ended by portcullis").to_string();
+                // Before the bridges and the recorder see the end.
+                if let Some(s) = shared.session() {
+                    s.set_end_reason(&format!("killed: {why}"));
+                }
+                format!("portcullis: session ended: {why}")
+            }
+            _ = shared.cancelled() => "portcullis: session ended".to_string(),
             _ = shutdown.cancelled() => "portcullis is shutting down".to_string(),
         };
         // Say why if the session loop can, then cut the transport regardless.
@@ -221,7 +226,7 @@ async fn drive<S>(
         _ = ended_by_us => Ok(()),
     };
     cut.cancel();
-    if let Some(at) = shared.session().and_then(|s| s.kill.requested_at()) {
+    if let Some(at) = shared.kill.requested_at() {
         app.metrics.kill_latency.observe(at.elapsed());
     }
     if let Err(e) = result {

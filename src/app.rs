@@ -19,6 +19,8 @@ pub struct App {
     pub blocks: crate::lockdown::SourceBlocks,
     /// Signs recording trailers.
     pub audit_key: crate::recording::SigningKey,
+    /// On while audit appends fail (for `/health`).
+    pub audit_health: crate::audit::Health,
     pub locks: crate::lockdown::Locks,
     pub metrics: crate::metrics::Metrics,
     pub rules: crate::lockdown::Rules,
@@ -31,6 +33,7 @@ impl App {
         vault: Vault,
         audit_key: crate::recording::SigningKey,
     ) -> Arc<App> {
+        let audit_health = store.audit_health().clone();
         Arc::new(App {
             config,
             store,
@@ -40,6 +43,7 @@ impl App {
             throttle: Throttle::new(ThrottleConfig::default()),
             blocks: crate::lockdown::SourceBlocks::default(),
             audit_key,
+            audit_health,
             locks: crate::lockdown::Locks::default(),
             metrics: crate::metrics::Metrics::default(),
             rules: crate::lockdown::Rules::default(),

@@ -39,6 +39,9 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     access: RawAccess,
+    audit_chain_key_file: Option<PathBuf>,
+    #[serde(default)]
+    audit: RawAudit,
     #[serde(default)]
     lockdown: crate::lockdown::rules_config::RawLockdown,
     #[serde(default)]
@@ -74,6 +77,35 @@ pub enum LogFormat {
     Json,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudit {
+    stream: Option<String>,
+    syslog_address: Option<String>,
+}
+
+/// Where each appended audit event is also sent, as one JSON line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditStream {
+    None,
+    Stdout,
+    Syslog(SyslogAddress),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyslogAddress {
+    /// A local datagram socket such as /dev/log.
+    Unix(PathBuf),
+    /// `host:port`, resolved when streaming starts.
+    Udp(String),
+}
+
+/// The `[audit]` section.
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    pub stream: AuditStream,
+}
+
 /// Validated configuration: every value here has been checked.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -93,6 +125,9 @@ pub struct Config {
     pub upstream_connect_timeout: Duration,
     pub limits: Limits,
     pub access: Access,
+    /// HMAC key of the audit hash chain (32 bytes, 0600).
+    pub audit_chain_key_file: PathBuf,
+    pub audit: AuditSettings,
     pub lockdown: crate::lockdown::rules_config::LockdownConfig,
     pub api: ApiConfig,
 }
@@ -254,6 +289,10 @@ impl Config {
             )
             .as_secs(),
         };
+        let audit_chain_key_file = raw
+            .audit_chain_key_file
+            .unwrap_or_else(|| data_dir.join("audit-chain.key"));
+        let audit = audit_settings(raw.audit, &mut problems);
         let lockdown = raw.lockdown.check(&mut problems);
         let api = ApiConfig::from_raw(raw.api, &mut problems);
         if !problems.is_empty() {
@@ -272,10 +311,47 @@ impl Config {
             upstream_connect_timeout,
             limits,
             access,
+            audit_chain_key_file,
+            audit,
             lockdown,
             api,
         })
     }
+}
+
+fn audit_settings(raw: RawAudit, problems: &mut Vec<String>) -> AuditSettings {
+    let address = raw.syslog_address.as_deref().unwrap_or("/dev/log");
+    let syslog = if let Some(hostport) = address.strip_prefix("udp://") {
+        match hostport.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+                Some(SyslogAddress::Udp(hostport.to_string()))
+            }
+            _ => None,
+        }
+    } else if address.starts_with('/') {
+        Some(SyslogAddress::Unix(PathBuf::from(address)))
+    } else {
+        None
+    };
+    if syslog.is_none() {
+        problems.push(format!(
+            "audit.syslog_address = {address:?}: expected a socket path such as \"/dev/log\" or \"udp://host:514\""
+        ));
+    }
+    let stream = match raw.stream.as_deref() {
+        None | Some("none") => AuditStream::None,
+        Some("stdout") => AuditStream::Stdout,
+        Some("syslog") => {
+            AuditStream::Syslog(syslog.unwrap_or(SyslogAddress::Unix("/dev/log".into())))
+        }
+        Some(other) => {
+            problems.push(format!(
+                "audit.stream = {other:?}: expected \"none\", \"stdout\" or \"syslog\""
+            ));
+            AuditStream::None
+        }
+    };
+    AuditSettings { stream }
 }
 
 /// `[api]`: the HTTPS admin API (see `admin`).
@@ -396,6 +472,29 @@ mod tests {
         assert!(e.iter().any(|p| p.contains("listen")));
         assert!(e.iter().any(|p| p.contains("log_format")));
         assert!(e.iter().any(|p| p.contains("login_grace_secs")));
+    }
+
+    #[test]
+    fn audit_stream_settings() {
+        let c = Config::parse(
+            "[audit]\nstream = \"syslog\"\nsyslog_address = \"udp://127.0.0.1:5514\"\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            c.audit.stream,
+            AuditStream::Syslog(SyslogAddress::Udp("127.0.0.1:5514".into()))
+        );
+        assert_eq!(
+            Config::parse("", None).unwrap().audit.stream,
+            AuditStream::None
+        );
+        let e = Config::parse(
+            "[audit]\nstream = \"kafka\"\nsyslog_address = \"udp://nohost\"\n",
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.len(), 2, "{e:?}");
     }
 
     #[test]

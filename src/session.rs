@@ -191,17 +191,41 @@ impl Session {
             host_key: target.host_key.clone(),
             timeout: self.app.config.upstream_connect_timeout,
         };
-        Upstream::connect(&dial, &allow.login, credential)
-            .await
-            .map_err(|e| {
-                if matches!(e, UpstreamError::HostKeyMismatch { .. }) {
-                    let (app, seen) = (self.app.clone(), self.seen());
-                    tokio::spawn(async move {
-                        crate::lockdown::rules::on_host_key_mismatch(&app, &seen).await
-                    });
-                }
-                refusal_for(&target.name, &allow.login, e)
+        let up = Upstream::connect(&dial, &allow.login, credential).await;
+        if let Err(UpstreamError::HostKeyMismatch { expected, seen, .. }) = &up {
+            self.audit(crate::audit::AuditEvent::HostKeyMismatch {
+                session: self.id.clone(),
+                user: self.user.clone(),
+                target: target.name.clone(),
+                expected: expected.clone(),
+                seen: seen.clone(),
             })
+            .await;
+            let (app, seen) = (self.app.clone(), self.seen());
+            tokio::spawn(
+                async move { crate::lockdown::rules::on_host_key_mismatch(&app, &seen).await },
+            );
+        }
+        up.map_err(|e| refusal_for(&target.name, &allow.login, e))
+    }
+
+    async fn audit_end(&self, target: &str, reason: &str, up: u64, down: u64) {
+        self.audit(crate::audit::AuditEvent::SessionEnded {
+            session: self.id.clone(),
+            user: self.user.clone(),
+            target: target.to_string(),
+            reason: reason.to_string(),
+            bytes_up: up,
+            bytes_down: down,
+        })
+        .await;
+    }
+
+    /// Best effort, for events after the fact (the outcome is decided already).
+    async fn audit(&self, event: crate::audit::AuditEvent) {
+        if let Err(e) = crate::audit::record(&self.app.store, event).await {
+            tracing::error!(session = %self.id, error = %e, "audit event not written");
+        }
     }
 
     /// The session row is durable, and recording storage writable, before
@@ -217,6 +241,12 @@ impl Session {
             .join(format!(".probe-{}", self.id));
         if let Err(e) = std::fs::write(&probe, b"probe").and_then(|_| std::fs::remove_file(&probe))
         {
+            self.audit(crate::audit::AuditEvent::RecordingStorageUnavailable {
+                session: self.id.clone(),
+                user: self.user.clone(),
+                error: e.to_string(),
+            })
+            .await;
             return Err(Refusal::new(
                 "session recording storage is unavailable, so the session is refused",
                 format!("recordings dir not writable: {e}"),
@@ -230,12 +260,31 @@ impl Session {
             login: allow.login.clone(),
             started_ms: now_ms(),
         };
-        self.app.store.session_started(&start).await.map_err(|e| {
-            Refusal::new(
+        // Durable in the audit chain before anything is dialled, or no session.
+        let event = crate::audit::AuditEvent::SessionStarted {
+            session: self.id.clone(),
+            user: self.user.clone(),
+            source: start.source.clone(),
+            target: target.name.clone(),
+            login: allow.login.clone(),
+            grant: allow.grant_id.clone(),
+        };
+        crate::audit::record(&self.app.store, event)
+            .await
+            .map_err(|e| {
+                Refusal::new(
+                    "the session cannot be audited, so it is refused",
+                    format!("session.started not written: {e}"),
+                )
+            })?;
+        if let Err(e) = self.app.store.session_started(&start).await {
+            let reason = "refused: the sessions row could not be written";
+            self.audit_end(&target.name, reason, 0, 0).await;
+            return Err(Refusal::new(
                 "the session cannot be recorded, so it is refused",
                 format!("session start not written: {e}"),
-            )
-        })?;
+            ));
+        }
         self.recorded.store(true, Ordering::SeqCst);
         tracing::info!(session = %self.id, user = %self.user, target = %target.name, login = %allow.login,
             grant = %allow.grant_id, via = %allow.via, source = %self.source, "session started");
@@ -375,6 +424,9 @@ impl Session {
         if let Err(e) = self.app.store.session_ended(&self.id, &end).await {
             tracing::error!(session = %self.id, error = %e, "session end not written");
         }
+        let target = self.target_and_login().map(|t| t.0).unwrap_or_default();
+        self.audit_end(&target, &reason, end.bytes_up, end.bytes_down)
+            .await;
         tracing::info!(session = %self.id, reason = %reason, bytes_up = end.bytes_up, bytes_down = end.bytes_down, "session ended");
     }
 }

@@ -576,7 +576,7 @@ fn tokens_over_the_api_and_audit_paging() {
             )
             .json();
         for e in page["events"].as_array().unwrap() {
-            seen.push(e["id"].as_str().unwrap().to_string());
+            seen.push(e["seq"].as_i64().unwrap());
         }
         match page["next"].as_str() {
             Some(n) => after = format!("&after={n}"),

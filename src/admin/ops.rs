@@ -28,7 +28,8 @@ fn recordings_writable(dir: &std::path::Path) -> bool {
 /// answer; red names which part failed and nothing more (no token needed).
 pub async fn health(State(app): State<Arc<App>>) -> Response {
     let database = app.store.ping().await.is_ok();
-    let audit = app.store.audit_readable().await.is_ok();
+    // Red while appends fail (set by every audit::record), not only when reads do.
+    let audit = app.store.audit_readable().await.is_ok() && !app.audit_health.is_failing();
     let dir = app.config.recordings_dir.clone();
     let recordings = tokio::task::spawn_blocking(move || recordings_writable(&dir))
         .await

@@ -7,7 +7,7 @@ use super::tokens::Caller;
 use crate::app::App;
 use crate::audit::{self, AuditEvent};
 use crate::registry::LiveSession;
-use crate::store::{AuditFilter, RecordingRow, SessionRecord};
+use crate::store::{RecordingRow, SessionRecord};
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -197,6 +197,7 @@ pub async fn verify(State(app): State<Arc<App>>, Seg(name): Seg<String>) -> Res 
 pub struct AuditParams {
     #[serde(default)]
     since_ms: Option<i64>,
+    /// Inclusive.
     #[serde(default)]
     until_ms: Option<i64>,
     #[serde(default)]
@@ -206,49 +207,40 @@ pub struct AuditParams {
     #[serde(default)]
     subject: Option<String>,
     #[serde(default)]
+    session: Option<String>,
+    #[serde(default)]
     limit: Option<i64>,
-    /// The `next` cursor of the previous page.
+    /// The `next` cursor of the previous page (the last `seq` seen).
     #[serde(default)]
     after: Option<String>,
 }
 
-fn cursor(after: Option<&str>) -> Result<(i64, String), ApiError> {
-    let Some(a) = after else {
-        return Ok((i64::MIN, String::new()));
-    };
-    let bad = || ApiError::bad("after: expected the next cursor of a previous page");
-    let (ts, id) = a.split_once('.').ok_or_else(bad)?;
-    let ts = ts.parse::<i64>().map_err(|_| bad())?;
-    if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad());
-    }
-    Ok((ts, id.to_string()))
-}
-
+/// Events of the hash chain, oldest first; each as `audit export` writes it.
 pub async fn audit_query(State(app): State<Arc<App>>, Params(p): Params<AuditParams>) -> Res {
     let limit = limit(p.limit)?;
-    let f = AuditFilter {
-        since_ms: p.since_ms.unwrap_or(i64::MIN),
-        until_ms: p.until_ms.unwrap_or(i64::MAX),
-        kind: p.kind.unwrap_or_default(),
-        actor: p.actor.unwrap_or_default(),
-        subject: p.subject.unwrap_or_default(),
-        after: cursor(p.after.as_deref())?,
-        limit,
+    let after_seq = p
+        .after
+        .as_deref()
+        .map(|a| a.parse::<i64>())
+        .transpose()
+        .map_err(|_| ApiError::bad("after: expected the next cursor of a previous page"))?;
+    let q = audit::AuditQuery {
+        since: p.since_ms,
+        until: p.until_ms.map(|u| u.saturating_add(1)),
+        kind: p.kind,
+        actor: p.actor,
+        subject: p.subject,
+        session: p.session,
+        limit: u32::try_from(limit).ok(),
+        after_seq,
     };
-    let rows = app.store.query_audit(&f).await?;
-    let next = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| format!("{}.{}", r.ts_ms, r.id)))
+    let events = audit::query(&app.store, &q).await.map_err(|e| match e {
+        audit::AuditError::BadQuery(m) => ApiError::bad(&m),
+        e => ApiError::internal("audit query", e),
+    })?;
+    let next = (events.len() as i64 == limit)
+        .then(|| events.last().map(|e| e.seq.to_string()))
         .flatten();
-    let events: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            let detail: Value =
-                serde_json::from_str(&r.detail).unwrap_or(Value::String(r.detail.clone()));
-            json!({"id": r.id, "ts_ms": r.ts_ms, "kind": r.kind, "actor": r.actor,
-                   "source": r.source, "subject": r.subject, "detail": detail})
-        })
-        .collect();
     Ok((
         StatusCode::OK,
         Json(json!({"events": events, "next": next})),

@@ -1,13 +1,58 @@
 //! Typed audit events. Every event names who, what, from where, about what,
 //! and why; no secret, password or code is ever a field.
 //!
-//! Events are appended through the store; chaining them (each row carrying the
-//! previous row's keyed hash) is the audit issue's work.
+//! Events are appended to a keyed hash chain (`chain`): each row carries the
+//! previous row's hash and its own HMAC under a key the database never sees,
+//! so a database writer alone cannot edit, drop, reorder or forge rows
+//! unnoticed (`verify`). The store refuses UPDATE and DELETE on the table.
 
-use crate::app::{new_id, now_ms};
+mod chain;
+#[cfg(test)]
+mod chain_tests;
+mod query;
+pub mod stream;
+mod verify;
+
+pub use chain::{ChainKey, canonical};
+pub use query::{AuditEntry, AuditQuery, MAX_LIMIT, export, parse_time, query};
+pub use verify::{Problem, ProblemKind, Report, verify};
+
+/// Whether audit appends are failing (for `/health`); shared by every clone
+/// of the store and reachable as `app.audit_health`.
+pub type Health = crate::store::AuditHealth;
+
+use crate::app::now_ms;
 use crate::names::escape_for_log;
 use crate::store::{AuditRow, Store, StoreError};
 use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot read the audit chain key file {path}: {source}")]
+    ReadKey {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot create the audit chain key file {path}: {source}")]
+    WriteKey {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the audit chain key file {path} must hold exactly 32 bytes")]
+    BadKey { path: String },
+    #[error(
+        "the audit chain key file {path} is readable by group or others (mode {mode:o}); chmod 600 it"
+    )]
+    KeyPermissions { path: String, mode: u32 },
+    #[error("invalid audit query: {0}")]
+    BadQuery(String),
+    #[error("audit export: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("audit stream: {0}")]
+    Stream(String),
+}
 
 #[derive(Debug, Clone)]
 pub enum AuditEvent {
@@ -93,6 +138,91 @@ pub enum AuditEvent {
         actor: String,
         count: usize,
         older_than_days: u64,
+    },
+    /// Written, durably, before the upstream is dialled.
+    SessionStarted {
+        session: String,
+        user: String,
+        source: String,
+        target: String,
+        login: String,
+        grant: String,
+    },
+    SessionEnded {
+        session: String,
+        user: String,
+        target: String,
+        reason: String,
+        bytes_up: u64,
+        bytes_down: u64,
+    },
+    /// The target presented another key than the pinned one; fingerprints only.
+    HostKeyMismatch {
+        session: String,
+        user: String,
+        target: String,
+        expected: String,
+        seen: String,
+    },
+    UserAdded {
+        user: String,
+        actor: String,
+        password: bool,
+        keys: Vec<String>,
+        service: bool,
+    },
+    UserRemoved {
+        user: String,
+        actor: String,
+    },
+    /// Never the password or its hash: only whether one is set now.
+    UserPasswordChanged {
+        user: String,
+        actor: String,
+        cleared: bool,
+    },
+    UserKeyAdded {
+        user: String,
+        actor: String,
+        fingerprint: String,
+    },
+    GroupAdded {
+        group: String,
+        actor: String,
+    },
+    GroupMemberAdded {
+        group: String,
+        user: String,
+        actor: String,
+    },
+    TargetAdded {
+        target: String,
+        actor: String,
+        host: String,
+        port: u16,
+        host_key: String,
+    },
+    TargetRemoved {
+        target: String,
+        actor: String,
+    },
+    TargetCaptureSet {
+        target: String,
+        actor: String,
+        capture: bool,
+    },
+    /// Never the secret: the kind of credential and where it applies.
+    CredentialSet {
+        target: String,
+        login: String,
+        kind: String,
+        actor: String,
+    },
+    /// Recording storage was not writable when a session wanted to start.
+    RecordingStorageUnavailable {
+        session: String,
+        user: String,
+        error: String,
     },
     LockCreated {
         id: String,
@@ -355,6 +485,131 @@ impl AuditEvent {
                 session.clone(),
                 json!({ "user": user, "reason": reason }),
             ),
+            AuditEvent::SessionStarted {
+                user,
+                source,
+                target,
+                login,
+                grant,
+                ..
+            } => (
+                "session.started",
+                user.clone(),
+                source.clone(),
+                target.clone(),
+                json!({ "login": login, "grant": grant }),
+            ),
+            AuditEvent::SessionEnded {
+                user,
+                target,
+                reason,
+                bytes_up,
+                bytes_down,
+                ..
+            } => (
+                "session.ended",
+                user.clone(),
+                String::new(),
+                target.clone(),
+                json!({ "reason": reason, "bytes_up": bytes_up, "bytes_down": bytes_down }),
+            ),
+            AuditEvent::HostKeyMismatch {
+                user,
+                target,
+                expected,
+                seen,
+                ..
+            } => (
+                "upstream.host_key_mismatch",
+                user.clone(),
+                String::new(),
+                target.clone(),
+                json!({ "expected": expected, "seen": seen }),
+            ),
+            AuditEvent::UserAdded {
+                user,
+                actor,
+                password,
+                keys,
+                service,
+            } => admin(
+                "user.added",
+                actor,
+                user,
+                json!({ "password": password, "keys": keys, "service": service }),
+            ),
+            AuditEvent::UserRemoved { user, actor } => {
+                admin("user.removed", actor, user, json!({}))
+            }
+            AuditEvent::UserPasswordChanged {
+                user,
+                actor,
+                cleared,
+            } => admin(
+                "user.password_changed",
+                actor,
+                user,
+                json!({ "cleared": cleared }),
+            ),
+            AuditEvent::UserKeyAdded {
+                user,
+                actor,
+                fingerprint,
+            } => admin(
+                "user.key_added",
+                actor,
+                user,
+                json!({ "fingerprint": fingerprint }),
+            ),
+            AuditEvent::GroupAdded { group, actor } => {
+                admin("group.added", actor, group, json!({}))
+            }
+            AuditEvent::GroupMemberAdded { group, user, actor } => {
+                admin("group.member_added", actor, group, json!({ "user": user }))
+            }
+            AuditEvent::TargetAdded {
+                target,
+                actor,
+                host,
+                port,
+                host_key,
+            } => admin(
+                "target.added",
+                actor,
+                target,
+                json!({ "host": host, "port": port, "host_key": host_key }),
+            ),
+            AuditEvent::TargetRemoved { target, actor } => {
+                admin("target.removed", actor, target, json!({}))
+            }
+            AuditEvent::TargetCaptureSet {
+                target,
+                actor,
+                capture,
+            } => admin(
+                "target.capture_set",
+                actor,
+                target,
+                json!({ "capture_files": capture }),
+            ),
+            AuditEvent::CredentialSet {
+                target,
+                login,
+                kind,
+                actor,
+            } => admin(
+                "credential.set",
+                actor,
+                target,
+                json!({ "login": login, "kind": kind }),
+            ),
+            AuditEvent::RecordingStorageUnavailable { user, error, .. } => (
+                "recording.storage_unavailable",
+                "portcullis".into(),
+                String::new(),
+                user.clone(),
+                json!({ "error": error }),
+            ),
             AuditEvent::LockCreated {
                 id,
                 scope,
@@ -523,19 +778,66 @@ impl AuditEvent {
             ),
         };
         AuditRow {
-            id: new_id(),
             ts_ms: now_ms(),
             kind: kind.to_string(),
             actor,
             source,
             subject,
+            session: self.session().to_string(),
             detail: detail.to_string(),
         }
     }
 }
 
+/// Appends `event` to the chain; durable when this returns `Ok`. Callers
+/// that must fail closed (login, session start) refuse on `Err`.
 pub async fn record(store: &Store, event: AuditEvent) -> Result<(), StoreError> {
-    store.append_audit(&event.to_row()).await
+    let r = store.append_audit(&event.to_row()).await;
+    store.audit_health().note(r.is_ok());
+    r.map(|_| ())
+}
+
+/// Loads (creating on first use) the chain key and makes `store` seal every
+/// audit row with it; events written before the chain existed join it.
+pub async fn open_chain(store: Store, key_file: &std::path::Path) -> Result<Store, AuditError> {
+    let key = ChainKey::load_or_create(key_file)?;
+    Ok(store.attach_audit(std::sync::Arc::new(key)).await?)
+}
+
+impl AuditEvent {
+    /// The session an event belongs to, if any (its own column, for queries).
+    pub fn session(&self) -> &str {
+        match self {
+            AuditEvent::SessionStarted { session, .. }
+            | AuditEvent::SessionEnded { session, .. }
+            | AuditEvent::HostKeyMismatch { session, .. }
+            | AuditEvent::SessionEndedByPolicy { session, .. }
+            | AuditEvent::RecordingFailed { session, .. }
+            | AuditEvent::RecordingCutShort { session, .. }
+            | AuditEvent::RecordingStorageUnavailable { session, .. }
+            | AuditEvent::JumpOpened {
+                via_session: session,
+                ..
+            } => session,
+            _ => "",
+        }
+    }
+}
+
+/// An administrative change: who made it, to what.
+fn admin(
+    kind: &'static str,
+    actor: &str,
+    subject: &str,
+    detail: serde_json::Value,
+) -> (&'static str, String, String, String, serde_json::Value) {
+    (
+        kind,
+        actor.to_string(),
+        String::new(),
+        subject.to_string(),
+        detail,
+    )
 }
 
 /// The operator running an admin command, for the audit trail.

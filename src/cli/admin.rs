@@ -1,6 +1,7 @@
 //! Admin commands. Secrets are read from stdin or a file and never echoed.
 
 use crate::app::now_ms;
+use crate::audit::{self, AuditEvent, cli_actor};
 use crate::auth::hash_password;
 use crate::config::Config;
 use crate::gateway::keys::parse_user_key;
@@ -205,18 +206,26 @@ pub async fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
             }
             let hash = pw.map(|p| hash_password(&p)).transpose()?;
             store.add_user(&n, hash.as_deref(), now_ms()).await?;
-            for (fp, line) in parsed {
-                store.add_user_key(&n, &fp, &line).await?;
+            for (fp, line) in &parsed {
+                store.add_user_key(&n, fp, line).await?;
                 println!("key {fp} added");
             }
+            let event = AuditEvent::UserAdded {
+                user: n.clone(),
+                actor: cli_actor(),
+                password: hash.is_some(),
+                keys: parsed.into_iter().map(|(fp, _)| fp).collect(),
+                service,
+            };
+            audit::record(&store, event).await?;
             if service {
                 store.set_mfa_exempt(&n, true).await?;
-                let event = crate::audit::AuditEvent::MfaExemption {
+                let event = AuditEvent::MfaExemption {
                     user: n.clone(),
-                    actor: crate::audit::cli_actor(),
+                    actor: cli_actor(),
                     exempt: true,
                 };
-                crate::audit::record(&store, event).await?;
+                audit::record(&store, event).await?;
                 println!("user {n} added as a service account (public key only, no MFA)");
             } else {
                 println!(
@@ -226,6 +235,11 @@ pub async fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
         }
         UserCmd::Remove { name: n } => {
             store.remove_user(&n).await?;
+            let event = AuditEvent::UserRemoved {
+                user: n.clone(),
+                actor: cli_actor(),
+            };
+            audit::record(&store, event).await?;
             println!("user {n} removed");
         }
         UserCmd::List => {
@@ -258,11 +272,23 @@ pub async fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
                 Some(hash_password(&pw)?)
             };
             store.set_password(&n, hash.as_deref()).await?;
+            let event = AuditEvent::UserPasswordChanged {
+                user: n.clone(),
+                actor: cli_actor(),
+                cleared: clear,
+            };
+            audit::record(&store, event).await?;
             println!("password for {n} {}", if clear { "cleared" } else { "set" });
         }
         UserCmd::Key(KeyCmd::Add { name: n, file }) => {
             let (fp, line) = read_key(&file)?;
             store.add_user_key(&n, &fp, &line).await?;
+            let event = AuditEvent::UserKeyAdded {
+                user: n.clone(),
+                actor: cli_actor(),
+                fingerprint: fp.clone(),
+            };
+            audit::record(&store, event).await?;
             println!("key {fp} added to {n}");
         }
     }
@@ -281,10 +307,21 @@ pub async fn group(config: &Config, cmd: GroupCmd) -> anyhow::Result<()> {
         GroupCmd::Add { name: n } => {
             let n = name(&n)?;
             store.add_group(&n).await?;
+            let event = AuditEvent::GroupAdded {
+                group: n.clone(),
+                actor: cli_actor(),
+            };
+            audit::record(&store, event).await?;
             println!("group {n} added");
         }
         GroupCmd::Member(MemberCmd::Add { group, user }) => {
             store.add_member(&group, &user).await?;
+            let event = AuditEvent::GroupMemberAdded {
+                group: group.clone(),
+                user: user.clone(),
+                actor: cli_actor(),
+            };
+            audit::record(&store, event).await?;
             println!("{user} added to {group}");
         }
     }
@@ -319,6 +356,14 @@ pub async fn target(config: &Config, cmd: TargetCmd) -> anyhow::Result<()> {
                 host_key: upkeys::to_openssh(&key),
             };
             store.add_target(&t, now_ms()).await?;
+            let event = AuditEvent::TargetAdded {
+                target: n.clone(),
+                actor: cli_actor(),
+                host: t.host.clone(),
+                port,
+                host_key: upkeys::fingerprint(&key),
+            };
+            audit::record(&store, event).await?;
             println!(
                 "target {n} added, host key pinned: {}",
                 upkeys::fingerprint(&key)
@@ -341,6 +386,12 @@ pub async fn target(config: &Config, cmd: TargetCmd) -> anyhow::Result<()> {
         }
         TargetCmd::Capture { name: n, state } => {
             store.set_capture_files(&n, state == "on").await?;
+            let event = AuditEvent::TargetCaptureSet {
+                target: n.clone(),
+                actor: cli_actor(),
+                capture: state == "on",
+            };
+            audit::record(&store, event).await?;
             println!(
                 "file contents for {n}: {}",
                 if state == "on" {
@@ -352,6 +403,11 @@ pub async fn target(config: &Config, cmd: TargetCmd) -> anyhow::Result<()> {
         }
         TargetCmd::Remove { name: n } => {
             store.remove_target(&n).await?;
+            let event = AuditEvent::TargetRemoved {
+                target: n.clone(),
+                actor: cli_actor(),
+            };
+            audit::record(&store, event).await?;
             println!("target {n} removed");
         }
         TargetCmd::List => {
@@ -458,6 +514,13 @@ pub async fn credential(config: &Config, cmd: CredentialCmd) -> anyhow::Result<(
             store
                 .set_credential(&target, &login, kind, &sealed, now_ms())
                 .await?;
+            let event = AuditEvent::CredentialSet {
+                target: target.clone(),
+                login: login.clone(),
+                kind: kind.as_str().to_string(),
+                actor: cli_actor(),
+            };
+            audit::record(&store, event).await?;
             println!(
                 "{} stored for {login} on {target} (encrypted)",
                 kind.as_str()

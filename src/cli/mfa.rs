@@ -172,14 +172,3 @@ pub async fn source(config: &Config, cmd: SourceCmd) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-pub async fn audit_list(config: &Config, limit: i64) -> anyhow::Result<()> {
-    let (store, _) = super::open(config).await?;
-    for e in store.list_audit(limit).await? {
-        println!(
-            "{}\t{}\t{}\t{}\t{}\t{}",
-            e.ts_ms, e.kind, e.actor, e.source, e.subject, e.detail
-        );
-    }
-    Ok(())
-}

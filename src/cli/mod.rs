@@ -2,6 +2,7 @@
 //! directory (or the database named in the config).
 
 mod admin;
+mod audit;
 mod grants;
 mod locks;
 mod mfa;
@@ -70,8 +71,9 @@ pub enum Command {
     Recordings(RecordingsCmd),
     #[command(subcommand)]
     Source(mfa::SourceCmd),
+    /// The audit log: list, verify the hash chain, export JSON lines.
     #[command(subcommand)]
-    Audit(AuditCmd),
+    Audit(audit::AuditCmd),
     /// The kill switch: lock users, targets, sources or everything.
     #[command(subcommand)]
     Lock(locks::LockCmd),
@@ -100,14 +102,6 @@ pub enum RecordingsCmd {
     },
 }
 
-#[derive(Debug, Subcommand)]
-pub enum AuditCmd {
-    List {
-        #[arg(long, default_value_t = 100)]
-        limit: i64,
-    },
-}
-
 #[derive(Debug, Args)]
 pub struct NoArgs {}
 
@@ -125,6 +119,7 @@ pub async fn open(config: &Config) -> anyhow::Result<(Store, Vault)> {
     let store = Store::connect(&config.database_url)
         .await
         .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
+    let store = crate::audit::open_chain(store, &config.audit_chain_key_file).await?;
     Ok((store, vault))
 }
 
@@ -166,7 +161,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             recordings::prune(&config, &older_than).await
         }
         Command::Source(c) => mfa::source(&config, c).await,
-        Command::Audit(AuditCmd::List { limit }) => mfa::audit_list(&config, limit).await,
+        Command::Audit(c) => audit::run(&config, c).await,
         Command::Lock(c) => locks::lock(&config, c).await,
         Command::Lockdown(a) => locks::lockdown(&config, a).await,
         Command::HostCa(HostCaCmd::Show) => {

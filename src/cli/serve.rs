@@ -34,9 +34,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let audit_key = crate::recording::load_or_create(&config.audit_key_file)?;
     super::create_private_dir(&config.recordings_dir)?;
+    let shutdown = CancellationToken::new();
+    // Before anything is appended, so the stream starts with this run's first event.
+    let stream =
+        audit::stream::spawn(store.clone(), &config.audit.stream, shutdown.clone()).await?;
     let app = App::new(config, store, vault, audit_key);
     crate::recorder::recover(&app).await;
-    let shutdown = CancellationToken::new();
     refresh_blocks(&app).await;
     // Fail closed: a bastion that cannot read its locks does not open.
     crate::lockdown::refresh(&app)
@@ -57,6 +60,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     shutdown.cancel();
     let _ = server.await;
     let _ = chores.await;
+    if let Some(s) = stream {
+        let _ = s.await;
+    }
     if let Some(api) = api {
         let _ = api.await;
     }

@@ -1,4 +1,4 @@
-//! TOTP secrets, MFA exemptions, source blocks and audit rows.
+//! TOTP secrets, MFA exemptions and source blocks.
 
 use super::{Store, StoreError, affected};
 use sqlx::Row;
@@ -23,17 +23,6 @@ pub struct SourceBlock {
     pub reason: String,
     pub created_ms: i64,
     pub expires_ms: Option<i64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditRow {
-    pub id: String,
-    pub ts_ms: i64,
-    pub kind: String,
-    pub actor: String,
-    pub source: String,
-    pub subject: String,
-    pub detail: String,
 }
 
 impl Store {
@@ -146,44 +135,6 @@ impl Store {
                     reason: r.try_get(1)?,
                     created_ms: r.try_get(2)?,
                     expires_ms: r.try_get(3)?,
-                })
-            })
-            .collect()
-    }
-
-    pub async fn append_audit(&self, e: &AuditRow) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_events (id, ts, kind, actor, source, subject, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&e.id)
-        .bind(e.ts_ms)
-        .bind(&e.kind)
-        .bind(&e.actor)
-        .bind(&e.source)
-        .bind(&e.subject)
-        .bind(&e.detail)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn list_audit(&self, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, ts, kind, actor, source, subject, detail FROM audit_events ORDER BY ts DESC, id LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRow {
-                    id: r.try_get(0)?,
-                    ts_ms: r.try_get(1)?,
-                    kind: r.try_get(2)?,
-                    actor: r.try_get(3)?,
-                    source: r.try_get(4)?,
-                    subject: r.try_get(5)?,
-                    detail: r.try_get(6)?,
                 })
             })
             .collect()

@@ -5,6 +5,9 @@
 //! placeholders and portable types (TEXT, BIGINT) so neither dialect drifts.
 
 mod api;
+mod audit;
+#[cfg(test)]
+pub(crate) mod audit_tests;
 mod jit;
 mod jump;
 mod locks;
@@ -15,8 +18,9 @@ mod tcp;
 #[cfg(test)]
 mod tests;
 
-pub use api::{AuditFilter, MetricCounts, TokenRow};
-pub use mfa::{AuditRow, SourceBlock, TotpRecord};
+pub use api::{MetricCounts, TokenRow};
+pub use audit::{AuditFilter, AuditHealth, AuditRow, AuditSealer, ChainedRow, GENESIS_HASH};
+pub use mfa::{SourceBlock, TotpRecord};
 pub use recordings::RecordingRow;
 pub use records::*;
 pub use tcp::{KindedTarget, TargetKind};
@@ -34,11 +38,14 @@ pub enum StoreError {
     Exists { kind: &'static str, name: String },
     #[error("{kind} {name:?} does not exist")]
     Missing { kind: &'static str, name: String },
+    #[error("the audit chain key is not loaded, so no audit event can be written")]
+    AuditKeyMissing,
 }
 
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    audit: audit::AuditHook,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -70,7 +77,11 @@ impl Store {
             .connect(url)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool })
+        audit::install_audit_guards(&pool).await?;
+        Ok(Store {
+            pool,
+            audit: audit::AuditHook::default(),
+        })
     }
 
     pub async fn close(&self) {

@@ -162,18 +162,6 @@ async fn exercise(store: &Store) {
     store.remove_source_block("10.0.0.0/24").await.unwrap();
     assert!(store.source_blocks().await.unwrap().is_empty());
 
-    let ev = AuditRow {
-        id: "e1".into(),
-        ts_ms: 5,
-        kind: "login.success".into(),
-        actor: "alice".into(),
-        source: "1.2.3.4".into(),
-        subject: "web01".into(),
-        detail: "{}".into(),
-    };
-    store.append_audit(&ev).await.unwrap();
-    assert_eq!(store.list_audit(10).await.unwrap(), vec![ev]);
-
     // Just-in-time: a request, then an approval that creates its grant atomically.
     let q = AccessRequest {
         id: "r1".into(),

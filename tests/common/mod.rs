@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod audit;
 pub mod forward;
 
 use std::io::Write;

@@ -180,9 +180,13 @@ fn events_stream_to_syslog_over_udp_including_cli_changes() {
     // Made by another process (the admin CLI): the server streams it too.
     b.admin(&["group", "add", "streamed"]);
     let mut buf = [0u8; 65536];
-    let n = sock
-        .recv(&mut buf)
-        .unwrap_or_else(|e| panic!("nothing received: {e}\n{}", b.log()));
+    // A signal (another test's child exiting) may interrupt the wait: retry.
+    let n = loop {
+        match sock.recv(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => break r.unwrap_or_else(|e| panic!("nothing received: {e}\n{}", b.log())),
+        }
+    };
     let frame = String::from_utf8_lossy(&buf[..n]).to_string();
     // RFC 5424: <PRI>1 TIMESTAMP HOST APP PROCID MSGID SD MSG
     let parts: Vec<&str> = frame.splitn(8, ' ').collect();

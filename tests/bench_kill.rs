@@ -8,7 +8,7 @@
 //! (BENCH_KILL_VIA=api, default) or the CLI (`cli`, which adds a process
 //! start and the server's lock poll).
 //!
-//!   cargo test --profile ci --test bench_kill -- --ignored --nocapture
+//!   PORTCULLIS_TEST_LOG=info cargo test --profile ci --test bench_kill -- --ignored --nocapture
 
 mod common;
 use common::*;

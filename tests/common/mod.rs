@@ -383,7 +383,11 @@ impl Bastion {
         let child = self
             .cli()
             .arg("serve")
-            .env("PORTCULLIS_LOG", "debug,russh=info")
+            // Benchmarks set PORTCULLIS_TEST_LOG=info: debug logging costs CPU.
+            .env(
+                "PORTCULLIS_LOG",
+                std::env::var("PORTCULLIS_TEST_LOG").unwrap_or_else(|_| "debug,russh=info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -760,7 +764,11 @@ impl Bastion {
         );
         let child = Command::new("unshare")
             .args(["-m", "--propagation", "private", "sh", "-c", &script])
-            .env("PORTCULLIS_LOG", "debug,russh=info")
+            // Benchmarks set PORTCULLIS_TEST_LOG=info: debug logging costs CPU.
+            .env(
+                "PORTCULLIS_LOG",
+                std::env::var("PORTCULLIS_TEST_LOG").unwrap_or_else(|_| "debug,russh=info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

@@ -227,15 +227,16 @@ impl Bastion {
         self.admin(&args);
     }
 
-    /// Audit rows of `kind` (newest first): the detail JSON of each.
+    /// Audit events of exactly `kind` (newest first): the detail JSON of each.
     pub fn audit_details(&self, kind: &str) -> Vec<serde_json::Value> {
-        let out = text(&self.admin(&["audit", "list", "--limit", "1000"]).stdout);
-        out.lines()
-            .filter_map(|l| {
-                let cols: Vec<&str> = l.splitn(6, '\t').collect();
-                (cols.len() == 6 && cols[1] == kind).then(|| serde_json::from_str(cols[5]).unwrap())
-            })
-            .collect()
+        let mut rows: Vec<serde_json::Value> = self
+            .audit_export(&["--kind", kind])
+            .into_iter()
+            .filter(|e| e["kind"].as_str() == Some(kind))
+            .map(|e| e["detail"].clone())
+            .collect();
+        rows.reverse();
+        rows
     }
 
     /// `ssh -W host:port user@bastion` with `input` on stdin.

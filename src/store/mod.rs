@@ -7,6 +7,8 @@
 mod api;
 mod audit;
 #[cfg(test)]
+mod audit_chain_tests;
+#[cfg(test)]
 pub(crate) mod audit_tests;
 mod jit;
 mod jump;

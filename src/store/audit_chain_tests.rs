@@ -2,7 +2,10 @@
 //! tampering a database writer can do is named by `verify`, and concurrent
 //! appenders keep one valid chain.
 
-use super::*;
+//! (Here, in the store, because it edits rows with SQL as an attacker would.)
+
+use crate::audit::*;
+use crate::store::Store;
 use crate::store::audit_tests::pg_schema;
 use std::sync::Arc;
 

@@ -54,6 +54,20 @@ fn live_session(b: &Bastion, user: &str) -> (Child, String) {
     }
 }
 
+/// Waits until the session list satisfies `pred`: after a kill the client
+/// is cut first and the row is closed a moment later.
+fn sessions_eventually(b: &Bastion, pred: impl Fn(&str) -> bool) {
+    let start = Instant::now();
+    loop {
+        let sessions = text(&b.admin(&["session", "list"]).stdout);
+        if pred(&sessions) {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{sessions}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Waits for the client to exit; returns how long that took and its stderr.
 fn ended_within(mut c: Child, limit: Duration) -> (Duration, String) {
     let start = Instant::now();
@@ -94,11 +108,9 @@ fn a_user_lock_ends_the_session_refuses_logins_and_lifts() {
     );
     eprintln!("CLI lock to client exit: {took:?}");
     // The session row says why; the audit chain holds the lock.
-    let sessions = text(&b.admin(&["session", "list"]).stdout);
-    assert!(
-        sessions.contains("killed: locked by") && sessions.contains("incident 4711"),
-        "{sessions}"
-    );
+    sessions_eventually(&b, |l| {
+        l.contains("killed: locked by") && l.contains("incident 4711")
+    });
     let audit = text(&b.admin(&["audit", "list"]).stdout);
     assert!(
         audit.contains("lock.created") && audit.contains("user alice"),
@@ -276,11 +288,7 @@ fn a_typed_command_rule_ends_an_interactive_session() {
         audit.contains("rule.fired") && audit.contains("no-rm-rf-root"),
         "{audit}"
     );
-    let sessions = text(&b.admin(&["session", "list"]).stdout);
-    assert!(
-        sessions.contains("killed: locked by rule:no-rm-rf-root"),
-        "{sessions}"
-    );
+    sessions_eventually(&b, |l| l.contains("killed: locked by rule:no-rm-rf-root"));
 }
 
 #[test]

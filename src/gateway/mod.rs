@@ -234,7 +234,14 @@ async fn drive<S>(
     if let Err(e) = result {
         tracing::debug!(source = %peer, error = ?e, "connection ended with error");
     }
+    if shared.kill.is_killed() {
+        // A lockdown ends many sessions at once: let every transport be cut
+        // before the teardowns (upstream, rows, audit) compete for the CPU.
+        tokio::time::sleep(KILL_TEARDOWN_DELAY).await;
+    }
     if let Some(session) = shared.session() {
         session.finish().await;
     }
 }
+
+const KILL_TEARDOWN_DELAY: Duration = Duration::from_millis(300);

@@ -9,6 +9,7 @@
 mod chain;
 mod event;
 mod query;
+mod row;
 pub mod stream;
 mod verify;
 

@@ -1,0 +1,172 @@
+use super::*;
+use std::time::Duration;
+
+struct Src(mpsc::Receiver<Frame>);
+impl FrameSource for Src {
+    async fn recv(&mut self) -> Option<Frame> {
+        self.0.recv().await
+    }
+}
+struct Sink(mpsc::Sender<Frame>);
+impl FrameSink for Sink {
+    async fn send(&mut self, f: Frame) -> Result<(), SinkClosed> {
+        self.0.send(f).await.map_err(|_| SinkClosed)
+    }
+}
+
+fn pair(n: usize) -> (mpsc::Sender<Frame>, Src, Sink, mpsc::Receiver<Frame>) {
+    let (a, b) = mpsc::channel(n);
+    let (c, d) = mpsc::channel(n);
+    (a, Src(b), Sink(c), d)
+}
+
+#[tokio::test]
+async fn frames_pass_in_order_and_are_counted() {
+    let (c_in, c_src, c_sink, mut c_out) = pair(16);
+    let (u_in, u_src, u_sink, mut u_out) = pair(16);
+    let counters = Arc::new(Counters::default());
+    let task = tokio::spawn(run(
+        (c_src, c_sink),
+        (u_src, u_sink),
+        1 << 20,
+        counters.clone(),
+        CancellationToken::new(),
+        None,
+        None,
+    ));
+    c_in.send(Frame::Request(Request::Shell)).await.unwrap();
+    c_in.send(Frame::Data(Bytes::from_static(b"ls\n")))
+        .await
+        .unwrap();
+    assert_eq!(u_out.recv().await, Some(Frame::Request(Request::Shell)));
+    assert_eq!(
+        u_out.recv().await,
+        Some(Frame::Data(Bytes::from_static(b"ls\n")))
+    );
+    u_in.send(Frame::Data(Bytes::from_static(b"file\n")))
+        .await
+        .unwrap();
+    u_in.send(Frame::ExitStatus(3)).await.unwrap();
+    u_in.send(Frame::Close).await.unwrap();
+    assert_eq!(
+        c_out.recv().await,
+        Some(Frame::Data(Bytes::from_static(b"file\n")))
+    );
+    assert_eq!(c_out.recv().await, Some(Frame::ExitStatus(3)));
+    assert_eq!(c_out.recv().await, Some(Frame::Close));
+    // Our close to the client already ended the client lane; its reply may find it gone.
+    let _ = c_in.send(Frame::Close).await;
+    assert_eq!(u_out.recv().await, Some(Frame::Close));
+    assert_eq!(task.await.unwrap(), ChannelEnd::Closed);
+    assert_eq!(counters.up.load(Ordering::Relaxed), 3);
+    assert_eq!(counters.down.load(Ordering::Relaxed), 5);
+}
+
+#[tokio::test]
+async fn slow_sink_holds_at_most_the_budget_then_stops_reading() {
+    // A sink that never consumes: the reader must stop pulling after `budget` bytes.
+    let (c_in, c_src, c_sink, _c_out) = pair(1);
+    let (_u_in, u_src, u_sink, _u_out_never_read) = pair(1);
+    let budget = 64 * 1024;
+    let task = tokio::spawn(run(
+        (c_src, c_sink),
+        (u_src, u_sink),
+        budget,
+        Arc::new(Counters::default()),
+        CancellationToken::new(),
+        None,
+        None,
+    ));
+    let chunk = Bytes::from(vec![0u8; 16 * 1024]);
+    let mut sent = 0usize;
+    while tokio::time::timeout(
+        Duration::from_millis(200),
+        c_in.send(Frame::Data(chunk.clone())),
+    )
+    .await
+    .is_ok()
+    {
+        sent += chunk.len();
+        assert!(
+            sent <= budget + 4 * chunk.len(),
+            "reader kept pulling past its budget: {sent}"
+        );
+    }
+    assert!(sent >= budget - chunk.len(), "reader stopped early: {sent}");
+    task.abort();
+}
+
+#[tokio::test]
+async fn a_stuck_forward_consumer_ends_the_forward_not_the_reader() {
+    // The far side never takes anything: with a stall time the bridge
+    // ends the forward instead of leaving its reader stopped for ever.
+    let (c_in, c_src, c_sink, mut c_out) = pair(4);
+    let (_u_in, u_src, u_sink, _u_out_never_read) = pair(1);
+    let stall = Stall {
+        up: Some(Duration::from_millis(300)),
+        down: None,
+    };
+    let task = tokio::spawn(run_forward(
+        (c_src, c_sink),
+        (u_src, u_sink),
+        64 * 1024,
+        stall,
+        Arc::new(Counters::default()),
+        CancellationToken::new(),
+        None,
+    ));
+    let feeder = tokio::spawn(async move {
+        let chunk = Bytes::from(vec![0u8; 16 * 1024]);
+        while c_in.send(Frame::Data(chunk.clone())).await.is_ok() {}
+    });
+    let end = tokio::time::timeout(Duration::from_secs(5), task).await;
+    assert_eq!(end.unwrap().unwrap(), ChannelEnd::Stalled);
+    assert_eq!(c_out.recv().await, Some(Frame::Close));
+    // The client side's source was dropped: its sender fails, never blocks.
+    tokio::time::timeout(Duration::from_secs(2), feeder)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_close_we_sent_ends_the_lane_reading_that_side() {
+    // The upstream closes; the client never answers (russh drops the
+    // reply to a close it sent): the bridge still ends.
+    let (_c_in, c_src, c_sink, mut c_out) = pair(4);
+    let (u_in, u_src, u_sink, mut u_out) = pair(4);
+    let task = tokio::spawn(run(
+        (c_src, c_sink),
+        (u_src, u_sink),
+        1 << 20,
+        Arc::new(Counters::default()),
+        CancellationToken::new(),
+        None,
+        None,
+    ));
+    u_in.send(Frame::Close).await.unwrap();
+    assert_eq!(c_out.recv().await, Some(Frame::Close));
+    assert_eq!(u_out.recv().await, Some(Frame::Close));
+    let end = tokio::time::timeout(Duration::from_secs(2), task).await;
+    assert_eq!(end.unwrap().unwrap(), ChannelEnd::Closed);
+}
+
+#[tokio::test]
+async fn cancel_closes_both_sides() {
+    let (_c_in, c_src, c_sink, mut c_out) = pair(4);
+    let (_u_in, u_src, u_sink, mut u_out) = pair(4);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(run(
+        (c_src, c_sink),
+        (u_src, u_sink),
+        1 << 20,
+        Arc::new(Counters::default()),
+        cancel.clone(),
+        None,
+        None,
+    ));
+    cancel.cancel();
+    assert_eq!(c_out.recv().await, Some(Frame::Close));
+    assert_eq!(u_out.recv().await, Some(Frame::Close));
+    assert_eq!(task.await.unwrap(), ChannelEnd::Cancelled);
+}

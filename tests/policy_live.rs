@@ -91,7 +91,7 @@ fn a_session_is_warned_and_ended_when_its_window_closes() {
         "{err}"
     );
     assert!(lasted < Duration::from_secs(130), "{lasted:?}");
-    let sessions = text(&b.admin(&["session", "list"]).stdout);
+    let sessions = b.settled_sessions();
     assert!(sessions.contains("the access window closes"), "{sessions}");
     let audit = text(&b.admin(&["audit", "list"]).stdout);
     assert!(

@@ -211,8 +211,7 @@ fn sessions_table_records_who_where_and_bytes() {
             .arg("head -c 100000 /dev/zero")
             .stdin(Stdio::null()),
     );
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let list = text(&b.admin(&["session", "list"]).stdout);
+    let list = b.settled_sessions();
     let line = list.lines().next().expect("a session row");
     assert!(line.contains("\talice\t127.0.0.1:"), "{line}");
     assert!(line.contains("tuser@web01"), "{line}");

@@ -311,6 +311,19 @@ impl Bastion {
         run_ok(self.cli().args(args))
     }
 
+    /// `session list` once no row is live: a client can exit before the
+    /// bastion has closed its session row.
+    pub fn settled_sessions(&self) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let list = text(&self.admin(&["session", "list"]).stdout);
+            if !list.contains("\tlive\t") || start.elapsed() > Duration::from_secs(5) {
+                return list;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     pub fn admin_stdin(&self, args: &[&str], stdin: &str) -> Output {
         let mut child = self
             .cli()

@@ -34,6 +34,8 @@
 #   CARGO_TARGET_DIR        default /work/target
 #   BENCH_KEEP=1            keep the temp dir (logs) instead of deleting it
 #   BENCH_TEXT=1            download printable base64 lines instead of zeros
+#   BENCH_LEGS="direct portcullis"  measure only these legs (ratios of the
+#                           others print n/a)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -364,6 +366,10 @@ label[jump]="ssh -J via OpenSSH sshd"
 label[portcullis]="portcullis"
 label[pcjump]="ssh -J via portcullis"
 
+for leg in direct jump portcullis pcjump; do up[$leg]=0 down[$leg]=0 setup[$leg]=0; done
+if [[ -n ${BENCH_LEGS:-} ]]; then
+    read -r -a legs <<<"$BENCH_LEGS"
+fi
 for leg in "${legs[@]}"; do
     say "== ${label[$leg]}"
     check_integrity "$leg"

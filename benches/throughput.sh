@@ -6,6 +6,9 @@
 #   direct      ssh                          -> test sshd
 #   ssh -J      ssh -J test sshd (itself)    -> test sshd
 #   portcullis  ssh alice+web01@portcullis   -> test sshd
+#   unrecorded  ssh alice+web01m@portcullis  -> the same sshd, a target that
+#               records metadata only: the recording's cost is the ratio
+#               of these two legs
 #   pc -J       ssh -J alice@portcullis tuser@web01 (nested SSH answered by
 #               portcullis with a host certificate, then proxied like the
 #               leg above) -> test sshd
@@ -34,6 +37,8 @@
 #   CARGO_TARGET_DIR        default /work/target
 #   BENCH_KEEP=1            keep the temp dir (logs) instead of deleting it
 #   BENCH_TEXT=1            download printable base64 lines instead of zeros
+#   BENCH_TTY=1             download those lines through a pty (ssh -tt): what a
+#                           shell session shows, recorded as a shell session
 #   BENCH_LEGS="direct portcullis"  measure only these legs (ratios of the
 #                           others print n/a)
 set -euo pipefail
@@ -148,7 +153,9 @@ bench_download() { # HOST -> MiB/s
     t0=$(now_ns)
     # BENCH_TEXT=1: printable lines (what a terminal shows) instead of zeros,
     # for comparing recording on/off on realistic output.
-    if [[ ${BENCH_TEXT:-0} == 1 ]]; then
+    if [[ ${BENCH_TTY:-0} == 1 ]]; then
+        "${SSH[@]}" -tt "$1" "base64 -w 76 /dev/zero | head -c $BYTES" </dev/null >/dev/null 2>&1
+    elif [[ ${BENCH_TEXT:-0} == 1 ]]; then
         "${SSH[@]}" "$1" "base64 -w 76 /dev/zero | head -c $BYTES" >/dev/null
     else
         "${SSH[@]}" "$1" "head -c $BYTES /dev/zero" >/dev/null
@@ -274,6 +281,10 @@ Host portcullis
     HostName 127.0.0.1
     Port $bastion_port
     User alice+web01
+Host pcmeta
+    HostName 127.0.0.1
+    Port $bastion_port
+    User alice+web01m
 Host pcbastion
     HostName 127.0.0.1
     Port $bastion_port
@@ -329,6 +340,12 @@ EOF
         --host-key-file "$tmp/sshd_host_ed25519_key.pub"
     pc credential set web01 tuser --key-file "$tmp/upstream_ed25519"
     pc grant add --user alice --target web01 --login tuser
+    # The same sshd as web01m, recorded as metadata only: recording on/off.
+    pc target add web01m --host 127.0.0.1 --port "$sshd_port" \
+        --host-key-file "$tmp/sshd_host_ed25519_key.pub"
+    pc target recording web01m metadata
+    pc credential set web01m tuser --key-file "$tmp/upstream_ed25519"
+    pc grant add --user alice --target web01m --login tuser
 
     printf '[127.0.0.1]:%s %s\n' "$bastion_port" \
         "$(cut -d' ' -f1,2 "$tmp/bastion_host_ed25519_key.pub")" >>"$tmp/known_hosts"
@@ -348,7 +365,7 @@ EOF
         die "cannot reach web01 through portcullis as alice"
     }
     say "portcullis: 127.0.0.1:$bastion_port (pid $bastion_pid), $PC_BIN"
-    legs+=(portcullis)
+    legs+=(portcullis pcmeta)
     # ssh -J at the bastion: targets are trusted through the host CA line only.
     "$PC_BIN" --config "$tmp/portcullis.toml" --data-dir "$tmp/data" host-ca show >>"$tmp/known_hosts"
     "${SSH[@]}" pcjump true || {
@@ -365,8 +382,9 @@ label[direct]="direct OpenSSH"
 label[jump]="ssh -J via OpenSSH sshd"
 label[portcullis]="portcullis"
 label[pcjump]="ssh -J via portcullis"
+label[pcmeta]="portcullis, unrecorded"
 
-for leg in direct jump portcullis pcjump; do up[$leg]=0 down[$leg]=0 setup[$leg]=0; done
+for leg in direct jump portcullis pcmeta pcjump; do up[$leg]=0 down[$leg]=0 setup[$leg]=0; done
 if [[ -n ${BENCH_LEGS:-} ]]; then
     read -r -a legs <<<"$BENCH_LEGS"
 fi
@@ -450,11 +468,18 @@ if [[ $SKIP_PC != 1 ]]; then
         "$(ratio "${down[portcullis]}" "${down[direct]}")" "$(ratio "${setup[portcullis]}" "${setup[direct]}")"
     printf '%-26s %14s %16s %10s\n' "portcullis / ssh -J" "$(ratio "${up[portcullis]}" "${up[jump]}")" \
         "$(ratio "${down[portcullis]}" "${down[jump]}")" "$(ratio "${setup[portcullis]}" "${setup[jump]}")"
+    printf '%-26s %14s %16s %10s\n' "recorded / unrecorded" "$(ratio "${up[portcullis]}" "${up[pcmeta]}")" \
+        "$(ratio "${down[portcullis]}" "${down[pcmeta]}")" "$(ratio "${setup[portcullis]}" "${setup[pcmeta]}")"
     printf '%-26s %14s %16s %10s\n' "pc -J / ssh -J" "$(ratio "${up[pcjump]}" "${up[jump]}")" \
         "$(ratio "${down[pcjump]}" "${down[jump]}")" "$(ratio "${setup[pcjump]}" "${setup[jump]}")"
     printf '%-26s %14s %16s %10s\n' "pc -J / direct" "$(ratio "${up[pcjump]}" "${up[direct]}")" \
         "$(ratio "${down[pcjump]}" "${down[direct]}")" "$(ratio "${setup[pcjump]}" "${setup[direct]}")"
     echo "(throughput ratios: higher is better; setup ratios: lower is better)"
+    largest=$(ls -S "$tmp"/data/recordings/*.cast 2>/dev/null | head -n 1)
+    if [[ -n $largest ]]; then
+        awk -v s="$(stat -c %s "$largest")" -v b="$BYTES" \
+            'BEGIN { printf "largest recording: %d bytes, %.3fx the %d bytes of the stream\n", s, s / b, b }'
+    fi
     if [[ $IDLE -gt 0 ]]; then
         echo
         echo "idle sessions through portcullis: $idle_up of $IDLE up"

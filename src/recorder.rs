@@ -10,6 +10,7 @@
 use crate::app::{App, now_ms};
 use crate::audit::{self, AuditEvent};
 use crate::bridge::{Direction, Frame, Request, Tap, Tapped};
+use crate::recording::binary::{BinaryStream, looks_binary};
 use crate::recording::{
     ChannelKind, EventKind, Header, InputMasker, RecordingWriter, SessionMeta, TrailerInfo,
 };
@@ -48,6 +49,10 @@ struct Ctx {
     up_data: Arc<std::sync::atomic::AtomicBool>,
     channel: u32,
     writer: Option<RecordingWriter>,
+    /// The target records terminal contents (false: markers only).
+    content: bool,
+    /// Exec stdout turned binary: counted and hashed, not put in the cast.
+    binary: Option<BinaryStream>,
     events_since_checkpoint: bool,
     /// Typed lines for the lockdown rules (only when rules exist).
     lines: Option<crate::lockdown::LineAssembler>,
@@ -75,6 +80,8 @@ async fn record(
         up_data,
         channel,
         writer: None,
+        content: true,
+        binary: None,
         events_since_checkpoint: false,
         lines: None,
     };
@@ -116,9 +123,16 @@ impl Ctx {
                 let released = self.masker.input(time, &b);
                 self.typed(&released).await;
                 for (at, text) in released {
-                    self.write(|w| w.event(at, EventKind::Input, text.as_bytes()))?;
+                    self.content(|w| w.event(at, EventKind::Input, text.as_bytes()))?;
                 }
                 Ok(())
+            }
+            (Direction::Down, Frame::Data(b))
+                if !self.transfer
+                    && !self.interactive
+                    && (self.binary.is_some() || looks_binary(&b)) =>
+            {
+                self.binary_output(time, &b)
             }
             (Direction::Down, Frame::Data(b) | Frame::Stderr(b)) if !self.transfer => {
                 let released = if self.interactive {
@@ -128,9 +142,9 @@ impl Ctx {
                 };
                 self.typed(&released).await;
                 for (at, text) in released {
-                    self.write(|w| w.event(at, EventKind::Input, text.as_bytes()))?;
+                    self.content(|w| w.event(at, EventKind::Input, text.as_bytes()))?;
                 }
-                self.write(|w| w.event(time, EventKind::Output, &b))
+                self.content(|w| w.event(time, EventKind::Output, &b))
             }
             (dir, Frame::Data(b)) if self.sftp.is_some() => {
                 let Some(log) = self.sftp.as_mut() else {
@@ -270,6 +284,13 @@ impl Ctx {
                 command,
             }),
         };
+        // Unreadable setting: record everything (fail closed).
+        self.content = self
+            .app
+            .store
+            .record_content(&header_target(&header))
+            .await
+            .unwrap_or(true);
         let dir = self.app.config.recordings_dir.clone();
         let writer = RecordingWriter::create(&dir, &self.name, &header, &self.app.audit_key)
             .map_err(|e| format!("cannot create recording {}: {e}", self.name))?;
@@ -290,7 +311,15 @@ impl Ctx {
             .store
             .recording_started(&row)
             .await
-            .map_err(|e| format!("recording row not written: {e}"))
+            .map_err(|e| format!("recording row not written: {e}"))?;
+        if !self.content {
+            let time = self.t(Instant::now());
+            self.marker(
+                time,
+                "contents not recorded: this target records metadata only",
+            )?;
+        }
+        Ok(())
     }
 
     fn write(
@@ -302,6 +331,25 @@ impl Ctx {
         };
         self.events_since_checkpoint = true;
         f(w).map_err(|e| format!("recording {} write failed: {e}", self.name))
+    }
+
+    fn binary_output(&mut self, time: f64, chunk: &[u8]) -> Result<(), String> {
+        if self.binary.is_none() {
+            self.marker(time, BinaryStream::STARTED)?;
+        }
+        self.binary.get_or_insert_default().push(chunk);
+        Ok(())
+    }
+
+    /// Terminal contents: written unless the target records metadata only.
+    fn content(
+        &mut self,
+        f: impl FnOnce(&mut RecordingWriter) -> Result<(), crate::recording::RecordingError>,
+    ) -> Result<(), String> {
+        if !self.content {
+            return Ok(());
+        }
+        self.write(f)
     }
 
     fn marker(&mut self, time: f64, text: &str) -> Result<(), String> {
@@ -336,7 +384,10 @@ impl Ctx {
         // Input still held by the masker (a line never ended) is released, masked.
         let end = self.t(Instant::now());
         for (at, text) in self.masker.flush() {
-            self.write(|w| w.event(at.min(end), EventKind::Input, text.as_bytes()))?;
+            self.content(|w| w.event(at.min(end), EventKind::Input, text.as_bytes()))?;
+        }
+        if let Some(binary) = self.binary.take() {
+            self.marker(end, &binary.summary())?;
         }
         let Some(w) = self.writer.take() else {
             return Ok(());
@@ -396,6 +447,14 @@ impl Ctx {
 }
 
 /// Indexes a sealed recording's words for search, off the data path.
+fn header_target(header: &Header) -> String {
+    header
+        .portcullis
+        .as_ref()
+        .map(|m| m.target.clone())
+        .unwrap_or_default()
+}
+
 fn index(app: Arc<App>, name: String, cast: std::path::PathBuf) {
     tokio::spawn(async move {
         let words =

@@ -158,6 +158,11 @@ pub enum AuditEvent {
         actor: String,
         capture: bool,
     },
+    TargetRecordingSet {
+        target: String,
+        actor: String,
+        content: bool,
+    },
     /// Never the secret: the kind of credential and where it applies.
     CredentialSet {
         target: String,

@@ -283,6 +283,16 @@ impl AuditEvent {
                 target,
                 json!({ "capture_files": capture }),
             ),
+            AuditEvent::TargetRecordingSet {
+                target,
+                actor,
+                content,
+            } => admin(
+                "target.recording_set",
+                actor,
+                target,
+                json!({ "mode": if *content { "full" } else { "metadata" } }),
+            ),
             AuditEvent::CredentialSet {
                 target,
                 login,

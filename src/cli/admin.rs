@@ -112,6 +112,13 @@ pub enum TargetCmd {
         #[arg(value_parser = ["on", "off"])]
         state: String,
     },
+    /// Record terminal contents (full, the default) or only the session's
+    /// markers: command, exit status, resizes, signals (metadata).
+    Recording {
+        name: String,
+        #[arg(value_parser = ["full", "metadata"])]
+        mode: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -400,6 +407,17 @@ pub async fn target(config: &Config, cmd: TargetCmd) -> anyhow::Result<()> {
                     "not kept"
                 }
             );
+        }
+        TargetCmd::Recording { name: n, mode } => {
+            let content = mode == "full";
+            store.set_record_content(&n, content).await?;
+            let event = AuditEvent::TargetRecordingSet {
+                target: n.clone(),
+                actor: cli_actor(),
+                content,
+            };
+            audit::record(&store, event).await?;
+            println!("sessions on {n}: {mode} recording");
         }
         TargetCmd::Remove { name: n } => {
             store.remove_target(&n).await?;

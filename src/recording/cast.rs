@@ -129,9 +129,9 @@ pub(crate) fn event_line(time: f64, kind: EventKind, data: &str) -> String {
 pub(crate) fn event_line_into(out: &mut Vec<u8>, time: f64, kind: EventKind, data: &str) {
     use std::io::Write;
     out.clear();
-    // Writing to a Vec cannot fail, nor can serializing a &str to JSON.
+    // Writing to a Vec cannot fail.
     let _ = write!(out, "[{time:.6}, \"{}\", ", kind.code());
-    let _ = serde_json::to_writer(&mut *out, data);
+    super::escape::json_string_into(out, data);
     out.extend_from_slice(b"]\n");
 }
 

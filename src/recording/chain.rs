@@ -311,7 +311,7 @@ impl RecordingWriter {
         let text = match kind {
             EventKind::Output => self.output.decode(data),
             EventKind::Input => self.input.decode(data),
-            EventKind::Resize | EventKind::Marker => String::from_utf8_lossy(data).into_owned(),
+            EventKind::Resize | EventKind::Marker => String::from_utf8_lossy(data),
         };
         self.write_text(time, kind, &text)
     }

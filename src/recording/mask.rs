@@ -242,7 +242,7 @@ impl InputMasker {
             for (t, bytes) in &line.chunks {
                 let text = self.carry.decode(bytes);
                 if !text.is_empty() {
-                    out.push((*t, text));
+                    out.push((*t, text.into_owned()));
                 }
             }
             if line.terminator.is_some() {

@@ -11,9 +11,11 @@
 //! - [`sign`]: the audit key files.
 //! - [`text`]: channel bytes to event text (UTF-8 carried across chunks).
 
+pub mod binary;
 pub mod cast;
 pub mod chain;
 mod chain_reader;
+mod escape;
 pub mod mask;
 mod scan;
 pub mod sftp;

@@ -11,7 +11,17 @@ pub struct Utf8Carry {
 }
 
 impl Utf8Carry {
-    pub fn decode(&mut self, bytes: &[u8]) -> String {
+    pub fn decode<'a>(&mut self, bytes: &'a [u8]) -> std::borrow::Cow<'a, str> {
+        // The common case, a chunk of whole characters, is not copied.
+        if self.pending.is_empty()
+            && let Ok(s) = std::str::from_utf8(bytes)
+        {
+            return std::borrow::Cow::Borrowed(s);
+        }
+        std::borrow::Cow::Owned(self.decode_slow(bytes))
+    }
+
+    fn decode_slow(&mut self, bytes: &[u8]) -> String {
         let joined;
         let mut rest: &[u8] = if self.pending.is_empty() {
             bytes
@@ -93,7 +103,7 @@ mod tests {
         let bytes = text.as_bytes();
         for cut in 0..=bytes.len() {
             let mut carry = Utf8Carry::default();
-            let mut out = carry.decode(&bytes[..cut]);
+            let mut out = carry.decode(&bytes[..cut]).into_owned();
             out.push_str(&carry.decode(&bytes[cut..]));
             assert_eq!(out, text, "cut at {cut}");
             assert_eq!(carry.finish(), None);

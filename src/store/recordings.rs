@@ -181,6 +181,28 @@ impl Store {
         super::affected(r.rows_affected(), "target", target)
     }
 
+    pub async fn set_record_content(&self, target: &str, on: bool) -> Result<(), StoreError> {
+        let r = sqlx::query("UPDATE targets SET record_content = $1 WHERE name = $2")
+            .bind(i64::from(on))
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        super::affected(r.rows_affected(), "target", target)
+    }
+
+    /// Whether terminal contents of sessions on `target` are recorded (the
+    /// default), or only their markers. An unknown target records contents.
+    pub async fn record_content(&self, target: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT record_content FROM targets WHERE name = $1")
+            .bind(target)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<i64, _>(0)? != 0,
+            None => true,
+        })
+    }
+
     /// Whether file contents moved to or from `target` are kept.
     pub async fn capture_files(&self, target: &str) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT capture_files FROM targets WHERE name = $1")

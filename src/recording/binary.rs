@@ -1,0 +1,72 @@
+//! Binary output of non-interactive exec channels (`ssh host 'tar c /etc' >
+//! etc.tar`, `pg_dump -Fc`, `cat disk.img`): a file transfer in all but name.
+//! Its bytes are not terminal text (asciicast would store a NUL as six bytes
+//! and no player can show it), so like an SFTP transfer it is logged as an
+//! operation: a marker where the stream turns binary, and at the end its
+//! size and SHA-256, which the signed trailer then covers.
+
+use sha2::{Digest, Sha256};
+
+/// Whether a chunk of output is not text: a NUL byte, or bytes that are not
+/// UTF-8 (an incomplete character at the very end is still text).
+pub fn looks_binary(chunk: &[u8]) -> bool {
+    if chunk.contains(&0) {
+        return true;
+    }
+    match std::str::from_utf8(chunk) {
+        Ok(_) => false,
+        Err(e) => e.error_len().is_some(),
+    }
+}
+
+/// Counts and hashes a binary stream.
+#[derive(Default)]
+pub struct BinaryStream {
+    bytes: u64,
+    sha: Sha256,
+}
+
+impl BinaryStream {
+    pub const STARTED: &'static str =
+        "binary output from here on: counted and hashed, not shown (like a file transfer)";
+
+    pub fn push(&mut self, chunk: &[u8]) {
+        self.bytes += chunk.len() as u64;
+        self.sha.update(chunk);
+    }
+
+    /// The closing marker's text.
+    pub fn summary(self) -> String {
+        format!(
+            "binary output: {} bytes sha256 {}",
+            self.bytes,
+            hex::encode(self.sha.finalize())
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_with_a_split_character_is_not_binary() {
+        assert!(!looks_binary(b"plain \x1b[1mtext\x1b[0m\r\n"));
+        assert!(!looks_binary("caf\u{e9}".as_bytes()));
+        assert!(!looks_binary(&"✓".as_bytes()[..2]));
+        assert!(looks_binary(b"a\0b"));
+        assert!(looks_binary(b"\xff\xfe tar header"));
+    }
+
+    #[test]
+    fn summary_counts_and_hashes_every_chunk() {
+        let mut s = BinaryStream::default();
+        s.push(b"ab");
+        s.push(b"c");
+        assert_eq!(
+            s.summary(),
+            "binary output: 3 bytes sha256 \
+             ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

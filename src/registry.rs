@@ -38,15 +38,17 @@ impl std::fmt::Debug for KillNote {
 impl KillNote {
     /// Records the first kill's reason (later kills keep the first), tells
     /// the client through the connection's `Tell` if it has one, and wakes
-    /// the connection task.
-    pub fn kill(&self, reason: &str, at: Instant) {
-        if self.note.set((reason.to_string(), at)).is_ok()
+    /// the connection task. `true` for the first kill.
+    pub fn kill(&self, reason: &str, at: Instant) -> bool {
+        let first = self.note.set((reason.to_string(), at)).is_ok();
+        if first
             && let Some(tell) = self.tell.get()
             && tell(reason)
         {
             self.told.store(true, Ordering::SeqCst);
         }
         self.token.cancel();
+        first
     }
 
     /// Set once by the connection; a kill before it is told by the task.
@@ -156,21 +158,37 @@ impl Registry {
         reason: impl Fn(&LiveSession) -> Option<String>,
         at: Instant,
     ) -> Vec<String> {
+        self.doomed(reason)
+            .into_iter()
+            .filter(|d| d.note.kill(&d.why, at))
+            .map(|d| d.id)
+            .collect()
+    }
+
+    /// The live sessions, not yet killed, that the predicate matches, and
+    /// why: for a caller that kills them in batches (`KillNote::kill`).
+    pub fn doomed(&self, reason: impl Fn(&LiveSession) -> Option<String>) -> Vec<Doomed> {
         let Ok(m) = self.inner.lock() else {
             return Vec::new();
         };
-        let mut killed = Vec::new();
-        for s in m.values() {
-            if s.cancel.is_cancelled() || s.kill.is_killed() {
-                continue;
-            }
-            if let Some(why) = reason(s) {
-                s.kill.kill(&why, at);
-                killed.push(s.id.clone());
-            }
-        }
-        killed
+        m.values()
+            .filter(|s| !s.cancel.is_cancelled() && !s.kill.is_killed())
+            .filter_map(|s| {
+                reason(s).map(|why| Doomed {
+                    id: s.id.clone(),
+                    note: s.kill.clone(),
+                    why,
+                })
+            })
+            .collect()
     }
+}
+
+/// A session about to be killed.
+pub struct Doomed {
+    pub id: String,
+    pub note: Arc<KillNote>,
+    pub why: String,
 }
 
 #[cfg(test)]

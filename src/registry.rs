@@ -2,26 +2,63 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// How the connection tells its client why it is being ended: run by `kill`
+/// itself, so a mass kill reaches each client's SSH session directly instead
+/// of first waking every connection task. `true` if the message was queued.
+pub type Tell = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// Why and when a session was killed; written once, by the first kill.
 /// Its token tells the connection task to disconnect the client *first*;
 /// the session's own cancel token (bridges, recorders, upstream) follows once
 /// the transport is cut, so a mass kill is not slowed by teardown work.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct KillNote {
     note: OnceLock<(String, Instant)>,
     token: CancellationToken,
+    tell: OnceLock<Tell>,
+    told: AtomicBool,
+    closed: OnceLock<Instant>,
+}
+
+impl std::fmt::Debug for KillNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KillNote")
+            .field("note", &self.note)
+            .field("killed", &self.is_killed())
+            .field("told", &self.told())
+            .finish_non_exhaustive()
+    }
 }
 
 impl KillNote {
-    /// Records the first kill's reason (later kills keep the first) and
-    /// wakes the connection task.
-    pub fn kill(&self, reason: &str, at: Instant) {
-        let _ = self.note.set((reason.to_string(), at));
+    /// Records the first kill's reason (later kills keep the first), tells
+    /// the client through the connection's `Tell` if it has one, and wakes
+    /// the connection task. `true` for the first kill.
+    pub fn kill(&self, reason: &str, at: Instant) -> bool {
+        let first = self.note.set((reason.to_string(), at)).is_ok();
+        if first
+            && let Some(tell) = self.tell.get()
+            && tell(reason)
+        {
+            self.told.store(true, Ordering::SeqCst);
+        }
         self.token.cancel();
+        first
+    }
+
+    /// Set once by the connection; a kill before it is told by the task.
+    pub fn on_kill(&self, tell: Tell) {
+        let _ = self.tell.set(tell);
+    }
+
+    /// Whether `kill` already queued the disconnect for the client.
+    pub fn told(&self) -> bool {
+        self.told.load(Ordering::SeqCst)
     }
 
     pub fn is_killed(&self) -> bool {
@@ -38,6 +75,16 @@ impl KillNote {
 
     pub fn requested_at(&self) -> Option<Instant> {
         self.note.get().map(|(_, at)| *at)
+    }
+
+    /// Notes when the killed session's transport was closed (the first call
+    /// counts): the end of the kill latency.
+    pub fn closed(&self) {
+        let _ = self.closed.set(Instant::now());
+    }
+
+    pub fn closed_at(&self) -> Option<Instant> {
+        self.closed.get().copied()
     }
 }
 
@@ -111,21 +158,37 @@ impl Registry {
         reason: impl Fn(&LiveSession) -> Option<String>,
         at: Instant,
     ) -> Vec<String> {
+        self.doomed(reason)
+            .into_iter()
+            .filter(|d| d.note.kill(&d.why, at))
+            .map(|d| d.id)
+            .collect()
+    }
+
+    /// The live sessions, not yet killed, that the predicate matches, and
+    /// why: for a caller that kills them in batches (`KillNote::kill`).
+    pub fn doomed(&self, reason: impl Fn(&LiveSession) -> Option<String>) -> Vec<Doomed> {
         let Ok(m) = self.inner.lock() else {
             return Vec::new();
         };
-        let mut killed = Vec::new();
-        for s in m.values() {
-            if s.cancel.is_cancelled() || s.kill.is_killed() {
-                continue;
-            }
-            if let Some(why) = reason(s) {
-                s.kill.kill(&why, at);
-                killed.push(s.id.clone());
-            }
-        }
-        killed
+        m.values()
+            .filter(|s| !s.cancel.is_cancelled() && !s.kill.is_killed())
+            .filter_map(|s| {
+                reason(s).map(|why| Doomed {
+                    id: s.id.clone(),
+                    note: s.kill.clone(),
+                    why,
+                })
+            })
+            .collect()
     }
+}
+
+/// A session about to be killed.
+pub struct Doomed {
+    pub id: String,
+    pub note: Arc<KillNote>,
+    pub why: String,
 }
 
 #[cfg(test)]
@@ -161,5 +224,30 @@ mod tests {
         assert!(!l.iter().find(|s| s.id == "2").unwrap().kill.is_killed());
         r.remove("1");
         assert_eq!(r.list().len(), 1);
+    }
+
+    #[test]
+    fn kill_tells_once_with_the_first_reason() {
+        let note = KillNote::default();
+        let heard = Arc::new(Mutex::new(Vec::<String>::new()));
+        let h = heard.clone();
+        note.on_kill(Box::new(move |why| {
+            h.lock().unwrap().push(why.to_string());
+            true
+        }));
+        assert!(!note.told());
+        note.kill("first", Instant::now());
+        note.kill("second", Instant::now());
+        assert!(note.is_killed() && note.told());
+        assert_eq!(*heard.lock().unwrap(), vec!["first".to_string()]);
+        assert_eq!(note.reason(), Some("first"));
+    }
+
+    #[test]
+    fn a_tell_that_cannot_queue_leaves_it_to_the_task() {
+        let note = KillNote::default();
+        note.on_kill(Box::new(|_| false));
+        note.kill("locked", Instant::now());
+        assert!(note.is_killed() && !note.told());
     }
 }

@@ -4,7 +4,8 @@
 //! in-process russh client through the bastion to a real OpenSSH sshd running
 //! `sleep` — then pulls the kill switch with one call and measures, per
 //! session, the time from the call to the client seeing its connection
-//! closed. Prints p50/p99/max. The trigger is the admin API's lock endpoint
+//! closed (BENCH_KILL_MEASURE, see `Measure`), and checks that every client
+//! read the lock's disconnect text. Prints p50/p99/max. The trigger is the admin API's lock endpoint
 //! (BENCH_KILL_VIA=api, default) or the CLI (`cli`, which adds a process
 //! start and the server's lock poll).
 //!
@@ -17,24 +18,78 @@ use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-struct AnyHost;
-impl client::Handler for AnyHost {
+/// What the client saw when its connection ended: when, and the server's
+/// disconnect text if one arrived (`None`: the transport just ended).
+type Seen = (Instant, Option<String>);
+
+/// Where a session's end is stamped (BENCH_KILL_MEASURE):
+/// - `disconnect` (default): when the client's SSH layer reports the
+///   connection over — the server's DISCONNECT read and the client's own
+///   side shut down (FIN sent), or the transport failing. The client then
+///   waits for the bench to finish measuring before it frees its session,
+///   so 1,000 in-process clients' teardowns (munlock of key buffers, frees)
+///   are not charged to sessions still being killed.
+/// - `channel`: when the client's channel stream ends, i.e. after the
+///   client's session was torn down (the bench's former measure).
+#[derive(Clone, Copy, PartialEq)]
+enum Measure {
+    Disconnect,
+    Channel,
+}
+
+struct Client {
+    seen: Option<tokio::sync::oneshot::Sender<Seen>>,
+    release: tokio_util::sync::CancellationToken,
+}
+
+impl client::Handler for Client {
     type Error = russh::Error;
     async fn check_server_key(&mut self, _: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
         Ok(true)
     }
+
+    async fn disconnected(
+        &mut self,
+        reason: client::DisconnectReason<Self::Error>,
+    ) -> Result<(), Self::Error> {
+        let at = Instant::now();
+        let text = match &reason {
+            client::DisconnectReason::ReceivedDisconnect(info) => Some(info.message.clone()),
+            client::DisconnectReason::Error(_) => None,
+        };
+        if let Some(tx) = self.seen.take() {
+            let _ = tx.send((at, text));
+        }
+        self.release.cancelled().await;
+        match reason {
+            client::DisconnectReason::ReceivedDisconnect(_) => Ok(()),
+            client::DisconnectReason::Error(e) => Err(e),
+        }
+    }
 }
 
-/// One live session: logged in, `sleep` running on the target. Resolves
-/// when the connection closes.
+/// A live session's ends: the stamp used for the figures, and the channel
+/// stream's end (which must come too: the connection really closed).
+struct Live {
+    seen: tokio::sync::oneshot::Receiver<Seen>,
+    ended: tokio::sync::oneshot::Receiver<Instant>,
+}
+
+/// One live session: logged in, `sleep` running on the target.
 async fn open_session(
     port: u16,
     key: Arc<russh::keys::PrivateKey>,
-) -> tokio::sync::oneshot::Receiver<Instant> {
-    let mut h: Handle<AnyHost> = client::connect(
+    release: tokio_util::sync::CancellationToken,
+) -> Live {
+    let (seen_tx, seen) = tokio::sync::oneshot::channel();
+    let handler = Client {
+        seen: Some(seen_tx),
+        release,
+    };
+    let mut h: Handle<Client> = client::connect(
         Arc::new(client::Config::default()),
         ("127.0.0.1", port),
-        AnyHost,
+        handler,
     )
     .await
     .expect("connect");
@@ -55,13 +110,42 @@ async fn open_session(
             None => panic!("session closed before it was up"),
         }
     }
-    let (tx, rx) = tokio::sync::oneshot::channel();
+    let (tx, ended) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         while ch.wait().await.is_some() {}
         let _ = tx.send(Instant::now());
         drop(h);
     });
-    rx
+    Live { seen, ended }
+}
+
+/// BENCH_KILL_PERF=FILE: a system-wide `perf record` (CLOCK_MONOTONIC
+/// stamps, like `Instant`) over the kill, for `perf report --time`.
+fn perf_window() -> Option<std::process::Child> {
+    let out = std::env::var("BENCH_KILL_PERF").ok()?;
+    let child = std::process::Command::new("perf")
+        .args([
+            "record",
+            "-a",
+            "-k",
+            "CLOCK_MONOTONIC",
+            "-F",
+            "4000",
+            "-o",
+            &out,
+        ])
+        .args(
+            std::env::var("BENCH_KILL_PERF_ARGS")
+                .ok()
+                .as_deref()
+                .map(|a| a.split_whitespace().collect::<Vec<_>>())
+                .unwrap_or_default(),
+        )
+        .args(["--", "sleep", "3"])
+        .spawn()
+        .expect("perf");
+    std::thread::sleep(Duration::from_millis(2000));
+    Some(child)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -187,41 +271,97 @@ fn kill_switch_latency_with_many_live_sessions() {
         .enable_all()
         .build()
         .unwrap();
+    let measure = match std::env::var("BENCH_KILL_MEASURE").as_deref() {
+        Ok("channel") => Measure::Channel,
+        _ => Measure::Disconnect,
+    };
     rt.block_on(async {
         let key = Arc::new(russh::keys::load_secret_key(&b.alice_key, None).unwrap());
+        let release = tokio_util::sync::CancellationToken::new();
+        if measure == Measure::Channel {
+            release.cancel();
+        }
         let t_open = Instant::now();
-        let mut closed = Vec::with_capacity(n);
+        let mut live = Vec::with_capacity(n);
         let mut batch = tokio::task::JoinSet::new();
         for i in 0..n {
-            batch.spawn(open_session(b.port, key.clone()));
+            batch.spawn(open_session(b.port, key.clone(), release.clone()));
             if batch.len() >= 8 || i + 1 == n {
-                while let Some(rx) = batch.join_next().await {
-                    closed.push(rx.expect("session task"));
+                while let Some(s) = batch.join_next().await {
+                    live.push(s.expect("session task"));
                 }
             }
         }
         eprintln!("{n} sessions live after {:?}", t_open.elapsed());
         tokio::time::sleep(Duration::from_secs(1)).await;
+        let perf = perf_window();
         let t0 = trigger(&b, api.clone()).await;
-        let mut took = Vec::with_capacity(n);
-        for rx in closed {
-            let at = tokio::time::timeout(Duration::from_secs(30), rx)
-                .await
-                .expect("a session outlived the lockdown by 30 s")
-                .expect("closed");
-            took.push(at.duration_since(t0));
+        if perf.is_some() {
+            eprintln!("t0 = {t0:?}");
         }
-        took.sort();
+        let (took, told) = collect(live, t0, measure, &release).await;
         if let Some((port, _)) = api {
             print_bastion_histogram(&b, port).await;
         }
         eprintln!(
-            "kill switch via {}: {n} sessions closed; min {:?}, p50 {:?}, p99 {:?}, max {:?}",
+            "kill switch via {}, measured at {}: {n} sessions closed; min {:?}, p50 {:?}, p99 {:?}, max {:?}",
             if via_api { "API" } else { "CLI" },
+            match measure {
+                Measure::Disconnect => "the client's disconnect",
+                Measure::Channel => "the client's channel end",
+            },
             took[0],
             percentile(&took, 0.50),
             percentile(&took, 0.99),
             took[took.len() - 1]
         );
+        assert_eq!(
+            told, n,
+            "every killed client must read \"portcullis: session ended: locked by ...\""
+        );
+        if let Some(mut p) = perf {
+            let _ = p.wait();
+        }
     });
+}
+
+async fn within<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(30), f)
+        .await
+        .expect("a session outlived the lockdown by 30 s")
+}
+
+/// Per session, the time from the trigger to the measured end (sorted), and
+/// how many clients read the lock's disconnect text. Every channel must end
+/// too, after `release` lets the clients tear down.
+async fn collect(
+    live: Vec<Live>,
+    t0: Instant,
+    measure: Measure,
+    release: &tokio_util::sync::CancellationToken,
+) -> (Vec<Duration>, usize) {
+    let mut seen = Vec::with_capacity(live.len());
+    let mut ended = Vec::with_capacity(live.len());
+    for l in live {
+        seen.push(within(l.seen).await.expect("disconnect reported"));
+        ended.push(l.ended);
+    }
+    release.cancel();
+    let mut took = Vec::with_capacity(seen.len());
+    for ((at, _), rx) in seen.iter().zip(ended) {
+        let end = within(rx).await.expect("channel ended");
+        took.push(match measure {
+            Measure::Disconnect => at.duration_since(t0),
+            Measure::Channel => end.duration_since(t0),
+        });
+    }
+    took.sort();
+    let told = seen
+        .iter()
+        .filter(|(_, m)| {
+            m.as_deref()
+                .is_some_and(|m| m.starts_with("portcullis: session ended: locked by"))
+        })
+        .count();
+    (took, told)
 }

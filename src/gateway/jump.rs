@@ -159,7 +159,11 @@ pub async fn serve(
     // Ends with the outer connection; its own kill ends only itself.
     let shared = Arc::new(Shared::new(outer.cancel.child_token()));
     let conn = Connection::nested(app.clone(), outer.source, shared, keys, outer_id);
-    let stream = super::stream::Killable::new(channel.into_stream(), conn.cut_token());
+    let stream = super::stream::Killable::new(
+        channel.into_stream(),
+        conn.cut_token(),
+        conn.shared().kill.clone(),
+    );
     super::drive(app, config, stream, conn, outer.cancel.clone()).await;
 }
 

@@ -15,13 +15,14 @@ mod remote;
 mod stream;
 
 use crate::app::App;
+use futures::FutureExt;
 use handler::Connection;
 use limits::PreAuth;
 use russh::server::Config as SshConfig;
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -157,7 +158,7 @@ async fn run_connection(
     conn: Connection,
     shutdown: CancellationToken,
 ) {
-    let stream = stream::Killable::new(tcp, conn.cut_token());
+    let stream = stream::Killable::new(tcp, conn.cut_token(), conn.shared().kill.clone());
     drive(app, config, stream, conn, shutdown).await
 }
 
@@ -191,6 +192,7 @@ async fn drive<S>(
         }
     };
     let handle = running.handle();
+    shared.kill.on_kill(tell(&shared, handle.clone()));
     let watchdog = async {
         tokio::time::sleep(grace).await;
         if shared.session().is_none() {
@@ -202,22 +204,25 @@ async fn drive<S>(
     let ended_by_us = async {
         let why = tokio::select! {
             _ = shared.kill.killed() => {
-                let why = shared.kill.reason().unwrap_or("ended by portcullis").to_string();
+                let why = shared.kill.reason().unwrap_or("ended by portcullis");
                 // Before the bridges and the recorder see the end.
                 if let Some(s) = shared.session() {
                     s.set_end_reason(&format!("killed: {why}"));
                 }
-                format!("portcullis: session ended: {why}")
+                // Already queued by the kill itself, unless it came too early.
+                (!shared.kill.told()).then(|| format!("portcullis: session ended: {why}"))
             }
-            _ = shared.cancelled() => "portcullis: session ended".to_string(),
-            _ = shutdown.cancelled() => "portcullis is shutting down".to_string(),
+            _ = shared.cancelled() => Some("portcullis: session ended".to_string()),
+            _ = shutdown.cancelled() => Some("portcullis is shutting down".to_string()),
         };
         // Say why if the session loop can, then cut the transport regardless.
-        let _ = tokio::time::timeout(
-            Duration::from_millis(200),
-            handle.disconnect(russh::Disconnect::ByApplication, why, "en".into()),
-        )
-        .await;
+        if let Some(why) = why {
+            let _ = tokio::time::timeout(
+                Duration::from_millis(200),
+                handle.disconnect(russh::Disconnect::ByApplication, why, "en".into()),
+            )
+            .await;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
         cut.cancel();
         std::future::pending::<()>().await
@@ -229,7 +234,13 @@ async fn drive<S>(
     };
     cut.cancel();
     if let Some(at) = shared.kill.requested_at() {
-        app.metrics.kill_latency.observe(at.elapsed());
+        shared.kill.closed();
+        // The first close counts: usually our side's shutdown after the
+        // disconnect was flushed (noted by `Killable`), else this cut.
+        let closed = shared.kill.closed_at().unwrap_or_else(Instant::now);
+        app.metrics
+            .kill_latency
+            .observe(closed.saturating_duration_since(at));
     }
     if let Err(e) = result {
         tracing::debug!(source = %peer, error = ?e, "connection ended with error");
@@ -242,6 +253,25 @@ async fn drive<S>(
     if let Some(session) = shared.session() {
         session.finish().await;
     }
+}
+
+/// What the kill switch runs for this connection, on the killing task: mark
+/// the session's end reason and queue the disconnect with the lock's text on
+/// the SSH session loop, without waiting (a full queue leaves it to the
+/// connection task).
+fn tell(shared: &Arc<handler::Shared>, handle: russh::server::Handle) -> crate::registry::Tell {
+    // Weak: the note lives in `shared`, and must not keep it alive.
+    let shared = Arc::downgrade(shared);
+    Box::new(move |why: &str| {
+        if let Some(s) = shared.upgrade().and_then(|s| s.session()) {
+            s.set_end_reason(&format!("killed: {why}"));
+        }
+        let text = format!("portcullis: session ended: {why}");
+        handle
+            .disconnect(russh::Disconnect::ByApplication, text, "en".into())
+            .now_or_never()
+            .is_some_and(|r| r.is_ok())
+    })
 }
 
 const KILL_TEARDOWN_DELAY: Duration = Duration::from_millis(300);

@@ -3,10 +3,18 @@
 //! cannot be sent at all mid key exchange), so the login grace timer and the
 //! kill switch cut the transport under it instead: the next read or write
 //! fails, wherever the session is.
+//!
+//! Once a killed session has sent its disconnect and shut its side down, the
+//! read side is parked until the cut: nothing more is needed from the client,
+//! and a mass kill then does not pay every session's teardown (freeing key
+//! buffers, closing channels and upstreams) while other clients still wait
+//! for their disconnect. The cut comes shortly after and ends it.
 
+use crate::registry::KillNote;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -14,13 +22,18 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 pub struct Killable<S> {
     inner: S,
     killed: Pin<Box<WaitForCancellationFutureOwned>>,
+    note: Arc<KillNote>,
+    /// Our side was shut down after a kill: reads wait for the cut.
+    parked: bool,
 }
 
 impl<S> Killable<S> {
-    pub fn new(inner: S, kill: CancellationToken) -> Killable<S> {
+    pub fn new(inner: S, kill: CancellationToken, note: Arc<KillNote>) -> Killable<S> {
         Killable {
             inner,
             killed: Box::pin(kill.cancelled_owned()),
+            note,
+            parked: false,
         }
     }
 
@@ -43,6 +56,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Killable<S> {
         if let Some(e) = self.cut(cx) {
             return Poll::Ready(Err(e));
         }
+        if self.parked {
+            // `cut` registered the waker: the cut ends the wait.
+            return Poll::Pending;
+        }
         Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
@@ -64,7 +81,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Killable<S> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let done = Pin::new(&mut self.inner).poll_shutdown(cx);
+        if done.is_ready() && self.note.is_killed() {
+            self.note.closed();
+            self.parked = true;
+        }
+        done
     }
 }
 
@@ -77,7 +99,7 @@ mod tests {
     async fn cancel_wakes_a_pending_read() {
         let (a, _b) = tokio::io::duplex(64);
         let kill = CancellationToken::new();
-        let mut s = Killable::new(a, kill.clone());
+        let mut s = Killable::new(a, kill.clone(), Arc::default());
         let reader = tokio::spawn(async move {
             let mut buf = [0u8; 8];
             s.read(&mut buf).await
@@ -89,5 +111,30 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(r.unwrap_err().kind(), io::ErrorKind::ConnectionAborted);
+    }
+
+    #[tokio::test]
+    async fn after_a_kill_and_shutdown_reads_wait_for_the_cut() {
+        use tokio::io::AsyncWriteExt;
+        let (a, mut b) = tokio::io::duplex(64);
+        let cut = CancellationToken::new();
+        let note = Arc::new(KillNote::default());
+        let mut s = Killable::new(a, cut.clone(), note.clone());
+        note.kill("locked", std::time::Instant::now());
+        s.shutdown().await.unwrap();
+        assert!(
+            note.closed_at().is_some(),
+            "the close after a kill is noted"
+        );
+        // The peer closing would end the read at once; parked, it waits.
+        b.shutdown().await.unwrap();
+        drop(b);
+        let (mut r, _w) = tokio::io::split(s);
+        let mut buf = [0u8; 8];
+        let read = tokio::time::timeout(std::time::Duration::from_millis(50), r.read(&mut buf));
+        assert!(read.await.is_err(), "parked until the cut");
+        cut.cancel();
+        let e = r.read(&mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionAborted);
     }
 }

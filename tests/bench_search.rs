@@ -71,6 +71,7 @@ fn search_10k_sessions() {
         let words: Vec<String> =
             portcullis::recording::words::of_cast(&rec.join(format!("{name}.cast")))
                 .unwrap()
+                .0
                 .into_iter()
                 .collect();
         rt.block_on(async {
@@ -100,7 +101,7 @@ fn search_10k_sessions() {
                 })
                 .await
                 .unwrap();
-            store.index_recording(&name, &words).await.unwrap();
+            store.index_recording(&name, &words, true).await.unwrap();
         });
     }
     println!("\nwrote {n} recordings in {:?}", start.elapsed());

@@ -95,6 +95,21 @@ fn a_shell_session_is_recorded_signed_and_replayable() {
         "{}",
         text(&found.stdout)
     );
+    // The sealed recording was indexed: a search for a word it lacks opens
+    // nothing (unindexed recordings are always opened and scanned).
+    let start = std::time::Instant::now();
+    loop {
+        let miss = run_ok(b.cli().args(["sessions", "search", "nowhere-in-it"]));
+        if text(&miss.stderr).contains(" 0 recording(s) opened") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{}",
+            text(&miss.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn tampered_copy(cast: &Path, dir: &Path, edit: impl FnOnce(&mut Vec<u8>)) -> PathBuf {

@@ -18,8 +18,10 @@ pub fn split(text: &str) -> impl Iterator<Item = String> + '_ {
         .map(str::to_lowercase)
 }
 
-/// The distinct words of a recording's output and input.
-pub fn of_cast(path: &Path) -> Result<BTreeSet<String>> {
+/// The distinct words of a recording's output and input, and whether they
+/// are all of them (false when a cap stopped the reading: such a recording
+/// must still be scanned by every search).
+pub fn of_cast(path: &Path) -> Result<(BTreeSet<String>, bool)> {
     let mut words = BTreeSet::new();
     let mut read = 0usize;
     for ev in CastReader::open(path)? {
@@ -33,10 +35,10 @@ pub fn of_cast(path: &Path) -> Result<BTreeSet<String>> {
         read += ev.data.len();
         words.extend(split(&ev.data));
         if words.len() >= MAX_WORDS || read >= MAX_INDEXED_BYTES {
-            break;
+            return Ok((words, false));
         }
     }
-    Ok(words)
+    Ok((words, true))
 }
 
 #[cfg(test)]

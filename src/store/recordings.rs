@@ -116,18 +116,27 @@ impl Store {
         Ok(())
     }
 
-    /// Records the words of a finished recording for search.
-    pub async fn index_recording(&self, name: &str, words: &[String]) -> Result<(), StoreError> {
+    /// Records the words of a finished recording for search. `complete`:
+    /// these are all its words; otherwise the recording stays a candidate of
+    /// every search (its words only narrow nothing).
+    pub async fn index_recording(
+        &self,
+        name: &str,
+        words: &[String],
+        complete: bool,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM recording_words WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
             .await?;
         // The empty word (never a real one) marks the recording as indexed.
-        sqlx::query("INSERT INTO recording_words (word, name) VALUES ('', $1)")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
+        if complete {
+            sqlx::query("INSERT INTO recording_words (word, name) VALUES ('', $1)")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
         for chunk in words.chunks(200) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))

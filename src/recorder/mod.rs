@@ -18,7 +18,10 @@ use crate::session::Session;
 use crate::store::RecordingRow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod upkeep;
 use tokio::sync::mpsc;
+pub use upkeep::{prune, recover};
 
 /// Frames queued per channel before the channel waits for the recorder.
 const QUEUE: usize = 256;
@@ -422,7 +425,16 @@ impl Ctx {
                 "closed",
             )
             .await
-            .map_err(|e| format!("recording end not stored: {e}"))
+            .map_err(|e| format!("recording end not stored: {e}"))?;
+        upkeep::index(
+            self.app.clone(),
+            self.name.clone(),
+            self.app
+                .config
+                .recordings_dir
+                .join(format!("{}.cast", self.name)),
+        );
+        Ok(())
     }
 
     async fn failed(&mut self, e: &str) {
@@ -446,7 +458,6 @@ impl Ctx {
     }
 }
 
-/// Indexes a sealed recording's words for search, off the data path.
 fn header_target(header: &Header) -> String {
     header
         .portcullis
@@ -455,132 +466,12 @@ fn header_target(header: &Header) -> String {
         .unwrap_or_default()
 }
 
-fn index(app: Arc<App>, name: String, cast: std::path::PathBuf) {
-    tokio::spawn(async move {
-        let words =
-            tokio::task::spawn_blocking(move || crate::recording::words::of_cast(&cast)).await;
-        match words {
-            Ok(Ok(w)) => {
-                let w: Vec<String> = w.into_iter().collect();
-                if let Err(e) = app.store.index_recording(&name, &w).await {
-                    tracing::warn!(recording = %name, error = %e, "search index not written");
-                }
-            }
-            _ => tracing::warn!(recording = %name, "cannot index recording for search"),
-        }
-    });
-}
-
 /// `scp -t/-f` (legacy scp) and `rsync --server` move files; their bytes are
 /// transfers, not terminal output.
 fn is_transfer_command(cmd: &str) -> bool {
     let first = cmd.split_whitespace().next().unwrap_or("");
     (first == "scp" && cmd.split_whitespace().any(|w| w == "-t" || w == "-f"))
         || (first == "rsync" && cmd.contains("--server"))
-}
-
-/// Seals recordings a crash left open, with a "cut short" trailer.
-pub async fn recover(app: &Arc<App>) {
-    let open = match app.store.recordings_in_state("open").await {
-        Ok(o) => o,
-        Err(e) => return tracing::error!(error = %e, "cannot list open recordings"),
-    };
-    for r in open {
-        let info = TrailerInfo {
-            bytes_up: 0,
-            bytes_down: 0,
-            end_reason: "cut short: portcullis stopped during the session".into(),
-            ended_at_ms: now_ms(),
-        };
-        let dir = app.config.recordings_dir.clone();
-        let key = &app.audit_key;
-        match tokio::task::block_in_place(|| {
-            crate::recording::seal_cut_short(&dir, &r.name, key, &info)
-        }) {
-            Ok(t) => {
-                let _ = app
-                    .store
-                    .recording_checkpoint(
-                        &r.name,
-                        t.events as i64,
-                        t.cast_bytes as i64,
-                        &t.sha256,
-                        now_ms(),
-                        "cut_short",
-                    )
-                    .await;
-                let _ = app
-                    .store
-                    .session_ended(
-                        &r.session_id,
-                        &crate::store::SessionEnd {
-                            ended_ms: now_ms(),
-                            reason: "cut short: portcullis stopped".into(),
-                            bytes_up: 0,
-                            bytes_down: 0,
-                        },
-                    )
-                    .await;
-                let _ = audit::record(
-                    &app.store,
-                    AuditEvent::RecordingCutShort {
-                        session: r.session_id.clone(),
-                        recording: r.name.clone(),
-                        events: t.events,
-                    },
-                )
-                .await;
-                tracing::warn!(recording = %r.name, events = t.events, "recording sealed as cut short");
-                index(
-                    app.clone(),
-                    r.name.clone(),
-                    dir.join(format!("{}.cast", r.name)),
-                );
-            }
-            Err(e) => {
-                tracing::error!(recording = %r.name, error = %e, "cannot seal cut-short recording")
-            }
-        }
-    }
-}
-
-/// Deletes recordings (files, rows, index) that started more than `secs`
-/// ago; never an open one. Audited as one event with the count.
-pub async fn prune(
-    store: &crate::store::Store,
-    dir: &std::path::Path,
-    secs: u64,
-    actor: &str,
-) -> anyhow::Result<usize> {
-    let cutoff = now_ms() - i64::try_from(secs)?.saturating_mul(1000);
-    let mut n = 0;
-    for r in store.all_recordings().await? {
-        if r.started_ms >= cutoff || r.state == "open" {
-            continue;
-        }
-        for ext in ["cast", "chain"] {
-            let p = dir.join(format!("{}.{ext}", r.name));
-            match std::fs::remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => anyhow::bail!("removing {}: {e}", p.display()),
-            }
-        }
-        store.remove_recording(&r.name).await?;
-        n += 1;
-    }
-    if n > 0 {
-        audit::record(
-            store,
-            AuditEvent::RecordingsPruned {
-                actor: actor.to_string(),
-                count: n,
-                older_than_days: secs / 86400,
-            },
-        )
-        .await?;
-    }
-    Ok(n)
 }
 
 #[cfg(test)]

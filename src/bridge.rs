@@ -15,7 +15,7 @@ use bytes::Bytes;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
 /// Everything that crosses a channel, in order.
@@ -88,6 +88,25 @@ pub struct SinkClosed;
 pub trait FrameSink: Send {
     /// Delivers a frame, waiting for the peer's window when it is spent.
     fn send(&mut self, frame: Frame) -> impl Future<Output = Result<(), SinkClosed>> + Send;
+
+    /// Delivers several data frames in order. A sink that can write them at
+    /// once (one syscall for a TCP socket) overrides this.
+    fn send_data(
+        &mut self,
+        data: Vec<Bytes>,
+    ) -> impl Future<Output = Result<(), SinkClosed>> + Send {
+        async move {
+            for b in data {
+                self.send(Frame::Data(b)).await?;
+            }
+            Ok(())
+        }
+    }
+
+    /// Whether [`FrameSink::send_data`] is worth gathering frames for.
+    fn gathers(&self) -> bool {
+        false
+    }
 }
 
 /// A copy of a frame for the recorder, and when it crossed the bastion.
@@ -341,46 +360,58 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
         }
     };
     let writer = async {
+        // A frame taken while gathering data that is not data: next turn's.
+        let mut held: Option<Queued> = None;
         loop {
-            let next = tokio::select! {
-                f = rx.recv() => f,
-                Some(text) = notice(&mut notices) => {
-                    // Bastion notices (deadline warnings) go to the user's terminal.
-                    if sink.send(Frame::Stderr(text)).await.is_err() {
-                        return ChannelEnd::Closed;
+            let next = match held.take() {
+                Some(q) => Some(q),
+                None => tokio::select! {
+                    f = rx.recv() => f,
+                    Some(text) = notice(&mut notices) => {
+                        // Bastion notices (deadline warnings) go to the user's terminal.
+                        if sink.send(Frame::Stderr(text)).await.is_err() {
+                            return ChannelEnd::Closed;
+                        }
+                        continue;
                     }
-                    continue;
-                }
-                _ = cancel.cancelled() => {
-                    // Bounded: a stuck consumer may never take even this.
-                    let close = sink.send(Frame::Close);
-                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), close).await;
-                    return ChannelEnd::Cancelled;
-                }
+                    _ = cancel.cancelled() => {
+                        // Bounded: a stuck consumer may never take even this.
+                        let close = sink.send(Frame::Close);
+                        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), close).await;
+                        return ChannelEnd::Cancelled;
+                    }
+                },
             };
-            let Some((frame, _permit)) = next else {
+            let Some((frame, permit)) = next else {
                 // Source vanished without a Close: close our side anyway.
                 let _ = sink.send(Frame::Close).await;
                 return ChannelEnd::Closed;
             };
-            if let Frame::Data(b) | Frame::Stderr(b) = &frame {
-                let c = match dir {
-                    Direction::Up => &counters.up,
-                    Direction::Down => &counters.down,
-                };
-                c.fetch_add(b.len() as u64, Ordering::Relaxed);
-            }
-            if let Some(tap) = tap.as_ref().filter(|t| t.wants(dir, &frame)) {
-                let copy = Tapped {
-                    dir,
-                    frame: frame.clone(),
-                    at: std::time::Instant::now(),
-                };
-                if tap.tx.send(copy).await.is_err() {
-                    // The recorder is gone: fail closed.
-                    let _ = sink.send(Frame::Close).await;
-                    return ChannelEnd::Cancelled;
+            if let (Frame::Data(first), true) = (&frame, sink.gathers()) {
+                let (data, permits, rest) = gather(&mut rx, first.clone(), permit);
+                held = rest;
+                for b in &data {
+                    if !note(dir, &counters, tap.as_ref(), &Frame::Data(b.clone())).await {
+                        let _ = sink.send(Frame::Close).await;
+                        return ChannelEnd::Cancelled;
+                    }
                 }
+                let sent = tokio::select! {
+                    r = sink.send_data(data) => r,
+                    _ = cancel.cancelled() => return ChannelEnd::Cancelled,
+                };
+                drop(permits);
+                if sent.is_err() {
+                    sink_closed.cancel();
+                    return ChannelEnd::Closed;
+                }
+                continue;
+            }
+            let _permit = permit;
+            if !note(dir, &counters, tap.as_ref(), &frame).await {
+                // The recorder is gone: fail closed.
+                let _ = sink.send(Frame::Close).await;
+                return ChannelEnd::Cancelled;
             }
             let last = frame == Frame::Close;
             // A kill must not wait for a consumer that never takes the frame.
@@ -409,6 +440,58 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
     } else {
         end
     }
+}
+
+/// A queued frame and the budget it holds until it is delivered.
+type Queued = (Frame, OwnedSemaphorePermit);
+
+/// At most this much data is handed to a gathering sink at once.
+const GATHER_BYTES: usize = 1 << 20;
+/// At most this many frames (well under any IOV_MAX).
+const GATHER_FRAMES: usize = 64;
+
+/// `first` and the data frames already queued behind it, up to the gather
+/// limits; a non-data frame met on the way is returned for the next turn.
+fn gather(
+    rx: &mut mpsc::UnboundedReceiver<Queued>,
+    first: Bytes,
+    permit: OwnedSemaphorePermit,
+) -> (Vec<Bytes>, Vec<OwnedSemaphorePermit>, Option<Queued>) {
+    let mut size = first.len();
+    let (mut data, mut permits) = (vec![first], vec![permit]);
+    while size < GATHER_BYTES && data.len() < GATHER_FRAMES {
+        match rx.try_recv() {
+            Ok((Frame::Data(b), p)) => {
+                size += b.len();
+                data.push(b);
+                permits.push(p);
+            }
+            Ok(other) => return (data, permits, Some(other)),
+            Err(_) => break,
+        }
+    }
+    (data, permits, None)
+}
+
+/// Counts a frame and copies it to the recorder when it wants it; `false`
+/// when the recorder is gone.
+async fn note(dir: Direction, counters: &Counters, tap: Option<&Tap>, frame: &Frame) -> bool {
+    if let Frame::Data(b) | Frame::Stderr(b) = frame {
+        let c = match dir {
+            Direction::Up => &counters.up,
+            Direction::Down => &counters.down,
+        };
+        c.fetch_add(b.len() as u64, Ordering::Relaxed);
+    }
+    let Some(tap) = tap.filter(|t| t.wants(dir, frame)) else {
+        return true;
+    };
+    let copy = Tapped {
+        dir,
+        frame: frame.clone(),
+        at: std::time::Instant::now(),
+    };
+    tap.tx.send(copy).await.is_ok()
 }
 
 /// The next notice, or never when there is no notice source (or it is gone).

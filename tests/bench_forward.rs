@@ -4,8 +4,9 @@
 //!
 //! BENCH_BYTES (default 1 GiB) up and down through `ssh -L` to a TCP target
 //! at the bastion, against OpenSSH's own `ssh -L` through the test sshd, in
-//! the same run, same cipher (aes256-gcm) on the client leg. Reports MiB/s
-//! and the ratio bastion / OpenSSH.
+//! the same run, same cipher (aes256-gcm) on the client leg. BENCH_ROUNDS
+//! (default 3) rounds; reports each round and the medians of MiB/s, of the
+//! ratio bastion / OpenSSH and of the CPU each server spent per GiB.
 
 mod common;
 
@@ -64,6 +65,15 @@ fn download(port: u16, n: u64) -> f64 {
     mibs(n, secs)
 }
 
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 #[ignore = "benchmark: run on demand with --ignored --nocapture"]
 fn local_forward_throughput_against_openssh() {
@@ -93,13 +103,17 @@ fn local_forward_throughput_against_openssh() {
     );
     let (ou, od) = (free_port(), free_port());
     let mut direct = sshd.direct();
-    let mut openssh = direct
-        .args(["-N", "-c", CIPHER, "-o", "ExitOnForwardFailure=yes"])
-        .args(["-L", &format!("{ou}:127.0.0.1:{}", sink.port)])
-        .args(["-L", &format!("{od}:127.0.0.1:{}", source.port)])
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    // Killed on drop: a panic must not leave it holding the test's stdout.
+    let _openssh = Killed(
+        direct
+            .args(["-N", "-c", CIPHER, "-o", "ExitOnForwardFailure=yes"])
+            .args(["-L", &format!("{ou}:127.0.0.1:{}", sink.port)])
+            .args(["-L", &format!("{od}:127.0.0.1:{}", source.port)])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", od)).is_err() {
         assert!(start.elapsed().as_secs() < 20, "OpenSSH -L never listened");
@@ -108,16 +122,86 @@ fn local_forward_throughput_against_openssh() {
     // The probe connection above made `source` send once already: let it drain.
     std::thread::sleep(std::time::Duration::from_millis(500));
 
-    let o_up = upload(ou, n);
-    let p_up = upload(pu, n);
-    let o_down = download(od, n);
-    let p_down = download(pd, n);
-    let _ = openssh.kill();
-    let _ = openssh.wait();
+    let rounds = rounds();
+    let mut runs = Vec::new();
+    for _ in 0..rounds {
+        let r = round(&sshd, &b, [ou, pu, od, pd], n);
+        println!(
+            "  round: OpenSSH up {:.0} down {:.0} MiB/s, portcullis up {:.0} down {:.0} MiB/s, ratio up {:.2}x down {:.2}x, CPU/GiB sshd {:.0}/{:.0} ms bastion {:.0}/{:.0} ms",
+            r.speed[0],
+            r.speed[2],
+            r.speed[1],
+            r.speed[3],
+            r.speed[1] / r.speed[0],
+            r.speed[3] / r.speed[2],
+            r.cpu[0],
+            r.cpu[2],
+            r.cpu[1],
+            r.cpu[3]
+        );
+        runs.push(r);
+    }
+    let med = |f: &dyn Fn(&Round) -> f64| median(runs.iter().map(f).collect());
     println!(
-        "bench_forward {} MiB, {CIPHER}:\n  OpenSSH -L via sshd   up {o_up:.1} MiB/s  down {o_down:.1} MiB/s\n  portcullis -L (tcp)   up {p_up:.1} MiB/s  down {p_down:.1} MiB/s\n  ratio                 up {:.2}x  down {:.2}x",
+        "bench_forward {} MiB x {rounds} rounds, {CIPHER}, medians:\n  OpenSSH -L via sshd   up {:.1} MiB/s  down {:.1} MiB/s\n  portcullis -L (tcp)   up {:.1} MiB/s  down {:.1} MiB/s\n  ratio                 up {:.2}x  down {:.2}x\n  CPU per GiB: sshd     up {:.0} ms  down {:.0} ms\n               bastion  up {:.0} ms  down {:.0} ms",
         n >> 20,
-        p_up / o_up,
-        p_down / o_down
+        med(&|r| r.speed[0]),
+        med(&|r| r.speed[2]),
+        med(&|r| r.speed[1]),
+        med(&|r| r.speed[3]),
+        med(&|r| r.speed[1] / r.speed[0]),
+        med(&|r| r.speed[3] / r.speed[2]),
+        med(&|r| r.cpu[0]),
+        med(&|r| r.cpu[2]),
+        med(&|r| r.cpu[1]),
+        med(&|r| r.cpu[3]),
     );
+}
+
+/// One round's figures: [OpenSSH up, portcullis up, OpenSSH down,
+/// portcullis down], MiB/s and the serving side's CPU ms per GiB.
+struct Round {
+    speed: [f64; 4],
+    cpu: [f64; 4],
+}
+
+/// Each leg of a round right after the one it is compared with, so a burst
+/// of load from elsewhere hits both. CPU time is steadier than throughput on
+/// a shared machine: it shows what a change saved when the ratio is noisy.
+fn round(sshd: &Sshd, b: &Bastion, ports: [u16; 4], n: u64) -> Round {
+    let per_gib =
+        |cpu: std::time::Duration| cpu.as_secs_f64() * 1000.0 * (1u64 << 30) as f64 / n as f64;
+    let mut r = Round {
+        speed: [0.0; 4],
+        cpu: [0.0; 4],
+    };
+    for (i, port) in ports.into_iter().enumerate() {
+        let cpu = || {
+            if i % 2 == 0 {
+                sshd_cpu(sshd)
+            } else {
+                serve_cpu(b)
+            }
+        };
+        let before = cpu();
+        r.speed[i] = if i < 2 {
+            upload(port, n)
+        } else {
+            download(port, n)
+        };
+        r.cpu[i] = per_gib(cpu() - before);
+    }
+    r
+}
+
+fn rounds() -> usize {
+    std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }

@@ -170,3 +170,59 @@ async fn cancel_closes_both_sides() {
     assert_eq!(u_out.recv().await, Some(Frame::Close));
     assert_eq!(task.await.unwrap(), ChannelEnd::Cancelled);
 }
+
+/// A sink that takes data in batches and records how it was handed over.
+struct Gathering(mpsc::UnboundedSender<Vec<Frame>>);
+impl FrameSink for Gathering {
+    async fn send(&mut self, f: Frame) -> Result<(), SinkClosed> {
+        self.0.send(vec![f]).map_err(|_| SinkClosed)
+    }
+    async fn send_data(&mut self, data: Vec<Bytes>) -> Result<(), SinkClosed> {
+        let batch = data.into_iter().map(Frame::Data).collect();
+        self.0.send(batch).map_err(|_| SinkClosed)
+    }
+    fn gathers(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn queued_data_is_gathered_in_order_and_stops_at_other_frames() {
+    let (c_in, c_src, c_sink, _c_out) = pair(64);
+    let (_u_in, u_src, _, _) = pair(1);
+    let (tx, mut batches) = mpsc::unbounded_channel();
+    let counters = Arc::new(Counters::default());
+    // Everything is queued before the bridge starts, so the writer finds it waiting.
+    let b = |s: &'static [u8]| Frame::Data(Bytes::from_static(s));
+    for f in [b(b"a"), b(b"b"), b(b"c"), Frame::Eof, b(b"d"), Frame::Close] {
+        c_in.send(f).await.unwrap();
+    }
+    let task = tokio::spawn(run(
+        (c_src, c_sink),
+        (u_src, Gathering(tx)),
+        1 << 20,
+        counters.clone(),
+        CancellationToken::new(),
+        None,
+        None,
+    ));
+    let mut seen = Vec::new();
+    while let Some(batch) = batches.recv().await {
+        let last = batch.last() == Some(&Frame::Close);
+        seen.push(batch);
+        if last {
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            vec![b(b"a"), b(b"b"), b(b"c")],
+            vec![Frame::Eof],
+            vec![b(b"d")],
+            vec![Frame::Close]
+        ]
+    );
+    assert_eq!(counters.up.load(Ordering::Relaxed), 4);
+    task.abort();
+}

@@ -5,7 +5,8 @@
 //! cannot keep a forward alive after the client let go of it.
 
 use crate::bridge::{Frame, FrameSink, FrameSource, SinkClosed};
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
+use std::io::IoSlice;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -91,12 +92,50 @@ impl FrameSink for TcpSink {
             _ => Ok(()),
         }
     }
+
+    async fn send_data(&mut self, mut data: Vec<Bytes>) -> Result<(), SinkClosed> {
+        write_all_vectored(&mut self.wr, &mut data)
+            .await
+            .map_err(|_| SinkClosed)
+    }
+
+    fn gathers(&self) -> bool {
+        true
+    }
+}
+
+/// Writes every buffer, as few syscalls as the socket takes them in.
+async fn write_all_vectored(wr: &mut OwnedWriteHalf, data: &mut [Bytes]) -> std::io::Result<()> {
+    let mut first = 0;
+    loop {
+        // Skip empty buffers so a batch of them cannot look like a zero write.
+        while data.get(first).is_some_and(|b| b.is_empty()) {
+            first += 1;
+        }
+        if first == data.len() {
+            return Ok(());
+        }
+        let slices: Vec<IoSlice<'_>> = data[first..].iter().map(|b| IoSlice::new(b)).collect();
+        let mut n = wr.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let Some(b) = data.get_mut(first) else { break };
+            if n >= b.len() {
+                n -= b.len();
+                first += 1;
+            } else {
+                b.advance(n);
+                n = 0;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     #[tokio::test]
     async fn half_close_then_answer_then_close() {
@@ -125,6 +164,29 @@ mod tests {
         assert_eq!(src.recv().await, Some(Frame::Close));
         assert_eq!(src.recv().await, None);
         server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_batch_larger_than_the_socket_buffer_arrives_whole() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let (_src, mut sink) = split(TcpStream::connect(addr).await.unwrap());
+        let data: Vec<u8> = (0..8_000_000u32).map(|i| (i % 253) as u8).collect();
+        // Uneven pieces, and empty ones, which must not read as a zero write.
+        let mut batch = vec![Bytes::new()];
+        for chunk in data.chunks(99_999) {
+            batch.push(Bytes::copy_from_slice(chunk));
+            batch.push(Bytes::new());
+        }
+        sink.send_data(batch).await.unwrap();
+        sink.send(Frame::Eof).await.unwrap();
+        assert_eq!(server.await.unwrap(), data);
     }
 
     #[tokio::test]

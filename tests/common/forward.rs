@@ -259,3 +259,71 @@ impl Bastion {
         out
     }
 }
+
+/// CPU time (all threads, from the scheduler's per-thread counters) that
+/// `b`'s `portcullis serve` process has used so far; benchmarks compare it
+/// before and after a transfer.
+pub fn serve_cpu(b: &Bastion) -> Duration {
+    let config = b.config.to_string_lossy().into_owned();
+    let pid = find_pid(|args| args.iter().any(|a| a == "serve") && args.contains(&config));
+    cpu_of(pid)
+}
+
+/// The same for the test sshd and every process it forked (the session
+/// processes that do its crypto).
+pub fn sshd_cpu(sshd: &Sshd) -> Duration {
+    let pid = std::fs::read_to_string(sshd.dir.path().join("sshd.pid")).unwrap();
+    let root: u32 = pid.trim().parse().unwrap();
+    let mut tree = vec![root];
+    let mut i = 0;
+    while let Some(&parent) = tree.get(i) {
+        tree.extend(children(parent));
+        i += 1;
+    }
+    tree.into_iter().map(cpu_of).sum()
+}
+
+fn processes() -> impl Iterator<Item = (u32, std::path::PathBuf)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path())))
+}
+
+fn find_pid(matches: impl Fn(&[String]) -> bool) -> u32 {
+    processes()
+        .find(|(_, path)| {
+            let cmd = std::fs::read(path.join("cmdline")).unwrap_or_default();
+            let args: Vec<String> = cmd
+                .split(|&c| c == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            matches(&args)
+        })
+        .expect("no such process")
+        .0
+}
+
+fn children(parent: u32) -> Vec<u32> {
+    processes()
+        .filter(|(_, path)| {
+            let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+            // The fields after the parenthesised command name: state, ppid, ...
+            let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+            rest.split_whitespace().nth(1) == Some(parent.to_string().as_str())
+        })
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+/// On-CPU time of every thread of `pid` (0 once it is gone).
+fn cpu_of(pid: u32) -> Duration {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Duration::ZERO;
+    };
+    let ns: u64 = tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(ns)
+}

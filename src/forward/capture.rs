@@ -178,17 +178,5 @@ async fn seal(ctx: &CaptureCtx, name: &str, w: RecordingWriter) -> Result<(), St
         end_reason: "forward closed".into(),
         ended_at_ms: now_ms(),
     };
-    let trailer = tokio::task::block_in_place(|| w.finish(&info)).map_err(|e| e.to_string())?;
-    ctx.app
-        .store
-        .recording_checkpoint(
-            name,
-            trailer.events as i64,
-            trailer.cast_bytes as i64,
-            &trailer.sha256,
-            now_ms(),
-            "closed",
-        )
-        .await
-        .map_err(|e| e.to_string())
+    crate::recorder::seal(&ctx.app.store, name, w, &info).await
 }

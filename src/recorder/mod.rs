@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 mod upkeep;
 use tokio::sync::mpsc;
+pub(crate) use upkeep::seal;
 pub use upkeep::{prune, recover};
 
 /// Frames queued per channel before the channel waits for the recorder.
@@ -264,6 +265,8 @@ impl Ctx {
         }
         let s = &self.session;
         let (target, login) = s.target_and_login().unwrap_or_default();
+        // Unreadable setting: record everything (fail closed).
+        self.content = self.app.store.record_content(&target).await.unwrap_or(true);
         let kind_name = match kind {
             ChannelKind::Shell => "shell",
             ChannelKind::Exec => "exec",
@@ -287,13 +290,6 @@ impl Ctx {
                 command,
             }),
         };
-        // Unreadable setting: record everything (fail closed).
-        self.content = self
-            .app
-            .store
-            .record_content(&header_target(&header))
-            .await
-            .unwrap_or(true);
         let dir = self.app.config.recordings_dir.clone();
         let writer = RecordingWriter::create(&dir, &self.name, &header, &self.app.audit_key)
             .map_err(|e| format!("cannot create recording {}: {e}", self.name))?;
@@ -412,20 +408,7 @@ impl Ctx {
                 .unwrap_or_else(|| "channel closed".into()),
             ended_at_ms: now_ms(),
         };
-        let trailer = tokio::task::block_in_place(|| w.finish(&info))
-            .map_err(|e| format!("recording {} not sealed: {e}", self.name))?;
-        self.app
-            .store
-            .recording_checkpoint(
-                &self.name,
-                trailer.events as i64,
-                trailer.cast_bytes as i64,
-                &trailer.sha256,
-                now_ms(),
-                "closed",
-            )
-            .await
-            .map_err(|e| format!("recording end not stored: {e}"))?;
+        seal(&self.app.store, &self.name, w, &info).await?;
         upkeep::index(
             self.app.clone(),
             self.name.clone(),
@@ -456,14 +439,6 @@ impl Ctx {
             .set_end_reason(&format!("recording failed: {e}"));
         self.session.cancel.cancel();
     }
-}
-
-fn header_target(header: &Header) -> String {
-    header
-        .portcullis
-        .as_ref()
-        .map(|m| m.target.clone())
-        .unwrap_or_default()
 }
 
 /// `scp -t/-f` (legacy scp) and `rsync --server` move files; their bytes are

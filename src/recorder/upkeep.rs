@@ -6,6 +6,29 @@ use crate::audit::{self, AuditEvent};
 use crate::recording::TrailerInfo;
 use std::sync::Arc;
 
+/// Writes the signed trailer and stores the recording as closed: the end of
+/// every recording, a session channel's or a forward's capture.
+pub(crate) async fn seal(
+    store: &crate::store::Store,
+    name: &str,
+    w: crate::recording::RecordingWriter,
+    info: &TrailerInfo,
+) -> Result<(), String> {
+    let trailer = tokio::task::block_in_place(|| w.finish(info))
+        .map_err(|e| format!("recording {name} not sealed: {e}"))?;
+    store
+        .recording_checkpoint(
+            name,
+            trailer.events as i64,
+            trailer.cast_bytes as i64,
+            &trailer.sha256,
+            now_ms(),
+            "closed",
+        )
+        .await
+        .map_err(|e| format!("recording end not stored: {e}"))
+}
+
 /// Indexes a sealed recording's words for search, off the data path.
 pub(super) fn index(app: Arc<App>, name: String, cast: std::path::PathBuf) {
     tokio::spawn(async move {

@@ -23,6 +23,7 @@ pub mod policy;
 pub mod recorder;
 pub mod recording;
 pub mod registry;
+pub mod secret_file;
 pub mod session;
 pub mod store;
 pub mod upstream;

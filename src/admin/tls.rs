@@ -40,24 +40,36 @@ fn generate(api: &ApiConfig, cert: &Path, key: &Path) -> Result<(), AdminError> 
     }
     let ck = rcgen::generate_simple_self_signed(names)
         .map_err(|e| tls_err("generating a self-signed certificate", e))?;
-    write_private(key, ck.signing_key.serialize_pem().as_bytes())?;
-    std::fs::write(cert, ck.cert.pem()).map_err(|e| tls_err(&cert.display().to_string(), e))?;
+    // Each file appears whole or not at all, the certificate last: a bastion
+    // stopped half-way through (a signal during its first start) leaves
+    // either nothing or a key without a certificate, and the next start
+    // generates the pair again instead of refusing to run.
+    write_atomically(key, ck.signing_key.serialize_pem().as_bytes(), 0o600)?;
+    write_atomically(cert, ck.cert.pem().as_bytes(), 0o644)?;
     tracing::info!(cert = %cert.display(), "generated a self-signed certificate for the admin API");
     Ok(())
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), AdminError> {
+fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), AdminError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    let err = |e| tls_err(&path.display().to_string(), e);
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    // A leftover from an interrupted run is ours to replace.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
+        _ => {}
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| tls_err(&path.display().to_string(), e))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| tls_err(&path.display().to_string(), e))
+        .mode(mode)
+        .open(&tmp)
+        .map_err(err)?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
 }
 
 /// SHA-256 of a certificate's DER, as colon-separated hex (what browsers show).
@@ -107,4 +119,34 @@ pub fn server_config(
         .map_err(|e| tls_err("certificate and key", e))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api() -> ApiConfig {
+        crate::config::Config::embedded(None).api
+    }
+
+    #[test]
+    fn a_key_left_without_its_certificate_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(GENERATED_KEY), "half-written").unwrap();
+        let (cert, key) = cert_paths(&api(), dir.path()).unwrap();
+        assert!(
+            std::fs::read_to_string(&cert)
+                .unwrap()
+                .contains("BEGIN CERTIFICATE")
+        );
+        let key_text = std::fs::read_to_string(&key).unwrap();
+        assert!(key_text.contains("PRIVATE KEY"), "{key_text}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "key readable by others: {mode:o}");
+        // A second start reuses the pair.
+        let before = std::fs::read(&cert).unwrap();
+        cert_paths(&api(), dir.path()).unwrap();
+        assert_eq!(std::fs::read(&cert).unwrap(), before);
+    }
 }

@@ -35,7 +35,7 @@ impl ChainKey {
         if !path.exists() {
             let mut key = Zeroizing::new([0u8; KEY_LEN]);
             rand::rngs::OsRng.fill_bytes(key.as_mut());
-            crate::vault::write_private(path, key.as_ref()).map_err(|source| {
+            crate::secret_file::write_new(path, key.as_ref()).map_err(|source| {
                 AuditError::WriteKey {
                     path: path.display().to_string(),
                     source,

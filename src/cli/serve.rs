@@ -30,8 +30,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!(fingerprint = %gateway::keys::fingerprint(k.public_key()), "host key");
     }
     let host_ca = gateway::hostca::HostCa::load_or_generate(&config.data_dir)?;
-    let listener = gateway::bind(config.listen).await?;
-    let addr = listener.local_addr()?;
+    let listen = config.listen;
     let audit_key = crate::recording::load_or_create(&config.audit_key_file)?;
     super::create_private_dir(&config.recordings_dir)?;
     let shutdown = CancellationToken::new();
@@ -45,6 +44,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     crate::lockdown::refresh(&app)
         .await
         .map_err(|e| anyhow::anyhow!("cannot load locks: {e}"))?;
+    let api = start_api(&app, &shutdown).await?;
+    // The SSH port opens last: once it accepts, every fallible step of the
+    // start is behind us, so a client (or a supervisor's probe) never reaches
+    // a bastion that is about to exit.
+    let listener = gateway::bind(listen).await?;
+    let addr = listener.local_addr()?;
     tracing::info!(%addr, "portcullis listening");
     let server = tokio::spawn(gateway::serve(
         app.clone(),
@@ -54,7 +59,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     let chores = tokio::spawn(chores(app.clone(), shutdown.clone()));
-    let api = start_api(&app, &shutdown).await?;
     wait_for_signal().await;
     tracing::info!("shutting down");
     shutdown.cancel();

@@ -31,7 +31,7 @@ pub(super) fn write_new_ed25519(path: &Path) -> Result<PrivateKey, GatewayError>
     let pem = key
         .to_openssh(russh::keys::ssh_key::LineEnding::LF)
         .map_err(|e| err(path, e))?;
-    crate::vault::write_private(path, pem.as_bytes()).map_err(|e| err(path, e))?;
+    crate::secret_file::write_new(path, pem.as_bytes()).map_err(|e| err(path, e))?;
     Ok(key)
 }
 

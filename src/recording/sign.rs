@@ -8,8 +8,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use rand::rngs::OsRng;
-use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -34,18 +34,9 @@ pub fn public_base64(key: &VerifyingKey) -> String {
 /// Loads the audit key, or creates it (and its `.pub`) when absent. A key
 /// readable by group or others is refused: it could forge any recording.
 pub fn load_or_create(path: &Path) -> Result<SigningKey> {
-    let created = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path);
-    let key = match created {
-        Ok(mut file) => {
-            let key = SigningKey::generate(&mut OsRng);
-            file.write_all(key.as_bytes()).map_err(io_err(path))?;
-            file.sync_all().map_err(io_err(path))?;
-            key
-        }
+    let fresh = SigningKey::generate(&mut OsRng);
+    let key = match crate::secret_file::write_new(path, fresh.as_bytes()) {
+        Ok(()) => fresh,
         // Another process may have won the race: its key is the one to use.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_seed(path)?,
         Err(e) => return Err(io_err(path)(e)),

@@ -97,9 +97,11 @@ impl Vault {
         if !path.exists() {
             let mut key = Zeroizing::new([0u8; KEY_LEN]);
             rand::rngs::OsRng.fill_bytes(key.as_mut());
-            write_private(path, key.as_ref()).map_err(|source| VaultError::WriteKek {
-                path: shown.clone(),
-                source,
+            crate::secret_file::write_new(path, key.as_ref()).map_err(|source| {
+                VaultError::WriteKek {
+                    path: shown.clone(),
+                    source,
+                }
             })?;
         }
         check_permissions(path)?;
@@ -185,22 +187,6 @@ fn open_with(key: &[u8; KEY_LEN], aad: &[u8], data: &[u8]) -> Result<Vec<u8>, Va
     XChaCha20Poly1305::new(key.into())
         .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad })
         .map_err(|_| VaultError::Open)
-}
-
-/// Writes a file readable by its owner only, refusing to overwrite.
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
 }
 
 fn check_permissions(path: &Path) -> Result<(), VaultError> {

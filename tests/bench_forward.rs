@@ -7,6 +7,7 @@
 //! the same run, same cipher (aes256-gcm) on the client leg. BENCH_ROUNDS
 //! (default 3) rounds; reports each round and the medians of MiB/s, of the
 //! ratio bastion / OpenSSH and of the CPU each server spent per GiB.
+//! BENCH_ONLY=up or down runs one direction (for profiling).
 
 mod common;
 
@@ -175,7 +176,12 @@ fn round(sshd: &Sshd, b: &Bastion, ports: [u16; 4], n: u64) -> Round {
         speed: [0.0; 4],
         cpu: [0.0; 4],
     };
+    // BENCH_ONLY=up|down: one direction, e.g. under `perf record -a`.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     for (i, port) in ports.into_iter().enumerate() {
+        if (only == "up" && i >= 2) || (only == "down" && i < 2) {
+            continue;
+        }
         let cpu = || {
             if i % 2 == 0 {
                 sshd_cpu(sshd)

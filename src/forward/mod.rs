@@ -1,6 +1,7 @@
 //! TCP forwarding under policy (issue 7): which target a request names
 //! ([`matching`], pure), whether the user may reach it now ([`resolve`]),
-//! the TCP side of a forward as bridge frames ([`tcp`]) and the optional
+//! the TCP side of a forward as bridge frames ([`tcp`]), the client's bytes
+//! written to it by the connection's own task ([`upload`]) and the optional
 //! content capture ([`capture`]). The russh side is `gateway::forward`.
 //!
 //! The bastion never dials the host string a client sent: it dials the
@@ -10,6 +11,7 @@ pub mod capture;
 pub mod matching;
 pub mod resolve;
 pub mod tcp;
+pub mod upload;
 
 use crate::names::escape_for_log;
 use serde_json::json;

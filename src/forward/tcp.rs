@@ -43,6 +43,28 @@ pub fn split(stream: TcpStream) -> (TcpSource, TcpSink) {
     )
 }
 
+/// For a forward whose client bytes `forward::upload` writes: the source,
+/// the write half it writes to, and the sink that carries only the client's
+/// close (which also ends the source, as [`TcpSink`]'s does).
+pub fn split_for_upload(stream: TcpStream) -> (TcpSource, OwnedWriteHalf, CloseSink) {
+    let (source, sink) = split(stream);
+    let TcpSink { wr, closed } = sink;
+    (source, wr, CloseSink { closed })
+}
+
+pub struct CloseSink {
+    closed: CancellationToken,
+}
+
+impl FrameSink for CloseSink {
+    async fn send(&mut self, frame: Frame) -> Result<(), SinkClosed> {
+        if frame == Frame::Close {
+            self.closed.cancel();
+        }
+        Ok(())
+    }
+}
+
 impl FrameSource for TcpSource {
     async fn recv(&mut self) -> Option<Frame> {
         match self.state {

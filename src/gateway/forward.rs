@@ -10,13 +10,15 @@ use crate::audit::{self, AuditEvent};
 use crate::bridge::{self, ChannelEnd, Counters, FrameSink, FrameSource, Tap};
 use crate::forward::capture::{self, CaptureCtx};
 use crate::forward::resolve::{self, Resolved};
+use crate::forward::upload::Upload;
 use crate::forward::{ForwardKind, ForwardMeta, show, tcp};
 use crate::policy::{Allow, ChannelKind, Permissions};
 use crate::registry::LiveSession;
 use crate::session::{Destination, Session};
 use crate::store::KindedTarget;
 use russh::server::{ChannelOpenHandle, Handle, Msg};
-use russh::{Channel, ChannelOpenFailure};
+use russh::{Channel, ChannelId, ChannelOpenFailure};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,6 +40,29 @@ pub struct Forwards {
     pub(super) relaying: AtomicBool,
     /// Agent forwarding was asked for and allowed on this connection.
     pub(super) agent: AtomicBool,
+    /// TCP forwards whose client data the handler writes itself.
+    uploads: Mutex<HashMap<ChannelId, Arc<Upload>>>,
+}
+
+impl Forwards {
+    pub(super) fn upload(&self, id: ChannelId) -> Option<Arc<Upload>> {
+        let map = self.uploads.lock().ok()?;
+        if map.is_empty() {
+            return None;
+        }
+        map.get(&id).cloned()
+    }
+
+    pub(super) fn take_upload(&self, id: ChannelId) -> Option<Arc<Upload>> {
+        self.uploads.lock().ok()?.remove(&id)
+    }
+
+    fn add_upload(&self, id: ChannelId, up: Arc<Upload>) -> bool {
+        self.uploads
+            .lock()
+            .map(|mut m| m.insert(id, up).is_none())
+            .unwrap_or(false)
+    }
 }
 
 /// A direct-tcpip request as the client sent it (untrusted).
@@ -72,7 +97,8 @@ pub async fn direct_tcpip(
                 resolve::resolve(&s.app().store, &s.user, s.started, &req.host, req.port).await;
             match resolved {
                 Ok(Resolved::Tcp { target, allow }) => {
-                    to_tcp_target(s, channel, reply, handle, req, target, allow).await
+                    let client = (channel, handle);
+                    to_tcp_target(s, &fw, client, reply, req, target, allow).await
                 }
                 Ok(Resolved::Ssh(target)) => {
                     // SSH targets named by name or configured host were
@@ -201,10 +227,9 @@ pub const STALL: Duration = Duration::from_secs(2);
 /// a channel of the target's SSH connection, which a stopped reader would
 /// block too (a TCP destination only slows down).
 #[allow(clippy::too_many_arguments)]
-pub async fn relay<S: FrameSource, K: FrameSink>(
+pub async fn relay<CS: FrameSource, S: FrameSource, K: FrameSink>(
     s: &Session,
-    channel: Channel<Msg>,
-    handle: Handle,
+    client: (CS, channel::ClientSink),
     far: (S, K),
     far_is_ssh: bool,
     counters: Arc<Counters>,
@@ -212,7 +237,6 @@ pub async fn relay<S: FrameSource, K: FrameSink>(
     tap: Option<Tap>,
     why: &Mutex<Option<String>>,
 ) -> String {
-    let client = channel::split(channel, handle, Permissions::none());
     let stall = bridge::Stall {
         up: Some(STALL),
         down: far_is_ssh.then_some(STALL),
@@ -230,20 +254,45 @@ pub async fn relay<S: FrameSource, K: FrameSink>(
     let set = why.lock().ok().and_then(|w| w.clone());
     match (set, end) {
         (Some(w), _) => w,
-        (None, ChannelEnd::Stalled) => format!(
-            "stalled: nothing consumed for {} s with the buffer full",
-            STALL.as_secs()
-        ),
+        (None, ChannelEnd::Stalled) => stall_reason(),
         (None, ChannelEnd::Cancelled) => "ended by portcullis".into(),
         (None, ChannelEnd::Closed) => "closed".into(),
     }
 }
 
+/// Runs the relay and the upload's drainer together until the relay ends:
+/// the destination may close first, and then nothing is left to drain.
+async fn relay_with_drain(relayed: impl Future<Output = String>, up: &Upload) -> String {
+    let drain = up.drain();
+    tokio::pin!(relayed, drain);
+    let mut drained = false;
+    loop {
+        tokio::select! {
+            reason = &mut relayed => return reason,
+            _ = &mut drain, if !drained => drained = true,
+        }
+    }
+}
+
+/// A TCP forward's destination: behind the bridge both ways (when its bytes
+/// are captured), or with the client's bytes written by the handler.
+enum Far {
+    Bridged(tokio::net::TcpStream),
+    Inline(tcp::TcpSource, tcp::CloseSink, Arc<Upload>),
+}
+
+fn stall_reason() -> String {
+    format!(
+        "stalled: nothing consumed for {} s with the buffer full",
+        STALL.as_secs()
+    )
+}
+
 async fn to_tcp_target(
     s: Arc<Session>,
-    channel: Channel<Msg>,
+    fw: &Forwards,
+    (channel, handle): (Channel<Msg>, Handle),
     reply: ChannelOpenHandle,
-    handle: Handle,
     req: Requested,
     target: KindedTarget,
     allow: Allow,
@@ -323,6 +372,26 @@ async fn to_tcp_target(
     } else {
         None
     };
+    let id = channel.id();
+    // Without a capture the client's bytes skip the bridge (see
+    // `forward::upload`); registered before the client may send any.
+    let far = if tap.is_some() {
+        Far::Bridged(stream)
+    } else {
+        let (source, wr, close) = tcp::split_for_upload(stream);
+        let up = Upload::new(
+            wr,
+            s.channel_budget(),
+            STALL,
+            counters.clone(),
+            cancel.clone(),
+        );
+        if !fw.add_upload(id, up.clone()) {
+            reject(reply, 1, "portcullis: channel already forwarded".into()).await;
+            return audit_close(&app, m, started, &counters, "duplicate channel").await;
+        }
+        Far::Inline(source, close, up)
+    };
     reply.accept().await;
     let kill = Arc::new(crate::registry::KillNote::default());
     // Its own registry entry: a kill of the user, the target or this
@@ -357,18 +426,33 @@ async fn to_tcp_target(
         cancel.clone(),
         why.clone(),
     ));
-    let reason = relay(
-        &s,
-        channel,
-        handle,
-        tcp::split(stream),
-        false,
-        counters.clone(),
-        cancel,
-        tap,
-        &why,
-    )
-    .await;
+    let reason = match far {
+        Far::Bridged(stream) => {
+            let client = channel::split(channel, handle, Permissions::none());
+            let far = tcp::split(stream);
+            relay(&s, client, far, false, counters.clone(), cancel, tap, &why).await
+        }
+        Far::Inline(source, close, up) => {
+            // The channel's own queue is dropped: russh's sends to it then
+            // fail at once, and the handler feeds `up` instead.
+            let (unread, sink) = channel::split(channel, handle, Permissions::none());
+            drop(unread);
+            let client = (up.frames(), sink);
+            let relayed = relay(
+                &s,
+                client,
+                (source, close),
+                false,
+                counters.clone(),
+                cancel,
+                None,
+                &why,
+            );
+            let reason = relay_with_drain(relayed, &up).await;
+            fw.take_upload(id);
+            if up.stalled() { stall_reason() } else { reason }
+        }
+    };
     watcher.abort();
     app.registry.remove(&m.id);
     let reason = match kill.reason() {
@@ -488,10 +572,10 @@ async fn via_upstream(
     reply.accept().await;
     s.enforce();
     let why = Mutex::new(None);
+    let client = channel::split(channel, handle, Permissions::none());
     let reason = relay(
         &s,
-        channel,
-        handle,
+        client,
         far,
         true,
         counters.clone(),

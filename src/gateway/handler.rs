@@ -423,6 +423,42 @@ impl Handler for Connection {
         Ok(allowed)
     }
 
+    /// Data of a TCP forward goes straight to its destination from here
+    /// (`forward::upload`); every other channel reads its own queue.
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        _session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        if let Some(up) = self.forwards.upload(channel) {
+            up.push(data).await;
+        }
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        if let Some(up) = self.forwards.upload(channel) {
+            up.eof();
+        }
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        if let Some(up) = self.forwards.take_upload(channel) {
+            up.close();
+        }
+        Ok(())
+    }
+
     async fn signal(
         &mut self,
         _channel: ChannelId,

@@ -217,10 +217,10 @@ async fn relay_back(
     let started = Instant::now();
     let counters = Arc::new(Counters::default());
     let why = Mutex::new(None);
+    let client = super::channel::split(client, handle, crate::policy::Permissions::none());
     let reason = forward::relay(
         &s,
         client,
-        handle,
         stream,
         true,
         counters.clone(),

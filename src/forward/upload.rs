@@ -1,0 +1,352 @@
+//! The client-to-destination direction of a TCP forward, written by the SSH
+//! connection's own task.
+//!
+//! russh hands every received packet to a channel queue that another task
+//! reads. On a bulk upload through `-L` that hop (a wake-up per 32 KiB
+//! packet, often on the other core) cost about a quarter of the bastion's
+//! CPU and put the upload under OpenSSH's speed. Here the connection's task
+//! writes each packet to the destination socket as soon as it is decrypted
+//! (`Handler::data`); only what the socket does not take at once is queued,
+//! bounded by the channel budget, and drained by the forward's own task. A
+//! destination that takes nothing for the stall time while the budget is full
+//! ends the forward, as the bridge does for every other channel.
+//!
+//! Order is kept by one rule: bytes go straight to the socket only while
+//! nothing is queued, and the queue's front leaves it only once written.
+
+use crate::bridge::{Counters, Frame, FrameSource};
+use bytes::{Buf, Bytes};
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+/// Buffers handed to one `writev` (well under any IOV_MAX).
+const GATHER: usize = 64;
+
+pub struct Upload {
+    wr: OwnedWriteHalf,
+    queue: Mutex<Queue>,
+    /// Bytes the queue may still take; a packet waits for its share.
+    room: Semaphore,
+    budget: usize,
+    /// Wakes the drainer: bytes queued, or EOF/close to pass on.
+    wake: Notify,
+    counters: Arc<Counters>,
+    /// The forward's token: a kill, a deadline or the connection's end.
+    cancel: CancellationToken,
+    /// Cancelled once the client closed and everything before it was written.
+    finished: CancellationToken,
+    stall: Duration,
+    stalled: AtomicBool,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Unwritten bytes, each with the budget it holds.
+    bufs: VecDeque<(Bytes, u32)>,
+    /// The client sent EOF (or closed): shut the socket's write side once drained.
+    eof: bool,
+    close: bool,
+    shut: bool,
+    /// The destination refused a write: drop what follows.
+    broken: bool,
+}
+
+impl Upload {
+    pub fn new(
+        wr: OwnedWriteHalf,
+        budget: usize,
+        stall: Duration,
+        counters: Arc<Counters>,
+        cancel: CancellationToken,
+    ) -> Arc<Upload> {
+        let budget = budget.clamp(64 * 1024, u32::MAX as usize);
+        Arc::new(Upload {
+            wr,
+            queue: Mutex::new(Queue::default()),
+            room: Semaphore::new(budget),
+            budget,
+            wake: Notify::new(),
+            counters,
+            cancel,
+            finished: CancellationToken::new(),
+            stall,
+            stalled: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether the forward ended because the destination stopped taking bytes.
+    pub fn stalled(&self) -> bool {
+        self.stalled.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // A panic while holding the lock cannot leave the queue half-edited
+        // in a way that matters more than the forward it belongs to.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One packet of the client's data, in order. Returns once it is written
+    /// or queued; waits (at most the stall time) only when the queue is full.
+    pub async fn push(&self, data: &[u8]) {
+        if data.is_empty() || self.cancel.is_cancelled() {
+            return;
+        }
+        self.counters
+            .up
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        let rest = {
+            let mut q = self.lock();
+            // Data after EOF breaks the protocol; after a failed write it has nowhere to go.
+            if q.broken || q.eof {
+                return;
+            }
+            if !q.bufs.is_empty() {
+                data
+            } else {
+                match self.wr.try_write(data) {
+                    Ok(n) => data.get(n..).unwrap_or_default(),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => data,
+                    Err(_) => {
+                        q.broken = true;
+                        drop(q);
+                        self.cancel.cancel();
+                        return;
+                    }
+                }
+            }
+        };
+        if rest.is_empty() {
+            return;
+        }
+        let share = u32::try_from(rest.len().min(self.budget)).unwrap_or(u32::MAX);
+        let acquire = tokio::time::timeout(self.stall, self.room.acquire_many(share));
+        let permit = tokio::select! {
+            p = acquire => p,
+            _ = self.cancel.cancelled() => return,
+        };
+        match permit {
+            Ok(Ok(p)) => p.forget(),
+            Ok(Err(_)) => return,
+            Err(_) => {
+                self.stalled.store(true, Ordering::Relaxed);
+                self.cancel.cancel();
+                return;
+            }
+        }
+        self.lock()
+            .bufs
+            .push_back((Bytes::copy_from_slice(rest), share));
+        self.wake.notify_one();
+    }
+
+    /// The client's EOF: the destination sees it once every byte before it is written.
+    pub fn eof(&self) {
+        self.end(false);
+    }
+
+    /// The client closed the channel: EOF for the destination, then the
+    /// forward ends (see [`Upload::frames`]).
+    pub fn close(&self) {
+        self.end(true);
+    }
+
+    fn end(&self, close: bool) {
+        let mut q = self.lock();
+        q.eof = true;
+        q.close |= close;
+        if q.bufs.is_empty() {
+            self.finish(&mut q);
+        } else {
+            drop(q);
+            self.wake.notify_one();
+        }
+    }
+
+    /// With the queue empty: shut the write side after EOF, and report the close.
+    fn finish(&self, q: &mut Queue) {
+        if q.eof && !q.shut {
+            q.shut = true;
+            let _ = socket2::SockRef::from(self.wr.as_ref()).shutdown(std::net::Shutdown::Write);
+        }
+        if q.close {
+            self.finished.cancel();
+        }
+    }
+
+    /// Writes what the socket would not take at once, until the forward ends.
+    /// Runs on the forward's task.
+    pub async fn drain(&self) {
+        loop {
+            match self.write_queued() {
+                Written::Empty => {
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = self.cancel.cancelled() => return,
+                        _ = self.finished.cancelled() => return,
+                    }
+                }
+                Written::Blocked => {
+                    tokio::select! {
+                        _ = self.wr.writable() => {}
+                        _ = self.cancel.cancelled() => return,
+                    }
+                }
+                Written::Broken => {
+                    self.cancel.cancel();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes the queue until it is empty or the socket is full.
+    fn write_queued(&self) -> Written {
+        let mut q = self.lock();
+        loop {
+            if q.bufs.is_empty() {
+                self.finish(&mut q);
+                return Written::Empty;
+            }
+            let slices: Vec<IoSlice<'_>> = q
+                .bufs
+                .iter()
+                .take(GATHER)
+                .map(|(b, _)| IoSlice::new(b))
+                .collect();
+            let n = match self.wr.try_write_vectored(&slices) {
+                Ok(0) => {
+                    q.broken = true;
+                    return Written::Broken;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Written::Blocked,
+                Err(_) => {
+                    q.broken = true;
+                    return Written::Broken;
+                }
+            };
+            self.advance(&mut q, n);
+        }
+    }
+
+    fn advance(&self, q: &mut Queue, mut n: usize) {
+        while n > 0 {
+            let Some((b, share)) = q.bufs.front_mut() else {
+                return;
+            };
+            if n < b.len() {
+                b.advance(n);
+                return;
+            }
+            n -= b.len();
+            let share = *share as usize;
+            q.bufs.pop_front();
+            self.room.add_permits(share);
+        }
+    }
+
+    /// The bridge's view of this direction: nothing but the client's close,
+    /// once everything before it reached the destination.
+    pub fn frames(self: &Arc<Self>) -> Frames {
+        Frames {
+            up: self.clone(),
+            done: false,
+        }
+    }
+}
+
+enum Written {
+    Empty,
+    Blocked,
+    Broken,
+}
+
+pub struct Frames {
+    up: Arc<Upload>,
+    done: bool,
+}
+
+impl FrameSource for Frames {
+    async fn recv(&mut self) -> Option<Frame> {
+        if self.done {
+            return None;
+        }
+        self.up.finished.cancelled().await;
+        self.done = true;
+        Some(Frame::Close)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    async fn pair() -> (OwnedWriteHalf, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (c, s) = tokio::join!(TcpStream::connect(addr), l.accept());
+        let (_rd, wr) = c.unwrap().into_split();
+        (wr, s.unwrap().0)
+    }
+
+    fn upload(wr: OwnedWriteHalf, budget: usize, stall: Duration) -> Arc<Upload> {
+        Upload::new(
+            wr,
+            budget,
+            stall,
+            Arc::new(Counters::default()),
+            CancellationToken::new(),
+        )
+    }
+
+    #[tokio::test]
+    async fn bytes_arrive_in_order_past_a_full_socket_then_eof_then_close() {
+        let (wr, mut dest) = pair().await;
+        let up = upload(wr, 1 << 20, Duration::from_secs(10));
+        let drainer = tokio::spawn({
+            let up = up.clone();
+            async move { up.drain().await }
+        });
+        let data: Vec<u8> = (0..6_000_000u32).map(|i| (i % 251) as u8).collect();
+        let reader = tokio::spawn(async move {
+            // Read slowly at first so the socket fills and the queue is used.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let mut got = Vec::new();
+            dest.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        for chunk in data.chunks(32 * 1024 - 7) {
+            up.push(chunk).await;
+        }
+        up.close();
+        let mut frames = up.frames();
+        assert_eq!(frames.recv().await, Some(Frame::Close));
+        assert_eq!(frames.recv().await, None);
+        assert_eq!(reader.await.unwrap(), data);
+        assert_eq!(up.counters.up.load(Ordering::Relaxed), data.len() as u64);
+        drainer.await.unwrap();
+        assert!(!up.stalled());
+    }
+
+    #[tokio::test]
+    async fn a_destination_that_takes_nothing_stalls_the_forward() {
+        let (wr, _dest) = pair().await;
+        let up = upload(wr, 64 * 1024, Duration::from_millis(300));
+        let chunk = vec![7u8; 32 * 1024];
+        let start = std::time::Instant::now();
+        // Socket buffers first, then the 64 KiB budget, then the stall.
+        while !up.cancel.is_cancelled() {
+            up.push(&chunk).await;
+            assert!(start.elapsed() < Duration::from_secs(20), "never stalled");
+        }
+        assert!(up.stalled());
+    }
+}

@@ -302,6 +302,56 @@ fn remote_forward_allowed_and_refused_and_local_through_the_target() {
 }
 
 #[test]
+fn a_cancelled_remote_forward_stops_listening_on_the_target() {
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    b.add_target("web03", &sshd);
+    b.grant(&[
+        "--user",
+        "alice",
+        "--target",
+        "web03",
+        "--login",
+        TARGET_USER,
+        "--allow",
+        "shell,exec,remote-forward",
+    ]);
+    let echo = Service::start("127.0.0.1", Behaviour::Echo);
+    let rport = free_port();
+    let spec = format!("{rport}:127.0.0.1:{}", echo.port);
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = format!("ControlPath={}", dir.path().join("ctl").display());
+    let _master = Forwarding::start(
+        &b,
+        "alice+web03",
+        &["-o", "ControlMaster=yes", "-o", &ctl, "-R", &spec],
+        Some(rport),
+    );
+    let data = pattern(64 << 10, 5);
+    assert_eq!(sha_hex(&round_trip(rport, &data)), sha_hex(&data));
+    // `ssh -O cancel` sends cancel-tcpip-forward on the master's connection.
+    run_ok(
+        b.ssh("alice+web03")
+            .args(["-o", &ctl, "-O", "cancel", "-R", &spec])
+            .stdin(Stdio::null()),
+    );
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", rport)).is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the target still listens on {rport} after the cancel"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The connection itself stays up: the master still answers.
+    run_ok(
+        b.ssh("alice+web03")
+            .args(["-o", &ctl, "-O", "check"])
+            .stdin(Stdio::null()),
+    );
+}
+
+#[test]
 fn agent_forwarding_only_where_granted() {
     need("ssh-agent", "openssh-client");
     let sshd = Sshd::start();

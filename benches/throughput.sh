@@ -12,6 +12,7 @@
 #   pc -J       ssh -J alice@portcullis tuser@web01 (nested SSH answered by
 #               portcullis with a host certificate, then proxied like the
 #               leg above) -> test sshd
+#   pc -J unrec the same to web01m (metadata-only recording)
 # For each: upload and download of BENCH_BYTES (1 GiB) in MiB/s, and the
 # median wall time of BENCH_SETUP_RUNS (20) `ssh ... true`. Then it opens
 # BENCH_IDLE_SESSIONS (500) idle sessions through portcullis and reports the
@@ -293,6 +294,10 @@ Host pcjump
     HostName web01
     User tuser
     ProxyJump pcbastion
+Host pcjumpmeta
+    HostName web01m
+    User tuser
+    ProxyJump pcbastion
 Host *
     Ciphers $CIPHER
     KexAlgorithms $KEX
@@ -372,7 +377,7 @@ EOF
         tail -n 30 "$tmp/bastion.log" >&2
         die "cannot reach web01 with ssh -J through portcullis"
     }
-    legs+=(pcjump)
+    legs+=(pcjump pcjumpmeta)
 fi
 
 # ----------------------------------------------------------- measurements ----
@@ -383,10 +388,14 @@ label[jump]="ssh -J via OpenSSH sshd"
 label[portcullis]="portcullis"
 label[pcjump]="ssh -J via portcullis"
 label[pcmeta]="portcullis, unrecorded"
+label[pcjumpmeta]="ssh -J via pc, unrecorded"
 
-for leg in direct jump portcullis pcmeta pcjump; do up[$leg]=0 down[$leg]=0 setup[$leg]=0; done
+for leg in "${!label[@]}"; do up[$leg]=0 down[$leg]=0 setup[$leg]=0; done
 if [[ -n ${BENCH_LEGS:-} ]]; then
     read -r -a legs <<<"$BENCH_LEGS"
+    for leg in "${legs[@]}"; do
+        [[ -n ${label[$leg]:-} ]] || die "BENCH_LEGS: unknown leg '$leg' (known: ${!label[*]})"
+    done
 fi
 for leg in "${legs[@]}"; do
     say "== ${label[$leg]}"
@@ -472,6 +481,8 @@ if [[ $SKIP_PC != 1 ]]; then
         "$(ratio "${down[portcullis]}" "${down[pcmeta]}")" "$(ratio "${setup[portcullis]}" "${setup[pcmeta]}")"
     printf '%-26s %14s %16s %10s\n' "pc -J / ssh -J" "$(ratio "${up[pcjump]}" "${up[jump]}")" \
         "$(ratio "${down[pcjump]}" "${down[jump]}")" "$(ratio "${setup[pcjump]}" "${setup[jump]}")"
+    printf '%-26s %14s %16s %10s\n' "pc -J recorded / unrec." "$(ratio "${up[pcjump]}" "${up[pcjumpmeta]}")" \
+        "$(ratio "${down[pcjump]}" "${down[pcjumpmeta]}")" "$(ratio "${setup[pcjump]}" "${setup[pcjumpmeta]}")"
     printf '%-26s %14s %16s %10s\n' "pc -J / direct" "$(ratio "${up[pcjump]}" "${up[direct]}")" \
         "$(ratio "${down[pcjump]}" "${down[direct]}")" "$(ratio "${setup[pcjump]}" "${setup[direct]}")"
     echo "(throughput ratios: higher is better; setup ratios: lower is better)"

@@ -143,3 +143,32 @@ fn admin_cli_round_trip() {
     b.admin(&["user", "remove", "bob"]);
     assert!(!text(&b.admin(&["user", "list"]).stdout).contains("bob"));
 }
+
+#[test]
+fn a_second_server_on_the_same_data_directory_is_refused_before_touching_it() {
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    // A live session with an open recording, which a second server's crash
+    // recovery would otherwise seal as cut short.
+    let mut live = b
+        .ssh("alice+web01")
+        .args(["sleep", "30"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !text(&b.admin(&["session", "list"]).stdout).contains("web01") {
+        assert!(start.elapsed().as_secs() < 20, "the session never went live");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = run(b.cli().arg("serve").stdin(Stdio::null()));
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("another portcullis is serving"), "{err}");
+    assert!(!err.contains("cut short"), "{err}");
+    // The first server still serves the session and new logins.
+    assert!(live.try_wait().unwrap().is_none(), "the live session ended");
+    run_ok(b.ssh("alice+web01").arg("true").stdin(Stdio::null()));
+    let _ = live.kill();
+    let _ = live.wait();
+}

@@ -51,25 +51,8 @@ fn generate(api: &ApiConfig, cert: &Path, key: &Path) -> Result<(), AdminError> 
 }
 
 fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), AdminError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let err = |e| tls_err(&path.display().to_string(), e);
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    // A leftover from an interrupted run is ours to replace.
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
-        _ => {}
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(err)?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(err)
+    crate::secret_file::replace(path, bytes, mode)
+        .map_err(|e| tls_err(&path.display().to_string(), e))
 }
 
 /// SHA-256 of a certificate's DER, as colon-separated hex (what browsers show).

@@ -24,6 +24,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     init_tracing(config.log_format);
     // One TLS crypto provider for the process (admin API, webhooks).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    super::create_private_dir(&config.data_dir)?;
+    // Held until exit: a second server on this directory would seal the
+    // first one's open recordings as cut short while they are being written.
+    let _one_server = lock_data_dir(&config.data_dir)?;
     let (store, vault) = super::open(&config).await?;
     let host_keys = gateway::keys::load_or_generate(&config.host_keys, &config.data_dir)?;
     for k in &host_keys {
@@ -72,6 +76,27 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     app.store.close().await;
     Ok(())
+}
+
+fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("serve.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(anyhow::anyhow!(
+            "another portcullis is serving {} (it holds {}); one server per data directory",
+            dir.display(),
+            path.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(anyhow::anyhow!("locking {}: {e}", path.display()))
+        }
+    }
 }
 
 /// The admin API beside the gateway. A TLS problem (bad certificate, key or

@@ -97,9 +97,6 @@ impl Upload {
         if data.is_empty() || self.cancel.is_cancelled() {
             return;
         }
-        self.counters
-            .up
-            .fetch_add(data.len() as u64, Ordering::Relaxed);
         let rest = {
             let mut q = self.lock();
             // Data after EOF breaks the protocol; after a failed write it has nowhere to go.
@@ -110,12 +107,13 @@ impl Upload {
                 data
             } else {
                 match self.wr.try_write(data) {
-                    Ok(n) => data.get(n..).unwrap_or_default(),
+                    Ok(n) => {
+                        self.count(n);
+                        data.get(n..).unwrap_or_default()
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => data,
                     Err(_) => {
-                        q.broken = true;
-                        drop(q);
-                        self.cancel.cancel();
+                        self.refused(&mut q);
                         return;
                     }
                 }
@@ -133,16 +131,46 @@ impl Upload {
         match permit {
             Ok(Ok(p)) => p.forget(),
             Ok(Err(_)) => return,
-            Err(_) => {
-                self.stalled.store(true, Ordering::Relaxed);
-                self.cancel.cancel();
-                return;
-            }
+            Err(_) => return self.stall(),
         }
-        self.lock()
-            .bufs
-            .push_back((Bytes::copy_from_slice(rest), share));
+        let mut q = self.lock();
+        if q.broken {
+            self.room.add_permits(share as usize);
+            return;
+        }
+        q.bufs.push_back((Bytes::copy_from_slice(rest), share));
+        drop(q);
         self.wake.notify_one();
+    }
+
+    /// Bytes that reached the destination's socket: what the audit reports.
+    fn count(&self, n: usize) {
+        self.counters.up.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// The destination's full budget took nothing for the stall time.
+    fn stall(&self) {
+        self.stalled.store(true, Ordering::Relaxed);
+        self.cancel.cancel();
+    }
+
+    /// The destination refused a write (reset, gone): this direction is
+    /// over. Like a closed sink in the bridge, it ends the forward as
+    /// "closed", and the other direction still delivers what it holds.
+    fn refused(&self, q: &mut Queue) {
+        q.broken = true;
+        q.bufs.clear();
+        self.room.close();
+        self.finished.cancel();
+    }
+
+    /// The relay ended (the destination closed, a kill): nothing more is
+    /// taken, and a `push` waiting for room returns at once.
+    pub fn stop(&self) {
+        let mut q = self.lock();
+        q.broken = true;
+        q.bufs.clear();
+        self.room.close();
     }
 
     /// The client's EOF: the destination sees it once every byte before it is written.
@@ -192,23 +220,42 @@ impl Upload {
                     }
                 }
                 Written::Blocked => {
+                    // A destination may pause reading while nobody waits on
+                    // it; once the budget is full or the client has closed,
+                    // a pause of the stall time ends the forward.
+                    let limit = self.waited_on().then_some(self.stall);
+                    let writable = async {
+                        match limit {
+                            Some(d) => tokio::time::timeout(d, self.wr.writable()).await.is_ok(),
+                            None => {
+                                let _ = self.wr.writable().await;
+                                true
+                            }
+                        }
+                    };
                     tokio::select! {
-                        _ = self.wr.writable() => {}
+                        moved = writable => if !moved {
+                            return self.stall();
+                        },
                         _ = self.cancel.cancelled() => return,
                     }
                 }
-                Written::Broken => {
-                    self.cancel.cancel();
-                    return;
-                }
+                Written::Broken => return,
             }
         }
+    }
+
+    fn waited_on(&self) -> bool {
+        self.room.available_permits() == 0 || self.lock().close
     }
 
     /// Writes the queue until it is empty or the socket is full.
     fn write_queued(&self) -> Written {
         let mut q = self.lock();
         loop {
+            if q.broken {
+                return Written::Broken;
+            }
             if q.bufs.is_empty() {
                 self.finish(&mut q);
                 return Written::Empty;
@@ -220,17 +267,14 @@ impl Upload {
                 .map(|(b, _)| IoSlice::new(b))
                 .collect();
             let n = match self.wr.try_write_vectored(&slices) {
-                Ok(0) => {
-                    q.broken = true;
-                    return Written::Broken;
-                }
-                Ok(n) => n,
+                Ok(n) if n > 0 => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Written::Blocked,
-                Err(_) => {
-                    q.broken = true;
+                _ => {
+                    self.refused(&mut q);
                     return Written::Broken;
                 }
             };
+            self.count(n);
             self.advance(&mut q, n);
         }
     }
@@ -334,6 +378,74 @@ mod tests {
         assert_eq!(up.counters.up.load(Ordering::Relaxed), data.len() as u64);
         drainer.await.unwrap();
         assert!(!up.stalled());
+    }
+
+    /// Pushes until something had to be queued (the socket is full).
+    async fn fill(up: &Upload) {
+        let chunk = vec![1u8; 64 * 1024];
+        for _ in 0..10_000 {
+            up.push(&chunk).await;
+            if !up.lock().bufs.is_empty() {
+                return;
+            }
+        }
+        panic!("the socket never filled");
+    }
+
+    #[tokio::test]
+    async fn a_closed_client_and_a_destination_that_stopped_reading_end_by_stall() {
+        let (wr, _dest) = pair().await;
+        let up = upload(wr, 64 << 20, Duration::from_millis(300));
+        fill(&up).await;
+        up.close();
+        let start = std::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(10), up.drain())
+            .await
+            .expect("drain never gave up");
+        assert!(up.stalled());
+        assert!(start.elapsed() >= Duration::from_millis(300));
+    }
+
+    #[tokio::test]
+    async fn stop_releases_a_push_waiting_for_room() {
+        let (wr, _dest) = pair().await;
+        let up = upload(wr, 64 * 1024, Duration::from_secs(30));
+        fill(&up).await;
+        let waiting = tokio::spawn({
+            let up = up.clone();
+            async move { up.push(&vec![2u8; 64 * 1024]).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished(), "the push did not wait for room");
+        up.stop();
+        tokio::time::timeout(Duration::from_secs(2), waiting)
+            .await
+            .expect("stop did not release the push")
+            .unwrap();
+        assert!(!up.stalled());
+    }
+
+    #[tokio::test]
+    async fn a_reset_destination_ends_this_direction_as_closed() {
+        let (wr, dest) = pair().await;
+        let up = upload(wr, 1 << 20, Duration::from_secs(30));
+        // A zero linger makes the close a reset.
+        socket2::SockRef::from(&dest)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(dest);
+        let mut frames = up.frames();
+        let chunk = vec![3u8; 1024];
+        for _ in 0..100 {
+            up.push(&chunk).await;
+            if up.finished.is_cancelled() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(frames.recv().await, Some(Frame::Close));
+        assert!(!up.cancel.is_cancelled(), "a reset is not a kill");
+        assert!(up.counters.up.load(Ordering::Relaxed) < 100 * 1024);
     }
 
     #[tokio::test]

@@ -58,10 +58,16 @@ impl Forwards {
     }
 
     fn add_upload(&self, id: ChannelId, up: Arc<Upload>) -> bool {
-        self.uploads
-            .lock()
-            .map(|mut m| m.insert(id, up).is_none())
-            .unwrap_or(false)
+        let Ok(mut map) = self.uploads.lock() else {
+            return false;
+        };
+        match map.entry(id) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(up);
+                true
+            }
+        }
     }
 }
 
@@ -266,12 +272,21 @@ async fn relay_with_drain(relayed: impl Future<Output = String>, up: &Upload) ->
     let drain = up.drain();
     tokio::pin!(relayed, drain);
     let mut drained = false;
-    loop {
+    let reason = loop {
         tokio::select! {
-            reason = &mut relayed => return reason,
+            reason = &mut relayed => break reason,
             _ = &mut drain, if !drained => drained = true,
         }
+    };
+    // What the client sent before the end still goes out, as the bridge's
+    // queue would have, for at most the stall time.
+    if !drained {
+        up.close();
+        let _ = tokio::time::timeout(STALL, &mut drain).await;
     }
+    // A `push` waiting for room must not hold the connection's loop.
+    up.stop();
+    reason
 }
 
 /// A TCP forward's destination: behind the bridge both ways (when its bytes
@@ -430,7 +445,8 @@ async fn to_tcp_target(
         Far::Bridged(stream) => {
             let client = channel::split(channel, handle, Permissions::none());
             let far = tcp::split(stream);
-            relay(&s, client, far, false, counters.clone(), cancel, tap, &why).await
+            let c = cancel.clone();
+            relay(&s, client, far, false, counters.clone(), c, tap, &why).await
         }
         Far::Inline(source, close, up) => {
             // The channel's own queue is dropped: russh's sends to it then
@@ -444,7 +460,7 @@ async fn to_tcp_target(
                 (source, close),
                 false,
                 counters.clone(),
-                cancel,
+                cancel.clone(),
                 None,
                 &why,
             );
@@ -453,6 +469,8 @@ async fn to_tcp_target(
             if up.stalled() { stall_reason() } else { reason }
         }
     };
+    // Ends the kill watch above (a child token: the session is untouched).
+    cancel.cancel();
     watcher.abort();
     app.registry.remove(&m.id);
     let reason = match kill.reason() {

@@ -66,10 +66,6 @@ fn ssh_config(app: &App, host_keys: Vec<russh::keys::PrivateKey>) -> SshConfig {
         keepalive_interval: Some(Duration::from_secs(30)),
         keepalive_max: 4,
         window_size: 4 << 20,
-        maximum_packet_size: std::env::var("PC_MAXPKT")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(32768),
         channel_buffer_size: 64,
         nodelay: true,
         preferred,

@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 /// Whether a chunk of output is not text: a NUL byte, or bytes that are not
 /// UTF-8 (an incomplete character at the very end is still text).
 pub fn looks_binary(chunk: &[u8]) -> bool {
-    if chunk.contains(&0) {
+    // The memchr crate's SIMD search: `<[u8]>::contains` is word-at-a-time,
+    // and this runs on every chunk of exec output.
+    if memchr::memchr(0, chunk).is_some() {
         return true;
     }
     match std::str::from_utf8(chunk) {

@@ -29,6 +29,7 @@ struct RawConfig {
     database_url: Option<String>,
     kek_file: Option<PathBuf>,
     host_keys: Option<Vec<PathBuf>>,
+    host_ca_file: Option<PathBuf>,
     recordings_dir: Option<PathBuf>,
     recordings_retention_days: Option<u64>,
     audit_key_file: Option<PathBuf>,
@@ -115,6 +116,10 @@ pub struct Config {
     pub kek_file: PathBuf,
     /// Empty means "generate and keep an ed25519 key in the data directory".
     pub host_keys: Vec<PathBuf>,
+    /// Ed25519 key of the host CA that certifies targets for `ssh -J`
+    /// (created if missing). Nodes sharing one database share this file, so
+    /// one `@cert-authority` line trusts every node.
+    pub host_ca_file: PathBuf,
     /// Where session recordings (`.cast` + `.chain`) are written.
     pub recordings_dir: PathBuf,
     /// Recordings older than this are deleted (audited); `None` keeps them.
@@ -212,6 +217,7 @@ impl Config {
         let audit_key_file = raw
             .audit_key_file
             .unwrap_or_else(|| data_dir.join("audit_ed25519"));
+        let host_ca_file = raw.host_ca_file.unwrap_or_else(|| data_dir.join("host-ca"));
         let log_format = match raw.log_format.as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -304,6 +310,7 @@ impl Config {
             database_url,
             kek_file,
             host_keys: raw.host_keys.unwrap_or_default(),
+            host_ca_file,
             recordings_dir,
             recordings_retention_days: raw.recordings_retention_days.filter(|d| *d > 0),
             audit_key_file,

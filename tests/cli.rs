@@ -158,7 +158,10 @@ fn a_second_server_on_the_same_data_directory_is_refused_before_touching_it() {
         .unwrap();
     let start = std::time::Instant::now();
     while !text(&b.admin(&["session", "list"]).stdout).contains("web01") {
-        assert!(start.elapsed().as_secs() < 20, "the session never went live");
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "the session never went live"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let out = run(b.cli().arg("serve").stdin(Stdio::null()));
@@ -171,4 +174,36 @@ fn a_second_server_on_the_same_data_directory_is_refused_before_touching_it() {
     run_ok(b.ssh("alice+web01").arg("true").stdin(Stdio::null()));
     let _ = live.kill();
     let _ = live.wait();
+}
+
+#[test]
+fn nodes_sharing_a_host_ca_file_present_one_ca_and_others_their_own() {
+    let shared = tempfile::tempdir().unwrap();
+    let ca = shared.path().join("shared-host-ca");
+    let show = |node: &str, setting: &str| {
+        let dir = shared.path().join(node);
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("portcullis.toml");
+        std::fs::write(&conf, setting).unwrap();
+        let out = run_ok(
+            Command::new(bin())
+                .arg("--config")
+                .arg(&conf)
+                .arg("--data-dir")
+                .arg(dir.join("data"))
+                .args(["host-ca", "show"]),
+        );
+        text(&out.stdout)
+    };
+    let setting = format!("host_ca_file = {:?}\n", ca.display().to_string());
+    let a = show("a", &setting);
+    let b = show("b", &setting);
+    assert!(a.starts_with("@cert-authority * ssh-ed25519 "), "{a}");
+    assert_eq!(a, b, "two nodes with one host_ca_file must show one CA");
+    assert!(ca.exists());
+    // The default stays per data directory.
+    let c = show("c", "");
+    assert!(c.starts_with("@cert-authority * ssh-ed25519 "), "{c}");
+    assert_ne!(a, c);
+    assert!(shared.path().join("c/data/host-ca").exists());
 }

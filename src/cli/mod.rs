@@ -166,7 +166,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Lockdown(a) => locks::lockdown(&config, a).await,
         Command::HostCa(HostCaCmd::Show) => {
             create_private_dir(&config.data_dir)?;
-            let ca = crate::gateway::hostca::HostCa::load_or_generate(&config.data_dir)?;
+            let ca = crate::gateway::hostca::HostCa::load_or_generate(&config.host_ca_file)?;
             println!("{}", ca.known_hosts_line());
             Ok(())
         }

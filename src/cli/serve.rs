@@ -33,7 +33,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     for k in &host_keys {
         tracing::info!(fingerprint = %gateway::keys::fingerprint(k.public_key()), "host key");
     }
-    let host_ca = gateway::hostca::HostCa::load_or_generate(&config.data_dir)?;
+    let host_ca = gateway::hostca::HostCa::load_or_generate(&config.host_ca_file)?;
     let listen = config.listen;
     let audit_key = crate::recording::load_or_create(&config.audit_key_file)?;
     super::create_private_dir(&config.recordings_dir)?;

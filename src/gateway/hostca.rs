@@ -1,5 +1,5 @@
-//! The bastion's host CA: an Ed25519 key (`host-ca` in the data directory,
-//! 0600, created on first start) that signs a host certificate per SSH
+//! The bastion's host CA: an Ed25519 key (`host_ca_file`, by default
+//! `host-ca` in the data directory, 0600, created on first start) that signs a host certificate per SSH
 //! target for connections terminated at the bastion (ProxyJump). A user
 //! trusts every target at once with one `@cert-authority` line.
 
@@ -8,7 +8,7 @@ use super::keys::{self, err};
 use russh::keys::ssh_key::Certificate;
 use russh::keys::ssh_key::certificate::{Builder, CertType};
 use russh::keys::{Algorithm, PrivateKey, PublicKey};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub const FILE_NAME: &str = "host-ca";
 
@@ -24,19 +24,19 @@ pub struct HostCa {
 }
 
 impl HostCa {
-    pub fn path(data_dir: &Path) -> PathBuf {
-        data_dir.join(FILE_NAME)
-    }
-
     /// Loads the CA key, creating it (mode 0600) when the file does not exist.
-    pub fn load_or_generate(data_dir: &Path) -> Result<HostCa, GatewayError> {
-        let path = Self::path(data_dir);
+    pub fn load_or_generate(path: &Path) -> Result<HostCa, GatewayError> {
         if !path.exists() {
-            keys::write_new_ed25519(&path)?;
+            match keys::write_new_ed25519(path) {
+                Ok(_) => {}
+                // Another node or process created it first: use theirs.
+                Err(_) if path.exists() => {}
+                Err(e) => return Err(e),
+            }
         }
-        let key = keys::load(&path)?;
+        let key = keys::load(path)?;
         if key.algorithm() != Algorithm::Ed25519 {
-            return Err(err(&path, "the host CA must be an Ed25519 key"));
+            return Err(err(path, "the host CA must be an Ed25519 key"));
         }
         Ok(HostCa { key })
     }
@@ -107,8 +107,9 @@ mod tests {
     #[test]
     fn generated_once_private_and_reloaded() {
         let dir = tempfile::tempdir().unwrap();
-        let a = HostCa::load_or_generate(dir.path()).unwrap();
-        let b = HostCa::load_or_generate(dir.path()).unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let a = HostCa::load_or_generate(&path).unwrap();
+        let b = HostCa::load_or_generate(&path).unwrap();
         assert_eq!(a.public_key(), b.public_key());
         let mode = std::fs::metadata(dir.path().join(FILE_NAME))
             .unwrap()
@@ -126,7 +127,7 @@ mod tests {
     #[test]
     fn certificate_names_the_target_and_verifies_against_the_ca() {
         let dir = tempfile::tempdir().unwrap();
-        let ca = HostCa::load_or_generate(dir.path()).unwrap();
+        let ca = HostCa::load_or_generate(&dir.path().join(FILE_NAME)).unwrap();
         let host = PrivateKey::random(&mut rand010::rng(), Algorithm::Ed25519).unwrap();
         let now = 1_800_000_000;
         let names = principals(&["Web01", "10.0.0.5"]);

@@ -481,20 +481,11 @@ fn a_stalled_destination_does_not_freeze_the_connection() {
     let _ = pusher.join();
 }
 
-#[test]
-fn captured_forwards_are_signed_recordings_of_the_raw_bytes() {
-    let sshd = Sshd::start();
-    let b = Bastion::standard(&sshd);
-    let sha = Service::start("127.0.0.1", Behaviour::Sha);
-    b.add_tcp_target("vault01", "127.0.0.1", sha.port, true);
-    grant_tcp(&b, "vault01");
-    let data = pattern(100_000, 5);
-    let out = b.stdio_forward("alice", &format!("vault01:{}", sha.port), &data);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    wait_audit(&b, "forward.closed", |v| v["target"] == "vault01");
+/// The first sealed forward capture in the bastion's recordings.
+fn sealed_capture(b: &Bastion) -> std::path::PathBuf {
     let rec = b.data_dir().join("recordings");
     let start = Instant::now();
-    let cast = loop {
+    loop {
         let found = std::fs::read_dir(&rec)
             .unwrap()
             .flatten()
@@ -511,7 +502,7 @@ fn captured_forwards_are_signed_recordings_of_the_raw_bytes() {
                 .unwrap_or_default()
                 .contains("trailer")
             {
-                break c;
+                return c;
             }
         }
         assert!(
@@ -519,20 +510,101 @@ fn captured_forwards_are_signed_recordings_of_the_raw_bytes() {
             "no sealed capture in {rec:?}"
         );
         std::thread::sleep(Duration::from_millis(200));
-    };
-    let body = std::fs::read_to_string(&cast).unwrap();
-    let mut up = Vec::new();
+    }
+}
+
+/// The bytes of one direction of a capture (`"> "` client to destination,
+/// `"< "` back), decoded from its base64 markers.
+fn captured(body: &str, prefix: &str) -> Vec<u8> {
+    use base64::Engine;
+    let mut out = Vec::new();
     for line in body.lines().skip(1) {
         let ev: serde_json::Value = serde_json::from_str(line).unwrap();
-        if let Some(b64) = ev[2].as_str().and_then(|t| t.strip_prefix("> ")) {
-            use base64::Engine;
-            up.extend(
+        if let Some(b64) = ev[2].as_str().and_then(|t| t.strip_prefix(prefix)) {
+            out.extend(
                 base64::engine::general_purpose::STANDARD
                     .decode(b64)
                     .unwrap(),
             );
         }
     }
+    out
+}
+
+#[test]
+fn forwards_through_an_ssh_target_are_captured_when_it_keeps_contents() {
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    b.add_target("web03", &sshd);
+    b.grant(&[
+        "--user",
+        "alice",
+        "--target",
+        "web03",
+        "--login",
+        TARGET_USER,
+        "--allow",
+        "shell,exec,local-forward",
+    ]);
+    b.admin(&["target", "capture", "web03", "on"]);
+    let echo = Service::start("127.0.0.1", Behaviour::Echo);
+    let lport = free_port();
+    let fwd = Forwarding::start(
+        &b,
+        "alice+web03",
+        &["-L", &format!("{lport}:127.0.0.1:{}", echo.port)],
+        Some(lport),
+    );
+    // Forwarding::start's probe made one (empty) forward; this one carries data.
+    let data = pattern(300_000, 9);
+    assert_eq!(sha_hex(&round_trip(lport, &data)), sha_hex(&data));
+    drop(fwd);
+    wait_audit(&b, "forward.closed", |v| {
+        v["via"] == "web03" && v["bytes_up"].as_u64() == Some(300_000)
+    });
+    let rec = b.data_dir().join("recordings");
+    let start = Instant::now();
+    let body = loop {
+        let bodies: Vec<String> = std::fs::read_dir(&rec)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "cast"))
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect();
+        if let Some(b) = bodies
+            .into_iter()
+            .find(|b| captured(b, "> ").len() == data.len())
+        {
+            break b;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no capture of the forwarded bytes in {rec:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(captured(&body, "> "), data);
+    assert_eq!(captured(&body, "< "), data, "the echo was not captured");
+    let cast = sealed_capture(&b);
+    let v = run(b.cli().arg("verify").arg(&cast));
+    assert!(v.status.success(), "{}{}", text(&v.stdout), text(&v.stderr));
+}
+
+#[test]
+fn captured_forwards_are_signed_recordings_of_the_raw_bytes() {
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    let sha = Service::start("127.0.0.1", Behaviour::Sha);
+    b.add_tcp_target("vault01", "127.0.0.1", sha.port, true);
+    grant_tcp(&b, "vault01");
+    let data = pattern(100_000, 5);
+    let out = b.stdio_forward("alice", &format!("vault01:{}", sha.port), &data);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_audit(&b, "forward.closed", |v| v["target"] == "vault01");
+    let cast = sealed_capture(&b);
+    let body = std::fs::read_to_string(&cast).unwrap();
+    let up = captured(&body, "> ");
     assert_eq!(up, data, "captured client bytes differ");
     assert!(
         body.contains("\"m\", \"< "),

@@ -106,7 +106,9 @@ pub enum TargetCmd {
         name: String,
     },
     List,
-    /// Keep (on) or not (off, the default) the contents of files moved over SFTP, beside the recording.
+    /// Keep (on) or not (off, the default) the contents of files moved over SFTP beside the
+    /// recording, and of port forwards through this target (-L/-W on its sessions, -R) as
+    /// signed captures.
     Capture {
         name: String,
         #[arg(value_parser = ["on", "off"])]
@@ -402,7 +404,7 @@ pub async fn target(config: &Config, cmd: TargetCmd) -> anyhow::Result<()> {
             println!(
                 "file contents for {n}: {}",
                 if state == "on" {
-                    "kept beside recordings"
+                    "kept beside recordings (SFTP files, forwarded bytes)"
                 } else {
                     "not kept"
                 }

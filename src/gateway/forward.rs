@@ -587,20 +587,54 @@ async fn via_upstream(
             .await;
         }
     };
+    let cancel = s.cancel.child_token();
+    let tap = match via_target_capture(&app, &m, &s, &counters, &cancel).await {
+        Ok(tap) => tap,
+        Err(e) => {
+            let reason = "portcullis: the forward cannot be recorded, so it is refused".into();
+            reply
+                .reject(ChannelOpenFailure::Other { code: 1, reason })
+                .await;
+            return audit_close(&app, m, started, &counters, &format!("capture failed: {e}")).await;
+        }
+    };
     reply.accept().await;
     s.enforce();
     let why = Mutex::new(None);
     let client = channel::split(channel, handle, Permissions::none());
-    let reason = relay(
-        &s,
-        client,
-        far,
-        true,
-        counters.clone(),
-        s.cancel.child_token(),
-        None,
-        &why,
-    )
-    .await;
+    let reason = relay(&s, client, far, true, counters.clone(), cancel, tap, &why).await;
     audit_close(&app, m, started, &counters, &reason).await;
+}
+
+/// The capture of a forward through an SSH target's connection (`-L` on an
+/// `alice+web01` session, `-R`), when that target keeps contents
+/// (`target capture NAME on`). Fails closed: a setting that cannot be read
+/// or a capture that cannot start refuses the forward.
+pub async fn via_target_capture(
+    app: &Arc<App>,
+    m: &ForwardMeta,
+    s: &Session,
+    counters: &Arc<Counters>,
+    cancel: &CancellationToken,
+) -> Result<Option<Tap>, String> {
+    let target = m.via.as_deref().unwrap_or(&m.target);
+    if !app
+        .store
+        .capture_files(target)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return Ok(None);
+    }
+    let ctx = CaptureCtx {
+        app: app.clone(),
+        meta: m.clone(),
+        channel: s.next_channel(),
+        counters: counters.clone(),
+        cancel: cancel.clone(),
+    };
+    capture::start(ctx)
+        .await
+        .map(Some)
+        .map_err(|e| e.to_string())
 }

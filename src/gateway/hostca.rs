@@ -139,7 +139,7 @@ mod tests {
         let fp = ca.public_key().fingerprint(Default::default());
         cert.validate_at(now, [&fp]).unwrap();
         // Another CA's certificate is not ours.
-        let other = HostCa::load_or_generate(tempfile::tempdir().unwrap().path()).unwrap();
+        let other = HostCa::load_or_generate(&dir.path().join("other-ca")).unwrap();
         let forged = other
             .certify(host.public_key(), "Web01", &names, now)
             .unwrap();

@@ -213,9 +213,24 @@ async fn relay_back(
         let _ = client.close().await;
         return deny(reply).await;
     }
-    reply.accept().await;
     let started = Instant::now();
     let counters = Arc::new(Counters::default());
+    let cancel = s.cancel.child_token();
+    // Agent traffic (keys offered, signatures) is audited, never captured.
+    let tap = match kind {
+        ForwardKind::Agent => Ok(None),
+        _ => forward::via_target_capture(&app, &m, &s, &counters, &cancel).await,
+    };
+    let tap = match tap {
+        Ok(tap) => tap,
+        Err(e) => {
+            let _ = client.close().await;
+            deny(reply).await;
+            let why = format!("capture failed: {e}");
+            return forward::audit_close(&app, m, started, &counters, &why).await;
+        }
+    };
+    reply.accept().await;
     let why = Mutex::new(None);
     let client = super::channel::split(client, handle, crate::policy::Permissions::none());
     let reason = forward::relay(
@@ -224,8 +239,8 @@ async fn relay_back(
         stream,
         true,
         counters.clone(),
-        s.cancel.child_token(),
-        None,
+        cancel,
+        tap,
         &why,
     )
     .await;

@@ -186,6 +186,7 @@ pub async fn verify(State(app): State<Arc<App>>, Seg(name): Seg<String>) -> Res 
         Json(json!({
             "name": name, "ok": report.ok, "events": report.events,
             "cast_bytes": report.cast_bytes, "checkpoints": report.checkpoints,
+            "signed_checkpoints": report.signed_checkpoints,
             "session": report.session, "cut_short": report.cut_short,
             "end_reason": report.end_reason, "problem": report.problem,
         })),

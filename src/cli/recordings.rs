@@ -83,9 +83,11 @@ pub async fn verify(config: &Config, what: &str, key: Option<&str>) -> anyhow::R
                 ""
             };
             println!(
-                "OK {}: {} events, signed, ended: {}{cut}",
+                "OK {}: {} events, signed ({} of {} checkpoints signed), ended: {}{cut}",
                 cast.display(),
                 report.events,
+                report.signed_checkpoints,
+                report.checkpoints,
                 report.end_reason.unwrap_or_default()
             );
         } else {

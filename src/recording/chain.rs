@@ -5,17 +5,22 @@
 //! The `.chain` file holds JSON lines:
 //!
 //! - `{"type":"start","format":"portcullis-cast-v1","sha256":hex(h_0)}`
-//! - `{"type":"checkpoint","events":N,"cast_bytes":B,"sha256":hex(h_N),"at":ms,"lines":b64}`
+//! - `{"type":"checkpoint","events":N,"cast_bytes":B,"sha256":hex(h_N),"at":ms,"lines":b64,"sig":b64}`
 //!   where `lines` (optional) is the first 4 bytes of every h_i since the
 //!   previous checkpoint: it costs no extra hashing and lets the verifier
-//!   name the exact first bad line instead of a range.
+//!   name the exact first bad line instead of a range; `sig` is Ed25519 by
+//!   the audit key over [`checkpoint_message`] (absent in recordings made
+//!   before checkpoints were signed).
 //! - one final `{"type":"trailer","trailer":{...},"signature":b64,"public_key":b64}`
 //!   whose signature is Ed25519 over the exact `trailer` JSON bytes.
 //!
-//! Checkpoints are not signed one by one: they are durable progress marks
-//! for crash recovery and for locating damage. The trailer commits to the
-//! cast (`sha256` = h_N) and to every chain byte before it (`chain_sha256`),
-//! so a change to any byte of either file fails verification.
+//! Checkpoints are durable progress marks for crash recovery and for
+//! locating damage, and each is signed: a recording its writer never
+//! finished (the bastion was killed) is then tamper-evident up to its last
+//! checkpoint even before recovery seals it, since whoever edits it cannot
+//! re-sign the checkpoints. The trailer commits to the cast (`sha256` = h_N)
+//! and to every chain byte before it (`chain_sha256`), so a change to any
+//! byte of either file fails verification.
 
 use super::cast::{EventKind, Header, MAX_EVENT_TEXT, event_line_into, header_line};
 use super::sign::public_base64;
@@ -93,6 +98,8 @@ pub(crate) enum Record {
         at: i64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         lines: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sig: Option<String>,
     },
 }
 
@@ -154,13 +161,16 @@ pub(crate) fn checkpoint_line(
     tags: &[u8],
     tags_complete: bool,
     at_ms: i64,
+    key: &SigningKey,
 ) -> Result<(Checkpoint, String)> {
+    let message = checkpoint_message(state.events, state.bytes, &state.hex(), at_ms);
     let rec = Record::Checkpoint {
         events: state.events,
         cast_bytes: state.bytes,
         sha256: state.hex(),
         at: at_ms,
         lines: tags_complete.then(|| B64.encode(tags)),
+        sig: Some(B64.encode(key.sign(message.as_bytes()).to_bytes())),
     };
     let cp = Checkpoint {
         events: state.events,
@@ -169,6 +179,12 @@ pub(crate) fn checkpoint_line(
         at_ms,
     };
     Ok((cp, record_line(&rec)?))
+}
+
+/// What a checkpoint's signature covers: the format, then every field that
+/// commits to the recording, in a fixed text layout (never re-serialised JSON).
+pub(crate) fn checkpoint_message(events: u64, cast_bytes: u64, sha256: &str, at_ms: i64) -> String {
+    format!("{FORMAT} checkpoint {events} {cast_bytes} {sha256} {at_ms}")
 }
 
 fn record_line(rec: &Record) -> Result<String> {
@@ -355,13 +371,26 @@ impl RecordingWriter {
             .get_ref()
             .sync_data()
             .map_err(io_err(&self.cast_path))?;
-        let (cp, line) = checkpoint_line(&self.state, &self.tags, self.tags_complete, now_unix_ms)?;
-        if self.last_checkpoint != Some(self.state.events) {
-            self.chain.append(&line)?;
-            self.last_checkpoint = Some(self.state.events);
-            self.tags.clear();
-            self.tags_complete = true;
+        if self.last_checkpoint == Some(self.state.events) {
+            // Nothing new: no line, and no signature to compute.
+            return Ok(Checkpoint {
+                events: self.state.events,
+                cast_bytes: self.state.bytes,
+                sha256: self.state.hex(),
+                at_ms: now_unix_ms,
+            });
         }
+        let (cp, line) = checkpoint_line(
+            &self.state,
+            &self.tags,
+            self.tags_complete,
+            now_unix_ms,
+            &self.key,
+        )?;
+        self.chain.append(&line)?;
+        self.last_checkpoint = Some(self.state.events);
+        self.tags.clear();
+        self.tags_complete = true;
         Ok(cp)
     }
 

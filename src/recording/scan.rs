@@ -3,7 +3,7 @@
 //! count reaches them. The first disagreement is the problem.
 
 use super::cast::{Header, LineEnd, parse_header, parse_line, read_line_bounded};
-use super::chain::{ChainState, FORMAT, Record, TAG_LEN};
+use super::chain::{ChainState, FORMAT, Record, TAG_LEN, checkpoint_message};
 use super::chain_reader::{ChainItem, ChainReader, SignedTrailer};
 use super::sign::public_base64;
 use super::{Result, io_err};
@@ -32,6 +32,10 @@ enum Pending {
 pub(super) struct Scan<'a> {
     /// `None` when recovering: then there must be no trailer yet.
     key: Option<&'a VerifyingKey>,
+    /// Checks each signed checkpoint (verifying and recovering alike).
+    checkpoint_key: Option<&'a VerifyingKey>,
+    /// Checkpoints whose signature verified.
+    pub(super) signed_checkpoints: u64,
     pub(super) chain: ChainReader,
     pub(super) initial: ChainState,
     pub(super) state: ChainState,
@@ -55,6 +59,7 @@ impl<'a> Scan<'a> {
         cast: &Path,
         chain: &Path,
         key: Option<&'a VerifyingKey>,
+        checkpoint_key: Option<&'a VerifyingKey>,
     ) -> Result<(Self, Option<String>)> {
         let mut reader = BufReader::new(File::open(cast).map_err(io_err(cast))?);
         let mut buf = Vec::new();
@@ -62,6 +67,8 @@ impl<'a> Scan<'a> {
         let initial = ChainState::start(&buf);
         let mut scan = Scan {
             key,
+            checkpoint_key,
+            signed_checkpoints: 0,
             chain: ChainReader::open(chain)?,
             state: initial.clone(),
             initial,
@@ -181,14 +188,35 @@ impl<'a> Scan<'a> {
             events,
             cast_bytes,
             sha256,
+            at,
             lines,
-            ..
+            sig,
         } = rec
         else {
             return Err(format!("chain line {l}: not a checkpoint"));
         };
         self.read_checkpoints += 1;
         let ordinal = self.read_checkpoints;
+        match (sig, self.checkpoint_key) {
+            (Some(sig), Some(key)) => {
+                let message = checkpoint_message(events, cast_bytes, &sha256, at);
+                if !signature_holds(key, message.as_bytes(), &sig) {
+                    return Err(format!(
+                        "chain line {l}: checkpoint {ordinal} is not signed by this key (edited, or another bastion's)"
+                    ));
+                }
+                self.signed_checkpoints += 1;
+            }
+            // Recovery signs what it seals: it vouches only for what the
+            // audit key already signed, so a stripped signature is refused.
+            // (A sealed recording's trailer covers unsigned checkpoints.)
+            (None, Some(_)) if self.recovering() => {
+                return Err(format!(
+                    "chain line {l}: checkpoint {ordinal} is unsigned; recovery seals only checkpoints the audit key signed"
+                ));
+            }
+            _ => {}
+        }
         let prev = self.last_cp_events;
         if events < prev {
             return Err(format!(
@@ -429,4 +457,14 @@ impl<'a> Scan<'a> {
             "recording truncated: {n} events present, {expected}"
         )))
     }
+}
+
+fn signature_holds(key: &VerifyingKey, message: &[u8], sig_b64: &str) -> bool {
+    let Ok(bytes) = B64.decode(sig_b64) else {
+        return false;
+    };
+    let Ok(sig) = Signature::from_slice(&bytes) else {
+        return false;
+    };
+    key.verify_strict(message, &sig).is_ok()
 }

@@ -25,6 +25,8 @@ pub struct VerifyReport {
     pub cast_bytes: u64,
     /// Checkpoints that matched.
     pub checkpoints: u64,
+    /// Of those, the ones whose signature verified (older recordings have none).
+    pub signed_checkpoints: u64,
     pub session: Option<String>,
     /// From the trailer, when it verified.
     pub cut_short: bool,
@@ -36,13 +38,14 @@ pub struct VerifyReport {
 /// Checks `cast` against `chain` and the trailer's signature by `public_key`.
 /// `Err` is only for I/O trouble; a bad recording is a report with a problem.
 pub fn verify(cast: &Path, chain: &Path, public_key: &VerifyingKey) -> Result<VerifyReport> {
-    let (scan, problem) = Scan::run(cast, chain, Some(public_key))?;
+    let (scan, problem) = Scan::run(cast, chain, Some(public_key), Some(public_key))?;
     let trailer = scan.trailer.as_ref().filter(|_| problem.is_none());
     Ok(VerifyReport {
         ok: problem.is_none(),
         events: scan.state.events,
         cast_bytes: scan.state.bytes,
         checkpoints: scan.checkpoints,
+        signed_checkpoints: scan.signed_checkpoints,
         session: scan.session(),
         cut_short: trailer.is_some_and(|t| t.trailer.cut_short),
         end_reason: trailer.map(|t| t.trailer.end_reason.clone()),
@@ -61,7 +64,10 @@ pub fn seal_cut_short(
     info: &TrailerInfo,
 ) -> Result<Trailer> {
     let (cast_path, chain_path) = paths(dir, name);
-    let (scan, problem) = Scan::run(&cast_path, &chain_path, None)?;
+    // Recovery checks the checkpoints' signatures too: it must never sign
+    // over a recording someone edited while the bastion was down.
+    let public = key.verifying_key();
+    let (scan, problem) = Scan::run(&cast_path, &chain_path, None, Some(&public))?;
     if let Some(reason) = problem {
         return Err(RecordingError::Integrity { reason });
     }
@@ -91,7 +97,7 @@ pub fn seal_cut_short(
         chain.append(&start_line(&scan.initial)?)?;
     }
     let complete = scan.tags.len() <= MAX_TAGS * TAG_LEN;
-    let (cp, line) = checkpoint_line(&scan.state, &scan.tags, complete, info.ended_at_ms)?;
+    let (cp, line) = checkpoint_line(&scan.state, &scan.tags, complete, info.ended_at_ms, key)?;
     if scan.checkpoints == 0 || scan.last_cp_events != scan.state.events {
         chain.append(&line)?;
     }

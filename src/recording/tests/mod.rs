@@ -287,9 +287,10 @@ fn forged_signatures_fail() {
         &key(1).verifying_key(),
     );
     let report = report.expect("verify runs");
+    // The first checkpoint already names it, before the trailer is reached.
     assert_eq!(
         report.problem.as_deref(),
-        Some("trailer signature does not verify (forged or wrong key)")
+        Some("chain line 2: checkpoint 1 is not signed by this key (edited, or another bastion's)")
     );
 
     // A genuine recording whose trailer an attacker re-signed.

@@ -94,3 +94,77 @@ fn recovery_refuses_a_closed_recording() {
     assert!(matches!(seal(&rec), Err(RecordingError::Integrity { .. })));
     assert!(check(&rec).ok);
 }
+
+/// What an editor without the audit key can do while the bastion is down:
+/// change an event, then recompute the whole chain, every checkpoint's hash,
+/// byte count and line tags. `strip` also drops the checkpoint signatures.
+fn edit_and_rechain(rec: &Rec, strip: bool) {
+    use crate::recording::chain::ChainState;
+    use base64::Engine as _;
+    let mut cast = lines(&rec.cast);
+    assert!(cast[1].contains("line 0"), "{}", cast[1]);
+    cast[1] = cast[1].replace("line 0", "LINE 0");
+    put_lines(&rec.cast, &cast);
+    let mut state = ChainState::start(cast[0].as_bytes());
+    let mut after = Vec::new();
+    for l in &cast[1..] {
+        let tag = state.push(l.as_bytes());
+        after.push((state.hex(), state.bytes, tag));
+    }
+    let mut chain = lines(&rec.chain);
+    let mut prev = 0;
+    for line in chain.iter_mut() {
+        let mut v: serde_json::Value = serde_json::from_str(line).expect("json");
+        if v["type"] != "checkpoint" {
+            continue;
+        }
+        let n = v["events"].as_u64().expect("events") as usize;
+        let (hex, bytes, _) = &after[n - 1];
+        v["sha256"] = hex.clone().into();
+        v["cast_bytes"] = (*bytes).into();
+        let tags: Vec<u8> = after[prev..n].iter().flat_map(|a| a.2).collect();
+        v["lines"] = base64::engine::general_purpose::STANDARD
+            .encode(tags)
+            .into();
+        if strip {
+            v.as_object_mut().expect("object").remove("sig");
+        }
+        *line = format!("{}\n", serde_json::to_string(&v).expect("json"));
+        prev = n;
+    }
+    put_lines(&rec.chain, &chain);
+}
+
+#[test]
+fn checkpoints_are_signed_and_verify_counts_them() {
+    let rec = finished(12);
+    let report = check(&rec);
+    assert!(report.ok, "{report:?}");
+    assert!(report.checkpoints >= 3, "{report:?}");
+    assert_eq!(report.signed_checkpoints, report.checkpoints);
+    // Another bastion's key: the checkpoints are named before the trailer.
+    let other = verify(&rec.cast, &rec.chain, &key(2).verifying_key()).expect("verify");
+    let p = other.problem.unwrap_or_default();
+    assert!(p.contains("checkpoint 1 is not signed by this key"), "{p}");
+}
+
+#[test]
+fn an_edit_made_while_the_bastion_was_down_is_not_sealed_over() {
+    let rec = unfinished(12, drop);
+    edit_and_rechain(&rec, false);
+    let err = seal(&rec).expect_err("recovery signed over an edited recording");
+    assert!(
+        err.to_string().contains("is not signed by this key"),
+        "{err}"
+    );
+    // Stripping the signatures instead: the chain is consistent again
+    // (verify only misses the trailer), and recovery still refuses.
+    let rec = unfinished(12, drop);
+    edit_and_rechain(&rec, true);
+    assert_eq!(
+        problem(&rec),
+        "no trailer: recording was not closed (run recovery)"
+    );
+    let err = seal(&rec).expect_err("recovery signed over stripped checkpoints");
+    assert!(err.to_string().contains("is unsigned"), "{err}");
+}

@@ -11,6 +11,21 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// An SSH target `web03` on the test sshd, granted to alice as tuser with `allow`.
+fn add_web03(b: &Bastion, sshd: &Sshd, allow: &str) {
+    b.add_target("web03", sshd);
+    b.grant(&[
+        "--user",
+        "alice",
+        "--target",
+        "web03",
+        "--login",
+        TARGET_USER,
+        "--allow",
+        allow,
+    ]);
+}
+
 fn grant_tcp(b: &Bastion, target: &str) {
     b.grant(&["--user", "alice", "--target", target]);
 }
@@ -251,17 +266,7 @@ fn refusals_for_ungranted_hosts_ports_addresses_names_and_times() {
 fn remote_forward_allowed_and_refused_and_local_through_the_target() {
     let sshd = Sshd::start();
     let b = Bastion::standard(&sshd);
-    b.add_target("web03", &sshd);
-    b.grant(&[
-        "--user",
-        "alice",
-        "--target",
-        "web03",
-        "--login",
-        TARGET_USER,
-        "--allow",
-        "shell,exec,local-forward,remote-forward",
-    ]);
+    add_web03(&b, &sshd, "shell,exec,local-forward,remote-forward");
     let echo = Service::start("127.0.0.1", Behaviour::Echo);
     // -R: the target listens, its connections come back to the client.
     let rport = free_port();
@@ -305,17 +310,7 @@ fn remote_forward_allowed_and_refused_and_local_through_the_target() {
 fn a_cancelled_remote_forward_stops_listening_on_the_target() {
     let sshd = Sshd::start();
     let b = Bastion::standard(&sshd);
-    b.add_target("web03", &sshd);
-    b.grant(&[
-        "--user",
-        "alice",
-        "--target",
-        "web03",
-        "--login",
-        TARGET_USER,
-        "--allow",
-        "shell,exec,remote-forward",
-    ]);
+    add_web03(&b, &sshd, "shell,exec,remote-forward");
     let echo = Service::start("127.0.0.1", Behaviour::Echo);
     let rport = free_port();
     let spec = format!("{rport}:127.0.0.1:{}", echo.port);
@@ -356,17 +351,7 @@ fn agent_forwarding_only_where_granted() {
     need("ssh-agent", "openssh-client");
     let sshd = Sshd::start();
     let b = Bastion::standard(&sshd);
-    b.add_target("web03", &sshd);
-    b.grant(&[
-        "--user",
-        "alice",
-        "--target",
-        "web03",
-        "--login",
-        TARGET_USER,
-        "--allow",
-        "shell,exec,agent",
-    ]);
+    add_web03(&b, &sshd, "shell,exec,agent");
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("agent.sock");
     let mut agent = Command::new("ssh-agent")
@@ -535,17 +520,7 @@ fn captured(body: &str, prefix: &str) -> Vec<u8> {
 fn forwards_through_an_ssh_target_are_captured_when_it_keeps_contents() {
     let sshd = Sshd::start();
     let b = Bastion::standard(&sshd);
-    b.add_target("web03", &sshd);
-    b.grant(&[
-        "--user",
-        "alice",
-        "--target",
-        "web03",
-        "--login",
-        TARGET_USER,
-        "--allow",
-        "shell,exec,local-forward",
-    ]);
+    add_web03(&b, &sshd, "shell,exec,local-forward");
     b.admin(&["target", "capture", "web03", "on"]);
     let echo = Service::start("127.0.0.1", Behaviour::Echo);
     let lport = free_port();

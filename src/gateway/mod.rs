@@ -13,6 +13,7 @@ mod login;
 mod menu;
 mod remote;
 mod stream;
+mod tcp_forward;
 
 use crate::app::App;
 use futures::FutureExt;

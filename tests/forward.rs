@@ -537,31 +537,36 @@ fn forwards_through_an_ssh_target_are_captured_when_it_keeps_contents() {
     wait_audit(&b, "forward.closed", |v| {
         v["via"] == "web03" && v["bytes_up"].as_u64() == Some(300_000)
     });
+    // The capture holding the data (the probe's empty one may come first), sealed.
     let rec = b.data_dir().join("recordings");
     let start = Instant::now();
-    let body = loop {
-        let bodies: Vec<String> = std::fs::read_dir(&rec)
+    let (cast, body) = loop {
+        let found = std::fs::read_dir(&rec)
             .unwrap()
             .flatten()
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|e| e == "cast"))
-            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
-            .collect();
-        if let Some(b) = bodies
-            .into_iter()
-            .find(|b| captured(b, "> ").len() == data.len())
-        {
-            break b;
+            .map(|p| {
+                let body = std::fs::read_to_string(&p).unwrap_or_default();
+                (p, body)
+            })
+            .find(|(p, body)| {
+                captured(body, "> ").len() == data.len()
+                    && std::fs::read_to_string(p.with_extension("chain"))
+                        .unwrap_or_default()
+                        .contains("trailer")
+            });
+        if let Some(found) = found {
+            break found;
         }
         assert!(
             start.elapsed() < Duration::from_secs(10),
-            "no capture of the forwarded bytes in {rec:?}"
+            "no sealed capture of the forwarded bytes in {rec:?}"
         );
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(captured(&body, "> "), data);
     assert_eq!(captured(&body, "< "), data, "the echo was not captured");
-    let cast = sealed_capture(&b);
     let v = run(b.cli().arg("verify").arg(&cast));
     assert!(v.status.success(), "{}{}", text(&v.stdout), text(&v.stderr));
 }

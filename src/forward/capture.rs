@@ -64,18 +64,7 @@ pub async fn start(ctx: CaptureCtx) -> Result<Tap, ForwardError> {
             .await
             .map_err(|e| ForwardError::Capture(e.to_string()))?
             .map_err(|e| ForwardError::Capture(e.to_string()))?;
-    let row = RecordingRow {
-        name: name.clone(),
-        session_id: m.session.clone(),
-        channel: i64::from(ctx.channel),
-        kind: "forward".into(),
-        started_ms: now_ms(),
-        events: 0,
-        cast_bytes: 0,
-        sha256: String::new(),
-        checkpoint_ms: None,
-        state: "open".into(),
-    };
+    let row = RecordingRow::open(&name, &m.session, ctx.channel, "forward", now_ms());
     ctx.app.store.recording_started(&row).await?;
     let (tx, rx) = mpsc::channel(QUEUE);
     tokio::spawn(run(ctx, name, writer, rx));

@@ -158,16 +158,17 @@ impl Upload {
     /// over. Like a closed sink in the bridge, it ends the forward as
     /// "closed", and the other direction still delivers what it holds.
     fn refused(&self, q: &mut Queue) {
-        q.broken = true;
-        q.bufs.clear();
-        self.room.close();
+        self.give_up(q);
         self.finished.cancel();
     }
 
     /// The relay ended (the destination closed, a kill): nothing more is
     /// taken, and a `push` waiting for room returns at once.
     pub fn stop(&self) {
-        let mut q = self.lock();
+        self.give_up(&mut self.lock());
+    }
+
+    fn give_up(&self, q: &mut Queue) {
         q.broken = true;
         q.bufs.clear();
         self.room.close();

@@ -10,8 +10,6 @@ use russh::keys::ssh_key::certificate::{Builder, CertType};
 use russh::keys::{Algorithm, PrivateKey, PublicKey};
 use std::path::Path;
 
-pub const FILE_NAME: &str = "host-ca";
-
 /// Certificates are signed per connection and never stored, so a long
 /// validity costs nothing; it only has to outlive the session, whose host
 /// key OpenSSH checks again on every re-key.
@@ -21,6 +19,8 @@ const BACKDATE_SECS: u64 = 300;
 
 pub struct HostCa {
     key: PrivateKey,
+    /// Named in errors: `host_ca_file` may be anywhere.
+    path: String,
 }
 
 impl HostCa {
@@ -38,7 +38,10 @@ impl HostCa {
         if key.algorithm() != Algorithm::Ed25519 {
             return Err(err(path, "the host CA must be an Ed25519 key"));
         }
-        Ok(HostCa { key })
+        Ok(HostCa {
+            key,
+            path: path.display().to_string(),
+        })
     }
 
     pub fn public_key(&self) -> &PublicKey {
@@ -63,7 +66,7 @@ impl HostCa {
         now_secs: u64,
     ) -> Result<Certificate, GatewayError> {
         let fail = |e: &dyn std::fmt::Display| GatewayError::HostKey {
-            path: FILE_NAME.into(),
+            path: self.path.clone(),
             reason: format!("cannot sign a host certificate for {key_id}: {e}"),
         };
         let mut nonce = [0u8; 16];
@@ -107,11 +110,11 @@ mod tests {
     #[test]
     fn generated_once_private_and_reloaded() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FILE_NAME);
+        let path = dir.path().join("host-ca");
         let a = HostCa::load_or_generate(&path).unwrap();
         let b = HostCa::load_or_generate(&path).unwrap();
         assert_eq!(a.public_key(), b.public_key());
-        let mode = std::fs::metadata(dir.path().join(FILE_NAME))
+        let mode = std::fs::metadata(dir.path().join("host-ca"))
             .unwrap()
             .permissions()
             .mode();
@@ -127,7 +130,7 @@ mod tests {
     #[test]
     fn certificate_names_the_target_and_verifies_against_the_ca() {
         let dir = tempfile::tempdir().unwrap();
-        let ca = HostCa::load_or_generate(&dir.path().join(FILE_NAME)).unwrap();
+        let ca = HostCa::load_or_generate(&dir.path().join("host-ca")).unwrap();
         let host = PrivateKey::random(&mut rand010::rng(), Algorithm::Ed25519).unwrap();
         let now = 1_800_000_000;
         let names = principals(&["Web01", "10.0.0.5"]);

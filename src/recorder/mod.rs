@@ -294,18 +294,7 @@ impl Ctx {
         let writer = RecordingWriter::create(&dir, &self.name, &header, &self.app.audit_key)
             .map_err(|e| format!("cannot create recording {}: {e}", self.name))?;
         self.writer = Some(writer);
-        let row = RecordingRow {
-            name: self.name.clone(),
-            session_id: s.id.clone(),
-            channel: i64::from(self.channel),
-            kind: kind_name.to_string(),
-            started_ms: now_ms(),
-            events: 0,
-            cast_bytes: 0,
-            sha256: String::new(),
-            checkpoint_ms: None,
-            state: "open".into(),
-        };
+        let row = RecordingRow::open(&self.name, &s.id, self.channel, kind_name, now_ms());
         self.app
             .store
             .recording_started(&row)

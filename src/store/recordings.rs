@@ -20,6 +20,24 @@ pub struct RecordingRow {
     pub state: String,
 }
 
+impl RecordingRow {
+    /// The row of a recording that starts now: empty, `open`.
+    pub fn open(name: &str, session_id: &str, channel: u32, kind: &str, started_ms: i64) -> Self {
+        RecordingRow {
+            name: name.to_string(),
+            session_id: session_id.to_string(),
+            channel: i64::from(channel),
+            kind: kind.to_string(),
+            started_ms,
+            events: 0,
+            cast_bytes: 0,
+            sha256: String::new(),
+            checkpoint_ms: None,
+            state: "open".into(),
+        }
+    }
+}
+
 pub(super) const COLUMNS: &str =
     "name, session_id, channel, kind, started_at, events, cast_bytes, sha256, checkpoint_at, state";
 

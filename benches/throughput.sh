@@ -42,6 +42,12 @@
 #                           shell session shows, recorded as a shell session
 #   BENCH_LEGS="direct portcullis"  measure only these legs (ratios of the
 #                           others print n/a)
+#   BENCH_DIRS="down"       only these directions (up, down)
+#   BENCH_ROUNDS=1          transfers per leg and direction; the median counts
+#
+# Besides MiB/s it reports CPU seconds per GiB moved: the whole machine's
+# (every ssh, sshd and bastion process; the fair cost when all run on one
+# box) and the bastion's own.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -54,6 +60,8 @@ SETUP_RUNS=${BENCH_SETUP_RUNS:-20}
 IDLE=${BENCH_IDLE_SESSIONS:-500}
 IDLE_BATCH=${BENCH_IDLE_BATCH:-10}
 SKIP_PC=${BENCH_SKIP_PORTCULLIS:-0}
+ROUNDS=${BENCH_ROUNDS:-1}
+DIRS=${BENCH_DIRS:-up down}
 NO_BUILD=${BENCH_NO_BUILD:-0}
 PC_BIN=${PORTCULLIS_BIN:-$CARGO_TARGET_DIR/release/portcullis}
 
@@ -141,28 +149,43 @@ median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) { print "nan"; exit 
 
 mib_per_s() { awk -v b="$BYTES" -v ns="$1" 'BEGIN { printf "%.1f", (b / 1048576) / (ns / 1e9) }'; }
 
-bench_upload() { # HOST -> MiB/s
-    local t0 t1
-    t0=$(now_ns)
-    head -c "$BYTES" /dev/zero | "${SSH[@]}" "$1" 'cat > /dev/null'
-    t1=$(now_ns)
-    mib_per_s $((t1 - t0))
+# CPU ticks (USER_HZ) the whole machine spent busy, and one process spent.
+machine_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat; }
+proc_ticks() { # PID (0: none)
+    if [[ $1 == 0 || ! -r /proc/$1/stat ]]; then echo 0; return; fi
+    # comm may hold spaces: count fields after its closing parenthesis.
+    sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
 }
 
-bench_download() { # HOST -> MiB/s
-    local t0 t1
-    t0=$(now_ns)
-    # BENCH_TEXT=1: printable lines (what a terminal shows) instead of zeros,
-    # for comparing recording on/off on realistic output.
-    if [[ ${BENCH_TTY:-0} == 1 ]]; then
-        "${SSH[@]}" -tt "$1" "base64 -w 76 /dev/zero | head -c $BYTES" </dev/null >/dev/null 2>&1
+transfer() { # up|down HOST
+    if [[ $1 == up ]]; then
+        head -c "$BYTES" /dev/zero | "${SSH[@]}" "$2" 'cat > /dev/null'
+    elif [[ ${BENCH_TTY:-0} == 1 ]]; then
+        # BENCH_TEXT=1 / BENCH_TTY=1: printable lines (what a terminal shows)
+        # instead of zeros, for comparing recording on/off on realistic output.
+        "${SSH[@]}" -tt "$2" "base64 -w 76 /dev/zero | head -c $BYTES" </dev/null >/dev/null 2>&1
     elif [[ ${BENCH_TEXT:-0} == 1 ]]; then
-        "${SSH[@]}" "$1" "base64 -w 76 /dev/zero | head -c $BYTES" >/dev/null
+        "${SSH[@]}" "$2" "base64 -w 76 /dev/zero | head -c $BYTES" >/dev/null
     else
-        "${SSH[@]}" "$1" "head -c $BYTES /dev/zero" >/dev/null
+        "${SSH[@]}" "$2" "head -c $BYTES /dev/zero" >/dev/null
     fi
-    t1=$(now_ns)
-    mib_per_s $((t1 - t0))
+}
+
+# One timed transfer: "MiB/s machine-CPU-s/GiB bastion-CPU-s/GiB".
+measure_once() { # up|down HOST
+    local t0 t1 m0 m1 b0 b1 pid=${bastion_pid:-0}
+    m0=$(machine_ticks) b0=$(proc_ticks "$pid") t0=$(now_ns)
+    transfer "$1" "$2"
+    t1=$(now_ns) m1=$(machine_ticks) b1=$(proc_ticks "$pid")
+    awk -v b="$BYTES" -v ns=$((t1 - t0)) -v m=$((m1 - m0)) -v p=$((b1 - b0)) -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { g = b / 1073741824; printf "%.1f %.2f %.2f\n", (b / 1048576) / (ns / 1e9), m / hz / g, p / hz / g }'
+}
+
+# BENCH_ROUNDS transfers; the round with the median speed.
+measure() { # up|down HOST
+    local i
+    for ((i = 0; i < ROUNDS; i++)); do measure_once "$1" "$2"; done |
+        sort -n | awk '{ r[NR] = $0 } END { print r[int((NR + 1) / 2)] }'
 }
 
 bench_setup() { # HOST -> median ms of SETUP_RUNS `ssh HOST true` (after one warm-up)
@@ -382,7 +405,7 @@ fi
 
 # ----------------------------------------------------------- measurements ----
 
-declare -A up down setup label
+declare -A up down setup label cpu
 label[direct]="direct OpenSSH"
 label[jump]="ssh -J via OpenSSH sshd"
 label[portcullis]="portcullis"
@@ -397,14 +420,19 @@ if [[ -n ${BENCH_LEGS:-} ]]; then
         [[ -n ${label[$leg]:-} ]] || die "BENCH_LEGS: unknown leg '$leg' (known: ${!label[*]})"
     done
 fi
+for dir in $DIRS; do
+    [[ $dir == up || $dir == down ]] || die "BENCH_DIRS: unknown direction '$dir' (up, down)"
+done
 for leg in "${legs[@]}"; do
     say "== ${label[$leg]}"
     check_integrity "$leg"
     say "   client side: $(negotiated "$leg")"
-    up[$leg]=$(bench_upload "$leg")
-    say "   upload   ${up[$leg]} MiB/s"
-    down[$leg]=$(bench_download "$leg")
-    say "   download ${down[$leg]} MiB/s"
+    for dir in $DIRS; do
+        read -r mibs mcpu bcpu <<<"$(measure "$dir" "$leg")"
+        if [[ $dir == up ]]; then up[$leg]=$mibs; else down[$leg]=$mibs; fi
+        cpu[$leg.$dir]="$mcpu $bcpu"
+        say "   $dir $mibs MiB/s; CPU s/GiB: machine $mcpu, bastion $bcpu"
+    done
     setup[$leg]=$(bench_setup "$leg")
     say "   setup    ${setup[$leg]} ms (median of $SETUP_RUNS)"
 done
@@ -457,7 +485,7 @@ fi
 
 # ----------------------------------------------------------------- report ----
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
 
 echo
 echo "portcullis throughput bench — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(uname -r)"
@@ -486,6 +514,12 @@ if [[ $SKIP_PC != 1 ]]; then
     printf '%-26s %14s %16s %10s\n' "pc -J / direct" "$(ratio "${up[pcjump]}" "${up[direct]}")" \
         "$(ratio "${down[pcjump]}" "${down[direct]}")" "$(ratio "${setup[pcjump]}" "${setup[direct]}")"
     echo "(throughput ratios: higher is better; setup ratios: lower is better)"
+    echo
+    echo "CPU seconds per GiB moved (machine: every process on the box; bastion: portcullis alone)"
+    printf '%-26s %18s %18s\n' leg "upload mach/bast" "download mach/bast"
+    for leg in "${legs[@]}"; do
+        printf '%-26s %18s %18s\n' "${label[$leg]}" "${cpu[$leg.up]:-n/a}" "${cpu[$leg.down]:-n/a}"
+    done
     largest=$(ls -S "$tmp"/data/recordings/*.cast 2>/dev/null | head -n 1)
     if [[ -n $largest ]]; then
         awk -v s="$(stat -c %s "$largest")" -v b="$BYTES" \

@@ -20,6 +20,7 @@ pub mod lockdown;
 pub mod metrics;
 pub mod names;
 pub mod policy;
+pub mod read_ahead;
 pub mod recorder;
 pub mod recording;
 pub mod registry;

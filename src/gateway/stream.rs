@@ -10,13 +10,10 @@
 //! buffers, closing channels and upstreams) while other clients still wait
 //! for their disconnect. The cut comes shortly after and ends it.
 //!
-//! Reads go through a small read-ahead: russh reads each packet as a
-//! 16-byte header and then its body, two syscalls per packet on a bulk
-//! upload; one larger read serves several. The buffer is let go whenever the
-//! socket has nothing more, so an idle connection holds none.
+//! Reads go through `ReadAhead`.
 
+use crate::read_ahead::ReadAhead;
 use crate::registry::KillNote;
-use bytes::{Buf, BytesMut};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -25,27 +22,21 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-/// Bytes read from the socket at a time when the caller asks for less.
-const READ_AHEAD: usize = 64 * 1024;
-
 pub struct Killable<S> {
-    inner: S,
+    inner: ReadAhead<S>,
     killed: Pin<Box<WaitForCancellationFutureOwned>>,
     note: Arc<KillNote>,
     /// Our side was shut down after a kill: reads wait for the cut.
     parked: bool,
-    /// Read from the socket, not yet handed to the caller.
-    ahead: BytesMut,
 }
 
 impl<S> Killable<S> {
     pub fn new(inner: S, kill: CancellationToken, note: Arc<KillNote>) -> Killable<S> {
         Killable {
-            inner,
+            inner: ReadAhead::new(inner),
             killed: Box::pin(kill.cancelled_owned()),
             note,
             parked: false,
-            ahead: BytesMut::new(),
         }
     }
 
@@ -72,26 +63,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Killable<S> {
             // `cut` registered the waker: the cut ends the wait.
             return Poll::Pending;
         }
-        let this = &mut *self;
-        if this.ahead.is_empty() {
-            if buf.remaining() >= READ_AHEAD {
-                return Pin::new(&mut this.inner).poll_read(cx, buf);
-            }
-            this.ahead.reserve(READ_AHEAD);
-            match tokio_util::io::poll_read_buf(Pin::new(&mut this.inner), cx, &mut this.ahead) {
-                Poll::Ready(Ok(_)) => {}
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => {
-                    this.ahead = BytesMut::new();
-                    return Poll::Pending;
-                }
-            }
-        }
-        // Empty here only at EOF, which an empty read reports.
-        let n = this.ahead.len().min(buf.remaining());
-        buf.put_slice(&this.ahead[..n]);
-        this.ahead.advance(n);
-        Poll::Ready(Ok(()))
+        Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
@@ -125,31 +97,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Killable<S> {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    #[tokio::test]
-    async fn small_and_large_reads_see_every_byte_in_order() {
-        let (a, mut b) = tokio::io::duplex(1 << 20);
-        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-        let sent = data.clone();
-        let writer = tokio::spawn(async move {
-            for chunk in sent.chunks(7_777) {
-                b.write_all(chunk).await.unwrap();
-            }
-        });
-        let mut s = Killable::new(a, CancellationToken::new(), Arc::default());
-        let mut got = Vec::new();
-        let mut header = [0u8; 16];
-        while got.len() < data.len() {
-            // Like russh: a short header read, then a long body read.
-            let n = s.read(&mut header).await.unwrap();
-            got.extend_from_slice(&header[..n]);
-            let mut body = vec![0u8; 100_000.min(data.len() - got.len())];
-            s.read_exact(&mut body).await.unwrap();
-            got.extend_from_slice(&body);
-        }
-        writer.await.unwrap();
-        assert_eq!(got, data);
-    }
 
     #[tokio::test]
     async fn a_cut_hides_what_was_read_ahead() {

@@ -3,9 +3,10 @@
 //! Its bytes are not terminal text (asciicast would store a NUL as six bytes
 //! and no player can show it), so like an SFTP transfer it is logged as an
 //! operation: a marker where the stream turns binary, and at the end its
-//! size and SHA-256, which the signed trailer then covers.
+//! size and checksum (BLAKE3, see `checksum`), which the signed trailer then
+//! covers.
 
-use sha2::{Digest, Sha256};
+use super::checksum::Checksum;
 
 /// Whether a chunk of output is not text: a NUL byte, or bytes that are not
 /// UTF-8 (an incomplete character at the very end is still text).
@@ -25,7 +26,7 @@ pub fn looks_binary(chunk: &[u8]) -> bool {
 #[derive(Default)]
 pub struct BinaryStream {
     bytes: u64,
-    sha: Sha256,
+    sum: Checksum,
 }
 
 impl BinaryStream {
@@ -34,16 +35,12 @@ impl BinaryStream {
 
     pub fn push(&mut self, chunk: &[u8]) {
         self.bytes += chunk.len() as u64;
-        self.sha.update(chunk);
+        self.sum.update(chunk);
     }
 
     /// The closing marker's text.
     pub fn summary(self) -> String {
-        format!(
-            "binary output: {} bytes sha256 {}",
-            self.bytes,
-            hex::encode(self.sha.finalize())
-        )
+        format!("binary output: {} bytes {}", self.bytes, self.sum.finish())
     }
 }
 
@@ -67,8 +64,8 @@ mod tests {
         s.push(b"c");
         assert_eq!(
             s.summary(),
-            "binary output: 3 bytes sha256 \
-             ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+            "binary output: 3 bytes blake3 \
+             6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"
         );
     }
 }

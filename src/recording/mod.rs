@@ -15,6 +15,7 @@ pub mod binary;
 pub mod cast;
 pub mod chain;
 mod chain_reader;
+pub mod checksum;
 mod escape;
 pub mod mask;
 mod scan;

@@ -1,5 +1,6 @@
 //! SFTP (version 3) as seen by the recorder: file operations are logged as
-//! markers — path, direction, size and, for sequential transfers, SHA-256 —
+//! markers — path, direction, size and, for sequential transfers, a BLAKE3
+//! checksum (see `checksum`) —
 //! instead of dumping file contents into the cast.
 //!
 //! Fed the raw bytes of each direction; reassembles packets across channel
@@ -7,7 +8,7 @@
 //! the bound, garbage) stops the parsing and says so once; the transfer
 //! itself is never affected.
 
-use sha2::{Digest, Sha256};
+use super::checksum::Checksum;
 use std::collections::HashMap;
 
 /// Largest SFTP packet followed (OpenSSH sends at most 256 KiB).
@@ -33,7 +34,9 @@ struct File {
     copy: Option<(std::fs::File, String)>,
     written: u64,
     read: u64,
-    hasher: Sha256,
+    sum: Checksum,
+    /// Every byte so far came at the offset after the one before: only
+    /// then is the checksum the file's.
     sequential: bool,
 }
 
@@ -205,7 +208,7 @@ impl SftpLog {
                 let f = self.files.get_mut(handle)?;
                 f.sequential &= offset == f.written;
                 if f.sequential {
-                    f.hasher.update(data);
+                    f.sum.update(data);
                 }
                 f.written += data.len() as u64;
                 None
@@ -261,7 +264,7 @@ impl SftpLog {
                             copy,
                             written: 0,
                             read: 0,
-                            hasher: Sha256::new(),
+                            sum: Checksum::default(),
                             sequential: true,
                         },
                     );
@@ -274,7 +277,10 @@ impl SftpLog {
                 self.keep(&handle, offset, data);
                 let f = self.files.get_mut(&handle)?;
                 if f.written == 0 {
-                    f.hasher.update(data);
+                    f.sequential &= offset == f.read;
+                    if f.sequential {
+                        f.sum.update(data);
+                    }
                 }
                 f.read += data.len() as u64;
                 None
@@ -299,9 +305,9 @@ fn close_marker(f: File) -> String {
         return format!("sftp open/close {} (no data)", f.path);
     }
     let sum = if f.sequential && !(f.written > 0 && f.read > 0) {
-        format!("sha256 {}", hex::encode(f.hasher.finalize()))
+        f.sum.finish()
     } else {
-        "sha256 n/a (not sequential)".to_string()
+        "checksum n/a (not sequential)".to_string()
     };
     match &f.copy {
         Some((_, copy)) => format!(
@@ -362,8 +368,8 @@ mod tests {
         let mut markers = log.up(a);
         markers.extend(log.up(b));
         let want = format!(
-            "sftp upload /home/u/up.bin 11 bytes sha256 {}",
-            hex::encode(Sha256::digest(b"hello world"))
+            "sftp upload /home/u/up.bin 11 bytes blake3 {}",
+            blake3::hash(b"hello world").to_hex()
         );
         assert_eq!(markers, vec![want]);
     }
@@ -385,7 +391,7 @@ mod tests {
         log.down(&pkt(FXP_DATA, 2, &[&s(b"abc")]));
         let m = log.up(&pkt(FXP_CLOSE, 3, &[&s(b"H")]));
         assert!(
-            m[0].starts_with("sftp download f 3 bytes sha256 ba7816bf"),
+            m[0].starts_with("sftp download f 3 bytes blake3 6437b3ac"),
             "{m:?}"
         );
         let m = log.up(&pkt(FXP_RENAME, 4, &[&s(b"a"), &s(b"b")]));
@@ -395,6 +401,33 @@ mod tests {
         assert!(
             log.up(&pkt(FXP_REMOVE, 5, &[&s(b"x")])).is_empty(),
             "stays quiet once broken"
+        );
+    }
+
+    #[test]
+    fn a_download_answered_out_of_order_has_no_checksum() {
+        let mut log = SftpLog::default();
+        log.up(&pkt(
+            FXP_OPEN,
+            1,
+            &[&s(b"f"), &1u32.to_be_bytes(), &0u32.to_be_bytes()],
+        ));
+        log.down(&pkt(FXP_HANDLE, 1, &[&s(b"H")]));
+        for (id, offset) in [(2u32, 0u64), (3, 3)] {
+            log.up(&pkt(
+                FXP_READ,
+                id,
+                &[&s(b"H"), &offset.to_be_bytes(), &3u32.to_be_bytes()],
+            ));
+        }
+        // The second block arrives first: hashing in arrival order would
+        // name a file that never existed.
+        log.down(&pkt(FXP_DATA, 3, &[&s(b"def")]));
+        log.down(&pkt(FXP_DATA, 2, &[&s(b"abc")]));
+        let m = log.up(&pkt(FXP_CLOSE, 4, &[&s(b"H")]));
+        assert_eq!(
+            m,
+            vec!["sftp download f 6 bytes checksum n/a (not sequential)".to_string()]
         );
     }
 }

@@ -6,6 +6,7 @@ pub mod keys;
 
 pub use channel::{UpstreamSink, UpstreamSource, sig_from_name, sig_name};
 
+use crate::read_ahead::ReadAhead;
 use crate::vault::Secret;
 use russh::client;
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
@@ -159,7 +160,6 @@ fn client_config(pinned: &PublicKey) -> client::Config {
         inactivity_timeout: None,
         keepalive_interval: Some(Duration::from_secs(30)),
         keepalive_max: 4,
-        nodelay: true,
         window_size: 4 << 20,
         channel_buffer_size: 64,
         ..Default::default()
@@ -182,7 +182,15 @@ impl Upstream {
         };
         let addr = format!("{}:{}", dial.host, dial.port);
         let config = Arc::new(client_config(&expected));
-        let connecting = client::connect(config, (dial.host.as_str(), dial.port), handler);
+        let connecting = async {
+            let tcp = tokio::net::TcpStream::connect((dial.host.as_str(), dial.port))
+                .await
+                .map_err(russh::Error::from)?;
+            // Interactive keystrokes must not wait for Nagle.
+            let _ = tcp.set_nodelay(true);
+            // Every byte of a download arrives here: read it in larger gulps.
+            client::connect_stream(config, ReadAhead::new(tcp), handler).await
+        };
         let mut handle = match tokio::time::timeout(dial.timeout, connecting).await {
             Err(_) => return Err(UpstreamError::Timeout(dial.timeout)),
             Ok(Ok(h)) => h,

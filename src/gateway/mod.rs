@@ -159,6 +159,9 @@ async fn run_connection(
     conn: Connection,
     shutdown: CancellationToken,
 ) {
+    // A socket read costs a syscall per call: read ahead. (A nested
+    // connection's channel stream is memory already and goes without.)
+    let tcp = crate::read_ahead::ReadAhead::new(tcp);
     let stream = stream::Killable::new(tcp, conn.cut_token(), conn.shared().kill.clone());
     drive(app, config, stream, conn, shutdown).await
 }

@@ -10,9 +10,6 @@
 //! buffers, closing channels and upstreams) while other clients still wait
 //! for their disconnect. The cut comes shortly after and ends it.
 //!
-//! Reads go through `ReadAhead`.
-
-use crate::read_ahead::ReadAhead;
 use crate::registry::KillNote;
 use std::future::Future;
 use std::io;
@@ -23,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 pub struct Killable<S> {
-    inner: ReadAhead<S>,
+    inner: S,
     killed: Pin<Box<WaitForCancellationFutureOwned>>,
     note: Arc<KillNote>,
     /// Our side was shut down after a kill: reads wait for the cut.
@@ -33,7 +30,7 @@ pub struct Killable<S> {
 impl<S> Killable<S> {
     pub fn new(inner: S, kill: CancellationToken, note: Arc<KillNote>) -> Killable<S> {
         Killable {
-            inner: ReadAhead::new(inner),
+            inner,
             killed: Box::pin(kill.cancelled_owned()),
             note,
             parked: false,
@@ -103,6 +100,7 @@ mod tests {
         let (a, mut b) = tokio::io::duplex(1024);
         b.write_all(&[1u8; 100]).await.unwrap();
         let kill = CancellationToken::new();
+        let a = crate::read_ahead::ReadAhead::new(a);
         let mut s = Killable::new(a, kill.clone(), Arc::default());
         let mut one = [0u8; 1];
         s.read_exact(&mut one).await.unwrap();

@@ -161,10 +161,19 @@ fn client_config(pinned: &PublicKey) -> client::Config {
         keepalive_interval: Some(Duration::from_secs(30)),
         keepalive_max: 4,
         window_size: 4 << 20,
+        maximum_packet_size: UPSTREAM_MAX_PACKET,
         channel_buffer_size: 64,
         ..Default::default()
     }
 }
+
+/// The largest channel data packet the target may send. A target's packet
+/// is passed on as one packet to the client; under `ssh -J` that packet is
+/// itself carried in the outer connection's channel, whose packets hold
+/// 32 KiB (OpenSSH's limit for it). A full 32 KiB of data plus the inner
+/// packet's framing would spill a few dozen bytes into a second outer packet
+/// every time, doubling the outer packets; 256 bytes less leaves room.
+const UPSTREAM_MAX_PACKET: u32 = 32768 - 256;
 
 impl Upstream {
     pub async fn connect(

@@ -28,6 +28,7 @@ struct RawConfig {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     kek_file: Option<PathBuf>,
+    accepted_kek_files: Option<Vec<PathBuf>>,
     host_keys: Option<Vec<PathBuf>>,
     host_ca_file: Option<PathBuf>,
     recordings_dir: Option<PathBuf>,
@@ -114,6 +115,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub kek_file: PathBuf,
+    /// Keys that open secrets but never seal them: the next key before a
+    /// rotation, the previous one until `kek rewrap` has run.
+    pub accepted_kek_files: Vec<PathBuf>,
     /// Empty means "generate and keep an ed25519 key in the data directory".
     pub host_keys: Vec<PathBuf>,
     /// Ed25519 key of the host CA that certifies targets for `ssh -J`
@@ -309,6 +313,7 @@ impl Config {
             data_dir,
             database_url,
             kek_file,
+            accepted_kek_files: raw.accepted_kek_files.unwrap_or_default(),
             host_keys: raw.host_keys.unwrap_or_default(),
             host_ca_file,
             recordings_dir,

@@ -86,6 +86,12 @@ pub enum AuditEvent {
         count: usize,
         older_than_days: u64,
     },
+    /// Sealed secrets re-wrapped under the current key-encryption key.
+    KekRewrapped {
+        actor: String,
+        kek_id: String,
+        count: usize,
+    },
     /// Written, durably, before the upstream is dialled.
     SessionStarted {
         session: String,

@@ -165,6 +165,17 @@ impl AuditEvent {
                 String::new(),
                 json!({ "count": count, "older_than_days": older_than_days }),
             ),
+            AuditEvent::KekRewrapped {
+                actor,
+                kek_id,
+                count,
+            } => (
+                "vault.rewrapped",
+                actor.clone(),
+                String::new(),
+                String::new(),
+                json!({ "kek_id": kek_id, "count": count }),
+            ),
             AuditEvent::SessionEndedByPolicy {
                 session,
                 user,

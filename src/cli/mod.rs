@@ -4,6 +4,7 @@
 mod admin;
 mod audit;
 mod grants;
+mod kek;
 mod locks;
 mod mfa;
 mod recordings;
@@ -85,6 +86,9 @@ pub enum Command {
     /// Bearer tokens of the HTTPS admin API.
     #[command(subcommand)]
     Token(tokens::TokenCmd),
+    /// The key-encryption key: make a new one, see which key seals what, re-wrap.
+    #[command(subcommand)]
+    Kek(kek::KekCmd),
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,7 +119,7 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 /// Opens the data directory (creating it private), the vault and the store.
 pub async fn open(config: &Config) -> anyhow::Result<(Store, Vault)> {
     create_private_dir(&config.data_dir)?;
-    let vault = Vault::open_or_create(&config.kek_file)?;
+    let vault = Vault::load(&config.kek_file, &config.accepted_kek_files)?;
     let store = Store::connect(&config.database_url)
         .await
         .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
@@ -171,5 +175,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(c) => tokens::token(&config, c).await,
+        Command::Kek(c) => kek::run(&config, c).await,
     }
 }

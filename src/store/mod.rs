@@ -12,6 +12,7 @@ mod audit_chain_tests;
 pub(crate) mod audit_tests;
 mod jit;
 mod jump;
+mod kek;
 mod locks;
 mod mfa;
 mod recordings;
@@ -22,6 +23,7 @@ mod tests;
 
 pub use api::{MetricCounts, TokenRow};
 pub use audit::{AuditFilter, AuditHealth, AuditRow, AuditSealer, ChainedRow, GENESIS_HASH};
+pub use kek::{Sealed, SealedRow};
 pub use mfa::{SourceBlock, TotpRecord};
 pub use recordings::RecordingRow;
 pub use records::*;

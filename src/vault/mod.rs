@@ -4,8 +4,11 @@
 //! the data key is sealed under the key-encryption key (KEK) read from a 0600
 //! file. Both seals carry additional data naming the row and the purpose, so a
 //! ciphertext copied to another row or used for another purpose fails to open.
-//! The KEK id in each envelope lets a future rotation re-wrap data keys while
-//! old envelopes stay readable.
+//! Each envelope names its KEK (a truncated SHA-256 of the key), so keys can
+//! be rotated without downtime: nodes first learn the new key as an accepted
+//! one, then seal with it while still opening the old, `kek rewrap`
+//! re-seals every data key under it (the bodies stay as they are), and only
+//! then is the old key dropped. See `accepted_kek_files` in the config.
 
 mod secret;
 
@@ -44,7 +47,9 @@ pub enum VaultError {
     KekPermissions { path: String, mode: u32 },
     #[error("stored secret is malformed")]
     Malformed,
-    #[error("stored secret was sealed under another key-encryption key ({0})")]
+    #[error(
+        "stored secret was sealed under key-encryption key {0}, which is neither kek_file nor one of accepted_kek_files"
+    )]
     UnknownKek(String),
     // Deliberately carries no detail: the cause is either tampering or a wrong key.
     #[error("stored secret failed authentication (tampered, moved to another row, or wrong key)")]
@@ -70,50 +75,79 @@ impl Purpose {
 }
 
 pub struct Vault {
+    /// Seals, and opens.
     kek: Zeroizing<[u8; KEY_LEN]>,
     kek_id: String,
+    /// Open only: keys being rotated in or out.
+    accepted: Vec<(String, Zeroizing<[u8; KEY_LEN]>)>,
 }
 
 impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let accepted: Vec<&str> = self.accepted.iter().map(|(id, _)| id.as_str()).collect();
         f.debug_struct("Vault")
             .field("kek_id", &self.kek_id)
+            .field("accepted", &accepted)
             .finish()
     }
 }
 
 impl Vault {
     pub fn from_key(key: [u8; KEY_LEN]) -> Vault {
-        let kek_id = hex::encode(&Sha256::digest(key)[..8]);
         Vault {
+            kek_id: key_id(&key),
             kek: Zeroizing::new(key),
-            kek_id,
+            accepted: Vec::new(),
         }
+    }
+
+    /// Also opens (never seals) envelopes under these keys.
+    pub fn accepting(mut self, keys: Vec<[u8; KEY_LEN]>) -> Vault {
+        for k in keys {
+            let id = key_id(&k);
+            if id != self.kek_id && !self.accepted.iter().any(|(a, _)| *a == id) {
+                self.accepted.push((id, Zeroizing::new(k)));
+            }
+        }
+        self
+    }
+
+    /// The KEK file (created with a fresh key when absent) and the accepted
+    /// key files (which must exist).
+    pub fn load(kek_file: &Path, accepted: &[std::path::PathBuf]) -> Result<Vault, VaultError> {
+        let mut keys = Vec::new();
+        for p in accepted {
+            keys.push(*read_key(p)?);
+        }
+        Ok(Vault::open_or_create(kek_file)?.accepting(keys))
     }
 
     /// Opens the KEK file, creating it (mode 0600) with a fresh random key if absent.
     pub fn open_or_create(path: &Path) -> Result<Vault, VaultError> {
-        let shown = path.display().to_string();
         if !path.exists() {
-            let mut key = Zeroizing::new([0u8; KEY_LEN]);
-            rand::rngs::OsRng.fill_bytes(key.as_mut());
-            crate::secret_file::write_new(path, key.as_ref()).map_err(|source| {
-                VaultError::WriteKek {
-                    path: shown.clone(),
-                    source,
-                }
-            })?;
+            create_key_file(path)?;
         }
-        check_permissions(path)?;
-        let bytes = Zeroizing::new(std::fs::read(path).map_err(|source| VaultError::ReadKek {
-            path: shown.clone(),
-            source,
-        })?);
-        let key: [u8; KEY_LEN] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| VaultError::BadKek { path: shown })?;
-        Ok(Vault::from_key(key))
+        Ok(Vault::from_key(*read_key(path)?))
+    }
+
+    /// The id envelopes sealed now carry.
+    pub fn id(&self) -> &str {
+        &self.kek_id
+    }
+
+    /// Whether envelopes under this KEK id can be opened.
+    pub fn knows(&self, kek_id: &str) -> bool {
+        self.key(kek_id).is_some()
+    }
+
+    fn key(&self, kek_id: &str) -> Option<&[u8; KEY_LEN]> {
+        if kek_id == self.kek_id {
+            return Some(&self.kek);
+        }
+        self.accepted
+            .iter()
+            .find(|(id, _)| id == kek_id)
+            .map(|(_, k)| &**k)
     }
 
     /// Seals `plain` for the row named `row` (e.g. `credential:web01:root`).
@@ -137,6 +171,64 @@ impl Vault {
         row: &str,
         sealed: &str,
     ) -> Result<Secret<Vec<u8>>, VaultError> {
+        let e = Envelope::parse(sealed)?;
+        let aad = additional_data(purpose, row);
+        let dek = self.data_key(&e, &aad)?;
+        Ok(Secret::new(open_with(&dek, &aad, &e.body)?))
+    }
+
+    /// The envelope with its data key sealed under the current KEK (the
+    /// body untouched); `None` when it already is. Fails, changing nothing,
+    /// when the envelope does not open: a re-wrap never launders a forgery.
+    pub fn rewrap(
+        &self,
+        purpose: Purpose,
+        row: &str,
+        sealed: &str,
+    ) -> Result<Option<String>, VaultError> {
+        let e = Envelope::parse(sealed)?;
+        let aad = additional_data(purpose, row);
+        let dek = self.data_key(&e, &aad)?;
+        open_with(&dek, &aad, &e.body)?;
+        if e.kek_id == self.kek_id {
+            return Ok(None);
+        }
+        let wrapped = seal_with(&self.kek, &aad, dek.as_slice());
+        Ok(Some(format!(
+            "{VERSION}:{}:{}:{}",
+            self.kek_id,
+            B64.encode(wrapped),
+            B64.encode(&e.body)
+        )))
+    }
+
+    fn data_key(&self, e: &Envelope, aad: &[u8]) -> Result<Zeroizing<[u8; KEY_LEN]>, VaultError> {
+        let kek = self
+            .key(&e.kek_id)
+            .ok_or_else(|| VaultError::UnknownKek(e.kek_id.clone()))?;
+        let dek = Zeroizing::new(open_with(kek, aad, &e.wrapped)?);
+        let dek: [u8; KEY_LEN] = dek
+            .as_slice()
+            .try_into()
+            .map_err(|_| VaultError::Malformed)?;
+        Ok(Zeroizing::new(dek))
+    }
+}
+
+/// The KEK id an envelope names, if it is one.
+pub fn kek_id_of(sealed: &str) -> Option<String> {
+    Envelope::parse(sealed).ok().map(|e| e.kek_id)
+}
+
+/// `pcv1:KEK_ID:WRAPPED_DEK:BODY`.
+struct Envelope {
+    kek_id: String,
+    wrapped: Vec<u8>,
+    body: Vec<u8>,
+}
+
+impl Envelope {
+    fn parse(sealed: &str) -> Result<Envelope, VaultError> {
         let mut parts = sealed.split(':');
         let (Some(VERSION), Some(kek_id), Some(wrapped), Some(body), None) = (
             parts.next(),
@@ -147,19 +239,41 @@ impl Vault {
         ) else {
             return Err(VaultError::Malformed);
         };
-        if kek_id != self.kek_id {
-            return Err(VaultError::UnknownKek(kek_id.to_string()));
-        }
-        let wrapped = B64.decode(wrapped).map_err(|_| VaultError::Malformed)?;
-        let body = B64.decode(body).map_err(|_| VaultError::Malformed)?;
-        let aad = additional_data(purpose, row);
-        let dek = Zeroizing::new(open_with(&self.kek, &aad, &wrapped)?);
-        let dek: &[u8; KEY_LEN] = dek
-            .as_slice()
-            .try_into()
-            .map_err(|_| VaultError::Malformed)?;
-        Ok(Secret::new(open_with(dek, &aad, &body)?))
+        Ok(Envelope {
+            kek_id: kek_id.to_string(),
+            wrapped: B64.decode(wrapped).map_err(|_| VaultError::Malformed)?,
+            body: B64.decode(body).map_err(|_| VaultError::Malformed)?,
+        })
     }
+}
+
+/// Writes a fresh random key (0600, never over an existing file); its id.
+pub fn create_key_file(path: &Path) -> Result<String, VaultError> {
+    let mut key = Zeroizing::new([0u8; KEY_LEN]);
+    rand::rngs::OsRng.fill_bytes(key.as_mut());
+    crate::secret_file::write_new(path, key.as_ref()).map_err(|source| VaultError::WriteKek {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(key_id(&key))
+}
+
+fn read_key(path: &Path) -> Result<Zeroizing<[u8; KEY_LEN]>, VaultError> {
+    let shown = path.display().to_string();
+    check_permissions(path)?;
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(|source| VaultError::ReadKek {
+        path: shown.clone(),
+        source,
+    })?);
+    let key: [u8; KEY_LEN] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| VaultError::BadKek { path: shown })?;
+    Ok(Zeroizing::new(key))
+}
+
+fn key_id(key: &[u8; KEY_LEN]) -> String {
+    hex::encode(&Sha256::digest(key)[..8])
 }
 
 fn additional_data(purpose: Purpose, row: &str) -> Vec<u8> {
@@ -258,6 +372,70 @@ mod tests {
         assert!(matches!(
             vault().open(Purpose::UpstreamPassword, "r", "garbage"),
             Err(VaultError::Malformed)
+        ));
+    }
+
+    #[test]
+    fn a_rotation_rewraps_under_the_new_key_and_keeps_the_body() {
+        let old = vault();
+        let s = old.seal(Purpose::TotpSecret, "totp:alice", b"secret");
+        let new = Vault::from_key([9u8; 32]).accepting(vec![[7u8; 32]]);
+        // The new node opens the old envelope before any re-wrap.
+        let p = new.open(Purpose::TotpSecret, "totp:alice", &s).unwrap();
+        assert_eq!(p.expose(), b"secret");
+        let r = new
+            .rewrap(Purpose::TotpSecret, "totp:alice", &s)
+            .unwrap()
+            .unwrap();
+        assert_eq!(kek_id_of(&r).unwrap(), new.id());
+        assert_eq!(r.rsplit(':').next(), s.rsplit(':').next(), "body kept");
+        assert!(
+            new.rewrap(Purpose::TotpSecret, "totp:alice", &r)
+                .unwrap()
+                .is_none()
+        );
+        // Without the old key, only the re-wrapped envelope opens.
+        let alone = Vault::from_key([9u8; 32]);
+        assert_eq!(
+            alone
+                .open(Purpose::TotpSecret, "totp:alice", &r)
+                .unwrap()
+                .expose(),
+            b"secret"
+        );
+        assert!(matches!(
+            alone.open(Purpose::TotpSecret, "totp:alice", &s),
+            Err(VaultError::UnknownKek(_))
+        ));
+        // Still bound to its row: a re-wrap for another row fails.
+        assert!(matches!(
+            new.rewrap(Purpose::TotpSecret, "totp:bob", &s),
+            Err(VaultError::Open)
+        ));
+    }
+
+    #[test]
+    fn a_tampered_body_is_not_rewrapped() {
+        let s = vault().seal(Purpose::UpstreamPassword, "r", b"x");
+        let (head, body) = s.rsplit_once(':').unwrap();
+        let mut b = B64.decode(body).unwrap();
+        let n = b.len() - 1;
+        b[n] ^= 1;
+        let forged = format!("{head}:{}", B64.encode(b));
+        let new = Vault::from_key([9u8; 32]).accepting(vec![[7u8; 32]]);
+        assert!(matches!(
+            new.rewrap(Purpose::UpstreamPassword, "r", &forged),
+            Err(VaultError::Open)
+        ));
+    }
+
+    #[test]
+    fn accepted_key_files_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("old-kek");
+        assert!(matches!(
+            Vault::load(&dir.path().join("kek"), &[missing]),
+            Err(VaultError::ReadKek { .. })
         ));
     }
 

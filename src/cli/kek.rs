@@ -28,24 +28,26 @@ pub enum KekCmd {
 }
 
 pub async fn run(config: &Config, cmd: KekCmd) -> anyhow::Result<()> {
-    if let KekCmd::New { file } = cmd {
-        let id = vault::create_key_file(&file)?;
-        println!("{id}");
-        eprintln!(
-            "wrote key {id} to {}: list it in accepted_kek_files on every node first, then make it kek_file",
-            file.display()
-        );
-        return Ok(());
-    }
-    let (store, vault) = super::open(config).await?;
-    let secrets = store.sealed_secrets().await?;
     match cmd {
-        KekCmd::Status => {
-            status(&vault, &secrets);
+        KekCmd::New { file } => {
+            let id = vault::create_key_file(&file)?;
+            println!("{id}");
+            eprintln!(
+                "wrote key {id} to {}: list it in accepted_kek_files on every node first, then make it kek_file",
+                file.display()
+            );
             Ok(())
         }
-        KekCmd::Rewrap => rewrap(&store, &vault, &secrets).await,
-        KekCmd::New { .. } => Ok(()),
+        KekCmd::Status => {
+            let (store, vault) = super::open(config).await?;
+            status(&vault, &store.sealed_secrets().await?);
+            Ok(())
+        }
+        KekCmd::Rewrap => {
+            let (store, vault) = super::open(config).await?;
+            let secrets = store.sealed_secrets().await?;
+            rewrap(&store, &vault, &secrets).await
+        }
     }
 }
 

@@ -309,10 +309,7 @@ impl Session {
             .map_err(|e| Refusal::new("the credential store is unavailable", e.to_string()))?
             .ok_or_else(missing)?;
         let row = credential_row(&target.name, login);
-        let purpose = match rec.kind {
-            CredentialKind::Password => Purpose::UpstreamPassword,
-            CredentialKind::PrivateKey => Purpose::UpstreamPrivateKey,
-        };
+        let purpose = credential_purpose(rec.kind);
         let plain = self
             .app
             .vault
@@ -535,6 +532,14 @@ fn warn_once(
 /// The row name a credential's envelope is bound to.
 pub fn credential_row(target: &str, login: &str) -> String {
     format!("credential:{target}:{login}")
+}
+
+/// The purpose a credential's envelope is bound to.
+pub fn credential_purpose(kind: CredentialKind) -> Purpose {
+    match kind {
+        CredentialKind::Password => Purpose::UpstreamPassword,
+        CredentialKind::PrivateKey => Purpose::UpstreamPrivateKey,
+    }
 }
 
 async fn destination(

@@ -9,7 +9,6 @@ use crate::names::Name;
 use crate::session::credential_row;
 use crate::store::{CredentialKind, TargetRecord};
 use crate::upstream::{self, keys as upkeys};
-use crate::vault::Purpose;
 use anyhow::{Context, bail};
 use clap::{ArgGroup, Subcommand};
 use std::io::{BufRead, IsTerminal, Read, Write};
@@ -526,10 +525,7 @@ pub async fn credential(config: &Config, cmd: CredentialCmd) -> anyhow::Result<(
                 upkeys::validate_private(&text).map_err(|e| anyhow::anyhow!(e))?;
                 (CredentialKind::PrivateKey, text)
             };
-            let purpose = match kind {
-                CredentialKind::Password => Purpose::UpstreamPassword,
-                CredentialKind::PrivateKey => Purpose::UpstreamPrivateKey,
-            };
+            let purpose = crate::session::credential_purpose(kind);
             let sealed = vault.seal(purpose, &credential_row(&target, &login), secret.as_bytes());
             store
                 .set_credential(&target, &login, kind, &sealed, now_ms())

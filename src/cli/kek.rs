@@ -11,7 +11,7 @@
 
 use crate::audit::{self, AuditEvent, cli_actor};
 use crate::config::Config;
-use crate::store::{CredentialKind, Sealed, SealedRow, Store};
+use crate::store::{Sealed, SealedRow, Store};
 use crate::vault::{self, Purpose, Vault};
 use clap::Subcommand;
 use std::collections::BTreeMap;
@@ -125,13 +125,10 @@ fn purpose_and_row(row: &SealedRow) -> (Purpose, String) {
             target,
             login,
             kind,
-        } => {
-            let purpose = match kind {
-                CredentialKind::Password => Purpose::UpstreamPassword,
-                CredentialKind::PrivateKey => Purpose::UpstreamPrivateKey,
-            };
-            (purpose, crate::session::credential_row(target, login))
-        }
+        } => (
+            crate::session::credential_purpose(*kind),
+            crate::session::credential_row(target, login),
+        ),
         SealedRow::Totp { user } => (Purpose::TotpSecret, crate::auth::totp::row(user)),
     }
 }

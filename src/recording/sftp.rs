@@ -374,8 +374,8 @@ mod tests {
         assert_eq!(markers, vec![want]);
     }
 
-    #[test]
-    fn downloads_renames_and_garbage() {
+    /// A log that saw `f` opened for reading (request 1) as handle `H`.
+    fn opened_for_reading() -> SftpLog {
         let mut log = SftpLog::default();
         log.up(&pkt(
             FXP_OPEN,
@@ -383,6 +383,12 @@ mod tests {
             &[&s(b"f"), &1u32.to_be_bytes(), &0u32.to_be_bytes()],
         ));
         log.down(&pkt(FXP_HANDLE, 1, &[&s(b"H")]));
+        log
+    }
+
+    #[test]
+    fn downloads_renames_and_garbage() {
+        let mut log = opened_for_reading();
         log.up(&pkt(
             FXP_READ,
             2,
@@ -406,13 +412,7 @@ mod tests {
 
     #[test]
     fn a_download_answered_out_of_order_has_no_checksum() {
-        let mut log = SftpLog::default();
-        log.up(&pkt(
-            FXP_OPEN,
-            1,
-            &[&s(b"f"), &1u32.to_be_bytes(), &0u32.to_be_bytes()],
-        ));
-        log.down(&pkt(FXP_HANDLE, 1, &[&s(b"H")]));
+        let mut log = opened_for_reading();
         for (id, offset) in [(2u32, 0u64), (3, 3)] {
             log.up(&pkt(
                 FXP_READ,

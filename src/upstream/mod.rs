@@ -172,7 +172,8 @@ fn client_config(pinned: &PublicKey) -> client::Config {
 /// itself carried in the outer connection's channel, whose packets hold
 /// 32 KiB (OpenSSH's limit for it). A full 32 KiB of data plus the inner
 /// packet's framing would spill a few dozen bytes into a second outer packet
-/// every time, doubling the outer packets; 256 bytes less leaves room.
+/// every time (by russh's chunking: two outer packets per inner one; not
+/// counted on the wire); 256 bytes less leaves room.
 const UPSTREAM_MAX_PACKET: u32 = 32768 - 256;
 
 impl Upstream {

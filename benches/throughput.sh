@@ -4,7 +4,8 @@
 # Legs, all with the same cipher (BENCH_CIPHER, default aes256-gcm@openssh.com)
 # on every hop:
 #   direct      ssh                          -> test sshd
-#   ssh -J      ssh -J test sshd (itself)    -> test sshd
+#   ssh -J      ssh -J relay sshd            -> test sshd (the relay is a
+#               second sshd in the same namespace, so its CPU is its own)
 #   portcullis  ssh alice+web01@portcullis   -> test sshd
 #   unrecorded  ssh alice+web01m@portcullis  -> the same sshd, a target that
 #               records metadata only: the recording's cost is the ratio
@@ -44,10 +45,16 @@
 #                           others print n/a)
 #   BENCH_DIRS="down"       only these directions (up, down)
 #   BENCH_ROUNDS=1          transfers per leg and direction; the median counts
+#   BENCH_PIN=1             the bastion (portcullis, or OpenSSH's relay sshd)
+#                           on CPU 1, every client, target sshd and `head` on
+#                           CPU 0: a bastion host with a core of its own, as
+#                           deployed, instead of one box where the bastion's
+#                           cost slows the endpoints it serves
 #
 # Besides MiB/s it reports CPU seconds per GiB moved: the whole machine's
 # (every ssh, sshd and bastion process; the fair cost when all run on one
-# box) and the bastion's own.
+# box) and the bastion's own (portcullis, or for `ssh -J` the relay sshd and
+# its session processes).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -63,6 +70,7 @@ SKIP_PC=${BENCH_SKIP_PORTCULLIS:-0}
 ROUNDS=${BENCH_ROUNDS:-1}
 DIRS=${BENCH_DIRS:-up down}
 NO_BUILD=${BENCH_NO_BUILD:-0}
+PIN=${BENCH_PIN:-0}
 PC_BIN=${PORTCULLIS_BIN:-$CARGO_TARGET_DIR/release/portcullis}
 
 say() { printf '%s\n' "$*" >&2; }
@@ -72,7 +80,7 @@ die() {
 }
 
 [[ $(id -u) -eq 0 ]] || die "run as root: the test sshd needs unshare -m and bind mounts"
-for c in unshare openssl ssh ssh-keygen head awk sort setsid; do
+for c in unshare openssl ssh ssh-keygen head awk sort setsid pgrep taskset; do
     command -v "$c" >/dev/null || die "$c not found"
 done
 [[ -x /usr/sbin/sshd ]] || die "/usr/sbin/sshd not found (apt-get install openssh-server)"
@@ -82,6 +90,7 @@ done
 tmp=""
 sshd_pid=""     # the `unshare` process; the sshd tree dies with it (pid namespace)
 bastion_pid=""
+relay_pid=""    # OpenSSH's jump sshd (listener); its sessions are its children
 idle_pids=()
 
 cleanup() {
@@ -107,6 +116,9 @@ cleanup() {
         for ((i = 0; i < 50; i++)); do kill -0 "$sshd_pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$sshd_pid" 2>/dev/null
         wait "$sshd_pid" 2>/dev/null
+    fi
+    if [[ -n $relay_cg ]]; then
+        for ((i = 0; i < 50; i++)); do rmdir "$relay_cg" 2>/dev/null && break; sleep 0.1; done
     fi
     if [[ -n $tmp && -d $tmp ]]; then
         if [[ ${BENCH_KEEP:-0} == 1 ]]; then
@@ -156,6 +168,14 @@ proc_ticks() { # PID (0: none)
     # comm may hold spaces: count fields after its closing parenthesis.
     sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
 }
+# The relay sshd's sessions are processes that end with the transfer (and
+# sshd does not fold their time into the listener's), so the relay runs in
+# a cpuacct cgroup of its own, whose count keeps the time of exited members.
+relay_cg=""
+cg_ticks() { # (ignored) -> the relay cgroup's CPU time in USER_HZ ticks
+    [[ -n $relay_cg ]] || { echo 0; return; }
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%d\n", $1 / 1e9 * hz }' "$relay_cg/cpuacct.usage"
+}
 
 transfer() { # up|down HOST
     if [[ $1 == up ]]; then
@@ -173,10 +193,14 @@ transfer() { # up|down HOST
 
 # One timed transfer: "MiB/s machine-CPU-s/GiB bastion-CPU-s/GiB".
 measure_once() { # up|down HOST
-    local t0 t1 m0 m1 b0 b1 pid=${bastion_pid:-0}
-    m0=$(machine_ticks) b0=$(proc_ticks "$pid") t0=$(now_ns)
+    local t0 t1 m0 m1 b0 b1 pid=${bastion_pid:-0} ticks=proc_ticks
+    [[ $2 == jump ]] && ticks=cg_ticks
+    [[ $2 == direct ]] && pid=0
+    m0=$(machine_ticks) b0=$($ticks "$pid") t0=$(now_ns)
     transfer "$1" "$2"
-    t1=$(now_ns) m1=$(machine_ticks) b1=$(proc_ticks "$pid")
+    t1=$(now_ns) m1=$(machine_ticks)
+    [[ $2 == jump ]] && sleep 0.3 # the relay's session processes finish
+    b1=$($ticks "$pid")
     awk -v b="$BYTES" -v ns=$((t1 - t0)) -v m=$((m1 - m0)) -v p=$((b1 - b0)) -v hz="$(getconf CLK_TCK)" \
         'BEGIN { g = b / 1073741824; printf "%.1f %.2f %.2f\n", (b / 1048576) / (ns / 1e9), m / hz / g, p / hz / g }'
 }
@@ -262,6 +286,10 @@ sed -e "s|@PORT@|$sshd_port|g" \
 if grep -n '@[A-Z_]*@' "$tmp/sshd_config" | grep -v '^[0-9]*:#'; then
     die "unreplaced placeholder in sshd_config"
 fi
+relay_port=$(free_port "${BENCH_RELAY_PORT:-42223}")
+while [[ $relay_port == "$sshd_port" ]]; do relay_port=$(free_port $((relay_port + 1))); done
+sed -e "s|^Port .*|Port $relay_port|" -e "s|^PidFile .*|PidFile $tmp/relay_sshd.pid|" \
+    "$tmp/sshd_config" >"$tmp/relay_sshd_config"
 
 cat >"$tmp/ns-sshd.sh" <<EOF
 set -e
@@ -272,6 +300,8 @@ mount --bind "$tmp/etc/passwd" /etc/passwd
 mount --bind "$tmp/etc/shadow" /etc/shadow
 mount --bind "$tmp/etc/group" /etc/group
 /usr/sbin/sshd -t -f "$tmp/sshd_config"
+/usr/sbin/sshd -t -f "$tmp/relay_sshd_config"
+/usr/sbin/sshd -D -e -f "$tmp/relay_sshd_config" -o LogLevel=ERROR 2>"$tmp/relay_sshd.log" &
 exec /usr/sbin/sshd -D -e -f "$tmp/sshd_config" -o LogLevel=DEBUG1
 EOF
 # New mount namespace (private propagation) and pid namespace: sshd is pid 1
@@ -283,24 +313,45 @@ wait_port "$sshd_port" "$sshd_pid" || {
     tail -n 20 "$tmp/sshd.log" >&2
     die "test sshd did not start"
 }
+wait_port "$relay_port" "$sshd_pid" || {
+    tail -n 20 "$tmp/relay_sshd.log" >&2
+    die "relay sshd did not start"
+}
+relay_pid=$(pgrep -f -- "-f $tmp/relay_sshd_config" | head -n 1)
+[[ -n $relay_pid ]] || die "relay sshd: no process found"
+target_sshd_pid=$(pgrep -f -- "-f $tmp/sshd_config" | head -n 1)
+[[ -n $target_sshd_pid ]] || die "target sshd: no process found"
+cpuacct=/sys/fs/cgroup/cpuacct
+[[ -d $cpuacct/cpuacct.usage || -f $cpuacct/cpuacct.usage ]] || cpuacct=/sys/fs/cgroup/cpu,cpuacct
+if mkdir "$cpuacct/portcullis-bench-relay.$$" 2>/dev/null; then
+    relay_cg="$cpuacct/portcullis-bench-relay.$$"
+    echo "$relay_pid" >"$relay_cg/cgroup.procs"
+else
+    say "no cpuacct cgroup (v1) to create: the relay's CPU will read 0"
+fi
 
 {
     printf '[127.0.0.1]:%s %s\n' "$sshd_port" "$(cut -d' ' -f1,2 "$tmp/sshd_host_ed25519_key.pub")"
+    printf '[127.0.0.1]:%s %s\n' "$relay_port" "$(cut -d' ' -f1,2 "$tmp/sshd_host_ed25519_key.pub")"
 } >"$tmp/known_hosts"
 
 bastion_port=$(free_port "${BENCH_BASTION_PORT:-42322}")
-while [[ $bastion_port == "$sshd_port" ]]; do bastion_port=$(free_port $((bastion_port + 1))); done
+while [[ $bastion_port == "$sshd_port" || $bastion_port == "$relay_port" ]]; do bastion_port=$(free_port $((bastion_port + 1))); done
 
 cat >"$tmp/ssh_config" <<EOF
 Host direct
     HostName 127.0.0.1
     Port $sshd_port
     User tuser
+Host relay
+    HostName 127.0.0.1
+    Port $relay_port
+    User tuser
 Host jump
     HostName 127.0.0.1
     Port $sshd_port
     User tuser
-    ProxyJump direct
+    ProxyJump relay
 Host portcullis
     HostName 127.0.0.1
     Port $bastion_port
@@ -405,6 +456,17 @@ fi
 
 # ----------------------------------------------------------- measurements ----
 
+placement="every process on any of the $(nproc) cores"
+if [[ $PIN == 1 ]]; then
+    [[ $(nproc) -ge 2 ]] || die "BENCH_PIN=1 needs at least 2 CPUs"
+    # Target first: the relay is its child, and keeps its own mask once set.
+    taskset -a -p -c 0 "$target_sshd_pid" >/dev/null
+    taskset -p -c 0 $$ >/dev/null # every ssh and head started from here
+    taskset -a -p -c 1 "$relay_pid" >/dev/null
+    [[ -z $bastion_pid ]] || taskset -a -p -c 1 "$bastion_pid" >/dev/null
+    placement="pinned: portcullis and the relay sshd on CPU 1; clients, target sshd, head on CPU 0"
+fi
+
 declare -A up down setup label cpu
 label[direct]="direct OpenSSH"
 label[jump]="ssh -J via OpenSSH sshd"
@@ -492,6 +554,7 @@ echo "portcullis throughput bench — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) c
 echo "load average at start: $load_at_start (other work on the machine skews every figure)"
 echo "cipher: $CIPHER on every hop (client kex: $KEX); stream: $BYTES bytes; setup: median of $SETUP_RUNS 'ssh ... true'"
 echo "test sshd negotiated, all connections: kex $server_kex; cipher $server_ciphers"
+echo "placement: $placement"
 echo
 printf '%-26s %14s %16s %10s\n' leg "upload MiB/s" "download MiB/s" "setup ms"
 printf '%-26s %14s %16s %10s\n' -------------------------- -------------- ---------------- ----------
@@ -515,7 +578,7 @@ if [[ $SKIP_PC != 1 ]]; then
         "$(ratio "${down[pcjump]}" "${down[direct]}")" "$(ratio "${setup[pcjump]}" "${setup[direct]}")"
     echo "(throughput ratios: higher is better; setup ratios: lower is better)"
     echo
-    echo "CPU seconds per GiB moved (machine: every process on the box; bastion: portcullis alone)"
+    echo "CPU seconds per GiB moved (machine: every process on the box; bastion: portcullis, or OpenSSH's relay sshd for ssh -J)"
     printf '%-26s %18s %18s\n' leg "upload mach/bast" "download mach/bast"
     for leg in "${legs[@]}"; do
         printf '%-26s %18s %18s\n' "${label[$leg]}" "${cpu[$leg.up]:-n/a}" "${cpu[$leg.down]:-n/a}"

@@ -174,7 +174,11 @@ proc_ticks() { # PID (0: none)
 relay_cg=""
 cg_ticks() { # (ignored) -> the relay cgroup's CPU time in USER_HZ ticks
     [[ -n $relay_cg ]] || { echo 0; return; }
-    awk -v hz="$(getconf CLK_TCK)" '{ printf "%d\n", $1 / 1e9 * hz }' "$relay_cg/cpuacct.usage"
+    if [[ -f $relay_cg/cpuacct.usage ]]; then # v1: nanoseconds
+        awk -v hz="$(getconf CLK_TCK)" '{ printf "%d\n", $1 / 1e9 * hz }' "$relay_cg/cpuacct.usage"
+    else # v2: usage_usec in cpu.stat
+        awk -v hz="$(getconf CLK_TCK)" '$1 == "usage_usec" { printf "%d\n", $2 / 1e6 * hz }' "$relay_cg/cpu.stat"
+    fi
 }
 
 transfer() { # up|down HOST
@@ -321,14 +325,18 @@ relay_pid=$(pgrep -f -- "-f $tmp/relay_sshd_config" | head -n 1)
 [[ -n $relay_pid ]] || die "relay sshd: no process found"
 target_sshd_pid=$(pgrep -f -- "-f $tmp/sshd_config" | head -n 1)
 [[ -n $target_sshd_pid ]] || die "target sshd: no process found"
-cpuacct=/sys/fs/cgroup/cpuacct
-[[ -d $cpuacct/cpuacct.usage || -f $cpuacct/cpuacct.usage ]] || cpuacct=/sys/fs/cgroup/cpu,cpuacct
-if mkdir "$cpuacct/portcullis-bench-relay.$$" 2>/dev/null; then
-    relay_cg="$cpuacct/portcullis-bench-relay.$$"
-    echo "$relay_pid" >"$relay_cg/cgroup.procs"
-else
-    say "no cpuacct cgroup (v1) to create: the relay's CPU will read 0"
-fi
+# cgroup v1 cpuacct where mounted, else the v2 hierarchy (cpu.stat is there
+# without enabling any controller).
+for cg_root in /sys/fs/cgroup/cpuacct /sys/fs/cgroup/cpu,cpuacct /sys/fs/cgroup /sys/fs/cgroup/unified; do
+    [[ -f $cg_root/cpuacct.usage || -f $cg_root/cgroup.controllers ]] || continue
+    if mkdir "$cg_root/portcullis-bench-relay.$$" 2>/dev/null; then
+        relay_cg="$cg_root/portcullis-bench-relay.$$"
+        echo "$relay_pid" >"$relay_cg/cgroup.procs" && break
+        rmdir "$relay_cg"
+        relay_cg=""
+    fi
+done
+[[ -n $relay_cg ]] || say "no cgroup to create: the relay sshd's CPU will read 0"
 
 {
     printf '[127.0.0.1]:%s %s\n' "$sshd_port" "$(cut -d' ' -f1,2 "$tmp/sshd_host_ed25519_key.pub")"

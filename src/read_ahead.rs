@@ -26,6 +26,10 @@ impl<S> ReadAhead<S> {
             ahead: BytesMut::new(),
         }
     }
+
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for ReadAhead<S> {

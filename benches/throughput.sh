@@ -45,6 +45,8 @@
 #                           others print n/a)
 #   BENCH_DIRS="down"       only these directions (up, down)
 #   BENCH_ROUNDS=1          transfers per leg and direction; the median counts
+#   BENCH_ECHO_KEYS=300     keystrokes timed per leg (one byte to `cat` in a
+#                           pty and back, benches/echo_probe.py); 0: skip
 #   BENCH_PIN=1             the bastion (portcullis, or OpenSSH's relay sshd)
 #                           on CPU 1, every client, target sshd and `head` on
 #                           CPU 0: a bastion host with a core of its own, as
@@ -71,6 +73,7 @@ ROUNDS=${BENCH_ROUNDS:-1}
 DIRS=${BENCH_DIRS:-up down}
 NO_BUILD=${BENCH_NO_BUILD:-0}
 PIN=${BENCH_PIN:-0}
+ECHO_KEYS=${BENCH_ECHO_KEYS:-300}
 PC_BIN=${PORTCULLIS_BIN:-$CARGO_TARGET_DIR/release/portcullis}
 
 say() { printf '%s\n' "$*" >&2; }
@@ -80,7 +83,7 @@ die() {
 }
 
 [[ $(id -u) -eq 0 ]] || die "run as root: the test sshd needs unshare -m and bind mounts"
-for c in unshare openssl ssh ssh-keygen head awk sort setsid pgrep taskset; do
+for c in unshare openssl ssh ssh-keygen head awk sort setsid pgrep taskset python3; do
     command -v "$c" >/dev/null || die "$c not found"
 done
 [[ -x /usr/sbin/sshd ]] || die "/usr/sbin/sshd not found (apt-get install openssh-server)"
@@ -475,7 +478,7 @@ if [[ $PIN == 1 ]]; then
     placement="pinned: portcullis and the relay sshd on CPU 1; clients, target sshd, head on CPU 0"
 fi
 
-declare -A up down setup label cpu
+declare -A up down setup label cpu echo_ms
 label[direct]="direct OpenSSH"
 label[jump]="ssh -J via OpenSSH sshd"
 label[portcullis]="portcullis"
@@ -505,6 +508,11 @@ for leg in "${legs[@]}"; do
     done
     setup[$leg]=$(bench_setup "$leg")
     say "   setup    ${setup[$leg]} ms (median of $SETUP_RUNS)"
+    if [[ $ECHO_KEYS -gt 0 ]]; then
+        echo_ms[$leg]=$(python3 "$repo/benches/echo_probe.py" "$ECHO_KEYS" -- "${SSH[@]}" "$leg") ||
+            die "${label[$leg]}: keystroke probe failed"
+        say "   keystroke echo ms (median p99): ${echo_ms[$leg]}"
+    fi
 done
 
 # What the test sshd saw on all its connections (includes the bastion's
@@ -591,6 +599,16 @@ if [[ $SKIP_PC != 1 ]]; then
     for leg in "${legs[@]}"; do
         printf '%-26s %18s %18s\n' "${label[$leg]}" "${cpu[$leg.up]:-n/a}" "${cpu[$leg.down]:-n/a}"
     done
+    if [[ $ECHO_KEYS -gt 0 ]]; then
+        echo
+        echo "keystroke echo through a pty ($ECHO_KEYS keys, one byte to \`cat\` and back), ms"
+        printf '%-26s %10s %10s %14s\n' leg median p99 "median / direct"
+        for leg in "${legs[@]}"; do
+            read -r med p99 <<<"${echo_ms[$leg]:-0 0}"
+            read -r dmed _ <<<"${echo_ms[direct]:-0 0}"
+            printf '%-26s %10s %10s %14s\n' "${label[$leg]}" "$med" "$p99" "$(ratio "$med" "$dmed")"
+        done
+    fi
     largest=$(ls -S "$tmp"/data/recordings/*.cast 2>/dev/null | head -n 1)
     if [[ -n $largest ]]; then
         awk -v s="$(stat -c %s "$largest")" -v b="$BYTES" \

@@ -61,7 +61,7 @@ impl ClientSource {
                 Request::Shell
             }
             ChannelMsg::Exec { command, .. }
-                if p.allows_request(&SessionRequest::Exec(&String::from_utf8_lossy(&command))) =>
+                if p.allows_request(&SessionRequest::Exec(&command)) =>
             {
                 Request::Exec(command)
             }

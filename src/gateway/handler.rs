@@ -383,7 +383,7 @@ impl Handler for Connection {
             tracing::warn!(session = %s.id, "exec refused: a lockdown rule ended the session");
             return session.channel_failure(channel);
         }
-        self.answer(channel, SessionRequest::Exec(&command), session)
+        self.answer(channel, SessionRequest::Exec(data), session)
     }
 
     async fn subsystem_request(

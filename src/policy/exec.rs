@@ -10,7 +10,10 @@ pub struct ExecRules {
 }
 
 impl ExecRules {
-    pub fn permits(&self, command: &str) -> bool {
+    pub fn permits(&self, command: &[u8]) -> bool {
+        let Ok(command) = std::str::from_utf8(command) else {
+            return self.allow.is_empty() && self.deny.is_empty();
+        };
         if self.deny.iter().any(|p| glob(p, command)) {
             return false;
         }
@@ -78,14 +81,14 @@ mod tests {
             allow: vec![],
             deny: vec!["rm *".into()],
         };
-        assert!(r.permits("ls"));
-        assert!(!r.permits("rm -rf /tmp/x"));
+        assert!(r.permits(b"ls"));
+        assert!(!r.permits(b"rm -rf /tmp/x"));
         let r = ExecRules {
             allow: vec!["systemctl status *".into(), "uptime".into()],
             deny: vec!["* --force*".into()],
         };
-        assert!(r.permits("uptime"));
-        assert!(!r.permits("id"));
-        assert!(!r.permits("systemctl status x --force"));
+        assert!(r.permits(b"uptime"));
+        assert!(!r.permits(b"id"));
+        assert!(!r.permits(b"systemctl status x --force"));
     }
 }

@@ -21,7 +21,8 @@ pub enum ChannelKind {
 pub enum SessionRequest<'a> {
     Pty,
     Shell,
-    Exec(&'a str),
+    /// The command's raw bytes, as the target's shell will see them.
+    Exec(&'a [u8]),
     Subsystem(&'a str),
     Env(&'a str),
     WindowChange,
@@ -148,8 +149,10 @@ impl Permissions {
         match req {
             SessionRequest::Pty => self.pty,
             SessionRequest::Shell => self.shell,
-            SessionRequest::Exec(cmd) if is_legacy_scp(cmd) => self.file_transfer,
-            SessionRequest::Exec(cmd) => self.exec && self.exec_rules.permits(cmd),
+            SessionRequest::Exec(cmd) => match super::command::classify(cmd) {
+                super::command::ExecKind::Transfer(_) => self.file_transfer,
+                super::command::ExecKind::Command => self.exec && self.exec_rules.permits(cmd),
+            },
             SessionRequest::Subsystem(name) => *name == "sftp" && self.file_transfer,
             SessionRequest::Env(name) => env_allowed(name),
             SessionRequest::WindowChange | SessionRequest::Signal => true,
@@ -157,15 +160,6 @@ impl Permissions {
             SessionRequest::AgentForward => self.agent_forwarding,
         }
     }
-}
-
-/// `scp -O` runs `scp -t DEST` (upload) or `scp -f SRC` (download) as exec.
-fn is_legacy_scp(cmd: &str) -> bool {
-    let mut words = cmd.split_whitespace();
-    words.next() == Some("scp")
-        && words.any(|w| {
-            w.starts_with('-') && !w.starts_with("--") && (w.contains('t') || w.contains('f'))
-        })
 }
 
 /// Environment variables passed to the target: locale and time zone only.
@@ -229,9 +223,9 @@ mod tests {
         let cases: [(&str, SessionRequest<'_>); 7] = [
             ("pty", SessionRequest::Pty),
             ("shell", SessionRequest::Shell),
-            ("exec", SessionRequest::Exec("uptime")),
+            ("exec", SessionRequest::Exec(b"uptime")),
             ("sftp", SessionRequest::Subsystem("sftp")),
-            ("sftp", SessionRequest::Exec("scp -t /tmp")),
+            ("sftp", SessionRequest::Exec(b"scp -t /tmp")),
             ("agent", SessionRequest::AgentForward),
             ("x11", SessionRequest::X11),
         ];
@@ -268,8 +262,8 @@ mod tests {
             allow: vec!["uptime".into()],
             deny: vec![],
         };
-        assert!(p.allows_request(&SessionRequest::Exec("uptime")));
-        assert!(!p.allows_request(&SessionRequest::Exec("cat /etc/shadow")));
+        assert!(p.allows_request(&SessionRequest::Exec(b"uptime")));
+        assert!(!p.allows_request(&SessionRequest::Exec(b"cat /etc/shadow")));
         assert!(p.allows_request(&SessionRequest::Shell));
     }
 }

@@ -4,11 +4,13 @@
 //! No I/O, no async, no clock: `now` and the session's start are passed in, so
 //! every rule is a table-driven unit test.
 
+pub mod command;
 mod exec;
 mod gate;
 pub mod lock;
 pub mod window;
 
+pub use command::{ExecKind, Transfer, classify as classify_exec};
 pub use exec::{ExecRules, glob};
 pub use gate::{ChannelKind, PERMISSION_NAMES, Permissions, SessionRequest, env_allowed};
 pub use lock::{Lock, LockScope, Subject};

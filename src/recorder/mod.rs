@@ -215,8 +215,11 @@ impl Ctx {
             }
             Request::Shell => self.open(ChannelKind::Shell, None).await,
             Request::Exec(cmd) => {
+                self.transfer = matches!(
+                    crate::policy::classify_exec(&cmd),
+                    crate::policy::ExecKind::Transfer(_)
+                );
                 let cmd = String::from_utf8_lossy(&cmd).to_string();
-                self.transfer = is_transfer_command(&cmd);
                 // Piped stdin of a non-interactive exec is only counted.
                 self.up_data
                     .store(self.interactive, std::sync::atomic::Ordering::Relaxed);
@@ -427,25 +430,5 @@ impl Ctx {
         self.session
             .set_end_reason(&format!("recording failed: {e}"));
         self.session.cancel.cancel();
-    }
-}
-
-/// `scp -t/-f` (legacy scp) and `rsync --server` move files; their bytes are
-/// transfers, not terminal output.
-fn is_transfer_command(cmd: &str) -> bool {
-    let first = cmd.split_whitespace().next().unwrap_or("");
-    (first == "scp" && cmd.split_whitespace().any(|w| w == "-t" || w == "-f"))
-        || (first == "rsync" && cmd.contains("--server"))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn transfer_commands() {
-        assert!(super::is_transfer_command("scp -t /tmp/x"));
-        assert!(super::is_transfer_command(
-            "rsync --server -logDtpre.iLsfxCIvu . x/"
-        ));
-        assert!(!super::is_transfer_command("ls -t"));
     }
 }

@@ -59,6 +59,10 @@ pub struct Session {
     upstream: OnceCell<Arc<Upstream>>,
     recorded: AtomicBool,
     end_reason: Mutex<Option<String>>,
+    /// What the grant allows now: the login-time decision, replaced by each
+    /// re-check (`enforce`), so a narrowed grant holds for every new channel
+    /// and request of a live connection, ControlMaster included.
+    current: Mutex<Permissions>,
 }
 
 /// A refusal: `user` is shown to the client, `log` goes to the bastion's log.
@@ -97,6 +101,7 @@ impl Session {
                 )
             }
         };
+        let current = Mutex::new(login_permissions(&destination));
         Session {
             id: new_id(),
             user,
@@ -113,19 +118,26 @@ impl Session {
             upstream: OnceCell::new(),
             recorded: AtomicBool::new(false),
             end_reason: Mutex::new(None),
+            current,
         }
     }
 
+    /// What the session may do now (see `current`). A poisoned lock
+    /// allows nothing (fail closed).
     pub fn permissions(&self) -> Permissions {
-        match &self.destination {
-            Destination::Target { allow, .. } => allow.permissions.clone(),
-            // The menu is a local shell-like channel; nothing is forwarded.
-            Destination::Menu(_) | Destination::Refused(_) => Permissions {
-                pty: true,
-                shell: true,
-                exec: true,
-                ..Permissions::none()
-            },
+        self.current
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_else(|_| Permissions::none())
+    }
+
+    /// Takes a re-check's permissions for every later channel and request.
+    pub fn set_permissions(&self, now: Permissions) {
+        if let Ok(mut p) = self.current.lock()
+            && *p != now
+        {
+            tracing::info!(session = %self.id, from = %p.names(), to = %now.names(), "grant changed; new permissions apply");
+            *p = now;
         }
     }
 
@@ -426,6 +438,20 @@ impl Session {
         self.audit_end(&target, &reason, end.bytes_up, end.bytes_down)
             .await;
         tracing::info!(session = %self.id, reason = %reason, bytes_up = end.bytes_up, bytes_down = end.bytes_down, "session ended");
+    }
+}
+
+/// What a destination allows at login.
+fn login_permissions(destination: &Destination) -> Permissions {
+    match destination {
+        Destination::Target { allow, .. } => allow.permissions.clone(),
+        // The menu is a local shell-like channel; nothing is forwarded.
+        Destination::Menu(_) | Destination::Refused(_) => Permissions {
+            pty: true,
+            shell: true,
+            exec: true,
+            ..Permissions::none()
+        },
     }
 }
 

@@ -2,14 +2,48 @@
 //! the policy gate to every request on the way in.
 
 use crate::bridge::{Frame, FrameSink, FrameSource, Request, SinkClosed};
-use crate::policy::{Permissions, SessionRequest};
 use crate::upstream::{sig_from_name, sig_name};
 use russh::server::{Handle, Msg};
 use russh::{ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+use tokio::sync::mpsc;
 
+/// A request that needs the gate's yes before it may reach the target, as
+/// both russh's channel queue and the handler's callback see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asked {
+    Pty,
+    Shell,
+    Exec(Vec<u8>),
+    Subsystem(String),
+    Env(String),
+    Agent,
+}
+
+/// The handler's decision on one request, in the order requests arrived.
+#[derive(Debug)]
+pub struct Verdict {
+    pub asked: Asked,
+    pub allowed: bool,
+}
+
+/// How many decided requests may wait for a channel's bridge to take them.
+/// Past this the handler waits (the client is flooding requests).
+pub const VERDICTS: usize = 32;
+
+pub fn verdicts() -> (mpsc::Sender<Verdict>, mpsc::Receiver<Verdict>) {
+    mpsc::channel(VERDICTS)
+}
+
+/// russh puts a request in the channel's queue *before* it calls the
+/// handler's callback, so the bridge would forward a request before the
+/// handler had decided it. The handler is therefore the one place that
+/// decides (permissions held now, locks, command rules) and answers the
+/// client; this source forwards a request only after the handler's verdict
+/// for exactly that request said yes. Without a verdict queue (forwards)
+/// every request is refused.
 pub struct ClientSource {
     rx: ChannelReadHalf,
-    perms: Permissions,
+    verdicts: Option<mpsc::Receiver<Verdict>>,
 }
 
 pub struct ClientSink {
@@ -21,23 +55,28 @@ pub struct ClientSink {
 pub fn split(
     ch: russh::Channel<Msg>,
     handle: Handle,
-    perms: Permissions,
+    verdicts: Option<mpsc::Receiver<Verdict>>,
 ) -> (ClientSource, ClientSink) {
     let id = ch.id();
     let (rx, tx) = ch.split();
-    (ClientSource { rx, perms }, ClientSink { tx, handle, id })
+    (ClientSource { rx, verdicts }, ClientSink { tx, handle, id })
+}
+
+/// What the bridge does with one message from the client.
+enum Gated {
+    Frame(Frame),
+    /// Forwarded only if the handler's verdict on `Asked` said yes.
+    Ask(Asked, Request),
+    Drop,
 }
 
 impl ClientSource {
-    /// The request as the bridge carries it, if the gate lets it through.
-    /// The reply to the client was given from the same gate in the handler.
-    fn gate(&self, msg: ChannelMsg) -> Option<Frame> {
-        let p = &self.perms;
-        let req = match msg {
-            ChannelMsg::Data { data } => return Some(Frame::Data(data)),
-            ChannelMsg::ExtendedData { data, ext: 1 } => return Some(Frame::Stderr(data)),
-            ChannelMsg::Eof => return Some(Frame::Eof),
-            ChannelMsg::Close => return Some(Frame::Close),
+    fn classify(msg: ChannelMsg) -> Gated {
+        let (asked, req) = match msg {
+            ChannelMsg::Data { data } => return Gated::Frame(Frame::Data(data)),
+            ChannelMsg::ExtendedData { data, ext: 1 } => return Gated::Frame(Frame::Stderr(data)),
+            ChannelMsg::Eof => return Gated::Frame(Frame::Eof),
+            ChannelMsg::Close => return Gated::Frame(Frame::Close),
             ChannelMsg::RequestPty {
                 term,
                 col_width,
@@ -46,56 +85,74 @@ impl ClientSource {
                 pix_height,
                 terminal_modes,
                 ..
-            } if p.allows_request(&SessionRequest::Pty) => Request::Pty {
-                term,
-                cols: col_width,
-                rows: row_height,
-                pix_width,
-                pix_height,
-                modes: terminal_modes
-                    .into_iter()
-                    .map(|(m, v)| (m as u8, v))
-                    .collect(),
-            },
-            ChannelMsg::RequestShell { .. } if p.allows_request(&SessionRequest::Shell) => {
-                Request::Shell
+            } => (
+                Asked::Pty,
+                Request::Pty {
+                    term,
+                    cols: col_width,
+                    rows: row_height,
+                    pix_width,
+                    pix_height,
+                    modes: terminal_modes
+                        .into_iter()
+                        .map(|(m, v)| (m as u8, v))
+                        .collect(),
+                },
+            ),
+            ChannelMsg::RequestShell { .. } => (Asked::Shell, Request::Shell),
+            ChannelMsg::Exec { command, .. } => {
+                (Asked::Exec(command.clone()), Request::Exec(command))
             }
-            ChannelMsg::Exec { command, .. }
-                if p.allows_request(&SessionRequest::Exec(&command)) =>
-            {
-                Request::Exec(command)
-            }
-            ChannelMsg::RequestSubsystem { name, .. }
-                if p.allows_request(&SessionRequest::Subsystem(&name)) =>
-            {
-                Request::Subsystem(name)
+            ChannelMsg::RequestSubsystem { name, .. } => {
+                (Asked::Subsystem(name.clone()), Request::Subsystem(name))
             }
             ChannelMsg::SetEnv {
                 variable_name,
                 variable_value,
                 ..
-            } if p.allows_request(&SessionRequest::Env(&variable_name)) => Request::Env {
-                name: variable_name,
-                value: variable_value,
-            },
+            } => (
+                Asked::Env(variable_name.clone()),
+                Request::Env {
+                    name: variable_name,
+                    value: variable_value,
+                },
+            ),
+            ChannelMsg::AgentForward { .. } => (Asked::Agent, Request::AgentForward),
+            // Carry no authority of their own: they only affect what runs.
             ChannelMsg::WindowChange {
                 col_width,
                 row_height,
                 pix_width,
                 pix_height,
-            } => Request::WindowChange {
-                cols: col_width,
-                rows: row_height,
-                pix_width,
-                pix_height,
-            },
-            ChannelMsg::Signal { signal } => Request::Signal(sig_name(&signal)),
-            ChannelMsg::AgentForward { .. } if p.allows_request(&SessionRequest::AgentForward) => {
-                Request::AgentForward
+            } => {
+                return Gated::Frame(Frame::Request(Request::WindowChange {
+                    cols: col_width,
+                    rows: row_height,
+                    pix_width,
+                    pix_height,
+                }));
             }
-            _ => return None,
+            ChannelMsg::Signal { signal } => {
+                return Gated::Frame(Frame::Request(Request::Signal(sig_name(&signal))));
+            }
+            _ => return Gated::Drop,
         };
-        Some(Frame::Request(req))
+        Gated::Ask(asked, req)
+    }
+
+    /// Waits for the handler's verdict on `asked`; `None` when the channel
+    /// is over. A verdict for another request than this one means the two
+    /// queues disagree: refuse (fail closed).
+    async fn verdict(&mut self, asked: &Asked) -> Option<bool> {
+        let Some(v) = self.verdicts.as_mut() else {
+            return Some(false);
+        };
+        let verdict = v.recv().await?;
+        if verdict.asked != *asked {
+            tracing::error!(expected = ?asked, got = ?verdict.asked, "gate verdicts out of step; refusing");
+            return Some(false);
+        }
+        Some(verdict.allowed)
     }
 }
 
@@ -103,8 +160,14 @@ impl FrameSource for ClientSource {
     async fn recv(&mut self) -> Option<Frame> {
         loop {
             let msg = self.rx.wait().await?;
-            if let Some(f) = self.gate(msg) {
-                return Some(f);
+            match Self::classify(msg) {
+                Gated::Frame(f) => return Some(f),
+                Gated::Ask(asked, req) => {
+                    if self.verdict(&asked).await? {
+                        return Some(Frame::Request(req));
+                    }
+                }
+                Gated::Drop => {}
             }
         }
     }

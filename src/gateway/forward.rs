@@ -11,7 +11,7 @@ use crate::forward::capture::{self, CaptureCtx};
 use crate::forward::resolve::{self, Resolved};
 use crate::forward::upload::Upload;
 use crate::forward::{ForwardKind, ForwardMeta, show};
-use crate::policy::{ChannelKind, Permissions};
+use crate::policy::ChannelKind;
 use crate::session::{Destination, Session};
 use russh::server::{ChannelOpenHandle, Handle, Msg};
 use russh::{Channel, ChannelId, ChannelOpenFailure};
@@ -337,7 +337,7 @@ async fn via_upstream(
     reply.accept().await;
     s.enforce();
     let why = Mutex::new(None);
-    let client = channel::split(channel, handle, Permissions::none());
+    let client = channel::split(channel, handle, None);
     let reason = relay(&s, client, far, true, counters.clone(), cancel, tap, &why).await;
     audit_close(&app, m, started, &counters, &reason).await;
 }

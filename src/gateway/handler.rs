@@ -1,21 +1,24 @@
 //! The russh `Handler`: translates callbacks into auth, policy and session calls.
 
 use super::channel;
+use super::channel::{Asked, Verdict};
 use super::limits::Slot;
 use super::login::{FirstFactor, first_factor_methods};
 use super::menu;
 use crate::app::App;
 use crate::bridge;
-use crate::policy::{Permissions, SessionRequest};
+use crate::policy::{ChannelKind, SessionRequest};
 use crate::session::{Destination, Session};
 use russh::server::{
     Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Response, Session as SshSession,
     VerifiedPublicKey,
 };
 use russh::{Channel, ChannelId, ChannelOpenFailure, Pty, Sig};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// State the connection task shares with the handler russh owns.
@@ -58,6 +61,9 @@ pub struct Connection {
     /// Set when this connection runs nested in another's channel (ProxyJump).
     pub(super) jump: Option<super::jump::Outer>,
     forwards: Arc<super::forward::Forwards>,
+    /// Per open session channel: where the handler's decisions go to the
+    /// channel's bridge, which forwards only what was decided yes.
+    verdicts: HashMap<ChannelId, mpsc::Sender<Verdict>>,
 }
 
 impl Connection {
@@ -77,6 +83,7 @@ impl Connection {
             jump_keys,
             jump: None,
             forwards: Arc::default(),
+            verdicts: HashMap::new(),
         }
     }
 
@@ -99,6 +106,7 @@ impl Connection {
             jump_keys,
             jump: Some(outer),
             forwards: Arc::default(),
+            verdicts: HashMap::new(),
         }
     }
 
@@ -115,24 +123,77 @@ impl Connection {
         self.shared.clone()
     }
 
-    fn permissions(&self) -> Option<Permissions> {
-        self.shared.session().map(|s| s.permissions())
+    /// The one decision on a session-channel request: the permissions the
+    /// grant gives now, then (for what starts something on the target) locks
+    /// and command rules. Decided here, before anything is forwarded: the
+    /// channel's bridge waits for this verdict (see `channel::ClientSource`).
+    async fn decide(&self, req: &SessionRequest<'_>) -> bool {
+        let Some(s) = self.shared.session() else {
+            return false;
+        };
+        if !s.permissions().allows_request(req) {
+            return false;
+        }
+        if !matches!(
+            req,
+            SessionRequest::Shell | SessionRequest::Exec(_) | SessionRequest::Subsystem(_)
+        ) {
+            return true;
+        }
+        if let SessionRequest::Exec(cmd) = req
+            && !self.app.config.lockdown.rules.is_empty()
+            && crate::lockdown::rules::on_command(
+                &self.app,
+                &s.seen(),
+                &String::from_utf8_lossy(cmd),
+            )
+            .await
+        {
+            tracing::warn!(session = %s.id, "exec refused: a lockdown rule ended the session");
+            return false;
+        }
+        // A rule may have locked the user or target just now, as may anyone.
+        s.lock_check().is_ok()
     }
 
-    fn answer(
-        &self,
+    /// Decides `req`, answers the client and hands the verdict to the
+    /// channel's bridge.
+    async fn gate(
+        &mut self,
         channel: ChannelId,
         req: SessionRequest<'_>,
         session: &mut SshSession,
-    ) -> Result<(), russh::Error> {
-        let allowed = self.permissions().is_some_and(|p| p.allows_request(&req));
+    ) -> Result<bool, russh::Error> {
+        let allowed = self.decide(&req).await;
+        if let Some(asked) = asked(&req)
+            && let Some(tx) = self.verdicts.get(&channel)
+            && tx.send(Verdict { asked, allowed }).await.is_err()
+        {
+            self.verdicts.remove(&channel);
+        }
         if allowed {
-            session.channel_success(channel)
+            session.channel_success(channel)?;
         } else {
             tracing::info!(source = %self.peer, request = ?req, "channel request refused by policy");
-            session.channel_failure(channel)
+            session.channel_failure(channel)?;
         }
+        Ok(allowed)
     }
+}
+
+/// The request as the channel's bridge sees it, for those it forwards.
+fn asked(req: &SessionRequest<'_>) -> Option<Asked> {
+    Some(match req {
+        SessionRequest::Pty => Asked::Pty,
+        SessionRequest::Shell => Asked::Shell,
+        SessionRequest::Exec(c) => Asked::Exec(c.to_vec()),
+        SessionRequest::Subsystem(n) => Asked::Subsystem((*n).to_string()),
+        SessionRequest::Env(n) => Asked::Env((*n).to_string()),
+        SessionRequest::AgentForward => Asked::Agent,
+        SessionRequest::WindowChange | SessionRequest::Signal | SessionRequest::X11 => {
+            return None;
+        }
+    })
 }
 
 impl Handler for Connection {
@@ -259,12 +320,22 @@ impl Handler for Connection {
         if let Err(refusal) = s.lock_check() {
             return reject(reply, refusal.user).await;
         }
+        // Nothing a session channel could carry is allowed: refuse it here,
+        // without dialling the target.
+        if matches!(s.destination, Destination::Target { .. })
+            && !s.permissions().allows_channel(&ChannelKind::Session)
+        {
+            tracing::info!(session = %s.id, user = %s.user, "session channel refused: the grant allows no shell, exec or file transfer");
+            let text = "portcullis: your grant allows no shell, command or file transfer on this target (only forwarding)";
+            return reject(reply, text.into()).await;
+        }
         let handle = session.handle();
-        let perms = s.permissions();
+        let (tx, rx) = channel::verdicts();
+        self.verdicts.insert(channel.id(), tx);
         match s.destination.clone() {
             Destination::Menu(targets) => {
                 reply.accept().await;
-                let (src, sink) = channel::split(channel, handle, perms);
+                let (src, sink) = channel::split(channel, handle, Some(rx));
                 tokio::spawn(menu::serve(src, sink, s.clone(), targets));
             }
             Destination::Refused(msg) => {
@@ -277,7 +348,7 @@ impl Handler for Connection {
                     .await;
             }
             Destination::Target { .. } => {
-                tokio::spawn(bridge_channel(s, channel, reply, handle, perms));
+                tokio::spawn(bridge_channel(s, channel, reply, handle, rx));
             }
         }
         Ok(())
@@ -336,7 +407,8 @@ impl Handler for Connection {
         _modes: &[(Pty, u32)],
         session: &mut SshSession,
     ) -> Result<(), Self::Error> {
-        self.answer(channel, SessionRequest::Pty, session)
+        self.gate(channel, SessionRequest::Pty, session).await?;
+        Ok(())
     }
 
     async fn x11_request(
@@ -348,7 +420,10 @@ impl Handler for Connection {
         _x11_screen_number: u32,
         session: &mut SshSession,
     ) -> Result<(), Self::Error> {
-        self.answer(channel, SessionRequest::X11, session)
+        // Not carried: the bastion neither forwards nor records X11, so the
+        // request is refused whatever the grant says.
+        tracing::info!(source = %self.peer, "x11 forwarding refused (not supported)");
+        session.channel_failure(channel)
     }
 
     async fn env_request(
@@ -358,7 +433,9 @@ impl Handler for Connection {
         _value: &str,
         session: &mut SshSession,
     ) -> Result<(), Self::Error> {
-        self.answer(channel, SessionRequest::Env(name), session)
+        self.gate(channel, SessionRequest::Env(name), session)
+            .await?;
+        Ok(())
     }
 
     async fn shell_request(
@@ -366,7 +443,8 @@ impl Handler for Connection {
         channel: ChannelId,
         session: &mut SshSession,
     ) -> Result<(), Self::Error> {
-        self.answer(channel, SessionRequest::Shell, session)
+        self.gate(channel, SessionRequest::Shell, session).await?;
+        Ok(())
     }
 
     async fn exec_request(
@@ -375,15 +453,9 @@ impl Handler for Connection {
         data: &[u8],
         session: &mut SshSession,
     ) -> Result<(), Self::Error> {
-        let command = String::from_utf8_lossy(data);
-        if let Some(s) = self.shared.session()
-            && !self.app.config.lockdown.rules.is_empty()
-            && crate::lockdown::rules::on_command(&self.app, &s.seen(), &command).await
-        {
-            tracing::warn!(session = %s.id, "exec refused: a lockdown rule ended the session");
-            return session.channel_failure(channel);
-        }
-        self.answer(channel, SessionRequest::Exec(data), session)
+        self.gate(channel, SessionRequest::Exec(data), session)
+            .await?;
+        Ok(())
     }
 
     async fn subsystem_request(
@@ -392,7 +464,9 @@ impl Handler for Connection {
         name: &str,
         session: &mut SshSession,
     ) -> Result<(), Self::Error> {
-        self.answer(channel, SessionRequest::Subsystem(name), session)
+        self.gate(channel, SessionRequest::Subsystem(name), session)
+            .await?;
+        Ok(())
     }
 
     async fn window_change_request(
@@ -404,7 +478,10 @@ impl Handler for Connection {
         _pix_height: u32,
         session: &mut SshSession,
     ) -> Result<(), Self::Error> {
-        self.answer(channel, SessionRequest::WindowChange, session)
+        if self.shared.session().is_some() {
+            session.channel_success(channel)?;
+        }
+        Ok(())
     }
 
     async fn agent_request(
@@ -413,8 +490,8 @@ impl Handler for Connection {
         session: &mut SshSession,
     ) -> Result<bool, Self::Error> {
         let allowed = self
-            .permissions()
-            .is_some_and(|p| p.allows_request(&SessionRequest::AgentForward));
+            .gate(channel, SessionRequest::AgentForward, session)
+            .await?;
         tracing::debug!(?channel, allowed, "agent forwarding requested");
         if let (true, Some(s)) = (allowed, self.shared.session()) {
             let fw = self.forwards.clone();
@@ -456,6 +533,7 @@ impl Handler for Connection {
         if let Some(up) = self.forwards.take_upload(channel) {
             up.close();
         }
+        self.verdicts.remove(&channel);
         Ok(())
     }
 
@@ -506,12 +584,12 @@ async fn bridge_channel(
     channel: Channel<Msg>,
     reply: ChannelOpenHandle,
     handle: russh::server::Handle,
-    perms: Permissions,
+    verdicts: mpsc::Receiver<channel::Verdict>,
 ) {
     match s.open_channel().await {
         Ok(upstream) => {
             reply.accept().await;
-            let client = channel::split(channel, handle, perms);
+            let client = channel::split(channel, handle, Some(verdicts));
             s.enforce();
             let notices = Some(s.notices.subscribe());
             let tap = Some(crate::recorder::start(

@@ -256,7 +256,11 @@ impl Connection {
         session.register();
         tracing::info!(source = %self.peer, user = %outer.user, request = %req, via = %outer.via_session,
             "jump: nested login accepted");
-        let _ = self.shared.session.set(Arc::new(session));
+        let session = Arc::new(session);
+        // From login, not from the first channel: a connection that opens
+        // channels later (a ControlMaster) must meet the grant of that time.
+        session.enforce();
+        let _ = self.shared.session.set(session);
         Auth::Accept
     }
 

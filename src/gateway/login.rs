@@ -282,7 +282,11 @@ impl Connection {
         }
         session.register();
         tracing::info!(source = %self.peer, user = %req.user, request = %req, factors, "login succeeded");
-        let _ = self.shared.session.set(Arc::new(session));
+        let session = Arc::new(session);
+        // From login, not from the first channel: a connection that opens
+        // channels later (a ControlMaster) must meet the grant of that time.
+        session.enforce();
+        let _ = self.shared.session.set(session);
         self.preauth = None;
         self.first_factor = None;
         Auth::Accept

@@ -232,7 +232,7 @@ async fn relay_back(
     };
     reply.accept().await;
     let why = Mutex::new(None);
-    let client = super::channel::split(client, handle, crate::policy::Permissions::none());
+    let client = super::channel::split(client, handle, None);
     let reason = forward::relay(
         &s,
         client,

@@ -12,7 +12,7 @@ use crate::app::{App, now_ms};
 use crate::bridge::Counters;
 use crate::forward::upload::Upload;
 use crate::forward::{ForwardKind, show, tcp};
-use crate::policy::{Allow, ChannelKind, Permissions};
+use crate::policy::{Allow, ChannelKind};
 use crate::registry::LiveSession;
 use crate::session::Session;
 use crate::store::KindedTarget;
@@ -188,7 +188,7 @@ pub(super) async fn to_tcp_target(
     ));
     let reason = match far {
         Far::Bridged(stream) => {
-            let client = channel::split(channel, handle, Permissions::none());
+            let client = channel::split(channel, handle, None);
             let far = tcp::split(stream);
             let c = cancel.clone();
             relay(&s, client, far, false, counters.clone(), c, tap, &why).await
@@ -196,7 +196,7 @@ pub(super) async fn to_tcp_target(
         Far::Inline(source, close, up) => {
             // The channel's own queue is dropped: russh's sends to it then
             // fail at once, and the handler feeds `up` instead.
-            let (unread, sink) = channel::split(channel, handle, Permissions::none());
+            let (unread, sink) = channel::split(channel, handle, None);
             drop(unread);
             let client = (up.frames(), sink);
             let relayed = relay(

@@ -168,11 +168,11 @@ fn permissions_come_from_the_chosen_grant() {
     assert!(!a.permissions.allows_request(&SessionRequest::Shell));
     assert!(
         a.permissions
-            .allows_request(&SessionRequest::Exec("uptime"))
+            .allows_request(&SessionRequest::Exec(b"uptime"))
     );
     assert!(
         !a.permissions
-            .allows_request(&SessionRequest::Exec("reboot"))
+            .allows_request(&SessionRequest::Exec(b"reboot"))
     );
     assert!(
         !a.permissions

@@ -78,7 +78,10 @@ async fn enforce(s: Arc<Session>) {
             match access::redecide(&s.app.store, &s.user, &target.name, &allow.login, s.started)
                 .await
             {
-                Ok(Ok(a)) => deadline = a.deadline,
+                Ok(Ok(a)) => {
+                    deadline = a.deadline;
+                    s.set_permissions(a.permissions);
+                }
                 Ok(Err(deny)) => {
                     let text = format!("access withdrawn: {deny}; this session ends now");
                     return s.end(&format!("grant withdrawn: {deny}"), &text).await;

@@ -164,7 +164,9 @@ impl Connection {
         req: SessionRequest<'_>,
         session: &mut SshSession,
     ) -> Result<bool, russh::Error> {
-        let allowed = self.decide(&req).await;
+        // Only channels this handler opened as session channels carry
+        // session requests; on any other (a forward) the answer is no.
+        let allowed = self.verdicts.contains_key(&channel) && self.decide(&req).await;
         if let Some(asked) = asked(&req)
             && let Some(tx) = self.verdicts.get(&channel)
             && tx.send(Verdict { asked, allowed }).await.is_err()

@@ -1,7 +1,70 @@
-//! Allow and deny lists for exec commands. A pattern matches the whole
-//! command string the target would run; `*` matches any run of characters
-//! (including none), `?` exactly one. Deny wins over allow; an empty allow
-//! list allows every command not denied.
+//! Allow and deny lists for exec commands, matched against the shell words
+//! the target's shell would see.
+//!
+//! # Patterns
+//!
+//! A pattern is split into words like a command (whitespace separates,
+//! quotes and backslashes group and escape). Each pattern word is a glob
+//! over exactly one command word: an unquoted `*` matches any run of
+//! characters (spaces and `/` included, within that one word), an unquoted
+//! `?` exactly one character; everything else, and a quoted or escaped `*`
+//! or `?`, matches itself. A final pattern word that is exactly `*` matches
+//! zero or more remaining words. So `systemctl status *` allows
+//! `systemctl status` and `systemctl status nginx sshd`; `pg_isready*`
+//! allows only the one word `pg_isready` (or `pg_isready2`), and
+//! `pg_isready *` allows it with any arguments.
+//!
+//! # Allow list
+//!
+//! With an allow list, a command must be one simple command the parser can
+//! judge, or it is refused whatever the patterns say: no unquoted `;` `&`
+//! `&&` `|` `||` `(` `)`, no redirection (`<` `>` `>>` `<(…)` ...), no
+//! newline, CR, NUL or other control character, no `$` or backtick outside
+//! single quotes (`$VAR`, `${…}`, `$(…)`, `$((…))`, `` `…` ``, `$'…'`, also
+//! inside double quotes), no unquoted brace expansion (`{sh,-c,id}` runs
+//! `sh -c id` in bash), no comment, no leading `NAME=value` (`PATH=/tmp x`
+//! changes which program runs), no unquoted `*` `?` `[` in the program word
+//! (`/bin/s?`), valid UTF-8, balanced quotes. Then its words must match a
+//! pattern word for word. The program word matches literally: `uptime`
+//! does not allow `/tmp/x/uptime`.
+//!
+//! # Deny list
+//!
+//! Deny wins, and a deny pattern matches more than the same allow pattern
+//! would (matching too much is the safe side of a deny list). A command is
+//! refused when a deny pattern matches the raw command string as a plain
+//! glob (the old meaning, so `*;*` still refuses any `;`, quoted or not), or
+//! when the pattern's words match a run of consecutive words anywhere in
+//! any simple command (split at operators and newlines, redirections
+//! removed), whatever follows the run; the run's first word also matches by
+//! its last path component. So `rm` and `rm *` both refuse `rm -rf /x`,
+//! `/bin/rm x`, `sudo rm x`, `X=1 rm x`, `ls; rm x` — and also `git rm x`
+//! and `ls /tmp/rm`. With a deny list, a command the parser cannot see
+//! through is refused: `$…` and backticks, unbalanced quotes, unquoted
+//! brace expansion, a pattern in a program word, control characters.
+//!
+//! Empty lists allow every command (the exec permission alone decides).
+//!
+//! # What an allow list is not
+//!
+//! It decides which command line may *start*; it is not a sandbox. Many
+//! programs run other programs: an allowed `less`, `more`, `man`, `vi`,
+//! `find … -exec`, `awk`, `sed e`, `git -c core.pager=…`, `tar
+//! --to-command`, `ssh`, `python`, `sudo`, `xargs` or any script the user
+//! can edit hands out a shell. A `*` in a pattern word matches `/` and
+//! `..` (`cat /var/log/*` also allows `cat /var/log/../../etc/shadow`), and
+//! unquoted pathname patterns in arguments expand on the target (a file
+//! named `--checkpoint-action=exec=sh x` turns `tar cf x.tar *` into a
+//! command). Matching assumes a POSIX shell on the target (sh, bash, dash,
+//! ksh, zsh); a login shell such as fish, csh or tcsh parses quotes,
+//! backslashes and some operators differently. A deny list is a tripwire
+//! for mistakes, not a barrier: `sh -c 'r''m x'`, `eval`, `xargs`, aliases,
+//! functions and scripts hide what runs. To really restrict what a login
+//! can do, restrict it on the target (a forced command in
+//! `authorized_keys`, sudoers, a restricted shell), or give an exec-only
+//! grant with a short list of fixed commands without `*`.
+
+use super::shell::{self, Script, Word};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecRules {
@@ -9,32 +72,294 @@ pub struct ExecRules {
     pub deny: Vec<String>,
 }
 
+/// A pattern that cannot be used as an exec allow or deny pattern.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error("an exec pattern must not be empty")]
+    Empty,
+    #[error("exec pattern {pattern:?} has an unterminated quote")]
+    UnterminatedQuote { pattern: String },
+    #[error("exec pattern {pattern:?} ends with a backslash")]
+    TrailingBackslash { pattern: String },
+    #[error("exec pattern {pattern:?} contains a control character (newline, CR, NUL...)")]
+    ControlCharacter { pattern: String },
+}
+
+/// Why the lists refuse a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecRefusal {
+    #[error("the command is not valid UTF-8")]
+    NotUtf8,
+    #[error("the command matches the deny pattern {0:?}")]
+    Denied(String),
+    #[error("the command cannot be parsed: {0}")]
+    Unparseable(shell::ShellError),
+    #[error("the command has a control character (newline, CR, NUL...)")]
+    Control,
+    #[error("the command uses an unquoted shell operator (; & | ( ))")]
+    Operator,
+    #[error("the command uses a redirection (< >)")]
+    Redirection,
+    #[error("the command has a newline")]
+    Newline,
+    #[error("the command uses $ or a backtick (expansion or substitution)")]
+    Expansion,
+    #[error("the command has a comment (#)")]
+    Comment,
+    #[error("the command uses brace expansion ({{…}})")]
+    Brace,
+    #[error("the command starts with a variable assignment")]
+    Assignment,
+    #[error("the program name is a pattern (* ? [)")]
+    ProgramPattern,
+    #[error("the command is empty")]
+    Empty,
+    #[error("the command matches no allow pattern")]
+    NotAllowed,
+}
+
 impl ExecRules {
     pub fn permits(&self, command: &[u8]) -> bool {
-        let Ok(command) = std::str::from_utf8(command) else {
-            return self.allow.is_empty() && self.deny.is_empty();
-        };
-        if self.deny.iter().any(|p| glob(p, command)) {
-            return false;
+        self.check(command).is_ok()
+    }
+
+    /// Decides a command, saying why it is refused.
+    pub fn check(&self, command: &[u8]) -> Result<(), ExecRefusal> {
+        if self.allow.is_empty() && self.deny.is_empty() {
+            return Ok(());
         }
-        self.allow.is_empty() || self.allow.iter().any(|p| glob(p, command))
+        let text = std::str::from_utf8(command).map_err(|_| ExecRefusal::NotUtf8)?;
+        if let Some(p) = self.deny.iter().find(|p| glob(p, text)) {
+            return Err(ExecRefusal::Denied(p.clone()));
+        }
+        let script = shell::parse(text).map_err(ExecRefusal::Unparseable)?;
+        if !self.deny.is_empty() {
+            opaque_to_deny(&script)?;
+            for p in &self.deny {
+                let Ok(pattern) = pattern_words(p) else {
+                    continue; // the raw glob above is all it can mean
+                };
+                if script.commands.iter().any(|c| denied_wordwise(&pattern, c)) {
+                    return Err(ExecRefusal::Denied(p.clone()));
+                }
+            }
+        }
+        if self.allow.is_empty() {
+            return Ok(());
+        }
+        let words = judgeable(&script)?;
+        let allowed = self
+            .allow
+            .iter()
+            .filter_map(|p| pattern_words(p).ok())
+            .any(|p| words_match(&p, &words, false));
+        if allowed {
+            Ok(())
+        } else {
+            Err(ExecRefusal::NotAllowed)
+        }
+    }
+
+    /// Whether `pattern` can be used in an allow or deny list.
+    pub fn check_pattern(pattern: &str) -> Result<(), PatternError> {
+        pattern_words(pattern).map(|_| ())
     }
 }
 
-/// Iterative wildcard match, linear in practice and never recursive, so a
-/// hostile command cannot blow the stack.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
+/// With a deny list: refuse what could hide a denied command from the
+/// word-wise match.
+fn opaque_to_deny(s: &Script) -> Result<(), ExecRefusal> {
+    if s.control {
+        return Err(ExecRefusal::Control);
+    }
+    if s.expansion {
+        return Err(ExecRefusal::Expansion);
+    }
+    if s.words().any(|w| w.brace) {
+        return Err(ExecRefusal::Brace);
+    }
+    if s.commands.iter().any(|c| c.first().is_some_and(|w| w.glob)) {
+        return Err(ExecRefusal::ProgramPattern);
+    }
+    Ok(())
+}
+
+/// With an allow list: the words of the one simple command, or why the
+/// command is not one the patterns can judge.
+fn judgeable(s: &Script) -> Result<Vec<&str>, ExecRefusal> {
+    let refusal = if s.control {
+        Some(ExecRefusal::Control)
+    } else if s.newline {
+        Some(ExecRefusal::Newline)
+    } else if s.expansion {
+        Some(ExecRefusal::Expansion)
+    } else if s.operator {
+        Some(ExecRefusal::Operator)
+    } else if s.redirection {
+        Some(ExecRefusal::Redirection)
+    } else if s.comment {
+        Some(ExecRefusal::Comment)
+    } else {
+        None
+    };
+    if let Some(r) = refusal {
+        return Err(r);
+    }
+    let [command] = s.commands.as_slice() else {
+        return Err(ExecRefusal::Empty);
+    };
+    if command.iter().any(|w| w.brace) {
+        return Err(ExecRefusal::Brace);
+    }
+    let Some(program) = command.first() else {
+        return Err(ExecRefusal::Empty);
+    };
+    if program.assignment {
+        return Err(ExecRefusal::Assignment);
+    }
+    if program.glob {
+        return Err(ExecRefusal::ProgramPattern);
+    }
+    Ok(command.iter().map(|w: &Word| w.text.as_str()).collect())
+}
+
+/// A deny pattern matches a run of words anywhere in a simple command.
+fn denied_wordwise(pattern: &[PatWord], command: &[Word]) -> bool {
+    let words: Vec<&str> = command.iter().map(|w| w.text.as_str()).collect();
+    (0..words.len()).any(|k| words_match(pattern, &words[k..], true))
+}
+
+/// One character of a pattern word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pat {
+    /// Unquoted `*`.
+    Any,
+    /// Unquoted `?`.
+    One,
+    Lit(char),
+}
+
+type PatWord = Vec<Pat>;
+
+/// Splits a pattern into words of glob characters: whitespace separates,
+/// single and double quotes and backslashes make characters literal. Shell
+/// operators and `$` in a pattern are just characters (a pattern is never
+/// run).
+fn pattern_words(pattern: &str) -> Result<Vec<PatWord>, PatternError> {
+    let err_quote = || PatternError::UnterminatedQuote {
+        pattern: pattern.to_string(),
+    };
+    if pattern.chars().any(|c| c != '\t' && c.is_control()) {
+        return Err(PatternError::ControlCharacter {
+            pattern: pattern.to_string(),
+        });
+    }
+    let mut out: Vec<PatWord> = Vec::new();
+    let mut word: PatWord = Vec::new();
+    let mut started = false;
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' => {
+                if started {
+                    out.push(std::mem::take(&mut word));
+                    started = false;
+                }
+                continue;
+            }
+            '\\' => match chars.next() {
+                Some(n) => word.push(Pat::Lit(n)),
+                None => {
+                    return Err(PatternError::TrailingBackslash {
+                        pattern: pattern.to_string(),
+                    });
+                }
+            },
+            '\'' => loop {
+                match chars.next() {
+                    Some('\'') => break,
+                    Some(q) => word.push(Pat::Lit(q)),
+                    None => return Err(err_quote()),
+                }
+            },
+            '"' => loop {
+                match chars.next() {
+                    Some('"') => break,
+                    Some('\\') => match chars.next() {
+                        Some(n @ ('$' | '`' | '"' | '\\')) => word.push(Pat::Lit(n)),
+                        Some(n) => {
+                            word.push(Pat::Lit('\\'));
+                            word.push(Pat::Lit(n));
+                        }
+                        None => return Err(err_quote()),
+                    },
+                    Some(q) => word.push(Pat::Lit(q)),
+                    None => return Err(err_quote()),
+                }
+            },
+            '*' => word.push(Pat::Any),
+            '?' => word.push(Pat::One),
+            other => word.push(Pat::Lit(other)),
+        }
+        started = true;
+    }
+    if started {
+        out.push(word);
+    }
+    if out.is_empty() {
+        return Err(PatternError::Empty);
+    }
+    Ok(out)
+}
+
+/// Pattern words against command words. A final pattern word that is
+/// exactly `*` matches zero or more remaining words. For a deny pattern
+/// (`deny`), words after the pattern's are always allowed (the pattern
+/// matches a prefix), and the first pattern word (if it has no `/`) also
+/// matches the first command word's last path component (`rm` catches
+/// `/bin/rm`).
+fn words_match(pattern: &[PatWord], words: &[&str], deny: bool) -> bool {
+    let (fixed, rest) = match pattern.split_last() {
+        Some((last, init)) if last.as_slice() == [Pat::Any] => (init, true),
+        _ => (pattern, false),
+    };
+    let basename = deny;
+    let count_ok = if rest || deny {
+        words.len() >= fixed.len()
+    } else {
+        words.len() == fixed.len()
+    };
+    if !count_ok {
+        return false;
+    }
+    fixed.iter().zip(words).enumerate().all(|(i, (p, w))| {
+        wildcard(p, w)
+            || (basename
+                && i == 0
+                && !p.contains(&Pat::Lit('/'))
+                && w.rsplit_once('/')
+                    .is_some_and(|(_, base)| wildcard(p, base)))
+    })
+}
+
+/// Iterative wildcard match of one pattern word against one text: never
+/// recursive, at most |pattern| × |text| steps (the single `*` backtrack
+/// point only moves forward), so a hostile command cannot blow the stack.
+fn wildcard(p: &[Pat], text: &str) -> bool {
     let t: Vec<char> = text.chars().collect();
     let (mut pi, mut ti) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
         match p.get(pi) {
-            Some('*') => {
+            Some(Pat::Any) => {
                 star = Some((pi, ti));
                 pi += 1;
             }
-            Some(c) if *c == '?' || *c == t[ti] => {
+            Some(Pat::One) => {
+                pi += 1;
+                ti += 1;
+            }
+            Some(Pat::Lit(c)) if *c == t[ti] => {
                 pi += 1;
                 ti += 1;
             }
@@ -48,12 +373,42 @@ pub fn glob(pattern: &str, text: &str) -> bool {
             },
         }
     }
-    p[pi..].iter().all(|c| *c == '*')
+    p[pi..].iter().all(|c| *c == Pat::Any)
+}
+
+/// The legacy raw match of a whole command string: `*` matches any run of
+/// characters (operators and newlines included), `?` exactly one, nothing
+/// is quoted. Still used for deny patterns, where matching more is safe.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<Pat> = pattern
+        .chars()
+        .map(|c| match c {
+            '*' => Pat::Any,
+            '?' => Pat::One,
+            c => Pat::Lit(c),
+        })
+        .collect();
+    wildcard(&p, text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ExecRefusal as R;
+
+    fn rules(allow: &[&str], deny: &[&str]) -> ExecRules {
+        ExecRules {
+            allow: allow.iter().map(|s| s.to_string()).collect(),
+            deny: deny.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn table(r: &ExecRules, cases: &[(&str, Result<(), ExecRefusal>)]) {
+        for (cmd, want) in cases {
+            assert_eq!(&r.check(cmd.as_bytes()), want, "{cmd:?} against {r:?}");
+            assert_eq!(r.permits(cmd.as_bytes()), want.is_ok(), "{cmd:?}");
+        }
+    }
 
     #[test]
     fn glob_table() {
@@ -68,27 +423,273 @@ mod tests {
             ("*.log", "tail /var/log/x.log", true),
             ("a*b*c", "a-b-x-c", true),
             ("a*b*c", "a-c-b", false),
+            ("*;*", "uptime; id", true),
+            ("*;*", "uptime && id", false),
         ];
         for (p, t, want) in cases {
             assert_eq!(glob(p, t), want, "{p:?} vs {t:?}");
         }
         assert!(!glob(&"*a".repeat(50), &"a".repeat(49)));
+        let long = "a".repeat(100_000);
+        assert!(!glob("*b*b*b*b*b*b*b*b", &long));
     }
 
     #[test]
-    fn deny_wins_and_empty_allow_allows() {
-        let r = ExecRules {
-            allow: vec![],
-            deny: vec!["rm *".into()],
-        };
-        assert!(r.permits(b"ls"));
-        assert!(!r.permits(b"rm -rf /tmp/x"));
-        let r = ExecRules {
-            allow: vec!["systemctl status *".into(), "uptime".into()],
-            deny: vec!["* --force*".into()],
-        };
-        assert!(r.permits(b"uptime"));
-        assert!(!r.permits(b"id"));
-        assert!(!r.permits(b"systemctl status x --force"));
+    fn an_allow_list_admits_one_plain_simple_command() {
+        let r = rules(&["echo *", "/bin/echo *"], &[]);
+        table(
+            &r,
+            &[
+                ("echo hi", Ok(())),
+                ("echo", Ok(())),
+                ("echo  hi\tthere", Ok(())),
+                // Quote removal and escapes: the parsed program is echo.
+                ("ec\\ho hi", Ok(())),
+                ("'echo' hi", Ok(())),
+                ("e\"ch\"o hi", Ok(())),
+                // One word `hi;id`: a literal argument, harmless.
+                ("echo hi\\;id", Ok(())),
+                ("echo 'hi; id' \"a|b\"", Ok(())),
+                ("echo '$(id)' \\$HOME '`id`'", Ok(())),
+                ("echo {}", Ok(())),
+                ("echo *.log", Ok(())),
+                // One word "echo hi" is not the program echo.
+                ("\"echo hi\"", Err(R::NotAllowed)),
+                ("'echo hi; id'", Err(R::NotAllowed)),
+                ("/usr/bin/echo hi", Err(R::NotAllowed)),
+                ("echo hi; id -un", Err(R::Operator)),
+                ("echo hi;id", Err(R::Operator)),
+                ("echo hi && id", Err(R::Operator)),
+                ("echo hi || id", Err(R::Operator)),
+                ("echo hi | sh", Err(R::Operator)),
+                ("echo hi |& sh", Err(R::Operator)),
+                ("echo hi & id", Err(R::Operator)),
+                ("(echo hi)", Err(R::Operator)),
+                ("echo hi\nid", Err(R::Newline)),
+                ("echo 'hi\nid'", Err(R::Newline)),
+                ("echo hi \\\nid", Err(R::Newline)),
+                ("echo hi\r", Err(R::Control)),
+                ("echo hi\0; id", Err(R::Control)),
+                ("echo \x1b[2J", Err(R::Control)),
+                ("echo $(id)", Err(R::Expansion)),
+                ("echo \"$(id)\"", Err(R::Expansion)),
+                ("echo `id`", Err(R::Expansion)),
+                ("echo \"`id`\"", Err(R::Expansion)),
+                ("echo ${PATH}", Err(R::Expansion)),
+                ("echo $HOME", Err(R::Expansion)),
+                ("echo $((1+1))", Err(R::Expansion)),
+                ("echo $'\\x3b id'", Err(R::Expansion)),
+                ("echo <(id)", Err(R::Expansion)),
+                ("echo hi > /tmp/x", Err(R::Redirection)),
+                ("echo hi >> ~/.bashrc", Err(R::Redirection)),
+                ("echo < /etc/shadow", Err(R::Redirection)),
+                ("echo hi 2>&1", Err(R::Redirection)),
+                ("{echo,hi}", Err(R::Brace)),
+                ("echo {a,b}", Err(R::Brace)),
+                ("echo x{1..3}", Err(R::Brace)),
+                ("PATH=/tmp echo hi", Err(R::Assignment)),
+                ("BASH_ENV=/tmp/x echo hi", Err(R::Assignment)),
+                ("# echo hi", Err(R::Comment)),
+                ("echo hi # x", Err(R::Comment)),
+                ("/bin/ech? hi", Err(R::ProgramPattern)),
+                ("/bin/ech* hi", Err(R::ProgramPattern)),
+                ("/bin/[e]cho hi", Err(R::ProgramPattern)),
+                (
+                    "echo 'hi",
+                    Err(R::Unparseable(shell::ShellError::UnterminatedSingleQuote)),
+                ),
+                (
+                    "echo hi\\",
+                    Err(R::Unparseable(shell::ShellError::TrailingBackslash)),
+                ),
+                ("", Err(R::Empty)),
+                ("   ", Err(R::Empty)),
+            ],
+        );
+        assert_eq!(r.check(b"echo \xff"), Err(R::NotUtf8));
+    }
+
+    #[test]
+    fn the_readme_example_means_what_it_says() {
+        // README: --exec-allow "pg_isready*" --exec-allow "uptime" --exec-deny "*;*"
+        let r = rules(&["pg_isready*", "uptime"], &["*;*"]);
+        table(
+            &r,
+            &[
+                ("pg_isready", Ok(())),
+                ("uptime", Ok(())),
+                ("pg_isready && sh", Err(R::Operator)),
+                ("pg_isready || sh", Err(R::Operator)),
+                ("pg_isready | sh", Err(R::Operator)),
+                ("pg_isready & sh", Err(R::Operator)),
+                ("pg_isready\nsh", Err(R::Newline)),
+                ("pg_isready `sh`", Err(R::Expansion)),
+                ("pg_isready $(sh)", Err(R::Expansion)),
+                ("uptime; id", Err(R::Denied("*;*".into()))),
+                // A pattern word covers one word: arguments need `pg_isready *`.
+                ("pg_isready -h db", Err(R::NotAllowed)),
+            ],
+        );
+        let r = rules(&["pg_isready *"], &[]);
+        table(
+            &r,
+            &[
+                ("pg_isready", Ok(())),
+                ("pg_isready -h db -p 5432", Ok(())),
+                ("pg_isready -h db && sh", Err(R::Operator)),
+                ("pg_isready_evil", Err(R::NotAllowed)),
+            ],
+        );
+    }
+
+    #[test]
+    fn pattern_words_are_globs_over_one_word() {
+        let r = rules(
+            &[
+                "systemctl status *",
+                "tail -n ? /var/log/*.log",
+                "grep 'a b' *",
+                "cat '*'",
+            ],
+            &[],
+        );
+        table(
+            &r,
+            &[
+                ("systemctl status", Ok(())),
+                ("systemctl status nginx sshd", Ok(())),
+                ("systemctl restart nginx", Err(R::NotAllowed)),
+                ("systemctl  status  nginx", Ok(())),
+                ("tail -n 5 /var/log/app.log", Ok(())),
+                ("tail -n 50 /var/log/app.log", Err(R::NotAllowed)),
+                ("tail -n 5 /var/log/app.log /etc/shadow", Err(R::NotAllowed)),
+                ("tail -n 5 '/var/log/a b.log'", Ok(())),
+                ("grep \"a b\" x", Ok(())),
+                ("grep a b x", Err(R::NotAllowed)),
+                ("cat '*'", Ok(())),
+                ("cat x", Err(R::NotAllowed)),
+            ],
+        );
+        let r = rules(&["*"], &[]);
+        table(
+            &r,
+            &[
+                ("anything at all", Ok(())),
+                ("anything; at all", Err(R::Operator)),
+            ],
+        );
+    }
+
+    #[test]
+    fn deny_wins_and_sees_through_quoting() {
+        let r = rules(&[], &["rm *", "*;*", "reboot"]);
+        let denied = |p: &str| Err(R::Denied(p.into()));
+        table(
+            &r,
+            &[
+                ("ls -l", Ok(())),
+                ("ls && df -h", Ok(())),
+                ("ls | grep x > /tmp/y", Ok(())),
+                ("echo 'r''m'x", Ok(())),
+                ("rm -rf /x", denied("rm *")),
+                ("rm", denied("rm *")),
+                ("/bin/rm x", denied("rm *")),
+                ("sudo rm x", denied("rm *")),
+                ("X=1 rm x", denied("rm *")),
+                ("r''m x", denied("rm *")),
+                ("\\rm x", denied("rm *")),
+                ("\"rm\" x", denied("rm *")),
+                ("ls && rm x", denied("rm *")),
+                ("ls | rm x", denied("rm *")),
+                ("ls\nrm x", denied("rm *")),
+                ("ls # x\nrm x", denied("rm *")),
+                ("{ rm x", denied("rm *")),
+                ("reboot", denied("reboot")),
+                ("sudo reboot now", denied("reboot")),
+                ("ls; id", denied("*;*")),
+                ("echo 'a;b'", denied("*;*")),
+                ("$(echo rm) x", Err(R::Expansion)),
+                ("`echo rm` x", Err(R::Expansion)),
+                ("$X -rf /", Err(R::Expansion)),
+                ("{rm,-rf,/}", Err(R::Brace)),
+                ("/bin/r? x", Err(R::ProgramPattern)),
+                (
+                    "echo 'rm x",
+                    Err(R::Unparseable(shell::ShellError::UnterminatedSingleQuote)),
+                ),
+                ("ls\r", Err(R::Control)),
+            ],
+        );
+        assert_eq!(r.check(b"ls \xff"), Err(R::NotUtf8));
+        let r = rules(&["systemctl status *", "uptime"], &["* --force*"]);
+        table(
+            &r,
+            &[
+                ("uptime", Ok(())),
+                ("id", Err(R::NotAllowed)),
+                (
+                    "systemctl status x --force",
+                    Err(R::Denied("* --force*".into())),
+                ),
+            ],
+        );
+        // Deny patterns are matched before the allow list is consulted.
+        let r = rules(&["sudo *"], &["sudo rm *"]);
+        table(
+            &r,
+            &[
+                ("sudo ls", Ok(())),
+                ("sudo rm x", Err(R::Denied("sudo rm *".into()))),
+                ("sudo /bin/rm x", Ok(())),
+            ],
+        );
+    }
+
+    #[test]
+    fn empty_lists_allow_everything() {
+        let r = ExecRules::default();
+        for c in [&b"anything; id"[..], b"\xff\xfe", b"$(id)", b""] {
+            assert!(r.permits(c));
+        }
+    }
+
+    #[test]
+    fn patterns_are_checked() {
+        for ok in [
+            "uptime",
+            "systemctl status *",
+            "*;*",
+            "grep 'a b' *",
+            "echo \"x\\\"y\"",
+            "a\\ b",
+            "''",
+        ] {
+            assert_eq!(ExecRules::check_pattern(ok), Ok(()), "{ok:?}");
+        }
+        assert_eq!(ExecRules::check_pattern(""), Err(PatternError::Empty));
+        assert_eq!(ExecRules::check_pattern(" \t "), Err(PatternError::Empty));
+        assert!(matches!(
+            ExecRules::check_pattern("echo 'x"),
+            Err(PatternError::UnterminatedQuote { .. })
+        ));
+        assert!(matches!(
+            ExecRules::check_pattern("echo \"x"),
+            Err(PatternError::UnterminatedQuote { .. })
+        ));
+        assert!(matches!(
+            ExecRules::check_pattern("echo x\\"),
+            Err(PatternError::TrailingBackslash { .. })
+        ));
+        assert!(matches!(
+            ExecRules::check_pattern("echo\nid"),
+            Err(PatternError::ControlCharacter { .. })
+        ));
+        // An unusable allow pattern allows nothing; an unusable deny pattern
+        // still works as a raw glob.
+        let r = rules(&["echo 'x"], &[]);
+        assert!(!r.permits(b"echo 'x"));
+        let r = rules(&[], &["*'*"]);
+        assert!(!r.permits(b"echo \"it's\""));
+        assert!(r.permits(b"echo hi"));
     }
 }

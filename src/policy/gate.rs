@@ -266,4 +266,95 @@ mod tests {
         assert!(!p.allows_request(&SessionRequest::Exec(b"cat /etc/shadow")));
         assert!(p.allows_request(&SessionRequest::Shell));
     }
+
+    /// Commands that look like a transfer but run something else: with a
+    /// file-transfer-only grant they must be refused, with exec they are
+    /// commands under the exec lists.
+    const DISGUISED: [&[u8]; 12] = [
+        b"scp -t . ; id",
+        b"scp -t .;id",
+        b"scp -t . </dev/null >/dev/null 2>&1; id",
+        b"scp -f x; echo SECRET",
+        b"scp -f x </dev/null >/dev/null 2>&1; echo SECRET",
+        b"scp -t $(id)",
+        b"scp -t `id`",
+        b"scp -t .\nid",
+        b"scp -t .\0; id",
+        b"rsync --server x; sh",
+        b"rsync --server -logDtpre.iLsfxCIvu . dest/ && sh",
+        b"rsync --server --daemon --config=/tmp/x .",
+    ];
+
+    #[test]
+    fn a_file_transfer_grant_runs_no_command() {
+        let sftp = Permissions::parse("sftp").unwrap();
+        for cmd in DISGUISED {
+            assert!(
+                !sftp.allows_request(&SessionRequest::Exec(cmd)),
+                "{:?} passed as a transfer",
+                String::from_utf8_lossy(cmd)
+            );
+        }
+        for real in [
+            &b"scp -t ."[..],
+            b"scp -v -r -p -d -t dest/",
+            b"scp -f -- -file",
+            b"rsync --server -logDtpre.iLsfxCIvu . dest/",
+            b"rsync --server --sender -logDtpre.iLsfxCIvu . src/",
+        ] {
+            assert!(
+                sftp.allows_request(&SessionRequest::Exec(real)),
+                "{:?}",
+                String::from_utf8_lossy(real)
+            );
+        }
+    }
+
+    #[test]
+    fn a_disguised_transfer_is_an_exec_under_its_lists() {
+        let mut p = Permissions::parse("exec,sftp").unwrap();
+        p.exec_rules = ExecRules {
+            allow: vec!["uptime".into()],
+            deny: vec![],
+        };
+        for cmd in DISGUISED {
+            assert!(
+                !p.allows_request(&SessionRequest::Exec(cmd)),
+                "{:?}",
+                String::from_utf8_lossy(cmd)
+            );
+        }
+        // A real transfer is not an exec: the lists do not apply to it.
+        assert!(p.allows_request(&SessionRequest::Exec(b"scp -t .")));
+        // Exec alone does not grant transfers.
+        let exec = Permissions::parse("exec").unwrap();
+        assert!(!exec.allows_request(&SessionRequest::Exec(b"scp -t .")));
+        assert!(exec.allows_request(&SessionRequest::Exec(b"scp -t . ; id")));
+    }
+
+    #[test]
+    fn an_allow_list_admits_no_second_command() {
+        let mut p = Permissions::parse("exec").unwrap();
+        p.exec_rules = ExecRules {
+            allow: vec!["echo *".into(), "pg_isready*".into()],
+            deny: vec!["*;*".into()],
+        };
+        for ok in [&b"echo hi"[..], b"pg_isready"] {
+            assert!(p.allows_request(&SessionRequest::Exec(ok)));
+        }
+        for bad in [
+            &b"echo hi; id -un"[..],
+            b"echo hi && id",
+            b"echo hi\nid",
+            b"echo $(id)",
+            b"pg_isready && sh",
+            b"pg_isready | sh",
+        ] {
+            assert!(
+                !p.allows_request(&SessionRequest::Exec(bad)),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 }

@@ -8,12 +8,14 @@ pub mod command;
 mod exec;
 mod gate;
 pub mod lock;
+mod shell;
 pub mod window;
 
 pub use command::{ExecKind, Transfer, classify as classify_exec};
-pub use exec::{ExecRules, glob};
+pub use exec::{ExecRefusal, ExecRules, PatternError, glob};
 pub use gate::{ChannelKind, PERMISSION_NAMES, Permissions, SessionRequest, env_allowed};
 pub use lock::{Lock, LockScope, Subject};
+pub use shell::ShellError;
 pub use window::{Schedule, WindowError};
 
 use jiff::Timestamp;

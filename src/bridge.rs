@@ -15,7 +15,8 @@ use bytes::Bytes;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// Everything that crosses a channel, in order.
@@ -110,12 +111,36 @@ pub trait FrameSink: Send {
 }
 
 /// A copy of a frame for the recorder, and when it crossed the bastion.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Tapped {
     pub dir: Direction,
     pub frame: Frame,
     pub at: std::time::Instant,
+    /// Set on a shell, exec or subsystem request from the client: the
+    /// request is forwarded only once the recorder answers through it.
+    pub ack: Option<Ack>,
 }
+
+/// The recorder's answer to a session request: the recording exists (its
+/// header durable, its row stored). Dropping it unanswered refuses the
+/// request: it is not forwarded and the channel ends.
+#[derive(Debug)]
+pub struct Ack(oneshot::Sender<()>);
+
+impl Ack {
+    pub fn recorded(self) {
+        // The bridge stopped waiting (timeout, cancel): nothing to tell.
+        let _ = self.0.send(());
+    }
+}
+
+/// Longest wait for the recorder's answer to a session request. A stuck
+/// disk must not hold a connection for ever; past this the request is
+/// refused, never forwarded unrecorded.
+#[cfg(not(test))]
+const ACK_TIMEOUT: Duration = Duration::from_secs(10);
+#[cfg(test)]
+const ACK_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Where a channel's frames are copied for recording. Bounded: a recorder
 /// slower than the network slows the channel, and a recorder that is gone
@@ -123,9 +148,9 @@ pub struct Tapped {
 #[derive(Debug, Clone)]
 pub struct Tap {
     pub tx: mpsc::Sender<Tapped>,
-    /// Whether the recorder wants the client's data bytes. It does not for a
-    /// non-interactive exec, whose stdin is piped data that it only counts;
-    /// skipping those copies keeps uploads off the recorder.
+    /// Whether the recorder wants the client's data bytes. A session
+    /// channel's recorder always does (stdin is recorded, or counted and
+    /// hashed past its cap); the switch stays for recorders that may not.
     pub up_data: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -391,9 +416,9 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
                 let (data, permits, rest) = gather(&mut rx, first.clone(), permit);
                 held = rest;
                 for b in &data {
-                    if !note(dir, &counters, tap.as_ref(), &Frame::Data(b.clone())).await {
-                        let _ = sink.send(Frame::Close).await;
-                        return ChannelEnd::Cancelled;
+                    let frame = Frame::Data(b.clone());
+                    if !note(dir, &counters, tap.as_ref(), &frame, &cancel).await {
+                        return fail_closed(&mut sink, &cancel).await;
                     }
                 }
                 let sent = tokio::select! {
@@ -408,10 +433,8 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
                 continue;
             }
             let _permit = permit;
-            if !note(dir, &counters, tap.as_ref(), &frame).await {
-                // The recorder is gone: fail closed.
-                let _ = sink.send(Frame::Close).await;
-                return ChannelEnd::Cancelled;
+            if !note(dir, &counters, tap.as_ref(), &frame, &cancel).await {
+                return fail_closed(&mut sink, &cancel).await;
             }
             let last = frame == Frame::Close;
             // A kill must not wait for a consumer that never takes the frame.
@@ -473,9 +496,36 @@ fn gather(
     (data, permits, None)
 }
 
+/// The recorder is gone or refused: the frame is not delivered, this side
+/// is closed, and the other direction ends too (nothing runs unrecorded).
+async fn fail_closed<K: FrameSink>(sink: &mut K, cancel: &CancellationToken) -> ChannelEnd {
+    cancel.cancel();
+    // Bounded: a stuck consumer may never take even this.
+    let close = sink.send(Frame::Close);
+    let _ = tokio::time::timeout(Duration::from_secs(1), close).await;
+    ChannelEnd::Cancelled
+}
+
+/// Whether a frame starts what runs on the channel: the target must not
+/// see it before the recording exists.
+fn starts_session(dir: Direction, frame: &Frame) -> bool {
+    dir == Direction::Up
+        && matches!(
+            frame,
+            Frame::Request(Request::Shell | Request::Exec(_) | Request::Subsystem(_))
+        )
+}
+
 /// Counts a frame and copies it to the recorder when it wants it; `false`
-/// when the recorder is gone.
-async fn note(dir: Direction, counters: &Counters, tap: Option<&Tap>, frame: &Frame) -> bool {
+/// when the recorder is gone, or, for a session request, did not answer
+/// that the recording exists within [`ACK_TIMEOUT`].
+async fn note(
+    dir: Direction,
+    counters: &Counters,
+    tap: Option<&Tap>,
+    frame: &Frame,
+    cancel: &CancellationToken,
+) -> bool {
     if let Frame::Data(b) | Frame::Stderr(b) = frame {
         let c = match dir {
             Direction::Up => &counters.up,
@@ -486,12 +536,32 @@ async fn note(dir: Direction, counters: &Counters, tap: Option<&Tap>, frame: &Fr
     let Some(tap) = tap.filter(|t| t.wants(dir, frame)) else {
         return true;
     };
-    let copy = Tapped {
+    let mut copy = Tapped {
         dir,
         frame: frame.clone(),
         at: std::time::Instant::now(),
+        ack: None,
     };
-    tap.tx.send(copy).await.is_ok()
+    if !starts_session(dir, frame) {
+        return tap.tx.send(copy).await.is_ok();
+    }
+    let (ack, answer) = oneshot::channel();
+    copy.ack = Some(Ack(ack));
+    let recorded = async { tap.tx.send(copy).await.is_ok() && answer.await.is_ok() };
+    tokio::select! {
+        r = tokio::time::timeout(ACK_TIMEOUT, recorded) => match r {
+            Ok(true) => true,
+            Ok(false) => {
+                tracing::error!("the recording could not be created: the request is not forwarded");
+                false
+            }
+            Err(_) => {
+                tracing::error!(timeout = ?ACK_TIMEOUT, "the recorder did not confirm the recording in time: the request is not forwarded");
+                false
+            }
+        },
+        _ = cancel.cancelled() => false,
+    }
 }
 
 /// The next notice, or never when there is no notice source (or it is gone).

@@ -226,3 +226,130 @@ async fn queued_data_is_gathered_in_order_and_stops_at_other_frames() {
     assert_eq!(counters.up.load(Ordering::Relaxed), 4);
     task.abort();
 }
+
+/// A recorder stand-in: the tap and the queue its copies arrive on.
+fn tap() -> (Tap, mpsc::Receiver<Tapped>) {
+    let (tx, rx) = mpsc::channel(16);
+    let up_data = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    (Tap { tx, up_data }, rx)
+}
+
+/// Starts a bridge with `tap`; returns the client's sender, the upstream's
+/// receiver, the client's receiver and the task.
+#[allow(clippy::type_complexity)]
+fn tapped_bridge(
+    tap: Tap,
+) -> (
+    mpsc::Sender<Frame>,
+    mpsc::Receiver<Frame>,
+    mpsc::Receiver<Frame>,
+    tokio::task::JoinHandle<ChannelEnd>,
+    mpsc::Sender<Frame>,
+) {
+    let (c_in, c_src, c_sink, c_out) = pair(16);
+    let (u_in, u_src, u_sink, u_out) = pair(16);
+    let task = tokio::spawn(run(
+        (c_src, c_sink),
+        (u_src, u_sink),
+        1 << 20,
+        Arc::new(Counters::default()),
+        CancellationToken::new(),
+        None,
+        Some(tap),
+    ));
+    (c_in, u_out, c_out, task, u_in)
+}
+
+/// The next copy the recorder gets.
+async fn copy(rx: &mut mpsc::Receiver<Tapped>) -> Tapped {
+    tokio::time::timeout(Duration::from_secs(2), rx.recv())
+        .await
+        .expect("a copy in time")
+        .expect("the bridge is alive")
+}
+
+/// Nothing reaches `rx` for a while.
+async fn quiet(rx: &mut mpsc::Receiver<Frame>, what: &str) {
+    let got = tokio::time::timeout(Duration::from_millis(150), rx.recv()).await;
+    assert!(got.is_err(), "{what}: {got:?}");
+}
+
+#[tokio::test]
+async fn a_session_request_waits_until_the_recording_exists() {
+    let (tap, mut rec) = tap();
+    let (c_in, mut u_out, _c_out, task, _u_in) = tapped_bridge(tap);
+    let pty = Frame::Request(Request::Pty {
+        term: "xterm".into(),
+        cols: 80,
+        rows: 24,
+        pix_width: 0,
+        pix_height: 0,
+        modes: Vec::new(),
+    });
+    // A pty request starts nothing: it is forwarded without an answer.
+    c_in.send(pty.clone()).await.unwrap();
+    assert!(copy(&mut rec).await.ack.is_none());
+    assert_eq!(u_out.recv().await, Some(pty));
+    let exec = Frame::Request(Request::Exec(b"id".to_vec()));
+    c_in.send(exec.clone()).await.unwrap();
+    c_in.send(Frame::Data(Bytes::from_static(b"stdin")))
+        .await
+        .unwrap();
+    let t = copy(&mut rec).await;
+    assert_eq!(t.frame, exec);
+    let ack = t.ack.expect("a session request asks for an answer");
+    quiet(&mut u_out, "forwarded before the recording existed").await;
+    ack.recorded();
+    assert_eq!(u_out.recv().await, Some(exec));
+    assert_eq!(
+        u_out.recv().await,
+        Some(Frame::Data(Bytes::from_static(b"stdin")))
+    );
+    task.abort();
+}
+
+#[tokio::test]
+async fn a_request_the_recorder_could_not_record_is_never_forwarded() {
+    for request in [
+        Request::Shell,
+        Request::Exec(b"id".to_vec()),
+        Request::Subsystem("sftp".into()),
+    ] {
+        let (tap, mut rec) = tap();
+        let (c_in, mut u_out, mut c_out, task, _u_in) = tapped_bridge(tap);
+        c_in.send(Frame::Request(request.clone())).await.unwrap();
+        // The recorder failed: its answer is dropped unsent.
+        drop(copy(&mut rec).await.ack.expect("asks"));
+        assert_eq!(u_out.recv().await, Some(Frame::Close), "{request:?}");
+        assert_eq!(c_out.recv().await, Some(Frame::Close), "{request:?}");
+        let end = tokio::time::timeout(Duration::from_secs(2), task).await;
+        assert_eq!(end.unwrap().unwrap(), ChannelEnd::Cancelled);
+        assert_eq!(u_out.recv().await, None, "{request:?} forwarded");
+    }
+}
+
+#[tokio::test]
+async fn a_recorder_that_never_answers_ends_the_channel_in_bounded_time() {
+    let (tap, mut rec) = tap();
+    let (c_in, mut u_out, _c_out, task, _u_in) = tapped_bridge(tap);
+    c_in.send(Frame::Request(Request::Shell)).await.unwrap();
+    let _held = copy(&mut rec).await.ack;
+    let end = tokio::time::timeout(ACK_TIMEOUT + Duration::from_secs(2), task).await;
+    assert_eq!(end.unwrap().unwrap(), ChannelEnd::Cancelled);
+    assert_eq!(u_out.recv().await, Some(Frame::Close));
+    assert_eq!(u_out.recv().await, None, "forwarded without a recording");
+}
+
+#[tokio::test]
+async fn a_gone_recorder_forwards_no_request() {
+    let (tap, rec) = tap();
+    drop(rec);
+    let (c_in, mut u_out, _c_out, task, _u_in) = tapped_bridge(tap);
+    c_in.send(Frame::Request(Request::Exec(b"id".to_vec())))
+        .await
+        .unwrap();
+    assert_eq!(u_out.recv().await, Some(Frame::Close));
+    let end = tokio::time::timeout(Duration::from_secs(2), task).await;
+    assert_eq!(end.unwrap().unwrap(), ChannelEnd::Cancelled);
+    assert_eq!(u_out.recv().await, None);
+}

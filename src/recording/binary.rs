@@ -1,12 +1,31 @@
-//! Binary output of non-interactive exec channels (`ssh host 'tar c /etc' >
-//! etc.tar`, `pg_dump -Fc`, `cat disk.img`): a file transfer in all but name.
-//! Its bytes are not terminal text (asciicast would store a NUL as six bytes
-//! and no player can show it), so like an SFTP transfer it is logged as an
-//! operation: a marker where the stream turns binary, and at the end its
-//! size and checksum (BLAKE3, see `checksum`), which the signed trailer then
-//! covers.
+//! Binary bytes inside a text stream: the output of a non-interactive exec
+//! (`ssh host 'tar c /etc' > etc.tar`, `pg_dump -Fc`) or its piped stdin.
+//! Their bytes are not terminal text (asciicast would store a NUL as six
+//! bytes and no player can show it), so a binary run is logged like a
+//! transfer: a marker where it starts, and where it ends its size, checksum
+//! (BLAKE3, see `checksum`) and a preview of the printable strings in it.
+//!
+//! A binary run never hides what follows it: text after it is recorded
+//! again. The switch back has hysteresis so that real binary (archives,
+//! images, compressed data) stays one run instead of thousands of events:
+//! a run ends only at [`TEXT_RUN`] bytes of terminal text, or a line of at
+//! least [`TEXT_LINE`] bytes ending in `'\n'`. In uniformly random bytes a
+//! byte is terminal text with probability about 0.43, so such a run starts
+//! by chance about once per 10^10 bytes.
+//!
+//! A character split across two chunks is not binary: the incomplete tail
+//! of a chunk is held until the next one decides it.
 
 use super::checksum::Checksum;
+
+/// Terminal text this long ends a binary run.
+pub const TEXT_RUN: usize = 64;
+/// A line of terminal text this long, `'\n'` included, ends a binary run.
+pub const TEXT_LINE: usize = 24;
+/// Printable strings kept per binary run, for its summary.
+pub const PREVIEW_BYTES: usize = 2048;
+/// Shortest printable string kept (as `strings(1)`).
+pub const MIN_STRING: usize = 4;
 
 /// Whether a chunk of output is not text: a NUL byte, or bytes that are not
 /// UTF-8 (an incomplete character at the very end is still text).
@@ -22,31 +41,564 @@ pub fn looks_binary(chunk: &[u8]) -> bool {
     }
 }
 
-/// Counts and hashes a binary stream.
-#[derive(Default)]
-pub struct BinaryStream {
-    bytes: u64,
-    sum: Checksum,
+/// What a [`Segmenter`] decided about the bytes it was given, in order.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// Whole UTF-8 text (never an incomplete character) to record as it is.
+    Text(&'a [u8]),
+    /// A binary run starts here; the text is the start marker's.
+    Started(String),
+    /// The binary run ended here.
+    Ended(RunSummary),
 }
 
-impl BinaryStream {
-    pub const STARTED: &'static str =
-        "binary output from here on: counted and hashed, not shown (like a file transfer)";
+/// A finished binary run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    label: &'static str,
+    pub bytes: u64,
+    /// `blake3 HEX`.
+    pub checksum: String,
+    /// Printable strings found in the run, `" | "` between them.
+    pub strings: String,
+    /// More strings were found than [`PREVIEW_BYTES`] keeps.
+    pub strings_cut: bool,
+}
 
-    pub fn push(&mut self, chunk: &[u8]) {
-        self.bytes += chunk.len() as u64;
-        self.sum.update(chunk);
+impl RunSummary {
+    /// The closing marker's text. `with_strings` is false where contents
+    /// are not recorded (the strings are contents).
+    pub fn line(&self, with_strings: bool) -> String {
+        let mut s = format!(
+            "binary {}: {} bytes {}",
+            self.label, self.bytes, self.checksum
+        );
+        if with_strings && !self.strings.is_empty() {
+            s.push_str("; strings: ");
+            s.push_str(&self.strings);
+            if self.strings_cut {
+                s.push_str(" | …");
+            }
+        }
+        s
+    }
+}
+
+/// Splits one byte stream into text and summarised binary runs.
+pub struct Segmenter {
+    /// What the markers call the stream: "output", "stderr", "input".
+    label: &'static str,
+    /// Bytes not decided yet: in text, an incomplete character at the end
+    /// of the last chunk (at most 3 bytes); in a binary run, the text at its
+    /// end still too short to end it (under [`TEXT_RUN`] + 3).
+    held: Vec<u8>,
+    run: Option<Box<Run>>,
+    /// Nothing decided yet. If the stream's first chunk turns binary before
+    /// its text proved itself (as text must to end a run), the run starts
+    /// at byte 0: a binary stream's first bytes are no text fragment. Text
+    /// is never held back for this (its time in the recording matters).
+    fresh: bool,
+}
+
+impl Segmenter {
+    pub fn new(label: &'static str) -> Self {
+        Segmenter {
+            label,
+            held: Vec::new(),
+            run: None,
+            fresh: true,
+        }
     }
 
-    /// The closing marker's text.
-    pub fn summary(self) -> String {
-        format!("binary output: {} bytes {}", self.bytes, self.sum.finish())
+    /// Whether the stream is inside a binary run.
+    pub fn in_binary(&self) -> bool {
+        self.run.is_some()
+    }
+
+    /// Takes the next chunk; `out` gets what it decided, in order.
+    pub fn push<E>(
+        &mut self,
+        chunk: &[u8],
+        out: &mut impl FnMut(Piece<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if self.held.is_empty() {
+            return self.scan(chunk, out);
+        }
+        // Rare in text (a split character), bounded in binary: one copy.
+        let mut joined = std::mem::take(&mut self.held);
+        joined.extend_from_slice(chunk);
+        self.scan(&joined, out)
+    }
+
+    /// The stream ended (or its end is near: EOF): held bytes are decided
+    /// and an open run is closed. Later bytes start a new decision.
+    pub fn finish<E>(&mut self, out: &mut impl FnMut(Piece<'_>) -> Result<(), E>) -> Result<(), E> {
+        let held = std::mem::take(&mut self.held);
+        match self.run.take() {
+            // Short text at the very end of a run stays in it.
+            Some(mut run) => {
+                run.push(&held);
+                out(Piece::Ended(run.summary(self.label)))
+            }
+            // A character the stream never completed: shown replaced.
+            None if !held.is_empty() => out(Piece::Text(String::from_utf8_lossy(&held).as_bytes())),
+            None => Ok(()),
+        }
+    }
+
+    fn scan<E>(
+        &mut self,
+        mut rest: &[u8],
+        out: &mut impl FnMut(Piece<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        loop {
+            let Some(run) = self.run.as_mut() else {
+                let (cut, binary) = match text_end(rest) {
+                    TextEnd::All => (rest.len(), false),
+                    TextEnd::Incomplete(at) => (at, false),
+                    TextEnd::Binary(at) => (at, true),
+                };
+                let (text, after) = split(rest, cut);
+                if std::mem::take(&mut self.fresh) && binary && !proves_text(text) {
+                    self.start_run(out)?;
+                    continue;
+                }
+                if !text.is_empty() {
+                    out(Piece::Text(text))?;
+                }
+                if !binary {
+                    self.held = after.to_vec();
+                    return Ok(());
+                }
+                self.start_run(out)?;
+                rest = after;
+                continue;
+            };
+            match text_start(rest) {
+                Found::At(at) => {
+                    let (binary, text) = split(rest, at);
+                    run.push(binary);
+                    let summary = run.summary(self.label);
+                    self.run = None;
+                    out(Piece::Ended(summary))?;
+                    rest = text;
+                }
+                Found::Tail(at) => {
+                    let (binary, tail) = split(rest, at);
+                    run.push(binary);
+                    self.held = tail.to_vec();
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+impl Segmenter {
+    fn start_run<E>(&mut self, out: &mut impl FnMut(Piece<'_>) -> Result<(), E>) -> Result<(), E> {
+        self.run = Some(Box::default());
+        out(Piece::Started(format!(
+            "binary {} from here on: counted and hashed, not shown, until text resumes",
+            self.label
+        )))
+    }
+}
+
+/// `d` cut at `at` (clamped to its length).
+fn split(d: &[u8], at: usize) -> (&[u8], &[u8]) {
+    d.split_at(at.min(d.len()))
+}
+
+enum TextEnd {
+    /// All of it is text.
+    All,
+    /// Text up to an incomplete character at the end.
+    Incomplete(usize),
+    /// Text up to a binary byte.
+    Binary(usize),
+}
+
+/// Where text stops in `d`: two whole-slice passes (memchr, UTF-8
+/// validation), no loop per byte.
+fn text_end(d: &[u8]) -> TextEnd {
+    let nul = memchr::memchr(0, d);
+    let before_nul = d.get(..nul.unwrap_or(d.len())).unwrap_or_default();
+    match (std::str::from_utf8(before_nul), nul) {
+        (Ok(_), None) => TextEnd::All,
+        (Ok(_), Some(at)) => TextEnd::Binary(at),
+        (Err(e), None) if e.error_len().is_none() => TextEnd::Incomplete(e.valid_up_to()),
+        // Invalid, or an incomplete character cut off by a NUL.
+        (Err(e), _) => TextEnd::Binary(e.valid_up_to()),
+    }
+}
+
+/// Bytes that are never in the terminal text that ends a binary run: NUL,
+/// C0 controls a terminal's text does not carry (everything but BEL, BS,
+/// TAB, LF, CR, ESC), DEL, and bytes that never occur in UTF-8. Written as
+/// comparisons, not a table, so that classifying a block vectorises.
+fn not_text(b: u8) -> bool {
+    let kept_control = (b.wrapping_sub(0x07) < 4) | (b == b'\r') | (b == 0x1b);
+    ((b < 0x20) & !kept_control) | (b == 0x7f) | ((b & 0xfe) == 0xc0) | (b >= 0xf5)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Found {
+    /// Text long enough to end the binary run starts here.
+    At(usize),
+    /// None: the run goes on up to here; what follows is text too short yet
+    /// to decide (held for the next chunk).
+    Tail(usize),
+}
+
+/// Looks for the text that ends a binary run: the first candidate start
+/// (see [`candidate`]), then the exact check there.
+fn text_start(d: &[u8]) -> Found {
+    let mut p = 0;
+    while p < d.len() {
+        let s = candidate(d, p);
+        if s >= d.len() {
+            break;
+        }
+        match good_prefix(d.get(s..).unwrap_or_default()) {
+            Good::Enough => return Found::At(s),
+            Good::Ends(skip) => p = s + skip,
+            Good::ToEnd => return Found::Tail(s),
+        }
+    }
+    Found::Tail(d.len())
+}
+
+/// The first `s >= p` where [`TEXT_LINE`] bytes (or all up to the end, if
+/// fewer) hold no byte that is never text: every text that ends a binary
+/// run is at least that long, so no earlier start can be one. Whole 64-byte
+/// blocks are classified at once (a bit mask, no branch per byte): this
+/// runs on every byte of binary output.
+fn candidate(d: &[u8], p: usize) -> usize {
+    // Start of the run of maybe-text bytes reaching the current block.
+    let mut run = p;
+    let mut at = p;
+    while let Some(block) = d.get(at..at + 64) {
+        let m = cannot_be_text(block);
+        if at + m.trailing_zeros() as usize - run >= TEXT_LINE {
+            return run;
+        }
+        let inside = runs_of(!m, TEXT_LINE);
+        if inside != 0 {
+            return at + inside.trailing_zeros() as usize;
+        }
+        // INVARIANT: m != 0 here, or the run would have been long enough.
+        run = at + 64 - m.leading_zeros() as usize;
+        at += 64;
+    }
+    for (i, &b) in d.get(at..).unwrap_or_default().iter().enumerate() {
+        if not_text(b) {
+            run = at + i + 1;
+        } else if at + i + 1 - run >= TEXT_LINE {
+            return run;
+        }
+    }
+    run
+}
+
+/// Bit `i` set where `block[i]` cannot be part of the text that ends a
+/// binary run: a byte that is never text, a UTF-8 continuation byte right
+/// after an ASCII byte, or a lead byte not followed by a continuation byte.
+/// In random data that is about 4 bytes in 10, so a clean stretch of
+/// [`TEXT_LINE`] bytes is rare and the exact check seldom runs. Only what
+/// the block shows is judged (its edges count as fine).
+fn cannot_be_text(block: &[u8]) -> u64 {
+    let never = mask(block, not_text);
+    let ascii = mask(block, |b| b < 0x80);
+    let cont = mask(block, |b| (b & 0xc0) == 0x80);
+    let lone_cont = cont & (ascii << 1);
+    let lead = !ascii & !cont;
+    let bare_lead = lead & !(cont >> 1) & !(1 << 63);
+    never | lone_cont | bare_lead
+}
+
+/// Bit `i` set where `is(block[i])`, for a 64-byte block.
+fn mask(block: &[u8], is: impl Fn(u8) -> bool) -> u64 {
+    let mut flags = [0u8; 64];
+    for (f, &b) in flags.iter_mut().zip(block) {
+        *f = u8::from(is(b));
+    }
+    let mut m = 0u64;
+    for (g, group) in flags.chunks_exact(8).enumerate() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(group);
+        // Eight 0/1 bytes to eight bits (byte k to bit k): each byte's
+        // product lands on its own bit of the top byte, with no carries.
+        let packed = u64::from_le_bytes(w).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+        m |= packed << (8 * g);
+    }
+    m
+}
+
+/// Bit `i` set where bits `i..i + n` of `z` are all set (`n` <= 32).
+fn runs_of(z: u64, n: usize) -> u64 {
+    let mut t = z;
+    let mut have = 1;
+    while have < n {
+        let step = have.min(n - have);
+        t &= t >> step;
+        have += step;
+    }
+    t
+}
+
+enum Good {
+    /// Text that ends a binary run starts at the beginning.
+    Enough,
+    /// Not enough text: no such text starts in the first `n` bytes.
+    Ends(usize),
+    /// Too little text to decide, up to the end (perhaps ending in an
+    /// incomplete character).
+    ToEnd,
+}
+
+/// The terminal text at the start of `d`, looking at most [`TEXT_RUN`] + 3
+/// bytes ahead (3: the rest of a character cut by that bound).
+fn good_prefix(d: &[u8]) -> Good {
+    let window = d.get(..TEXT_RUN + 3).unwrap_or(d);
+    // Up to the first byte that is never text, then up to invalid UTF-8.
+    let clean_len = window
+        .iter()
+        .position(|&b| not_text(b))
+        .unwrap_or(window.len());
+    let clean = window.get(..clean_len).unwrap_or_default();
+    let (len, invalid) = match std::str::from_utf8(clean) {
+        Ok(_) => (clean_len, None),
+        Err(e) => (e.valid_up_to(), e.error_len()),
+    };
+    if len >= TEXT_RUN || is_line(window.get(..len).unwrap_or_default()) {
+        return Good::Enough;
+    }
+    match invalid {
+        // Text starting inside it ends at the same invalid sequence.
+        Some(n) => Good::Ends(len + n),
+        None if clean_len == d.len() => Good::ToEnd,
+        // Cut by a byte that is never text (the window bound cannot cut it:
+        // a full window is at least TEXT_RUN bytes of text): skip that too.
+        None => Good::Ends(clean_len + 1),
+    }
+}
+
+/// Whether text (UTF-8, no NUL) before a binary byte is long enough to
+/// have ended a binary run.
+fn proves_text(text: &[u8]) -> bool {
+    text.len() >= TEXT_RUN || is_line(text)
+}
+
+/// Whether `text` holds a line of at least [`TEXT_LINE`] bytes from its start.
+fn is_line(text: &[u8]) -> bool {
+    text.get(TEXT_LINE - 1..)
+        .is_some_and(|tail| memchr::memchr(b'\n', tail).is_some())
+}
+
+/// An open binary run: counted, hashed, its strings collected.
+#[derive(Default)]
+struct Run {
+    bytes: u64,
+    sum: Checksum,
+    strings: Strings,
+}
+
+impl Run {
+    fn push(&mut self, chunk: &[u8]) {
+        if chunk.is_empty() {
+            return;
+        }
+        self.bytes += chunk.len() as u64;
+        self.sum.update(chunk);
+        self.strings.push(chunk);
+    }
+
+    fn summary(&mut self, label: &'static str) -> RunSummary {
+        self.strings.end();
+        RunSummary {
+            label,
+            bytes: self.bytes,
+            checksum: self.sum.finish(),
+            strings: std::mem::take(&mut self.strings.kept),
+            strings_cut: self.strings.full,
+        }
+    }
+}
+
+/// Printable ASCII strings of at least [`MIN_STRING`] bytes, as `strings(1)`
+/// finds them, up to [`PREVIEW_BYTES`]: text an attacker sprinkles NULs
+/// into stays readable (and searchable) in the run's summary.
+#[derive(Default)]
+struct Strings {
+    kept: String,
+    /// A printable tail of the last chunk shorter than a string (< 4 bytes).
+    pending: Vec<u8>,
+    /// The last kept string reached the end of the last chunk.
+    open: bool,
+    full: bool,
+}
+
+fn printable(b: u8) -> bool {
+    (b == b'\t') | ((0x20..0x7f).contains(&b))
+}
+
+impl Strings {
+    fn push(&mut self, chunk: &[u8]) {
+        if self.full {
+            return;
+        }
+        let mut d = chunk;
+        if self.open {
+            let n = d.iter().position(|&b| !printable(b)).unwrap_or(d.len());
+            let (head, rest) = d.split_at(n);
+            self.append(head);
+            if rest.is_empty() {
+                return;
+            }
+            self.open = false;
+            d = rest;
+        }
+        if self.pending.is_empty() {
+            return self.scan(d);
+        }
+        let mut joined = std::mem::take(&mut self.pending);
+        joined.extend_from_slice(d);
+        self.scan(&joined);
+    }
+
+    /// The run ended: a short pending tail is not a string.
+    fn end(&mut self) {
+        self.pending.clear();
+        self.open = false;
+    }
+
+    /// Finds the strings in `d` (skipping by [`MIN_STRING`] where a byte
+    /// is not printable, like [`text_start`]).
+    fn scan(&mut self, d: &[u8]) {
+        let mut p = 0;
+        while p < d.len() && !self.full {
+            // Zeros and other runs without a printable byte: a block at once.
+            if let Some(block) = d.get(p..p + 64)
+                && mask(block, printable) == 0
+            {
+                p += 64;
+                continue;
+            }
+            let Some(window) = d.get(p..p + MIN_STRING) else {
+                // Fewer than MIN_STRING bytes left: keep a printable tail.
+                let tail = d.get(p..).unwrap_or_default();
+                let start = tail
+                    .iter()
+                    .rposition(|&b| !printable(b))
+                    .map_or(0, |q| q + 1);
+                self.pending = tail.get(start..).unwrap_or_default().to_vec();
+                return;
+            };
+            if let Some(q) = window.iter().rposition(|&b| !printable(b)) {
+                p += q + 1;
+                continue;
+            }
+            let len = d
+                .get(p..)
+                .unwrap_or_default()
+                .iter()
+                .position(|&b| !printable(b))
+                .unwrap_or(d.len() - p);
+            self.separate();
+            self.append(d.get(p..p + len).unwrap_or_default());
+            p += len;
+            self.open = p == d.len();
+        }
+    }
+
+    fn separate(&mut self) {
+        if !self.kept.is_empty() {
+            self.kept.push_str(" | ");
+        }
+    }
+
+    fn append(&mut self, s: &[u8]) {
+        let room = PREVIEW_BYTES.saturating_sub(self.kept.len());
+        let take = s.get(..room.min(s.len())).unwrap_or_default();
+        // Printable ASCII only: always one byte per character.
+        self.kept.extend(take.iter().map(|&b| char::from(b)));
+        if take.len() < s.len() || self.kept.len() >= PREVIEW_BYTES {
+            self.full = true;
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a segmenter made of a stream, adjacent text joined.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Seen {
+        Text(String),
+        Started,
+        Ended(RunSummary),
+    }
+
+    fn segment(chunks: &[&[u8]]) -> Vec<Seen> {
+        let mut s = Segmenter::new("output");
+        let mut seen = Vec::new();
+        let mut out = |p: Piece<'_>| -> Result<(), ()> {
+            match p {
+                Piece::Text(t) => {
+                    let t = std::str::from_utf8(t).expect("text pieces are UTF-8");
+                    match seen.last_mut() {
+                        Some(Seen::Text(prev)) => prev.push_str(t),
+                        _ => seen.push(Seen::Text(t.to_owned())),
+                    }
+                }
+                Piece::Started(m) => {
+                    assert!(m.starts_with("binary output from here on"), "{m}");
+                    seen.push(Seen::Started);
+                }
+                Piece::Ended(r) => seen.push(Seen::Ended(r)),
+            }
+            Ok(())
+        };
+        for c in chunks {
+            s.push(c, &mut out).expect("no error");
+        }
+        s.finish(&mut out).expect("no error");
+        seen
+    }
+
+    fn in_chunks(data: &[u8], n: usize) -> Vec<Seen> {
+        segment(&data.chunks(n).collect::<Vec<_>>())
+    }
+
+    fn blake3_of(b: &[u8]) -> String {
+        let mut c = Checksum::default();
+        c.update(b);
+        c.finish()
+    }
+
+    /// Deterministic bytes that look like compressed data.
+    fn noise(n: usize, mut x: u64) -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x.to_le_bytes()[3]
+            })
+            .collect()
+    }
+
+    fn text(s: &str) -> Seen {
+        Seen::Text(s.to_owned())
+    }
+
+    fn ended(seen: &Seen) -> &RunSummary {
+        match seen {
+            Seen::Ended(r) => r,
+            other => panic!("not a run end: {other:?}"),
+        }
+    }
 
     #[test]
     fn text_with_a_split_character_is_not_binary() {
@@ -55,17 +607,201 @@ mod tests {
         assert!(!looks_binary(&"✓".as_bytes()[..2]));
         assert!(looks_binary(b"a\0b"));
         assert!(looks_binary(b"\xff\xfe tar header"));
+        let s = "é✓🦀 text";
+        for cut in 0..=s.len() {
+            let (a, b) = s.as_bytes().split_at(cut);
+            assert_eq!(segment(&[a, b]), [text(s)], "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn text_after_a_nul_is_recorded_again() {
+        // `printf '\0'; cat /etc/secret` hid the secret behind the NUL.
+        let line = "root:x:0:0:root:/root:/bin/bash\n";
+        let first = "first line, long enough to be text\n";
+        let seen = segment(&[first.as_bytes(), format!("\0{line}").as_bytes()]);
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert_eq!(seen[0], text(first));
+        assert_eq!(seen[1], Seen::Started);
+        assert_eq!(ended(&seen[2]).bytes, 1);
+        assert_eq!(ended(&seen[2]).checksum, blake3_of(b"\0"));
+        assert_eq!(seen[3], text(line));
+    }
+
+    #[test]
+    fn text_is_never_held_back() {
+        // Its time in the recording matters (replay): short text is shown
+        // at once, even when binary follows in a later chunk.
+        let mut s = Segmenter::new("output");
+        let mut texts = 0;
+        s.push(b"ok\n", &mut |p| -> Result<(), ()> {
+            assert_eq!(p, Piece::Text(b"ok\n"));
+            texts += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(texts, 1);
+        let seen = segment(&[b"ok\n", b"\0"]);
+        assert_eq!(seen[0], text("ok\n"));
+        assert_eq!(ended(&seen[2]).bytes, 1);
+    }
+
+    #[test]
+    fn a_binary_stream_is_one_run_from_its_first_byte() {
+        // Its first bytes are not a text fragment: text must prove itself
+        // before binary as after it (the strings are still summarised).
+        let seen = segment(&[b"\x0b\x02PK\x03\x04zip\0"]);
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(ended(&seen[1]).bytes, 10);
+        let line = "a whole line of text, then binary\n";
+        let seen = segment(&[format!("{line}\0").as_bytes()]);
+        assert_eq!(seen[0], text(line));
+    }
+
+    #[test]
+    fn invalid_utf8_and_a_character_cut_by_binary_are_binary() {
+        let long = "x".repeat(TEXT_RUN);
+        let data = [long.as_bytes(), b"a\xe2", b"\x00", long.as_bytes()].concat();
+        let seen = in_chunks(&data, 2);
+        assert_eq!(seen[0], text(&format!("{long}a")));
+        assert_eq!(ended(&seen[2]).bytes, 2);
+        assert_eq!(seen[3], text(&long));
+        let seen = segment(&[long.as_bytes(), b"ab\xff", long.as_bytes()]);
+        assert_eq!(seen[0], text(&format!("{long}ab")));
+        assert_eq!(ended(&seen[2]).bytes, 1);
+    }
+
+    #[test]
+    fn short_text_stays_in_the_run_and_its_strings_are_kept() {
+        // Hysteresis: short lines between binary bytes do not flip the mode.
+        let data = b"\0SECRET\n\x01\x02hunter2\0ab\0";
+        let seen = in_chunks(data, 3);
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        let run = ended(&seen[1]);
+        assert_eq!(run.bytes, data.len() as u64);
+        assert_eq!(run.strings, "SECRET | hunter2");
+        assert!(run.line(true).ends_with("; strings: SECRET | hunter2"));
+        assert!(!run.line(false).contains("SECRET"));
+    }
+
+    #[test]
+    fn random_and_zero_data_stay_one_run() {
+        for data in [noise(1 << 20, 0x9e37_79b9_7f4a_7c15), vec![0u8; 1 << 20]] {
+            let seen = in_chunks(&data, 32 * 1024);
+            assert_eq!(seen.len(), 2, "{:?}", &seen[..seen.len().min(4)]);
+            assert_eq!(seen[0], Seen::Started);
+            let run = ended(&seen[1]);
+            assert_eq!(run.bytes, data.len() as u64);
+            assert_eq!(run.checksum, blake3_of(&data));
+            assert!(run.strings.len() <= PREVIEW_BYTES + 3);
+        }
+    }
+
+    #[test]
+    fn a_tar_like_stream_alternates_runs_and_text() {
+        let file = "line one of a text file in the archive\nand a second line\n";
+        let data = [&[0u8; 512][..], file.as_bytes(), &[0u8; 100]].concat();
+        let seen = in_chunks(&data, 7);
+        assert_eq!(seen.len(), 5, "{seen:?}");
+        assert_eq!(ended(&seen[1]).bytes, 512);
+        assert_eq!(seen[2], text(file));
+        assert_eq!(ended(&seen[4]).bytes, 100);
+    }
+
+    #[test]
+    fn any_chunking_decides_the_same() {
+        let mut data = Vec::new();
+        // (Only a stream's first chunk may decide otherwise: see `fresh`.)
+        data.extend_from_slice("sortie ✓ normale, assez longue\n".as_bytes());
+        data.extend_from_slice(&noise(3000, 7));
+        data.extend_from_slice("a line of text after the noise, long enough\n".as_bytes());
+        data.extend_from_slice(b"\0\0short\0");
+        data.extend_from_slice("é".repeat(40).as_bytes());
+        data.extend_from_slice(&[0xe2, 0x9c]);
+        let whole = in_chunks(&data, data.len());
+        for n in [1, 2, 3, 5, 24, 63, 64, 65, 1000] {
+            assert_eq!(in_chunks(&data, n), whole, "chunks of {n}");
+        }
+        let counted: u64 = whole
+            .iter()
+            .map(|s| match s {
+                Seen::Text(t) => t.len() as u64,
+                Seen::Ended(r) => r.bytes,
+                Seen::Started => 0,
+            })
+            .sum();
+        // Every byte is either text or in a run (the final cut character
+        // is shown replaced: 3 bytes of U+FFFD for its 2).
+        assert_eq!(counted, data.len() as u64 + 1);
+    }
+
+    #[test]
+    fn strings_are_found_across_chunks_and_capped() {
+        let seen = segment(&[b"\0ab", b"cd\0wx", b"yz", b"\0"]);
+        assert_eq!(ended(&seen[1]).strings, "abcd | wxyz");
+        let many: Vec<u8> = b"word\0".repeat(2000);
+        let seen = segment(&[b"\0", &many]);
+        let run = ended(&seen[1]);
+        assert!(run.strings_cut);
+        assert!(
+            run.strings.len() <= PREVIEW_BYTES + 3,
+            "{}",
+            run.strings.len()
+        );
+        assert!(run.line(true).ends_with(" | …"));
+    }
+
+    /// The plain definition [`text_start`] must agree with: the exact
+    /// check at every byte.
+    fn text_start_by_bytes(d: &[u8]) -> Found {
+        for p in 0..d.len() {
+            match good_prefix(&d[p..]) {
+                Good::Enough => return Found::At(p),
+                Good::ToEnd => return Found::Tail(p),
+                Good::Ends(_) => {}
+            }
+        }
+        Found::Tail(d.len())
+    }
+
+    #[test]
+    fn block_masks_find_what_a_byte_loop_finds() {
+        let mut x = 1u64;
+        let words = ["é", "✓", "\n", "\r\n", " ", "🦀", "\x1b[0m"];
+        for round in 0..3000 {
+            // From all text to all binary, with a line length that varies.
+            let density = round % 11;
+            let mut d = Vec::new();
+            while d.len() < 300 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let [a, b, c, ..] = x.to_le_bytes();
+                match a % 10 {
+                    n if usize::from(n) < density => d.push(b),
+                    0 | 1 => d.extend_from_slice(words[usize::from(c) % words.len()].as_bytes()),
+                    _ => d.push(b'a' + b % 26),
+                }
+            }
+            assert_eq!(
+                text_start(&d),
+                text_start_by_bytes(&d),
+                "round {round}: {d:?}"
+            );
+        }
+        let mut block = [b'x'; 64];
+        block[3] = 0;
+        block[63] = 0xff;
+        assert_eq!(mask(&block, not_text), (1 << 3) | (1 << 63));
+        assert_eq!(runs_of(0b1111_0111, 4), 0b1_0000);
     }
 
     #[test]
     fn summary_counts_and_hashes_every_chunk() {
-        let mut s = BinaryStream::default();
-        s.push(b"ab");
-        s.push(b"c");
+        let seen = segment(&[b"\0b", b"c"]);
         assert_eq!(
-            s.summary(),
-            "binary output: 3 bytes blake3 \
-             6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85"
+            ended(&seen[1]).line(true),
+            format!("binary output: 3 bytes {}", blake3_of(b"\0bc"))
         );
     }
 }

@@ -198,6 +198,10 @@ fn a_legacy_scp_upload_is_summarised_both_ways_and_kept_where_asked() {
     assert!(body.contains("download: "), "{body}");
     assert!(body.len() < 16 * 1024, "file contents went into the cast");
     verify_ok(&b, &cast);
+    // Pruning the recording takes the kept contents with it.
+    std::thread::sleep(Duration::from_millis(1500));
+    run_ok(b.cli().args(["recordings", "prune", "--older-than", "1s"]));
+    assert!(!cast.exists() && !cast.with_extension("files").exists());
 }
 
 /// Types `stty -echo`, then a command a rule forbids; exits 0 if the

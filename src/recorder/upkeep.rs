@@ -133,6 +133,13 @@ pub async fn prune(
                 Err(e) => anyhow::bail!("removing {}: {e}", p.display()),
             }
         }
+        // Kept file contents (sftp copies, transfer streams) go with it.
+        let files = dir.join(format!("{}.files", r.name));
+        match std::fs::remove_dir_all(&files) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => anyhow::bail!("removing {}: {e}", files.display()),
+        }
         store.remove_recording(&r.name).await?;
         n += 1;
     }

@@ -8,10 +8,11 @@
 //! A binary run never hides what follows it: text after it is recorded
 //! again. The switch back has hysteresis so that real binary (archives,
 //! images, compressed data) stays one run instead of thousands of events:
-//! a run ends only at [`TEXT_RUN`] bytes of terminal text, or a line of at
-//! least [`TEXT_LINE`] bytes ending in `'\n'`. In uniformly random bytes a
-//! byte is terminal text with probability about 0.43, so such a run starts
-//! by chance about once per 10^10 bytes.
+//! a run ends only at [`TEXT_RUN`] bytes of terminal text, or at
+//! [`TEXT_LINE`] bytes of it up to a `'\n'` (a line). In uniformly random
+//! bytes a byte is terminal text with probability about 0.43, so such text
+//! turns up by chance about once per 10^10 bytes. Short text between binary
+//! bytes stays in the run; its printable strings are in the summary.
 //!
 //! A character split across two chunks is not binary: the incomplete tail
 //! of a chunk is held until the next one decides it.
@@ -20,26 +21,12 @@ use super::checksum::Checksum;
 
 /// Terminal text this long ends a binary run.
 pub const TEXT_RUN: usize = 64;
-/// A line of terminal text this long, `'\n'` included, ends a binary run.
+/// Terminal text this long up to a `'\n'` (included) ends a binary run.
 pub const TEXT_LINE: usize = 24;
 /// Printable strings kept per binary run, for its summary.
 pub const PREVIEW_BYTES: usize = 2048;
 /// Shortest printable string kept (as `strings(1)`).
 pub const MIN_STRING: usize = 4;
-
-/// Whether a chunk of output is not text: a NUL byte, or bytes that are not
-/// UTF-8 (an incomplete character at the very end is still text).
-pub fn looks_binary(chunk: &[u8]) -> bool {
-    // The memchr crate's SIMD search: `<[u8]>::contains` is word-at-a-time,
-    // and this runs on every chunk of exec output.
-    if memchr::memchr(0, chunk).is_some() {
-        return true;
-    }
-    match std::str::from_utf8(chunk) {
-        Ok(_) => false,
-        Err(e) => e.error_len().is_some(),
-    }
-}
 
 /// What a [`Segmenter`] decided about the bytes it was given, in order.
 #[derive(Debug, PartialEq, Eq)]
@@ -108,11 +95,6 @@ impl Segmenter {
             run: None,
             fresh: true,
         }
-    }
-
-    /// Whether the stream is inside a binary run.
-    pub fn in_binary(&self) -> bool {
-        self.run.is_some()
     }
 
     /// Takes the next chunk; `out` gets what it decided, in order.
@@ -602,11 +584,8 @@ mod tests {
 
     #[test]
     fn text_with_a_split_character_is_not_binary() {
-        assert!(!looks_binary(b"plain \x1b[1mtext\x1b[0m\r\n"));
-        assert!(!looks_binary("caf\u{e9}".as_bytes()));
-        assert!(!looks_binary(&"✓".as_bytes()[..2]));
-        assert!(looks_binary(b"a\0b"));
-        assert!(looks_binary(b"\xff\xfe tar header"));
+        let plain = "plain \x1b[1mtext\x1b[0m\r\n";
+        assert_eq!(segment(&[plain.as_bytes()]), [text(plain)]);
         let s = "é✓🦀 text";
         for cut in 0..=s.len() {
             let (a, b) = s.as_bytes().split_at(cut);

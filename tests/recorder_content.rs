@@ -207,7 +207,7 @@ fn a_legacy_scp_upload_is_summarised_both_ways_and_kept_where_asked() {
 /// Types `stty -echo`, then a command a rule forbids; exits 0 if the
 /// bastion ended the session within 5 s of the command.
 const ECHO_OFF_DRIVER: &str = r#"
-import sys, time
+import os, signal, sys, time
 sys.path.insert(0, sys.argv[1])
 from ptyterm import Term
 t = Term(sys.argv[2:], rows=30, cols=100)
@@ -222,6 +222,8 @@ t.send("rm -rf /nonexistent-portcullis-echo-off\n")
 end = time.time() + 10
 while not t.closed and time.time() < end:
     t.read_some()
+if not t.closed:
+    os.kill(t.pid, signal.SIGTERM)  # the rule never acted: fail, do not hang
 code = t.wait()
 took = time.time() - start
 print(t.text())

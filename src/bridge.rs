@@ -128,9 +128,10 @@ pub struct Tapped {
 pub struct Ack(oneshot::Sender<()>);
 
 impl Ack {
-    pub fn recorded(self) {
-        // The bridge stopped waiting (timeout, cancel): nothing to tell.
-        let _ = self.0.send(());
+    /// Lets the request go; false if the bridge stopped waiting (timeout,
+    /// cancel) and the request was never forwarded.
+    pub fn recorded(self) -> bool {
+        self.0.send(()).is_ok()
     }
 }
 

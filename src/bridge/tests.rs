@@ -299,7 +299,7 @@ async fn a_session_request_waits_until_the_recording_exists() {
     assert_eq!(t.frame, exec);
     let ack = t.ack.expect("a session request asks for an answer");
     quiet(&mut u_out, "forwarded before the recording existed").await;
-    ack.recorded();
+    assert!(ack.recorded());
     assert_eq!(u_out.recv().await, Some(exec));
     assert_eq!(
         u_out.recv().await,
@@ -333,11 +333,13 @@ async fn a_recorder_that_never_answers_ends_the_channel_in_bounded_time() {
     let (tap, mut rec) = tap();
     let (c_in, mut u_out, _c_out, task, _u_in) = tapped_bridge(tap);
     c_in.send(Frame::Request(Request::Shell)).await.unwrap();
-    let _held = copy(&mut rec).await.ack;
+    let late = copy(&mut rec).await.ack.expect("asks");
     let end = tokio::time::timeout(ACK_TIMEOUT + Duration::from_secs(2), task).await;
     assert_eq!(end.unwrap().unwrap(), ChannelEnd::Cancelled);
     assert_eq!(u_out.recv().await, Some(Frame::Close));
     assert_eq!(u_out.recv().await, None, "forwarded without a recording");
+    // A recorder that answers after all learns the request never went out.
+    assert!(!late.recorded());
 }
 
 #[tokio::test]

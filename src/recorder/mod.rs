@@ -169,10 +169,14 @@ impl Ctx {
                 self.request(time, req).await?;
                 // Answered only once the request is recorded; an error drops
                 // the answer, and the bridge does not forward the request.
-                if let Some(ack) = t.ack {
-                    ack.recorded();
+                let forwarded = t.ack.is_none_or(|ack| ack.recorded());
+                if forwarded {
+                    return Ok(());
                 }
-                Ok(())
+                self.rec.marker(
+                    time,
+                    "not forwarded: the bridge stopped waiting for this recording (timeout, or the session ended)",
+                )
             }
             (dir, Frame::Data(b)) => self.data(time, dir, b, false).await,
             (dir, Frame::Eof) => self.eof(time, dir),

@@ -295,13 +295,19 @@ fn a_typed_command_rule_ends_an_interactive_session() {
 fn an_exec_command_rule_refuses_the_command_before_the_target() {
     let sshd = Sshd::start();
     let b = Bastion::standard_with(&sshd, COMMAND_RULE);
-    let marker = b.dir.path().join("must-not-exist");
+    // In the target account's home, which it can write: a marker it could
+    // not write would be absent whether or not the command ran.
+    let marker = sshd.home.join("must-not-exist");
     let cmd = format!(
         "touch {} ; rm -rf /nonexistent-portcullis-test",
         marker.display()
     );
     let out = run(b.ssh("alice+web01").arg(&cmd).stdin(Stdio::null()));
     assert!(!out.status.success());
+    // A command forwarded before the refusal runs a moment after the client
+    // has exited: look once the session is closed and a grace has passed.
+    sessions_eventually(&b, |l| !l.contains("\tlive\t"));
+    std::thread::sleep(Duration::from_millis(1500));
     assert!(!marker.exists(), "the refused command ran on the target");
     assert!(text(&b.admin(&["audit", "list"]).stdout).contains("rule.fired"));
     // Other commands still work: the rule ended that session only.

@@ -5,7 +5,7 @@ use crate::app::{new_id, now_ms};
 use crate::audit::{self, AuditEvent};
 use crate::jit;
 use crate::names::Name;
-use crate::policy::{Permissions, Schedule};
+use crate::policy::{ExecRules, Permissions, Schedule};
 use crate::store::{GrantRecord, Store, StoreError, Subject};
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +70,17 @@ pub fn build(spec: &GrantSpec, now: i64) -> Result<GrantRecord, GrantError> {
         Name::parse(l).map_err(|e| invalid(format!("logins: {l:?}: {e}")))?;
     }
     Permissions::parse(&spec.allow).map_err(|e| invalid(format!("allow: {e}")))?;
+    // A pattern the matcher cannot read would either never match (an allow
+    // list that silently admits nothing) or, worse, a deny pattern that never
+    // fires; refuse it where the operator can still fix it.
+    for (field, list) in [
+        ("exec_allow", &spec.exec_allow),
+        ("exec_deny", &spec.exec_deny),
+    ] {
+        for p in list {
+            ExecRules::check_pattern(p).map_err(|e| invalid(format!("{field}: {e}")))?;
+        }
+    }
     let windows = spec.window.clone().unwrap_or_default();
     if !windows.trim().is_empty() {
         Schedule::parse(&spec.tz, &windows).map_err(|e| invalid(format!("window: {e}")))?;
@@ -173,4 +184,45 @@ pub fn describe(g: &GrantRecord) -> String {
         s.push_str(&format!(" ({})", g.origin));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> GrantSpec {
+        GrantSpec {
+            user: Some("alice".into()),
+            target: "web01".into(),
+            logins: vec!["deploy".into()],
+            tz: "UTC".into(),
+            allow: DEFAULT_ALLOW.into(),
+            ..GrantSpec::default()
+        }
+    }
+
+    #[test]
+    fn exec_patterns_are_checked_where_the_grant_is_written() {
+        let mut ok = spec();
+        ok.exec_allow = vec!["pg_isready *".into(), "uptime".into()];
+        ok.exec_deny = vec!["rm".into()];
+        assert!(build(&ok, 0).is_ok());
+        for (allow, deny) in [
+            (vec!["echo 'x".to_string()], vec![]),
+            (vec![], vec!["rm\nx".to_string()]),
+            (vec!["".to_string()], vec![]),
+            (vec![], vec!["echo x\\".to_string()]),
+        ] {
+            let mut bad = spec();
+            bad.exec_allow = allow.clone();
+            bad.exec_deny = deny.clone();
+            let err = build(&bad, 0).expect_err("an unreadable pattern must be refused");
+            let field = if allow.is_empty() {
+                "exec_deny"
+            } else {
+                "exec_allow"
+            };
+            assert!(err.to_string().contains(field), "{err}");
+        }
+    }
 }

@@ -203,4 +203,12 @@ fn every_file_operation_leaves_a_marker_with_its_whole_escaped_path() {
         "{}",
         text(&verified.stdout)
     );
+    // `sessions search` finds a file operation by its path: the sftp stream
+    // itself is never printed or typed, so only the marker can hold it.
+    let found = run_ok(b.cli().args(["sessions", "search", "pc-denied"]));
+    assert!(
+        text(&found.stdout).contains("marked"),
+        "search did not find the marker: {}",
+        text(&found.stdout)
+    );
 }

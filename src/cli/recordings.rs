@@ -38,6 +38,10 @@ pub struct SearchArgs {
     /// Only sessions started at or after this instant (RFC 3339).
     #[arg(long)]
     pub since: Option<String>,
+    /// Open every recording instead of those whose index holds the
+    /// pattern's words (finds fragments of words too; slower).
+    #[arg(long)]
+    pub scan: bool,
 }
 
 /// Recording files for a session id, a recording name or a path.
@@ -293,7 +297,11 @@ pub async fn search(config: &Config, a: SearchArgs) -> anyhow::Result<()> {
         .into_iter()
         .map(|s| (s.id.clone(), s))
         .collect();
-    let mut words: Vec<String> = recording::words::split(&a.pattern).collect();
+    let mut words: Vec<String> = if a.scan {
+        Vec::new()
+    } else {
+        recording::words::query(&a.pattern).collect()
+    };
     words.sort();
     words.dedup();
     // Candidates: recordings whose index has every word, plus any not indexed
@@ -354,6 +362,13 @@ fn find(dir: &Path, r: &RecordingRow, pattern: &str) -> anyhow::Result<Vec<(f64,
         let (tail, kind) = match ev.kind {
             EventKind::Output => (&mut out_tail, "printed"),
             EventKind::Input => (&mut in_tail, "typed"),
+            // A marker is whole (an exec's command line, an sftp request, a
+            // transfer summary), so it is matched alone, never joined to the
+            // stream around it.
+            EventKind::Marker if ev.data.contains(pattern) => {
+                found.push((ev.time, "marked"));
+                continue;
+            }
             _ => continue,
         };
         tail.push_str(&ev.data);

@@ -1,6 +1,10 @@
 //! Words for the search index: runs of letters, digits, `_`, `.`, `/`, `-`,
-//! lower-cased, 2 to 64 characters. A pattern's words must all be in a
+//! lower-cased, 2 to 64 characters, and the parts of each run between `.`,
+//! `/` and `-` (so `cat /etc/passwd` is found by `passwd`, and a marker's
+//! `/root/pc-denied` by `pc-denied`). A pattern's parts must all be in a
 //! recording for it to be opened; the exact pattern is then matched in full.
+//! A fragment of a word (`assw`) is not a part: `sessions search --scan`
+//! opens every recording instead.
 
 use super::{CastReader, EventKind, Result};
 use std::collections::BTreeSet;
@@ -11,10 +15,36 @@ pub const MAX_WORDS: usize = 20_000;
 /// when a recording is a candidate, but words only there are not indexed.
 pub const MAX_INDEXED_BYTES: usize = 64 << 20;
 
+fn is_joiner(c: char) -> bool {
+    matches!(c, '.' | '-' | '/')
+}
+
+fn runs(text: &str) -> impl Iterator<Item = &str> + '_ {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '_' || is_joiner(c)))
+        .map(|w| w.trim_matches(is_joiner))
+}
+
+fn keep(w: &str) -> bool {
+    (2..=64).contains(&w.chars().count())
+}
+
+/// Index terms of `text`: every whole run and every part of it.
 pub fn split(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | '.' | '/' | '-')))
-        .map(|w| w.trim_matches(|c| matches!(c, '.' | '-' | '/')))
-        .filter(|w| (2..=64).contains(&w.chars().count()))
+    runs(text)
+        .flat_map(|w| {
+            let parts = w.split(is_joiner).filter(move |p| *p != w);
+            std::iter::once(w).chain(parts)
+        })
+        .filter(|w| keep(w))
+        .map(str::to_lowercase)
+}
+
+/// What a recording's index must hold for `pattern` to be in it: the parts
+/// of its words (each also indexed on its own, see [`split`]).
+pub fn query(pattern: &str) -> impl Iterator<Item = String> + '_ {
+    runs(pattern)
+        .flat_map(|w| w.split(is_joiner))
+        .filter(|w| keep(w))
         .map(str::to_lowercase)
 }
 
@@ -45,7 +75,16 @@ pub fn of_cast(path: &Path) -> Result<(BTreeSet<String>, bool)> {
 mod tests {
     #[test]
     fn splitting() {
-        let w: Vec<String> = super::split("$ rm -rf /var/tmp/x; echo Done.").collect();
-        assert_eq!(w, vec!["rm", "rf", "var/tmp/x", "echo", "done"]);
+        let w: Vec<String> = super::split("$ rm -rf /var/tmp/xy; echo Done.").collect();
+        assert_eq!(
+            w,
+            vec!["rm", "rf", "var/tmp/xy", "var", "tmp", "xy", "echo", "done"]
+        );
+        let q: Vec<String> = super::query("/etc/passwd pc-denied").collect();
+        assert_eq!(q, vec!["etc", "passwd", "pc", "denied"]);
+        // Every query term of a text is among its index terms.
+        let text = "cat /etc/pass-wd.d/x_y Ab.c";
+        let index: Vec<String> = super::split(text).collect();
+        assert!(super::query(text).all(|q| index.contains(&q)), "{index:?}");
     }
 }

@@ -261,3 +261,39 @@ fn a_command_typed_with_echo_off_is_masked_but_seen_by_the_rules() {
     assert!(!body.contains("portcullis-echo-off"), "{body}");
     assert!(body.contains("[hidden input: "), "{body}");
 }
+
+#[test]
+fn header_fields_the_client_chooses_are_capped_and_kept_whole_in_markers() {
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    // A 60 KB command whose end is what runs; a 200-byte TERM.
+    let filler = "x".repeat(60_000);
+    let cmd = format!(": {filler}; echo LONG-END-$((40+2)) TERM-LEN-${{#TERM}}");
+    let term = "t".repeat(200);
+    let out = run(b
+        .ssh("alice+web01")
+        .arg("-tt")
+        .arg(&cmd)
+        .env("TERM", &term)
+        .stdin(Stdio::null()));
+    let said = text(&out.stdout);
+    assert!(said.contains("LONG-END-42"), "{said}{}", text(&out.stderr));
+    // The target got the whole TERM: capping is the recording's, not the session's.
+    assert!(said.contains("TERM-LEN-200"), "{said}");
+    let (cast, body) = sealed_with(&b, "LONG-END-42");
+    let header = body.lines().next().unwrap();
+    assert!(
+        header.len() < 4096,
+        "header not capped: {} bytes",
+        header.len()
+    );
+    assert!(!header.contains(&term), "TERM not capped in the header");
+    // The whole command is in the recording, as a marker.
+    assert!(
+        body.lines().any(|l| l.contains("\"m\"")
+            && l.contains(&filler)
+            && l.contains("LONG-END-$((40+2))")),
+        "the whole command is not in a marker"
+    );
+    verify_ok(&b, &cast);
+}

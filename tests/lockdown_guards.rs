@@ -83,7 +83,10 @@ fn an_outsider_cannot_lock_a_user_with_the_readme_rules() {
     // The rule runs in its own task and locks reach sessions within a poll.
     std::thread::sleep(Duration::from_secs(2));
     let locks = text(&b.admin(&["lock", "list"]).stdout);
-    assert!(!locks.contains("user carol"), "an outsider locked carol: {locks}");
+    assert!(
+        !locks.contains("user carol"),
+        "an outsider locked carol: {locks}"
+    );
     assert!(
         live.try_wait().unwrap().is_none(),
         "an outsider ended carol's live session: {}",
@@ -100,7 +103,9 @@ fn an_outsider_cannot_lock_a_user_with_the_readme_rules() {
     let good = next_code(&ds);
     dap.set_code(if good == "000000" { "111111" } else { "000000" });
     for _ in 0..5 {
-        let out = run(b.ssh_human("dave+web01", "password", None, &dap).arg("true"));
+        let out = run(b
+            .ssh_human("dave+web01", "password", None, &dap)
+            .arg("true"));
         assert!(!out.status.success(), "a wrong code was accepted");
     }
     wait_until("the totp-burst lock on dave", 10, || {
@@ -139,7 +144,10 @@ fn lifting_a_lock_is_as_guarded_as_making_it() {
     ));
     // A kill-switch token cannot undo an admin's lockdown, nor the CLI's.
     api.expect(403, "DELETE", &format!("/api/v1/locks/{all}"), &pager, None);
-    let out = text(&b.admin(&["lockdown", "--all", "--reason", "cli incident"]).stdout);
+    let out = text(
+        &b.admin(&["lockdown", "--all", "--reason", "cli incident"])
+            .stdout,
+    );
     let cli_lock = out
         .split('(')
         .nth(1)
@@ -166,17 +174,23 @@ fn lifting_a_lock_is_as_guarded_as_making_it() {
     api.expect(204, "DELETE", &format!("/api/v1/locks/{own}"), &pager, None);
 
     // The lift's audit cannot be written: the lock stays (fail closed).
-    b.db_exec(&[
-        "CREATE TRIGGER fail_lift BEFORE INSERT ON audit_events \
-         WHEN NEW.kind = 'lock.lifted' BEGIN SELECT RAISE(ABORT, 'simulated failure'); END",
-    ])
-    .unwrap();
-    let r = api.call("DELETE", &format!("/api/v1/locks/{all}"), Some(&admin), None);
+    b.db_exec(&["CREATE TRIGGER fail_lift BEFORE INSERT ON audit_events \
+         WHEN NEW.kind = 'lock.lifted' BEGIN SELECT RAISE(ABORT, 'simulated failure'); END"])
+        .unwrap();
+    let r = api.call(
+        "DELETE",
+        &format!("/api/v1/locks/{all}"),
+        Some(&admin),
+        None,
+    );
     assert!(r.status >= 500, "{} {}", r.status, r.body);
     std::thread::sleep(Duration::from_millis(600));
     assert!(in_force(&api, &admin, &all), "lifted without an audit row");
     let out = run(b.ssh("alice+web01").arg("echo IN"));
-    assert!(!text(&out.stdout).contains("IN"), "let in by an unaudited lift");
+    assert!(
+        !text(&out.stdout).contains("IN"),
+        "let in by an unaudited lift"
+    );
     let out = run(b.cli().args(["lock", "lift", &cli_lock]));
     assert!(!out.status.success(), "the CLI lifted without an audit row");
     assert!(in_force(&api, &admin, &cli_lock));
@@ -194,27 +208,51 @@ fn lifting_a_lock_is_as_guarded_as_making_it() {
         run(b.ssh("alice+web01").arg("true")).status.success()
     });
     let audit = text(&b.admin(&["audit", "list"]).stdout);
-    let lifts: Vec<&str> = audit.lines().filter(|l| l.contains("lock.lifted")).collect();
+    let lifts: Vec<&str> = audit
+        .lines()
+        .filter(|l| l.contains("lock.lifted"))
+        .collect();
     assert_eq!(lifts.len(), 3, "{audit}");
     assert!(lifts.iter().all(|l| l.contains("api:")), "{audit}");
 }
 
 /// `id -u` and `id -un` of the account running the tests.
 fn os_account() -> (String, String) {
-    let id = |flag: &str| text(&run_ok(Command::new("id").arg(flag)).stdout).trim().to_string();
+    let id = |flag: &str| {
+        text(&run_ok(Command::new("id").arg(flag)).stdout)
+            .trim()
+            .to_string()
+    };
     (id("-u"), id("-un"))
 }
 
 /// A target to ask for, never dialled.
 fn paper_target(b: &Bastion) {
     let host = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
-    b.admin(&["target", "add", "web01", "--host", "127.0.0.1", "--host-key", host]);
+    b.admin(&[
+        "target",
+        "add",
+        "web01",
+        "--host",
+        "127.0.0.1",
+        "--host-key",
+        host,
+    ]);
 }
 
 fn new_request(b: &Bastion, who: &str) -> String {
     let out = b.admin(&[
-        "request", "new", "web01", "--login", TARGET_USER, "--for", "1h", "--reason", "disk full",
-        "--as", who,
+        "request",
+        "new",
+        "web01",
+        "--login",
+        TARGET_USER,
+        "--for",
+        "1h",
+        "--reason",
+        "disk full",
+        "--as",
+        who,
     ]);
     text(&out.stdout)
         .split_whitespace()
@@ -329,7 +367,9 @@ fn default_rules_flag_planted_keys_and_cron_edits_without_ending_the_session() {
     }
     // Reading is not flagged; an exec that writes is, and still runs
     // (detection, not prevention).
-    let _ = run(b.ssh("alice+web01").arg("cat /nonexistent-pc/.ssh/known_hosts"));
+    let _ = run(b
+        .ssh("alice+web01")
+        .arg("cat /nonexistent-pc/.ssh/known_hosts"));
     let marker = sshd.home.join("flag-marker");
     let cmd = format!(
         "touch {} ; echo x >> /nonexistent-pc/.ssh/authorized_keys",

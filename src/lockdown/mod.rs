@@ -11,8 +11,8 @@ mod webhook;
 
 pub use lines::LineAssembler;
 pub use locks::{
-    LockError, LockOutcome, LockSpec, Locks, check, create, kill_reason, lift, list, refresh,
-    terminate,
+    Lifter, LockError, LockOutcome, LockSpec, Locks, check, create, kill_reason, lift, list,
+    refresh, terminate,
 };
 pub use rules::{RuleError, Rules, Seen};
 

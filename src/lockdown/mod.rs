@@ -3,6 +3,7 @@
 //! blocked source networks kept by the admin, all cached here for decisions
 //! that must not wait on anything.
 
+mod default_rules;
 mod lines;
 mod locks;
 pub mod rules;

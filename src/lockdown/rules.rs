@@ -85,7 +85,9 @@ pub async fn on_failure(app: &Arc<App>, user: &str, source: IpAddr, stage: Stage
         // The config refuses rules that would let a failure without a first
         // factor lock more than a source; checked here too, so no mistake
         // in the config's checks can hand outsiders a lockout.
-        if !counted.counts(stage) || (stage == Stage::Before && rule.action != Action::LockSource) {
+        if !counted.counts(stage)
+            || (stage == Stage::Before && !matches!(rule.action, Action::LockSource | Action::Flag))
+        {
             continue;
         }
         let key = match per {
@@ -191,6 +193,7 @@ async fn fire(app: &Arc<App>, rule: &Rule, seen: &Seen, detail: &str) -> bool {
             .source
             .map(|ip| LockScope::Source(ipnet::IpNet::from(ip))),
         Action::LockAll => Some(LockScope::All),
+        Action::Flag => None,
     };
     let mut lock_id = None;
     let mut ended = false;

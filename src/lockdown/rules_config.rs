@@ -12,6 +12,8 @@ pub struct RawLockdown {
     webhook_url: Option<String>,
     webhook_timeout_secs: Option<u64>,
     webhook_attempts: Option<u32>,
+    /// The built-in `flag-ssh-keys` and `flag-crontab` rules (default on).
+    default_rules: Option<bool>,
     #[serde(default, rename = "rule")]
     rules: Vec<RawRule>,
 }
@@ -94,6 +96,8 @@ pub enum Action {
     LockTarget,
     LockSource,
     LockAll,
+    /// Only audit the firing and notify the webhook: detection.
+    Flag,
 }
 
 impl Action {
@@ -104,6 +108,7 @@ impl Action {
             Action::LockTarget => "lock_target",
             Action::LockSource => "lock_source",
             Action::LockAll => "lock_all",
+            Action::Flag => "flag",
         }
     }
 }
@@ -134,12 +139,30 @@ impl RawLockdown {
                 "lockdown.webhook_url = {u:?}: expected an http(s):// URL"
             ));
         }
-        let rules = self
+        let mut rules = self
             .rules
             .into_iter()
             .enumerate()
             .filter_map(|(i, r)| r.check(i, problems))
             .collect::<Vec<_>>();
+        if self.default_rules.unwrap_or(true) {
+            // A configured rule of the same name replaces the default one.
+            for (name, re) in super::default_rules::all() {
+                if rules.iter().any(|r| r.name == name) {
+                    continue;
+                }
+                match Regex::new(&re) {
+                    Ok(re) => rules.push(Rule {
+                        name: name.into(),
+                        condition: Condition::Command(re),
+                        action: Action::Flag,
+                        duration: None,
+                        notify: true,
+                    }),
+                    Err(e) => problems.push(format!("default rule {name}: {e}")),
+                }
+            }
+        }
         let mut names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
         names.sort_unstable();
         if names.windows(2).any(|w| w[0] == w[1]) {
@@ -166,7 +189,7 @@ impl RawRule {
         let condition = self.condition(&at, problems);
         let action = parse_action(&self.action).unwrap_or_else(|| {
             problems.push(format!(
-                "{at}: action {:?} is not one of end_session, lock_user, lock_target, lock_source, lock_all",
+                "{at}: action {:?} is not one of end_session, lock_user, lock_target, lock_source, lock_all, flag",
                 self.action
             ));
             Action::EndSession
@@ -278,6 +301,7 @@ fn parse_action(s: &str) -> Option<Action> {
         "lock_target" => Action::LockTarget,
         "lock_source" => Action::LockSource,
         "lock_all" => Action::LockAll,
+        "flag" => Action::Flag,
         _ => return None,
     })
 }
@@ -293,7 +317,7 @@ fn action_fits(c: &Condition, a: Action) -> Result<(), String> {
     match (c, a) {
         (Condition::Command(_) | Condition::HostKeyMismatch, _) => Ok(()),
         (Condition::Failures { counted, per, .. }, a) => match a {
-            Action::LockSource => Ok(()),
+            Action::LockSource | Action::Flag => Ok(()),
             Action::EndSession | Action::LockTarget => Err(format!(
                 "a failures rule knows no {} to act on; use lock_user or lock_source",
                 if a == Action::LockTarget {
@@ -369,10 +393,34 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(c.rules.len(), 4);
+        // The four above, then the default flagging rules.
+        assert_eq!(c.rules.len(), 6);
+        assert_eq!(c.rules[4].name, "flag-ssh-keys");
+        assert_eq!(c.rules[5].action, Action::Flag);
         assert_eq!(c.rules[1].duration, Some(Duration::from_secs(900)));
         assert!(matches!(&c.rules[0].condition, Condition::Command(r) if r.is_match("rm -rf / ")));
         assert_eq!(c.webhook_attempts, 4);
+    }
+
+    #[test]
+    fn default_rules_can_be_replaced_or_turned_off() {
+        assert!(parse("default_rules = false").unwrap().rules.is_empty());
+        let c = parse(
+            "[[rule]]\nname = \"flag-crontab\"\ncommand = \"crontab\"\naction = \"end_session\"\n",
+        )
+        .unwrap();
+        let names: Vec<_> = c
+            .rules
+            .iter()
+            .map(|r| (r.name.as_str(), r.action))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("flag-crontab", Action::EndSession),
+                ("flag-ssh-keys", Action::Flag)
+            ]
+        );
     }
 
     #[test]

@@ -44,15 +44,24 @@ pub fn parse_duration(s: &str) -> Result<u64, JitError> {
     n.checked_mul(mult).filter(|v| *v > 0).ok_or_else(bad)
 }
 
+/// Whom a request is for, and who made it (the user over ssh; the CLI's OS
+/// account when an administrator asks on a user's behalf).
+#[derive(Debug, Clone, Copy)]
+pub struct Requester<'a> {
+    pub user: &'a str,
+    pub actor: &'a str,
+}
+
 pub async fn request(
     store: &Store,
-    user: &str,
+    by: Requester<'_>,
     target: &str,
     login: &str,
     duration_secs: u64,
     max_secs: u64,
     reason: &str,
 ) -> Result<AccessRequest, JitError> {
+    let user = by.user;
     for n in [user, target, login] {
         Name::parse(n).map_err(|e| JitError::Invalid(format!("{n:?}: {e}")))?;
     }
@@ -85,6 +94,7 @@ pub async fn request(
         store,
         AuditEvent::AccessRequested {
             id: q.id.clone(),
+            actor: by.actor.into(),
             user: user.into(),
             target: target.into(),
             login: login.into(),

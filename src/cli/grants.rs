@@ -187,7 +187,10 @@ pub async fn request(config: &Config, cmd: RequestCmd) -> anyhow::Result<()> {
             let secs = jit::parse_duration(&duration)?;
             let q = jit::request(
                 &store,
-                &user,
+                jit::Requester {
+                    user: &user,
+                    actor: &actor,
+                },
                 &target,
                 &login,
                 secs,

@@ -55,7 +55,10 @@ async fn command(s: &Session, targets: &[(String, Vec<String>)], cmd: &str) -> (
             match jit::parse_duration(duration) {
                 Ok(secs) => jit::request(
                     &app.store,
-                    &s.user,
+                    jit::Requester {
+                        user: &s.user,
+                        actor: &s.user,
+                    },
                     target,
                     login,
                     secs,

@@ -83,11 +83,14 @@ pub async fn on_failure(app: &Arc<App>, user: &str, source: IpAddr, stage: Stage
             continue;
         };
         // The config refuses rules that would let a failure without a first
-        // factor lock more than a source; checked here too, so no mistake
+        // factor lock more than its own source; checked here too, so no mistake
         // in the config's checks can hand outsiders a lockout.
-        if !counted.counts(stage)
-            || (stage == Stage::Before && !matches!(rule.action, Action::LockSource | Action::Flag))
-        {
+        let outsider_may = match rule.action {
+            Action::Flag => true,
+            Action::LockSource => *per == Per::Source,
+            _ => false,
+        };
+        if !counted.counts(stage) || (stage == Stage::Before && !outsider_may) {
             continue;
         }
         let key = match per {

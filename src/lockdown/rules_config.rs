@@ -317,7 +317,17 @@ fn action_fits(c: &Condition, a: Action) -> Result<(), String> {
     match (c, a) {
         (Condition::Command(_) | Condition::HostKeyMismatch, _) => Ok(()),
         (Condition::Failures { counted, per, .. }, a) => match a {
-            Action::LockSource | Action::Flag => Ok(()),
+            Action::Flag => Ok(()),
+            // Counted per user, the failure that completes a burst may be the
+            // real user's one typo after an outsider's four: its source is
+            // the victim's (an office's NAT), not the sender's.
+            Action::LockSource if *counted == Counted::Any && *per == Per::User => Err(
+                "factor = \"any\" with per = \"user\" would lock the source of whichever \
+                 failure completes the burst, which an outsider can arrange to be the real \
+                 user's; use per = \"source\""
+                    .into(),
+            ),
+            Action::LockSource => Ok(()),
             Action::EndSession | Action::LockTarget => Err(format!(
                 "a failures rule knows no {} to act on; use lock_user or lock_source",
                 if a == Action::LockTarget {
@@ -484,8 +494,10 @@ mod tests {
                 "not a clear reason: {e}"
             );
         }
+        let e = rule(any, "lock_source").unwrap_err().join("\n");
+        assert!(e.contains("per = \"source\""), "{e}");
         for (cond, action) in [
-            (any, "lock_source"),
+            (any, "flag"),
             (any_source, "lock_source"),
             (outside, "lock_source"),
             (outside, "end_session"),

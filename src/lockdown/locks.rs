@@ -226,6 +226,7 @@ pub async fn lift(app: &App, id: &str, by: Lifter<'_>) -> Result<bool, LockError
         return Ok(false);
     }
     if !by.admin && lock.author != by.actor {
+        tracing::warn!(lock = %id, actor = %by.actor, author = %lock.author, "lift refused: not an admin nor the lock's author");
         return Err(LockError::Forbidden(format!(
             "lock {id} was made by {}: only an admin or its author may lift it",
             lock.author

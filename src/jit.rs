@@ -44,15 +44,24 @@ pub fn parse_duration(s: &str) -> Result<u64, JitError> {
     n.checked_mul(mult).filter(|v| *v > 0).ok_or_else(bad)
 }
 
+/// Whom a request is for, and who made it (the user over ssh; the CLI's OS
+/// account when an administrator asks on a user's behalf).
+#[derive(Debug, Clone, Copy)]
+pub struct Requester<'a> {
+    pub user: &'a str,
+    pub actor: &'a str,
+}
+
 pub async fn request(
     store: &Store,
-    user: &str,
+    by: Requester<'_>,
     target: &str,
     login: &str,
     duration_secs: u64,
     max_secs: u64,
     reason: &str,
 ) -> Result<AccessRequest, JitError> {
+    let user = by.user;
     for n in [user, target, login] {
         Name::parse(n).map_err(|e| JitError::Invalid(format!("{n:?}: {e}")))?;
     }
@@ -85,6 +94,7 @@ pub async fn request(
         store,
         AuditEvent::AccessRequested {
             id: q.id.clone(),
+            actor: by.actor.into(),
             user: user.into(),
             target: target.into(),
             login: login.into(),
@@ -96,11 +106,51 @@ pub async fn request(
     Ok(q)
 }
 
+/// Who decides a request, as the caller authenticated them.
+#[derive(Debug, Clone, Copy)]
+pub enum Approver<'a> {
+    /// A bastion user (the `ssh bastion approve` menu): must be a member of
+    /// the approvers group.
+    Member(&'a str),
+    /// An administrator: the CLI (the OS account that holds the database)
+    /// or an `admin` API token. Both can add grants directly, so group
+    /// membership adds nothing; the decision is recorded as `actor`, and
+    /// `name` (the account or token name) may not be the requester's.
+    Admin { actor: &'a str, name: &'a str },
+}
+
+impl Approver<'_> {
+    /// How the decision is recorded.
+    fn recorded(&self) -> &str {
+        match self {
+            Approver::Member(n) => n,
+            Approver::Admin { actor, .. } => actor,
+        }
+    }
+}
+
+async fn is_approver(store: &Store, user: &str, group: &str) -> Result<bool, JitError> {
+    Ok(store.groups_of(user).await?.iter().any(|g| g == group))
+}
+
+/// The pending requests, for a member of the approvers group only: who
+/// asks for what, and why, is not for every user to read.
+pub async fn pending_for(
+    store: &Store,
+    user: &str,
+    approvers_group: &str,
+) -> Result<Vec<AccessRequest>, JitError> {
+    if !is_approver(store, user, approvers_group).await? {
+        return Err(JitError::NotApprover(user.into(), approvers_group.into()));
+    }
+    Ok(store.list_requests(Some("pending")).await?)
+}
+
 /// Approves (`approve = true`) or denies a pending request.
 pub async fn decide(
     store: &Store,
     id: &str,
-    approver: &str,
+    by: Approver<'_>,
     approvers_group: &str,
     approve: bool,
 ) -> Result<Option<GrantRecord>, JitError> {
@@ -108,20 +158,18 @@ pub async fn decide(
         .request(id)
         .await?
         .ok_or_else(|| JitError::Unknown(id.into()))?;
-    if q.user == approver {
+    let name = match by {
+        Approver::Member(n) | Approver::Admin { name: n, .. } => n,
+    };
+    if q.user == name {
         return Err(JitError::SelfApproval);
     }
-    if !store
-        .groups_of(approver)
-        .await?
-        .iter()
-        .any(|g| g == approvers_group)
+    if let Approver::Member(user) = by
+        && !is_approver(store, user, approvers_group).await?
     {
-        return Err(JitError::NotApprover(
-            approver.into(),
-            approvers_group.into(),
-        ));
+        return Err(JitError::NotApprover(user.into(), approvers_group.into()));
     }
+    let approver = by.recorded();
     let now = now_ms();
     let grant = approve.then(|| GrantRecord {
         valid_from_ms: Some(now),

@@ -90,6 +90,8 @@ pub async fn check(
     // Kill-switch writes are audited by their own events (lock.created,
     // session.terminated) once done: a lockdown must not wait on, or be
     // refused by, an audit store that is failing — locking fails closed.
+    // A lift is the opposite: `lockdown::lift` audits it before it writes
+    // it, and a lift that cannot be audited does not happen.
     let audited_later = access == Access::Kill;
     if req.method() != Method::GET && req.method() != Method::HEAD && !audited_later {
         let event = AuditEvent::ApiWrite {

@@ -104,12 +104,11 @@ pub struct NewGrant {
     pub exec_deny: Vec<String>,
 }
 
-/// Approve or deny an access request on behalf of a member of the approvers group.
+/// Approve or deny an access request: `{}`. The decider is the token that
+/// calls; a name in the body (the old `approver`) is refused, not believed.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Decision {
-    pub approver: String,
-}
+pub struct Decision {}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -128,11 +128,15 @@ pub async fn list_requests(State(app): State<Arc<App>>, Params(f): Params<Reques
     Ok((StatusCode::OK, Json(json!(v))))
 }
 
-async fn decide(app: &App, id: &str, d: Decision, approve: bool) -> Res {
+async fn decide(app: &App, id: &str, caller: &Caller, approve: bool) -> Res {
     validate_name("id", id)?;
-    validate_name("approver", &d.approver)?;
     let group = &app.config.access.approvers_group;
-    let g = jit::decide(&app.store, id, &d.approver, group, approve).await?;
+    let actor = caller.actor();
+    let by = jit::Approver::Admin {
+        actor: &actor,
+        name: &caller.name,
+    };
+    let g = jit::decide(&app.store, id, by, group, approve).await?;
     Ok((
         StatusCode::OK,
         Json(
@@ -141,20 +145,23 @@ async fn decide(app: &App, id: &str, d: Decision, approve: bool) -> Res {
     ))
 }
 
+// The body is read only to refuse fields: who decides is the token.
 pub async fn approve(
     State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
     Seg(id): Seg<String>,
-    Body(d): Body<Decision>,
+    Body(_): Body<Decision>,
 ) -> Res {
-    decide(&app, &id, d, true).await
+    decide(&app, &id, &caller, true).await
 }
 
 pub async fn deny(
     State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
     Seg(id): Seg<String>,
-    Body(d): Body<Decision>,
+    Body(_): Body<Decision>,
 ) -> Res {
-    decide(&app, &id, d, false).await
+    decide(&app, &id, &caller, false).await
 }
 
 pub async fn list_tokens(State(app): State<Arc<App>>) -> Res {

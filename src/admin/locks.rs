@@ -2,7 +2,7 @@
 //! then ends every matching live session (`lockdown::create`).
 
 use super::http::{ApiError, Body, Seg, validate_name};
-use super::tokens::Caller;
+use super::tokens::{Caller, Scope};
 use crate::app::{App, now_ms};
 use crate::lockdown::{self, LockError, LockSpec};
 use crate::policy::LockScope;
@@ -29,6 +29,8 @@ impl From<LockError> for ApiError {
     fn from(e: LockError) -> ApiError {
         match e {
             LockError::Invalid(m) => ApiError::bad(m),
+            LockError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, m),
+            e @ LockError::NotAudited(_) => ApiError::internal("auditing the lift", e),
             LockError::Store(s) => s.into(),
             // Enforced here, not stored: say so; the caller must retry.
             e @ LockError::NotPersisted(..) => ApiError::internal("storing the lock", e),
@@ -90,7 +92,12 @@ pub async fn lift(
     Seg(id): Seg<String>,
 ) -> Result<StatusCode, ApiError> {
     validate_name("id", &id)?;
-    if lockdown::lift(&app, &id, &caller.actor()).await? {
+    let actor = caller.actor();
+    let by = lockdown::Lifter {
+        actor: &actor,
+        admin: caller.scope == Scope::Admin,
+    };
+    if lockdown::lift(&app, &id, by).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found(format!(

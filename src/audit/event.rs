@@ -54,6 +54,8 @@ pub enum AuditEvent {
     },
     AccessRequested {
         id: String,
+        /// Who asked: the user over ssh, or the CLI account asking for them.
+        actor: String,
         user: String,
         target: String,
         login: String,

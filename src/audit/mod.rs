@@ -70,10 +70,19 @@ pub async fn open_chain(store: Store, key_file: &std::path::Path) -> Result<Stor
 
 /// The operator running an admin command, for the audit trail.
 pub fn cli_actor() -> String {
-    let user = std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".into());
-    format!("cli:{}", escape_for_log(&user))
+    let uid = nix::unistd::getuid();
+    format!("cli:{}(uid {uid})", escape_for_log(&cli_account()))
+}
+
+/// The OS account running the CLI: from the process's real uid and the
+/// system's account database, never from $USER or $SUDO_USER (those are
+/// whatever the caller set). Under sudo this is root, which is who acted on
+/// the database. `?` when the uid has no account.
+pub fn cli_account() -> String {
+    match nix::unistd::User::from_uid(nix::unistd::getuid()) {
+        Ok(Some(u)) => u.name,
+        _ => "?".into(),
+    }
 }
 
 #[cfg(test)]

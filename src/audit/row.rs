@@ -104,6 +104,7 @@ impl AuditEvent {
             ),
             AuditEvent::AccessRequested {
                 id,
+                actor,
                 user,
                 target,
                 login,
@@ -111,10 +112,10 @@ impl AuditEvent {
                 reason,
             } => (
                 "access.requested",
-                user.clone(),
+                actor.clone(),
                 String::new(),
                 id.clone(),
-                json!({ "target": target, "login": login, "seconds": secs, "reason": reason }),
+                json!({ "user": user, "target": target, "login": login, "seconds": secs, "reason": reason }),
             ),
             AuditEvent::AccessDecided {
                 id,

@@ -74,16 +74,10 @@ pub enum RequestCmd {
         #[arg(long = "as")]
         user: String,
     },
-    Approve {
-        id: String,
-        #[arg(long = "as")]
-        approver: String,
-    },
-    Deny {
-        id: String,
-        #[arg(long = "as")]
-        approver: String,
-    },
+    /// Approve as the OS account running this command (it holds the database).
+    Approve { id: String },
+    /// Deny as the OS account running this command.
+    Deny { id: String },
     List {
         #[arg(long)]
         pending: bool,
@@ -173,9 +167,15 @@ async fn tcp_defaults(
     Ok((logins, allow))
 }
 
+fn cli_approver<'a>(actor: &'a str, name: &'a str) -> jit::Approver<'a> {
+    jit::Approver::Admin { actor, name }
+}
+
 pub async fn request(config: &Config, cmd: RequestCmd) -> anyhow::Result<()> {
     let (store, _) = super::open(config).await?;
     let group = &config.access.approvers_group;
+    let actor = crate::audit::cli_actor();
+    let name = crate::audit::cli_account();
     match cmd {
         RequestCmd::New {
             target,
@@ -187,7 +187,10 @@ pub async fn request(config: &Config, cmd: RequestCmd) -> anyhow::Result<()> {
             let secs = jit::parse_duration(&duration)?;
             let q = jit::request(
                 &store,
-                &user,
+                jit::Requester {
+                    user: &user,
+                    actor: &actor,
+                },
                 &target,
                 &login,
                 secs,
@@ -200,15 +203,15 @@ pub async fn request(config: &Config, cmd: RequestCmd) -> anyhow::Result<()> {
                 q.id, q.user, q.target, q.login, q.duration_secs
             );
         }
-        RequestCmd::Approve { id, approver } => {
-            let g = jit::decide(&store, &id, &approver, group, true).await?;
+        RequestCmd::Approve { id } => {
+            let g = jit::decide(&store, &id, cli_approver(&actor, &name), group, true).await?;
             println!(
                 "request {id} approved; grant {} added",
                 g.map(|g| g.id).unwrap_or_default()
             );
         }
-        RequestCmd::Deny { id, approver } => {
-            jit::decide(&store, &id, &approver, group, false).await?;
+        RequestCmd::Deny { id } => {
+            jit::decide(&store, &id, cli_approver(&actor, &name), group, false).await?;
             println!("request {id} denied");
         }
         RequestCmd::List { pending } => {

@@ -144,7 +144,13 @@ async fn list(config: &Config, all: bool) -> anyhow::Result<()> {
 
 async fn lift(config: &Config, id: &str) -> anyhow::Result<()> {
     let app = cli_app(config).await?;
-    if !lockdown::lift(&app, id, &crate::audit::cli_actor()).await? {
+    let actor = crate::audit::cli_actor();
+    // The CLI holds the database and its keys: it is an admin.
+    let by = lockdown::Lifter {
+        actor: &actor,
+        admin: true,
+    };
+    if !lockdown::lift(&app, id, by).await? {
         bail!("no lock in force has id {id:?} (see `portcullis lock list`)");
     }
     println!("lifted {id}");

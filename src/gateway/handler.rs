@@ -7,6 +7,7 @@ use super::login::{FirstFactor, first_factor_methods};
 use super::menu;
 use crate::app::App;
 use crate::bridge;
+use crate::lockdown::rules::Stage;
 use crate::policy::{ChannelKind, SessionRequest};
 use crate::session::{Destination, Session};
 use russh::server::{
@@ -239,7 +240,7 @@ impl Handler for Connection {
                 self.first_factor_ok(user, req, rec, "password", start)
                     .await
             }
-            _ => self.failed(&req, "password", start).await,
+            _ => self.failed(&req, "password", Stage::Before, start).await,
         })
     }
 
@@ -293,7 +294,7 @@ impl Handler for Connection {
                 self.first_factor_ok(user, req, rec, "publickey", start)
                     .await
             }
-            _ => self.failed(&req, "publickey", start).await,
+            _ => self.failed(&req, "publickey", Stage::Before, start).await,
         })
     }
 

@@ -9,6 +9,7 @@ use super::handler::Connection;
 use crate::audit::{self, AuditEvent};
 use crate::auth::throttle::Verdict;
 use crate::auth::totp;
+use crate::lockdown::rules::Stage;
 use crate::names::{LoginRequest, escape_for_log, parse_login};
 use crate::session::{Destination, Session};
 use crate::store::UserRecord;
@@ -103,22 +104,28 @@ impl Connection {
         &mut self,
         req: &LoginRequest,
         factor: &'static str,
+        stage: Stage,
         start: Instant,
     ) -> Auth {
         tracing::info!(source = %self.peer, username = %req, factor, "login failed");
-        self.note_failure(req, factor);
+        self.note_failure(req, factor, stage);
         self.rejected(start).await
     }
 
     /// Feeds a failed factor to the throttle, the metrics and the lockdown
     /// rules (in their own task: a rule's lock must not delay the answer).
-    fn note_failure(&self, req: &LoginRequest, factor: &'static str) {
+    /// `stage` tells the rules whether the failure needed a verified first
+    /// factor: only those may lock a user, since anyone can send a wrong
+    /// password for any username.
+    fn note_failure(&self, req: &LoginRequest, factor: &'static str, stage: Stage) {
         let (user, ip) = (req.user.as_str().to_string(), self.peer.ip());
         self.app.throttle.failure(&user, ip, factor, Instant::now());
         self.app.metrics.logins_failed.inc();
         if !self.app.config.lockdown.rules.is_empty() {
             let app = self.app.clone();
-            tokio::spawn(async move { crate::lockdown::rules::on_failure(&app, &user, ip).await });
+            tokio::spawn(async move {
+                crate::lockdown::rules::on_failure(&app, &user, ip, stage).await
+            });
         }
     }
 
@@ -139,7 +146,7 @@ impl Connection {
                     .await;
             }
             return self
-                .failed(&req, "password-on-service-account", start)
+                .failed(&req, "password-on-service-account", Stage::After, start)
                 .await;
         }
         match self.app.store.totp(req.user.as_str()).await {
@@ -157,7 +164,8 @@ impl Connection {
             }
             Ok(None) => {
                 tracing::warn!(source = %self.peer, user = %req.user, "no second factor enrolled; login refused");
-                self.failed(&req, "mfa-not-enrolled", start).await
+                self.failed(&req, "mfa-not-enrolled", Stage::After, start)
+                    .await
             }
             Err(e) => {
                 tracing::error!(error = %e, "TOTP lookup failed; refusing login");
@@ -202,7 +210,7 @@ impl Connection {
         let req = ff.request.clone();
         self.first_factor = Some(ff);
         tracing::info!(source = %self.peer, username = %req, factor = "totp", "login failed");
-        self.note_failure(&req, "totp");
+        self.note_failure(&req, "totp", Stage::After);
         tokio::time::sleep_until((start + REJECT_DELAY).into()).await;
         Auth::Reject {
             proceed_with_methods: Some(second_factor_methods()),

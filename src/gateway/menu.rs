@@ -55,7 +55,10 @@ async fn command(s: &Session, targets: &[(String, Vec<String>)], cmd: &str) -> (
             match jit::parse_duration(duration) {
                 Ok(secs) => jit::request(
                     &app.store,
-                    &s.user,
+                    jit::Requester {
+                        user: &s.user,
+                        actor: &s.user,
+                    },
                     target,
                     login,
                     secs,
@@ -72,13 +75,13 @@ async fn command(s: &Session, targets: &[(String, Vec<String>)], cmd: &str) -> (
                 Err(e) => Err(e),
             }
         }
-        ["approve", id] => jit::decide(&app.store, id, &s.user, group, true)
+        ["approve", id] => jit::decide(&app.store, id, jit::Approver::Member(&s.user), group, true)
             .await
             .map(|_| format!("request {id} approved\n")),
-        ["deny", id] => jit::decide(&app.store, id, &s.user, group, false)
+        ["deny", id] => jit::decide(&app.store, id, jit::Approver::Member(&s.user), group, false)
             .await
             .map(|_| format!("request {id} denied\n")),
-        ["requests"] => match app.store.list_requests(Some("pending")).await {
+        ["requests"] => match jit::pending_for(&app.store, &s.user, group).await {
             Ok(list) => Ok(list
                 .iter()
                 .map(|q| {
@@ -88,7 +91,7 @@ async fn command(s: &Session, targets: &[(String, Vec<String>)], cmd: &str) -> (
                     )
                 })
                 .collect()),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         },
         _ => return (render(&s.user, targets), 1),
     };

@@ -20,6 +20,18 @@ pub enum LockError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the lift could not be audited ({0}); the lock stays")]
+    NotAudited(StoreError),
+}
+
+/// Who lifts a lock, and whether they may lift any lock or only their own.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifter<'a> {
+    pub actor: &'a str,
+    /// An admin (the `admin` scope, or the CLI, which holds the database).
+    pub admin: bool,
 }
 
 /// What a caller asks for.
@@ -202,21 +214,38 @@ async fn audit_lock(app: &App, o: &LockOutcome) {
     }
 }
 
-/// Lifts a lock; `false` if no lock in force has that id.
-pub async fn lift(app: &App, id: &str, actor: &str) -> Result<bool, LockError> {
-    match app.store.lift_lock(id, actor, now_ms()).await {
+/// Lifts a lock; `false` if no lock in force has that id. A non-admin may
+/// lift only a lock it made itself (a kill-switch token cannot undo an
+/// admin's lockdown). The lift is audited before it is written, and not
+/// written if the audit fails: a lock nobody can account for lifting stays.
+pub async fn lift(app: &App, id: &str, by: Lifter<'_>) -> Result<bool, LockError> {
+    let Some(lock) = app.store.lock(id).await? else {
+        return Ok(false);
+    };
+    if lock.lifted_ms.is_some() {
+        return Ok(false);
+    }
+    if !by.admin && lock.author != by.actor {
+        tracing::warn!(lock = %id, actor = %by.actor, author = %lock.author, "lift refused: not an admin nor the lock's author");
+        return Err(LockError::Forbidden(format!(
+            "lock {id} was made by {}: only an admin or its author may lift it",
+            lock.author
+        )));
+    }
+    let event = AuditEvent::LockLifted {
+        id: id.to_string(),
+        actor: by.actor.to_string(),
+    };
+    audit::record(&app.store, event)
+        .await
+        .map_err(LockError::NotAudited)?;
+    match app.store.lift_lock(id, by.actor, now_ms()).await {
         Ok(()) => {}
+        // Lifted by someone else since it was read: lifted all the same.
         Err(StoreError::Missing { .. }) => return Ok(false),
         Err(e) => return Err(e.into()),
     }
     refresh(app).await?;
-    let event = AuditEvent::LockLifted {
-        id: id.to_string(),
-        actor: actor.to_string(),
-    };
-    if let Err(e) = audit::record(&app.store, event).await {
-        tracing::error!(error = %e, lock = %id, "audit of a lift not written");
-    }
     Ok(true)
 }
 

@@ -3,6 +3,7 @@
 //! blocked source networks kept by the admin, all cached here for decisions
 //! that must not wait on anything.
 
+mod default_rules;
 mod lines;
 mod locks;
 pub mod rules;
@@ -11,8 +12,8 @@ mod webhook;
 
 pub use lines::LineAssembler;
 pub use locks::{
-    LockError, LockOutcome, LockSpec, Locks, check, create, kill_reason, lift, list, refresh,
-    terminate,
+    Lifter, LockError, LockOutcome, LockSpec, Locks, check, create, kill_reason, lift, list,
+    refresh, terminate,
 };
 pub use rules::{RuleError, Rules, Seen};
 

@@ -4,6 +4,7 @@
 //! session, or lock a user, target, source or everything. Each firing is
 //! audited under the rule's name and may notify a webhook.
 
+pub use super::rules_config::Stage;
 use super::rules_config::{Action, Condition, Per, Rule};
 use super::{LockSpec, create};
 use crate::app::{App, now_ms};
@@ -69,12 +70,29 @@ pub async fn on_command(app: &Arc<App>, seen: &Seen, line: &str) -> bool {
     ended
 }
 
-/// A failed login factor for `user` from `source`.
-pub async fn on_failure(app: &Arc<App>, user: &str, source: IpAddr) {
+/// A failed login factor for `user` from `source`, at `stage` of the login.
+pub async fn on_failure(app: &Arc<App>, user: &str, source: IpAddr, stage: Stage) {
     for (i, rule) in rules(app).iter().enumerate() {
-        let Condition::Failures { count, within, per } = &rule.condition else {
+        let Condition::Failures {
+            count,
+            within,
+            per,
+            counted,
+        } = &rule.condition
+        else {
             continue;
         };
+        // The config refuses rules that would let a failure without a first
+        // factor lock more than its own source; checked here too, so no mistake
+        // in the config's checks can hand outsiders a lockout.
+        let outsider_may = match rule.action {
+            Action::Flag => true,
+            Action::LockSource => *per == Per::Source,
+            _ => false,
+        };
+        if !counted.counts(stage) || (stage == Stage::Before && !outsider_may) {
+            continue;
+        }
         let key = match per {
             Per::User => user.to_string(),
             Per::Source => source.to_string(),
@@ -112,6 +130,11 @@ pub async fn fire_for_source(app: &Arc<App>, rule: usize, ip: IpAddr) {
     let Some(rule) = rules(app).get(rule) else {
         return;
     };
+    // Anyone can connect from outside: never more than the source (the
+    // config refuses such rules; this holds should its checks be wrong).
+    if !matches!(rule.action, Action::EndSession | Action::LockSource) {
+        return;
+    }
     let seen = Seen {
         source: Some(ip),
         ..Seen::default()
@@ -173,6 +196,7 @@ async fn fire(app: &Arc<App>, rule: &Rule, seen: &Seen, detail: &str) -> bool {
             .source
             .map(|ip| LockScope::Source(ipnet::IpNet::from(ip))),
         Action::LockAll => Some(LockScope::All),
+        Action::Flag => None,
     };
     let mut lock_id = None;
     let mut ended = false;

@@ -12,6 +12,8 @@ pub struct RawLockdown {
     webhook_url: Option<String>,
     webhook_timeout_secs: Option<u64>,
     webhook_attempts: Option<u32>,
+    /// The built-in `flag-ssh-keys` and `flag-crontab` rules (default on).
+    default_rules: Option<bool>,
     #[serde(default, rename = "rule")]
     rules: Vec<RawRule>,
 }
@@ -26,8 +28,11 @@ struct RawRule {
     failures: Option<u32>,
     /// ... within this long ("60s") ...
     within: Option<String>,
-    /// ... for one "user" or one "source".
+    /// ... for one "user" or one "source" ...
     per: Option<String>,
+    /// ... counting only failures after a verified first factor ("second",
+    /// the default) or every failure, wrong passwords included ("any").
+    factor: Option<String>,
     host_key_mismatch: Option<bool>,
     /// Connections from outside these networks.
     source_outside: Option<Vec<String>>,
@@ -45,9 +50,36 @@ pub enum Condition {
         count: u32,
         within: Duration,
         per: Per,
+        counted: Counted,
     },
     HostKeyMismatch,
     SourceOutside(Vec<IpNet>),
+}
+
+/// Where in the login a failure happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// No first factor verified yet: anyone who can reach the port and
+    /// guess a username can cause it.
+    Before,
+    /// After a verified password or key on this connection (a wrong code,
+    /// or no second factor enrolled): only a holder of the first factor.
+    After,
+}
+
+/// Which login failures a `failures` rule counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Only failures after a verified first factor (`factor = "second"`).
+    SecondFactor,
+    /// Every failure, wrong passwords and keys included (`factor = "any"`).
+    Any,
+}
+
+impl Counted {
+    pub fn counts(self, stage: Stage) -> bool {
+        self == Counted::Any || stage == Stage::After
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +96,8 @@ pub enum Action {
     LockTarget,
     LockSource,
     LockAll,
+    /// Only audit the firing and notify the webhook: detection.
+    Flag,
 }
 
 impl Action {
@@ -74,6 +108,7 @@ impl Action {
             Action::LockTarget => "lock_target",
             Action::LockSource => "lock_source",
             Action::LockAll => "lock_all",
+            Action::Flag => "flag",
         }
     }
 }
@@ -104,12 +139,30 @@ impl RawLockdown {
                 "lockdown.webhook_url = {u:?}: expected an http(s):// URL"
             ));
         }
-        let rules = self
+        let mut rules = self
             .rules
             .into_iter()
             .enumerate()
             .filter_map(|(i, r)| r.check(i, problems))
             .collect::<Vec<_>>();
+        if self.default_rules.unwrap_or(true) {
+            // A configured rule of the same name replaces the default one.
+            for (name, re) in super::default_rules::all() {
+                if rules.iter().any(|r| r.name == name) {
+                    continue;
+                }
+                match Regex::new(&re) {
+                    Ok(re) => rules.push(Rule {
+                        name: name.into(),
+                        condition: Condition::Command(re),
+                        action: Action::Flag,
+                        duration: None,
+                        notify: true,
+                    }),
+                    Err(e) => problems.push(format!("default rule {name}: {e}")),
+                }
+            }
+        }
         let mut names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
         names.sort_unstable();
         if names.windows(2).any(|w| w[0] == w[1]) {
@@ -136,11 +189,14 @@ impl RawRule {
         let condition = self.condition(&at, problems);
         let action = parse_action(&self.action).unwrap_or_else(|| {
             problems.push(format!(
-                "{at}: action {:?} is not one of end_session, lock_user, lock_target, lock_source, lock_all",
+                "{at}: action {:?} is not one of end_session, lock_user, lock_target, lock_source, lock_all, flag",
                 self.action
             ));
             Action::EndSession
         });
+        if self.factor.is_some() && self.failures.is_none() {
+            problems.push(format!("{at}: factor applies only to a failures rule"));
+        }
         let duration = self.duration.as_deref().and_then(|d| {
             crate::jit::parse_duration(d)
                 .map(Duration::from_secs)
@@ -148,16 +204,8 @@ impl RawRule {
                 .ok()
         });
         let condition = condition?;
-        if !action_fits(&condition, action) {
-            problems.push(format!(
-                "{at}: action {} cannot apply to this condition (no {} is known when it fires)",
-                action.name(),
-                if action == Action::LockTarget {
-                    "target"
-                } else {
-                    "session or user"
-                }
-            ));
+        if let Err(why) = action_fits(&condition, action) {
+            problems.push(format!("{at}: action {}: {why}", action.name()));
         }
         (problems.len() == start).then_some(Rule {
             name: self.name,
@@ -223,11 +271,26 @@ impl RawRule {
                 return None;
             }
         };
+        let counted = match self.factor.as_deref().unwrap_or("second") {
+            "second" => Counted::SecondFactor,
+            "any" => Counted::Any,
+            other => {
+                problems.push(format!(
+                    "{at}: factor = {other:?}: expected \"second\" (failures after a verified first factor) or \"any\""
+                ));
+                return None;
+            }
+        };
         if !(2..=10_000).contains(&count) {
             problems.push(format!("{at}: failures must be between 2 and 10000"));
             return None;
         }
-        Some(Condition::Failures { count, within, per })
+        Some(Condition::Failures {
+            count,
+            within,
+            per,
+            counted,
+        })
     }
 }
 
@@ -238,21 +301,61 @@ fn parse_action(s: &str) -> Option<Action> {
         "lock_target" => Action::LockTarget,
         "lock_source" => Action::LockSource,
         "lock_all" => Action::LockAll,
+        "flag" => Action::Flag,
         _ => return None,
     })
 }
 
-/// Whether the facts known when a condition fires are enough for the action.
-fn action_fits(c: &Condition, a: Action) -> bool {
-    match c {
-        Condition::Command(_) | Condition::HostKeyMismatch => true,
-        Condition::Failures { per, .. } => match a {
-            Action::LockUser => *per == Per::User,
-            Action::LockSource | Action::LockAll => true,
-            Action::EndSession | Action::LockTarget => false,
+/// Whether the action may follow the condition: the facts known when it
+/// fires must be enough for it, and what an unauthenticated party controls
+/// (wrong passwords for any username, its own address) may refuse or lock
+/// sources but never lock a user, end sessions or lock everything — else
+/// anyone on the network could lock the staff out in the middle of an
+/// incident.
+fn action_fits(c: &Condition, a: Action) -> Result<(), String> {
+    const NO_USER: &str = "no session or user is known when it fires";
+    match (c, a) {
+        (Condition::Command(_) | Condition::HostKeyMismatch, _) => Ok(()),
+        (Condition::Failures { counted, per, .. }, a) => match a {
+            Action::Flag => Ok(()),
+            // Counted per user, the failure that completes a burst may be the
+            // real user's one typo after an outsider's four: its source is
+            // the victim's (an office's NAT), not the sender's.
+            Action::LockSource if *counted == Counted::Any && *per == Per::User => Err(
+                "factor = \"any\" with per = \"user\" would lock the source of whichever \
+                 failure completes the burst, which an outsider can arrange to be the real \
+                 user's; use per = \"source\""
+                    .into(),
+            ),
+            Action::LockSource => Ok(()),
+            Action::EndSession | Action::LockTarget => Err(format!(
+                "a failures rule knows no {} to act on; use lock_user or lock_source",
+                if a == Action::LockTarget {
+                    "target"
+                } else {
+                    "session"
+                }
+            )),
+            _ if *counted == Counted::Any => Err(
+                "factor = \"any\" counts wrong passwords and keys that anyone can send for any \
+                 username, so it may only lock_source; count failures after a verified first \
+                 factor (factor = \"second\", the default) to lock a user or everything"
+                    .into(),
+            ),
+            Action::LockUser if *per == Per::Source => {
+                Err(format!("per = \"source\": {NO_USER}; use per = \"user\""))
+            }
+            Action::LockUser | Action::LockAll => Ok(()),
         },
-        Condition::SourceOutside(_) => {
-            matches!(a, Action::EndSession | Action::LockSource | Action::LockAll)
+        (Condition::SourceOutside(_), Action::EndSession | Action::LockSource) => Ok(()),
+        (Condition::SourceOutside(_), Action::LockAll) => Err(
+            "source_outside is decided before anyone logs in, by an address anyone can \
+             connect from: it may refuse the connection (end_session) or lock_source, never \
+             lock everything"
+                .into(),
+        ),
+        (Condition::SourceOutside(_), _) => {
+            Err(format!("source_outside is decided before login: {NO_USER}"))
         }
     }
 }
@@ -300,10 +403,34 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(c.rules.len(), 4);
+        // The four above, then the default flagging rules.
+        assert_eq!(c.rules.len(), 6);
+        assert_eq!(c.rules[4].name, "flag-ssh-keys");
+        assert_eq!(c.rules[5].action, Action::Flag);
         assert_eq!(c.rules[1].duration, Some(Duration::from_secs(900)));
         assert!(matches!(&c.rules[0].condition, Condition::Command(r) if r.is_match("rm -rf / ")));
         assert_eq!(c.webhook_attempts, 4);
+    }
+
+    #[test]
+    fn default_rules_can_be_replaced_or_turned_off() {
+        assert!(parse("default_rules = false").unwrap().rules.is_empty());
+        let c = parse(
+            "[[rule]]\nname = \"flag-crontab\"\ncommand = \"crontab\"\naction = \"end_session\"\n",
+        )
+        .unwrap();
+        let names: Vec<_> = c
+            .rules
+            .iter()
+            .map(|r| (r.name.as_str(), r.action))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("flag-crontab", Action::EndSession),
+                ("flag-ssh-keys", Action::Flag)
+            ]
+        );
     }
 
     #[test]
@@ -335,9 +462,57 @@ mod tests {
             "not a valid regex",
             "explode",
             "exactly one",
-            "cannot apply",
+            "use per = \"user\"",
         ] {
             assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
         }
+    }
+
+    /// What an unauthenticated party controls may lock sources, nothing more.
+    #[test]
+    fn outsider_conditions_cannot_lock_users_sessions_or_everything() {
+        let rule = |cond: &str, action: &str| {
+            parse(&format!(
+                "[[rule]]\nname = \"r\"\n{cond}\naction = \"{action}\"\n"
+            ))
+        };
+        let any = "failures = 5\nfactor = \"any\"";
+        let any_source = "failures = 5\nfactor = \"any\"\nper = \"source\"";
+        let outside = "source_outside = [\"10.0.0.0/8\"]";
+        for (cond, action) in [
+            (any, "lock_user"),
+            (any, "lock_all"),
+            (any_source, "lock_all"),
+            (any, "end_session"),
+            (outside, "lock_all"),
+            (outside, "lock_user"),
+        ] {
+            let e = rule(cond, action).unwrap_err().join("\n");
+            assert!(e.contains(action), "{cond} {action}: {e}");
+            assert!(
+                e.contains("anyone") || e.contains("before login") || e.contains("no session"),
+                "not a clear reason: {e}"
+            );
+        }
+        let e = rule(any, "lock_source").unwrap_err().join("\n");
+        assert!(e.contains("per = \"source\""), "{e}");
+        for (cond, action) in [
+            (any, "flag"),
+            (any_source, "lock_source"),
+            (outside, "lock_source"),
+            (outside, "end_session"),
+            ("failures = 5", "lock_user"),
+            ("failures = 5\nfactor = \"second\"", "lock_all"),
+        ] {
+            assert!(rule(cond, action).is_ok(), "{cond} {action}");
+        }
+        let c = rule("failures = 5", "lock_user").unwrap();
+        let Condition::Failures { counted, .. } = &c.rules[0].condition else {
+            panic!("not a failures rule");
+        };
+        assert_eq!(*counted, Counted::SecondFactor, "the default must be safe");
+        assert!(!counted.counts(Stage::Before) && counted.counts(Stage::After));
+        assert!(rule("failures = 5\nfactor = \"first\"", "lock_source").is_err());
+        assert!(rule("command = \"x\"\nfactor = \"any\"", "end_session").is_err());
     }
 }

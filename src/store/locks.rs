@@ -57,6 +57,13 @@ impl Store {
         rows.iter().map(lock_from_row).collect()
     }
 
+    /// One lock by id, lifted or not.
+    pub async fn lock(&self, id: &str) -> Result<Option<Lock>, StoreError> {
+        let q = format!("SELECT {COLUMNS} FROM locks WHERE id = $1");
+        let row = sqlx::query(&q).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(lock_from_row).transpose()
+    }
+
     /// The most recent locks, lifted and expired ones included.
     pub async fn recent_locks(&self, limit: i64) -> Result<Vec<Lock>, StoreError> {
         let q = format!("SELECT {COLUMNS} FROM locks ORDER BY created_at DESC LIMIT $1");

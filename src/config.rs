@@ -498,6 +498,15 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         assert!(c.database_url.starts_with("sqlite://"));
         assert_eq!(c.limits.login_grace, Duration::from_secs(30));
+        assert_eq!(c.limits.max_unauthenticated_per_network, 64);
+        assert_eq!(c.limits.second_factor_failures, 10);
+        assert_eq!(c.limits.second_factor_window, Duration::from_secs(900));
+        let e = Config::parse(
+            "[limits]\nsecond_factor_failures = 0\nsecond_factor_window_secs = 1\nmax_unauthenticated_per_network = 0\n",
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.len(), 3, "{e:?}");
     }
 
     #[test]

@@ -10,13 +10,19 @@
 //! cannot keep real users out. A connection past its first factor (a person
 //! at the "Verification code:" prompt) is never cut by a flood; if a scope
 //! holds only such connections, the newcomer is refused instead. The login
-//! grace time still ends every connection that does not finish.
+//! grace time still ends every connection that does not finish. At most
+//! `PROTECTED_PER_USER` connections of one user are protected at once, so a
+//! stolen first factor cannot hold every place at the code prompt.
 
 use crate::auth::throttle::network_of;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
+
+/// A person runs a few logins at once (ssh, scp, a ControlMaster); more
+/// connections of one user at the code prompt stay cuttable.
+pub const PROTECTED_PER_USER: usize = 4;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Caps {
@@ -35,6 +41,8 @@ struct Held {
     ip: IpAddr,
     net: IpAddr,
     cut: CancellationToken,
+    /// Set while protected: the user whose first factor it holds.
+    user: Option<String>,
 }
 
 #[derive(Default)]
@@ -45,6 +53,8 @@ struct Counts {
     fresh: BTreeSet<u64>,
     by_source: HashMap<IpAddr, BTreeSet<u64>>,
     by_net: HashMap<IpAddr, BTreeSet<u64>>,
+    /// Protected connections per user (at most `PROTECTED_PER_USER`).
+    protected: HashMap<String, BTreeSet<u64>>,
     next: u64,
 }
 
@@ -112,6 +122,7 @@ impl PreAuth {
                 ip,
                 net,
                 cut: cut.clone(),
+                user: None,
             },
         );
         c.fresh.insert(seq);
@@ -151,6 +162,7 @@ fn evict(c: &mut Counts, seq: u64) -> Admission {
 fn remove(c: &mut Counts, seq: u64) -> Option<Held> {
     let h = c.slots.remove(&seq)?;
     c.fresh.remove(&seq);
+    unprotect(c, seq, h.user.as_deref());
     for (map, key) in [(&mut c.by_source, h.ip), (&mut c.by_net, h.net)] {
         if let Some(set) = map.get_mut(&key) {
             set.remove(&seq);
@@ -162,19 +174,45 @@ fn remove(c: &mut Counts, seq: u64) -> Option<Held> {
     Some(h)
 }
 
-impl Slot {
-    /// Marks whether this connection holds a verified first factor; one
-    /// that does is never cut to make room.
-    pub fn first_factor(&self, passed: bool) {
-        if let Ok(mut c) = self.owner.inner.lock()
-            && c.slots.contains_key(&self.seq)
-        {
-            if passed {
-                c.fresh.remove(&self.seq);
-            } else {
-                c.fresh.insert(self.seq);
-            }
+fn unprotect(c: &mut Counts, seq: u64, user: Option<&str>) {
+    if let Some(u) = user
+        && let Some(set) = c.protected.get_mut(u)
+    {
+        set.remove(&seq);
+        if set.is_empty() {
+            c.protected.remove(u);
         }
+    }
+}
+
+impl Slot {
+    /// `Some(user)`: this connection holds `user`'s verified first factor
+    /// and is no longer cut to make room (unless that user already has
+    /// `PROTECTED_PER_USER` such connections; returns whether it is
+    /// protected). `None`: it starts over and may be cut again.
+    pub fn first_factor(&self, user: Option<&str>) -> bool {
+        let Ok(mut c) = self.owner.inner.lock() else {
+            return false;
+        };
+        let seq = self.seq;
+        let Some(old) = c.slots.get_mut(&seq).map(|h| h.user.take()) else {
+            return false;
+        };
+        unprotect(&mut c, seq, old.as_deref());
+        c.fresh.insert(seq);
+        let Some(user) = user else {
+            return false;
+        };
+        let mine = c.protected.entry(user.to_string()).or_default();
+        if mine.len() >= PROTECTED_PER_USER {
+            return false;
+        }
+        mine.insert(seq);
+        c.fresh.remove(&seq);
+        if let Some(h) = c.slots.get_mut(&seq) {
+            h.user = Some(user.to_string());
+        }
+        true
     }
 }
 
@@ -225,7 +263,7 @@ mod tests {
     fn a_connection_past_its_first_factor_is_never_cut() {
         let p = caps(3, 10, 10);
         let (human, _) = p.admit(ip("192.0.2.1")).unwrap();
-        human.first_factor(true);
+        assert!(human.first_factor(Some("nina")));
         let flood: Vec<_> = (0..20)
             .filter_map(|i| p.admit(ip(&format!("198.51.{i}.7"))).ok().map(|(s, _)| s))
             .collect();
@@ -233,13 +271,13 @@ mod tests {
         assert!(!human.cut.is_cancelled());
         assert_eq!(flood.iter().filter(|s| !s.cut.is_cancelled()).count(), 2);
         // Only people past the first factor left: newcomers are refused.
-        for s in flood.iter().filter(|s| !s.cut.is_cancelled()) {
-            s.first_factor(true);
+        for (i, s) in flood.iter().filter(|s| !s.cut.is_cancelled()).enumerate() {
+            assert!(s.first_factor(Some(&format!("u{i}"))));
         }
         assert_eq!(p.admit(ip("203.0.113.1")).err(), Some(Refused::Total));
         assert!(!human.cut.is_cancelled());
         // Back to fresh (a username change starts over): cuttable again.
-        human.first_factor(false);
+        assert!(!human.first_factor(None));
         assert!(p.admit(ip("203.0.113.1")).is_ok());
         assert!(human.cut.is_cancelled());
     }
@@ -263,7 +301,7 @@ mod tests {
         assert!(s2.cut.is_cancelled() && !other.cut.is_cancelled());
         // A person past the first factor in that /24 is skipped.
         let (human, _) = p.admit(ip("10.0.0.50")).unwrap();
-        human.first_factor(true);
+        human.first_factor(Some("nina"));
         for i in 0..10 {
             let _ = p.admit(ip(&format!("10.0.0.{}", 100 + i)));
         }
@@ -271,11 +309,33 @@ mod tests {
     }
 
     #[test]
+    fn one_user_protects_only_a_few_connections() {
+        let p = caps(6, 10, 10);
+        let mine: Vec<_> = (0..6)
+            .map(|i| p.admit(ip(&format!("10.0.{i}.1"))).unwrap().0)
+            .collect();
+        let protected = mine
+            .iter()
+            .filter(|s| s.first_factor(Some("stolen")))
+            .count();
+        assert_eq!(protected, PROTECTED_PER_USER);
+        // Full: newcomers cut the unprotected ones, never the protected.
+        let _a = p.admit(ip("192.0.2.1")).unwrap();
+        let _b = p.admit(ip("192.0.2.2")).unwrap();
+        assert_eq!(mine.iter().filter(|s| s.cut.is_cancelled()).count(), 2);
+        assert!(p.admit(ip("192.0.2.3")).is_ok(), "a fresh one is cut");
+        // One protected connection ends: that user's next one is protected.
+        let (late, _) = p.admit(ip("10.0.9.1")).unwrap_or_else(|_| panic!("cap"));
+        drop(mine);
+        assert!(late.first_factor(Some("stolen")));
+    }
+
+    #[test]
     fn ipv6_is_capped_per_64() {
         let p = caps(100, 10, 2);
         let (s1, _) = p.admit(ip("2001:db8:1:2::1")).unwrap();
         let (s2, _) = p.admit(ip("2001:db8:1:2:ffff::9")).unwrap();
-        s2.first_factor(true);
+        s2.first_factor(Some("nina"));
         let (_s3, how) = p.admit(ip("2001:db8:1:2::77")).unwrap();
         assert_eq!(how, Admission::AdmittedByEvicting(ip("2001:db8:1:2::1")));
         assert!(s1.cut.is_cancelled() && !s2.cut.is_cancelled());

@@ -53,7 +53,7 @@ impl Connection {
             tracing::info!(source = %self.peer, "username changed during authentication; starting over");
             self.first_factor = None;
             if let Some(slot) = &self.preauth {
-                slot.first_factor(false);
+                slot.first_factor(None);
             }
         }
     }
@@ -151,6 +151,7 @@ impl Connection {
         }
         match self.app.store.totp(req.user.as_str()).await {
             Ok(Some(_)) => {
+                let rec_name = rec.name.clone();
                 self.first_factor = Some(FirstFactor {
                     username: user.to_string(),
                     request: req,
@@ -159,8 +160,10 @@ impl Connection {
                     budget_wait: None,
                 });
                 // A pre-auth flood now cuts others before this connection.
-                if let Some(slot) = &self.preauth {
-                    slot.first_factor(true);
+                if let Some(slot) = &self.preauth
+                    && !slot.first_factor(Some(&rec_name))
+                {
+                    tracing::info!(source = %self.peer, user = %rec_name, "many connections of this user at the code prompt; this one stays cuttable");
                 }
                 Auth::Reject {
                     proceed_with_methods: Some(second_factor_methods()),
@@ -218,7 +221,8 @@ impl Connection {
         // The user's place is taken before the code is looked at, under one
         // lock: parallel connections holding the first factor cannot outrun
         // the budget, and a refused code is never evaluated.
-        let user = ff.request.user.as_str().to_string();
+        // Keyed by the account, whatever name and source the client used.
+        let user = ff.record.name.clone();
         let reservation = match self.app.mfa_budget.reserve(&user, Instant::now()) {
             Budget::Check(r) => r,
             Budget::Wait(wait) => {

@@ -140,25 +140,28 @@ async fn parallel_connections_cannot_outrun_the_second_factor_budget() {
     let nina = enroll_totp(&b, "nina");
     let wrong = wrong_code(&nina);
 
-    // An attacker holding nina's key: 20 connections pass the first factor,
-    // then all send wrong codes at once, three each.
+    // An attacker holding nina's key: 20 connections from five /24s pass
+    // the first factor, then all send wrong codes at once, three each.
     let mut held = Vec::new();
-    for _ in 0..20 {
-        held.push(at_code_prompt("127.0.0.1", b.port, "nina+web01", &key).await);
+    for i in 0..20 {
+        let source = format!("127.0.{}.{}", 10 + i % 5, i + 1);
+        held.push(at_code_prompt(&source, b.port, "nina+web01", &key).await);
     }
     let tasks: Vec<_> = held
         .into_iter()
         .map(|mut h| {
             let wrong = wrong.clone();
             tokio::spawn(async move {
-                let mut answered = 0u32;
+                let (mut answered, mut told) = (0u32, false);
                 for i in 0..3 {
                     if i > 0 {
                         match h
                             .authenticate_keyboard_interactive_start("nina+web01", None)
                             .await
                         {
-                            Ok(Kbd::InfoRequest { .. }) => {}
+                            Ok(Kbd::InfoRequest { instructions, .. }) => {
+                                told |= instructions.contains("codes are checked again in");
+                            }
                             _ => break,
                         }
                     }
@@ -171,15 +174,21 @@ async fn parallel_connections_cannot_outrun_the_second_factor_budget() {
                         Err(_) => break,
                     }
                 }
-                answered
+                (answered, told)
             })
         })
         .collect();
-    let mut answered = 0;
+    let (mut answered, mut told) = (0, false);
     for t in tasks {
-        answered += t.await.unwrap();
+        let (a, t) = t.await.unwrap();
+        answered += a;
+        told |= t;
     }
     assert!(answered >= 40, "the attack itself did not run: {answered}");
+    assert!(
+        told,
+        "the prompt after a refused code says how long to wait"
+    );
     let flood_ended = Instant::now();
 
     // nina herself, from her own network, with the right code: delayed ...
@@ -507,4 +516,41 @@ fn sha1_rsa_signatures_are_not_a_first_factor() {
         "an ssh-rsa (SHA-1) signature logged in: {}",
         text(&out.stdout)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sha1_rsa_signature_sent_unasked_is_refused() {
+    use russh::keys::HashAlg;
+    // OpenSSH asks first (and gets no PK_OK for ssh-rsa); russh's client
+    // sends the signature straight away, which reaches the other check.
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    let key = b.dir.path().join("rsa_svc_key");
+    keygen(&key, "rsa");
+    b.admin(&[
+        "user",
+        "add",
+        "rosa",
+        "--service",
+        "--key",
+        key.with_extension("pub").to_str().unwrap(),
+    ]);
+    let key = Arc::new(russh::keys::load_secret_key(&key, None).unwrap());
+    let mut h = ssh_from("127.0.0.1", b.port).await;
+    let r = h
+        .authenticate_publickey("rosa", PrivateKeyWithHashAlg::new(key.clone(), None))
+        .await;
+    assert!(
+        !matches!(r, Ok(AuthResult::Success)),
+        "a SHA-1 signature was accepted: {r:?}\n{}",
+        b.log()
+    );
+    let mut h = ssh_from("127.0.0.1", b.port).await;
+    let r = h
+        .authenticate_publickey(
+            "rosa",
+            PrivateKeyWithHashAlg::new(key, Some(HashAlg::Sha256)),
+        )
+        .await;
+    assert!(matches!(r, Ok(AuthResult::Success)), "{r:?}\n{}", b.log());
 }

@@ -2,6 +2,7 @@
 //! connection; nothing global.
 
 use crate::auth::PasswordChecker;
+use crate::auth::budget::{BudgetConfig, SecondFactorBudget};
 use crate::auth::throttle::{Throttle, ThrottleConfig};
 use crate::config::Config;
 use crate::registry::Registry;
@@ -16,6 +17,8 @@ pub struct App {
     pub passwords: PasswordChecker,
     pub registry: Registry,
     pub throttle: Throttle,
+    /// Codes checked per user, whatever the source (issue 14).
+    pub mfa_budget: SecondFactorBudget,
     pub blocks: crate::lockdown::SourceBlocks,
     /// Signs recording trailers.
     pub audit_key: crate::recording::SigningKey,
@@ -34,6 +37,11 @@ impl App {
         audit_key: crate::recording::SigningKey,
     ) -> Arc<App> {
         let audit_health = store.audit_health().clone();
+        let mfa_budget = SecondFactorBudget::new(BudgetConfig {
+            failures: config.limits.second_factor_failures,
+            window: config.limits.second_factor_window,
+            ..BudgetConfig::default()
+        });
         Arc::new(App {
             config,
             store,
@@ -41,6 +49,7 @@ impl App {
             passwords: PasswordChecker::default(),
             registry: Registry::default(),
             throttle: Throttle::new(ThrottleConfig::default()),
+            mfa_budget,
             blocks: crate::lockdown::SourceBlocks::default(),
             audit_key,
             audit_health,

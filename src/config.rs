@@ -70,6 +70,9 @@ struct RawLimits {
     max_auth_attempts: Option<u32>,
     max_unauthenticated: Option<u32>,
     max_unauthenticated_per_source: Option<u32>,
+    max_unauthenticated_per_network: Option<u32>,
+    second_factor_failures: Option<u32>,
+    second_factor_window_secs: Option<u64>,
     channel_buffer_bytes: Option<usize>,
 }
 
@@ -156,6 +159,12 @@ pub struct Limits {
     pub max_auth_attempts: u32,
     pub max_unauthenticated: u32,
     pub max_unauthenticated_per_source: u32,
+    /// Per IPv4 /24 or IPv6 /64: one network cannot take every place.
+    pub max_unauthenticated_per_network: u32,
+    /// Codes checked per user per window, whatever the source (then
+    /// growing delays; see `auth::budget`).
+    pub second_factor_failures: u32,
+    pub second_factor_window: Duration,
     /// Bytes one channel may hold in flight inside the bastion before its
     /// reader stops pulling (see `bridge`).
     pub channel_buffer_bytes: usize,
@@ -268,6 +277,27 @@ impl Config {
                 l.max_unauthenticated_per_source,
                 32,
                 1..=100_000,
+            ),
+            max_unauthenticated_per_network: bounded(
+                &mut problems,
+                "limits.max_unauthenticated_per_network",
+                l.max_unauthenticated_per_network,
+                64,
+                1..=100_000,
+            ),
+            second_factor_failures: bounded(
+                &mut problems,
+                "limits.second_factor_failures",
+                l.second_factor_failures,
+                10,
+                1..=100,
+            ),
+            second_factor_window: secs(
+                &mut problems,
+                "limits.second_factor_window_secs",
+                l.second_factor_window_secs,
+                900,
+                10..=86_400,
             ),
             channel_buffer_bytes: {
                 let v = l.channel_buffer_bytes.unwrap_or(8 << 20);
@@ -468,6 +498,15 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         assert!(c.database_url.starts_with("sqlite://"));
         assert_eq!(c.limits.login_grace, Duration::from_secs(30));
+        assert_eq!(c.limits.max_unauthenticated_per_network, 64);
+        assert_eq!(c.limits.second_factor_failures, 10);
+        assert_eq!(c.limits.second_factor_window, Duration::from_secs(900));
+        let e = Config::parse(
+            "[limits]\nsecond_factor_failures = 0\nsecond_factor_window_secs = 1\nmax_unauthenticated_per_network = 0\n",
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.len(), 3, "{e:?}");
     }
 
     #[test]

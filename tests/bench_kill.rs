@@ -242,7 +242,7 @@ fn kill_switch_latency_with_many_live_sessions() {
     let b = Bastion::standard_with(
         &sshd,
         &format!(
-            "[limits]\nmax_unauthenticated = 4000\nmax_unauthenticated_per_source = 4000\n{}",
+            "[limits]\nmax_unauthenticated = 4000\nmax_unauthenticated_per_source = 4000\nmax_unauthenticated_per_network = 4000\n{}",
             if via_api {
                 format!("[api]\nlisten = \"127.0.0.1:{api_port}\"\n")
             } else {

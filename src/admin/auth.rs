@@ -51,7 +51,8 @@ fn bearer(req: &Request) -> Option<&str> {
 fn source(req: &Request) -> String {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+        // Canonical, as at the SSH accept: `[::]` takes IPv4 as ::ffff:a.b.c.d.
+        .map(|c| c.0.ip().to_canonical().to_string())
         .unwrap_or_default()
 }
 

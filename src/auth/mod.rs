@@ -4,6 +4,7 @@
 //! semaphore: at most `MAX_CONCURRENT_HASHES` at once, and a login that cannot
 //! get a slot quickly is refused rather than queued (load is shed, not stored).
 
+pub mod budget;
 pub mod throttle;
 pub mod totp;
 

@@ -54,6 +54,13 @@ pub enum Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Net(IpAddr);
 
+/// The network an address belongs to for throttles and caps: its /24
+/// (IPv4) or /64 (IPv6). Callers pass canonical addresses (see
+/// `gateway::serve`), so an IPv4 client of a dual-stack socket is IPv4 here.
+pub fn network_of(ip: IpAddr) -> IpAddr {
+    Net::of(ip).0
+}
+
 impl Net {
     fn of(ip: IpAddr) -> Net {
         Net(match ip {
@@ -187,13 +194,19 @@ impl Throttle {
     /// extends the delay (hammering must not lock a user out for good) nor
     /// costs a hash.
     pub fn throttled(&self, user: &str, ip: IpAddr) {
+        self.tally(user, ip, "throttled");
+    }
+
+    /// Counts an attempt in the summary only, under `factor` (e.g. a code
+    /// refused unchecked because the user's second-factor budget is spent).
+    pub fn tally(&self, user: &str, ip: IpAddr, factor: &'static str) {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
         if inner.tally.len() < self.cfg.max_entries {
             *inner
                 .tally
-                .entry((user.to_string(), ip, "throttled"))
+                .entry((user.to_string(), ip, factor))
                 .or_insert(0) += 1;
         } else {
             inner.overflow += 1;

@@ -261,10 +261,12 @@ impl Handler for Connection {
         if self.throttled(&req) {
             return Ok(self.rejected(start).await);
         }
-        let known = self
-            .lookup(&req)
-            .await
-            .is_some_and(|u| super::keys::matches_any(offer.public_key, &u.public_keys));
+        // An offer to sign with SHA-1 (`ssh-rsa`) gets no PK_OK.
+        let known = super::keys::strong_signature(offer.algorithm)
+            && self
+                .lookup(&req)
+                .await
+                .is_some_and(|u| super::keys::matches_any(offer.public_key, &u.public_keys));
         Ok(if known {
             Auth::Accept
         } else {
@@ -290,7 +292,10 @@ impl Handler for Connection {
             return Ok(self.rejected(start).await);
         }
         Ok(match self.lookup(&req).await {
-            Some(rec) if super::keys::matches_any(key.public_key, &rec.public_keys) => {
+            Some(rec)
+                if super::keys::strong_signature(key.algorithm)
+                    && super::keys::matches_any(key.public_key, &rec.public_keys) =>
+            {
                 self.first_factor_ok(user, req, rec, "publickey", start)
                     .await
             }

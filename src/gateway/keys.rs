@@ -3,6 +3,7 @@
 use super::GatewayError;
 use crate::upstream::keys;
 pub use crate::upstream::keys::fingerprint;
+use russh::keys::ssh_key::{EcdsaCurve, HashAlg};
 use russh::keys::{Algorithm, PrivateKey, PublicKey};
 use std::path::{Path, PathBuf};
 
@@ -59,6 +60,35 @@ pub fn matches_any(key: &PublicKey, stored: &[String]) -> bool {
         .iter()
         .filter_map(|s| PublicKey::from_openssh(s).ok())
         .any(|k| k.key_data() == key.key_data())
+}
+
+/// Host key algorithms offered and signature algorithms announced
+/// (server-sig-algs): russh's default list without `ssh-rsa`, whose
+/// signatures are SHA-1.
+pub const SIGNATURE_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::Ed25519,
+    Algorithm::Ecdsa {
+        curve: EcdsaCurve::NistP256,
+    },
+    Algorithm::Ecdsa {
+        curve: EcdsaCurve::NistP384,
+    },
+    Algorithm::Ecdsa {
+        curve: EcdsaCurve::NistP521,
+    },
+    Algorithm::Rsa {
+        hash: Some(HashAlg::Sha512),
+    },
+    Algorithm::Rsa {
+        hash: Some(HashAlg::Sha256),
+    },
+];
+
+/// Whether a user's signature algorithm is acceptable: an RSA key signs
+/// with rsa-sha2-256/512 only. A client may send `ssh-rsa` although we never
+/// announce it, so this is checked on every offer and every signature.
+pub fn strong_signature(algorithm: &Algorithm) -> bool {
+    !matches!(algorithm, Algorithm::Rsa { hash: None })
 }
 
 #[cfg(test)]

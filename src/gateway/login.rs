@@ -7,6 +7,7 @@
 
 use super::handler::Connection;
 use crate::audit::{self, AuditEvent};
+use crate::auth::budget::Budget;
 use crate::auth::throttle::Verdict;
 use crate::auth::totp;
 use crate::lockdown::rules::Stage;
@@ -37,6 +38,9 @@ pub struct FirstFactor {
     pub request: LoginRequest,
     pub record: UserRecord,
     pub method: &'static str,
+    /// Set when a code was refused unchecked (budget spent): the next
+    /// prompt says how long until codes are checked again.
+    pub budget_wait: Option<Duration>,
 }
 
 impl Connection {
@@ -49,6 +53,9 @@ impl Connection {
         {
             tracing::info!(source = %self.peer, "username changed during authentication; starting over");
             self.first_factor = None;
+            if let Some(slot) = &self.preauth {
+                slot.first_factor(None);
+            }
         }
     }
 
@@ -151,12 +158,20 @@ impl Connection {
         }
         match self.app.store.totp(req.user.as_str()).await {
             Ok(Some(_)) => {
+                let rec_name = rec.name.clone();
                 self.first_factor = Some(FirstFactor {
                     username: user.to_string(),
                     request: req,
                     record: rec,
                     method,
+                    budget_wait: None,
                 });
+                // A pre-auth flood now cuts others before this connection.
+                if let Some(slot) = &self.preauth
+                    && !slot.first_factor(Some(&rec_name))
+                {
+                    tracing::info!(source = %self.peer, user = %rec_name, "many connections of this user at the code prompt; this one stays cuttable");
+                }
                 Auth::Reject {
                     proceed_with_methods: Some(second_factor_methods()),
                     partial_success: true,
@@ -189,21 +204,50 @@ impl Connection {
             return self.rejected(start).await;
         }
         let Some(response) = response else {
+            let instructions = match self
+                .first_factor
+                .as_mut()
+                .and_then(|f| f.budget_wait.take())
+            {
+                Some(w) => Cow::Owned(format!(
+                    "Too many wrong codes for this account: codes are checked again in about {} s.\n",
+                    w.as_secs().max(1)
+                )),
+                None => Cow::Borrowed(""),
+            };
             return Auth::Partial {
                 name: Cow::Borrowed(""),
-                instructions: Cow::Borrowed(""),
+                instructions,
                 prompts: Cow::Owned(vec![(Cow::Borrowed("Verification code: "), false)]),
             };
         };
         // At most two answers are looked at, whatever count the client claimed.
         let answers: Vec<Bytes> = response.take(2).collect();
-        let Some(ff) = self.first_factor.take() else {
+        let Some(mut ff) = self.first_factor.take() else {
             return self.rejected(start).await;
+        };
+        // The user's place is taken before the code is looked at, under one
+        // lock: parallel connections holding the first factor cannot outrun
+        // the budget, and a refused code is never evaluated.
+        // Keyed by the account, whatever name and source the client used.
+        let user = ff.record.name.clone();
+        let reservation = match self.app.mfa_budget.reserve(&user, Instant::now()) {
+            Budget::Check(r) => r,
+            Budget::Wait(wait) => {
+                tracing::warn!(source = %self.peer, user = %user, wait_secs = wait.as_secs(), "second-factor budget spent for this user; code not checked");
+                self.app
+                    .throttle
+                    .tally(&user, self.peer.ip(), "totp-budget");
+                ff.budget_wait = Some(wait);
+                self.first_factor = Some(ff);
+                return self.code_rejected(start).await;
+            }
         };
         let ok = answers.len() == 1
             && answers[0].len() <= totp::MAX_ANSWER_LEN
-            && self.code_ok(ff.request.user.as_str(), &answers[0]).await;
+            && self.code_ok(&user, &answers[0]).await;
         if ok {
+            self.app.mfa_budget.refund(reservation);
             let factors = format!("{}+totp", ff.method);
             return self.accept(ff.request, ff.record, &factors).await;
         }
@@ -211,6 +255,12 @@ impl Connection {
         self.first_factor = Some(ff);
         tracing::info!(source = %self.peer, username = %req, factor = "totp", "login failed");
         self.note_failure(&req, "totp", Stage::After);
+        self.code_rejected(start).await
+    }
+
+    /// A wrong or unchecked code: padded like every rejection; the code
+    /// prompt may be asked again on this connection.
+    async fn code_rejected(&self, start: Instant) -> Auth {
         tokio::time::sleep_until((start + REJECT_DELAY).into()).await;
         Auth::Reject {
             proceed_with_methods: Some(second_factor_methods()),

@@ -51,6 +51,14 @@ fn ssh_config(app: &App, host_keys: Vec<russh::keys::PrivateKey>) -> SshConfig {
             russh::cipher::CHACHA20_POLY1305,
             russh::cipher::AES_256_CTR,
         ]),
+        // No compression at all: russh offers zlib (from the first packet,
+        // so before authentication) by default; a bastion's traffic gains
+        // little from it and a decompressor is attack surface.
+        compression: Cow::Borrowed(&[russh::compression::NONE]),
+        // Host key algorithms and the server-sig-algs we announce: the
+        // russh default minus `ssh-rsa` (SHA-1). Signatures are checked
+        // against it too (`keys::strong_signature`).
+        key: Cow::Borrowed(keys::SIGNATURE_ALGORITHMS),
         ..Default::default()
     };
     SshConfig {
@@ -88,10 +96,11 @@ pub async fn serve(
         return;
     };
     let config = Arc::new(ssh_config(&app, host_keys));
-    let preauth = PreAuth::new(
-        app.config.limits.max_unauthenticated,
-        app.config.limits.max_unauthenticated_per_source,
-    );
+    let preauth = PreAuth::new(limits::Caps {
+        total: app.config.limits.max_unauthenticated,
+        per_source: app.config.limits.max_unauthenticated_per_source,
+        per_network: app.config.limits.max_unauthenticated_per_network,
+    });
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -106,17 +115,24 @@ pub async fn serve(
                 continue;
             }
         };
+        // On a dual-stack listener IPv4 clients arrive as ::ffff:a.b.c.d.
+        // Canonical from here on: blocks, locks, rules, caps, throttles,
+        // the second-factor budget and the audit trail all see IPv4.
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
         if refused_source(&app, peer) {
             drop(stream);
             continue;
         }
-        let Some((slot, admission)) = preauth.admit(peer.ip()) else {
-            tracing::warn!(source = %peer, "too many unauthenticated connections from this source; dropped");
-            drop(stream);
-            continue;
+        let (slot, admission) = match preauth.admit(peer.ip()) {
+            Ok(admitted) => admitted,
+            Err(cap) => {
+                tracing::warn!(source = %peer, ?cap, "unauthenticated connection cap reached and every connection held is past its first factor; dropped");
+                drop(stream);
+                continue;
+            }
         };
         if let limits::Admission::AdmittedByEvicting(old) = admission {
-            tracing::warn!(source = %peer, evicted = %old, "unauthenticated connection cap reached; cut the oldest");
+            tracing::warn!(source = %peer, evicted = %old, "unauthenticated connection cap reached; cut the oldest not past a first factor");
         }
         let conn = Connection::new(app.clone(), peer, slot, jump_keys.clone());
         tokio::spawn(run_connection(

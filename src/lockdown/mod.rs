@@ -42,14 +42,26 @@ impl SourceBlocks {
 }
 
 /// Parses `10.0.0.0/24`, `2001:db8::/32` or a bare address (a /32 or /128).
+/// An IPv4-mapped form (`::ffff:10.0.0.0/104`, `::ffff:10.0.0.1`) becomes
+/// the IPv4 network: clients are canonical from accept on (an IPv4 client
+/// of a dual-stack socket is `10.0.0.1`), so the mapped form would never match.
 pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
     let s = s.trim();
-    if let Ok(n) = s.parse::<IpNet>() {
-        return Ok(n.trunc());
+    let net = match s.parse::<IpNet>() {
+        Ok(n) => n.trunc(),
+        Err(_) => s
+            .parse::<IpAddr>()
+            .map(IpNet::from)
+            .map_err(|_| format!("{s:?} is not an address or a CIDR network"))?,
+    };
+    if let IpNet::V6(v6) = net
+        && let Some(v4) = v6.addr().to_ipv4_mapped()
+        && let Some(len) = v6.prefix_len().checked_sub(96)
+        && let Ok(v4net) = ipnet::Ipv4Net::new(v4, len)
+    {
+        return Ok(IpNet::V4(v4net.trunc()));
     }
-    s.parse::<IpAddr>()
-        .map(IpNet::from)
-        .map_err(|_| format!("{s:?} is not an address or a CIDR network"))
+    Ok(net)
 }
 
 #[cfg(test)]
@@ -72,5 +84,16 @@ mod tests {
             "10.1.2.0/24"
         );
         assert!(parse_cidr("nope").is_err());
+        // The IPv4-mapped form names the IPv4 network it stands for.
+        let mapped = parse_cidr("::ffff:10.1.2.0/120").unwrap();
+        assert_eq!(mapped.to_string(), "10.1.2.0/24");
+        assert_eq!(
+            parse_cidr("::ffff:10.1.2.3").unwrap().to_string(),
+            "10.1.2.3/32"
+        );
+        assert_eq!(
+            parse_cidr("::ffff:0:0/95").unwrap().to_string(),
+            "::fffe:0:0/95"
+        );
     }
 }

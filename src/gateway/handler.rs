@@ -6,7 +6,6 @@ use super::limits::Slot;
 use super::login::{FirstFactor, first_factor_methods};
 use super::menu;
 use crate::app::App;
-use crate::bridge;
 use crate::lockdown::rules::Stage;
 use crate::policy::{ChannelKind, SessionRequest};
 use crate::session::{Destination, Session};
@@ -356,7 +355,9 @@ impl Handler for Connection {
                     .await;
             }
             Destination::Target { .. } => {
-                tokio::spawn(bridge_channel(s, channel, reply, handle, rx));
+                tokio::spawn(super::session_channel::bridge_channel(
+                    s, channel, reply, handle, rx,
+                ));
             }
         }
         Ok(())
@@ -582,56 +583,6 @@ impl Handler for Connection {
         let cancel = super::remote::cancel(s, self.forwards.clone(), address, port);
         let limit = self.app.config.upstream_connect_timeout;
         Ok(tokio::time::timeout(limit, cancel).await.unwrap_or(false))
-    }
-}
-
-/// Opens the upstream channel first, then answers the client's open request,
-/// so a refusal reaches the user as a clear channel-open failure.
-async fn bridge_channel(
-    s: Arc<Session>,
-    channel: Channel<Msg>,
-    reply: ChannelOpenHandle,
-    handle: russh::server::Handle,
-    verdicts: mpsc::Receiver<channel::Verdict>,
-) {
-    match s.open_channel().await {
-        Ok(upstream) => {
-            reply.accept().await;
-            let client = channel::split(channel, handle, Some(verdicts));
-            s.enforce();
-            let notices = Some(s.notices.subscribe());
-            let tap = Some(crate::recorder::start(
-                s.app().clone(),
-                s.clone(),
-                s.next_channel(),
-            ));
-            let end = bridge::run(
-                client,
-                upstream,
-                s.channel_budget(),
-                s.counters.clone(),
-                s.cancel.clone(),
-                notices,
-                tap,
-            )
-            .await;
-            if end == bridge::ChannelEnd::Cancelled {
-                match s.kill.reason() {
-                    Some(why) => s.set_end_reason(&format!("killed: {why}")),
-                    None => s.set_end_reason("ended by portcullis"),
-                }
-            }
-        }
-        Err(refusal) => {
-            tracing::warn!(session = %s.id, user = %s.user, error = %refusal.log, "session refused");
-            s.set_end_reason(&format!("refused: {}", refusal.log));
-            reply
-                .reject(ChannelOpenFailure::Other {
-                    code: 1,
-                    reason: refusal.user,
-                })
-                .await;
-        }
     }
 }
 

@@ -12,6 +12,7 @@ mod limits;
 mod login;
 mod menu;
 mod remote;
+mod session_channel;
 mod stream;
 mod tcp_forward;
 

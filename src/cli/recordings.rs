@@ -68,6 +68,12 @@ fn chain_of(cast: &Path) -> PathBuf {
     cast.with_extension("chain")
 }
 
+/// Each file is checked on its own (chain, checkpoint signatures, trailer)
+/// and against its database row: the session it belongs to and the last
+/// checkpoint or final digest stored there, so another session's signed
+/// recording, an older copy or a rebuilt one does not pass. A `.cast` with
+/// no row (a copy verified elsewhere) is checked against its files alone,
+/// and the output says so.
 pub async fn verify(config: &Config, what: &str, key: Option<&str>) -> anyhow::Result<()> {
     let (store, _) = super::open(config).await?;
     let key_text = match key {
@@ -79,15 +85,26 @@ pub async fn verify(config: &Config, what: &str, key: Option<&str>) -> anyhow::R
     let key = recording::load_public(&key_text)?;
     let mut bad = 0;
     for cast in casts(config, &store, what).await? {
-        let report = recording::verify(&cast, &chain_of(&cast), &key)?;
+        let row = match cast.file_stem().and_then(|s| s.to_str()) {
+            Some(name) => store.recording_named(name).await?,
+            None => None,
+        };
+        // Asked for a session: its rows name the files; they must be its own.
+        let witness = row.as_ref().map(crate::recorder::witness_of);
+        let report = recording::verify_witnessed(&cast, &chain_of(&cast), &key, witness.as_ref())?;
         if report.ok {
             let cut = if report.cut_short {
                 " (cut short: the bastion stopped during it)"
             } else {
                 ""
             };
+            let alone = if row.is_none() {
+                " [no database row: checked against its files alone]"
+            } else {
+                ""
+            };
             println!(
-                "OK {}: {} events, signed ({} of {} checkpoints signed), ended: {}{cut}",
+                "OK {}: {} events, signed ({} of {} checkpoints signed), ended: {}{cut}{alone}",
                 cast.display(),
                 report.events,
                 report.signed_checkpoints,

@@ -35,7 +35,9 @@ pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use mask::InputMasker;
 pub use sign::{load_or_create, load_public, public_base64};
 pub use text::Utf8Carry;
-pub use verify::{VerifyReport, seal_cut_short, verify};
+pub use verify::{
+    VerifyReport, Witness, seal_cut_short, seal_cut_short_witnessed, verify, verify_witnessed,
+};
 
 /// Longest line any reader here accepts: these files are untrusted input.
 pub const MAX_LINE: usize = 1024 * 1024;

@@ -141,31 +141,52 @@ fn wait_for(b: &Bastion, what: impl Fn() -> bool) {
     panic!("timed out; log:\n{}", b.log());
 }
 
+fn audit_after_recovery(b: &Bastion) -> String {
+    wait_for(b, || {
+        let a = text(&b.admin(&["audit", "list"]).stdout);
+        a.contains("recording.cut_short") || a.contains("recording.failed")
+    });
+    text(&b.admin(&["audit", "list"]).stdout)
+}
+
 #[test]
 fn recovery_says_when_the_chain_was_deleted() {
     let sshd = Sshd::start();
     let mut b = Bastion::standard(&sshd);
+    let (id, _cast, chain) = crash_mid_session(&mut b);
+    std::fs::remove_file(&chain).unwrap();
+    b.start();
+    let audit = audit_after_recovery(&b);
+    let out = verify(&b, &id);
+    let said = text(&out.stdout);
+    // Sealed (a crash can lose the chain too), but never silently.
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("not covered") && said.contains(".chain file was missing"),
+        "silently signed: {said}"
+    );
+    assert!(audit.contains("\"chain_rebuilt\":true"), "{audit}");
+}
+
+#[test]
+fn recovery_refuses_an_edit_made_with_the_chain_deleted() {
+    let sshd = Sshd::start();
+    let mut b = Bastion::standard(&sshd);
     let (id, cast, chain) = crash_mid_session(&mut b);
-    // While the bastion is down: delete the chain, rewrite an event.
+    // While the bastion is down: delete the chain, rewrite an early event
+    // (one the database's last checkpoint covers).
     std::fs::remove_file(&chain).unwrap();
     let body = std::fs::read_to_string(&cast).unwrap();
     assert!(body.contains("tick-3"), "{body}");
     std::fs::write(&cast, body.replace("tick-3", "tock-3")).unwrap();
     b.start();
-    wait_for(&b, || {
-        let a = text(&b.admin(&["audit", "list"]).stdout);
-        a.contains("recording.cut_short") || a.contains("recording.failed")
-    });
-    let audit = text(&b.admin(&["audit", "list"]).stdout);
+    let audit = audit_after_recovery(&b);
+    assert!(
+        audit.contains("recording.failed") && !audit.contains("recording.cut_short"),
+        "{audit}"
+    );
     let out = verify(&b, &id);
-    let said = text(&out.stdout);
-    // Either refused, or sealed with a statement that nothing signed covers it.
-    if out.status.success() {
-        assert!(said.contains("not covered"), "silently signed: {said}");
-        assert!(audit.contains("unsigned_events"), "{audit}");
-    } else {
-        assert!(audit.contains("recording.failed"), "{audit}");
-    }
+    assert!(!out.status.success(), "{}", text(&out.stdout));
 }
 
 #[test]
@@ -180,11 +201,7 @@ fn recovery_refuses_a_recording_rolled_back_past_the_database_checkpoint() {
     std::fs::write(&cast, keep).unwrap();
     std::fs::remove_file(&chain).unwrap();
     b.start();
-    wait_for(&b, || {
-        let a = text(&b.admin(&["audit", "list"]).stdout);
-        a.contains("recording.cut_short") || a.contains("recording.failed")
-    });
-    let audit = text(&b.admin(&["audit", "list"]).stdout);
+    let audit = audit_after_recovery(&b);
     assert!(
         audit.contains("recording.failed") && !audit.contains("recording.cut_short"),
         "{audit}"

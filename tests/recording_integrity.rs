@@ -209,3 +209,50 @@ fn recovery_refuses_a_recording_rolled_back_past_the_database_checkpoint() {
     let out = verify(&b, &id);
     assert!(!out.status.success(), "{}", text(&out.stdout));
 }
+
+/// A recorded user prints what would attack the auditor's terminal: a window
+/// title (OSC 0), a clipboard write (OSC 52), a DCS string, an APC, a
+/// device-attributes request whose answer lands in the auditor's input, and
+/// mouse reporting. `replay` and `watch` show the text around them, keep
+/// colours, and drop the rest; `replay --raw` keeps every byte.
+#[test]
+fn replay_and_watch_do_not_pass_terminal_attacks_to_the_auditor() {
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    let script = r"printf 'BEFORE\033]0;pwned-title\007\033]52;c;ZWNobyBwd25lZA==\007\033P+q544e\033\\\033_apc\033\\\033[c\033[?1000h\033[31mRED\033[0mAFTER\n'";
+    let out = run(b.ssh("alice+web01").arg(script));
+    assert!(text(&out.stdout).contains("AFTER"), "{}", text(&out.stderr));
+    wait_sealed(&b, 1);
+    let id = &session_ids(&b)[0];
+    for attack in [
+        &["replay", id.as_str(), "--idle-cap", "0"][..],
+        &["watch", id],
+    ] {
+        let shown = run(b.cli().args(attack)).stdout;
+        let shown = String::from_utf8_lossy(&shown);
+        assert!(
+            shown.contains("BEFORE") && shown.contains("AFTER"),
+            "{attack:?}: {shown:?}"
+        );
+        assert!(
+            shown.contains("\x1b[31mRED\x1b[0m"),
+            "colours lost: {shown:?}"
+        );
+        for bad in [
+            "\x1b]",
+            "\x1bP",
+            "\x1b_",
+            "\x1b[c",
+            "\x1b[?1000h",
+            "pwned-title",
+            "ZWNobyBwd25lZA",
+        ] {
+            assert!(!shown.contains(bad), "{attack:?} passed {bad:?}: {shown:?}");
+        }
+    }
+    let raw = run(b.cli().args(["replay", id, "--idle-cap", "0", "--raw"])).stdout;
+    assert!(
+        String::from_utf8_lossy(&raw).contains("\x1b]52;c;"),
+        "--raw dropped bytes"
+    );
+}

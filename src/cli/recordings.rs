@@ -25,6 +25,37 @@ pub struct ReplayArgs {
     /// Also show the keystrokes, interleaved and highlighted.
     #[arg(long)]
     pub input: bool,
+    /// Pass every recorded byte to the terminal. By default sequences that
+    /// could act on the auditor's terminal (window title, clipboard, DCS,
+    /// queries whose answers become input) are dropped (`recording::term`).
+    #[arg(long)]
+    pub raw: bool,
+}
+
+/// What reaches the auditor's terminal: filtered unless `--raw`.
+struct Screen {
+    filter: Option<recording::term::TermFilter>,
+    buf: String,
+}
+
+impl Screen {
+    fn new(raw: bool) -> Screen {
+        Screen {
+            filter: (!raw).then(recording::term::TermFilter::new),
+            buf: String::new(),
+        }
+    }
+
+    fn show(&mut self, out: &mut impl Write, text: &str) -> std::io::Result<()> {
+        match &mut self.filter {
+            None => out.write_all(text.as_bytes()),
+            Some(f) => {
+                self.buf.clear();
+                f.push(text, &mut self.buf);
+                out.write_all(self.buf.as_bytes())
+            }
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -208,13 +239,21 @@ fn play(files: &[PathBuf], a: &ReplayArgs, keys: &Keys) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let mut skipping = false;
     for cast in files {
+        // A sequence left open at the end of one file does not swallow the next.
+        let mut screen = Screen::new(a.raw);
         let mut last = a.from;
         for ev in CastReader::open(cast)? {
             let ev = ev?;
             if ev.kind == EventKind::Marker && skipping {
                 skipping = false;
                 last = ev.time;
-                write!(out, "\x1b[7m[{:.1}s {}]\x1b[27m\r\n", ev.time, ev.data)?;
+                // Client-chosen text (command lines, paths): shown, never run.
+                let data = if a.raw {
+                    ev.data.clone()
+                } else {
+                    recording::term::visible(&ev.data)
+                };
+                write!(out, "\x1b[7m[{:.1}s {data}]\x1b[27m\r\n", ev.time)?;
             }
             let show = ev.kind == EventKind::Output || (a.input && ev.kind == EventKind::Input);
             if !show {
@@ -247,7 +286,7 @@ fn play(files: &[PathBuf], a: &ReplayArgs, keys: &Keys) -> anyhow::Result<()> {
             }
             match ev.kind {
                 EventKind::Input => write!(out, "\x1b[7m{}\x1b[27m", ev.data.escape_debug())?,
-                _ => out.write_all(ev.data.as_bytes())?,
+                _ => screen.show(&mut out, &ev.data)?,
             }
         }
         out.flush()?;
@@ -255,8 +294,9 @@ fn play(files: &[PathBuf], a: &ReplayArgs, keys: &Keys) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Follows a live recording until its trailer is written.
-pub async fn watch(config: &Config, what: &str) -> anyhow::Result<()> {
+/// Follows a live recording until its trailer is written, filtered as
+/// `replay` is unless `raw`.
+pub async fn watch(config: &Config, what: &str, raw: bool) -> anyhow::Result<()> {
     let (store, _) = super::open(config).await?;
     let cast = casts(config, &store, what)
         .await?
@@ -267,6 +307,7 @@ pub async fn watch(config: &Config, what: &str) -> anyhow::Result<()> {
     let mut line = String::new();
     let mut header_seen = false;
     let mut out = std::io::stdout().lock();
+    let mut screen = Screen::new(raw);
     loop {
         line.clear();
         let n = reader.read_line(&mut line)?;
@@ -288,7 +329,7 @@ pub async fn watch(config: &Config, what: &str) -> anyhow::Result<()> {
         if let Ok(ev) = recording::parse_line(line.trim_end())
             && ev.kind == EventKind::Output
         {
-            out.write_all(ev.data.as_bytes())?;
+            screen.show(&mut out, &ev.data)?;
             out.flush()?;
         }
     }

@@ -10,6 +10,7 @@
 //! - [`mask`]: keeps input typed at no-echo prompts out of the recording.
 //! - [`sign`]: the audit key files.
 //! - [`text`]: channel bytes to event text (UTF-8 carried across chunks).
+//! - [`term`]: what replay lets through to the auditor's terminal.
 
 pub mod binary;
 pub mod cast;
@@ -21,6 +22,7 @@ pub mod mask;
 mod scan;
 pub mod sftp;
 pub mod sign;
+pub mod term;
 pub mod text;
 pub mod verify;
 pub mod words;

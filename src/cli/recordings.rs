@@ -117,7 +117,7 @@ pub async fn verify(config: &Config, what: &str, key: Option<&str>) -> anyhow::R
     let mut bad = 0;
     for cast in casts(config, &store, what).await? {
         let row = match cast.file_stem().and_then(|s| s.to_str()) {
-            Some(name) => store.recording_named(name).await?,
+            Some(name) => store.recording(name).await?,
             None => None,
         };
         // Asked for a session: its rows name the files; they must be its own.

@@ -117,14 +117,6 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 
-    pub async fn recording_named(&self, name: &str) -> Result<Option<RecordingRow>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM recordings WHERE name = $1"))
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(from_row).transpose()
-    }
-
     pub async fn all_recordings(&self) -> Result<Vec<RecordingRow>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM recordings ORDER BY started_at DESC, name"

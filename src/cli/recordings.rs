@@ -129,10 +129,14 @@ pub async fn verify(config: &Config, what: &str, key: Option<&str>) -> anyhow::R
             } else {
                 ""
             };
-            let alone = if row.is_none() {
-                " [no database row: checked against its files alone]"
-            } else {
-                ""
+            // A file with no row: say whose it claims to be, since nothing
+            // here confirms it (the signature proves only that the bastion made it).
+            let alone = match (&row, &report.session) {
+                (Some(_), _) => String::new(),
+                (None, s) => format!(
+                    " [no database row: checked against its files alone; header names session {}]",
+                    recording::term::visible(s.as_deref().unwrap_or("?"))
+                ),
             };
             println!(
                 "OK {}: {} events, signed ({} of {} checkpoints signed), ended: {}{cut}{alone}",

@@ -169,6 +169,26 @@ fn recovery_says_when_the_chain_was_deleted() {
 }
 
 #[test]
+fn events_appended_while_the_bastion_was_down_are_sealed_as_unsigned() {
+    let sshd = Sshd::start();
+    let mut b = Bastion::standard(&sshd);
+    let (id, cast, _chain) = crash_mid_session(&mut b);
+    let mut body = std::fs::read_to_string(&cast).unwrap();
+    if !body.ends_with('\n') {
+        body.truncate(body.rfind('\n').unwrap() + 1);
+    }
+    body.push_str("[99.0, \"o\", \"FORGED-LINE\\r\\n\"]\n");
+    std::fs::write(&cast, body).unwrap();
+    b.start();
+    let audit = audit_after_recovery(&b);
+    let out = verify(&b, &id);
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("not covered by any signature"), "{said}");
+    assert!(!audit.contains("\"unsigned_events\":0"), "{audit}");
+}
+
+#[test]
 fn recovery_refuses_an_edit_made_with_the_chain_deleted() {
     let sshd = Sshd::start();
     let mut b = Bastion::standard(&sshd);

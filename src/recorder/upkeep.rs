@@ -148,6 +148,22 @@ async fn refused(
         if let Err(e) = marked {
             tracing::error!(recording = %r.name, error = %e, "cannot mark recording failed");
         }
+        // The session is over either way (the bastion stopped during it).
+        let ended = app
+            .store
+            .session_ended(
+                &r.session_id,
+                &crate::store::SessionEnd {
+                    ended_ms: now_ms(),
+                    reason: "cut short: portcullis stopped; recording not sealed".into(),
+                    bytes_up: 0,
+                    bytes_down: 0,
+                },
+            )
+            .await;
+        if let Err(e) = ended {
+            tracing::error!(session = %r.session_id, error = %e, "cannot mark session ended");
+        }
     }
     let audited = audit::record(
         &app.store,

@@ -222,6 +222,7 @@ pub async fn verify(State(app): State<Arc<App>>, Seg(name): Seg<String>) -> Res 
             "cast_bytes": report.cast_bytes, "checkpoints": report.checkpoints,
             "signed_checkpoints": report.signed_checkpoints,
             "session": report.session, "cut_short": report.cut_short,
+            "unsigned_events": report.unsigned_events, "chain_rebuilt": report.chain_rebuilt,
             "end_reason": report.end_reason, "problem": report.problem,
         })),
     ))

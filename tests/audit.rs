@@ -330,3 +330,58 @@ fn a_host_key_mismatch_is_audited_with_both_fingerprints() {
     assert_eq!(e["detail"]["seen"], fp(&sshd.host_pub));
     assert!(e["session"].is_string(), "{e}");
 }
+
+/// Issue 14 point 8: a database writer plants a row in `audit_legacy` (the
+/// table rows from before the chain waited in). The real key never seals
+/// it: the next admin command and the server refuse to open the chain, and
+/// `audit verify` does not say OK.
+#[test]
+fn a_row_planted_in_audit_legacy_is_never_sealed() {
+    let b = with_events();
+    b.db_exec(&[
+        "CREATE TABLE IF NOT EXISTS audit_legacy (id TEXT PRIMARY KEY, ts BIGINT NOT NULL, \
+         kind TEXT NOT NULL, actor TEXT NOT NULL, source TEXT NOT NULL, \
+         subject TEXT NOT NULL, detail TEXT NOT NULL)",
+        "INSERT INTO audit_legacy (id, ts, kind, actor, source, subject, detail) \
+         VALUES ('x', 1, 'grant.created', 'cli:root', '', 'mallory', '{\"target\":\"*\"}')",
+    ])
+    .unwrap();
+    // The next CLI command (it opens the chain to audit itself).
+    let out = run(b.cli().args(["group", "add", "after"]));
+    assert!(!out.status.success(), "the CLI sealed a planted row");
+    assert!(
+        text(&out.stderr).contains("audit_legacy"),
+        "{}",
+        text(&out.stderr)
+    );
+    let (ok, said) = b.audit_verify();
+    assert!(!ok && said.contains("audit_legacy"), "{said}");
+    assert!(said.contains("FAILED") && !said.contains("OK:"), "{said}");
+    // The server refuses to start, saying why.
+    let mut serve = b
+        .cli()
+        .arg("serve")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while serve.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(15) {
+            let _ = serve.kill();
+            panic!("serve started with a planted audit_legacy row");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = serve.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("audit_legacy"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Nothing was appended by any of it.
+    b.db_exec(&["DELETE FROM audit_legacy"]).unwrap();
+    let (ok, said) = b.audit_verify();
+    assert!(ok && said.starts_with("OK: 6 events"), "{said}");
+}

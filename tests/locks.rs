@@ -258,7 +258,10 @@ fn a_typed_command_rule_ends_an_interactive_session() {
     let (hook, bodies) = webhook_receiver();
     let b = Bastion::standard_with(
         &sshd,
-        &format!("[lockdown]\nwebhook_url = \"http://127.0.0.1:{hook}/hook\"\n{COMMAND_RULE}"),
+        &format!(
+            "[lockdown]\nwebhook_url = \"http://127.0.0.1:{hook}/hook\"\n\
+             allow_http_webhooks = true\n{COMMAND_RULE}"
+        ),
     );
     let mut c = Command::new("python3");
     c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rule_driver.py"))
@@ -281,6 +284,11 @@ fn a_typed_command_rule_ends_an_interactive_session() {
         .expect("no webhook");
     assert!(
         body.contains("\"rule\":\"no-rm-rf-root\"") && body.contains("\"action\":\"end_session\""),
+        "{body}"
+    );
+    // The typed line stays on the bastion unless webhook_include_commands is set.
+    assert!(
+        !body.contains("nonexistent-portcullis-test") && body.contains("redacted"),
         "{body}"
     );
     let audit = text(&b.admin(&["audit", "list"]).stdout);
@@ -324,6 +332,7 @@ fn a_burst_of_wrong_codes_locks_the_user_and_notifies() {
         &format!(
             r#"[lockdown]
 webhook_url = "http://127.0.0.1:{hook}/hook"
+allow_http_webhooks = true
 [[lockdown.rule]]
 name = "totp-burst"
 failures = 3

@@ -173,6 +173,7 @@ pub fn router(app: Arc<App>) -> Router {
     r.fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(app.config.api.max_body_bytes))
+        .layer(axum::Extension(Arc::new(ops::HealthCache::default())))
         .with_state(app)
 }
 

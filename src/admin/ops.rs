@@ -2,10 +2,10 @@
 
 use super::http::ApiError;
 use crate::app::App;
-use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -24,9 +24,42 @@ fn recordings_writable(dir: &std::path::Path) -> bool {
     ok
 }
 
+/// How long one health answer is reused: `/health` needs no token, so without
+/// this every request (from anyone who reaches the port) would cost a
+/// database round trip, an audit read and a file write.
+const HEALTH_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The last health answer, per router. The lock is held while a check runs,
+/// so requests arriving meanwhile wait for its answer instead of checking too.
+#[derive(Debug, Default)]
+pub struct HealthCache(tokio::sync::Mutex<Option<(std::time::Instant, bool, serde_json::Value)>>);
+
 /// Green only when the database, the audit store and recording storage all
 /// answer; red names which part failed and nothing more (no token needed).
-pub async fn health(State(app): State<Arc<App>>) -> Response {
+/// Checked at most once a second.
+pub async fn health(
+    State(app): State<Arc<App>>,
+    Extension(cache): Extension<Arc<HealthCache>>,
+) -> Response {
+    let mut last = cache.0.lock().await;
+    let (all, body) = match &*last {
+        Some((at, all, body)) if at.elapsed() < HEALTH_TTL => (*all, body.clone()),
+        _ => {
+            let (all, body) = check_health(&app).await;
+            *last = Some((std::time::Instant::now(), all, body.clone()));
+            (all, body)
+        }
+    };
+    drop(last);
+    let status = if all {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn check_health(app: &App) -> (bool, serde_json::Value) {
     let database = app.store.ping().await.is_ok();
     // Red while appends fail (set by every audit::record), not only when reads do.
     let audit = app.store.audit_readable().await.is_ok() && !app.audit_health.is_failing();
@@ -36,16 +69,11 @@ pub async fn health(State(app): State<Arc<App>>) -> Response {
         .unwrap_or(false);
     let word = |ok: bool| if ok { "ok" } else { "failing" };
     let all = database && audit && recordings;
-    let status = if all {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
     let body = json!({
         "status": word(all),
         "checks": {"database": word(database), "audit": word(audit), "recordings": word(recordings)},
     });
-    (status, Json(body)).into_response()
+    (all, body)
 }
 
 fn label(s: &str) -> String {

@@ -148,23 +148,50 @@ async fn known(app: &App, name: &str) -> Result<RecordingRow, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("recording {name:?} does not exist")))
 }
 
+/// Read and sent a chunk at a time: a recording can be gigabytes, and
+/// several downloads at once must not hold them in memory.
+const DOWNLOAD_CHUNK: usize = 64 * 1024;
+
 pub async fn download(
     State(app): State<Arc<App>>,
     Seg(name): Seg<String>,
 ) -> Result<Response, ApiError> {
+    use tokio::io::AsyncReadExt;
     let r = known(&app, &name).await?;
     let path = app.config.recordings_dir.join(format!("{}.cast", r.name));
-    let bytes = tokio::fs::read(&path)
+    let file = tokio::fs::File::open(&path)
         .await
         .map_err(|e| ApiError::internal("reading the recording", e))?;
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| ApiError::internal("reading the recording", e))?
+        .len();
+    // The length at open: a live recording grows, and the body must match
+    // the Content-Length promised.
+    let reader = Some(file.take(len));
+    let chunks = futures::stream::unfold(reader, |reader| async move {
+        let mut reader = reader?;
+        let mut buf = vec![0u8; DOWNLOAD_CHUNK];
+        match reader.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(axum::body::Bytes::from(buf)), Some(reader)))
+            }
+            // Ends the body early; the client sees a short download.
+            Err(e) => Some((Err(e), None)),
+        }
+    });
     let disposition = format!("attachment; filename=\"{}.cast\"", r.name);
     Ok((
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "application/x-asciicast".to_string()),
             (header::CONTENT_DISPOSITION, disposition),
+            (header::CONTENT_LENGTH, len.to_string()),
         ],
-        bytes,
+        axum::body::Body::from_stream(chunks),
     )
         .into_response())
 }
@@ -174,9 +201,16 @@ pub async fn verify(State(app): State<Arc<App>>, Seg(name): Seg<String>) -> Res 
     let r = known(&app, &name).await?;
     let dir = app.config.recordings_dir.clone();
     let key = app.audit_key.verifying_key();
+    // Against the database too: the row's session and stored digest.
+    let witness = crate::recorder::witness_of(&r);
     let report = tokio::task::spawn_blocking(move || {
         let cast = dir.join(format!("{}.cast", r.name));
-        crate::recording::verify(&cast, &cast.with_extension("chain"), &key)
+        crate::recording::verify_witnessed(
+            &cast,
+            &cast.with_extension("chain"),
+            &key,
+            Some(&witness),
+        )
     })
     .await
     .map_err(|e| ApiError::internal("verification", e))?
@@ -188,6 +222,7 @@ pub async fn verify(State(app): State<Arc<App>>, Seg(name): Seg<String>) -> Res 
             "cast_bytes": report.cast_bytes, "checkpoints": report.checkpoints,
             "signed_checkpoints": report.signed_checkpoints,
             "session": report.session, "cut_short": report.cut_short,
+            "unsigned_events": report.unsigned_events, "chain_rebuilt": report.chain_rebuilt,
             "end_reason": report.end_reason, "problem": report.problem,
         })),
     ))

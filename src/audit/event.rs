@@ -82,6 +82,10 @@ pub enum AuditEvent {
         session: String,
         recording: String,
         events: u64,
+        /// Sealed by recovery past the last signed checkpoint.
+        unsigned_events: u64,
+        /// The `.chain` file was gone and recovery started a new one.
+        chain_rebuilt: bool,
     },
     RecordingsPruned {
         actor: String,

@@ -148,12 +148,19 @@ impl AuditEvent {
                 session,
                 recording,
                 events,
+                unsigned_events,
+                chain_rebuilt,
             } => (
                 "recording.cut_short",
                 "portcullis".into(),
                 String::new(),
                 session.clone(),
-                json!({ "recording": recording, "events": events }),
+                json!({
+                    "recording": recording,
+                    "events": events,
+                    "unsigned_events": unsigned_events,
+                    "chain_rebuilt": chain_rebuilt,
+                }),
             ),
             AuditEvent::RecordingsPruned {
                 actor,

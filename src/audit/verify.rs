@@ -39,6 +39,9 @@ pub enum ProblemKind {
     TailMissing { head_seq: i64 },
     /// The head row itself was deleted.
     HeadMissing,
+    /// `audit_legacy` is back with rows no process will ever seal (they can
+    /// only come from a database writer).
+    LegacyRows { rows: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +54,10 @@ pub struct Problem {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.kind == ProblemKind::HeadMissing {
+        if matches!(
+            self.kind,
+            ProblemKind::HeadMissing | ProblemKind::LegacyRows { .. }
+        ) {
             // Not a row: no seq to name.
         } else if self.last > self.seq {
             write!(f, "seq {}..{}: ", self.seq, self.last)?;
@@ -77,6 +83,11 @@ impl std::fmt::Display for Problem {
             ProblemKind::HeadMissing => {
                 f.write_str("chain head: missing (the audit_head row was deleted)")
             }
+            ProblemKind::LegacyRows { rows } => write!(
+                f,
+                "audit_legacy: {rows} rows outside the chain (legacy rows are adopted once, \
+                 while the chain is empty; these were inserted by a database writer)"
+            ),
             ProblemKind::TailMissing { head_seq } => write!(
                 f,
                 "deleted (the chain head is seq {head_seq}; the end of the chain was cut off)"
@@ -173,7 +184,16 @@ pub async fn verify(store: &Store, key: &ChainKey) -> Result<Report, AuditError>
         }
         break head;
     };
-    let problems = classify(&w, key, head_seq, &head_hash);
+    let mut problems = classify(&w, key, head_seq, &head_hash);
+    if let Some(rows) = store.audit_legacy_rows().await?
+        && rows > 0
+    {
+        problems.push(Problem {
+            seq: 0,
+            last: 0,
+            kind: ProblemKind::LegacyRows { rows },
+        });
+    }
     Ok(Report {
         count: w.count,
         head_seq,

@@ -67,7 +67,13 @@ pub enum Command {
     /// Play a recording in the terminal.
     Replay(recordings::ReplayArgs),
     /// Follow a live session's output (read-only).
-    Watch { what: String },
+    Watch {
+        what: String,
+        /// Pass every byte to the terminal, title, clipboard and query
+        /// sequences included (default: only what a replay needs).
+        #[arg(long)]
+        raw: bool,
+    },
     #[command(subcommand)]
     Recordings(RecordingsCmd),
     #[command(subcommand)]
@@ -160,7 +166,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Session(c) => admin::session(&config, c).await,
         Command::Verify { what, key } => recordings::verify(&config, &what, key.as_deref()).await,
         Command::Replay(a) => recordings::replay(&config, a).await,
-        Command::Watch { what } => recordings::watch(&config, &what).await,
+        Command::Watch { what, raw } => recordings::watch(&config, &what, raw).await,
         Command::Recordings(RecordingsCmd::Prune { older_than }) => {
             recordings::prune(&config, &older_than).await
         }

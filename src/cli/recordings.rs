@@ -25,6 +25,37 @@ pub struct ReplayArgs {
     /// Also show the keystrokes, interleaved and highlighted.
     #[arg(long)]
     pub input: bool,
+    /// Pass every recorded byte to the terminal. By default sequences that
+    /// could act on the auditor's terminal (window title, clipboard, DCS,
+    /// queries whose answers become input) are dropped (`recording::term`).
+    #[arg(long)]
+    pub raw: bool,
+}
+
+/// What reaches the auditor's terminal: filtered unless `--raw`.
+struct Screen {
+    filter: Option<recording::term::TermFilter>,
+    buf: String,
+}
+
+impl Screen {
+    fn new(raw: bool) -> Screen {
+        Screen {
+            filter: (!raw).then(recording::term::TermFilter::new),
+            buf: String::new(),
+        }
+    }
+
+    fn show(&mut self, out: &mut impl Write, text: &str) -> std::io::Result<()> {
+        match &mut self.filter {
+            None => out.write_all(text.as_bytes()),
+            Some(f) => {
+                self.buf.clear();
+                f.push(text, &mut self.buf);
+                out.write_all(self.buf.as_bytes())
+            }
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -68,6 +99,12 @@ fn chain_of(cast: &Path) -> PathBuf {
     cast.with_extension("chain")
 }
 
+/// Each file is checked on its own (chain, checkpoint signatures, trailer)
+/// and against its database row: the session it belongs to and the last
+/// checkpoint or final digest stored there, so another session's signed
+/// recording, an older copy or a rebuilt one does not pass. A `.cast` with
+/// no row (a copy verified elsewhere) is checked against its files alone,
+/// and the output says so.
 pub async fn verify(config: &Config, what: &str, key: Option<&str>) -> anyhow::Result<()> {
     let (store, _) = super::open(config).await?;
     let key_text = match key {
@@ -79,15 +116,30 @@ pub async fn verify(config: &Config, what: &str, key: Option<&str>) -> anyhow::R
     let key = recording::load_public(&key_text)?;
     let mut bad = 0;
     for cast in casts(config, &store, what).await? {
-        let report = recording::verify(&cast, &chain_of(&cast), &key)?;
+        let row = match cast.file_stem().and_then(|s| s.to_str()) {
+            Some(name) => store.recording(name).await?,
+            None => None,
+        };
+        // Asked for a session: its rows name the files; they must be its own.
+        let witness = row.as_ref().map(crate::recorder::witness_of);
+        let report = recording::verify_witnessed(&cast, &chain_of(&cast), &key, witness.as_ref())?;
         if report.ok {
             let cut = if report.cut_short {
                 " (cut short: the bastion stopped during it)"
             } else {
                 ""
             };
+            // A file with no row: say whose it claims to be, since nothing
+            // here confirms it (the signature proves only that the bastion made it).
+            let alone = match (&row, &report.session) {
+                (Some(_), _) => String::new(),
+                (None, s) => format!(
+                    " [no database row: checked against its files alone; header names session {}]",
+                    recording::term::visible(s.as_deref().unwrap_or("?"))
+                ),
+            };
             println!(
-                "OK {}: {} events, signed ({} of {} checkpoints signed), ended: {}{cut}",
+                "OK {}: {} events, signed ({} of {} checkpoints signed), ended: {}{cut}{alone}",
                 cast.display(),
                 report.events,
                 report.signed_checkpoints,
@@ -191,13 +243,21 @@ fn play(files: &[PathBuf], a: &ReplayArgs, keys: &Keys) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let mut skipping = false;
     for cast in files {
+        // A sequence left open at the end of one file does not swallow the next.
+        let mut screen = Screen::new(a.raw);
         let mut last = a.from;
         for ev in CastReader::open(cast)? {
             let ev = ev?;
             if ev.kind == EventKind::Marker && skipping {
                 skipping = false;
                 last = ev.time;
-                write!(out, "\x1b[7m[{:.1}s {}]\x1b[27m\r\n", ev.time, ev.data)?;
+                // Client-chosen text (command lines, paths): shown, never run.
+                let data = if a.raw {
+                    ev.data.clone()
+                } else {
+                    recording::term::visible(&ev.data)
+                };
+                write!(out, "\x1b[7m[{:.1}s {data}]\x1b[27m\r\n", ev.time)?;
             }
             let show = ev.kind == EventKind::Output || (a.input && ev.kind == EventKind::Input);
             if !show {
@@ -230,7 +290,7 @@ fn play(files: &[PathBuf], a: &ReplayArgs, keys: &Keys) -> anyhow::Result<()> {
             }
             match ev.kind {
                 EventKind::Input => write!(out, "\x1b[7m{}\x1b[27m", ev.data.escape_debug())?,
-                _ => out.write_all(ev.data.as_bytes())?,
+                _ => screen.show(&mut out, &ev.data)?,
             }
         }
         out.flush()?;
@@ -238,8 +298,9 @@ fn play(files: &[PathBuf], a: &ReplayArgs, keys: &Keys) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Follows a live recording until its trailer is written.
-pub async fn watch(config: &Config, what: &str) -> anyhow::Result<()> {
+/// Follows a live recording until its trailer is written, filtered as
+/// `replay` is unless `raw`.
+pub async fn watch(config: &Config, what: &str, raw: bool) -> anyhow::Result<()> {
     let (store, _) = super::open(config).await?;
     let cast = casts(config, &store, what)
         .await?
@@ -250,6 +311,7 @@ pub async fn watch(config: &Config, what: &str) -> anyhow::Result<()> {
     let mut line = String::new();
     let mut header_seen = false;
     let mut out = std::io::stdout().lock();
+    let mut screen = Screen::new(raw);
     loop {
         line.clear();
         let n = reader.read_line(&mut line)?;
@@ -271,7 +333,7 @@ pub async fn watch(config: &Config, what: &str) -> anyhow::Result<()> {
         if let Ok(ev) = recording::parse_line(line.trim_end())
             && ev.kind == EventKind::Output
         {
-            out.write_all(ev.data.as_bytes())?;
+            screen.show(&mut out, &ev.data)?;
             out.flush()?;
         }
     }

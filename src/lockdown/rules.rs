@@ -246,18 +246,8 @@ fn notify(app: &Arc<App>, rule: &Rule, seen: &Seen, detail: &str, lock: Option<S
     let Some(url) = app.config.lockdown.webhook_url.clone() else {
         return;
     };
-    let body = serde_json::json!({
-        "event": "portcullis.rule.fired",
-        "rule": rule.name,
-        "action": rule.action.name(),
-        "user": seen.user,
-        "target": seen.target,
-        "session": seen.session,
-        "source": seen.source.map(|s| s.to_string()),
-        "detail": detail,
-        "lock": lock,
-        "at_ms": now_ms(),
-    });
+    let include = app.config.lockdown.webhook_include_commands;
+    let body = webhook_body(rule, seen, detail, lock, include, now_ms());
     let name = rule.name.clone();
     let Ok(permit) = app.rules.deliveries.clone().try_acquire_owned() else {
         app.metrics.webhooks_failed.inc();
@@ -281,6 +271,36 @@ fn notify(app: &Arc<App>, rule: &Rule, seen: &Seen, detail: &str, lock: Option<S
     });
 }
 
+/// What a webhook receives. A command rule's detail is the typed line, which
+/// may hold a password typed as an argument: it leaves the bastion only when
+/// `lockdown.webhook_include_commands` says so.
+fn webhook_body(
+    rule: &Rule,
+    seen: &Seen,
+    detail: &str,
+    lock: Option<String>,
+    include_commands: bool,
+    at_ms: i64,
+) -> serde_json::Value {
+    let detail = if matches!(rule.condition, Condition::Command(_)) && !include_commands {
+        "command: [redacted; set lockdown.webhook_include_commands = true to include it]"
+    } else {
+        detail
+    };
+    serde_json::json!({
+        "event": "portcullis.rule.fired",
+        "rule": rule.name,
+        "action": rule.action.name(),
+        "user": seen.user,
+        "target": seen.target,
+        "session": seen.session,
+        "source": seen.source.map(|s| s.to_string()),
+        "detail": detail,
+        "lock": lock,
+        "at_ms": at_ms,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,5 +322,23 @@ mod tests {
         // Old failures fall out of the window.
         assert!(!r.burst(1, "x".into(), 2, w, at(0)));
         assert!(!r.burst(1, "x".into(), 2, w, at(100)));
+    }
+
+    #[test]
+    fn typed_commands_leave_only_when_asked() {
+        let rule = Rule {
+            name: "mysql-pw".into(),
+            condition: Condition::Command(regex::Regex::new("mysql").unwrap()),
+            action: Action::EndSession,
+            duration: None,
+            notify: true,
+        };
+        let seen = Seen::default();
+        let detail = "command: mysql -psecret-pw";
+        let body = webhook_body(&rule, &seen, detail, None, false, 1).to_string();
+        assert!(!body.contains("secret-pw"), "{body}");
+        assert!(body.contains("redacted"), "{body}");
+        let body = webhook_body(&rule, &seen, detail, None, true, 1).to_string();
+        assert!(body.contains("secret-pw"), "{body}");
     }
 }

@@ -14,6 +14,14 @@ pub struct RawLockdown {
     webhook_attempts: Option<u32>,
     /// The built-in `flag-ssh-keys` and `flag-crontab` rules (default on).
     default_rules: Option<bool>,
+    /// Plain `http://` webhook URLs are refused unless this is set: the body
+    /// names users, targets and sources.
+    #[serde(default)]
+    allow_http_webhooks: bool,
+    /// Typed command lines are left out of webhook bodies unless this is set
+    /// (they may hold secrets typed on the command line).
+    #[serde(default)]
+    webhook_include_commands: bool,
     #[serde(default, rename = "rule")]
     rules: Vec<RawRule>,
 }
@@ -128,16 +136,23 @@ pub struct LockdownConfig {
     pub webhook_url: Option<String>,
     pub webhook_timeout: Duration,
     pub webhook_attempts: u32,
+    pub webhook_include_commands: bool,
 }
 
 impl RawLockdown {
     pub fn check(self, problems: &mut Vec<String>) -> LockdownConfig {
-        if let Some(u) = &self.webhook_url
-            && !(u.starts_with("https://") || u.starts_with("http://"))
-        {
-            problems.push(format!(
-                "lockdown.webhook_url = {u:?}: expected an http(s):// URL"
-            ));
+        if let Some(u) = &self.webhook_url {
+            if u.starts_with("http://") && !self.allow_http_webhooks {
+                problems.push(format!(
+                    "lockdown.webhook_url = {u:?}: webhooks must use https:// (set \
+                     lockdown.allow_http_webhooks = true to send over plain HTTP, e.g. to a \
+                     relay on this host)"
+                ));
+            } else if !(u.starts_with("https://") || u.starts_with("http://")) {
+                problems.push(format!(
+                    "lockdown.webhook_url = {u:?}: expected an https:// URL"
+                ));
+            }
         }
         let mut rules = self
             .rules
@@ -175,6 +190,7 @@ impl RawLockdown {
                 self.webhook_timeout_secs.unwrap_or(5).clamp(1, 60),
             ),
             webhook_attempts: self.webhook_attempts.unwrap_or(4).clamp(1, 10),
+            webhook_include_commands: self.webhook_include_commands,
         }
     }
 }
@@ -380,6 +396,7 @@ mod tests {
         let c = parse(
             r#"
             webhook_url = "http://127.0.0.1:9/hook"
+            allow_http_webhooks = true
             [[rule]]
             name = "rm-root"
             command = 'rm\s+-rf\s+/(\s|$)'
@@ -514,5 +531,19 @@ mod tests {
         assert!(!counted.counts(Stage::Before) && counted.counts(Stage::After));
         assert!(rule("failures = 5\nfactor = \"first\"", "lock_source").is_err());
         assert!(rule("command = \"x\"\nfactor = \"any\"", "end_session").is_err());
+    }
+
+    #[test]
+    fn webhooks_need_https_unless_http_is_allowed() {
+        let e = parse(r#"webhook_url = "http://hooks.example/x""#).unwrap_err();
+        let all = e.join("\n");
+        assert!(
+            all.contains("https://") && all.contains("allow_http_webhooks"),
+            "{all}"
+        );
+        let c =
+            parse("webhook_url = \"http://127.0.0.1:9/hook\"\nallow_http_webhooks = true").unwrap();
+        assert_eq!(c.webhook_url.as_deref(), Some("http://127.0.0.1:9/hook"));
+        assert!(parse(r#"webhook_url = "https://hooks.example/x""#).is_ok());
     }
 }

@@ -43,8 +43,8 @@ mod transfer;
 mod upkeep;
 
 use out::{Out, Rec};
-pub(crate) use upkeep::seal;
 pub use upkeep::{prune, recover};
+pub(crate) use upkeep::{seal, witness_of};
 
 /// Frames queued per channel before the channel waits for the recorder.
 const QUEUE: usize = 256;

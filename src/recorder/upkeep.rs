@@ -61,8 +61,9 @@ pub async fn recover(app: &Arc<App>) {
         };
         let dir = app.config.recordings_dir.clone();
         let key = &app.audit_key;
+        let witness = witness_of(&r);
         match tokio::task::block_in_place(|| {
-            crate::recording::seal_cut_short(&dir, &r.name, key, &info)
+            crate::recording::seal_cut_short_witnessed(&dir, &r.name, key, &info, Some(&witness))
         }) {
             Ok(t) => {
                 let _ = app
@@ -94,6 +95,8 @@ pub async fn recover(app: &Arc<App>) {
                         session: r.session_id.clone(),
                         recording: r.name.clone(),
                         events: t.events,
+                        unsigned_events: t.unsigned_events,
+                        chain_rebuilt: t.chain_rebuilt,
                     },
                 )
                 .await;
@@ -104,10 +107,75 @@ pub async fn recover(app: &Arc<App>) {
                     dir.join(format!("{}.cast", r.name)),
                 );
             }
-            Err(e) => {
-                tracing::error!(recording = %r.name, error = %e, "cannot seal cut-short recording")
-            }
+            Err(e) => refused(app, &r, &e).await,
         }
+    }
+}
+
+/// What the database recorded of `r`, for checking its files.
+pub(crate) fn witness_of(r: &crate::store::RecordingRow) -> crate::recording::Witness {
+    crate::recording::Witness {
+        session: r.session_id.clone(),
+        events: u64::try_from(r.events).unwrap_or(u64::MAX),
+        cast_bytes: u64::try_from(r.cast_bytes).unwrap_or(u64::MAX),
+        sha256: r.sha256.clone(),
+        sealed: matches!(r.state.as_str(), "closed" | "cut_short"),
+    }
+}
+
+/// A recording recovery will not sign: audited, and when its files disagree
+/// with themselves or the database it is marked failed (keeping the
+/// database's checkpoint) so no later start signs it either. I/O trouble
+/// leaves it open for the next start.
+async fn refused(
+    app: &Arc<App>,
+    r: &crate::store::RecordingRow,
+    e: &crate::recording::RecordingError,
+) {
+    tracing::error!(recording = %r.name, error = %e, "cannot seal cut-short recording");
+    if matches!(e, crate::recording::RecordingError::Integrity { .. }) {
+        let marked = app
+            .store
+            .recording_checkpoint(
+                &r.name,
+                r.events,
+                r.cast_bytes,
+                &r.sha256,
+                now_ms(),
+                "failed",
+            )
+            .await;
+        if let Err(e) = marked {
+            tracing::error!(recording = %r.name, error = %e, "cannot mark recording failed");
+        }
+        // The session is over either way (the bastion stopped during it).
+        let ended = app
+            .store
+            .session_ended(
+                &r.session_id,
+                &crate::store::SessionEnd {
+                    ended_ms: now_ms(),
+                    reason: "cut short: portcullis stopped; recording not sealed".into(),
+                    bytes_up: 0,
+                    bytes_down: 0,
+                },
+            )
+            .await;
+        if let Err(e) = ended {
+            tracing::error!(session = %r.session_id, error = %e, "cannot mark session ended");
+        }
+    }
+    let audited = audit::record(
+        &app.store,
+        AuditEvent::RecordingFailed {
+            session: r.session_id.clone(),
+            recording: r.name.clone(),
+            error: format!("recovery refused to seal it: {e}"),
+        },
+    )
+    .await;
+    if let Err(e) = audited {
+        tracing::error!(recording = %r.name, error = %e, "recording.failed not audited");
     }
 }
 

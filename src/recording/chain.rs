@@ -36,7 +36,9 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-pub use super::verify::{VerifyReport, seal_cut_short, verify};
+pub use super::verify::{
+    VerifyReport, Witness, seal_cut_short, seal_cut_short_witnessed, verify, verify_witnessed,
+};
 
 pub(crate) const FORMAT: &str = "portcullis-cast-v1";
 /// Tags per checkpoint past which `lines` is left out, to keep a chain line
@@ -126,6 +128,18 @@ pub struct Trailer {
     pub end_reason: String,
     pub ended_at_ms: i64,
     pub cut_short: bool,
+    /// Events recovery sealed past the last signed checkpoint: written (or
+    /// edited) with nothing signed over them. Left out when 0, so trailers
+    /// from before this field keep their exact signed bytes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unsigned_events: u64,
+    /// Recovery found no `.chain` file and started one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub chain_rebuilt: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What the caller knows at the end that the recording does not.
@@ -433,5 +447,7 @@ pub(crate) fn build_trailer(
         end_reason: info.end_reason.clone(),
         ended_at_ms: info.ended_at_ms,
         cut_short,
+        unsigned_events: 0,
+        chain_rebuilt: false,
     }
 }

@@ -10,6 +10,7 @@
 //! - [`mask`]: keeps input typed at no-echo prompts out of the recording.
 //! - [`sign`]: the audit key files.
 //! - [`text`]: channel bytes to event text (UTF-8 carried across chunks).
+//! - [`term`]: what replay lets through to the auditor's terminal.
 
 pub mod binary;
 pub mod cast;
@@ -21,6 +22,7 @@ pub mod mask;
 mod scan;
 pub mod sftp;
 pub mod sign;
+pub mod term;
 pub mod text;
 pub mod verify;
 pub mod words;
@@ -35,7 +37,9 @@ pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use mask::InputMasker;
 pub use sign::{load_or_create, load_public, public_base64};
 pub use text::Utf8Carry;
-pub use verify::{VerifyReport, seal_cut_short, verify};
+pub use verify::{
+    VerifyReport, Witness, seal_cut_short, seal_cut_short_witnessed, verify, verify_witnessed,
+};
 
 /// Longest line any reader here accepts: these files are untrusted input.
 pub const MAX_LINE: usize = 1024 * 1024;

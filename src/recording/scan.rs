@@ -6,6 +6,7 @@ use super::cast::{Header, LineEnd, parse_header, parse_line, read_line_bounded};
 use super::chain::{ChainState, FORMAT, Record, TAG_LEN, checkpoint_message};
 use super::chain_reader::{ChainItem, ChainReader, SignedTrailer};
 use super::sign::public_base64;
+use super::verify::Witness;
 use super::{Result, io_err};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -30,6 +31,10 @@ enum Pending {
 }
 
 pub(super) struct Scan<'a> {
+    /// What the database recorded; `None` checks the files alone.
+    witness: Option<&'a Witness>,
+    /// The witness's checkpoint was met by the recomputed chain (or there is none).
+    witness_met: bool,
     /// `None` when recovering: then there must be no trailer yet.
     key: Option<&'a VerifyingKey>,
     /// Checks each signed checkpoint (verifying and recovering alike).
@@ -60,12 +65,17 @@ impl<'a> Scan<'a> {
         chain: &Path,
         key: Option<&'a VerifyingKey>,
         checkpoint_key: Option<&'a VerifyingKey>,
+        witness: Option<&'a Witness>,
     ) -> Result<(Self, Option<String>)> {
         let mut reader = BufReader::new(File::open(cast).map_err(io_err(cast))?);
         let mut buf = Vec::new();
         let end = read_line_bounded(&mut reader, &mut buf).map_err(io_err(cast))?;
         let initial = ChainState::start(&buf);
         let mut scan = Scan {
+            witness,
+            // A row with no checkpoint stored yet (an open recording's first
+            // second) witnesses nothing; a sealed row always has its digest.
+            witness_met: witness.is_none_or(|w| w.sha256.is_empty() && !w.sealed),
             key,
             checkpoint_key,
             signed_checkpoints: 0,
@@ -91,8 +101,12 @@ impl<'a> Scan<'a> {
         }
         let problem = match scan.check_start(&buf)? {
             Some(p) => Some(p),
-            None => scan.walk(&mut reader, &mut buf, cast)?,
+            None => match scan.check_witness() {
+                Some(p) => Some(p),
+                None => scan.walk(&mut reader, &mut buf, cast)?,
+            },
         };
+        let problem = problem.or_else(|| scan.witness_at_end());
         Ok((scan, problem))
     }
 
@@ -264,7 +278,7 @@ impl<'a> Scan<'a> {
                 _ if self.trailer.is_some() => {
                     Some(format!("extra data after the signed end: cast line {line}"))
                 }
-                LineEnd::Complete => self.on_line(line, buf),
+                LineEnd::Complete => self.on_line(line, buf).or_else(|| self.check_witness()),
                 LineEnd::Torn if self.recovering() => break,
                 LineEnd::Torn => Some(format!(
                     "cast line {line} is incomplete (torn write; run recovery if the recorder crashed)"
@@ -307,6 +321,49 @@ impl<'a> Scan<'a> {
                     "event line {event} (cast line {line}) is not a valid event: {e}"
                 ));
             }
+        }
+        None
+    }
+
+    /// Compares the chain with the database's checkpoint when the event count
+    /// reaches it: the database is written by the bastion alone, so files
+    /// replaced, rolled back or rebuilt without a chain disagree with it.
+    fn check_witness(&mut self) -> Option<String> {
+        let w = self.witness?;
+        if self.witness_met || self.state.events != w.events {
+            return None;
+        }
+        if self.state.hex() != w.sha256 || self.state.bytes != w.cast_bytes {
+            return Some(format!(
+                "event {} does not match the checkpoint stored in the database (the files were replaced, rolled back or edited)",
+                w.events
+            ));
+        }
+        self.witness_met = true;
+        None
+    }
+
+    fn witness_at_end(&self) -> Option<String> {
+        let w = self.witness?;
+        let n = self.state.events;
+        if !self.witness_met {
+            return Some(format!(
+                "the database recorded a checkpoint at event {}, but the files hold {n} events (truncated or replaced)",
+                w.events
+            ));
+        }
+        if w.sealed && n != w.events {
+            return Some(format!(
+                "the database recorded the sealed recording with {} events; the files hold {n}",
+                w.events
+            ));
+        }
+        let session = self.session().unwrap_or_default();
+        if session != w.session {
+            return Some(format!(
+                "the files belong to session {session:?}, not {:?} (swapped or copied)",
+                w.session
+            ));
         }
         None
     }

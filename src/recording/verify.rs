@@ -30,15 +30,45 @@ pub struct VerifyReport {
     pub session: Option<String>,
     /// From the trailer, when it verified.
     pub cut_short: bool,
+    /// Events recovery sealed that no signed checkpoint covered (from the trailer).
+    pub unsigned_events: u64,
+    /// Recovery found no `.chain` and started a new one (from the trailer).
+    pub chain_rebuilt: bool,
     pub end_reason: Option<String>,
     /// The first thing wrong, naming the line where the chain allows it.
     pub problem: Option<String>,
 }
 
+/// What the database recorded about a recording: a second witness, written
+/// by the bastion alone, that the files are checked against. Someone who can
+/// write the recordings directory but not the database cannot make a signed
+/// recording of another session, an older copy, or a rebuilt one pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Witness {
+    /// The session the row belongs to: the files' header must name it.
+    pub session: String,
+    /// The last checkpoint stored (`events` 0, `sha256` empty when none was).
+    pub events: u64,
+    pub cast_bytes: u64,
+    pub sha256: String,
+    /// The row says the recording was sealed: its checkpoint is the final digest.
+    pub sealed: bool,
+}
+
 /// Checks `cast` against `chain` and the trailer's signature by `public_key`.
 /// `Err` is only for I/O trouble; a bad recording is a report with a problem.
 pub fn verify(cast: &Path, chain: &Path, public_key: &VerifyingKey) -> Result<VerifyReport> {
-    let (scan, problem) = Scan::run(cast, chain, Some(public_key), Some(public_key))?;
+    verify_witnessed(cast, chain, public_key, None)
+}
+
+/// [`verify`], and the files must also agree with the database's `witness`.
+pub fn verify_witnessed(
+    cast: &Path,
+    chain: &Path,
+    public_key: &VerifyingKey,
+    witness: Option<&Witness>,
+) -> Result<VerifyReport> {
+    let (scan, problem) = Scan::run(cast, chain, Some(public_key), Some(public_key), witness)?;
     let trailer = scan.trailer.as_ref().filter(|_| problem.is_none());
     Ok(VerifyReport {
         ok: problem.is_none(),
@@ -48,6 +78,8 @@ pub fn verify(cast: &Path, chain: &Path, public_key: &VerifyingKey) -> Result<Ve
         signed_checkpoints: scan.signed_checkpoints,
         session: scan.session(),
         cut_short: trailer.is_some_and(|t| t.trailer.cut_short),
+        unsigned_events: trailer.map_or(0, |t| t.trailer.unsigned_events),
+        chain_rebuilt: trailer.is_some_and(|t| t.trailer.chain_rebuilt),
         end_reason: trailer.map(|t| t.trailer.end_reason.clone()),
         problem,
     })
@@ -63,11 +95,25 @@ pub fn seal_cut_short(
     key: &SigningKey,
     info: &TrailerInfo,
 ) -> Result<Trailer> {
+    seal_cut_short_witnessed(dir, name, key, info, None)
+}
+
+/// [`seal_cut_short`], refusing also files that disagree with the database's
+/// `witness`. Events past the last signed checkpoint (or a chain rebuilt
+/// because the `.chain` was gone) are sealed, since a crash leaves them, but
+/// the trailer says how many no signature covered and its end reason says so.
+pub fn seal_cut_short_witnessed(
+    dir: &Path,
+    name: &str,
+    key: &SigningKey,
+    info: &TrailerInfo,
+    witness: Option<&Witness>,
+) -> Result<Trailer> {
     let (cast_path, chain_path) = paths(dir, name);
     // Recovery checks the checkpoints' signatures too: it must never sign
     // over a recording someone edited while the bastion was down.
     let public = key.verifying_key();
-    let (scan, problem) = Scan::run(&cast_path, &chain_path, None, Some(&public))?;
+    let (scan, problem) = Scan::run(&cast_path, &chain_path, None, Some(&public), witness)?;
     if let Some(reason) = problem {
         return Err(RecordingError::Integrity { reason });
     }
@@ -102,7 +148,20 @@ pub fn seal_cut_short(
         chain.append(&line)?;
     }
     let session = scan.session().unwrap_or_default();
-    let trailer = build_trailer(session, &cp, chain.digest(), info, true);
+    let mut trailer = build_trailer(session, &cp, chain.digest(), info, true);
+    trailer.unsigned_events = scan.state.events - scan.last_cp_events;
+    trailer.chain_rebuilt = scan.need_start;
+    if trailer.unsigned_events > 0 {
+        trailer.end_reason.push_str(&format!(
+            "; {} events after the last signed checkpoint are not covered by any signature made during the session{}",
+            trailer.unsigned_events,
+            if trailer.chain_rebuilt {
+                " (the .chain file was missing: recovery rebuilt it)"
+            } else {
+                ""
+            }
+        ));
+    }
     chain.seal(&trailer, key)?;
     Ok(trailer)
 }

@@ -117,7 +117,8 @@ const COLUMNS: &str = "seq, ts, kind, actor, source, subject, session_id, detail
 
 impl Store {
     /// Every later append is sealed by `sealer`; rows written before the
-    /// chain existed are appended to it first.
+    /// chain existed are appended to it first, once, while it is empty
+    /// (refused with [`StoreError::AuditLegacyReappeared`] afterwards).
     pub async fn attach_audit(mut self, sealer: Arc<dyn AuditSealer>) -> Result<Store, StoreError> {
         self.audit.sealer = Some(sealer);
         self.adopt_legacy_audit().await?;
@@ -141,25 +142,40 @@ impl Store {
         self.audit.sealer.clone().ok_or(StoreError::AuditKeyMissing)
     }
 
+    /// Rows from before the chain join it only while the chain is empty (the
+    /// first start after migration 0007), and the table is dropped in the same
+    /// transaction. Later, rows there can only have been put there by a
+    /// database writer: sealing them with the real key would launder a forgery,
+    /// so the chain is refused instead.
     async fn adopt_legacy_audit(&self) -> Result<usize, StoreError> {
-        let n: i64 = sqlx::query("SELECT COUNT(*) FROM audit_legacy")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
-        if n == 0 {
-            return Ok(0);
-        }
         let sealer = self.sealer()?;
         let mut tx = self.pool.begin().await?;
-        // Lock the head first, so a second node adopting at once waits and then finds nothing.
-        sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
-            .execute(&mut *tx)
-            .await?;
+        if !legacy_table_exists(&mut tx).await? {
+            return Ok(0);
+        }
+        // Lock the head first, so a second node adopting at once waits and then finds no table.
+        let head: Option<i64> =
+            sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq")
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?;
+        let chained: i64 = sqlx::query("SELECT COUNT(*) FROM audit_events")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
         let rows = sqlx::query(
             "SELECT ts, kind, actor, source, subject, detail FROM audit_legacy ORDER BY ts, id",
         )
         .fetch_all(&mut *tx)
         .await?;
+        // A missing head counts as a chain that was written to: fail closed.
+        let empty_chain = head == Some(0) && chained == 0;
+        if !empty_chain && !rows.is_empty() {
+            return Err(StoreError::AuditLegacyReappeared {
+                rows: rows.len() as i64,
+            });
+        }
         for r in &rows {
             let row = AuditRow {
                 ts_ms: r.try_get(0)?,
@@ -172,11 +188,25 @@ impl Store {
             };
             append_in(&mut tx, sealer.as_ref(), &row).await?;
         }
-        sqlx::query("DELETE FROM audit_legacy")
+        // Also drops the empty table left by releases that adopted on every start.
+        sqlx::query("DROP TABLE audit_legacy")
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(rows.len())
+    }
+
+    /// Rows in `audit_legacy`, or `None` when the table does not exist.
+    pub async fn audit_legacy_rows(&self) -> Result<Option<i64>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        if !legacy_table_exists(&mut conn).await? {
+            return Ok(None);
+        }
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM audit_legacy")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+        Ok(Some(n))
     }
 
     /// The head as last written: sequence number and hash of the newest row
@@ -286,6 +316,18 @@ async fn append_in(
         .execute(&mut *conn)
         .await?;
     Ok(row)
+}
+
+/// Asked of the catalogue, so no failing statement aborts a PostgreSQL transaction.
+async fn legacy_table_exists(conn: &mut AnyConnection) -> Result<bool, StoreError> {
+    let sql = if conn.backend_name() == "PostgreSQL" {
+        "SELECT COUNT(*) FROM pg_tables WHERE tablename = 'audit_legacy' \
+         AND schemaname = ANY (current_schemas(false))"
+    } else {
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'audit_legacy'"
+    };
+    let n: i64 = sqlx::query(sql).fetch_one(&mut *conn).await?.try_get(0)?;
+    Ok(n > 0)
 }
 
 fn like_escape(s: &str) -> String {

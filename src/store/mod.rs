@@ -9,6 +9,8 @@ mod audit;
 #[cfg(test)]
 mod audit_chain_tests;
 #[cfg(test)]
+mod audit_legacy_tests;
+#[cfg(test)]
 pub(crate) mod audit_tests;
 mod jit;
 mod jump;
@@ -44,6 +46,13 @@ pub enum StoreError {
     Missing { kind: &'static str, name: String },
     #[error("the audit chain key is not loaded, so no audit event can be written")]
     AuditKeyMissing,
+    #[error(
+        "audit_legacy holds {rows} rows, but legacy rows join the audit chain only once, while it \
+         is empty, and the table is then dropped: someone with write access to the database put \
+         them there. Refusing to open the audit chain; keep the rows as evidence, then \
+         DROP TABLE audit_legacy"
+    )]
+    AuditLegacyReappeared { rows: i64 },
 }
 
 #[derive(Clone, Debug)]

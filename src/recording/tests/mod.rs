@@ -2,6 +2,7 @@
 
 mod golden;
 mod recovery;
+mod term;
 
 use super::*;
 use std::collections::BTreeMap;

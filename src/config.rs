@@ -9,6 +9,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod jump;
+pub use jump::JumpConfig;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -48,6 +51,8 @@ struct RawConfig {
     lockdown: crate::lockdown::rules_config::RawLockdown,
     #[serde(default)]
     api: RawApi,
+    #[serde(default)]
+    jump: jump::RawJump,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -139,6 +144,7 @@ pub struct Config {
     pub audit: AuditSettings,
     pub lockdown: crate::lockdown::rules_config::LockdownConfig,
     pub api: ApiConfig,
+    pub jump: JumpConfig,
 }
 
 /// Just-in-time access settings.
@@ -305,6 +311,7 @@ impl Config {
         let audit = audit_settings(raw.audit, &mut problems);
         let lockdown = raw.lockdown.check(&mut problems);
         let api = ApiConfig::from_raw(raw.api, &mut problems);
+        let jump = raw.jump.check(&mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -327,6 +334,7 @@ impl Config {
             audit,
             lockdown,
             api,
+            jump,
         })
     }
 }

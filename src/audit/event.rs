@@ -16,6 +16,8 @@ pub enum AuditEvent {
         factor: String,
         count: u32,
     },
+    /// One row of a flush's bounded failure summary (`failures`).
+    LoginFailureSummary(super::failures::Summary),
     LoginThrottled {
         username_sent: String,
         source: String,

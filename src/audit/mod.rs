@@ -8,6 +8,7 @@
 
 mod chain;
 mod event;
+pub mod failures;
 mod query;
 mod row;
 pub mod stream;

@@ -34,6 +34,7 @@ impl AuditEvent {
                 escape_for_log(username_sent),
                 json!({ "factor": factor, "count": count }),
             ),
+            AuditEvent::LoginFailureSummary(s) => s.row_parts(),
             AuditEvent::LoginThrottled {
                 username_sent,
                 source,

@@ -188,25 +188,23 @@ async fn apply_retention(app: &App) {
     }
 }
 
-/// One audit row per (user, address, factor) since the last flush.
+/// The failures since the last flush as a bounded summary (per network and
+/// factor, per username, the rest counted): a spray cannot fill the table.
 async fn flush_failures(app: &App) {
     let (tally, overflow) = app.throttle.drain_tally();
-    for t in tally {
-        let event = AuditEvent::LoginFailures {
-            username_sent: t.user,
-            source: t.source.to_string(),
+    let failed: Vec<audit::failures::Failed> = tally
+        .into_iter()
+        .map(|t| audit::failures::Failed {
+            username: t.user,
+            source: t.source,
             factor: t.factor.to_string(),
             count: t.count,
-        };
-        if let Err(e) = audit::record(&app.store, event).await {
+        })
+        .collect();
+    for row in audit::failures::summarise(&failed, overflow) {
+        if let Err(e) = audit::record(&app.store, AuditEvent::LoginFailureSummary(row)).await {
             tracing::error!(error = %e, "failed-login summary not written");
         }
-    }
-    if overflow > 0 {
-        tracing::warn!(
-            overflow,
-            "failed logins not summarised individually (tally full)"
-        );
     }
 }
 

@@ -76,6 +76,8 @@ struct RawLimits {
     max_unauthenticated: Option<u32>,
     max_unauthenticated_per_source: Option<u32>,
     channel_buffer_bytes: Option<usize>,
+    max_channels_per_connection: Option<u32>,
+    max_remote_forwards_per_connection: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +167,11 @@ pub struct Limits {
     /// Bytes one channel may hold in flight inside the bastion before its
     /// reader stops pulling (see `bridge`).
     pub channel_buffer_bytes: usize,
+    /// Channels of every kind one client connection may hold open (its
+    /// nested `ssh -J` connections included).
+    pub max_channels_per_connection: u32,
+    /// `ssh -R` listeners one client connection may hold.
+    pub max_remote_forwards_per_connection: u32,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:2222";
@@ -284,6 +291,20 @@ impl Config {
                 }
                 v
             },
+            max_channels_per_connection: bounded(
+                &mut problems,
+                "limits.max_channels_per_connection",
+                l.max_channels_per_connection,
+                64,
+                2..=10_000,
+            ),
+            max_remote_forwards_per_connection: bounded(
+                &mut problems,
+                "limits.max_remote_forwards_per_connection",
+                l.max_remote_forwards_per_connection,
+                16,
+                1..=1000,
+            ),
         };
         let approvers_group = raw
             .access

@@ -45,3 +45,49 @@ fn a_password_spray_over_many_names_is_one_summary_row() {
     assert!(users.len() <= 16, "{users:#?}");
     assert_eq!(audit_lines(&b, "login.failures.omitted").len(), 1);
 }
+
+#[test]
+fn channels_per_connection_are_capped_and_places_come_back() {
+    use common::forward::*;
+    use std::time::{Duration, Instant};
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    // Echo holds a connection until the client's EOF, then closes it.
+    let svc = Service::start("127.0.0.1", Behaviour::Echo);
+    b.add_tcp_target("hold01", "127.0.0.1", svc.port, false);
+    b.grant(&["--user", "alice", "--target", "hold01"]);
+    let lport = free_port();
+    let spec = format!("{lport}:hold01:{}", svc.port);
+    let fwd = Forwarding::start(&b, "alice", &["-L", &spec], Some(lport));
+    let settle = |want: usize| {
+        let start = Instant::now();
+        while svc.connections() < want && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        svc.connections()
+    };
+    let base = settle(1);
+    // A browser behind `ssh -D` holds a few dozen; 100 is past any default.
+    let mut held: Vec<std::net::TcpStream> = (0..100)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", lport)).unwrap())
+        .collect();
+    // The probe's forward has ended (the service closed after its EOF).
+    let reached = settle(base + 64) - base;
+    assert_eq!(reached, 64, "channels open at once: {}", fwd.stderr());
+    assert!(
+        fwd.stderr()
+            .contains("too many channels open on this connection"),
+        "{}",
+        fwd.stderr()
+    );
+    // Closing some frees their places for new ones.
+    held.truncate(10);
+    std::thread::sleep(Duration::from_secs(1));
+    let more: Vec<std::net::TcpStream> = (0..5)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", lport)).unwrap())
+        .collect();
+    let after = settle(base + 64 + 5) - base;
+    assert_eq!(after, 64 + 5, "{}", fwd.stderr());
+    drop((held, more));
+}

@@ -1,10 +1,14 @@
 //! Adapts a russh server channel to the bridge's frame interface, applying
 //! the policy gate to every request on the way in.
 
-use crate::bridge::{Frame, FrameSink, FrameSource, Request, SinkClosed};
+use crate::bridge::{self, Frame, FrameSink, FrameSource, Request, SinkClosed};
+use crate::session::Session;
 use crate::upstream::{sig_from_name, sig_name};
-use russh::server::{Handle, Msg};
-use russh::{ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+use russh::server::{ChannelOpenHandle, Handle, Msg};
+use russh::{
+    Channel, ChannelId, ChannelMsg, ChannelOpenFailure, ChannelReadHalf, ChannelWriteHalf,
+};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// A request that needs the gate's yes before it may reach the target, as
@@ -212,4 +216,62 @@ impl FrameSink for ClientSink {
         };
         r.map_err(|_| SinkClosed)
     }
+}
+
+/// Opens the upstream channel first, then answers the client's open request,
+/// so a refusal reaches the user as a clear channel-open failure.
+pub(super) async fn bridge_session(
+    s: Arc<Session>,
+    channel: Channel<Msg>,
+    reply: ChannelOpenHandle,
+    handle: russh::server::Handle,
+    verdicts: mpsc::Receiver<Verdict>,
+) {
+    match s.open_channel().await {
+        Ok(upstream) => {
+            reply.accept().await;
+            let client = split(channel, handle, Some(verdicts));
+            s.enforce();
+            let notices = Some(s.notices.subscribe());
+            let tap = Some(crate::recorder::start(
+                s.app().clone(),
+                s.clone(),
+                s.next_channel(),
+            ));
+            let end = bridge::run(
+                client,
+                upstream,
+                s.channel_budget(),
+                s.counters.clone(),
+                s.cancel.clone(),
+                notices,
+                tap,
+            )
+            .await;
+            if end == bridge::ChannelEnd::Cancelled {
+                match s.kill.reason() {
+                    Some(why) => s.set_end_reason(&format!("killed: {why}")),
+                    None => s.set_end_reason("ended by portcullis"),
+                }
+            }
+        }
+        Err(refusal) => {
+            tracing::warn!(session = %s.id, user = %s.user, error = %refusal.log, "session refused");
+            s.set_end_reason(&format!("refused: {}", refusal.log));
+            reply
+                .reject(ChannelOpenFailure::Other {
+                    code: 1,
+                    reason: refusal.user,
+                })
+                .await;
+        }
+    }
+}
+
+/// Refuses a channel open with `reason`, which OpenSSH prints as is.
+pub(super) async fn reject(reply: ChannelOpenHandle, reason: String) -> Result<(), russh::Error> {
+    reply
+        .reject(ChannelOpenFailure::Other { code: 1, reason })
+        .await;
+    Ok(())
 }

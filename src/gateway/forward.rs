@@ -26,8 +26,11 @@ use tokio_util::sync::CancellationToken;
 const AUDITED_REFUSALS: u32 = 32;
 
 /// Per-connection forwarding state.
-#[derive(Default)]
 pub struct Forwards {
+    /// Channels this connection (and any nested in it) may hold open.
+    pub(super) cap: Arc<super::caps::ChannelCap>,
+    /// `-R` listeners this connection may hold.
+    max_remote: usize,
     refusals: AtomicU32,
     /// Ports the target listens on for this client (`ssh -R`), as granted.
     pub(super) remote: Mutex<Vec<(String, u32)>>,
@@ -40,6 +43,26 @@ pub struct Forwards {
 }
 
 impl Forwards {
+    pub(super) fn new(cap: Arc<super::caps::ChannelCap>, max_remote: u32) -> Forwards {
+        Forwards {
+            cap,
+            max_remote: usize::try_from(max_remote).unwrap_or(usize::MAX),
+            refusals: AtomicU32::new(0),
+            remote: Mutex::default(),
+            relaying: AtomicBool::new(false),
+            agent: AtomicBool::new(false),
+            uploads: Mutex::default(),
+        }
+    }
+
+    /// Whether another `-R` listener fits (a poisoned lock: no).
+    pub(super) fn remote_room(&self) -> bool {
+        self.remote
+            .lock()
+            .map(|r| r.len() < self.max_remote)
+            .unwrap_or(false)
+    }
+
     pub(super) fn upload(&self, id: ChannelId) -> Option<Arc<Upload>> {
         let map = self.uploads.lock().ok()?;
         if map.is_empty() {

@@ -1,12 +1,11 @@
 //! The russh `Handler`: translates callbacks into auth, policy and session calls.
 
 use super::channel;
-use super::channel::{Asked, Verdict};
+use super::channel::{Asked, Verdict, reject};
 use super::limits::Slot;
 use super::login::{FirstFactor, first_factor_methods};
 use super::menu;
 use crate::app::App;
-use crate::bridge;
 use crate::policy::{ChannelKind, SessionRequest};
 use crate::session::{Destination, Session};
 use russh::server::{
@@ -60,7 +59,7 @@ pub struct Connection {
     pub(super) jump_keys: Arc<super::jump::Keys>,
     /// Set when this connection runs nested in another's channel (ProxyJump).
     pub(super) jump: Option<super::jump::Outer>,
-    forwards: Arc<super::forward::Forwards>,
+    pub(super) forwards: Arc<super::forward::Forwards>,
     /// Per open session channel: where the handler's decisions go to the
     /// channel's bridge, which forwards only what was decided yes.
     verdicts: HashMap<ChannelId, mpsc::Sender<Verdict>>,
@@ -73,16 +72,19 @@ impl Connection {
         slot: Slot,
         jump_keys: Arc<super::jump::Keys>,
     ) -> Connection {
+        let l = &app.config.limits;
+        let cap = super::caps::ChannelCap::new(l.max_channels_per_connection);
+        let forwards = super::forward::Forwards::new(cap, l.max_remote_forwards_per_connection);
         Connection {
-            app,
-            peer,
             shared: Arc::new(Shared::new(CancellationToken::new())),
             cut: slot.cut.clone(),
             preauth: Some(slot),
             first_factor: None,
             jump_keys,
             jump: None,
-            forwards: Arc::default(),
+            forwards: Arc::new(forwards),
+            app,
+            peer,
             verdicts: HashMap::new(),
         }
     }
@@ -95,8 +97,11 @@ impl Connection {
         shared: Arc<Shared>,
         jump_keys: Arc<super::jump::Keys>,
         outer: super::jump::Outer,
+        cap: Arc<super::caps::ChannelCap>,
     ) -> Connection {
+        let max_remote = app.config.limits.max_remote_forwards_per_connection;
         Connection {
+            forwards: Arc::new(super::forward::Forwards::new(cap, max_remote)),
             app,
             peer,
             shared,
@@ -105,7 +110,6 @@ impl Connection {
             first_factor: None,
             jump_keys,
             jump: Some(outer),
-            forwards: Arc::default(),
             verdicts: HashMap::new(),
         }
     }
@@ -322,6 +326,13 @@ impl Handler for Connection {
         if let Err(refusal) = s.lock_check() {
             return reject(reply, refusal.user).await;
         }
+        let held = match self.forwards.cap.take(&self.peer.to_string()) {
+            Ok(p) => p,
+            Err(full) => {
+                reply.reject(full).await;
+                return Ok(());
+            }
+        };
         // Nothing a session channel could carry is allowed: refuse it here,
         // without dialling the target.
         if matches!(s.destination, Destination::Target { .. })
@@ -338,7 +349,8 @@ impl Handler for Connection {
             Destination::Menu(targets) => {
                 reply.accept().await;
                 let (src, sink) = channel::split(channel, handle, Some(rx));
-                tokio::spawn(menu::serve(src, sink, s.clone(), targets));
+                let serve = menu::serve(src, sink, s.clone(), targets);
+                tokio::spawn(async move { (serve.await, drop(held)) });
             }
             Destination::Refused(msg) => {
                 tracing::info!(user = %s.user, reason = %msg, "session refused");
@@ -350,7 +362,8 @@ impl Handler for Connection {
                     .await;
             }
             Destination::Target { .. } => {
-                tokio::spawn(bridge_channel(s, channel, reply, handle, rx));
+                let bridge = channel::bridge_session(s, channel, reply, handle, rx);
+                tokio::spawn(async move { (bridge.await, drop(held)) });
             }
         }
         Ok(())
@@ -373,9 +386,17 @@ impl Handler for Connection {
         if let Err(refusal) = s.lock_check() {
             return reject(reply, refusal.user).await;
         }
+        let held = match self.forwards.cap.take(&self.peer.to_string()) {
+            Ok(p) => p,
+            Err(full) => {
+                reply.reject(full).await;
+                return Ok(());
+            }
+        };
         // An SSH target is served by a nested server (ProxyJump), never as raw bytes.
-        let Some((channel, reply)) =
-            super::jump::dispatch(self, channel, host_to_connect, port_to_connect, reply).await
+        let (host, port) = (host_to_connect, port_to_connect);
+        let Some((channel, reply, held)) =
+            super::jump::dispatch(self, channel, host, port, reply, held).await
         else {
             return Ok(());
         };
@@ -386,14 +407,8 @@ impl Handler for Connection {
             originator_port,
         };
         let fw = self.forwards.clone();
-        tokio::spawn(super::forward::direct_tcpip(
-            s,
-            fw,
-            channel,
-            reply,
-            session.handle(),
-            req,
-        ));
+        let forward = super::forward::direct_tcpip(s, fw, channel, reply, session.handle(), req);
+        tokio::spawn(async move { (forward.await, drop(held)) });
         Ok(())
     }
 
@@ -577,61 +592,4 @@ impl Handler for Connection {
         let limit = self.app.config.upstream_connect_timeout;
         Ok(tokio::time::timeout(limit, cancel).await.unwrap_or(false))
     }
-}
-
-/// Opens the upstream channel first, then answers the client's open request,
-/// so a refusal reaches the user as a clear channel-open failure.
-async fn bridge_channel(
-    s: Arc<Session>,
-    channel: Channel<Msg>,
-    reply: ChannelOpenHandle,
-    handle: russh::server::Handle,
-    verdicts: mpsc::Receiver<channel::Verdict>,
-) {
-    match s.open_channel().await {
-        Ok(upstream) => {
-            reply.accept().await;
-            let client = channel::split(channel, handle, Some(verdicts));
-            s.enforce();
-            let notices = Some(s.notices.subscribe());
-            let tap = Some(crate::recorder::start(
-                s.app().clone(),
-                s.clone(),
-                s.next_channel(),
-            ));
-            let end = bridge::run(
-                client,
-                upstream,
-                s.channel_budget(),
-                s.counters.clone(),
-                s.cancel.clone(),
-                notices,
-                tap,
-            )
-            .await;
-            if end == bridge::ChannelEnd::Cancelled {
-                match s.kill.reason() {
-                    Some(why) => s.set_end_reason(&format!("killed: {why}")),
-                    None => s.set_end_reason("ended by portcullis"),
-                }
-            }
-        }
-        Err(refusal) => {
-            tracing::warn!(session = %s.id, user = %s.user, error = %refusal.log, "session refused");
-            s.set_end_reason(&format!("refused: {}", refusal.log));
-            reply
-                .reject(ChannelOpenFailure::Other {
-                    code: 1,
-                    reason: refusal.user,
-                })
-                .await;
-        }
-    }
-}
-
-async fn reject(reply: ChannelOpenHandle, reason: String) -> Result<(), russh::Error> {
-    reply
-        .reject(ChannelOpenFailure::Other { code: 1, reason })
-        .await;
-    Ok(())
 }

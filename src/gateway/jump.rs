@@ -19,6 +19,9 @@ use russh::server::{Auth, ChannelOpenHandle, Config as SshConfig, Msg};
 use russh::{Channel, ChannelOpenFailure, MethodKind, MethodSet};
 use std::sync::Arc;
 
+/// The place a channel holds in its connection's cap until it ends.
+type Held = tokio::sync::OwnedSemaphorePermit;
+
 /// What nested servers prove themselves with: one of the bastion's host
 /// keys, certified per target by the host CA.
 pub struct Keys {
@@ -130,13 +133,14 @@ pub(super) async fn dispatch(
     host: &str,
     port: u32,
     reply: ChannelOpenHandle,
-) -> Option<(Channel<Msg>, ChannelOpenHandle)> {
+    held: Held,
+) -> Option<(Channel<Msg>, ChannelOpenHandle, Held)> {
     let outer = match conn.shared.session() {
         Some(s) if conn.jump.is_none() => s,
-        _ => return Some((channel, reply)),
+        _ => return Some((channel, reply, held)),
     };
     let refusal = match find(&conn.app, &outer.user, host, port).await {
-        Ok((Lookup::NotSsh, _)) => return Some((channel, reply)),
+        Ok((Lookup::NotSsh, _)) => return Some((channel, reply, held)),
         Ok((Lookup::Target(target), grants)) => {
             // Decided before the channel is accepted: a grant outside its
             // window is refused here, by a user who knows the target. The
@@ -146,7 +150,9 @@ pub(super) async fn dispatch(
                 Ok(_) => {
                     let asked = host.to_string();
                     let keys = conn.jump_keys.clone();
-                    tokio::spawn(serve(channel, reply, outer, target, asked, keys));
+                    let cap = conn.forwards.cap.clone();
+                    let serve = serve(channel, reply, outer, target, asked, keys, cap);
+                    tokio::spawn(async move { (serve.await, drop(held)) });
                     return None;
                 }
                 Err(deny) => format!("portcullis: {deny}"),
@@ -171,6 +177,7 @@ pub async fn serve(
     target: TargetRecord,
     asked: String,
     keys: Arc<Keys>,
+    cap: Arc<super::caps::ChannelCap>,
 ) {
     let app = outer.app().clone();
     let validity = app.config.jump.cert_validity;
@@ -195,7 +202,8 @@ pub async fn serve(
     // Ends with the outer connection; its own kill ends only itself.
     let shared = Arc::new(Shared::new(outer.cancel.child_token()));
     expire_with_certificate(&shared, validity);
-    let conn = Connection::nested(app.clone(), outer.source, shared, keys, outer_id);
+    // The nested connection's channels count against the outer one's cap.
+    let conn = Connection::nested(app.clone(), outer.source, shared, keys, outer_id, cap);
     let stream = super::stream::Killable::new(
         channel.into_stream(),
         conn.cut_token(),

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod jump;
+mod storage;
 pub use jump::JumpConfig;
+pub use storage::RecordingsSpace;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -36,6 +38,8 @@ struct RawConfig {
     host_ca_file: Option<PathBuf>,
     recordings_dir: Option<PathBuf>,
     recordings_retention_days: Option<u64>,
+    #[serde(default)]
+    recordings: storage::RawRecordings,
     audit_key_file: Option<PathBuf>,
     log_format: Option<String>,
     #[serde(default)]
@@ -135,6 +139,7 @@ pub struct Config {
     pub recordings_dir: PathBuf,
     /// Recordings older than this are deleted (audited); `None` keeps them.
     pub recordings_retention_days: Option<u64>,
+    pub recordings_space: RecordingsSpace,
     /// Ed25519 seed that signs recording trailers (public half beside it, `.pub`).
     pub audit_key_file: PathBuf,
     pub log_format: LogFormat,
@@ -333,6 +338,7 @@ impl Config {
         let lockdown = raw.lockdown.check(&mut problems);
         let api = ApiConfig::from_raw(raw.api, &mut problems);
         let jump = raw.jump.check(&mut problems);
+        let recordings_space = raw.recordings.check(&mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -346,6 +352,7 @@ impl Config {
             host_ca_file,
             recordings_dir,
             recordings_retention_days: raw.recordings_retention_days.filter(|d| *d > 0),
+            recordings_space,
             audit_key_file,
             log_format,
             upstream_connect_timeout,

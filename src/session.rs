@@ -247,6 +247,15 @@ impl Session {
         if self.recorded.load(Ordering::SeqCst) {
             return Ok(());
         }
+        // Below the low-water mark: no new session, live ones go on. Each
+        // level change is audited once by the watcher, not per refusal.
+        let level = crate::recorder::space::now(&self.app);
+        if level != crate::recorder::space::Level::Ok {
+            return Err(Refusal::new(
+                crate::recorder::space::LOW_REFUSAL,
+                format!("recordings disk free space is {level:?}"),
+            ));
+        }
         let probe = self
             .app
             .config

@@ -91,3 +91,75 @@ fn channels_per_connection_are_capped_and_places_come_back() {
     assert_eq!(after, 64 + 5, "{}", fwd.stderr());
     drop((held, more));
 }
+
+/// Writes `mib` MiB into the bastion's private tmpfs recordings directory
+/// (seen through its mount namespace) or, with 0, removes that file.
+fn fill_recordings(b: &Bastion, mib: usize) {
+    let path = std::path::PathBuf::from(format!("/proc/{}/root", b.pid()))
+        .join(b.data_dir().strip_prefix("/").unwrap())
+        .join("recordings/fill.bin");
+    if mib == 0 {
+        std::fs::remove_file(&path).unwrap();
+    } else {
+        std::fs::write(&path, vec![7u8; mib << 20]).unwrap();
+    }
+}
+
+#[test]
+fn a_low_recordings_disk_refuses_new_sessions_and_the_hard_mark_ends_live_ones() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let sshd = Sshd::start();
+    let marks = "[recordings]\nlow_water_mb = 6\nhard_water_mb = 2\n";
+    let mut b = Bastion::standard_with(&sshd, marks);
+    b.stop();
+    b.start_with_tmpfs_recordings("16m");
+    run_ok(b.ssh("alice+web01").arg("true"));
+    let live = b
+        .ssh("alice+web01")
+        .arg("sleep 3; echo LIVE-WENT-ON")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    fill_recordings(&b, 11); // ~5 MiB free: below low, above hard
+    let out = run(b.ssh("alice+web01").arg("echo NEW"));
+    assert!(!out.status.success(), "a new session started on a low disk");
+    let err = text(&out.stderr);
+    assert!(err.contains("recording storage is nearly full"), "{err}");
+    let out = live.wait_with_output().unwrap();
+    assert_eq!(text(&out.stdout), "LIVE-WENT-ON\n", "{}", text(&out.stderr));
+    // Space back: sessions start again.
+    fill_recordings(&b, 0);
+    run_ok(b.ssh("alice+web01").arg("true"));
+
+    // Below the hard mark a live session ends, with the reason.
+    let mut live = b
+        .ssh("alice+web01")
+        .arg("sleep 30")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    fill_recordings(&b, 14); // < 2 MiB free
+    let start = Instant::now();
+    while live.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "live session not ended below the hard mark"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = live.wait_with_output().unwrap();
+    assert!(
+        text(&out.stderr).contains("below its hard mark"),
+        "{}",
+        text(&out.stderr)
+    );
+    let levels = audit_lines(&b, "recording.space");
+    assert!(
+        levels.iter().any(|l| l.contains("\"level\":\"hard\"")),
+        "{levels:?}"
+    );
+}

@@ -179,6 +179,11 @@ pub enum AuditEvent {
         actor: String,
     },
     /// Recording storage was not writable when a session wanted to start.
+    /// The recordings disk's free space crossed a mark (ok, low, hard).
+    RecordingSpace {
+        level: String,
+        free_bytes: u64,
+    },
     RecordingStorageUnavailable {
         session: String,
         user: String,

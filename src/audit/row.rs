@@ -316,6 +316,13 @@ impl AuditEvent {
                 target,
                 json!({ "login": login, "kind": kind }),
             ),
+            AuditEvent::RecordingSpace { level, free_bytes } => (
+                "recording.space",
+                "portcullis".into(),
+                String::new(),
+                String::new(),
+                json!({ "level": level, "free_bytes": free_bytes }),
+            ),
             AuditEvent::RecordingStorageUnavailable { user, error, .. } => (
                 "recording.storage_unavailable",
                 "portcullis".into(),

@@ -125,12 +125,15 @@ async fn chores(app: Arc<App>, shutdown: CancellationToken) {
     let mut blocks = tokio::time::interval(Duration::from_secs(2));
     let mut tally = tokio::time::interval(Duration::from_secs(30));
     let mut retention = tokio::time::interval(Duration::from_secs(3600));
+    let mut space = tokio::time::interval(Duration::from_secs(2));
+    let mut level = crate::recorder::space::Level::Ok;
     loop {
         tokio::select! {
             _ = locks.tick() => refresh_locks(&app).await,
             _ = blocks.tick() => refresh_blocks(&app).await,
             _ = tally.tick() => flush_failures(&app).await,
             _ = retention.tick() => apply_retention(&app).await,
+            _ = space.tick() => crate::recorder::space::watch(&app, &mut level).await,
             _ = shutdown.cancelled() => break,
         }
     }

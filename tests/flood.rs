@@ -7,10 +7,10 @@ mod common;
 use common::*;
 
 fn audit_lines(b: &Bastion, kind: &str) -> Vec<String> {
-    text(&b.admin(&["audit", "list"]).stdout)
-        .lines()
-        .filter(|l| l.split('\t').any(|f| f == kind))
-        .map(str::to_string)
+    b.audit_export(&["--kind", kind])
+        .into_iter()
+        .filter(|e| e["kind"].as_str() == Some(kind))
+        .map(|e| e.to_string())
         .collect()
 }
 
@@ -162,4 +162,49 @@ fn a_low_recordings_disk_refuses_new_sessions_and_the_hard_mark_ends_live_ones()
         levels.iter().any(|l| l.contains("\"level\":\"hard\"")),
         "{levels:?}"
     );
+}
+
+#[test]
+fn forwards_and_access_requests_past_the_per_user_cap_do_not_each_write_rows() {
+    use common::forward::*;
+    let sshd = Sshd::start();
+    let mut b = Bastion::standard(&sshd);
+    let svc = Service::start("127.0.0.1", Behaviour::Echo);
+    b.add_tcp_target("echo01", "127.0.0.1", svc.port, false);
+    b.grant(&["--user", "alice", "--target", "echo01"]);
+    let lport = free_port();
+    let spec = format!("{lport}:echo01:{}", svc.port);
+    let fwd = Forwarding::start(&b, "alice", &["-L", &spec], Some(lport));
+    // A client opening forwards as fast as it can (a scan, a busy browser).
+    for i in 0..160u64 {
+        let data = pattern(64, i);
+        assert_eq!(round_trip(lport, &data), data, "{}", fwd.stderr());
+    }
+    drop(fwd);
+    // Access requests: ten, then refused until the bucket refills.
+    let mut refused = 0;
+    for _ in 0..13 {
+        let out = run(b.ssh("alice").arg("request web01 tuser 1h flood test"));
+        if text(&out.stdout).contains("too many access requests")
+            || text(&out.stderr).contains("too many access requests")
+        {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 2, "access requests were not capped");
+    b.stop(); // graceful: the summaries are flushed
+    let opened = audit_lines(&b, "forward.opened").len();
+    assert!(
+        (100..=110).contains(&opened),
+        "forward.opened rows: {opened} for 160 forwards (plus the probe)"
+    );
+    assert_eq!(audit_lines(&b, "forward.summarising").len(), 1);
+    let summary = audit_lines(&b, "forward.summary");
+    assert_eq!(summary.len(), 1, "{summary:?}");
+    let v: serde_json::Value = serde_json::from_str(&summary[0]).unwrap();
+    let summarised = v["detail"]["forwards"].as_u64().unwrap() as usize;
+    // Every forward is in the trail: one by one, or in the summary.
+    assert_eq!(opened + summarised, 161, "{}", summary[0]);
+    let requested = audit_lines(&b, "access.requested").len();
+    assert!(requested <= 11, "access.requested rows: {requested}");
 }

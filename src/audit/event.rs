@@ -16,6 +16,13 @@ pub enum AuditEvent {
         factor: String,
         count: u32,
     },
+    /// Forwards past the user's cap (`rate`): the durable marker written
+    /// before the first is dialled, or the flush's summary.
+    ForwardSummary {
+        user: String,
+        marker: bool,
+        totals: super::rate::UserForwards,
+    },
     /// One row of a flush's bounded failure summary (`failures`).
     LoginFailureSummary(super::failures::Summary),
     LoginThrottled {

@@ -35,6 +35,11 @@ impl AuditEvent {
                 json!({ "factor": factor, "count": count }),
             ),
             AuditEvent::LoginFailureSummary(s) => s.row_parts(),
+            AuditEvent::ForwardSummary {
+                user,
+                marker,
+                totals,
+            } => super::rate::summary_row(user, *marker, totals),
             AuditEvent::LoginThrottled {
                 username_sent,
                 source,

@@ -131,13 +131,32 @@ async fn chores(app: Arc<App>, shutdown: CancellationToken) {
         tokio::select! {
             _ = locks.tick() => refresh_locks(&app).await,
             _ = blocks.tick() => refresh_blocks(&app).await,
-            _ = tally.tick() => flush_failures(&app).await,
+            _ = tally.tick() => {
+                flush_failures(&app).await;
+                flush_forward_summaries(&app).await;
+            }
             _ = retention.tick() => apply_retention(&app).await,
             _ = space.tick() => crate::recorder::space::watch(&app, &mut level).await,
             _ = shutdown.cancelled() => break,
         }
     }
     flush_failures(&app).await;
+    flush_forward_summaries(&app).await;
+}
+
+/// One row per user whose forwards went past the per-user cap since the
+/// last flush: how many, bytes both ways, the destinations.
+async fn flush_forward_summaries(app: &App) {
+    for (user, totals) in app.caps.summary.drain() {
+        let event = AuditEvent::ForwardSummary {
+            user,
+            marker: false,
+            totals,
+        };
+        if let Err(e) = audit::record(&app.store, event).await {
+            tracing::error!(error = %e, "forward summary not written");
+        }
+    }
 }
 
 /// How often the lock epoch is polled: a lock made by the CLI or another

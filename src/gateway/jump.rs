@@ -377,6 +377,29 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_nested_connection_is_ended_before_its_certificate_expires() {
+        use std::time::Duration;
+        let shared = Shared::new(tokio_util::sync::CancellationToken::new());
+        // 50 ms of life: a certificate valid for a minute and 50 ms.
+        expire_with_certificate(&shared, Duration::from_millis(60_050));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(shared.kill.is_killed());
+        assert!(
+            shared
+                .kill
+                .reason()
+                .unwrap()
+                .contains("certificate expires")
+        );
+        // A connection that ended first is left alone.
+        let gone = Shared::new(tokio_util::sync::CancellationToken::new());
+        expire_with_certificate(&gone, Duration::from_millis(60_050));
+        gone.cancel.cancel();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(!gone.kill.is_killed());
+    }
+
     #[test]
     fn names_and_addresses_select_targets() {
         let all = || {

@@ -208,3 +208,58 @@ fn forwards_and_access_requests_past_the_per_user_cap_do_not_each_write_rows() {
     let requested = audit_lines(&b, "access.requested").len();
     assert!(requested <= 11, "access.requested rows: {requested}");
 }
+
+#[test]
+fn session_channels_on_one_controlmaster_connection_are_capped() {
+    use std::process::Stdio;
+    let sshd = Sshd::start();
+    let b = Bastion::standard_with(&sshd, "[limits]\nmax_channels_per_connection = 4\n");
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("cm.sock");
+    let log = dir.path().join("master.log");
+    let ssh = |extra: &[&str]| {
+        let mut c = b.ssh("alice+web01");
+        c.arg("-S").arg(&sock).args(extra);
+        c
+    };
+    let master = ssh(&["-M", "-f", "-N", "-o", "ControlPersist=60"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .status()
+        .unwrap();
+    assert!(
+        master.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    // Six sessions at once on one connection: four fit, two are refused
+    // (OpenSSH's mux client then falls back to a connection of its own).
+    let children: Vec<_> = (0..6)
+        .map(|_| {
+            ssh(&["-o", "ControlMaster=no"])
+                .arg("sleep 2; echo DONE")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let errs: Vec<String> = children
+        .into_iter()
+        .map(|c| text(&c.wait_with_output().unwrap().stderr))
+        .collect();
+    let refused = errs
+        .iter()
+        .filter(|e| e.contains("Session open refused by peer"))
+        .count();
+    assert_eq!(refused, 2, "{errs:?}");
+    assert!(
+        b.log().contains("too many open on this connection"),
+        "{}",
+        b.log()
+    );
+    // Their places came back when they ended.
+    let out = run_ok(ssh(&["-o", "ControlMaster=no"]).arg("echo AGAIN"));
+    assert_eq!(text(&out.stdout), "AGAIN\n");
+    let _ = ssh(&["-O", "exit"]).stderr(Stdio::null()).status();
+}

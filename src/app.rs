@@ -27,6 +27,8 @@ pub struct App {
     pub locks: crate::lockdown::Locks,
     pub metrics: crate::metrics::Metrics,
     pub rules: crate::lockdown::Rules,
+    /// Per-user caps on audit rows a user can cause at will.
+    pub caps: crate::audit::rate::Caps,
 }
 
 impl App {
@@ -56,6 +58,7 @@ impl App {
             locks: crate::lockdown::Locks::default(),
             metrics: crate::metrics::Metrics::default(),
             rules: crate::lockdown::Rules::default(),
+            caps: crate::audit::rate::Caps::default(),
         })
     }
 }

@@ -37,13 +37,24 @@ pub enum Frame {
     RequestFailed,
 }
 
+/// What one queued frame costs beyond its payload: the `Frame`, the
+/// `Bytes` header, the queue slot and the permit that carry it, plus the
+/// allocator's rounding. Counted against the budget so that a peer sending
+/// one-byte frames reaches it at about the memory full packets would, not
+/// after `budget` frames (about 1.5 GB for 8 MiB of one-byte frames).
+pub const FRAME_OVERHEAD: usize = 128;
+
 impl Frame {
     fn weight(&self) -> usize {
-        match self {
-            Frame::Data(b) | Frame::Stderr(b) => b.len().max(1),
-            Frame::Request(Request::Exec(c)) => c.len().max(1),
-            _ => 1,
-        }
+        FRAME_OVERHEAD
+            + match self {
+                Frame::Data(b) | Frame::Stderr(b) => b.len(),
+                Frame::Request(Request::Exec(c)) => c.len(),
+                Frame::Request(Request::Env { name, value }) => name.len() + value.len(),
+                Frame::Request(Request::Subsystem(s) | Request::Signal(s)) => s.len(),
+                Frame::Request(Request::Pty { term, modes, .. }) => term.len() + modes.len() * 8,
+                _ => 0,
+            }
     }
 }
 

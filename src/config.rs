@@ -9,6 +9,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod jump;
+mod storage;
+pub use jump::JumpConfig;
+pub use storage::RecordingsSpace;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -33,6 +38,8 @@ struct RawConfig {
     host_ca_file: Option<PathBuf>,
     recordings_dir: Option<PathBuf>,
     recordings_retention_days: Option<u64>,
+    #[serde(default)]
+    recordings: storage::RawRecordings,
     audit_key_file: Option<PathBuf>,
     log_format: Option<String>,
     #[serde(default)]
@@ -48,6 +55,8 @@ struct RawConfig {
     lockdown: crate::lockdown::rules_config::RawLockdown,
     #[serde(default)]
     api: RawApi,
+    #[serde(default)]
+    jump: jump::RawJump,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,6 +83,8 @@ struct RawLimits {
     second_factor_failures: Option<u32>,
     second_factor_window_secs: Option<u64>,
     channel_buffer_bytes: Option<usize>,
+    max_channels_per_connection: Option<u32>,
+    max_remote_forwards_per_connection: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +142,7 @@ pub struct Config {
     pub recordings_dir: PathBuf,
     /// Recordings older than this are deleted (audited); `None` keeps them.
     pub recordings_retention_days: Option<u64>,
+    pub recordings_space: RecordingsSpace,
     /// Ed25519 seed that signs recording trailers (public half beside it, `.pub`).
     pub audit_key_file: PathBuf,
     pub log_format: LogFormat,
@@ -142,6 +154,7 @@ pub struct Config {
     pub audit: AuditSettings,
     pub lockdown: crate::lockdown::rules_config::LockdownConfig,
     pub api: ApiConfig,
+    pub jump: JumpConfig,
 }
 
 /// Just-in-time access settings.
@@ -168,6 +181,11 @@ pub struct Limits {
     /// Bytes one channel may hold in flight inside the bastion before its
     /// reader stops pulling (see `bridge`).
     pub channel_buffer_bytes: usize,
+    /// Channels of every kind one client connection may hold open (its
+    /// nested `ssh -J` connections included).
+    pub max_channels_per_connection: u32,
+    /// `ssh -R` listeners one client connection may hold.
+    pub max_remote_forwards_per_connection: u32,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:2222";
@@ -308,6 +326,20 @@ impl Config {
                 }
                 v
             },
+            max_channels_per_connection: bounded(
+                &mut problems,
+                "limits.max_channels_per_connection",
+                l.max_channels_per_connection,
+                64,
+                2..=10_000,
+            ),
+            max_remote_forwards_per_connection: bounded(
+                &mut problems,
+                "limits.max_remote_forwards_per_connection",
+                l.max_remote_forwards_per_connection,
+                16,
+                1..=1000,
+            ),
         };
         let approvers_group = raw
             .access
@@ -335,6 +367,8 @@ impl Config {
         let audit = audit_settings(raw.audit, &mut problems);
         let lockdown = raw.lockdown.check(&mut problems);
         let api = ApiConfig::from_raw(raw.api, &mut problems);
+        let jump = raw.jump.check(&mut problems);
+        let recordings_space = raw.recordings.check(&mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -348,6 +382,7 @@ impl Config {
             host_ca_file,
             recordings_dir,
             recordings_retention_days: raw.recordings_retention_days.filter(|d| *d > 0),
+            recordings_space,
             audit_key_file,
             log_format,
             upstream_connect_timeout,
@@ -357,6 +392,7 @@ impl Config {
             audit,
             lockdown,
             api,
+            jump,
         })
     }
 }

@@ -247,6 +247,15 @@ impl Session {
         if self.recorded.load(Ordering::SeqCst) {
             return Ok(());
         }
+        // Below the low-water mark: no new session, live ones go on. Each
+        // level change is audited once by the watcher, not per refusal.
+        let level = crate::recorder::space::now(&self.app);
+        if level != crate::recorder::space::Level::Ok {
+            return Err(Refusal::new(
+                crate::recorder::space::LOW_REFUSAL,
+                format!("recordings disk free space is {level:?}"),
+            ));
+        }
         let probe = self
             .app
             .config
@@ -479,12 +488,22 @@ async fn destination(
     let Some(req) = &request.target else {
         return Ok(Destination::Menu(policy::reachable_targets(&grants)));
     };
-    let Some(target) = app.store.target(req.target.as_str()).await? else {
-        return Ok(Destination::Refused(format!(
-            "portcullis: there is no target named {}",
-            req.target
-        )));
+    // A target the user holds no grant on is refused exactly like one that
+    // does not exist, so the refusal is no directory of target names.
+    let no_grant = || {
+        Destination::Refused(format!(
+            "portcullis: {}",
+            policy::Deny::NoGrant {
+                target: req.target.as_str().to_string()
+            }
+        ))
     };
+    let Some(target) = app.store.target(req.target.as_str()).await? else {
+        return Ok(no_grant());
+    };
+    if !grants.iter().any(|g| g.target == target.name) {
+        return Ok(no_grant());
+    }
     if app.store.target_kind(&target.name).await? == Some(crate::store::TargetKind::Tcp) {
         return Ok(Destination::Refused(format!(
             "portcullis: {} is a TCP target; reach it with ssh -L, -W or -D through the bastion",

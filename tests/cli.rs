@@ -195,15 +195,17 @@ fn nodes_sharing_a_host_ca_file_present_one_ca_and_others_their_own() {
         );
         text(&out.stdout)
     };
-    let setting = format!("host_ca_file = {:?}\n", ca.display().to_string());
+    let domain = "[jump]\nhost_patterns = [\"*.corp.example\"]\n";
+    let setting = format!("host_ca_file = {:?}\n{domain}", ca.display().to_string());
     let a = show("a", &setting);
     let b = show("b", &setting);
-    assert!(a.starts_with("@cert-authority * ssh-ed25519 "), "{a}");
+    let line = "@cert-authority *.corp.example ssh-ed25519 ";
+    assert!(a.starts_with(line), "{a}");
     assert_eq!(a, b, "two nodes with one host_ca_file must show one CA");
     assert!(ca.exists());
     // The default stays per data directory.
-    let c = show("c", "");
-    assert!(c.starts_with("@cert-authority * ssh-ed25519 "), "{c}");
+    let c = show("c", domain);
+    assert!(c.starts_with(line), "{c}");
     assert_ne!(a, c);
     assert!(shared.path().join("c/data/host-ca").exists());
 }

@@ -144,7 +144,10 @@ fn jumps_outside_the_grants_or_without_the_ca_are_refused() {
     let jump = |dest: &str| ssh_jump(&cfg, "alice@bastion", dest);
 
     let err = refused(jump(&format!("{TARGET_USER}@web03")).arg("true"));
-    assert!(err.contains("you have no grant for target web03"), "{err}");
+    assert!(
+        err.contains("web03:22 is not a target you are granted"),
+        "{err}"
+    );
     let err = refused(jump("root@web01").arg("true"));
     assert!(
         err.contains("do not include login root") && err.contains(TARGET_USER),
@@ -171,9 +174,13 @@ fn jumps_outside_the_grants_or_without_the_ca_are_refused() {
     assert!(err.contains("Host key verification failed"), "{err}");
     // A certificate from another CA is not trusted either.
     let other = tempfile::tempdir().unwrap();
+    let conf = other.path().join("p.toml");
+    std::fs::write(&conf, "[jump]\nhost_patterns = [\"web01\"]\n").unwrap();
     let foreign = text(
         &run_ok(
             std::process::Command::new(bin())
+                .arg("--config")
+                .arg(&conf)
                 .arg("--data-dir")
                 .arg(other.path())
                 .args(["host-ca", "show"]),
@@ -218,7 +225,10 @@ fn proxyjump_in_ssh_config_works_and_revocation_ends_the_session() {
     };
     // carol's grants do not include web01; rev01 works.
     let err = refused(ssh("web01").arg("true"));
-    assert!(err.contains("no grant for target web01"), "{err}");
+    assert!(
+        err.contains("web01:22 is not a target you are granted"),
+        "{err}"
+    );
     let out = run_ok(ssh("rev01").arg("echo CFG-JUMP"));
     assert_eq!(text(&out.stdout), "CFG-JUMP\n");
 
@@ -247,4 +257,157 @@ fn proxyjump_in_ssh_config_works_and_revocation_ends_the_session() {
         row.contains("rev01") && row.contains("grant withdrawn"),
         "{row}"
     );
+}
+
+/// The certificate lines `ssh -vv` prints about the inner host key.
+fn cert_lines(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter(|l| l.contains("Server host certificate"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_jump_without_a_grant_learns_nothing_about_the_target() {
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    // secret01 exists (same host as web01), alice has no grant on it.
+    b.add_target("secret01", &sshd);
+    let cfg = jump_config(&b, Outer::Key(&b.alice_key), Trust::HostCa, "");
+    let ask = |dest: &str| {
+        let mut c = ssh_jump(&cfg, "alice@bastion", &format!("{TARGET_USER}@{dest}"));
+        c.arg("-vv").arg("true");
+        refused(&mut c)
+    };
+    let exists = ask("secret01");
+    let missing = ask("nosuch01");
+    let refusal = |err: &str, name: &str| {
+        err.lines()
+            .filter(|l| l.contains("open failed"))
+            .map(|l| l.replace(name, "NAME"))
+            .collect::<Vec<_>>()
+    };
+    let (a, b_) = (refusal(&exists, "secret01"), refusal(&missing, "nosuch01"));
+    assert!(!a.is_empty(), "{exists}");
+    assert_eq!(a, b_, "an existing target is refused like a missing one");
+    assert!(
+        a[0].contains("NAME:22 is not a target you are granted"),
+        "{a:?}"
+    );
+    // No handshake with a nested server: no certificate, no principals.
+    for err in [&exists, &missing] {
+        assert!(cert_lines(err).is_empty(), "{:?}", cert_lines(err));
+        assert!(!err.contains("Host key verification"), "{err}");
+    }
+    // By address too: secret01's configured host and port.
+    let by_addr = refused(
+        ssh_jump(&cfg, "alice@bastion", &format!("{TARGET_USER}@127.0.0.1"))
+            .args(["-vv", "-p", &sshd.port.to_string()])
+            .arg("true"),
+    );
+    assert!(!by_addr.contains("secret01"), "{by_addr}");
+    assert!(
+        cert_lines(&by_addr).is_empty(),
+        "{:?}",
+        cert_lines(&by_addr)
+    );
+    assert!(!sshd.log().contains("Accepted"), "{}", sshd.log());
+
+    // A granted jump by name: the certificate names what was asked, not the
+    // target's internal address.
+    let ok = run_ok(
+        ssh_jump(&cfg, "alice@bastion", &format!("{TARGET_USER}@web01"))
+            .arg("-vv")
+            .arg("true"),
+    );
+    let err = text(&ok.stderr);
+    let principals: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.split("Server host certificate hostname: ").nth(1))
+        .map(str::trim)
+        .collect();
+    assert_eq!(principals, ["web01"], "{:?}", cert_lines(&err));
+}
+
+/// `valid from A to B` in OpenSSH's debug line, as seconds between them.
+fn validity_secs(line: &str) -> i64 {
+    let after = line.split("valid from ").nth(1).expect(line);
+    let (from, to) = after.split_once(" to ").expect(line);
+    let parse = |s: &str| {
+        s.trim()
+            .parse::<jiff::civil::DateTime>()
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+    };
+    let span = parse(to).duration_since(parse(from));
+    span.as_secs()
+}
+
+#[test]
+fn the_host_ca_is_trusted_only_for_targets_and_certificates_live_hours() {
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    let shown = text(&b.admin(&["host-ca", "show"]).stdout);
+    assert!(!shown.trim().is_empty());
+    for line in shown.lines() {
+        let mut words = line.split_whitespace();
+        assert_eq!(words.next(), Some("@cert-authority"), "{line}");
+        let hosts = words.next().unwrap();
+        assert!(!hosts.contains('*') && !hosts.contains('?'), "{line}");
+        assert_eq!(words.next(), Some("ssh-ed25519"), "{line}");
+    }
+    for name in ["web01", "web02", &format!("[127.0.0.1]:{}", sshd.port)] {
+        assert!(
+            shown.lines().any(|l| l
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .any(|h| h == name)),
+            "{name} missing: {shown}"
+        );
+    }
+    // The CA line does not vouch for a host that is no target.
+    let cfg = jump_config(&b, Outer::Key(&b.alice_key), Trust::HostCa, "");
+    let ok = run_ok(
+        ssh_jump(&cfg, "alice@bastion", &format!("{TARGET_USER}@web01"))
+            .arg("-vv")
+            .arg("true"),
+    );
+    let err = text(&ok.stderr);
+    let line = cert_lines(&err)
+        .into_iter()
+        .find(|l| l.contains("valid from"))
+        .unwrap_or_else(|| panic!("{err}"));
+    let secs = validity_secs(&line);
+    assert!(secs <= 13 * 3600, "certificate lives {secs} s: {line}");
+
+    // A configured domain pattern replaces the list; `*` is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let show = |setting: &str| {
+        let conf = dir.path().join("p.toml");
+        std::fs::write(&conf, setting).unwrap();
+        run(std::process::Command::new(bin())
+            .arg("--config")
+            .arg(&conf)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["host-ca", "show"]))
+    };
+    let out = show("[jump]\nhost_patterns = [\"*.corp.example\"]\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("@cert-authority *.corp.example ssh-ed25519 "),
+        "{}",
+        text(&out.stdout)
+    );
+    for bad in ["*", "*.*", "?*", "!x", "a,b"] {
+        let out = show(&format!("[jump]\nhost_patterns = [{bad:?}]\n"));
+        assert!(!out.status.success(), "{bad} accepted");
+        assert!(
+            text(&out.stderr).contains("jump.host_patterns"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
 }

@@ -89,9 +89,21 @@ fn unknown_target_no_grant_and_wrong_login_are_explained() {
     let mut b = Bastion::standard(&sshd);
     b.stop();
     b.add_target_pinned("web03", sshd.port, &sshd.host_pub);
+    b.admin(&[
+        "target",
+        "add-tcp",
+        "db09",
+        &format!("127.0.0.1:{}", sshd.port),
+    ]);
     b.start();
-    assert!(refused(&b, "alice+nope").contains("there is no target named nope"));
-    assert!(refused(&b, "alice+web03").contains("you have no grant for target web03"));
+    // Without a grant, an existing target (SSH or TCP) is refused exactly
+    // like a missing one: the refusal is no directory of target names.
+    let nope = refused(&b, "alice+nope");
+    assert!(nope.contains("you have no grant for target nope"), "{nope}");
+    for name in ["web03", "db09"] {
+        let err = refused(&b, &format!("alice+{name}"));
+        assert_eq!(err.replace(name, "X"), nope.replace("nope", "X"));
+    }
     let err = refused(&b, "alice+root+web01");
     assert!(
         err.contains("do not include login root (allowed: tuser)"),

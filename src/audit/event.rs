@@ -16,6 +16,15 @@ pub enum AuditEvent {
         factor: String,
         count: u32,
     },
+    /// Forwards past the user's cap (`rate`): the durable marker written
+    /// before the first is dialled, or the flush's summary.
+    ForwardSummary {
+        user: String,
+        marker: bool,
+        totals: super::rate::UserForwards,
+    },
+    /// One row of a flush's bounded failure summary (`failures`).
+    LoginFailureSummary(super::failures::Summary),
     LoginThrottled {
         username_sent: String,
         source: String,
@@ -183,6 +192,11 @@ pub enum AuditEvent {
         actor: String,
     },
     /// Recording storage was not writable when a session wanted to start.
+    /// The recordings disk's free space crossed a mark (ok, low, hard).
+    RecordingSpace {
+        level: String,
+        free_bytes: u64,
+    },
     RecordingStorageUnavailable {
         session: String,
         user: String,

@@ -8,7 +8,9 @@
 
 mod chain;
 mod event;
+pub mod failures;
 mod query;
+pub mod rate;
 mod row;
 pub mod stream;
 mod verify;

@@ -34,6 +34,12 @@ impl AuditEvent {
                 escape_for_log(username_sent),
                 json!({ "factor": factor, "count": count }),
             ),
+            AuditEvent::LoginFailureSummary(s) => s.row_parts(),
+            AuditEvent::ForwardSummary {
+                user,
+                marker,
+                totals,
+            } => super::rate::summary_row(user, *marker, totals),
             AuditEvent::LoginThrottled {
                 username_sent,
                 source,
@@ -322,6 +328,13 @@ impl AuditEvent {
                 actor,
                 target,
                 json!({ "login": login, "kind": kind }),
+            ),
+            AuditEvent::RecordingSpace { level, free_bytes } => (
+                "recording.space",
+                "portcullis".into(),
+                String::new(),
+                String::new(),
+                json!({ "level": level, "free_bytes": free_bytes }),
             ),
             AuditEvent::RecordingStorageUnavailable { user, error, .. } => (
                 "recording.storage_unavailable",

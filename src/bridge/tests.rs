@@ -355,3 +355,37 @@ async fn a_gone_recorder_forwards_no_request() {
     assert_eq!(end.unwrap().unwrap(), ChannelEnd::Cancelled);
     assert_eq!(u_out.recv().await, None);
 }
+
+#[tokio::test]
+async fn tiny_frames_count_their_overhead_against_the_budget() {
+    // One-byte frames cost the bastion a Frame, a Bytes, a queue node and a
+    // permit each: a peer sending them must hit the budget at about the
+    // same memory as one sending full packets, not after `budget` frames.
+    let (c_in, c_src, c_sink, _c_out) = pair(1);
+    let (_u_in, u_src, u_sink, _u_out_never_read) = pair(1);
+    let budget = 64 * 1024;
+    let task = tokio::spawn(run(
+        (c_src, c_sink),
+        (u_src, u_sink),
+        budget,
+        Arc::new(Counters::default()),
+        CancellationToken::new(),
+        None,
+        None,
+    ));
+    let tiny = Bytes::from_static(b"x");
+    let mut frames = 0usize;
+    let most = budget / crate::bridge::FRAME_OVERHEAD + 8;
+    while tokio::time::timeout(
+        Duration::from_millis(200),
+        c_in.send(Frame::Data(tiny.clone())),
+    )
+    .await
+    .is_ok()
+    {
+        frames += 1;
+        assert!(frames <= most, "reader queued {frames} one-byte frames");
+    }
+    assert!(frames >= most / 2, "reader stopped early: {frames}");
+    task.abort();
+}

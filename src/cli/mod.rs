@@ -133,6 +133,34 @@ pub async fn open(config: &Config) -> anyhow::Result<(Store, Vault)> {
     Ok((store, vault))
 }
 
+/// The `@cert-authority` line for the configured domain patterns, else for
+/// every SSH target's name and address: never `*`, since whoever holds the CA
+/// key could then pose as any host the user ever connects to.
+async fn host_ca_show(config: &Config) -> anyhow::Result<()> {
+    create_private_dir(&config.data_dir)?;
+    let ca = crate::gateway::hostca::HostCa::load_or_generate(&config.host_ca_file)?;
+    let hosts = if config.jump.host_patterns.is_empty() {
+        let (store, _) = open(config).await?;
+        let targets: Vec<(String, String, u16)> = store
+            .kinded_targets()
+            .await?
+            .into_iter()
+            .filter(|t| t.kind == crate::store::TargetKind::Ssh)
+            .map(|t| (t.target.name, t.target.host, t.target.port))
+            .collect();
+        crate::gateway::hostca::target_patterns(&targets)
+    } else {
+        config.jump.host_patterns.clone()
+    };
+    match ca.known_hosts_line(&hosts) {
+        Some(line) => println!("{line}"),
+        None => anyhow::bail!(
+            "there are no SSH targets yet: add one (then run this again) or set jump.host_patterns"
+        ),
+    }
+    Ok(())
+}
+
 pub(crate) fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if !dir.exists() {
@@ -174,12 +202,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(c) => audit::run(&config, c).await,
         Command::Lock(c) => locks::lock(&config, c).await,
         Command::Lockdown(a) => locks::lockdown(&config, a).await,
-        Command::HostCa(HostCaCmd::Show) => {
-            create_private_dir(&config.data_dir)?;
-            let ca = crate::gateway::hostca::HostCa::load_or_generate(&config.host_ca_file)?;
-            println!("{}", ca.known_hosts_line());
-            Ok(())
-        }
+        Command::HostCa(HostCaCmd::Show) => host_ca_show(&config).await,
         Command::Token(c) => tokens::token(&config, c).await,
         Command::Kek(c) => kek::run(&config, c).await,
     }

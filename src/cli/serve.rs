@@ -125,16 +125,38 @@ async fn chores(app: Arc<App>, shutdown: CancellationToken) {
     let mut blocks = tokio::time::interval(Duration::from_secs(2));
     let mut tally = tokio::time::interval(Duration::from_secs(30));
     let mut retention = tokio::time::interval(Duration::from_secs(3600));
+    let mut space = tokio::time::interval(Duration::from_secs(2));
+    let mut level = crate::recorder::space::Level::Ok;
     loop {
         tokio::select! {
             _ = locks.tick() => refresh_locks(&app).await,
             _ = blocks.tick() => refresh_blocks(&app).await,
-            _ = tally.tick() => flush_failures(&app).await,
+            _ = tally.tick() => {
+                flush_failures(&app).await;
+                flush_forward_summaries(&app).await;
+            }
             _ = retention.tick() => apply_retention(&app).await,
+            _ = space.tick() => crate::recorder::space::watch(&app, &mut level).await,
             _ = shutdown.cancelled() => break,
         }
     }
     flush_failures(&app).await;
+    flush_forward_summaries(&app).await;
+}
+
+/// One row per user whose forwards went past the per-user cap since the
+/// last flush: how many, bytes both ways, the destinations.
+async fn flush_forward_summaries(app: &App) {
+    for (user, totals) in app.caps.summary.drain() {
+        let event = AuditEvent::ForwardSummary {
+            user,
+            marker: false,
+            totals,
+        };
+        if let Err(e) = audit::record(&app.store, event).await {
+            tracing::error!(error = %e, "forward summary not written");
+        }
+    }
 }
 
 /// How often the lock epoch is polled: a lock made by the CLI or another
@@ -188,25 +210,23 @@ async fn apply_retention(app: &App) {
     }
 }
 
-/// One audit row per (user, address, factor) since the last flush.
+/// The failures since the last flush as a bounded summary (per network and
+/// factor, per username, the rest counted): a spray cannot fill the table.
 async fn flush_failures(app: &App) {
     let (tally, overflow) = app.throttle.drain_tally();
-    for t in tally {
-        let event = AuditEvent::LoginFailures {
-            username_sent: t.user,
-            source: t.source.to_string(),
+    let failed: Vec<audit::failures::Failed> = tally
+        .into_iter()
+        .map(|t| audit::failures::Failed {
+            username: t.user,
+            source: t.source,
             factor: t.factor.to_string(),
             count: t.count,
-        };
-        if let Err(e) = audit::record(&app.store, event).await {
+        })
+        .collect();
+    for row in audit::failures::summarise(&failed, overflow) {
+        if let Err(e) = audit::record(&app.store, AuditEvent::LoginFailureSummary(row)).await {
             tracing::error!(error = %e, "failed-login summary not written");
         }
-    }
-    if overflow > 0 {
-        tracing::warn!(
-            overflow,
-            "failed logins not summarised individually (tally full)"
-        );
     }
 }
 

@@ -35,6 +35,13 @@ pub struct CaptureCtx {
 
 /// Creates the recording (before any byte moves) and starts its writer.
 pub async fn start(ctx: CaptureCtx) -> Result<Tap, ForwardError> {
+    // A captured forward is a new recording: refused below the low-water mark.
+    let level = crate::recorder::space::now(&ctx.app);
+    if level != crate::recorder::space::Level::Ok {
+        return Err(ForwardError::Capture(format!(
+            "recordings disk free space is {level:?}"
+        )));
+    }
     let name = format!("{}-{}", ctx.meta.session, ctx.channel);
     let m = &ctx.meta;
     let header = Header {

@@ -122,7 +122,9 @@ impl Upload {
         if rest.is_empty() {
             return;
         }
-        let share = u32::try_from(rest.len().min(self.budget)).unwrap_or(u32::MAX);
+        // Each queued packet costs its header and slot too (see bridge::FRAME_OVERHEAD).
+        let cost = rest.len() + crate::bridge::FRAME_OVERHEAD;
+        let share = u32::try_from(cost.min(self.budget)).unwrap_or(u32::MAX);
         let acquire = tokio::time::timeout(self.stall, self.room.acquire_many(share));
         let permit = tokio::select! {
             p = acquire => p,

@@ -3,8 +3,8 @@
 
 use crate::bridge::{Frame, FrameSink, FrameSource, Request, SinkClosed};
 use crate::upstream::{sig_from_name, sig_name};
-use russh::server::{Handle, Msg};
-use russh::{ChannelId, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+use russh::server::{ChannelOpenHandle, Handle, Msg};
+use russh::{ChannelId, ChannelMsg, ChannelOpenFailure, ChannelReadHalf, ChannelWriteHalf};
 use tokio::sync::mpsc;
 
 /// A request that needs the gate's yes before it may reach the target, as
@@ -212,4 +212,12 @@ impl FrameSink for ClientSink {
         };
         r.map_err(|_| SinkClosed)
     }
+}
+
+/// Refuses a channel open with `reason`, which OpenSSH prints as is.
+pub(super) async fn reject(reply: ChannelOpenHandle, reason: String) -> Result<(), russh::Error> {
+    reply
+        .reject(ChannelOpenFailure::Other { code: 1, reason })
+        .await;
+    Ok(())
 }

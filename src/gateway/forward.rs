@@ -26,8 +26,11 @@ use tokio_util::sync::CancellationToken;
 const AUDITED_REFUSALS: u32 = 32;
 
 /// Per-connection forwarding state.
-#[derive(Default)]
 pub struct Forwards {
+    /// Channels this connection (and any nested in it) may hold open.
+    pub(super) cap: Arc<super::caps::ChannelCap>,
+    /// `-R` listeners this connection may hold.
+    max_remote: usize,
     refusals: AtomicU32,
     /// Ports the target listens on for this client (`ssh -R`), as granted.
     pub(super) remote: Mutex<Vec<(String, u32)>>,
@@ -40,6 +43,26 @@ pub struct Forwards {
 }
 
 impl Forwards {
+    pub(super) fn new(cap: Arc<super::caps::ChannelCap>, max_remote: u32) -> Forwards {
+        Forwards {
+            cap,
+            max_remote: usize::try_from(max_remote).unwrap_or(usize::MAX),
+            refusals: AtomicU32::new(0),
+            remote: Mutex::default(),
+            relaying: AtomicBool::new(false),
+            agent: AtomicBool::new(false),
+            uploads: Mutex::default(),
+        }
+    }
+
+    /// Whether another `-R` listener fits (a poisoned lock: no).
+    pub(super) fn remote_room(&self) -> bool {
+        self.remote
+            .lock()
+            .map(|r| r.len() < self.max_remote)
+            .unwrap_or(false)
+    }
+
     pub(super) fn upload(&self, id: ChannelId) -> Option<Arc<Upload>> {
         let map = self.uploads.lock().ok()?;
         if map.is_empty() {
@@ -184,7 +207,35 @@ pub fn meta(
 }
 
 /// Writes the opening event; `false` (fail closed) if it cannot be written.
+/// Past the user's cap the forward is summarised instead: the first one
+/// writes a durable marker (or is refused), later ones are only counted
+/// until the next flush (`audit::rate`).
 pub async fn audit_open(app: &App, meta: &ForwardMeta) -> bool {
+    if !app.caps.forwards.take(&meta.user, Instant::now()) {
+        let first = app
+            .caps
+            .summary
+            .opened(&meta.user, &meta.id, &meta.destination);
+        if !first {
+            return true;
+        }
+        let event = AuditEvent::ForwardSummary {
+            user: meta.user.clone(),
+            marker: true,
+            totals: audit::rate::UserForwards {
+                count: 1,
+                ..Default::default()
+            },
+        };
+        return match audit::record(&app.store, event).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(forward = %meta.id, error = %e, "forward summary not audited; refusing");
+                app.caps.summary.closed(&meta.user, &meta.id, 0, 0);
+                false
+            }
+        };
+    }
     match audit::record(&app.store, AuditEvent::ForwardOpened(meta.clone())).await {
         Ok(()) => true,
         Err(e) => {
@@ -208,6 +259,9 @@ pub async fn audit_close(
     );
     tracing::info!(forward = %meta.id, user = %meta.user, target = %meta.target, kind = meta.kind.as_str(),
         bytes_up = up, bytes_down = down, reason, "forward closed");
+    if app.caps.summary.closed(&meta.user, &meta.id, up, down) {
+        return; // summarised: its bytes go in the user's next summary row
+    }
     let event = AuditEvent::ForwardClosed {
         meta,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),

@@ -1,7 +1,7 @@
 //! The russh `Handler`: translates callbacks into auth, policy and session calls.
 
 use super::channel;
-use super::channel::{Asked, Verdict};
+use super::channel::{Asked, Verdict, reject};
 use super::limits::Slot;
 use super::login::{FirstFactor, first_factor_methods};
 use super::menu;
@@ -13,7 +13,7 @@ use russh::server::{
     Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Response, Session as SshSession,
     VerifiedPublicKey,
 };
-use russh::{Channel, ChannelId, ChannelOpenFailure, Pty, Sig};
+use russh::{Channel, ChannelId, Pty, Sig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -60,7 +60,7 @@ pub struct Connection {
     pub(super) jump_keys: Arc<super::jump::Keys>,
     /// Set when this connection runs nested in another's channel (ProxyJump).
     pub(super) jump: Option<super::jump::Outer>,
-    forwards: Arc<super::forward::Forwards>,
+    pub(super) forwards: Arc<super::forward::Forwards>,
     /// Per open session channel: where the handler's decisions go to the
     /// channel's bridge, which forwards only what was decided yes.
     verdicts: HashMap<ChannelId, mpsc::Sender<Verdict>>,
@@ -73,16 +73,19 @@ impl Connection {
         slot: Slot,
         jump_keys: Arc<super::jump::Keys>,
     ) -> Connection {
+        let l = &app.config.limits;
+        let cap = super::caps::ChannelCap::new(l.max_channels_per_connection);
+        let forwards = super::forward::Forwards::new(cap, l.max_remote_forwards_per_connection);
         Connection {
-            app,
-            peer,
             shared: Arc::new(Shared::new(CancellationToken::new())),
             cut: slot.cut.clone(),
             preauth: Some(slot),
             first_factor: None,
             jump_keys,
             jump: None,
-            forwards: Arc::default(),
+            forwards: Arc::new(forwards),
+            app,
+            peer,
             verdicts: HashMap::new(),
         }
     }
@@ -95,8 +98,11 @@ impl Connection {
         shared: Arc<Shared>,
         jump_keys: Arc<super::jump::Keys>,
         outer: super::jump::Outer,
+        cap: Arc<super::caps::ChannelCap>,
     ) -> Connection {
+        let max_remote = app.config.limits.max_remote_forwards_per_connection;
         Connection {
+            forwards: Arc::new(super::forward::Forwards::new(cap, max_remote)),
             app,
             peer,
             shared,
@@ -105,7 +111,6 @@ impl Connection {
             first_factor: None,
             jump_keys,
             jump: Some(outer),
-            forwards: Arc::default(),
             verdicts: HashMap::new(),
         }
     }
@@ -327,6 +332,13 @@ impl Handler for Connection {
         if let Err(refusal) = s.lock_check() {
             return reject(reply, refusal.user).await;
         }
+        let held = match self.forwards.cap.take(&self.peer.to_string()) {
+            Ok(p) => p,
+            Err(full) => {
+                reply.reject(full).await;
+                return Ok(());
+            }
+        };
         // Nothing a session channel could carry is allowed: refuse it here,
         // without dialling the target.
         if matches!(s.destination, Destination::Target { .. })
@@ -343,21 +355,16 @@ impl Handler for Connection {
             Destination::Menu(targets) => {
                 reply.accept().await;
                 let (src, sink) = channel::split(channel, handle, Some(rx));
-                tokio::spawn(menu::serve(src, sink, s.clone(), targets));
+                let serve = menu::serve(src, sink, s.clone(), targets);
+                tokio::spawn(async move { (serve.await, drop(held)) });
             }
             Destination::Refused(msg) => {
                 tracing::info!(user = %s.user, reason = %msg, "session refused");
-                reply
-                    .reject(ChannelOpenFailure::Other {
-                        code: 1,
-                        reason: msg,
-                    })
-                    .await;
+                return reject(reply, msg).await;
             }
             Destination::Target { .. } => {
-                tokio::spawn(super::session_channel::bridge_channel(
-                    s, channel, reply, handle, rx,
-                ));
+                let bridge = super::session_channel::bridge_channel(s, channel, reply, handle, rx);
+                tokio::spawn(async move { (bridge.await, drop(held)) });
             }
         }
         Ok(())
@@ -380,9 +387,17 @@ impl Handler for Connection {
         if let Err(refusal) = s.lock_check() {
             return reject(reply, refusal.user).await;
         }
+        let held = match self.forwards.cap.take(&self.peer.to_string()) {
+            Ok(p) => p,
+            Err(full) => {
+                reply.reject(full).await;
+                return Ok(());
+            }
+        };
         // An SSH target is served by a nested server (ProxyJump), never as raw bytes.
-        let Some((channel, reply)) =
-            super::jump::dispatch(self, channel, host_to_connect, port_to_connect, reply).await
+        let (host, port) = (host_to_connect, port_to_connect);
+        let Some((channel, reply, held)) =
+            super::jump::dispatch(self, channel, host, port, reply, held).await
         else {
             return Ok(());
         };
@@ -393,14 +408,8 @@ impl Handler for Connection {
             originator_port,
         };
         let fw = self.forwards.clone();
-        tokio::spawn(super::forward::direct_tcpip(
-            s,
-            fw,
-            channel,
-            reply,
-            session.handle(),
-            req,
-        ));
+        let forward = super::forward::direct_tcpip(s, fw, channel, reply, session.handle(), req);
+        tokio::spawn(async move { (forward.await, drop(held)) });
         Ok(())
     }
 
@@ -584,11 +593,4 @@ impl Handler for Connection {
         let limit = self.app.config.upstream_connect_timeout;
         Ok(tokio::time::timeout(limit, cancel).await.unwrap_or(false))
     }
-}
-
-async fn reject(reply: ChannelOpenHandle, reason: String) -> Result<(), russh::Error> {
-    reply
-        .reject(ChannelOpenFailure::Other { code: 1, reason })
-        .await;
-    Ok(())
 }

@@ -19,6 +19,9 @@ use russh::server::{Auth, ChannelOpenHandle, Config as SshConfig, Msg};
 use russh::{Channel, ChannelOpenFailure, MethodKind, MethodSet};
 use std::sync::Arc;
 
+/// The place a channel holds in its connection's cap until it ends.
+type Held = tokio::sync::OwnedSemaphorePermit;
+
 /// What nested servers prove themselves with: one of the bastion's host
 /// keys, certified per target by the host CA.
 pub struct Keys {
@@ -90,35 +93,72 @@ pub fn pick(candidates: Vec<TargetRecord>, host: &str, port: u32) -> Lookup {
     }
 }
 
-pub async fn find(app: &crate::app::App, host: &str, port: u32) -> Result<Lookup, StoreError> {
+/// The SSH target `host:port` names among those `user` holds a grant on.
+/// Targets without a grant are not candidates at all, so a destination
+/// the user may not reach is "not a target" exactly like one that does not
+/// exist: the same refusal text, no nested handshake, no certificate.
+pub async fn find(
+    app: &crate::app::App,
+    user: &str,
+    host: &str,
+    port: u32,
+) -> Result<(Lookup, Vec<crate::policy::Grant>), StoreError> {
     // Names and hosts are short; anything longer names no target.
     if host.is_empty() || host.len() > 255 {
-        return Ok(Lookup::NotSsh);
+        return Ok((Lookup::NotSsh, Vec::new()));
     }
-    Ok(pick(app.store.targets_named_or_at(host).await?, host, port))
+    let groups = app.store.groups_of(user).await?;
+    let grants = crate::access::grants_for(&app.store, user, &groups).await?;
+    let granted: Vec<TargetRecord> = app
+        .store
+        .targets_named_or_at(host)
+        .await?
+        .into_iter()
+        .filter(|t| {
+            grants
+                .iter()
+                .any(|g| g.target == t.name && !g.logins.is_empty())
+        })
+        .collect();
+    Ok((pick(granted, host, port), grants))
 }
 
-/// Takes a direct-tcpip open that names an SSH target and serves it as a
-/// nested connection; gives the channel back when it names none (or the
-/// connection is itself nested), for the ordinary forwarding rules.
+/// Takes a direct-tcpip open that names an SSH target the user holds a
+/// grant on and serves it as a nested connection once the grant allows it
+/// now; gives the channel back otherwise (or when the connection is itself
+/// nested), for the ordinary forwarding rules and their refusal.
 pub(super) async fn dispatch(
     conn: &Connection,
     channel: Channel<Msg>,
     host: &str,
     port: u32,
     reply: ChannelOpenHandle,
-) -> Option<(Channel<Msg>, ChannelOpenHandle)> {
+    held: Held,
+) -> Option<(Channel<Msg>, ChannelOpenHandle, Held)> {
     let outer = match conn.shared.session() {
         Some(s) if conn.jump.is_none() => s,
-        _ => return Some((channel, reply)),
+        _ => return Some((channel, reply, held)),
     };
-    let refusal = match find(&conn.app, host, port).await {
-        Ok(Lookup::NotSsh) => return Some((channel, reply)),
-        Ok(Lookup::Target(target)) => {
-            tokio::spawn(serve(channel, reply, outer, target, conn.jump_keys.clone()));
-            return None;
+    let refusal = match find(&conn.app, &outer.user, host, port).await {
+        Ok((Lookup::NotSsh, _)) => return Some((channel, reply, held)),
+        Ok((Lookup::Target(target), grants)) => {
+            // Decided before the channel is accepted: a grant outside its
+            // window is refused here, by a user who knows the target. The
+            // login is known only inside; that is decided there.
+            let now = crate::access::now();
+            match crate::policy::decide(&grants, &target.name, None, now, now) {
+                Ok(_) => {
+                    let asked = host.to_string();
+                    let keys = conn.jump_keys.clone();
+                    let cap = conn.forwards.cap.clone();
+                    let serve = serve(channel, reply, outer, target, asked, keys, cap);
+                    tokio::spawn(async move { (serve.await, drop(held)) });
+                    return None;
+                }
+                Err(deny) => format!("portcullis: {deny}"),
+            }
         }
-        Ok(Lookup::Ambiguous(msg)) => msg,
+        Ok((Lookup::Ambiguous(msg), _)) => msg,
         Err(e) => {
             // Fail closed: an SSH target must never be reached as raw bytes.
             tracing::error!(error = %e, "cannot look up a jump destination; refusing");
@@ -135,10 +175,13 @@ pub async fn serve(
     reply: ChannelOpenHandle,
     outer: Arc<Session>,
     target: TargetRecord,
+    asked: String,
     keys: Arc<Keys>,
+    cap: Arc<super::caps::ChannelCap>,
 ) {
     let app = outer.app().clone();
-    let config = match config(&app, &keys, &target) {
+    let validity = app.config.jump.cert_validity;
+    let config = match config(&app, &keys, &target, &asked) {
         Ok(c) => Arc::new(c),
         Err(e) => {
             tracing::error!(target = %target.name, error = %e, "no host certificate; jump refused");
@@ -158,7 +201,9 @@ pub async fn serve(
     };
     // Ends with the outer connection; its own kill ends only itself.
     let shared = Arc::new(Shared::new(outer.cancel.child_token()));
-    let conn = Connection::nested(app.clone(), outer.source, shared, keys, outer_id);
+    expire_with_certificate(&shared, validity);
+    // The nested connection's channels count against the outer one's cap.
+    let conn = Connection::nested(app.clone(), outer.source, shared, keys, outer_id, cap);
     let stream = super::stream::Killable::new(
         channel.into_stream(),
         conn.cut_token(),
@@ -167,16 +212,42 @@ pub async fn serve(
     super::drive(app, config, stream, conn, outer.cancel.clone()).await;
 }
 
+/// OpenSSH checks the host certificate again at every re-key (russh
+/// re-keys hourly), so a nested connection ends, with a message, shortly
+/// before its certificate expires instead of failing a re-key.
+fn expire_with_certificate(shared: &Shared, validity: std::time::Duration) {
+    let kill = shared.kill.clone();
+    let done = shared.cancel.clone();
+    let life = validity.saturating_sub(std::time::Duration::from_secs(60));
+    tokio::spawn(async move {
+        tokio::select! {
+            () = done.cancelled() => {}
+            () = tokio::time::sleep(life) => {
+                kill.kill("the jump's host certificate expires; connect again", std::time::Instant::now());
+            }
+        }
+    });
+}
+
+/// The certificate names only what the client asked for (a target name or
+/// configured address the user holds a grant on): a jump by name does not
+/// learn the target's internal address.
 fn config(
     app: &crate::app::App,
     keys: &Keys,
     target: &TargetRecord,
+    asked: &str,
 ) -> Result<SshConfig, super::GatewayError> {
-    let principals = hostca::principals(&[&target.name, &target.host]);
+    let principals = hostca::principals(&[asked]);
     let now = u64::try_from(crate::app::now_ms() / 1000).unwrap_or(0);
-    let cert = keys
-        .ca
-        .certify(keys.host_key.public_key(), &target.name, &principals, now)?;
+    let valid = app.config.jump.cert_validity.as_secs();
+    let cert = keys.ca.certify(
+        keys.host_key.public_key(),
+        &target.name,
+        &principals,
+        now,
+        valid,
+    )?;
     let mut c = super::ssh_config(app, vec![keys.host_key.clone()]);
     c.certificates = vec![cert];
     c.methods = MethodSet::from(
@@ -304,6 +375,29 @@ mod tests {
             port,
             host_key: String::new(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_nested_connection_is_ended_before_its_certificate_expires() {
+        use std::time::Duration;
+        let shared = Shared::new(tokio_util::sync::CancellationToken::new());
+        // 50 ms of life: a certificate valid for a minute and 50 ms.
+        expire_with_certificate(&shared, Duration::from_millis(60_050));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(shared.kill.is_killed());
+        assert!(
+            shared
+                .kill
+                .reason()
+                .unwrap()
+                .contains("certificate expires")
+        );
+        // A connection that ended first is left alone.
+        let gone = Shared::new(tokio_util::sync::CancellationToken::new());
+        expire_with_certificate(&gone, Duration::from_millis(60_050));
+        gone.cancel.cancel();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(!gone.kill.is_killed());
     }
 
     #[test]

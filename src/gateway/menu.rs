@@ -51,6 +51,12 @@ async fn command(s: &Session, targets: &[(String, Vec<String>)], cmd: &str) -> (
     let words: Vec<&str> = cmd.split_whitespace().collect();
     let group = &app.config.access.approvers_group;
     let result = match words.as_slice() {
+        ["request", ..] if !app.caps.requests.take(&s.user, std::time::Instant::now()) => {
+            tracing::warn!(user = %s.user, "access request refused: too many requests");
+            Err(jit::JitError::Invalid(
+                "too many access requests from you lately; try again later".into(),
+            ))
+        }
         ["request", target, login, duration, reason @ ..] if !reason.is_empty() => {
             match jit::parse_duration(duration) {
                 Ok(secs) => jit::request(

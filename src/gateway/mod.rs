@@ -2,6 +2,7 @@
 //! russh `Handler` only translates callbacks into calls on `session` and
 //! `policy`.
 
+mod caps;
 mod channel;
 mod forward;
 mod handler;

@@ -34,6 +34,11 @@ pub async fn listen(
         forward::audit_refusal(&s, &fw, ForwardKind::Remote, &asked, why).await;
         return false;
     }
+    if !fw.remote_room() {
+        let why = "too many remote forwards on this connection";
+        forward::audit_refusal(&s, &fw, ForwardKind::Remote, &asked, why).await;
+        return false;
+    }
     let up = match s.upstream().await {
         Ok(up) => up,
         Err(r) => {
@@ -121,6 +126,14 @@ async fn start_relay(s: &Arc<Session>, fw: &Arc<Forwards>, handle: Handle) {
 }
 
 async fn incoming(s: Arc<Session>, fw: Arc<Forwards>, handle: Handle, inc: Incoming) {
+    // The target's channels count against the client connection's cap too:
+    // a user's shell on the target could otherwise open them without end.
+    let Ok(_held) = fw.cap.take(&s.source.to_string()) else {
+        let reply = match inc {
+            Incoming::ForwardedTcpip { reply, .. } | Incoming::Agent { reply, .. } => reply,
+        };
+        return deny(reply).await;
+    };
     match inc {
         Incoming::ForwardedTcpip {
             stream,

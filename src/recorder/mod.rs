@@ -38,6 +38,7 @@ use tokio::sync::mpsc;
 mod out;
 mod piped;
 mod request;
+pub mod space;
 mod terminal;
 mod transfer;
 mod upkeep;

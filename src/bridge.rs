@@ -16,7 +16,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// Everything that crosses a channel, in order.
@@ -232,6 +232,7 @@ where
         notices,
         tap,
         stall: Stall::default(),
+        exit_first: true,
     };
     run_lanes(client, upstream, lanes).await
 }
@@ -264,6 +265,7 @@ where
         notices: None,
         tap,
         stall,
+        exit_first: false,
     };
     run_lanes(client, far, lanes).await
 }
@@ -275,6 +277,7 @@ struct Lanes {
     notices: Option<broadcast::Receiver<Bytes>>,
     tap: Option<Tap>,
     stall: Stall,
+    exit_first: bool,
 }
 
 async fn run_lanes<CS, CK, US, UK>(client: (CS, CK), upstream: (US, UK), l: Lanes) -> ChannelEnd
@@ -305,6 +308,7 @@ where
             stall: l.stall.up,
             source_closed: client_closed.clone(),
             sink_closed: upstream_closed.clone(),
+            exit_first: false,
         },
     );
     let down = pump(
@@ -320,6 +324,7 @@ where
             stall: l.stall.down,
             source_closed: upstream_closed,
             sink_closed: client_closed,
+            exit_first: l.exit_first,
         },
     );
     let (a, b) = tokio::join!(up, down);
@@ -347,6 +352,9 @@ struct Lane {
     source_closed: CancellationToken,
     /// Cancelled once this lane delivered CLOSE to (or lost) its sink.
     sink_closed: CancellationToken,
+    /// Put an exit report that follows EOF closely ahead of it (session
+    /// channels, towards the client): see [`queue::exit_before_eof`].
+    exit_first: bool,
 }
 
 async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane) -> ChannelEnd {
@@ -360,6 +368,7 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
         stall,
         source_closed,
         sink_closed,
+        exit_first,
     } = lane;
     let stalled = std::sync::atomic::AtomicBool::new(false);
     let budget = budget.max(64 * 1024);
@@ -368,10 +377,14 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
     let (tx, mut rx) = mpsc::unbounded_channel();
     let reader = async {
         loop {
+            // Biased: a kill first; then what the source already holds (an
+            // exit status queued behind the data must still be delivered),
+            // and only then the close the other lane delivered.
             let frame = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return,
                 f = src.recv() => f,
                 _ = source_closed.cancelled() => Some(Frame::Close),
-                _ = cancel.cancelled() => return,
             };
             let Some(frame) = frame else { return };
             let n = u32::try_from(frame.weight().min(budget)).unwrap_or(u32::MAX);
@@ -398,7 +411,9 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
     };
     let writer = async {
         // A frame taken while gathering data that is not data: next turn's.
-        let mut held: Option<Queued> = None;
+        let mut held: Option<queue::Queued> = None;
+        // Once the exit report went out, an EOF is never held again.
+        let mut reported = false;
         loop {
             let next = match held.take() {
                 Some(q) => Some(q),
@@ -419,13 +434,18 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
                     }
                 },
             };
-            let Some((frame, permit)) = next else {
+            let Some(next) = next else {
                 // Source vanished without a Close: close our side anyway.
                 let _ = sink.send(Frame::Close).await;
                 return ChannelEnd::Closed;
             };
+            let (frame, permit) = match exit_first && !reported {
+                true => queue::exit_before_eof(next, &mut rx, &cancel, &mut held).await,
+                false => next,
+            };
+            reported |= matches!(frame, Frame::ExitStatus(_) | Frame::ExitSignal { .. });
             if let (Frame::Data(first), true) = (&frame, sink.gathers()) {
-                let (data, permits, rest) = gather(&mut rx, first.clone(), permit);
+                let (data, permits, rest) = queue::gather(&mut rx, first.clone(), permit);
                 held = rest;
                 for b in &data {
                     let frame = Frame::Data(b.clone());
@@ -475,37 +495,6 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
     } else {
         end
     }
-}
-
-/// A queued frame and the budget it holds until it is delivered.
-type Queued = (Frame, OwnedSemaphorePermit);
-
-/// At most this much data is handed to a gathering sink at once.
-const GATHER_BYTES: usize = 1 << 20;
-/// At most this many frames (well under any IOV_MAX).
-const GATHER_FRAMES: usize = 64;
-
-/// `first` and the data frames already queued behind it, up to the gather
-/// limits; a non-data frame met on the way is returned for the next turn.
-fn gather(
-    rx: &mut mpsc::UnboundedReceiver<Queued>,
-    first: Bytes,
-    permit: OwnedSemaphorePermit,
-) -> (Vec<Bytes>, Vec<OwnedSemaphorePermit>, Option<Queued>) {
-    let mut size = first.len();
-    let (mut data, mut permits) = (vec![first], vec![permit]);
-    while size < GATHER_BYTES && data.len() < GATHER_FRAMES {
-        match rx.try_recv() {
-            Ok((Frame::Data(b), p)) => {
-                size += b.len();
-                data.push(b);
-                permits.push(p);
-            }
-            Ok(other) => return (data, permits, Some(other)),
-            Err(_) => break,
-        }
-    }
-    (data, permits, None)
 }
 
 /// The recorder is gone or refused: the frame is not delivered, this side
@@ -593,5 +582,6 @@ async fn notice(rx: &mut Option<broadcast::Receiver<Bytes>>) -> Option<Bytes> {
     }
 }
 
+mod queue;
 #[cfg(test)]
 mod tests;

@@ -389,3 +389,80 @@ async fn tiny_frames_count_their_overhead_against_the_budget() {
     assert!(frames >= most / 2, "reader stopped early: {frames}");
     task.abort();
 }
+
+/// sshd may send EOF a moment before exit-status; an OpenSSH client whose
+/// input is closed answers EOF with CLOSE at once, and the status would be
+/// lost (exit 255). The session bridge puts the status first.
+#[tokio::test]
+async fn an_exit_status_just_behind_eof_reaches_the_client_first() {
+    let (_c_in, c_src, c_sink, mut c_out) = pair(16);
+    let (u_in, u_src, u_sink, _u_out) = pair(16);
+    let task = tokio::spawn(run(
+        (c_src, c_sink),
+        (u_src, u_sink),
+        1 << 20,
+        Arc::new(Counters::default()),
+        CancellationToken::new(),
+        None,
+        None,
+    ));
+    u_in.send(Frame::Data(Bytes::from_static(b"out\n")))
+        .await
+        .unwrap();
+    u_in.send(Frame::Eof).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    u_in.send(Frame::ExitStatus(3)).await.unwrap();
+    u_in.send(Frame::Close).await.unwrap();
+    let mut seen = Vec::new();
+    while let Some(f) = c_out.recv().await {
+        let last = f == Frame::Close;
+        seen.push(f);
+        if last {
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            Frame::Data(Bytes::from_static(b"out\n")),
+            Frame::ExitStatus(3),
+            Frame::Eof,
+            Frame::Close
+        ]
+    );
+    task.abort();
+}
+
+/// An EOF with no exit report behind it is held only briefly, and a
+/// forward's EOF (a TCP half-close) is never held.
+#[tokio::test]
+async fn eof_alone_is_delivered_and_forwards_never_hold_it() {
+    for forward in [false, true] {
+        let (_c_in, c_src, c_sink, mut c_out) = pair(16);
+        let (u_in, u_src, u_sink, _u_out) = pair(16);
+        let (client, far) = ((c_src, c_sink), (u_src, u_sink));
+        let (counters, cancel) = (Arc::new(Counters::default()), CancellationToken::new());
+        let task = match forward {
+            true => tokio::spawn(run_forward(
+                client,
+                far,
+                1 << 20,
+                Stall::default(),
+                counters,
+                cancel,
+                None,
+            )),
+            false => tokio::spawn(run(client, far, 1 << 20, counters, cancel, None, None)),
+        };
+        let start = std::time::Instant::now();
+        u_in.send(Frame::Eof).await.unwrap();
+        assert_eq!(c_out.recv().await, Some(Frame::Eof));
+        let waited = start.elapsed();
+        if forward {
+            assert!(waited < Duration::from_millis(200), "{waited:?}");
+        } else {
+            assert!(waited < Duration::from_secs(2), "{waited:?}");
+        }
+        task.abort();
+    }
+}

@@ -6,8 +6,10 @@
 //! credential just before upstream authentication, and the end is recorded.
 
 use crate::access;
-use crate::app::{App, new_id, now_ms};
+use crate::app::App;
 use crate::bridge::Counters;
+use crate::clock::now_ms;
+use crate::ids::new_id;
 use crate::names::LoginRequest;
 use crate::policy::{self, Allow, Permissions};
 use crate::registry::{KillNote, LiveSession};
@@ -249,10 +251,10 @@ impl Session {
         }
         // Below the low-water mark: no new session, live ones go on. Each
         // level change is audited once by the watcher, not per refusal.
-        let level = crate::recorder::space::now(&self.app);
-        if level != crate::recorder::space::Level::Ok {
+        let level = crate::disk::now(&self.app);
+        if level != crate::disk::Level::Ok {
             return Err(Refusal::new(
-                crate::recorder::space::LOW_REFUSAL,
+                crate::disk::LOW_REFUSAL,
                 format!("recordings disk free space is {level:?}"),
             ));
         }

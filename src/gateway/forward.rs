@@ -4,13 +4,14 @@
 //! `policy`; this file only moves channels.
 
 use super::channel;
-use crate::app::{App, new_id};
+use crate::app::App;
 use crate::audit::{self, AuditEvent};
 use crate::bridge::{self, ChannelEnd, Counters, FrameSink, FrameSource, Tap};
 use crate::forward::capture::{self, CaptureCtx};
 use crate::forward::resolve::{self, Resolved};
 use crate::forward::upload::Upload;
 use crate::forward::{ForwardKind, ForwardMeta, show};
+use crate::ids::new_id;
 use crate::policy::ChannelKind;
 use crate::session::{Destination, Session};
 use russh::server::{ChannelOpenHandle, Handle, Msg};

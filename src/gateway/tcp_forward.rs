@@ -8,8 +8,9 @@ use super::forward::{
     Forwards, Requested, STALL, audit_close, audit_open, meta, relay, stall_reason, start_capture,
 };
 use crate::access;
-use crate::app::{App, now_ms};
+use crate::app::App;
 use crate::bridge::Counters;
+use crate::clock::now_ms;
 use crate::forward::upload::Upload;
 use crate::forward::{ForwardKind, show, tcp};
 use crate::policy::{Allow, ChannelKind};

@@ -31,5 +31,6 @@ pub mod registry;
 pub mod secret_file;
 pub mod session;
 pub mod store;
+pub mod sync;
 pub mod upstream;
 pub mod vault;

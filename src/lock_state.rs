@@ -6,6 +6,7 @@
 //! this: keeping it apart keeps `app` below `lockdown`.
 
 use crate::policy::{Lock, LockScope, Subject};
+use crate::sync::{MutexExt, RwLockExt};
 use ipnet::IpNet;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -26,22 +27,17 @@ pub struct Locks {
 }
 
 impl Locks {
-    /// The lock in force covering the subject, if any. A poisoned cache
-    /// answers "locked" (fail closed).
+    /// The lock in force covering the subject, if any.
     pub fn covering(&self, s: &Subject<'_>, now_ms: i64) -> Option<Lock> {
-        let Ok(c) = self.cache.read() else {
-            return Some(poisoned());
-        };
-        Lock::first_covering(&c, s, now_ms).cloned()
+        Lock::first_covering(&self.cache.read_or_recover(), s, now_ms).cloned()
     }
 
     /// A source lock in force covering `ip`: such connections are dropped
     /// before the handshake.
     pub fn source_lock(&self, ip: std::net::IpAddr, now_ms: i64) -> Option<Lock> {
-        let Ok(c) = self.cache.read() else {
-            return Some(poisoned());
-        };
-        c.iter()
+        self.cache
+            .read_or_recover()
+            .iter()
             .find(|l| {
                 l.in_force(now_ms) && matches!(&l.scope, LockScope::Source(n) if n.contains(&ip))
             })
@@ -49,37 +45,19 @@ impl Locks {
     }
 
     pub(crate) fn add(&self, l: Lock) {
-        if let Ok(mut c) = self.cache.write() {
-            c.retain(|x| x.id != l.id);
-            c.push(l);
-        }
+        let mut c = self.cache.write_or_recover();
+        c.retain(|x| x.id != l.id);
+        c.push(l);
     }
 
     pub(crate) fn replace(&self, locks: Vec<Lock>, epoch: i64) {
-        if let Ok(mut c) = self.cache.write() {
-            *c = locks;
-        }
+        *self.cache.write_or_recover() = locks;
         self.epoch.store(epoch, Ordering::SeqCst);
     }
 
     pub fn in_force(&self, now_ms: i64) -> Vec<Lock> {
-        self.cache
-            .read()
-            .map(|c| c.iter().filter(|l| l.in_force(now_ms)).cloned().collect())
-            .unwrap_or_default()
-    }
-}
-
-fn poisoned() -> Lock {
-    Lock {
-        id: "internal".into(),
-        scope: LockScope::All,
-        reason: "lock state unavailable".into(),
-        author: "portcullis".into(),
-        created_ms: 0,
-        expires_ms: None,
-        lifted_ms: None,
-        lifted_by: None,
+        let c = self.cache.read_or_recover();
+        c.iter().filter(|l| l.in_force(now_ms)).cloned().collect()
     }
 }
 
@@ -90,15 +68,14 @@ pub struct SourceBlocks {
 
 impl SourceBlocks {
     pub fn replace(&self, nets: Vec<(IpNet, Option<i64>)>) {
-        if let Ok(mut n) = self.nets.write() {
-            *n = nets;
-        }
+        *self.nets.write_or_recover() = nets;
     }
 
     /// Whether `ip` is in a block that has not expired at `now_ms`.
     pub fn is_blocked(&self, ip: IpAddr, now_ms: i64) -> bool {
-        let Ok(n) = self.nets.read() else { return true }; // poisoned: fail closed
-        n.iter()
+        self.nets
+            .read_or_recover()
+            .iter()
             .any(|(net, expires)| net.contains(&ip) && expires.is_none_or(|e| e > now_ms))
     }
 }
@@ -130,9 +107,7 @@ impl Rules {
         within: Duration,
         now: Instant,
     ) -> bool {
-        let Ok(mut m) = self.failures.lock() else {
-            return false;
-        };
+        let mut m = self.failures.lock_or_recover();
         if m.len() >= MAX_KEYS && !m.contains_key(&(rule, key.clone())) {
             let oldest = m
                 .iter()
@@ -155,5 +130,47 @@ impl Rules {
             return true;
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panic while the lock cache was held must not make new locks
+    /// invisible: a lock added after the poison covers its user.
+    #[test]
+    fn a_poisoned_lock_cache_still_takes_and_answers_locks() {
+        let locks = Arc::new(Locks::default());
+        let l2 = locks.clone();
+        let poisoner = std::thread::spawn(move || {
+            let _held = l2.cache.write().unwrap();
+            panic!("poisoning the lock cache on purpose");
+        });
+        assert!(poisoner.join().is_err());
+        assert!(locks.cache.is_poisoned());
+        locks.add(Lock {
+            id: "l1".into(),
+            scope: LockScope::User("alice".into()),
+            reason: "r".into(),
+            author: "a".into(),
+            created_ms: 0,
+            expires_ms: None,
+            lifted_ms: None,
+            lifted_by: None,
+        });
+        let alice = Subject {
+            user: Some("alice"),
+            target: None,
+            source: "10.0.0.1".parse().unwrap(),
+            session: None,
+        };
+        let bob = Subject {
+            user: Some("bob"),
+            ..alice
+        };
+        assert_eq!(locks.covering(&alice, 1).map(|l| l.id), Some("l1".into()));
+        assert!(locks.covering(&bob, 1).is_none());
+        assert_eq!(locks.in_force(1).len(), 1);
     }
 }

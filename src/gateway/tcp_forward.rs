@@ -17,6 +17,7 @@ use crate::policy::{Allow, ChannelKind};
 use crate::registry::LiveSession;
 use crate::session::Session;
 use crate::store::KindedTarget;
+use crate::sync::MutexExt;
 use russh::server::{ChannelOpenHandle, Handle, Msg};
 use russh::{Channel, ChannelOpenFailure};
 use std::sync::{Arc, Mutex};
@@ -239,9 +240,7 @@ async fn watch(
 ) {
     let mut deadline = allow.deadline;
     let end = |reason: String| {
-        if let Ok(mut w) = why.lock() {
-            *w = Some(reason);
-        }
+        *why.lock_or_recover() = Some(reason);
         cancel.cancel();
     };
     loop {

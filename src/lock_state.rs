@@ -140,6 +140,7 @@ mod tests {
     /// A panic while the lock cache was held must not make new locks
     /// invisible: a lock added after the poison covers its user.
     #[test]
+    #[allow(clippy::disallowed_methods)] // poisons (or reads) the raw lock
     fn a_poisoned_lock_cache_still_takes_and_answers_locks() {
         let locks = Arc::new(Locks::default());
         let l2 = locks.clone();

@@ -223,6 +223,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // poisons (or reads) the raw lock
     fn kill_tells_once_with_the_first_reason() {
         let note = KillNote::default();
         let heard = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -250,6 +251,7 @@ mod tests {
     /// A thread that panicked while holding the registry must not turn the
     /// kill switch off: inserts, lookups and kills go on (issue 16).
     #[test]
+    #[allow(clippy::disallowed_methods)] // poisons (or reads) the raw lock
     fn a_poisoned_registry_still_inserts_and_kills() {
         let r = Registry::default();
         r.insert(mk("1", "alice"));

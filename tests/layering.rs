@@ -109,6 +109,48 @@ fn no_cycle_among_top_level_modules() {
     assert!(cycles.is_empty(), "module cycles:\n{}", why.join("\n"));
 }
 
+/// The modules the middle stands on import only what ARCHITECTURE.md lists
+/// for them, so none can start a loop again (issue 16: the clock in `app`,
+/// `[lockdown]` parsing importing `jit`, `audit` importing `forward`).
+#[test]
+fn the_lower_modules_import_only_what_they_may() {
+    let may: &[(&str, &[&str])] = &[
+        ("clock", &[]),
+        ("ids", &[]),
+        ("sync", &[]),
+        ("names", &[]),
+        ("secret_file", &[]),
+        ("config", &["names"]),
+        ("lock_state", &["policy", "sync"]),
+        ("registry", &["policy", "sync"]),
+        ("store", &["policy"]),
+        (
+            "audit",
+            &[
+                "store",
+                "config",
+                "names",
+                "clock",
+                "ids",
+                "secret_file",
+                "sync",
+            ],
+        ),
+    ];
+    let graph = module_graph(&sources());
+    let mut bad = Vec::new();
+    for (module, allowed) in may {
+        let Some(uses) = graph.get(*module) else {
+            bad.push(format!("{module}: not found"));
+            continue;
+        };
+        for u in uses.iter().filter(|u| !allowed.contains(&u.as_str())) {
+            bad.push(format!("{module} imports {u}"));
+        }
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
+}
+
 /// The rules would pass on an empty tree: make sure the reader finds what
 /// the crate really has, in the shapes it is written.
 #[test]

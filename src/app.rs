@@ -19,14 +19,14 @@ pub struct App {
     pub throttle: Throttle,
     /// Codes checked per user, whatever the source (issue 14).
     pub mfa_budget: SecondFactorBudget,
-    pub blocks: crate::lockdown::SourceBlocks,
+    pub blocks: crate::lock_state::SourceBlocks,
     /// Signs recording trailers.
     pub audit_key: crate::recording::SigningKey,
     /// On while audit appends fail (for `/health`).
     pub audit_health: crate::audit::Health,
-    pub locks: crate::lockdown::Locks,
+    pub locks: crate::lock_state::Locks,
     pub metrics: crate::metrics::Metrics,
-    pub rules: crate::lockdown::Rules,
+    pub rules: crate::lock_state::Rules,
     /// Per-user caps on audit rows a user can cause at will.
     pub caps: crate::audit::rate::Caps,
 }
@@ -52,27 +52,13 @@ impl App {
             registry: Registry::default(),
             throttle: Throttle::new(ThrottleConfig::default()),
             mfa_budget,
-            blocks: crate::lockdown::SourceBlocks::default(),
+            blocks: crate::lock_state::SourceBlocks::default(),
             audit_key,
             audit_health,
-            locks: crate::lockdown::Locks::default(),
+            locks: crate::lock_state::Locks::default(),
             metrics: crate::metrics::Metrics::default(),
-            rules: crate::lockdown::Rules::default(),
+            rules: crate::lock_state::Rules::default(),
             caps: crate::audit::rate::Caps::default(),
         })
     }
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-/// A random 128-bit identifier in hex.
-pub fn new_id() -> String {
-    let mut b = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
-    hex::encode(b)
 }

@@ -9,9 +9,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod default_rules;
+mod duration;
 mod jump;
+pub mod lockdown;
 mod storage;
+pub use duration::parse_duration;
 pub use jump::JumpConfig;
+pub use lockdown::parse_cidr;
 pub use storage::RecordingsSpace;
 
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +57,7 @@ struct RawConfig {
     #[serde(default)]
     audit: RawAudit,
     #[serde(default)]
-    lockdown: crate::lockdown::rules_config::RawLockdown,
+    lockdown: lockdown::RawLockdown,
     #[serde(default)]
     api: RawApi,
     #[serde(default)]
@@ -152,7 +157,7 @@ pub struct Config {
     /// HMAC key of the audit hash chain (32 bytes, 0600).
     pub audit_chain_key_file: PathBuf,
     pub audit: AuditSettings,
-    pub lockdown: crate::lockdown::rules_config::LockdownConfig,
+    pub lockdown: lockdown::LockdownConfig,
     pub api: ApiConfig,
     pub jump: JumpConfig,
 }

@@ -1,8 +1,9 @@
 //! Adding a grant from its written form (what `grant add` and the admin API
 //! accept): validation, the stored record, and the audit event.
 
-use crate::app::{new_id, now_ms};
 use crate::audit::{self, AuditEvent};
+use crate::clock::now_ms;
+use crate::ids::new_id;
 use crate::jit;
 use crate::names::Name;
 use crate::policy::{ExecRules, Permissions, Schedule};

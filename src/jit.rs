@@ -2,8 +2,9 @@
 //! a member of the approvers group (never the requester) approves or denies;
 //! an approval becomes a grant that expires on its own. Every step is audited.
 
-use crate::app::{new_id, now_ms};
 use crate::audit::{self, AuditEvent};
+use crate::clock::now_ms;
+use crate::ids::new_id;
 use crate::names::Name;
 use crate::store::{AccessRequest, GrantRecord, Store, StoreError, Subject};
 
@@ -25,23 +26,7 @@ pub enum JitError {
 
 /// Parses `90s`, `15m`, `2h`, `1d`.
 pub fn parse_duration(s: &str) -> Result<u64, JitError> {
-    let s = s.trim();
-    let bad = || {
-        JitError::Invalid(format!(
-            "cannot read duration {s:?}: use e.g. 90s, 15m, 2h, 1d"
-        ))
-    };
-    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().map_err(|_| bad())?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(mult).filter(|v| *v > 0).ok_or_else(bad)
+    crate::config::parse_duration(s).map_err(JitError::Invalid)
 }
 
 /// Whom a request is for, and who made it (the user over ssh; the CLI's OS

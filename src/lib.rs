@@ -3,6 +3,12 @@
 //! See ARCHITECTURE.md for the data path and the module map.
 
 #![forbid(unsafe_code)]
+// Outside tests (clippy.toml allows them there) a panic states its reason:
+// `.expect("INVARIANT: …")` or a handled error, never a bare `unwrap()`.
+#![deny(clippy::unwrap_used)]
+// The library talks through `tracing` (and the CLI's own output); a stray
+// print is how a secret reaches a terminal or a log unfiltered.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod access;
 pub mod admin;
@@ -10,12 +16,17 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod bridge;
+#[allow(clippy::print_stdout, clippy::print_stderr)] // its output is the point
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod disk;
 pub mod forward;
 pub mod gateway;
 pub mod grants;
+pub mod ids;
 pub mod jit;
+pub mod lock_state;
 pub mod lockdown;
 pub mod metrics;
 pub mod names;
@@ -27,5 +38,6 @@ pub mod registry;
 pub mod secret_file;
 pub mod session;
 pub mod store;
+pub mod sync;
 pub mod upstream;
 pub mod vault;

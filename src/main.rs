@@ -1,4 +1,5 @@
 #![forbid(unsafe_code)]
+#![deny(clippy::unwrap_used)] // as in lib.rs: outside tests, no bare unwrap
 
 use clap::Parser;
 

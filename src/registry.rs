@@ -1,5 +1,6 @@
 //! Live sessions and their cancel tokens: the kill switch acts here.
 
+use crate::sync::MutexExt;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -121,30 +122,23 @@ pub struct Registry {
 
 impl Registry {
     pub fn insert(&self, s: LiveSession) {
-        if let Ok(mut m) = self.inner.lock() {
-            m.insert(s.id.clone(), s);
-        }
+        self.inner.lock_or_recover().insert(s.id.clone(), s);
     }
 
     pub fn remove(&self, id: &str) {
-        if let Ok(mut m) = self.inner.lock() {
-            m.remove(id);
-        }
+        self.inner.lock_or_recover().remove(id);
     }
 
     pub fn get(&self, id: &str) -> Option<LiveSession> {
-        self.inner.lock().ok().and_then(|m| m.get(id).cloned())
+        self.inner.lock_or_recover().get(id).cloned()
     }
 
     pub fn list(&self) -> Vec<LiveSession> {
-        self.inner
-            .lock()
-            .map(|m| m.values().cloned().collect())
-            .unwrap_or_default()
+        self.inner.lock_or_recover().values().cloned().collect()
     }
 
     pub fn len(&self) -> usize {
-        self.inner.lock().map(|m| m.len()).unwrap_or(0)
+        self.inner.lock_or_recover().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -168,10 +162,9 @@ impl Registry {
     /// The live sessions, not yet killed, that the predicate matches, and
     /// why: for a caller that kills them in batches (`KillNote::kill`).
     pub fn doomed(&self, reason: impl Fn(&LiveSession) -> Option<String>) -> Vec<Doomed> {
-        let Ok(m) = self.inner.lock() else {
-            return Vec::new();
-        };
-        m.values()
+        self.inner
+            .lock_or_recover()
+            .values()
             .filter(|s| !s.cancel.is_cancelled() && !s.kill.is_killed())
             .filter_map(|s| {
                 reason(s).map(|why| Doomed {
@@ -195,10 +188,8 @@ pub struct Doomed {
 mod tests {
     use super::*;
 
-    #[test]
-    fn cancel_matching_only() {
-        let r = Registry::default();
-        let mk = |id: &str, user: &str| LiveSession {
+    fn mk(id: &str, user: &str) -> LiveSession {
+        LiveSession {
             id: id.into(),
             user: user.into(),
             target: "t".into(),
@@ -208,7 +199,12 @@ mod tests {
             started_ms: 0,
             cancel: CancellationToken::new(),
             kill: Arc::default(),
-        };
+        }
+    }
+
+    #[test]
+    fn cancel_matching_only() {
+        let r = Registry::default();
         r.insert(mk("1", "alice"));
         r.insert(mk("2", "bob"));
         let at = Instant::now();
@@ -227,6 +223,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // poisons (or reads) the raw lock
     fn kill_tells_once_with_the_first_reason() {
         let note = KillNote::default();
         let heard = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -249,5 +246,32 @@ mod tests {
         note.on_kill(Box::new(|_| false));
         note.kill("locked", Instant::now());
         assert!(note.is_killed() && !note.told());
+    }
+
+    /// A thread that panicked while holding the registry must not turn the
+    /// kill switch off: inserts, lookups and kills go on (issue 16).
+    #[test]
+    #[allow(clippy::disallowed_methods)] // poisons (or reads) the raw lock
+    fn a_poisoned_registry_still_inserts_and_kills() {
+        let r = Registry::default();
+        r.insert(mk("1", "alice"));
+        let inner = r.inner.clone();
+        let poisoner = std::thread::spawn(move || {
+            let _held = inner.lock().unwrap();
+            panic!("poisoning the registry on purpose");
+        });
+        assert!(poisoner.join().is_err());
+        assert!(r.inner.is_poisoned());
+
+        r.insert(mk("2", "alice"));
+        assert_eq!(r.len(), 2, "the insert after the poison was kept");
+        assert!(r.get("2").is_some());
+        let why = |s: &LiveSession| (s.user == "alice").then(|| "locked".to_string());
+        let mut killed = r.kill_where(why, Instant::now());
+        killed.sort();
+        assert_eq!(killed, vec!["1".to_string(), "2".to_string()]);
+        assert!(r.list().iter().all(|s| s.kill.is_killed()));
+        r.remove("1");
+        assert_eq!(r.len(), 1);
     }
 }

@@ -6,12 +6,15 @@
 //! credential just before upstream authentication, and the end is recorded.
 
 use crate::access;
-use crate::app::{App, new_id, now_ms};
+use crate::app::App;
 use crate::bridge::Counters;
+use crate::clock::now_ms;
+use crate::ids::new_id;
 use crate::names::LoginRequest;
 use crate::policy::{self, Allow, Permissions};
 use crate::registry::{KillNote, LiveSession};
 use crate::store::{CredentialKind, SessionEnd, SessionStart, TargetRecord};
+use crate::sync::MutexExt;
 use crate::upstream::{Credential, Dial, Upstream, UpstreamError, UpstreamSink, UpstreamSource};
 use crate::vault::{Purpose, Secret};
 use bytes::Bytes;
@@ -122,20 +125,15 @@ impl Session {
         }
     }
 
-    /// What the session may do now (see `current`). A poisoned lock
-    /// allows nothing (fail closed).
+    /// What the session may do now (see `current`).
     pub fn permissions(&self) -> Permissions {
-        self.current
-            .lock()
-            .map(|p| p.clone())
-            .unwrap_or_else(|_| Permissions::none())
+        self.current.lock_or_recover().clone()
     }
 
     /// Takes a re-check's permissions for every later channel and request.
     pub fn set_permissions(&self, now: Permissions) {
-        if let Ok(mut p) = self.current.lock()
-            && *p != now
-        {
+        let mut p = self.current.lock_or_recover();
+        if *p != now {
             tracing::info!(session = %self.id, from = %p.names(), to = %now.names(), "grant changed; new permissions apply");
             *p = now;
         }
@@ -157,7 +155,7 @@ impl Session {
     }
 
     pub fn end_reason(&self) -> Option<String> {
-        self.end_reason.lock().ok().and_then(|r| r.clone())
+        self.end_reason.lock_or_recover().clone()
     }
 
     pub fn app(&self) -> &Arc<App> {
@@ -249,10 +247,10 @@ impl Session {
         }
         // Below the low-water mark: no new session, live ones go on. Each
         // level change is audited once by the watcher, not per refusal.
-        let level = crate::recorder::space::now(&self.app);
-        if level != crate::recorder::space::Level::Ok {
+        let level = crate::disk::now(&self.app);
+        if level != crate::disk::Level::Ok {
             return Err(Refusal::new(
-                crate::recorder::space::LOW_REFUSAL,
+                crate::disk::LOW_REFUSAL,
                 format!("recordings disk free space is {level:?}"),
             ));
         }
@@ -358,9 +356,8 @@ impl Session {
     }
 
     pub fn set_end_reason(&self, reason: &str) {
-        if let Ok(mut r) = self.end_reason.lock()
-            && r.is_none()
-        {
+        let mut r = self.end_reason.lock_or_recover();
+        if r.is_none() {
             *r = Some(reason.to_string());
         }
     }
@@ -430,9 +427,8 @@ impl Session {
         }
         let reason = self
             .end_reason
-            .lock()
-            .ok()
-            .and_then(|r| r.clone())
+            .lock_or_recover()
+            .clone()
             .unwrap_or_else(|| "client disconnected".into());
         let end = SessionEnd {
             ended_ms: now_ms(),

@@ -5,8 +5,9 @@
 
 use super::http::ApiError;
 use super::tokens::{self, Scope};
-use crate::app::{App, now_ms};
+use crate::app::App;
 use crate::audit::{self, AuditEvent};
+use crate::clock::now_ms;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;

@@ -3,7 +3,8 @@
 
 use super::http::{ApiError, Body, Seg, validate_name};
 use super::tokens::{Caller, Scope};
-use crate::app::{App, now_ms};
+use crate::app::App;
+use crate::clock::now_ms;
 use crate::lockdown::{self, LockError, LockSpec};
 use crate::policy::LockScope;
 use axum::extract::State;

@@ -18,7 +18,7 @@ pub async fn openapi() -> Response {
 
 /// Whether the recordings directory takes a write right now.
 fn recordings_writable(dir: &std::path::Path) -> bool {
-    let probe = dir.join(format!(".health-{}", crate::app::new_id()));
+    let probe = dir.join(format!(".health-{}", crate::ids::new_id()));
     let ok = std::fs::write(&probe, b"ok").is_ok();
     let _ = std::fs::remove_file(&probe);
     ok
@@ -86,7 +86,7 @@ fn label(s: &str) -> String {
 /// then audit events by kind from the store (the same on every node).
 pub async fn metrics(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
     let counts = app.store.metric_counts().await?;
-    let locks = app.locks.in_force(crate::app::now_ms()).len();
+    let locks = app.locks.in_force(crate::clock::now_ms()).len();
     let mut out = app.metrics.render(app.registry.len(), locks);
     let _ = writeln!(
         out,

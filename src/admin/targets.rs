@@ -2,7 +2,8 @@
 
 use super::bodies::{CredentialKindBody, NewTarget, SetCredential};
 use super::http::{ApiError, Body, Seg, validate_name};
-use crate::app::{App, now_ms};
+use crate::app::App;
+use crate::clock::now_ms;
 use crate::session::credential_row;
 use crate::store::{CredentialKind, TargetRecord};
 use crate::upstream::keys as upkeys;

@@ -2,8 +2,9 @@
 //! the store keeps only the SHA-256. Looked up by id, compared in constant
 //! time. Shared by the CLI (`portcullis token ...`) and the API.
 
-use crate::app::{new_id, now_ms};
 use crate::audit::{self, AuditEvent};
+use crate::clock::now_ms;
+use crate::ids::new_id;
 use crate::names::Name;
 use crate::store::{Store, StoreError, TokenRow};
 use sha2::{Digest, Sha256};

@@ -3,8 +3,9 @@
 use super::bodies::{NewGroup, NewKey, NewMember, NewUser, SetPassword};
 use super::http::{ApiError, Body, Seg, validate_name};
 use super::tokens::Caller;
-use crate::app::{App, now_ms};
+use crate::app::App;
 use crate::audit::{self, AuditEvent};
+use crate::clock::now_ms;
 use crate::gateway::keys::parse_user_key;
 use axum::Extension;
 use axum::Json;

@@ -267,10 +267,10 @@ pub enum AuditEvent {
         reason: String,
     },
     /// A forwarded connection, written durably before the destination is dialled.
-    ForwardOpened(crate::forward::ForwardMeta),
+    ForwardOpened(super::ForwardMeta),
     /// The same connection at its end, with its duration and bytes.
     ForwardClosed {
-        meta: crate::forward::ForwardMeta,
+        meta: super::ForwardMeta,
         duration_ms: u64,
         bytes_up: u64,
         bytes_down: u64,

@@ -9,6 +9,7 @@
 mod chain;
 mod event;
 pub mod failures;
+mod forward;
 mod query;
 pub mod rate;
 mod row;
@@ -17,6 +18,7 @@ mod verify;
 
 pub use chain::{ChainKey, canonical};
 pub use event::AuditEvent;
+pub use forward::{ForwardKind, ForwardMeta};
 pub use query::{AuditEntry, AuditQuery, MAX_LIMIT, export, parse_time, query};
 pub use verify::{Problem, ProblemKind, Report, verify};
 

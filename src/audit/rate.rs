@@ -8,6 +8,7 @@
 //! counted in memory and written as one `forward.summary` row per user per
 //! flush (every 30 s). Access requests past the cap are refused.
 
+use crate::sync::MutexExt;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
@@ -32,12 +33,9 @@ impl RateCap {
         }
     }
 
-    /// Takes one token for `key`; `false` when its bucket is empty (or the
-    /// lock is poisoned: fail closed).
+    /// Takes one token for `key`; `false` when its bucket is empty.
     pub fn take(&self, key: &str, now: Instant) -> bool {
-        let Ok(mut b) = self.buckets.lock() else {
-            return false;
-        };
+        let mut b = self.buckets.lock_or_recover();
         let (burst, every) = (self.burst, self.every.as_secs_f64());
         let refill = |(t, at): (f64, Instant)| {
             (t + now.saturating_duration_since(at).as_secs_f64() / every).min(burst)
@@ -101,9 +99,7 @@ impl ForwardSummary {
     /// Counts forward `id` of `user` to `destination`; `true` when it is
     /// the user's first since the last flush (write the durable marker).
     pub fn opened(&self, user: &str, id: &str, destination: &str) -> bool {
-        let Ok(mut g) = self.inner.lock() else {
-            return true;
-        };
+        let mut g = self.inner.lock_or_recover();
         let (users, open) = &mut *g;
         open.insert(id.to_string());
         let first = !users.contains_key(user);
@@ -122,9 +118,7 @@ impl ForwardSummary {
     /// Adds a summarised forward's bytes; `false` when `id` was audited
     /// on its own (write its `forward.closed` row).
     pub fn closed(&self, user: &str, id: &str, up: u64, down: u64) -> bool {
-        let Ok(mut g) = self.inner.lock() else {
-            return false;
-        };
+        let mut g = self.inner.lock_or_recover();
         let (users, open) = &mut *g;
         if !open.remove(id) {
             return false;
@@ -137,9 +131,7 @@ impl ForwardSummary {
 
     /// Takes the per-user totals since the last call.
     pub fn drain(&self) -> Vec<(String, UserForwards)> {
-        let Ok(mut g) = self.inner.lock() else {
-            return Vec::new();
-        };
+        let mut g = self.inner.lock_or_recover();
         let mut v: Vec<_> = g.0.drain().collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v

@@ -2,7 +2,7 @@
 //! detail object, with untrusted text escaped.
 
 use super::AuditEvent;
-use crate::app::now_ms;
+use crate::clock::now_ms;
 use crate::names::escape_for_log;
 use crate::store::AuditRow;
 use serde_json::json;

@@ -20,6 +20,7 @@
 //! it delay the user: that is the price of making the code unguessable, and
 //! it is visible (failure summaries, `totp-budget` in the audit trail).
 
+use crate::sync::MutexExt;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -92,9 +93,7 @@ impl SecondFactorBudget {
 
     /// Takes a place for one code check of `user`, or says how long to wait.
     pub fn reserve(&self, user: &str, now: Instant) -> Budget {
-        let Ok(mut users) = self.users.lock() else {
-            return Budget::Wait(self.cfg.window); // fail closed
-        };
+        let mut users = self.users.lock_or_recover();
         if users.len() >= self.cfg.max_entries && !users.contains_key(user) {
             let quiet = self.quiet();
             users.retain(|_, e| e.last.is_some_and(|l| now.duration_since(l) < quiet));
@@ -149,9 +148,7 @@ impl SecondFactorBudget {
 
     /// The code was right: its check does not count against the user.
     pub fn refund(&self, r: Reservation) {
-        let Ok(mut users) = self.users.lock() else {
-            return;
-        };
+        let mut users = self.users.lock_or_recover();
         if let Some(e) = users.get_mut(&r.user) {
             if let Some(i) = e.recent.iter().position(|t| *t == r.at) {
                 e.recent.remove(i);

@@ -8,6 +8,7 @@
 //! Failures are also tallied per (user, address, factor) for a periodic
 //! summary, never one database row per attempt.
 
+use crate::sync::MutexExt;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -120,9 +121,7 @@ impl Throttle {
     }
 
     pub fn check(&self, user: &str, ip: IpAddr, now: Instant) -> Verdict {
-        let Ok(inner) = self.inner.lock() else {
-            return Verdict::Blocked(Duration::from_secs(1)); // fail closed
-        };
+        let inner = self.inner.lock_or_recover();
         let net = Net::of(ip);
         if let Some(until) = inner.nets.get(&net).and_then(|n| n.blocked_until)
             && until > now
@@ -138,9 +137,7 @@ impl Throttle {
     }
 
     pub fn failure(&self, user: &str, ip: IpAddr, factor: &'static str, now: Instant) {
-        let Ok(mut inner) = self.inner.lock() else {
-            return;
-        };
+        let mut inner = self.inner.lock_or_recover();
         let cfg = &self.cfg;
         if inner.users.len() >= cfg.max_entries || inner.nets.len() >= cfg.max_entries {
             purge(&mut inner, cfg, now);
@@ -200,9 +197,7 @@ impl Throttle {
     /// Counts an attempt in the summary only, under `factor` (e.g. a code
     /// refused unchecked because the user's second-factor budget is spent).
     pub fn tally(&self, user: &str, ip: IpAddr, factor: &'static str) {
-        let Ok(mut inner) = self.inner.lock() else {
-            return;
-        };
+        let mut inner = self.inner.lock_or_recover();
         if inner.tally.len() < self.cfg.max_entries {
             *inner
                 .tally
@@ -215,16 +210,13 @@ impl Throttle {
 
     /// A full login clears that user's delay from that network.
     pub fn success(&self, user: &str, ip: IpAddr) {
-        if let Ok(mut inner) = self.inner.lock() {
-            inner.users.remove(&(user.to_string(), Net::of(ip)));
-        }
+        let mut inner = self.inner.lock_or_recover();
+        inner.users.remove(&(user.to_string(), Net::of(ip)));
     }
 
     /// Takes the failures tallied since the last call, plus the overflow count.
     pub fn drain_tally(&self) -> (Vec<FailureTally>, u32) {
-        let Ok(mut inner) = self.inner.lock() else {
-            return (Vec::new(), 0);
-        };
+        let mut inner = self.inner.lock_or_recover();
         let overflow = std::mem::take(&mut inner.overflow);
         let mut v: Vec<FailureTally> = inner
             .tally

@@ -1,8 +1,8 @@
 //! Admin commands. Secrets are read from stdin or a file and never echoed.
 
-use crate::app::now_ms;
 use crate::audit::{self, AuditEvent, cli_actor};
 use crate::auth::hash_password;
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::gateway::keys::parse_user_key;
 use crate::names::Name;

@@ -1,7 +1,7 @@
 //! `portcullis audit list | verify | export`.
 
-use crate::app::now_ms;
 use crate::audit::{self, AuditEntry, AuditQuery, ChainKey};
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::store::{AuditFilter, Store};
 use anyhow::{Context, bail};

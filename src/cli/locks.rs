@@ -2,7 +2,8 @@
 //! from a shell. Locks are written to the store; a running bastion polls the
 //! lock epoch and ends matching sessions within a fraction of a second.
 
-use crate::app::{App, now_ms};
+use crate::app::App;
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::lockdown::{self, LockError, LockSpec};
 use crate::policy::LockScope;

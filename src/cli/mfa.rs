@@ -1,8 +1,8 @@
 //! TOTP enrollment and source blocks; every change is audited.
 
-use crate::app::now_ms;
 use crate::audit::{self, AuditEvent, cli_actor};
 use crate::auth::totp;
+use crate::clock::now_ms;
 use crate::config::Config;
 use crate::lockdown::parse_cidr;
 use crate::store::SourceBlock;

@@ -8,9 +8,10 @@
 //! be written ends the forward.
 
 use super::{ForwardError, ForwardMeta};
-use crate::app::{App, now_ms};
+use crate::app::App;
 use crate::audit::{self, AuditEvent};
 use crate::bridge::{Counters, Direction, Frame, Tap, Tapped};
+use crate::clock::now_ms;
 use crate::recording::{ChannelKind, Header, RecordingWriter, SessionMeta, TrailerInfo};
 use crate::store::RecordingRow;
 use base64::Engine;
@@ -36,8 +37,8 @@ pub struct CaptureCtx {
 /// Creates the recording (before any byte moves) and starts its writer.
 pub async fn start(ctx: CaptureCtx) -> Result<Tap, ForwardError> {
     // A captured forward is a new recording: refused below the low-water mark.
-    let level = crate::recorder::space::now(&ctx.app);
-    if level != crate::recorder::space::Level::Ok {
+    let level = crate::disk::now(&ctx.app);
+    if level != crate::disk::Level::Ok {
         return Err(ForwardError::Capture(format!(
             "recordings disk free space is {level:?}"
         )));

@@ -15,6 +15,7 @@
 //! nothing is queued, and the queue's front leaves it only once written.
 
 use crate::bridge::{Counters, Frame, FrameSource};
+use crate::sync::MutexExt;
 use bytes::{Buf, Bytes};
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -86,9 +87,7 @@ impl Upload {
     }
 
     fn lock(&self) -> MutexGuard<'_, Queue> {
-        // A panic while holding the lock cannot leave the queue half-edited
-        // in a way that matters more than the forward it belongs to.
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+        self.queue.lock_or_recover()
     }
 
     /// One packet of the client's data, in order. Returns once it is written

@@ -4,15 +4,17 @@
 //! `policy`; this file only moves channels.
 
 use super::channel;
-use crate::app::{App, new_id};
+use crate::app::App;
 use crate::audit::{self, AuditEvent};
 use crate::bridge::{self, ChannelEnd, Counters, FrameSink, FrameSource, Tap};
 use crate::forward::capture::{self, CaptureCtx};
 use crate::forward::resolve::{self, Resolved};
 use crate::forward::upload::Upload;
 use crate::forward::{ForwardKind, ForwardMeta, show};
+use crate::ids::new_id;
 use crate::policy::ChannelKind;
 use crate::session::{Destination, Session};
+use crate::sync::MutexExt;
 use russh::server::{ChannelOpenHandle, Handle, Msg};
 use russh::{Channel, ChannelId, ChannelOpenFailure};
 use std::collections::HashMap;
@@ -55,16 +57,13 @@ impl Forwards {
         }
     }
 
-    /// Whether another `-R` listener fits (a poisoned lock: no).
+    /// Whether another `-R` listener fits.
     pub(super) fn remote_room(&self) -> bool {
-        self.remote
-            .lock()
-            .map(|r| r.len() < self.max_remote)
-            .unwrap_or(false)
+        self.remote.lock_or_recover().len() < self.max_remote
     }
 
     pub(super) fn upload(&self, id: ChannelId) -> Option<Arc<Upload>> {
-        let map = self.uploads.lock().ok()?;
+        let map = self.uploads.lock_or_recover();
         if map.is_empty() {
             return None;
         }
@@ -72,14 +71,11 @@ impl Forwards {
     }
 
     pub(super) fn take_upload(&self, id: ChannelId) -> Option<Arc<Upload>> {
-        self.uploads.lock().ok()?.remove(&id)
+        self.uploads.lock_or_recover().remove(&id)
     }
 
     pub(super) fn add_upload(&self, id: ChannelId, up: Arc<Upload>) -> bool {
-        let Ok(mut map) = self.uploads.lock() else {
-            return false;
-        };
-        match map.entry(id) {
+        match self.uploads.lock_or_recover().entry(id) {
             std::collections::hash_map::Entry::Occupied(_) => false,
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(up);
@@ -307,7 +303,7 @@ pub async fn relay<CS: FrameSource, S: FrameSource, K: FrameSink>(
         tap,
     )
     .await;
-    let set = why.lock().ok().and_then(|w| w.clone());
+    let set = why.lock_or_recover().clone();
     match (set, end) {
         (Some(w), _) => w,
         (None, ChannelEnd::Stalled) => stall_reason(),

@@ -239,7 +239,7 @@ fn config(
     asked: &str,
 ) -> Result<SshConfig, super::GatewayError> {
     let principals = hostca::principals(&[asked]);
-    let now = u64::try_from(crate::app::now_ms() / 1000).unwrap_or(0);
+    let now = u64::try_from(crate::clock::now_ms() / 1000).unwrap_or(0);
     let valid = app.config.jump.cert_validity.as_secs();
     let cert = keys.ca.certify(
         keys.host_key.public_key(),

@@ -15,6 +15,7 @@
 //! stolen first factor cannot hold every place at the code prompt.
 
 use crate::auth::throttle::network_of;
+use crate::sync::MutexExt;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -95,9 +96,7 @@ impl PreAuth {
 
     /// `ip` must be canonical (an IPv4 client is IPv4, not `::ffff:a.b.c.d`).
     pub fn admit(&self, ip: IpAddr) -> Result<(Slot, Admission), Refused> {
-        let Ok(mut c) = self.inner.lock() else {
-            return Err(Refused::Total); // fail closed
-        };
+        let mut c = self.inner.lock_or_recover();
         let net = network_of(ip);
         let mut admission = Admission::Admitted;
         let held = |set: Option<&BTreeSet<u64>>| set.map_or(0, BTreeSet::len);
@@ -140,7 +139,7 @@ impl PreAuth {
 
     #[cfg(test)]
     fn total(&self) -> usize {
-        self.inner.lock().map(|c| c.slots.len()).unwrap_or(0)
+        self.inner.lock_or_recover().slots.len()
     }
 }
 
@@ -191,9 +190,7 @@ impl Slot {
     /// `PROTECTED_PER_USER` such connections; returns whether it is
     /// protected). `None`: it starts over and may be cut again.
     pub fn first_factor(&self, user: Option<&str>) -> bool {
-        let Ok(mut c) = self.owner.inner.lock() else {
-            return false;
-        };
+        let mut c = self.owner.inner.lock_or_recover();
         let seq = self.seq;
         let Some(old) = c.slots.get_mut(&seq).map(|h| h.user.take()) else {
             return false;
@@ -218,9 +215,7 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if let Ok(mut c) = self.owner.inner.lock() {
-            remove(&mut c, self.seq);
-        }
+        remove(&mut self.owner.inner.lock_or_recover(), self.seq);
     }
 }
 

@@ -285,7 +285,7 @@ impl Connection {
             tracing::error!(user, "TOTP secret cannot be opened; refusing");
             return false;
         };
-        let now = u64::try_from(crate::app::now_ms() / 1000).unwrap_or(0);
+        let now = u64::try_from(crate::clock::now_ms() / 1000).unwrap_or(0);
         let Ok(Some(step)) = totp::verify(secret.expose(), answer, now) else {
             return false;
         };

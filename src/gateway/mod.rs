@@ -150,7 +150,7 @@ pub async fn serve(
 /// Blocked networks, source locks and source rules: decided from memory,
 /// before any byte is read.
 fn refused_source(app: &Arc<App>, peer: SocketAddr) -> bool {
-    let now = crate::app::now_ms();
+    let now = crate::clock::now_ms();
     if app.blocks.is_blocked(peer.ip(), now) {
         tracing::info!(source = %peer, "source is blocked; dropped");
         return true;

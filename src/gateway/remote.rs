@@ -9,6 +9,7 @@ use crate::bridge::Counters;
 use crate::forward::{ForwardKind, show};
 use crate::policy::{ChannelKind, SessionRequest};
 use crate::session::{Destination, Session};
+use crate::sync::MutexExt;
 use crate::upstream::{Incoming, UpstreamSink, UpstreamSource};
 use russh::ChannelOpenFailure;
 use russh::client::ChannelOpenHandle;
@@ -54,9 +55,9 @@ pub async fn listen(
             return false;
         }
     };
-    if let Ok(mut r) = fw.remote.lock() {
-        r.push((address.to_string(), bound));
-    }
+    fw.remote
+        .lock_or_recover()
+        .push((address.to_string(), bound));
     *port = bound;
     tracing::info!(session = %s.id, user = %s.user, address = %crate::names::escape_for_log(address), port = bound,
         "remote forward listening on the target");
@@ -67,15 +68,12 @@ pub async fn listen(
 
 /// `cancel-tcpip-forward`: passed on for a port this client had opened.
 pub async fn cancel(s: Arc<Session>, fw: Arc<Forwards>, address: &str, port: u32) -> bool {
-    let known = fw
-        .remote
-        .lock()
-        .map(|mut r| {
-            let before = r.len();
-            r.retain(|(_, p)| *p != port);
-            r.len() != before
-        })
-        .unwrap_or(false);
+    let known = {
+        let mut r = fw.remote.lock_or_recover();
+        let before = r.len();
+        r.retain(|(_, p)| *p != port);
+        r.len() != before
+    };
     if !known {
         return false;
     }
@@ -145,9 +143,9 @@ async fn incoming(s: Arc<Session>, fw: Arc<Forwards>, handle: Handle, inc: Incom
         } => {
             let asked = fw
                 .remote
-                .lock()
-                .map(|r| r.iter().any(|(_, p)| *p == connected_port))
-                .unwrap_or(false);
+                .lock_or_recover()
+                .iter()
+                .any(|(_, p)| *p == connected_port);
             if !asked || !s.permissions().allows_channel(&ChannelKind::ForwardedTcpip) {
                 tracing::warn!(session = %s.id, port = connected_port, "target opened a forwarded channel nobody asked for; refused");
                 return deny(reply).await;

@@ -8,14 +8,16 @@ use super::forward::{
     Forwards, Requested, STALL, audit_close, audit_open, meta, relay, stall_reason, start_capture,
 };
 use crate::access;
-use crate::app::{App, now_ms};
+use crate::app::App;
 use crate::bridge::Counters;
+use crate::clock::now_ms;
 use crate::forward::upload::Upload;
 use crate::forward::{ForwardKind, show, tcp};
 use crate::policy::{Allow, ChannelKind};
 use crate::registry::LiveSession;
 use crate::session::Session;
 use crate::store::KindedTarget;
+use crate::sync::MutexExt;
 use russh::server::{ChannelOpenHandle, Handle, Msg};
 use russh::{Channel, ChannelOpenFailure};
 use std::sync::{Arc, Mutex};
@@ -238,9 +240,7 @@ async fn watch(
 ) {
     let mut deadline = allow.deadline;
     let end = |reason: String| {
-        if let Ok(mut w) = why.lock() {
-            *w = Some(reason);
-        }
+        *why.lock_or_recover() = Some(reason);
         cancel.cancel();
     };
     loop {

@@ -4,12 +4,13 @@
 //! and polls the store's lock epoch so a lock made elsewhere (the CLI, another
 //! node) takes effect within one poll.
 
-use crate::app::{App, new_id, now_ms};
+use crate::app::App;
 use crate::audit::{self, AuditEvent};
+use crate::clock::now_ms;
+use crate::ids::new_id;
 use crate::policy::{Lock, LockScope, Subject};
 use crate::store::StoreError;
-use std::sync::RwLock;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
@@ -48,71 +49,6 @@ pub struct LockOutcome {
     pub lock: Lock,
     /// Live sessions on this node ended by the lock.
     pub ended: Vec<String>,
-}
-
-/// The locks in force, cached for decisions that must not wait.
-#[derive(Debug, Default)]
-pub struct Locks {
-    cache: RwLock<Vec<Lock>>,
-    epoch: AtomicI64,
-}
-
-impl Locks {
-    /// The lock in force covering the subject, if any. A poisoned cache
-    /// answers "locked" (fail closed).
-    pub fn covering(&self, s: &Subject<'_>, now_ms: i64) -> Option<Lock> {
-        let Ok(c) = self.cache.read() else {
-            return Some(poisoned());
-        };
-        Lock::first_covering(&c, s, now_ms).cloned()
-    }
-
-    /// A source lock in force covering `ip`: such connections are dropped
-    /// before the handshake.
-    pub fn source_lock(&self, ip: std::net::IpAddr, now_ms: i64) -> Option<Lock> {
-        let Ok(c) = self.cache.read() else {
-            return Some(poisoned());
-        };
-        c.iter()
-            .find(|l| {
-                l.in_force(now_ms) && matches!(&l.scope, LockScope::Source(n) if n.contains(&ip))
-            })
-            .cloned()
-    }
-
-    fn add(&self, l: Lock) {
-        if let Ok(mut c) = self.cache.write() {
-            c.retain(|x| x.id != l.id);
-            c.push(l);
-        }
-    }
-
-    fn replace(&self, locks: Vec<Lock>, epoch: i64) {
-        if let Ok(mut c) = self.cache.write() {
-            *c = locks;
-        }
-        self.epoch.store(epoch, Ordering::SeqCst);
-    }
-
-    pub fn in_force(&self, now_ms: i64) -> Vec<Lock> {
-        self.cache
-            .read()
-            .map(|c| c.iter().filter(|l| l.in_force(now_ms)).cloned().collect())
-            .unwrap_or_default()
-    }
-}
-
-fn poisoned() -> Lock {
-    Lock {
-        id: "internal".into(),
-        scope: LockScope::All,
-        reason: "lock state unavailable".into(),
-        author: "portcullis".into(),
-        created_ms: 0,
-        expires_ms: None,
-        lifted_ms: None,
-        lifted_by: None,
-    }
 }
 
 /// The text a killed user sees and the end reason recorded.

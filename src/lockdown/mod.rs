@@ -3,66 +3,20 @@
 //! blocked source networks kept by the admin, all cached here for decisions
 //! that must not wait on anything.
 
-mod default_rules;
 mod lines;
 mod locks;
 pub mod rules;
-pub mod rules_config;
 mod webhook;
 
+/// Parsed with the rest of `[lockdown]`; re-exported for the admin commands.
+pub use crate::config::parse_cidr;
+pub use crate::lock_state::{Locks, Rules, SourceBlocks};
 pub use lines::LineAssembler;
 pub use locks::{
-    Lifter, LockError, LockOutcome, LockSpec, Locks, check, create, kill_reason, lift, list,
-    refresh, terminate,
+    Lifter, LockError, LockOutcome, LockSpec, check, create, kill_reason, lift, list, refresh,
+    terminate,
 };
-pub use rules::{RuleError, Rules, Seen};
-
-use ipnet::IpNet;
-use std::net::IpAddr;
-use std::sync::RwLock;
-
-#[derive(Debug, Default)]
-pub struct SourceBlocks {
-    nets: RwLock<Vec<(IpNet, Option<i64>)>>,
-}
-
-impl SourceBlocks {
-    pub fn replace(&self, nets: Vec<(IpNet, Option<i64>)>) {
-        if let Ok(mut n) = self.nets.write() {
-            *n = nets;
-        }
-    }
-
-    /// Whether `ip` is in a block that has not expired at `now_ms`.
-    pub fn is_blocked(&self, ip: IpAddr, now_ms: i64) -> bool {
-        let Ok(n) = self.nets.read() else { return true }; // poisoned: fail closed
-        n.iter()
-            .any(|(net, expires)| net.contains(&ip) && expires.is_none_or(|e| e > now_ms))
-    }
-}
-
-/// Parses `10.0.0.0/24`, `2001:db8::/32` or a bare address (a /32 or /128).
-/// An IPv4-mapped form (`::ffff:10.0.0.0/104`, `::ffff:10.0.0.1`) becomes
-/// the IPv4 network: clients are canonical from accept on (an IPv4 client
-/// of a dual-stack socket is `10.0.0.1`), so the mapped form would never match.
-pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
-    let s = s.trim();
-    let net = match s.parse::<IpNet>() {
-        Ok(n) => n.trunc(),
-        Err(_) => s
-            .parse::<IpAddr>()
-            .map(IpNet::from)
-            .map_err(|_| format!("{s:?} is not an address or a CIDR network"))?,
-    };
-    if let IpNet::V6(v6) = net
-        && let Some(v4) = v6.addr().to_ipv4_mapped()
-        && let Some(len) = v6.prefix_len().checked_sub(96)
-        && let Ok(v4net) = ipnet::Ipv4Net::new(v4, len)
-    {
-        return Ok(IpNet::V4(v4net.trunc()));
-    }
-    Ok(net)
-}
+pub use rules::{RuleError, Seen};
 
 #[cfg(test)]
 mod tests {

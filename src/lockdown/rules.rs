@@ -4,42 +4,21 @@
 //! session, or lock a user, target, source or everything. Each firing is
 //! audited under the rule's name and may notify a webhook.
 
-pub use super::rules_config::Stage;
-use super::rules_config::{Action, Condition, Per, Rule};
 use super::{LockSpec, create};
-use crate::app::{App, now_ms};
+use crate::app::App;
 use crate::audit::{self, AuditEvent};
+use crate::clock::now_ms;
+pub use crate::config::lockdown::Stage;
+use crate::config::lockdown::{Action, Condition, Per, Rule};
 use crate::policy::LockScope;
-use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// Failure windows kept at most; the oldest key is dropped past this.
-const MAX_KEYS: usize = 10_000;
-/// Webhook deliveries in flight at most; more are dropped and audited.
-const MAX_DELIVERIES: usize = 32;
+use std::sync::Arc;
+use std::time::Instant;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuleError {
     #[error("webhook: {0}")]
     Webhook(String),
-}
-
-/// The state rules keep between events.
-#[derive(Debug)]
-pub struct Rules {
-    failures: Mutex<HashMap<(usize, String), VecDeque<Instant>>>,
-    deliveries: Arc<tokio::sync::Semaphore>,
-}
-
-impl Default for Rules {
-    fn default() -> Rules {
-        Rules {
-            failures: Mutex::default(),
-            deliveries: Arc::new(tokio::sync::Semaphore::new(MAX_DELIVERIES)),
-        }
-    }
 }
 
 /// Where an event happened; parts not known are `None`.
@@ -146,38 +125,6 @@ pub async fn fire_for_source(app: &Arc<App>, rule: usize, ip: IpAddr) {
         "connection from outside the allowed networks",
     )
     .await;
-}
-
-impl Rules {
-    /// Records a failure; true when it completes a burst (the window then
-    /// restarts, so one burst fires once).
-    fn burst(&self, rule: usize, key: String, count: u32, within: Duration, now: Instant) -> bool {
-        let Ok(mut m) = self.failures.lock() else {
-            return false;
-        };
-        if m.len() >= MAX_KEYS && !m.contains_key(&(rule, key.clone())) {
-            let oldest = m
-                .iter()
-                .min_by_key(|(_, v)| v.back().copied())
-                .map(|(k, _)| k.clone());
-            if let Some(k) = oldest {
-                m.remove(&k);
-            }
-        }
-        let times = m.entry((rule, key)).or_default();
-        times.push_back(now);
-        while times
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > within)
-        {
-            times.pop_front();
-        }
-        if times.len() >= count as usize {
-            times.clear();
-            return true;
-        }
-        false
-    }
 }
 
 /// Acts, audits, notifies. Returns whether the session was ended.
@@ -304,6 +251,8 @@ fn webhook_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lock_state::Rules;
+    use std::time::Duration;
 
     #[test]
     fn a_burst_fires_once_per_window() {

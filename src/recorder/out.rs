@@ -3,7 +3,7 @@
 //! metadata only applied in one place.
 
 use super::RecorderError;
-use crate::app::now_ms;
+use crate::clock::now_ms;
 use crate::recording::{EventKind, RecordingError, RecordingWriter};
 
 /// What the stream recorders write through (a test gives its own).

@@ -1,8 +1,9 @@
 //! Recorder upkeep outside a live channel: the search index of a sealed
 //! recording, sealing what a crash left open, and audited pruning.
 
-use crate::app::{App, now_ms};
+use crate::app::App;
 use crate::audit::{self, AuditEvent};
+use crate::clock::now_ms;
 use crate::recording::TrailerInfo;
 use std::sync::Arc;
 

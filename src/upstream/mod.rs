@@ -7,6 +7,7 @@ pub mod keys;
 pub use channel::{UpstreamSink, UpstreamSource, sig_from_name, sig_name};
 
 use crate::read_ahead::ReadAhead;
+use crate::sync::MutexExt;
 use crate::vault::Secret;
 use russh::client;
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
@@ -100,9 +101,7 @@ impl client::Handler for Pinned {
         if key.key_data() == self.expected.key_data() {
             return Ok(true);
         }
-        if let Ok(mut seen) = self.seen.lock() {
-            *seen = Some(keys::fingerprint(&key));
-        }
+        *self.seen.lock_or_recover() = Some(keys::fingerprint(&key));
         Ok(false)
     }
 
@@ -205,7 +204,7 @@ impl Upstream {
             Err(_) => return Err(UpstreamError::Timeout(dial.timeout)),
             Ok(Ok(h)) => h,
             Ok(Err(e)) => {
-                let seen = seen.lock().ok().and_then(|s| s.clone());
+                let seen = seen.lock_or_recover().clone();
                 if let Some(seen) = seen {
                     return Err(UpstreamError::HostKeyMismatch {
                         target: dial.target.clone(),
@@ -272,7 +271,7 @@ impl Upstream {
 
     /// The queue of target-opened channels; `None` after the first call.
     pub fn take_incoming(&self) -> Option<tokio::sync::mpsc::Receiver<Incoming>> {
-        self.incoming.lock().ok().and_then(|mut r| r.take())
+        self.incoming.lock_or_recover().take()
     }
 
     pub async fn open_session(&self) -> Result<(UpstreamSource, UpstreamSink), UpstreamError> {
@@ -344,9 +343,7 @@ pub async fn fetch_host_key(
             &mut self,
             key: &PublicKeyOrCertificate,
         ) -> Result<bool, Self::Error> {
-            if let Ok(mut k) = self.0.lock() {
-                *k = Some(key.public_key());
-            }
+            *self.0.lock_or_recover() = Some(key.public_key());
             Ok(false)
         }
     }
@@ -358,7 +355,7 @@ pub async fn fetch_host_key(
     )
     .await;
     let addr = format!("{host}:{port}");
-    let key = seen.lock().ok().and_then(|k| k.clone());
+    let key = seen.lock_or_recover().clone();
     match (key, r) {
         (Some(k), _) => Ok(keys::to_openssh(&k)),
         (None, Err(_)) => Err(UpstreamError::Timeout(timeout)),

@@ -254,7 +254,8 @@ impl Bastion {
         let w = std::thread::spawn(move || {
             let _ = stdin.write_all(&input);
         });
-        let out = child.wait_with_output().unwrap();
+        let what = format!("ssh -W {dest} {user}@bastion");
+        let out = super::wait::output_of(child, &what, super::wait::command_limit());
         w.join().unwrap();
         out
     }

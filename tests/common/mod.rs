@@ -6,6 +6,7 @@
 pub mod api;
 pub mod audit;
 pub mod forward;
+pub mod wait;
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -46,7 +47,7 @@ pub fn free_port() -> u16 {
             .local_addr()
             .unwrap()
             .port();
-        let mut given = GIVEN.lock().unwrap();
+        let mut given = portcullis::sync::MutexExt::lock_or_recover(&GIVEN);
         if !given.contains(&port) {
             given.push(port);
             return port;
@@ -68,9 +69,9 @@ pub fn wait_port(port: u16, what: &str, log: &Path) {
     );
 }
 
+/// Runs a command to its end, bounded by `wait::command_limit()`.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"))
+    wait::output_within(cmd, wait::command_limit())
 }
 
 pub fn run_ok(cmd: &mut Command) -> Output {
@@ -339,7 +340,11 @@ impl Bastion {
             .unwrap()
             .write_all(stdin.as_bytes())
             .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = wait::output_of(
+            child,
+            &format!("portcullis {args:?}"),
+            wait::command_limit(),
+        );
         assert!(
             out.status.success(),
             "{args:?}: {}",
@@ -515,6 +520,8 @@ pub fn enroll_totp(b: &Bastion, user: &str) -> Vec<u8> {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let what = format!("portcullis user totp enroll {user}");
+    let guard = wait::KillAfter::new(child.id(), &what, wait::command_limit());
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut secret = None;
     let mut line = String::new();
@@ -535,7 +542,8 @@ pub fn enroll_totp(b: &Bastion, user: &str) -> Vec<u8> {
         .unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-    let status = child.wait().unwrap();
+    drop(guard);
+    let status = wait::status_within(&mut child, &what, wait::command_limit());
     assert!(status.success(), "enroll failed: {rest}");
     assert!(rest.contains("TOTP active"), "{rest}");
     secret
@@ -758,7 +766,7 @@ impl Bastion {
     /// Forget a child that was killed behind our back (kill -9 tests).
     pub fn forget_child(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = c.wait();
+            wait::status_within(&mut c, "the killed bastion", wait::command_limit());
         }
     }
 

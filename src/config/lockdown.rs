@@ -4,6 +4,7 @@
 use ipnet::IpNet;
 use regex::Regex;
 use serde::Deserialize;
+use std::net::IpAddr;
 use std::time::Duration;
 
 #[derive(Debug, Default, Deserialize)]
@@ -214,7 +215,7 @@ impl RawRule {
             problems.push(format!("{at}: factor applies only to a failures rule"));
         }
         let duration = self.duration.as_deref().and_then(|d| {
-            crate::jit::parse_duration(d)
+            super::parse_duration(d)
                 .map(Duration::from_secs)
                 .map_err(|e| problems.push(format!("{at}: duration: {e}")))
                 .ok()
@@ -255,8 +256,7 @@ impl RawRule {
             return self.failures_condition(count, at, problems);
         }
         if let Some(nets) = &self.source_outside {
-            let parsed: Result<Vec<IpNet>, String> =
-                nets.iter().map(|n| super::parse_cidr(n)).collect();
+            let parsed: Result<Vec<IpNet>, String> = nets.iter().map(|n| parse_cidr(n)).collect();
             return parsed
                 .map(Condition::SourceOutside)
                 .map_err(|e| problems.push(format!("{at}: source_outside: {e}")))
@@ -271,7 +271,7 @@ impl RawRule {
         at: &str,
         problems: &mut Vec<String>,
     ) -> Option<Condition> {
-        let within = match self.within.as_deref().map(crate::jit::parse_duration) {
+        let within = match self.within.as_deref().map(super::parse_duration) {
             Some(Ok(s)) => Duration::from_secs(s),
             Some(Err(e)) => {
                 problems.push(format!("{at}: within: {e}"));
@@ -374,6 +374,29 @@ fn action_fits(c: &Condition, a: Action) -> Result<(), String> {
             Err(format!("source_outside is decided before login: {NO_USER}"))
         }
     }
+}
+
+/// Parses `10.0.0.0/24`, `2001:db8::/32` or a bare address (a /32 or /128).
+/// An IPv4-mapped form (`::ffff:10.0.0.0/104`, `::ffff:10.0.0.1`) becomes
+/// the IPv4 network: clients are canonical from accept on (an IPv4 client
+/// of a dual-stack socket is `10.0.0.1`), so the mapped form would never match.
+pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    let net = match s.parse::<IpNet>() {
+        Ok(n) => n.trunc(),
+        Err(_) => s
+            .parse::<IpAddr>()
+            .map(IpNet::from)
+            .map_err(|_| format!("{s:?} is not an address or a CIDR network"))?,
+    };
+    if let IpNet::V6(v6) = net
+        && let Some(v4) = v6.addr().to_ipv4_mapped()
+        && let Some(len) = v6.prefix_len().checked_sub(96)
+        && let Ok(v4net) = ipnet::Ipv4Net::new(v4, len)
+    {
+        return Ok(IpNet::V4(v4net.trunc()));
+    }
+    Ok(net)
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
-//! Free space on the recordings disk. Below the low-water mark new sessions
-//! are refused while live ones go on; below the hard mark the recording of
-//! live sessions can no longer be trusted to be written, so the README's
-//! policy for unwritable storage applies: they end, and new ones are refused.
+//! Free space on the recordings disk (`[recordings]` marks). Below the
+//! low-water mark new sessions are refused while live ones go on; below the
+//! hard mark the recording of live sessions can no longer be trusted to be
+//! written, so the README's policy for unwritable storage applies: they end,
+//! and new ones are refused. Its own module, not the recorder's: sessions
+//! refuse on it, and the recorder imports the session.
 
 use crate::app::App;
 use std::path::Path;

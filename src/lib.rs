@@ -19,6 +19,7 @@ pub mod jit;
 pub mod lockdown;
 pub mod metrics;
 pub mod names;
+pub mod ops;
 pub mod policy;
 pub mod read_ahead;
 pub mod recorder;

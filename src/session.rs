@@ -378,6 +378,7 @@ impl Session {
             started_ms: self.started.as_millisecond(),
             cancel: self.cancel.clone(),
             kill: self.kill.clone(),
+            notices: Some(self.notices.clone()),
         });
     }
 

@@ -166,6 +166,7 @@ pub(super) async fn to_tcp_target(
         started_ms: now_ms(),
         cancel: cancel.clone(),
         kill: kill.clone(),
+        notices: None,
     });
     // A kill wakes the note's token; this forward has no transport of its
     // own to cut, so the kill ends its relay.

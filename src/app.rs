@@ -29,6 +29,10 @@ pub struct App {
     pub rules: crate::lock_state::Rules,
     /// Per-user caps on audit rows a user can cause at will.
     pub caps: crate::audit::rate::Caps,
+    /// Connection and recorder tasks: a graceful stop waits for them, so
+    /// every session gets its end row and every recording its trailer
+    /// before the store closes.
+    pub tasks: tokio_util::task::TaskTracker,
 }
 
 impl App {
@@ -59,6 +63,7 @@ impl App {
             metrics: crate::metrics::Metrics::default(),
             rules: crate::lock_state::Rules::default(),
             caps: crate::audit::rate::Caps::default(),
+            tasks: tokio_util::task::TaskTracker::new(),
         })
     }
 }

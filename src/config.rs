@@ -12,10 +12,12 @@ use std::time::Duration;
 mod default_rules;
 mod duration;
 mod jump;
+mod limits;
 pub mod lockdown;
 mod storage;
 pub use duration::parse_duration;
 pub use jump::JumpConfig;
+pub use limits::Limits;
 pub use lockdown::parse_cidr;
 pub use storage::RecordingsSpace;
 
@@ -50,7 +52,7 @@ struct RawConfig {
     #[serde(default)]
     upstream: RawUpstream,
     #[serde(default)]
-    limits: RawLimits,
+    limits: limits::RawLimits,
     #[serde(default)]
     access: RawAccess,
     audit_chain_key_file: Option<PathBuf>,
@@ -75,21 +77,6 @@ struct RawAccess {
 #[serde(deny_unknown_fields)]
 struct RawUpstream {
     connect_timeout_secs: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    login_grace_secs: Option<u64>,
-    max_auth_attempts: Option<u32>,
-    max_unauthenticated: Option<u32>,
-    max_unauthenticated_per_source: Option<u32>,
-    max_unauthenticated_per_network: Option<u32>,
-    second_factor_failures: Option<u32>,
-    second_factor_window_secs: Option<u64>,
-    channel_buffer_bytes: Option<usize>,
-    max_channels_per_connection: Option<u32>,
-    max_remote_forwards_per_connection: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,28 +158,6 @@ pub struct Access {
     pub max_request_secs: u64,
 }
 
-#[derive(Debug, Clone)]
-pub struct Limits {
-    pub login_grace: Duration,
-    pub max_auth_attempts: u32,
-    pub max_unauthenticated: u32,
-    pub max_unauthenticated_per_source: u32,
-    /// Per IPv4 /24 or IPv6 /64: one network cannot take every place.
-    pub max_unauthenticated_per_network: u32,
-    /// Codes checked per user per window, whatever the source (then
-    /// growing delays; see `auth::budget`).
-    pub second_factor_failures: u32,
-    pub second_factor_window: Duration,
-    /// Bytes one channel may hold in flight inside the bastion before its
-    /// reader stops pulling (see `bridge`).
-    pub channel_buffer_bytes: usize,
-    /// Channels of every kind one client connection may hold open (its
-    /// nested `ssh -J` connections included).
-    pub max_channels_per_connection: u32,
-    /// `ssh -R` listeners one client connection may hold.
-    pub max_remote_forwards_per_connection: u32,
-}
-
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:2222";
 pub const DEFAULT_DATA_DIR: &str = "portcullis-data";
 
@@ -271,81 +236,7 @@ impl Config {
             10,
             1..=300,
         );
-        let l = raw.limits;
-        let limits = Limits {
-            login_grace: secs(
-                &mut problems,
-                "limits.login_grace_secs",
-                l.login_grace_secs,
-                30,
-                1..=600,
-            ),
-            max_auth_attempts: bounded(
-                &mut problems,
-                "limits.max_auth_attempts",
-                l.max_auth_attempts,
-                6,
-                1..=20,
-            ),
-            max_unauthenticated: bounded(
-                &mut problems,
-                "limits.max_unauthenticated",
-                l.max_unauthenticated,
-                256,
-                1..=100_000,
-            ),
-            max_unauthenticated_per_source: bounded(
-                &mut problems,
-                "limits.max_unauthenticated_per_source",
-                l.max_unauthenticated_per_source,
-                32,
-                1..=100_000,
-            ),
-            max_unauthenticated_per_network: bounded(
-                &mut problems,
-                "limits.max_unauthenticated_per_network",
-                l.max_unauthenticated_per_network,
-                64,
-                1..=100_000,
-            ),
-            second_factor_failures: bounded(
-                &mut problems,
-                "limits.second_factor_failures",
-                l.second_factor_failures,
-                10,
-                1..=100,
-            ),
-            second_factor_window: secs(
-                &mut problems,
-                "limits.second_factor_window_secs",
-                l.second_factor_window_secs,
-                900,
-                10..=86_400,
-            ),
-            channel_buffer_bytes: {
-                let v = l.channel_buffer_bytes.unwrap_or(8 << 20);
-                if !(64 << 10..=1 << 30).contains(&v) {
-                    problems.push(format!(
-                        "limits.channel_buffer_bytes = {v}: expected between 65536 and 1073741824"
-                    ));
-                }
-                v
-            },
-            max_channels_per_connection: bounded(
-                &mut problems,
-                "limits.max_channels_per_connection",
-                l.max_channels_per_connection,
-                64,
-                2..=10_000,
-            ),
-            max_remote_forwards_per_connection: bounded(
-                &mut problems,
-                "limits.max_remote_forwards_per_connection",
-                l.max_remote_forwards_per_connection,
-                16,
-                1..=1000,
-            ),
-        };
+        let limits = raw.limits.check(&mut problems);
         let approvers_group = raw
             .access
             .approvers_group

@@ -30,6 +30,7 @@ pub mod lock_state;
 pub mod lockdown;
 pub mod metrics;
 pub mod names;
+pub mod ops;
 pub mod policy;
 pub mod read_ahead;
 pub mod recorder;

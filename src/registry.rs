@@ -102,6 +102,9 @@ pub struct LiveSession {
     pub started_ms: i64,
     pub cancel: CancellationToken,
     pub kill: Arc<KillNote>,
+    /// Lines for the user's terminal (deadline warnings, a coming
+    /// shutdown); `None` where no terminal is bridged.
+    pub notices: Option<tokio::sync::broadcast::Sender<bytes::Bytes>>,
 }
 
 impl LiveSession {
@@ -198,6 +201,7 @@ mod tests {
             source_ip: "127.0.0.1".parse().unwrap(),
             started_ms: 0,
             cancel: CancellationToken::new(),
+            notices: None,
             kill: Arc::default(),
         }
     }

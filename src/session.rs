@@ -27,6 +27,11 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 mod enforce;
+mod lease;
+pub mod watch;
+
+pub use enforce::StoreGrants;
+pub use lease::Lease;
 
 /// What the username asked for, resolved against the store and policy.
 // One per connection, built once at login.
@@ -62,6 +67,8 @@ pub struct Session {
     upstream: OnceCell<Arc<Upstream>>,
     recorded: AtomicBool,
     end_reason: Mutex<Option<String>>,
+    /// The registry entry, from `register` to `finish`.
+    lease: Mutex<Option<Lease>>,
     /// What the grant allows now: the login-time decision, replaced by each
     /// re-check (`enforce`), so a narrowed grant holds for every new channel
     /// and request of a live connection, ControlMaster included.
@@ -121,6 +128,7 @@ impl Session {
             upstream: OnceCell::new(),
             recorded: AtomicBool::new(false),
             end_reason: Mutex::new(None),
+            lease: Mutex::new(None),
             current,
         }
     }
@@ -362,20 +370,26 @@ impl Session {
         }
     }
 
-    /// Enters the session in the registry, where the kill switch finds it.
+    /// Enters the session in the registry, where the kill switch finds it;
+    /// `finish` takes it out.
     pub fn register(&self) {
         let (target, login) = self.target_and_login().unwrap_or_default();
-        self.app.registry.insert(LiveSession {
-            id: self.id.clone(),
-            user: self.user.clone(),
-            target,
-            login,
-            source: self.source.to_string(),
-            source_ip: self.source.ip(),
-            started_ms: self.started.as_millisecond(),
-            cancel: self.cancel.clone(),
-            kill: self.kill.clone(),
-        });
+        let lease = Lease::open(
+            &self.app,
+            LiveSession {
+                id: self.id.clone(),
+                user: self.user.clone(),
+                target,
+                login,
+                source: self.source.to_string(),
+                source_ip: self.source.ip(),
+                started_ms: self.started.as_millisecond(),
+                cancel: self.cancel.clone(),
+                kill: self.kill.clone(),
+                notices: Some(self.notices.clone()),
+            },
+        );
+        *self.lease.lock_or_recover() = Some(lease);
     }
 
     /// This session as the lockdown rules see it.
@@ -407,7 +421,7 @@ impl Session {
     /// Called once when the client connection is gone.
     pub async fn finish(&self) {
         self.cancel.cancel();
-        self.app.registry.remove(&self.id);
+        drop(self.lease.lock_or_recover().take());
         if let Some(why) = self.kill.reason() {
             self.set_end_reason(&format!("killed: {why}"));
         }

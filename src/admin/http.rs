@@ -64,6 +64,18 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
+impl From<crate::ops::OpsError> for ApiError {
+    fn from(e: crate::ops::OpsError) -> ApiError {
+        use crate::ops::OpsError::*;
+        match e {
+            Invalid { .. } => ApiError::bad(e.to_string()),
+            Store(s) => s.into(),
+            Audit(s) => ApiError::internal("audit", s),
+            Hash(h) => ApiError::internal("password hashing", h),
+        }
+    }
+}
+
 /// `Json<T>` whose rejections are our error bodies: bad syntax, wrong types
 /// and unknown fields are 400 naming the field, an oversized body is 413.
 pub struct Body<T>(pub T);

@@ -2,15 +2,15 @@
 
 use super::bodies::{CredentialKindBody, NewTarget, SetCredential};
 use super::http::{ApiError, Body, Seg, validate_name};
+use super::tokens::Caller;
+use super::users::door;
 use crate::app::App;
-use crate::clock::now_ms;
-use crate::session::credential_row;
-use crate::store::{CredentialKind, TargetRecord};
+use crate::ops;
+use crate::store::TargetRecord;
 use crate::upstream::keys as upkeys;
-use crate::vault::Purpose;
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use zeroize::Zeroizing;
@@ -45,44 +45,27 @@ pub async fn get(State(app): State<Arc<App>>, Seg(name): Seg<String>) -> Res {
     Ok((StatusCode::OK, Json(target_json(&t))))
 }
 
-fn valid_host(host: &str) -> Result<(), ApiError> {
-    let ok = !host.is_empty()
-        && host.len() <= 253
-        && !host.starts_with('-')
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'_'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::bad("host: expected a host name or an IP address"))
-    }
-}
-
-pub async fn create(State(app): State<Arc<App>>, Body(b): Body<NewTarget>) -> Res {
-    validate_name("name", &b.name)?;
-    valid_host(&b.host)?;
-    if b.port == 0 {
-        return Err(ApiError::bad("port: must be between 1 and 65535"));
-    }
-    let key =
-        upkeys::parse_public(&b.host_key).map_err(|e| ApiError::bad(format!("host_key: {e}")))?;
-    let t = TargetRecord {
+pub async fn create(
+    State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    Body(b): Body<NewTarget>,
+) -> Res {
+    let new = ops::NewSshTarget {
         name: b.name,
         host: b.host,
         port: b.port,
-        host_key: upkeys::to_openssh(&key),
+        host_key: b.host_key,
     };
-    app.store.add_target(&t, now_ms()).await?;
+    let t = ops::add_ssh_target(&door(&app, &caller), new).await?;
     Ok((StatusCode::CREATED, Json(target_json(&t))))
 }
 
 pub async fn delete(
     State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
     Seg(name): Seg<String>,
 ) -> Result<StatusCode, ApiError> {
-    validate_name("name", &name)?;
-    app.store.remove_target(&name).await?;
+    ops::remove_target(&door(&app, &caller), &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -102,28 +85,20 @@ pub async fn list_credentials(State(app): State<Arc<App>>) -> Res {
 /// Seals the secret with the vault (bound to target and login) and stores it.
 pub async fn set_credential(
     State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
     Seg((target, login)): Seg<(String, String)>,
     Body(b): Body<SetCredential>,
 ) -> Result<StatusCode, ApiError> {
-    validate_name("target", &target)?;
-    validate_name("login", &login)?;
     let secret = Zeroizing::new(b.secret);
-    if secret.is_empty() {
-        return Err(ApiError::bad("secret: may not be empty"));
-    }
-    let (kind, purpose) = match b.kind {
-        CredentialKindBody::Password => (CredentialKind::Password, Purpose::UpstreamPassword),
-        CredentialKindBody::PrivateKey => {
-            // The parser's message names the problem, never the key material.
-            upkeys::validate_private(&secret).map_err(|e| ApiError::bad(format!("secret: {e}")))?;
-            (CredentialKind::PrivateKey, Purpose::UpstreamPrivateKey)
-        }
+    let secret = match b.kind {
+        CredentialKindBody::Password => ops::Secret::Password(secret),
+        CredentialKindBody::PrivateKey => ops::Secret::PrivateKey(secret),
     };
-    let sealed = app
-        .vault
-        .seal(purpose, &credential_row(&target, &login), secret.as_bytes());
-    app.store
-        .set_credential(&target, &login, kind, &sealed, now_ms())
-        .await?;
+    let new = ops::NewCredential {
+        target,
+        login,
+        secret,
+    };
+    ops::set_credential(&door(&app, &caller), &app.vault, new).await?;
     Ok(StatusCode::NO_CONTENT)
 }

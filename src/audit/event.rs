@@ -154,11 +154,25 @@ pub enum AuditEvent {
         actor: String,
         fingerprint: String,
     },
+    UserKeyRemoved {
+        user: String,
+        actor: String,
+        fingerprint: String,
+    },
     GroupAdded {
         group: String,
         actor: String,
     },
+    GroupRemoved {
+        group: String,
+        actor: String,
+    },
     GroupMemberAdded {
+        group: String,
+        user: String,
+        actor: String,
+    },
+    GroupMemberRemoved {
         group: String,
         user: String,
         actor: String,
@@ -169,6 +183,13 @@ pub enum AuditEvent {
         host: String,
         port: u16,
         host_key: String,
+    },
+    TcpTargetAdded {
+        target: String,
+        actor: String,
+        host: String,
+        port: u16,
+        capture: bool,
     },
     TargetRemoved {
         target: String,

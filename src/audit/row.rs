@@ -280,6 +280,37 @@ impl AuditEvent {
             AuditEvent::GroupAdded { group, actor } => {
                 admin("group.added", actor, group, json!({}))
             }
+            AuditEvent::UserKeyRemoved {
+                user,
+                actor,
+                fingerprint,
+            } => admin(
+                "user.key_removed",
+                actor,
+                user,
+                json!({ "fingerprint": fingerprint }),
+            ),
+            AuditEvent::GroupRemoved { group, actor } => {
+                admin("group.removed", actor, group, json!({}))
+            }
+            AuditEvent::GroupMemberRemoved { group, user, actor } => admin(
+                "group.member_removed",
+                actor,
+                group,
+                json!({ "user": user }),
+            ),
+            AuditEvent::TcpTargetAdded {
+                target,
+                actor,
+                host,
+                port,
+                capture,
+            } => admin(
+                "target.tcp_added",
+                actor,
+                target,
+                json!({ "host": host, "port": port, "capture": capture }),
+            ),
             AuditEvent::GroupMemberAdded { group, user, actor } => {
                 admin("group.member_added", actor, group, json!({ "user": user }))
             }

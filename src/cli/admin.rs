@@ -1,13 +1,10 @@
 //! Admin commands. Secrets are read from stdin or a file and never echoed.
 
-use crate::audit::{self, AuditEvent, cli_actor};
-use crate::auth::hash_password;
-use crate::clock::now_ms;
+use crate::audit::cli_actor;
 use crate::config::Config;
 use crate::gateway::keys::parse_user_key;
 use crate::names::Name;
-use crate::session::credential_row;
-use crate::store::{CredentialKind, TargetRecord};
+use crate::ops::{self, Ops};
 use crate::upstream::{self, keys as upkeys};
 use anyhow::{Context, bail};
 use clap::{ArgGroup, Subcommand};
@@ -186,8 +183,14 @@ fn prompt_password() -> anyhow::Result<Zeroizing<String>> {
     Ok(a)
 }
 
+/// The CLI's door onto `crate::ops`: the change is made as the OS account.
+pub(super) fn door(store: crate::store::Store) -> Ops {
+    Ops::new(store, cli_actor())
+}
+
 pub async fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
     let (store, _) = super::open(config).await?;
+    let ops = door(store.clone());
     match cmd {
         UserCmd::Totp(c) => return super::mfa::totp_cmd(config, c).await,
         UserCmd::Add {
@@ -197,43 +200,29 @@ pub async fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
             keys,
             service,
         } => {
-            let n = name(&n)?;
-            let pw = if password_stdin {
+            let password = if password_stdin {
                 Some(read_stdin_line()?)
             } else if password {
                 Some(prompt_password()?)
             } else {
                 None
             };
-            let parsed = keys
-                .iter()
-                .map(read_key)
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            if pw.is_none() && parsed.is_empty() {
+            if password.is_none() && keys.is_empty() {
                 bail!("give --password, --password-stdin or --key: a user needs a way to log in");
             }
-            let hash = pw.map(|p| hash_password(&p)).transpose()?;
-            store.add_user(&n, hash.as_deref(), now_ms()).await?;
-            for (fp, line) in &parsed {
-                store.add_user_key(&n, fp, line).await?;
-                println!("key {fp} added");
-            }
-            let event = AuditEvent::UserAdded {
-                user: n.clone(),
-                actor: cli_actor(),
-                password: hash.is_some(),
-                keys: parsed.into_iter().map(|(fp, _)| fp).collect(),
+            let keys = keys.iter().map(read_key).collect::<anyhow::Result<_>>()?;
+            let new = ops::NewUser {
+                name: n,
+                password,
+                keys,
                 service,
             };
-            audit::record(&store, event).await?;
+            let added = ops::add_user(&ops, new).await?;
+            for fp in &added.fingerprints {
+                println!("key {fp} added");
+            }
+            let n = added.name;
             if service {
-                store.set_mfa_exempt(&n, true).await?;
-                let event = AuditEvent::MfaExemption {
-                    user: n.clone(),
-                    actor: cli_actor(),
-                    exempt: true,
-                };
-                audit::record(&store, event).await?;
                 println!("user {n} added as a service account (public key only, no MFA)");
             } else {
                 println!(
@@ -242,12 +231,7 @@ pub async fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
             }
         }
         UserCmd::Remove { name: n } => {
-            store.remove_user(&n).await?;
-            let event = AuditEvent::UserRemoved {
-                user: n.clone(),
-                actor: cli_actor(),
-            };
-            audit::record(&store, event).await?;
+            ops::remove_user(&ops, &n).await?;
             println!("user {n} removed");
         }
         UserCmd::List => {
@@ -269,67 +253,40 @@ pub async fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
             if exempt && !clear {
                 bail!("{n} is a service account and cannot have a password");
             }
-            let hash = if clear {
-                None
-            } else {
-                let pw = if password_stdin {
-                    read_stdin_line()?
-                } else {
-                    prompt_password()?
-                };
-                Some(hash_password(&pw)?)
+            let password = match (clear, password_stdin) {
+                (true, _) => None,
+                (false, true) => Some(read_stdin_line()?),
+                (false, false) => Some(prompt_password()?),
             };
-            store.set_password(&n, hash.as_deref()).await?;
-            let event = AuditEvent::UserPasswordChanged {
-                user: n.clone(),
-                actor: cli_actor(),
-                cleared: clear,
-            };
-            audit::record(&store, event).await?;
+            ops::set_password(&ops, &n, password).await?;
             println!("password for {n} {}", if clear { "cleared" } else { "set" });
         }
         UserCmd::Key(KeyCmd::Add { name: n, file }) => {
-            let (fp, line) = read_key(&file)?;
-            store.add_user_key(&n, &fp, &line).await?;
-            let event = AuditEvent::UserKeyAdded {
-                user: n.clone(),
-                actor: cli_actor(),
-                fingerprint: fp.clone(),
-            };
-            audit::record(&store, event).await?;
+            let fp = ops::add_key(&ops, &n, &read_key(&file)?).await?;
             println!("key {fp} added to {n}");
         }
     }
     Ok(())
 }
 
-fn read_key(path: &PathBuf) -> anyhow::Result<(String, String)> {
+/// A public key file's text, checked here so a bad one is named by its path.
+fn read_key(path: &PathBuf) -> anyhow::Result<String> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    parse_user_key(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    parse_user_key(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(text)
 }
 
 pub async fn group(config: &Config, cmd: GroupCmd) -> anyhow::Result<()> {
     let (store, _) = super::open(config).await?;
+    let ops = door(store);
     match cmd {
         GroupCmd::Add { name: n } => {
-            let n = name(&n)?;
-            store.add_group(&n).await?;
-            let event = AuditEvent::GroupAdded {
-                group: n.clone(),
-                actor: cli_actor(),
-            };
-            audit::record(&store, event).await?;
+            let n = ops::add_group(&ops, &n).await?;
             println!("group {n} added");
         }
         GroupCmd::Member(MemberCmd::Add { group, user }) => {
-            store.add_member(&group, &user).await?;
-            let event = AuditEvent::GroupMemberAdded {
-                group: group.clone(),
-                user: user.clone(),
-                actor: cli_actor(),
-            };
-            audit::record(&store, event).await?;
+            ops::add_member(&ops, &group, &user).await?;
             println!("{user} added to {group}");
         }
     }
@@ -338,6 +295,7 @@ pub async fn group(config: &Config, cmd: GroupCmd) -> anyhow::Result<()> {
 
 pub async fn target(config: &Config, cmd: TargetCmd) -> anyhow::Result<()> {
     let (store, _) = super::open(config).await?;
+    let ops = door(store.clone());
     match cmd {
         TargetCmd::Add {
             name: n,
@@ -348,7 +306,7 @@ pub async fn target(config: &Config, cmd: TargetCmd) -> anyhow::Result<()> {
             yes,
         } => {
             let n = name(&n)?;
-            let line = match (host_key, host_key_file) {
+            let host_key = match (host_key, host_key_file) {
                 (Some(k), _) => k,
                 (None, Some(f)) => std::fs::read_to_string(&f)
                     .with_context(|| format!("reading {}", f.display()))?,
@@ -356,50 +314,38 @@ pub async fn target(config: &Config, cmd: TargetCmd) -> anyhow::Result<()> {
                     fetch_and_confirm(&host, port, yes, config.upstream_connect_timeout).await?
                 }
             };
-            let key = upkeys::parse_public(&line).map_err(|e| anyhow::anyhow!("host key: {e}"))?;
-            let t = TargetRecord {
+            let new = ops::NewSshTarget {
                 name: n.clone(),
                 host,
                 port,
-                host_key: upkeys::to_openssh(&key),
+                host_key,
             };
-            store.add_target(&t, now_ms()).await?;
-            let event = AuditEvent::TargetAdded {
-                target: n.clone(),
-                actor: cli_actor(),
-                host: t.host.clone(),
-                port,
-                host_key: upkeys::fingerprint(&key),
-            };
-            audit::record(&store, event).await?;
-            println!(
-                "target {n} added, host key pinned: {}",
-                upkeys::fingerprint(&key)
-            );
+            let t = ops::add_ssh_target(&ops, new).await?;
+            let fp = upkeys::parse_public(&t.host_key)
+                .map(|k| upkeys::fingerprint(&k))
+                .unwrap_or_default();
+            println!("target {n} added, host key pinned: {fp}");
         }
         TargetCmd::AddTcp {
             name: n,
             address,
             capture,
         } => {
-            let n = name(&n)?;
             let (host, port) = host_port(&address)?;
-            store
-                .add_tcp_target(&n, &host, port, capture, now_ms())
-                .await?;
+            let new = ops::NewTcpTarget {
+                name: n.clone(),
+                host: host.clone(),
+                port,
+                capture,
+            };
+            ops::add_tcp_target(&ops, new).await?;
             println!(
                 "tcp target {n} added: {host}:{port}{}",
                 if capture { " (contents captured)" } else { "" }
             );
         }
         TargetCmd::Capture { name: n, state } => {
-            store.set_capture_files(&n, state == "on").await?;
-            let event = AuditEvent::TargetCaptureSet {
-                target: n.clone(),
-                actor: cli_actor(),
-                capture: state == "on",
-            };
-            audit::record(&store, event).await?;
+            ops::set_capture(&ops, &n, state == "on").await?;
             println!(
                 "file contents for {n}: {}",
                 if state == "on" {
@@ -410,23 +356,11 @@ pub async fn target(config: &Config, cmd: TargetCmd) -> anyhow::Result<()> {
             );
         }
         TargetCmd::Recording { name: n, mode } => {
-            let content = mode == "full";
-            store.set_record_content(&n, content).await?;
-            let event = AuditEvent::TargetRecordingSet {
-                target: n.clone(),
-                actor: cli_actor(),
-                content,
-            };
-            audit::record(&store, event).await?;
+            ops::set_recording(&ops, &n, mode == "full").await?;
             println!("sessions on {n}: {mode} recording");
         }
         TargetCmd::Remove { name: n } => {
-            store.remove_target(&n).await?;
-            let event = AuditEvent::TargetRemoved {
-                target: n.clone(),
-                actor: cli_actor(),
-            };
-            audit::record(&store, event).await?;
+            ops::remove_target(&ops, &n).await?;
             println!("target {n} removed");
         }
         TargetCmd::List => {
@@ -502,13 +436,12 @@ pub async fn credential(config: &Config, cmd: CredentialCmd) -> anyhow::Result<(
             login,
             password_stdin,
             key_file,
-            key_stdin,
+            key_stdin: _,
         } => {
-            let login = name(&login)?;
-            let (kind, secret) = if password_stdin {
-                (CredentialKind::Password, read_stdin_line()?)
+            let secret = if password_stdin {
+                ops::Secret::Password(read_stdin_line()?)
             } else {
-                let text = match key_file {
+                ops::Secret::PrivateKey(match key_file {
                     Some(f) => Zeroizing::new(
                         std::fs::read_to_string(&f)
                             .with_context(|| format!("reading {}", f.display()))?,
@@ -520,23 +453,14 @@ pub async fn credential(config: &Config, cmd: CredentialCmd) -> anyhow::Result<(
                             .context("reading stdin")?;
                         s
                     }
-                };
-                let _ = key_stdin;
-                upkeys::validate_private(&text).map_err(|e| anyhow::anyhow!(e))?;
-                (CredentialKind::PrivateKey, text)
+                })
             };
-            let purpose = crate::session::credential_purpose(kind);
-            let sealed = vault.seal(purpose, &credential_row(&target, &login), secret.as_bytes());
-            store
-                .set_credential(&target, &login, kind, &sealed, now_ms())
-                .await?;
-            let event = AuditEvent::CredentialSet {
+            let new = ops::NewCredential {
                 target: target.clone(),
                 login: login.clone(),
-                kind: kind.as_str().to_string(),
-                actor: cli_actor(),
+                secret,
             };
-            audit::record(&store, event).await?;
+            let kind = ops::set_credential(&door(store), &vault, new).await?;
             println!(
                 "{} stored for {login} on {target} (encrypted)",
                 kind.as_str()

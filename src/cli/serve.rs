@@ -55,18 +55,43 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listener = gateway::bind(listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "portcullis listening");
+    let steps = gateway::Shutdown::default();
     let server = tokio::spawn(gateway::serve(
         app.clone(),
         listener,
         host_keys,
         host_ca,
-        shutdown.clone(),
+        steps.clone(),
     ));
     let chores = tokio::spawn(chores(app.clone(), shutdown.clone()));
     wait_for_signal().await;
-    tracing::info!("shutting down");
-    shutdown.cancel();
+    // The door first; the kill switch (API, chores) keeps working while
+    // live sessions use their grace.
+    steps.stop_accepting.cancel();
     let _ = server.await;
+    let grace = app.config.limits.shutdown_grace;
+    let live = app.registry.len();
+    tracing::info!(
+        live,
+        grace_secs = grace.as_secs(),
+        "shutting down: no new connections"
+    );
+    tell_live_users(&app, grace);
+    app.tasks.close();
+    tokio::select! {
+        () = app.tasks.wait() => {}
+        () = tokio::time::sleep(grace) => {}
+        () = wait_for_signal() => tracing::info!("second signal: not waiting the grace out"),
+    }
+    steps.end_connections.cancel();
+    // Each connection writes its end row and each recorder its trailer.
+    if tokio::time::timeout(FINISH_LIMIT, app.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::error!(limit = ?FINISH_LIMIT, "sessions or recorders still finishing; stopping anyway (their recordings are sealed as cut short at the next start)");
+    }
+    shutdown.cancel();
     let _ = chores.await;
     if let Some(s) = stream {
         let _ = s.await;
@@ -76,6 +101,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     app.store.close().await;
     Ok(())
+}
+
+/// How long ended sessions may take to write their rows and trailers.
+const FINISH_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Tells every live session's terminal that the bastion is stopping.
+fn tell_live_users(app: &App, grace: std::time::Duration) {
+    let text = format!(
+        "\r\nportcullis: the bastion is shutting down; this session ends in {} s\r\n",
+        grace.as_secs()
+    );
+    for s in app.registry.list() {
+        if let Some(n) = &s.notices {
+            let _ = n.send(bytes::Bytes::from(text.clone()));
+        }
+    }
 }
 
 fn lock_data_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {

@@ -75,7 +75,7 @@ pub async fn start(ctx: CaptureCtx) -> Result<Tap, ForwardError> {
     let row = RecordingRow::open(&name, &m.session, ctx.channel, "forward", now_ms());
     ctx.app.store.recording_started(&row).await?;
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(ctx, name, writer, rx));
+    ctx.app.tasks.clone().spawn(run(ctx, name, writer, rx));
     Ok(Tap {
         tx,
         up_data: Arc::new(AtomicBool::new(true)),

@@ -152,7 +152,9 @@ pub(super) async fn dispatch(
                     let keys = conn.jump_keys.clone();
                     let cap = conn.forwards.cap.clone();
                     let serve = serve(channel, reply, outer, target, asked, keys, cap);
-                    tokio::spawn(async move { (serve.await, drop(held)) });
+                    // Tracked: a graceful stop waits for its session's end row.
+                    let tasks = conn.app.tasks.clone();
+                    tasks.spawn(async move { (serve.await, drop(held)) });
                     return None;
                 }
                 Err(deny) => format!("portcullis: {deny}"),

@@ -85,13 +85,23 @@ fn ssh_config(app: &App, host_keys: Vec<russh::keys::PrivateKey>) -> SshConfig {
     }
 }
 
-/// Serves until `shutdown` is cancelled. Never waits on a client.
+/// The two steps of a graceful stop: the door closes, then, after the
+/// grace, the connections still open are ended.
+#[derive(Clone, Debug, Default)]
+pub struct Shutdown {
+    pub stop_accepting: CancellationToken,
+    pub end_connections: CancellationToken,
+}
+
+/// Accepts until `shutdown.stop_accepting` is cancelled. Never waits on a
+/// client. Connections run on `app.tasks` and end with
+/// `shutdown.end_connections`.
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
     host_keys: Vec<russh::keys::PrivateKey>,
     host_ca: hostca::HostCa,
-    shutdown: CancellationToken,
+    shutdown: Shutdown,
 ) {
     let Some(jump_keys) = jump::Keys::new(host_ca, &host_keys).map(Arc::new) else {
         tracing::error!("no host key; not serving");
@@ -106,7 +116,7 @@ pub async fn serve(
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.stop_accepting.cancelled() => break,
         };
         let (stream, peer) = match accepted {
             Ok(a) => a,
@@ -137,12 +147,12 @@ pub async fn serve(
             tracing::warn!(source = %peer, evicted = %old, "unauthenticated connection cap reached; cut the oldest not past a first factor");
         }
         let conn = Connection::new(app.clone(), peer, slot, jump_keys.clone());
-        tokio::spawn(run_connection(
+        app.tasks.spawn(run_connection(
             app.clone(),
             config.clone(),
             stream,
             conn,
-            shutdown.clone(),
+            shutdown.end_connections.clone(),
         ));
     }
 }
@@ -247,7 +257,12 @@ async fn drive<S>(
                 (!shared.kill.told()).then(|| format!("portcullis: session ended: {why}"))
             }
             _ = shared.cancelled() => Some("portcullis: session ended".to_string()),
-            _ = shutdown.cancelled() => Some("portcullis is shutting down".to_string()),
+            _ = shutdown.cancelled() => {
+                if let Some(s) = shared.session() {
+                    s.set_end_reason("portcullis shut down");
+                }
+                Some("portcullis is shutting down".to_string())
+            }
         };
         // Say why if the session loop can, then cut the transport regardless.
         if let Some(why) = why {

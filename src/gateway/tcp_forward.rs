@@ -8,24 +8,21 @@ use super::forward::{
     Forwards, Requested, STALL, audit_close, audit_open, meta, relay, stall_reason, start_capture,
 };
 use crate::access;
-use crate::app::App;
 use crate::bridge::Counters;
 use crate::clock::now_ms;
 use crate::forward::upload::Upload;
 use crate::forward::{ForwardKind, show, tcp};
 use crate::policy::{Allow, ChannelKind};
 use crate::registry::LiveSession;
-use crate::session::Session;
+use crate::session::watch::{self, Needs};
+use crate::session::{Lease, Session, StoreGrants};
 use crate::store::KindedTarget;
 use crate::sync::MutexExt;
 use russh::server::{ChannelOpenHandle, Handle, Msg};
 use russh::{Channel, ChannelOpenFailure};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// How often a live TCP forward re-checks its grant.
-const RECHECK: Duration = Duration::from_secs(5);
 
 /// Runs the relay and the upload's drainer together until the relay ends:
 /// the destination may close first, and then nothing is left to drain.
@@ -155,39 +152,46 @@ pub(super) async fn to_tcp_target(
         Far::Inline(source, close, up)
     };
     reply.accept().await;
-    let kill = Arc::new(crate::registry::KillNote::default());
     // Its own registry entry: a kill of the user, the target or this
     // forward's id ends it; the session's token ends it with the connection.
-    app.registry.insert(LiveSession {
-        id: m.id.clone(),
+    let lease = Lease::open(
+        &app,
+        LiveSession {
+            id: m.id.clone(),
+            user: s.user.clone(),
+            target: t.name.clone(),
+            login: "-".into(),
+            source: s.source.to_string(),
+            source_ip: s.source.ip(),
+            started_ms: now_ms(),
+            cancel: cancel.clone(),
+            kill: Arc::default(),
+            notices: None,
+        },
+    );
+    lease.cancel_on_kill();
+    let why = Arc::new(Mutex::new(None));
+    let grants = StoreGrants {
+        app: app.clone(),
         user: s.user.clone(),
         target: t.name.clone(),
-        login: "-".into(),
-        source: s.source.to_string(),
-        source_ip: s.source.ip(),
-        started_ms: now_ms(),
+        login: allow.login.clone(),
+        started: s.started,
+    };
+    let needs = Needs {
+        deadline: allow.deadline,
+        channel: Some((ChannelKind::DirectTcpip, "port forwarding")),
+        what: "this forward",
+    };
+    let ender = Ender {
+        why: why.clone(),
         cancel: cancel.clone(),
-        kill: kill.clone(),
-    });
-    // A kill wakes the note's token; this forward has no transport of its
-    // own to cut, so the kill ends its relay.
-    let (k, c) = (kill.clone(), cancel.clone());
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = k.killed() => c.cancel(),
-            _ = c.cancelled() => {}
-        }
-    });
-    let why = Arc::new(Mutex::new(None));
-    let watcher = tokio::spawn(watch(
-        app.clone(),
-        s.user.clone(),
-        t.name.clone(),
-        allow,
-        s.started,
-        cancel.clone(),
-        why.clone(),
-    ));
+    };
+    let watched = cancel.clone();
+    let watcher =
+        tokio::spawn(
+            async move { watch::watch(needs, &grants, &ender, &watched, access::now).await },
+        );
     let reason = match far {
         Far::Bridged(stream) => {
             let client = channel::split(channel, handle, None);
@@ -219,61 +223,25 @@ pub(super) async fn to_tcp_target(
     // Ends the kill watch above (a child token: the session is untouched).
     cancel.cancel();
     watcher.abort();
-    app.registry.remove(&m.id);
-    let reason = match kill.reason() {
-        Some(why) => format!("killed: {why}"),
-        None => reason,
-    };
+    let reason = lease.end_reason(reason);
+    drop(lease);
     audit_close(&app, m, started, &counters, &reason).await;
 }
 
-/// Ends a live TCP forward at its grant's deadline or when the grant no
-/// longer allows it (revoked, expired, forwarding permission removed).
-async fn watch(
-    app: Arc<App>,
-    user: String,
-    target: String,
-    allow: Allow,
-    started: jiff::Timestamp,
-    cancel: CancellationToken,
+/// Ends a forward for the watcher: no terminal to warn, the reason kept
+/// for the close audit, the relay cancelled.
+struct Ender {
     why: Arc<Mutex<Option<String>>>,
-) {
-    let mut deadline = allow.deadline;
-    let end = |reason: String| {
-        *why.lock_or_recover() = Some(reason);
-        cancel.cancel();
-    };
-    loop {
-        let wait = match deadline {
-            Some((at, _)) => {
-                let left = at.duration_since(access::now());
-                if left.is_negative() {
-                    Duration::ZERO
-                } else {
-                    left.unsigned_abs().min(RECHECK)
-                }
-            }
-            None => RECHECK,
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = cancel.cancelled() => return,
-        }
-        if let Some((at, cause)) = deadline
-            && access::now() >= at
-        {
-            return end(cause.describe().to_string());
-        }
-        match access::redecide(&app.store, &user, &target, &allow.login, started).await {
-            Ok(Ok(a)) if a.permissions.allows_channel(&ChannelKind::DirectTcpip) => {
-                deadline = a.deadline
-            }
-            Ok(Ok(_)) => return end("grant withdrawn: port forwarding no longer allowed".into()),
-            Ok(Err(deny)) => return end(format!("grant withdrawn: {deny}")),
-            // Keep the last decision through a store hiccup; the deadline still holds.
-            Err(e) => {
-                tracing::warn!(target = %target, error = %e, "cannot re-check a forward's grant")
-            }
-        }
+    cancel: CancellationToken,
+}
+
+impl watch::Holder for Ender {
+    fn warn(&self, _text: &str) {}
+
+    fn narrowed(&self, _now: crate::policy::Permissions) {}
+
+    async fn end(&self, reason: String, _text: String) {
+        *self.why.lock_or_recover() = Some(reason);
+        self.cancel.cancel();
     }
 }

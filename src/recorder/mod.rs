@@ -94,7 +94,7 @@ pub fn start(app: Arc<App>, session: Arc<Session>, channel: u32) -> Tap {
     // Every byte is wanted: stdin of a non-pty exec is recorded (capped) or
     // counted and hashed, never skipped.
     let up_data = Arc::new(AtomicBool::new(true));
-    tokio::spawn(record(app, session, channel, rx));
+    app.tasks.clone().spawn(record(app, session, channel, rx));
     Tap { tx, up_data }
 }
 

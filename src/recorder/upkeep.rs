@@ -32,7 +32,8 @@ pub(crate) async fn seal(
 
 /// Indexes a sealed recording's words for search, off the data path.
 pub(super) fn index(app: Arc<App>, name: String, cast: std::path::PathBuf) {
-    tokio::spawn(async move {
+    // Tracked: a graceful stop waits for the index before the store closes.
+    app.tasks.clone().spawn(async move {
         let words =
             tokio::task::spawn_blocking(move || crate::recording::words::of_cast(&cast)).await;
         match words {

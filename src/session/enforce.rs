@@ -1,20 +1,39 @@
-//! A live session's deadline and grants, watched while it lasts: warnings
-//! ahead of the end, the end on time, and an end within seconds of a
-//! revocation or a grant change that no longer allows it.
+//! A live session's deadline and grants, watched while it lasts (see
+//! `watch`): warnings ahead of the end, the end on time, and an end within
+//! seconds of a revocation or a grant change that no longer allows it.
 
+use super::watch::{self, Holder, Needs, Recheck};
 use super::{Destination, Session};
 use crate::access;
-use crate::policy;
+use crate::app::App;
+use crate::policy::{Allow, Deny, Permissions};
 use bytes::Bytes;
 use jiff::Timestamp;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+/// The grants in the store, decided again for one user, target and login.
+pub struct StoreGrants {
+    pub app: Arc<App>,
+    pub user: String,
+    pub target: String,
+    pub login: String,
+    /// When the user logged in; the maximum session length counts from here.
+    pub started: Timestamp,
+}
+
+impl Recheck for StoreGrants {
+    async fn recheck(&self) -> Result<Result<Allow, Deny>, String> {
+        let (store, started) = (&self.app.store, self.started);
+        access::redecide(store, &self.user, &self.target, &self.login, started)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
 impl Session {
-    /// Watches the session's deadline and its grants while it lives: warns
-    /// the user ahead of the end, ends it on time, and ends it within seconds
-    /// when its grant is revoked or changed so that it no longer allows it.
+    /// Watches the session's deadline and its grants while it lives.
     pub fn enforce(self: &Arc<Self>) {
         if self.enforcing.swap(true, Ordering::SeqCst) {
             return;
@@ -22,7 +41,7 @@ impl Session {
         tokio::spawn(enforce(self.clone()));
     }
 
-    fn notify(&self, text: &str) {
+    pub(super) fn notify(&self, text: &str) {
         let _ = self
             .notices
             .send(Bytes::from(format!("\r\nportcullis: {text}\r\n")));
@@ -47,70 +66,35 @@ impl Session {
     }
 }
 
-/// Warnings this far ahead of the deadline.
-const WARN_AT: [Duration; 2] = [Duration::from_secs(300), Duration::from_secs(60)];
-const RECHECK: Duration = Duration::from_secs(2);
+impl Holder for Session {
+    fn warn(&self, text: &str) {
+        self.notify(text);
+    }
+
+    fn narrowed(&self, now: Permissions) {
+        self.set_permissions(now);
+    }
+
+    async fn end(&self, reason: String, text: String) {
+        Session::end(self, &reason, &text).await;
+    }
+}
 
 async fn enforce(s: Arc<Session>) {
     let Destination::Target { target, allow } = &s.destination else {
         return;
     };
-    let mut deadline = allow.deadline;
-    let mut warned = [false; WARN_AT.len()];
-    let mut last_check = std::time::Instant::now();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-            _ = s.cancel.cancelled() => return,
-        }
-        // The known deadline first: at a window's end the re-check would
-        // also refuse, but the user should be told the real cause.
-        if let Some((at, cause)) = deadline {
-            let left = at.duration_since(access::now());
-            if left <= jiff::SignedDuration::ZERO {
-                let text = format!("this session has ended: {}", cause.describe());
-                return s.end(cause.describe(), &text).await;
-            }
-            warn_once(&s, &mut warned, left.unsigned_abs(), at, cause);
-        }
-        if last_check.elapsed() >= RECHECK {
-            last_check = std::time::Instant::now();
-            match access::redecide(&s.app.store, &s.user, &target.name, &allow.login, s.started)
-                .await
-            {
-                Ok(Ok(a)) => {
-                    deadline = a.deadline;
-                    s.set_permissions(a.permissions);
-                }
-                Ok(Err(deny)) => {
-                    let text = format!("access withdrawn: {deny}; this session ends now");
-                    return s.end(&format!("grant withdrawn: {deny}"), &text).await;
-                }
-                // Keep the last decision through a store hiccup; the deadline still holds.
-                Err(e) => tracing::warn!(session = %s.id, error = %e, "cannot re-check grants"),
-            }
-        }
-    }
-}
-
-/// One notice per threshold crossed, the most urgent only.
-fn warn_once(
-    s: &Session,
-    warned: &mut [bool],
-    left: Duration,
-    at: Timestamp,
-    cause: policy::EndCause,
-) {
-    let Some(i) = WARN_AT.iter().rposition(|w| left <= *w) else {
-        return;
+    let grants = StoreGrants {
+        app: s.app.clone(),
+        user: s.user.clone(),
+        target: target.name.clone(),
+        login: allow.login.clone(),
+        started: s.started,
     };
-    if warned[i] {
-        return;
-    }
-    warned[..=i].iter_mut().for_each(|x| *x = true);
-    s.notify(&format!(
-        "this session ends in {} s: {} at {at}",
-        left.as_secs(),
-        cause.describe()
-    ));
+    let needs = Needs {
+        deadline: allow.deadline,
+        channel: None,
+        what: "this session",
+    };
+    watch::watch(needs, &grants, s.as_ref(), &s.cancel, access::now).await;
 }

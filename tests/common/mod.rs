@@ -428,13 +428,21 @@ impl Bastion {
         self.dir.path().join("known_hosts")
     }
 
-    /// SIGTERM (a graceful stop that flushes summaries), then SIGKILL after 5 s.
+    /// SIGTERM (a graceful stop that flushes summaries), a second SIGTERM
+    /// so live sessions do not wait out the shutdown grace, then SIGKILL
+    /// after 5 s.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
+            let term = || {
+                Command::new("kill")
+                    .arg("-TERM")
+                    .arg(c.id().to_string())
+                    .stderr(Stdio::null())
+                    .status()
+            };
+            let _ = term();
+            std::thread::sleep(Duration::from_millis(200));
+            let _ = term();
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(5) {
                 if let Ok(Some(_)) = c.try_wait() {

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod cm;
 pub mod forward;
 
 use std::io::Write;
@@ -506,6 +507,12 @@ pub fn text(b: &[u8]) -> String {
 /// Enrolls `user` in TOTP through the CLI, answering the confirmation prompt
 /// like a person with an authenticator app; returns the secret.
 pub fn enroll_totp(b: &Bastion, user: &str) -> Vec<u8> {
+    enroll_totp_told(b, user).0
+}
+
+/// [`enroll_totp`], also returning the code typed to confirm (burnt by the
+/// enrollment) and what the CLI said after it.
+pub fn enroll_totp_told(b: &Bastion, user: &str) -> (Vec<u8>, String, String) {
     use std::io::{BufRead, BufReader};
     let mut child = b
         .cli()
@@ -538,7 +545,7 @@ pub fn enroll_totp(b: &Bastion, user: &str) -> Vec<u8> {
     let status = child.wait().unwrap();
     assert!(status.success(), "enroll failed: {rest}");
     assert!(rest.contains("TOTP active"), "{rest}");
-    secret
+    (secret, code, rest)
 }
 
 pub fn unix_now() -> u64 {

@@ -12,6 +12,7 @@
 mod common;
 use common::cm::{ControlMaster, run_limited};
 use common::*;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -183,6 +184,14 @@ fn assert_read(out: &Output, kind: &Kind, how: &str) {
         "{} via {how}: {line:?}",
         kind.name
     );
+    // CRLF under a pty (the terminal is raw), LF otherwise.
+    let end = if how.contains("-tt") { "\r\n" } else { "\n" };
+    assert_eq!(
+        err,
+        format!("{line}{end}"),
+        "{} via {how}: more than the reason",
+        kind.name
+    );
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -200,7 +209,7 @@ fn assert_read(out: &Output, kind: &Kind, how: &str) {
 
 /// Every way a session channel is opened: quiet, errors only, and riding
 /// a master at the default and the quiet level.
-const MODES: [&str; 4] = ["-q", "LogLevel=ERROR", "master", "master -q"];
+const MODES: [&str; 5] = ["-q", "LogLevel=ERROR", "-q -tt", "master", "master -q"];
 
 fn attempt(s: &Setup, kind: &Kind, mode: &str, master: &ControlMaster<'_>, m: &Path) -> Output {
     let cmd = format!("touch {}", m.display());
@@ -211,6 +220,20 @@ fn attempt(s: &Setup, kind: &Kind, mode: &str, master: &ControlMaster<'_>, m: &P
                 s.b.ssh_key(kind.user, &kind.key)
                     .args(["-o", "LogLevel=ERROR", &cmd]),
             )
+        }
+        // A shell on a pty: the marker command typed into it.
+        "-q -tt" => {
+            let mut c = s.b.ssh_key(kind.user, &kind.key);
+            c.args(["-q", "-tt"]);
+            let mut child = c
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            let _ = writeln!(stdin, "{cmd}; exit");
+            common::cm::wait_limited(child, "ssh -q -tt")
         }
         "master" => run_limited(&mut master.command(&[&cmd])),
         "master -q" => run_limited(&mut master.command(&["-q", &cmd])),
@@ -447,7 +470,7 @@ fn the_burnt_enrollment_code_says_wait_for_the_next_one() {
     let stranger = b.dir.path().join("stranger_key");
     keygen(&stranger, "ed25519");
     ap.set_code(&burnt);
-    let out = run_limited(&mut human(&b, "hugo+web01", &stranger, &ap, 2).arg("true"));
+    let out = run_limited(human(&b, "hugo+web01", &stranger, &ap, 2).arg("true"));
     assert!(!out.status.success());
     assert!(ap.prompts().is_empty(), "{}", ap.prompts());
     assert!(
@@ -456,7 +479,7 @@ fn the_burnt_enrollment_code_says_wait_for_the_next_one() {
         said(&out)
     );
     // The burnt code, twice on one connection: the second prompt says why.
-    let out = run_limited(&mut human(&b, "hugo+web01", &key, &ap, 2).arg("true"));
+    let out = run_limited(human(&b, "hugo+web01", &key, &ap, 2).arg("true"));
     assert!(
         !out.status.success(),
         "the burnt code logged in: {}",
@@ -473,7 +496,7 @@ fn the_burnt_enrollment_code_says_wait_for_the_next_one() {
     // Both replays counted: the budget of two is spent, so even the next,
     // valid code is not checked now.
     ap.set_code(&next_code(&secret));
-    let out = run_limited(&mut human(&b, "hugo+web01", &key, &ap, 1).arg("true"));
+    let out = run_limited(human(&b, "hugo+web01", &key, &ap, 1).arg("true"));
     assert!(
         !out.status.success(),
         "replays were not counted: {}",
@@ -505,13 +528,13 @@ fn a_wrong_code_says_nothing_about_used_codes() {
         .unwrap();
     let ap = Askpass::new();
     ap.set_code(wrong);
-    let out = run_limited(&mut human(&b, "ida+web01", &key, &ap, 2).arg("true"));
+    let out = run_limited(human(&b, "ida+web01", &key, &ap, 2).arg("true"));
     assert!(!out.status.success(), "{}", said(&out));
     let prompts = ap.prompts();
     assert_eq!(prompts.matches("erification").count(), 2, "{prompts}");
     assert!(!prompts.contains("already used"), "{prompts}");
     // Control: the right code still logs in.
     ap.set_code(&next_code(&secret));
-    let out = run_limited(&mut human(&b, "ida+web01", &key, &ap, 1).arg("id -un"));
+    let out = run_limited(human(&b, "ida+web01", &key, &ap, 1).arg("id -un"));
     assert_eq!(text(&out.stdout), "tuser\n", "{}", said(&out));
 }

@@ -78,12 +78,13 @@ fn said(out: &Output) -> String {
 }
 
 /// `ssh user cmd` refused by the bastion: OpenSSH reports the refused exec
-/// request ("exec request failed on channel N") or the refused channel
-/// ("channel N: open failed"), and exits non-zero. A command that ran and
-/// failed on the target exits non-zero too, but says neither.
+/// request ("exec request failed on channel N"), and exits non-zero. A
+/// command that ran and failed on the target exits non-zero too, but does
+/// not say that. (A refused session channel says its reason instead:
+/// tests/refusal_levels.rs.)
 fn refused_by_bastion(out: &Output) -> bool {
     let err = text(&out.stderr);
-    !out.status.success() && (err.contains("request failed") || err.contains("open failed"))
+    !out.status.success() && err.contains("request failed")
 }
 
 /// The same through a ControlMaster: the master prints OpenSSH's refusal
@@ -803,13 +804,22 @@ fn a_forward_only_grant_does_not_dial_the_target_for_a_session() {
     ]);
     let before = upstream_logins(&sshd);
     let m = marker(&sshd, "forward-only");
+    let why = "your grant allows no shell, command or file transfer on this target";
     for cmd in ["true".to_string(), format!("touch {}", m.display())] {
         let out = run_limited(b.ssh("alice+fw01").arg(&cmd));
-        assert!(!out.status.success(), "{cmd:?}: {}", said(&out));
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}: {}", said(&out));
+        assert!(text(&out.stderr).contains(why), "{cmd:?}: {}", said(&out));
     }
-    // -T: a shell alone (with -tt the refused pty would end it first).
-    let shell = run_limited(b.ssh("alice+fw01").arg("-T"));
-    assert!(!shell.status.success(), "shell: {}", said(&shell));
+    // -T: a shell alone; -tt: a shell on a pty.
+    for flag in ["-T", "-tt"] {
+        let shell = run_limited(b.ssh("alice+fw01").arg(flag));
+        assert_eq!(shell.status.code(), Some(1), "{flag}: {}", said(&shell));
+        assert!(
+            text(&shell.stderr).contains(why),
+            "{flag}: {}",
+            said(&shell)
+        );
+    }
     settle(&b, 0);
     assert!(!m.exists());
     let audit = text(

@@ -277,13 +277,16 @@ fn every_refusal_is_read_at_any_log_level_and_through_a_master() {
     let logins = upstream_logins(&s.sshd);
     let recordings = files_in(&s.b.data_dir().join("recordings"));
     let mut markers = Vec::new();
+    let mut slowest = (Duration::ZERO, "", "");
     for kind in &s.kinds {
         // The master's own login succeeds (it opens no session channel);
         // each refusal below rides it.
         let master = ControlMaster::start_with(&s.b, kind.user, &kind.key);
         for mode in MODES {
             let m = marker(&s.sshd, &format!("{}-{}", kind.name, mode.replace(' ', "")));
+            let t = Instant::now();
             let out = attempt(&s, kind, mode, &master, &m);
+            slowest = slowest.max((t.elapsed(), kind.name, mode));
             assert_read(&out, kind, mode);
             assert!(
                 !text(&out.stderr).contains("refused by peer"),
@@ -296,6 +299,7 @@ fn every_refusal_is_read_at_any_log_level_and_through_a_master() {
             markers.push((format!("{} via {mode}", kind.name), m));
         }
     }
+    eprintln!("slowest refusal read: {slowest:?}");
     settle(&s.b);
     for (what, m) in &markers {
         assert!(!m.exists(), "{what}: the refused command ran on the target");
@@ -374,6 +378,19 @@ for spec in json.loads(sys.argv[4]):
     print(json.dumps({"user": spec["user"], "status": out.channel.recv_exit_status(),
                       "stdout": o, "stderr": e}), flush=True)
     c.close()
+# A session channel that asks for nothing is told after a while too.
+c = paramiko.SSHClient()
+c.load_host_keys(kh)
+c.set_missing_host_key_policy(paramiko.RejectPolicy())
+spec = json.loads(sys.argv[4])[1]
+c.connect(host, port=port, username=spec["user"], key_filename=spec["key"],
+          look_for_keys=False, allow_agent=False, timeout=10)
+ch = c.get_transport().open_session(timeout=10)
+ch.settimeout(30)
+e = ch.makefile_stderr("rb").read().decode()
+print(json.dumps({"user": spec["user"], "status": ch.recv_exit_status(),
+                  "stdout": "", "stderr": e}), flush=True)
+c.close()
 "#;
 
 #[test]
@@ -406,11 +423,18 @@ fn paramiko_reads_every_refusal_on_stderr() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(rows.len(), s.kinds.len() + 1, "{}", said(&out));
+    assert_eq!(rows.len(), s.kinds.len() + 2, "{}", said(&out));
+    // The last: a channel with no request at all, told after 10 s.
+    let idle = rows.last().unwrap();
+    assert!(
+        idle["stderr"].as_str().unwrap().contains(s.kinds[0].reason),
+        "{idle:?}"
+    );
+    assert_eq!(idle["status"], 1, "{idle:?}");
     // Control: an allowed exec through the same client.
     assert_eq!(rows[0]["stdout"], "allowed\n", "{:?}", rows[0]);
     assert_eq!(rows[0]["status"], 0, "{:?}", rows[0]);
-    for (kind, row) in s.kinds.iter().zip(&rows[1..]) {
+    for (kind, row) in s.kinds.iter().zip(&rows[1..=s.kinds.len()]) {
         let err = row["stderr"].as_str().unwrap();
         assert!(
             err.contains(kind.reason) && err.ends_with('\n'),
@@ -537,4 +561,75 @@ fn a_wrong_code_says_nothing_about_used_codes() {
     ap.set_code(&next_code(&secret));
     let out = run_limited(human(&b, "ida+web01", &key, &ap, 1).arg("id -un"));
     assert_eq!(text(&out.stdout), "tuser\n", "{}", said(&out));
+}
+
+/// The master's login succeeded while the target was up; the target goes
+/// down before the first channel: a command riding the master reads why.
+#[test]
+fn a_target_that_went_down_under_a_master_is_explained_to_its_riders() {
+    let s = setup();
+    let master = ControlMaster::start(&s.b, "alice+web01");
+    let pid = std::fs::read_to_string(s.sshd.dir.path().join("sshd.pid")).unwrap();
+    run_ok(Command::new("kill").arg(pid.trim()));
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", s.sshd.port)).is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "sshd still listens"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kind = Kind {
+        name: "down under a master",
+        user: "alice+web01",
+        key: s.b.alice_key.clone(),
+        reason: "target web01 is unreachable",
+    };
+    for mode in ["master", "master -q"] {
+        let m = marker(&s.sshd, &format!("down-{}", mode.replace(' ', "")));
+        let out = attempt(&s, &kind, mode, &master, &m);
+        assert_read(&out, &kind, mode);
+        assert!(master.alive(), "the master died");
+    }
+}
+
+/// `sftp` and `scp` (a subsystem, and scp's sftp or exec) read the reason too.
+#[test]
+fn sftp_and_scp_read_the_refusal() {
+    need("sftp", "openssh-client");
+    let s = setup();
+    let kind = &s.kinds[0];
+    let dir = tempfile::tempdir().unwrap();
+    let batch = dir.path().join("batch");
+    std::fs::write(&batch, "ls\n").unwrap();
+    let port = s.b.port.to_string();
+    let sftp = run_limited(
+        Command::new("sftp")
+            .args(s.b.ssh_opts_with(&kind.key))
+            .args(["-q", "-P", &port, "-b"])
+            .arg(&batch)
+            .arg(format!("{}@127.0.0.1", kind.user)),
+    );
+    let local = dir.path().join("copy");
+    let mut outs = vec![("sftp", sftp)];
+    for legacy in [false, true] {
+        let mut c = Command::new("scp");
+        c.args(s.b.ssh_opts_with(&kind.key))
+            .args(["-q", "-P", &port]);
+        if legacy {
+            c.arg("-O");
+        }
+        c.arg(format!("{}@127.0.0.1:/etc/hostname", kind.user))
+            .arg(&local);
+        outs.push((if legacy { "scp -O" } else { "scp" }, run_limited(&mut c)));
+    }
+    for (tool, out) in outs {
+        assert!(!out.status.success(), "{tool}: {}", said(&out));
+        assert!(
+            text(&out.stderr).contains(kind.reason),
+            "{tool}: {}",
+            said(&out)
+        );
+    }
+    assert!(!local.exists());
 }

@@ -633,3 +633,30 @@ fn sftp_and_scp_read_the_refusal() {
     }
     assert!(!local.exists());
 }
+
+/// Everything locked (`lock all`): read quietly and through a master too.
+#[test]
+fn everything_locked_is_read_quietly_and_through_a_master() {
+    let mut s = setup();
+    s.b.stop();
+    s.b.admin(&["lock", "all", "--reason", "breach drill"]);
+    s.b.start();
+    let kind = Kind {
+        name: "all-lock",
+        user: "alice+web01",
+        key: s.b.alice_key.clone(),
+        reason: "breach drill",
+    };
+    let master = ControlMaster::start(&s.b, kind.user);
+    let mut markers = Vec::new();
+    for mode in MODES {
+        let m = marker(&s.sshd, &format!("all-{}", mode.replace(' ', "")));
+        let out = attempt(&s, &kind, mode, &master, &m);
+        assert_read(&out, &kind, mode);
+        markers.push(m);
+    }
+    settle(&s.b);
+    for m in markers {
+        assert!(!m.exists(), "{} ran on the target", m.display());
+    }
+}

@@ -267,6 +267,8 @@ impl Connection {
                     .throttle
                     .tally(&user, self.peer.ip(), "totp-budget");
                 ff.budget_wait = Some(wait);
+                // This code was not looked at: nothing may be said about it.
+                ff.code_used = false;
                 self.first_factor = Some(ff);
                 return self.code_rejected(start).await;
             }

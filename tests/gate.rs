@@ -7,60 +7,12 @@
 //! target can write there with an allowed request).
 
 mod common;
+use common::cm::{ControlMaster, run_limited};
 use common::forward::{Behaviour, Service};
 use common::*;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-/// No client call may hang a test: past this it is killed and the test fails.
-const LIMIT: Duration = Duration::from_secs(30);
-
-/// Runs `cmd` (stdin from /dev/null) under a watchdog.
-fn run_limited(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
-    wait_limited(child, &format!("{cmd:?}"))
-}
-
-/// Everything `r` yields, read on a thread so a full pipe never stalls the child.
-fn drain<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        if let Some(mut r) = r {
-            let _ = r.read_to_end(&mut buf);
-        }
-        buf
-    })
-}
-
-/// Waits for `child`, killing it (and failing) past [`LIMIT`].
-fn wait_limited(mut child: Child, what: &str) -> Output {
-    let out = drain(child.stdout.take());
-    let err = drain(child.stderr.take());
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if start.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} hung for {LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
-}
 
 /// A file in the target account's home that only a command run on the
 /// target can create; absent when the test starts.
@@ -126,12 +78,13 @@ fn said(out: &Output) -> String {
 }
 
 /// `ssh user cmd` refused by the bastion: OpenSSH reports the refused exec
-/// request ("exec request failed on channel N") or the refused channel
-/// ("channel N: open failed"), and exits non-zero. A command that ran and
-/// failed on the target exits non-zero too, but says neither.
+/// request ("exec request failed on channel N"), and exits non-zero. A
+/// command that ran and failed on the target exits non-zero too, but does
+/// not say that. (A refused session channel says its reason instead:
+/// tests/refusal_levels.rs.)
 fn refused_by_bastion(out: &Output) -> bool {
     let err = text(&out.stderr);
-    !out.status.success() && (err.contains("request failed") || err.contains("open failed"))
+    !out.status.success() && err.contains("request failed")
 }
 
 /// The same through a ControlMaster: the master prints OpenSSH's refusal
@@ -690,70 +643,6 @@ fn an_exec_refused_by_permission_never_reaches_the_target() {
 // ---------------------------------------------------------------------------
 // 6. Live connections follow the grant they hold now.
 
-/// An OpenSSH ControlMaster connection to the bastion; later commands ride it.
-struct ControlMaster<'a> {
-    b: &'a Bastion,
-    user: String,
-    _dir: tempfile::TempDir,
-    sock: PathBuf,
-}
-
-impl<'a> ControlMaster<'a> {
-    fn start(b: &'a Bastion, user: &str) -> ControlMaster<'a> {
-        let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("cm.sock");
-        let m = ControlMaster {
-            b,
-            user: user.into(),
-            _dir: dir,
-            sock,
-        };
-        // `-f` leaves a background master holding whatever stdout/stderr it
-        // was given: files, not pipes, so nothing waits for it to exit.
-        let log = m._dir.path().join("master.log");
-        let child =
-            m.b.ssh(&m.user)
-                .arg("-S")
-                .arg(&m.sock)
-                .args(["-M", "-f", "-N", "-o", "ControlPersist=60"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .unwrap();
-        let out = wait_limited(child, "ssh -M -f -N");
-        assert!(
-            out.status.success() && m.alive(),
-            "master: {:?} {}",
-            out.status,
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        m
-    }
-
-    /// A client that rides the master (`ControlMaster=no`).
-    fn command(&self, extra: &[&str]) -> Command {
-        let mut c = self.b.ssh(&self.user);
-        c.arg("-S")
-            .arg(&self.sock)
-            .args(["-o", "ControlMaster=no"])
-            .args(extra);
-        c
-    }
-
-    fn alive(&self) -> bool {
-        run_limited(&mut self.command(&["-O", "check"]))
-            .status
-            .success()
-    }
-}
-
-impl Drop for ControlMaster<'_> {
-    fn drop(&mut self) {
-        let _ = run_limited(&mut self.command(&["-O", "exit"]));
-    }
-}
-
 /// Rows in `session list`: each login through the bastion is one.
 fn session_rows(b: &Bastion) -> usize {
     text(&b.admin(&["session", "list"]).stdout).lines().count()
@@ -915,13 +804,22 @@ fn a_forward_only_grant_does_not_dial_the_target_for_a_session() {
     ]);
     let before = upstream_logins(&sshd);
     let m = marker(&sshd, "forward-only");
+    let why = "your grant allows no shell, command or file transfer on this target";
     for cmd in ["true".to_string(), format!("touch {}", m.display())] {
         let out = run_limited(b.ssh("alice+fw01").arg(&cmd));
-        assert!(!out.status.success(), "{cmd:?}: {}", said(&out));
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}: {}", said(&out));
+        assert!(text(&out.stderr).contains(why), "{cmd:?}: {}", said(&out));
     }
-    // -T: a shell alone (with -tt the refused pty would end it first).
-    let shell = run_limited(b.ssh("alice+fw01").arg("-T"));
-    assert!(!shell.status.success(), "shell: {}", said(&shell));
+    // -T: a shell alone; -tt: a shell on a pty.
+    for flag in ["-T", "-tt"] {
+        let shell = run_limited(b.ssh("alice+fw01").arg(flag));
+        assert_eq!(shell.status.code(), Some(1), "{flag}: {}", said(&shell));
+        assert!(
+            text(&shell.stderr).contains(why),
+            "{flag}: {}",
+            said(&shell)
+        );
+    }
     settle(&b, 0);
     assert!(!m.exists());
     let audit = text(

@@ -10,6 +10,16 @@ fn refused(b: &Bastion, user: &str) -> String {
     text(&out.stderr)
 }
 
+/// A refusal after login: told on the session channel's stderr with exit
+/// status 1 (ssh's own failures exit 255), the reason as a line of its own.
+fn refused_after_login(b: &Bastion, user: &str) -> String {
+    let out = run(b.ssh(user).arg("true").stdin(Stdio::null()));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{user}: {err}");
+    assert!(err.lines().any(|l| l.starts_with("portcullis: ")), "{err}");
+    err
+}
+
 #[test]
 fn host_key_mismatch_is_refused_and_logged() {
     let sshd = Sshd::start();
@@ -37,7 +47,7 @@ fn host_key_mismatch_is_refused_and_logged() {
         &format!("{TARGET_PASSWORD}\n"),
     );
     b.start();
-    let err = refused(&b, "alice+evil01");
+    let err = refused_after_login(&b, "alice+evil01");
     assert!(
         err.contains("host key of evil01 does not match the pinned key"),
         "{err}"
@@ -98,13 +108,13 @@ fn unknown_target_no_grant_and_wrong_login_are_explained() {
     b.start();
     // Without a grant, an existing target (SSH or TCP) is refused exactly
     // like a missing one: the refusal is no directory of target names.
-    let nope = refused(&b, "alice+nope");
+    let nope = refused_after_login(&b, "alice+nope");
     assert!(nope.contains("you have no grant for target nope"), "{nope}");
     for name in ["web03", "db09"] {
-        let err = refused(&b, &format!("alice+{name}"));
+        let err = refused_after_login(&b, &format!("alice+{name}"));
         assert_eq!(err.replace(name, "X"), nope.replace("nope", "X"));
     }
-    let err = refused(&b, "alice+root+web01");
+    let err = refused_after_login(&b, "alice+root+web01");
     assert!(
         err.contains("do not include login root (allowed: tuser)"),
         "{err}"
@@ -126,9 +136,9 @@ fn unreachable_target_and_rejected_credential_are_explained() {
         );
     }
     b.start();
-    let err = refused(&b, "alice+down01");
+    let err = refused_after_login(&b, "alice+down01");
     assert!(err.contains("target down01 is unreachable"), "{err}");
-    let err = refused(&b, "alice+web04");
+    let err = refused_after_login(&b, "alice+web04");
     assert!(err.contains("could not log in to web04 as tuser"), "{err}");
     assert!(!err.contains("not-the-password"));
     let sessions = text(&b.admin(&["session", "list"]).stdout);

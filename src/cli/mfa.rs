@@ -109,6 +109,11 @@ pub async fn totp_cmd(config: &Config, cmd: TotpCmd) -> anyhow::Result<()> {
     )
     .await?;
     println!("TOTP active for {name}");
+    // The confirmation claimed this code's time step: a login with it is
+    // refused as a replay, which a new user would not expect.
+    println!(
+        "The code just typed is used up: wait for the next code (up to 30 s) before logging in."
+    );
     Ok(())
 }
 

@@ -5,9 +5,10 @@ use super::channel::{Asked, Verdict, reject};
 use super::limits::Slot;
 use super::login::{FirstFactor, first_factor_methods};
 use super::menu;
+use super::session_channel;
 use crate::app::App;
 use crate::lockdown::rules::Stage;
-use crate::policy::{ChannelKind, SessionRequest};
+use crate::policy::SessionRequest;
 use crate::session::{Destination, Session};
 use russh::server::{
     Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Response, Session as SshSession,
@@ -64,6 +65,8 @@ pub struct Connection {
     /// Per open session channel: where the handler's decisions go to the
     /// channel's bridge, which forwards only what was decided yes.
     verdicts: HashMap<ChannelId, mpsc::Sender<Verdict>>,
+    /// Session channels accepted only to tell the user why they are refused.
+    refused: Arc<session_channel::Refused>,
 }
 
 impl Connection {
@@ -87,6 +90,7 @@ impl Connection {
             app,
             peer,
             verdicts: HashMap::new(),
+            refused: Arc::default(),
         }
     }
 
@@ -112,6 +116,7 @@ impl Connection {
             jump_keys,
             jump: Some(outer),
             verdicts: HashMap::new(),
+            refused: Arc::default(),
         }
     }
 
@@ -169,6 +174,9 @@ impl Connection {
         req: SessionRequest<'_>,
         session: &mut SshSession,
     ) -> Result<bool, russh::Error> {
+        if self.refused.contains(channel) {
+            return session_channel::answer_refused(channel, &req, session);
+        }
         // Only channels this handler opened as session channels carry
         // session requests; on any other (a forward) the answer is no.
         let allowed = self.verdicts.contains_key(&channel) && self.decide(&req).await;
@@ -329,9 +337,6 @@ impl Handler for Connection {
         let Some(s) = self.shared.session() else {
             return Ok(());
         };
-        if let Err(refusal) = s.lock_check() {
-            return reject(reply, refusal.user).await;
-        }
         let held = match self.forwards.cap.take(&self.peer.to_string()) {
             Ok(p) => p,
             Err(full) => {
@@ -339,33 +344,24 @@ impl Handler for Connection {
                 return Ok(());
             }
         };
-        // Nothing a session channel could carry is allowed: refuse it here,
-        // without dialling the target.
-        if matches!(s.destination, Destination::Target { .. })
-            && !s.permissions().allows_channel(&ChannelKind::Session)
-        {
-            tracing::info!(session = %s.id, user = %s.user, "session channel refused: the grant allows no shell, exec or file transfer");
-            let text = "portcullis: your grant allows no shell, command or file transfer on this target (only forwarding)";
-            return reject(reply, text.into()).await;
+        // Refused without dialling the target; told on the accepted channel.
+        let refused = self.refused.clone();
+        if let Some(text) = session_channel::refusal_before_dial(&s) {
+            let refuse = session_channel::refuse(refused, channel, reply, text);
+            tokio::spawn(async move { (refuse.await, drop(held)) });
+            return Ok(());
         }
         let handle = session.handle();
         let (tx, rx) = channel::verdicts();
         self.verdicts.insert(channel.id(), tx);
-        match s.destination.clone() {
-            Destination::Menu(targets) => {
-                reply.accept().await;
-                let (src, sink) = channel::split(channel, handle, Some(rx));
-                let serve = menu::serve(src, sink, s.clone(), targets);
-                tokio::spawn(async move { (serve.await, drop(held)) });
-            }
-            Destination::Refused(msg) => {
-                tracing::info!(user = %s.user, reason = %msg, "session refused");
-                return reject(reply, msg).await;
-            }
-            Destination::Target { .. } => {
-                let bridge = super::session_channel::bridge_channel(s, channel, reply, handle, rx);
-                tokio::spawn(async move { (bridge.await, drop(held)) });
-            }
+        if let Destination::Menu(targets) = s.destination.clone() {
+            reply.accept().await;
+            let (src, sink) = channel::split(channel, handle, Some(rx));
+            let serve = menu::serve(src, sink, s.clone(), targets);
+            tokio::spawn(async move { (serve.await, drop(held)) });
+        } else {
+            let bridge = session_channel::bridge_channel(s, channel, reply, handle, rx, refused);
+            tokio::spawn(async move { (bridge.await, drop(held)) });
         }
         Ok(())
     }
@@ -552,6 +548,7 @@ impl Handler for Connection {
             up.close();
         }
         self.verdicts.remove(&channel);
+        self.refused.remove(channel);
         Ok(())
     }
 

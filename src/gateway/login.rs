@@ -41,7 +41,22 @@ pub struct FirstFactor {
     /// Set when a code was refused unchecked (budget spent): the next
     /// prompt says how long until codes are checked again.
     pub budget_wait: Option<Duration>,
+    /// Set when the last code was right but already used (the enrollment's
+    /// confirmation code, a replay): the next prompt says to wait for the
+    /// next one. Only ever said past the first factor.
+    pub code_used: bool,
 }
+
+/// A checked code: right (its time step now claimed), right but its step
+/// already used, or wrong.
+enum Code {
+    Right,
+    Used,
+    Wrong,
+}
+
+/// The code prompt after a right but already used code.
+const USED_PROMPT: &str = "This code was already used; wait for the next one.\nVerification code: ";
 
 impl Connection {
     /// A change of username mid-authentication starts over.
@@ -165,6 +180,7 @@ impl Connection {
                     record: rec,
                     method,
                     budget_wait: None,
+                    code_used: false,
                 });
                 // A pre-auth flood now cuts others before this connection.
                 if let Some(slot) = &self.preauth
@@ -215,10 +231,22 @@ impl Connection {
                 )),
                 None => Cow::Borrowed(""),
             };
+            // In the prompt, not the instructions: OpenSSH shows a prompt
+            // at every log level, instructions only at the default one.
+            let used = self.first_factor.as_mut().is_some_and(|f| {
+                let used = f.code_used;
+                f.code_used = false;
+                used
+            });
+            let prompt = if used {
+                USED_PROMPT
+            } else {
+                "Verification code: "
+            };
             return Auth::Partial {
                 name: Cow::Borrowed(""),
                 instructions,
-                prompts: Cow::Owned(vec![(Cow::Borrowed("Verification code: "), false)]),
+                prompts: Cow::Owned(vec![(Cow::Borrowed(prompt), false)]),
             };
         };
         // At most two answers are looked at, whatever count the client claimed.
@@ -239,18 +267,25 @@ impl Connection {
                     .throttle
                     .tally(&user, self.peer.ip(), "totp-budget");
                 ff.budget_wait = Some(wait);
+                // This code was not looked at: nothing may be said about it.
+                ff.code_used = false;
                 self.first_factor = Some(ff);
                 return self.code_rejected(start).await;
             }
         };
-        let ok = answers.len() == 1
-            && answers[0].len() <= totp::MAX_ANSWER_LEN
-            && self.code_ok(&user, &answers[0]).await;
-        if ok {
+        let code = if answers.len() == 1 && answers[0].len() <= totp::MAX_ANSWER_LEN {
+            self.check_code(&user, &answers[0]).await
+        } else {
+            Code::Wrong
+        };
+        if matches!(code, Code::Right) {
             self.app.mfa_budget.refund(reservation);
             let factors = format!("{}+totp", ff.method);
             return self.accept(ff.request, ff.record, &factors).await;
         }
+        // A used code is a failure like any other (its place in the budget
+        // stays taken); only the next prompt differs.
+        ff.code_used = matches!(code, Code::Used);
         let req = ff.request.clone();
         self.first_factor = Some(ff);
         tracing::info!(source = %self.peer, username = %req, factor = "totp", "login failed");
@@ -269,13 +304,13 @@ impl Connection {
     }
 
     /// Verifies the code and claims its time step atomically: a code is accepted once.
-    async fn code_ok(&self, user: &str, answer: &[u8]) -> bool {
+    async fn check_code(&self, user: &str, answer: &[u8]) -> Code {
         let Ok(answer) = std::str::from_utf8(answer) else {
-            return false;
+            return Code::Wrong;
         };
         let rec = match self.app.store.totp(user).await {
             Ok(Some(r)) => r,
-            _ => return false,
+            _ => return Code::Wrong,
         };
         let Ok(secret) = self
             .app
@@ -283,24 +318,24 @@ impl Connection {
             .open(Purpose::TotpSecret, &totp::row(user), &rec.sealed)
         else {
             tracing::error!(user, "TOTP secret cannot be opened; refusing");
-            return false;
+            return Code::Wrong;
         };
         let now = u64::try_from(crate::clock::now_ms() / 1000).unwrap_or(0);
         let Ok(Some(step)) = totp::verify(secret.expose(), answer, now) else {
-            return false;
+            return Code::Wrong;
         };
         let Ok(step) = i64::try_from(step) else {
-            return false;
+            return Code::Wrong;
         };
         match self.app.store.claim_totp_step(user, step).await {
-            Ok(true) => true,
+            Ok(true) => Code::Right,
             Ok(false) => {
                 tracing::info!(user, "TOTP code already used (replay refused)");
-                false
+                Code::Used
             }
             Err(e) => {
                 tracing::error!(error = %e, "TOTP step not recorded; refusing");
-                false
+                Code::Wrong
             }
         }
     }

@@ -196,12 +196,16 @@ impl Schedule {
     }
 
     /// `2026-03-30 08:00 CEST (Europe/Berlin)`, for messages.
+    /// `t` in the window's zone: its abbreviation, and the zone's name
+    /// only when that says more ("08:00 CET (Europe/Berlin)", "17:23 UTC").
     pub fn show(&self, t: Timestamp) -> String {
-        format!(
-            "{} ({})",
-            t.to_zoned(self.tz.clone()).strftime("%Y-%m-%d %H:%M %Z"),
-            self.zone
-        )
+        let zoned = t.to_zoned(self.tz.clone());
+        let shown = zoned.strftime("%Y-%m-%d %H:%M %Z").to_string();
+        if shown.ends_with(&format!(" {}", self.zone)) {
+            shown
+        } else {
+            format!("{shown} ({})", self.zone)
+        }
     }
 }
 
@@ -215,6 +219,17 @@ mod tests {
 
     fn berlin(spec: &str) -> Schedule {
         Schedule::parse("Europe/Berlin", spec).unwrap()
+    }
+
+    #[test]
+    fn a_zone_is_named_once() {
+        let t = ts("2026-11-26T17:23:00Z");
+        let utc = Schedule::parse("UTC", "daily 00:00-01:00").unwrap();
+        assert_eq!(utc.show(t), "2026-11-26 17:23 UTC");
+        assert_eq!(
+            berlin("daily 00:00-01:00").show(t),
+            "2026-11-26 18:23 CET (Europe/Berlin)"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod cm;
 pub mod forward;
 pub mod wait;
 
@@ -519,6 +520,12 @@ pub fn text(b: &[u8]) -> String {
 /// Enrolls `user` in TOTP through the CLI, answering the confirmation prompt
 /// like a person with an authenticator app; returns the secret.
 pub fn enroll_totp(b: &Bastion, user: &str) -> Vec<u8> {
+    enroll_totp_told(b, user).0
+}
+
+/// [`enroll_totp`], also returning the code typed to confirm (burnt by the
+/// enrollment) and what the CLI said after it.
+pub fn enroll_totp_told(b: &Bastion, user: &str) -> (Vec<u8>, String, String) {
     use std::io::{BufRead, BufReader};
     let mut child = b
         .cli()
@@ -554,7 +561,7 @@ pub fn enroll_totp(b: &Bastion, user: &str) -> Vec<u8> {
     let status = wait::status_within(&mut child, &what, wait::command_limit());
     assert!(status.success(), "enroll failed: {rest}");
     assert!(rest.contains("TOTP active"), "{rest}");
-    secret
+    (secret, code, rest)
 }
 
 pub fn unix_now() -> u64 {

@@ -16,6 +16,7 @@ use super::channel;
 use crate::bridge;
 use crate::policy::{ChannelKind, SessionRequest};
 use crate::session::{Destination, Session};
+use crate::sync::MutexExt;
 use russh::server::{ChannelOpenHandle, Msg, Session as SshSession};
 use russh::{Channel, ChannelId, ChannelMsg};
 use std::collections::HashSet;
@@ -37,21 +38,18 @@ const ASK_WITHIN: Duration = Duration::from_secs(10);
 pub struct Refused(Mutex<HashSet<ChannelId>>);
 
 impl Refused {
+    // The set stays consistent at every point a holder could panic (one
+    // insert or remove), so a poisoned lock is recovered (`crate::sync`).
     fn insert(&self, id: ChannelId) {
-        if let Ok(mut set) = self.0.lock() {
-            set.insert(id);
-        }
+        self.0.lock_or_recover().insert(id);
     }
 
-    /// Fails closed: a poisoned set counts every channel as refused.
     pub fn contains(&self, id: ChannelId) -> bool {
-        self.0.lock().map(|s| s.contains(&id)).unwrap_or(true)
+        self.0.lock_or_recover().contains(&id)
     }
 
     pub fn remove(&self, id: ChannelId) {
-        if let Ok(mut set) = self.0.lock() {
-            set.remove(&id);
-        }
+        self.0.lock_or_recover().remove(&id);
     }
 }
 

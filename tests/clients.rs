@@ -1,0 +1,254 @@
+//! Interoperability: each common SSH client stack logs in through
+//! `USER+TARGET@bastion` with both factors (a key, then the TOTP code over
+//! keyboard-interactive) after a refused key, runs a command (same output
+//! and exit code as direct OpenSSH), a pty shell and a 1 MiB file transfer
+//! round-trip, and shows a refusal's reason. Drivers: tests/clients/.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+/// Output on stdout and stderr and a non-zero exit: compared with direct OpenSSH.
+const EXEC: &str = "id -un; seq 1 100000; echo to-stderr >&2; exit 3";
+/// Typed into a pty shell; `pty-42` only appears if the shell ran it.
+const PTY_SCRIPT: &str = "echo pty-$((6*7)); tty; exit 7\n";
+/// Login with both factors must take less than this.
+const LOGIN_BAR: Duration = Duration::from_secs(2);
+
+fn driver(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(name)
+}
+
+/// The venv's Python with paramiko and asyncssh (PyPI, pinned; `.ci/run`
+/// installs them into `.ci/venv` and exports PORTCULLIS_CLIENTS_PYTHON).
+fn python() -> PathBuf {
+    let p = std::env::var("PORTCULLIS_CLIENTS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/venv/bin/python"));
+    let ok = Command::new(&p)
+        .args(["-c", "import paramiko, asyncssh"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "{} cannot import paramiko and asyncssh: run .ci/run (it installs them into .ci/venv)",
+        p.display()
+    );
+    p
+}
+
+/// A bastion in front of a real sshd, and what direct OpenSSH answers.
+struct Lab {
+    sshd: Sshd,
+    b: Bastion,
+    /// A key the bastion knows for nobody: offered first, as an agent would.
+    stranger: PathBuf,
+    work: tempfile::TempDir,
+}
+
+impl Lab {
+    fn new() -> Lab {
+        let sshd = Sshd::start();
+        let b = Bastion::standard(&sshd);
+        let work = tempfile::tempdir().unwrap();
+        let stranger = work.path().join("stranger_key");
+        keygen(&stranger, "ed25519");
+        Lab {
+            sshd,
+            b,
+            stranger,
+            work,
+        }
+    }
+
+    /// A person with a key and TOTP, granted web01; returns (key, code to log in with).
+    fn human(&self, name: &str) -> (PathBuf, String) {
+        let key = self.b.add_human(name, &format!("{name}-password-1"));
+        let secret = enroll_totp(&self.b, name);
+        (key, next_code(&secret))
+    }
+
+    fn host_pub(&self) -> PathBuf {
+        self.b.data_dir().join("host_ed25519.pub")
+    }
+
+    fn direct_exec(&self) -> Output {
+        run(self.sshd.direct().arg(EXEC).stdin(Stdio::null()))
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+}
+
+/// Runs a JSON-printing driver; returns its result (with "error" on failure).
+fn drive(mut cmd: Command) -> Value {
+    let out = run(cmd.stdin(Stdio::null()));
+    let mut v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{cmd:?}: no JSON ({e}):\n{}\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    });
+    assert_eq!(
+        out.status.success(),
+        v.get("error").is_none(),
+        "{cmd:?}: {v}\n{}",
+        text(&out.stderr)
+    );
+    // What the client library itself printed (paramiko logs a channel-open
+    // failure's reason at ERROR, which Python shows on stderr by default).
+    v["client_stderr"] = Value::String(text(&out.stderr));
+    v
+}
+
+fn login_args(cmd: &mut Command, lab: &Lab, user: &str, keys: &[&Path], code: &str) {
+    cmd.arg("--port")
+        .arg(lab.b.port.to_string())
+        .arg("--user")
+        .arg(user)
+        .arg("--host-key")
+        .arg(lab.host_pub());
+    for k in keys {
+        cmd.arg("--key").arg(k);
+    }
+    if !code.is_empty() {
+        cmd.arg("--code").arg(code);
+    }
+}
+
+/// The whole scenario for a driver printing JSON (paramiko, asyncssh, Go);
+/// `base` builds the driver command. Returns the row for the README table.
+fn json_client_scenario(name: &str, base: &dyn Fn() -> Command) -> String {
+    let lab = Lab::new();
+    let (key, code) = lab.human("carol");
+    let upload = lab.path("up.bin");
+    random_file(&upload, 1);
+    let back = lab.path("back.bin");
+
+    // Key refused, key accepted (partial), code: then exec, pty, SFTP.
+    let mut c = base();
+    login_args(&mut c, &lab, "carol+web01", &[&lab.stranger, &key], &code);
+    c.arg("--exec").arg(EXEC).arg("--pty").arg(PTY_SCRIPT);
+    c.arg("--put").arg(&upload).arg("up.bin");
+    c.arg("--get").arg("up.bin").arg(&back);
+    let v = drive(c);
+    assert!(v.get("error").is_none(), "{name}: {v}\n{}", lab.b.log());
+    let secs = v["login_secs"].as_f64().unwrap();
+    assert!(
+        secs < LOGIN_BAR.as_secs_f64(),
+        "{name}: login took {secs} s"
+    );
+    let methods: Vec<&str> = v["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        methods,
+        ["publickey(refused)", "publickey", "keyboard-interactive"],
+        "{name}"
+    );
+
+    let direct = lab.direct_exec();
+    assert_eq!(direct.status.code(), Some(3));
+    assert_eq!(v["exec"]["stdout"].as_str().unwrap(), text(&direct.stdout));
+    assert_eq!(v["exec"]["stderr"].as_str().unwrap(), text(&direct.stderr));
+    assert_eq!(v["exec"]["exit"].as_i64(), Some(3), "{name}");
+
+    let pty = v["pty"]["output"].as_str().unwrap();
+    assert!(pty.contains("pty-42"), "{name}: {pty}");
+    assert!(pty.contains("/dev/pts/"), "{name}: no tty: {pty}");
+    assert_eq!(v["pty"]["exit"].as_i64(), Some(7), "{name}: {pty}");
+
+    assert_eq!(v["sftp"], Value::Bool(true));
+    assert_eq!(
+        sha256_file(&upload),
+        sha256_file(&lab.sshd.home.join("up.bin"))
+    );
+    assert_eq!(sha256_file(&upload), sha256_file(&back));
+
+    // Key only (a service account), the agent case: a stranger's key first.
+    let svc = lab.b.add_service("svc1");
+    let mut c = base();
+    login_args(&mut c, &lab, "svc1+web01", &[&lab.stranger, &svc], "");
+    lab.b.grant(&[
+        "--user",
+        "svc1",
+        "--target",
+        "web01",
+        "--login",
+        TARGET_USER,
+    ]);
+    c.arg("--exec").arg("id -un");
+    let v2 = drive(c);
+    assert!(v2.get("error").is_none(), "{name}: {v2}\n{}", lab.b.log());
+    assert_eq!(v2["exec"]["stdout"].as_str(), Some("tuser\n"), "{name}");
+
+    // A refusal: its reason reaches the client.
+    let mut c = base();
+    login_args(&mut c, &lab, "svc1+nope", &[&svc], "");
+    c.arg("--exec").arg("true");
+    let v3 = drive(c);
+    let shown = format!(
+        "{} {} {}",
+        v3["error"], v3["exec"]["stderr"], v3["client_stderr"]
+    );
+    assert!(
+        shown.contains("you have no grant for target nope"),
+        "{name}: the reason is not shown: {v3}"
+    );
+    format!(
+        "| {} | publickey (refused key first) + keyboard-interactive | ok | {secs:.2} s |",
+        v["client"].as_str().unwrap()
+    )
+}
+
+fn report(row: &str) {
+    eprintln!("CLIENT-ROW {row}");
+}
+
+#[test]
+fn paramiko_logs_in_with_mfa_after_a_refused_key_and_does_everything() {
+    let py = python();
+    let row = json_client_scenario("paramiko", &|| {
+        let mut c = Command::new(&py);
+        c.arg(driver("paramiko_client.py"));
+        c
+    });
+    report(&row);
+}
+
+/// The russh patch answers a repeated `ssh-userauth` request only while
+/// authentication is in progress: once a user is in, asking for the service
+/// again and trying another user gets no answer, and the connection stays
+/// the first user's.
+#[test]
+fn after_login_a_new_userauth_request_is_not_answered() {
+    let py = python();
+    let lab = Lab::new();
+    let (key, code) = lab.human("carol");
+    let _ = lab.b.add_service("svc2");
+    let mut c = Command::new(&py);
+    c.arg(driver("paramiko_client.py"));
+    login_args(&mut c, &lab, "carol+web01", &[&key], &code);
+    c.arg("--probe-after-auth").arg("svc2+web01");
+    let v = drive(c);
+    assert!(v.get("error").is_none(), "{v}\n{}", lab.b.log());
+    assert_eq!(v["probe"]["replies"], serde_json::json!([]), "{v}");
+    assert_eq!(v["probe"]["exec"]["stdout"].as_str(), Some("still-here\n"));
+    assert_eq!(
+        v["methods"],
+        serde_json::json!(["publickey", "keyboard-interactive"])
+    );
+    let sessions = lab.b.settled_sessions();
+    assert!(!sessions.contains("svc2"), "{sessions}");
+}

@@ -252,3 +252,14 @@ fn after_login_a_new_userauth_request_is_not_answered() {
     let sessions = lab.b.settled_sessions();
     assert!(!sessions.contains("svc2"), "{sessions}");
 }
+
+#[test]
+fn asyncssh_logs_in_with_mfa_after_a_refused_key_and_does_everything() {
+    let py = python();
+    let row = json_client_scenario("asyncssh", &|| {
+        let mut c = Command::new(&py);
+        c.arg(driver("asyncssh_client.py"));
+        c
+    });
+    report(&row);
+}

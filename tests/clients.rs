@@ -263,3 +263,55 @@ fn asyncssh_logs_in_with_mfa_after_a_refused_key_and_does_everything() {
     });
     report(&row);
 }
+
+/// Version of an installed Debian package, for the report.
+fn deb_version(package: &str) -> String {
+    let out = run(Command::new("dpkg-query").args(["-W", "-f=${Version}", package]));
+    assert!(
+        out.status.success(),
+        "{package} is not installed: run .ci/run (it installs it with apt-get)"
+    );
+    text(&out.stdout)
+}
+
+/// The Go client, built offline in GOPATH mode from Debian's packages of
+/// golang.org/x/crypto and github.com/pkg/sftp (no module download).
+fn go_client() -> PathBuf {
+    need("go", "golang-go");
+    for (dir, package) in [
+        ("golang.org/x/crypto/ssh", "golang-golang-x-crypto-dev"),
+        ("github.com/pkg/sftp", "golang-github-pkg-sftp-dev"),
+    ] {
+        assert!(
+            Path::new("/usr/share/gocode/src").join(dir).is_dir(),
+            "{dir} missing: apt-get install -y {package} (or run .ci/run)"
+        );
+    }
+    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go-client");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let exe = out_dir.join("client");
+    run_ok(
+        Command::new("go")
+            .args(["build", "-o"])
+            .arg(&exe)
+            .arg(driver("go/main.go"))
+            .env("GO111MODULE", "off")
+            .env("GOPATH", "/usr/share/gocode")
+            .env("GOPROXY", "off")
+            .env("GOFLAGS", "")
+            .env("GOCACHE", out_dir.join("cache")),
+    );
+    exe
+}
+
+#[test]
+fn go_x_crypto_ssh_logs_in_with_mfa_after_a_refused_key_and_does_everything() {
+    let exe = go_client();
+    let label = format!("x/crypto/ssh {}", deb_version("golang-golang-x-crypto-dev"));
+    let row = json_client_scenario("go", &|| {
+        let mut c = Command::new(&exe);
+        c.arg("--label").arg(&label);
+        c
+    });
+    report(&row);
+}

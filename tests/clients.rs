@@ -315,3 +315,217 @@ fn go_x_crypto_ssh_logs_in_with_mfa_after_a_refused_key_and_does_everything() {
     });
     report(&row);
 }
+
+/// An OpenSSH agent of the test's own holding `keys` in that order (PuTTY
+/// on Unix offers the keys of the agent at SSH_AUTH_SOCK, in its order).
+struct Agent {
+    sock: PathBuf,
+    child: std::process::Child,
+}
+
+impl Agent {
+    fn start(dir: &Path, keys: &[&Path]) -> Agent {
+        need("ssh-agent", "openssh-client");
+        let sock = dir.join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while !sock.exists() && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for k in keys {
+            run_ok(
+                Command::new("ssh-add")
+                    .arg("-q")
+                    .arg(k)
+                    .env("SSH_AUTH_SOCK", &sock),
+            );
+        }
+        Agent { sock, child }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The bastion's host key as PuTTY's `-hostkey` takes it (SHA256:...).
+fn sha256_fingerprint(pub_file: &Path) -> String {
+    let out = run_ok(
+        Command::new("ssh-keygen")
+            .args(["-l", "-E", "sha256", "-f"])
+            .arg(pub_file),
+    );
+    text(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .expect("fingerprint")
+        .to_string()
+}
+
+/// PuTTY's own key format, converted with puttygen.
+fn ppk(key: &Path) -> PathBuf {
+    let out = key.with_extension("ppk");
+    run_ok(
+        Command::new("puttygen")
+            .arg(key)
+            .args(["-O", "private", "-o"])
+            .arg(&out),
+    );
+    out
+}
+
+/// Runs `cmd` (plink -v), timing the login from the start to PuTTY's
+/// "Access granted" line on stderr. Returns (output, login time).
+fn timed_plink(cmd: &mut Command) -> (Output, Duration) {
+    use std::io::{BufRead, BufReader, Read};
+    let t0 = std::time::Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        stdout.read_to_end(&mut v).unwrap();
+        v
+    });
+    let mut stderr = Vec::new();
+    let mut granted = None;
+    let mut lines = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while lines.read_line(&mut line).unwrap() > 0 {
+        if granted.is_none() && line.contains("Access granted") {
+            granted = Some(t0.elapsed());
+        }
+        stderr.extend_from_slice(line.as_bytes());
+        line.clear();
+    }
+    let status = child.wait().unwrap();
+    let out = Output {
+        status,
+        stdout: reader.join().unwrap(),
+        stderr,
+    };
+    let login = granted.unwrap_or_else(|| panic!("plink never logged in: {}", text(&out.stderr)));
+    (out, login)
+}
+
+#[test]
+fn putty_plink_and_pscp_log_in_with_mfa_and_do_everything() {
+    for bin in ["plink", "pscp", "puttygen"] {
+        need(bin, "putty-tools");
+    }
+    need("expect", "expect");
+    let lab = Lab::new();
+    let fp = sha256_fingerprint(&lab.host_pub());
+    let port = lab.b.port.to_string();
+    // The code in a file (-pwfile): PuTTY answers a lone non-echoed
+    // keyboard-interactive prompt with it, also in batch mode.
+    let code_file = |code: &str| {
+        let p = lab.path(&format!("code-{code}"));
+        std::fs::write(&p, code).unwrap();
+        p
+    };
+    let batch = |code: &Path| -> Vec<String> {
+        vec![
+            "-batch".into(),
+            "-P".into(),
+            port.clone(),
+            "-hostkey".into(),
+            fp.clone(),
+            "-pwfile".into(),
+            code.display().to_string(),
+        ]
+    };
+
+    // plink: an agent offering a stranger's key first, then the key, the code; exec.
+    let (key, code) = lab.human("pat");
+    let agent = Agent::start(lab.work.path(), &[&lab.stranger, &key]);
+    let (out, login) = timed_plink(
+        Command::new("plink")
+            .arg("-v")
+            .args(batch(&code_file(&code)))
+            .args(["-l", "pat+web01", "127.0.0.1", EXEC])
+            .env("SSH_AUTH_SOCK", &agent.sock),
+    );
+    let err = text(&out.stderr);
+    assert!(err.contains("Server refused our key"), "{err}");
+    assert!(err.contains("Further authentication required"), "{err}");
+    let direct = lab.direct_exec();
+    assert_eq!(text(&out.stdout), text(&direct.stdout), "{err}");
+    assert_eq!(out.status.code(), direct.status.code(), "{err}");
+    assert!(err.contains("to-stderr\n"), "{err}");
+    assert!(login < LOGIN_BAR, "plink login took {login:?}");
+    drop(agent);
+
+    // plink -t: a person types the code at the prompt, then a pty shell.
+    let (key, code) = lab.human("pia");
+    let out = run(Command::new("expect")
+        .arg(driver("plink_pty.exp"))
+        .arg(&code)
+        .arg(PTY_SCRIPT.trim_end())
+        .args(["plink", "-t", "-P", &port, "-hostkey", &fp, "-i"])
+        .arg(ppk(&key))
+        .args(["-l", "pia+web01", "127.0.0.1"]));
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "{shown}");
+    assert!(shown.contains("pty-42"), "{shown}");
+    assert!(shown.contains("/dev/pts/"), "{shown}");
+
+    // pscp: 1 MiB up, then down again (each a login with both factors).
+    let upload = lab.path("up.bin");
+    random_file(&upload, 1);
+    let back = lab.path("back.bin");
+    let (key, code) = lab.human("pum");
+    run_ok(
+        Command::new("pscp")
+            .args(batch(&code_file(&code)))
+            .arg("-i")
+            .arg(ppk(&key))
+            .arg(&upload)
+            .arg("pum+web01@127.0.0.1:up.bin"),
+    );
+    let (key, code) = lab.human("pod");
+    run_ok(
+        Command::new("pscp")
+            .args(batch(&code_file(&code)))
+            .arg("-i")
+            .arg(ppk(&key))
+            .arg("pod+web01@127.0.0.1:up.bin")
+            .arg(&back),
+    );
+    assert_eq!(
+        sha256_file(&upload),
+        sha256_file(&lab.sshd.home.join("up.bin"))
+    );
+    assert_eq!(sha256_file(&upload), sha256_file(&back));
+
+    // A refusal: plink shows the reason.
+    let svc = lab.b.add_service("psvc");
+    let out = run(Command::new("plink")
+        .args(["-batch", "-P", &port, "-hostkey", &fp, "-i"])
+        .arg(ppk(&svc))
+        .args(["-l", "psvc+nope", "127.0.0.1", "true"])
+        .stdin(Stdio::null()));
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("you have no grant for target nope"), "{err}");
+
+    report(&format!(
+        "| plink/pscp {} | publickey (agent, refused key first) + keyboard-interactive | ok | {:.2} s |",
+        deb_version("putty-tools"),
+        login.as_secs_f64()
+    ));
+}

@@ -165,7 +165,7 @@ fn json_client_scenario(name: &str, base: &dyn Fn() -> Command) -> String {
     assert_eq!(v["exec"]["exit"].as_i64(), Some(3), "{name}");
 
     let pty = v["pty"]["output"].as_str().unwrap();
-    assert!(pty.contains("pty-42"), "{name}: {pty}");
+    assert!(pty.contains("pty-42"), "{name}: {v}");
     assert!(pty.contains("/dev/pts/"), "{name}: no tty: {pty}");
     assert_eq!(v["pty"]["exit"].as_i64(), Some(7), "{name}: {pty}");
 
@@ -206,9 +206,26 @@ fn json_client_scenario(name: &str, base: &dyn Fn() -> Command) -> String {
         shown.contains("you have no grant for target nope"),
         "{name}: the reason is not shown: {v3}"
     );
+
+    // Key and code alone: the login time without the refused key's delay.
+    let (key, code) = lab.human("dan");
+    let mut c = base();
+    login_args(&mut c, &lab, "dan+web01", &[&key], &code);
+    c.arg("--exec").arg("true");
+    let v4 = drive(c);
+    assert!(v4.get("error").is_none(), "{name}: {v4}\n{}", lab.b.log());
+    let plain = v4["login_secs"].as_f64().unwrap();
+    assert!(
+        plain < LOGIN_BAR.as_secs_f64(),
+        "{name}: login took {plain} s"
+    );
+    row(v["client"].as_str().unwrap(), plain, secs)
+}
+
+/// A line of the README's "Clients" table.
+fn row(client: &str, plain: f64, refused_first: f64) -> String {
     format!(
-        "| {} | publickey (refused key first) + keyboard-interactive | ok | {secs:.2} s |",
-        v["client"].as_str().unwrap()
+        "| {client} | publickey + keyboard-interactive (TOTP) | ok | {plain:.2} s | {refused_first:.2} s |"
     )
 }
 
@@ -387,6 +404,12 @@ fn ppk(key: &Path) -> PathBuf {
 /// Runs `cmd` (plink -v), timing the login from the start to PuTTY's
 /// "Access granted" line on stderr. Returns (output, login time).
 fn timed_plink(cmd: &mut Command) -> (Output, Duration) {
+    timed_until(cmd, "Access granted")
+}
+
+/// Runs `cmd`, timing from the start to the first stderr line containing
+/// `marker`. Returns (output, time to the marker).
+fn timed_until(cmd: &mut Command, marker: &str) -> (Output, Duration) {
     use std::io::{BufRead, BufReader, Read};
     let t0 = std::time::Instant::now();
     let mut child = cmd
@@ -406,7 +429,7 @@ fn timed_plink(cmd: &mut Command) -> (Output, Duration) {
     let mut lines = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     while lines.read_line(&mut line).unwrap() > 0 {
-        if granted.is_none() && line.contains("Access granted") {
+        if granted.is_none() && line.contains(marker) {
             granted = Some(t0.elapsed());
         }
         stderr.extend_from_slice(line.as_bytes());
@@ -418,7 +441,7 @@ fn timed_plink(cmd: &mut Command) -> (Output, Duration) {
         stdout: reader.join().unwrap(),
         stderr,
     };
-    let login = granted.unwrap_or_else(|| panic!("plink never logged in: {}", text(&out.stderr)));
+    let login = granted.unwrap_or_else(|| panic!("{marker:?} never came: {}", text(&out.stderr)));
     (out, login)
 }
 
@@ -523,9 +546,49 @@ fn putty_plink_and_pscp_log_in_with_mfa_and_do_everything() {
     let err = text(&out.stderr);
     assert!(err.contains("you have no grant for target nope"), "{err}");
 
-    report(&format!(
-        "| plink/pscp {} | publickey (agent, refused key first) + keyboard-interactive | ok | {:.2} s |",
-        deb_version("putty-tools"),
-        login.as_secs_f64()
+    // Key (-i) and code alone: the login time without the refused key.
+    let (key, code) = lab.human("pal");
+    let (out, plain) = timed_plink(
+        Command::new("plink")
+            .arg("-v")
+            .args(batch(&code_file(&code)))
+            .arg("-i")
+            .arg(ppk(&key))
+            .args(["-l", "pal+web01", "127.0.0.1", "true"]),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(plain < LOGIN_BAR, "plink login took {plain:?}");
+
+    report(&row(
+        &format!("plink/pscp {}", deb_version("putty-tools")),
+        plain.as_secs_f64(),
+        login.as_secs_f64(),
     ));
+}
+
+/// The reference: OpenSSH's own client through the bastion, timed to its
+/// "Authenticated to" line (-v), a stranger's key offered first.
+#[test]
+fn openssh_reference_login_times() {
+    let lab = Lab::new();
+    let ap = Askpass::new();
+    let mut times = Vec::new();
+    for (user, first) in [("oli", None), ("ola", Some(&lab.stranger))] {
+        let (key, code) = lab.human(user);
+        ap.set_code(&code);
+        let mut c = lab
+            .b
+            .ssh_human(&format!("{user}+web01"), "publickey", None, &ap);
+        if let Some(k) = first {
+            c.arg("-i").arg(k);
+        }
+        c.arg("-i").arg(&key).arg("-v").arg("true");
+        let (out, login) = timed_until(&mut c, "Authenticated to");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(login < LOGIN_BAR, "ssh login took {login:?}");
+        times.push(login.as_secs_f64());
+    }
+    let version = text(&run_ok(Command::new("ssh").arg("-V")).stderr);
+    let version = version.split([',', ' ']).next().unwrap_or("").to_string();
+    report(&row(&version, times[0], times[1]));
 }

@@ -131,8 +131,10 @@ func runPty(c *ssh.Client, script string) (*ptyResult, error) {
 	if err := s.RequestPty("xterm", 30, 100, ssh.TerminalModes{}); err != nil {
 		return nil, err
 	}
-	var out bytes.Buffer
-	s.Stdout, s.Stderr = &out, &out
+	// A pty merges stderr into stdout; a buffer each all the same, since
+	// two concurrent io.Copy into one bytes.Buffer (ReadFrom) lose data.
+	var out, errb bytes.Buffer
+	s.Stdout, s.Stderr = &out, &errb
 	in, err := s.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -147,7 +149,7 @@ func runPty(c *ssh.Client, script string) (*ptyResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ptyResult{out.String(), code}, nil
+	return &ptyResult{out.String() + errb.String(), code}, nil
 }
 
 func copyFile(dst io.Writer, src io.Reader) error {

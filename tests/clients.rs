@@ -535,6 +535,16 @@ fn putty_plink_and_pscp_log_in_with_mfa_and_do_everything() {
     );
     assert_eq!(sha256_file(&upload), sha256_file(&back));
 
+    // The pin holds: another fingerprint and plink stops before any login.
+    let other = sha256_fingerprint(&lab.sshd.host_pub);
+    let out = run(Command::new("plink")
+        .args(["-batch", "-P", &port, "-hostkey", &other, "-l", "x+web01"])
+        .args(["127.0.0.1", "true"])
+        .stdin(Stdio::null()));
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("manually configured list"), "{err}");
+
     // A refusal: plink shows the reason.
     let svc = lab.b.add_service("psvc");
     let out = run(Command::new("plink")

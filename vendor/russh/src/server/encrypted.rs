@@ -232,6 +232,61 @@ mod tests {
         );
     }
 
+    /// PORTCULLIS PATCH: a repeated "ssh-userauth" service request during
+    /// authentication gets one SERVICE_ACCEPT and changes nothing in the
+    /// authentication in progress; once authenticated it gets no answer.
+    #[tokio::test]
+    async fn repeated_userauth_service_request_is_answered_only_during_auth() {
+        struct Nothing;
+        impl Handler for Nothing {
+            type Error = Error;
+        }
+        let mut request = vec![msg::SERVICE_REQUEST];
+        "ssh-userauth".encode(&mut request).unwrap();
+        let second_factor = MethodSet::from(&[MethodKind::KeyboardInteractive][..]);
+
+        let mut session = test_auth_session();
+        let enc = session.common.encrypted.as_mut().unwrap();
+        let EncryptedState::WaitingAuthRequest(auth) = &mut enc.state else {
+            panic!("not waiting for authentication");
+        };
+        // A first factor accepted (partial success), three refusals so far.
+        auth.partial_success = true;
+        auth.rejection_count = 3;
+        auth.methods = second_factor.clone();
+
+        session.process_packet(&mut Nothing, &request).await.unwrap();
+        let enc = session.common.encrypted.as_mut().unwrap();
+        let mut accept = vec![0, 0, 0, 17, msg::SERVICE_ACCEPT];
+        "ssh-userauth".encode(&mut accept).unwrap();
+        assert_eq!(enc.write, accept, "one SERVICE_ACCEPT, no banner");
+        let EncryptedState::WaitingAuthRequest(auth) = &enc.state else {
+            panic!("the service request ended authentication");
+        };
+        assert!(auth.partial_success);
+        assert_eq!(auth.rejection_count, 3);
+        assert_eq!(auth.methods, second_factor);
+        assert!(auth.current.is_none());
+
+        // Another service name: ignored, as before.
+        let mut other = vec![msg::SERVICE_REQUEST];
+        "ssh-connection".encode(&mut other).unwrap();
+        enc.write.clear();
+        session.process_packet(&mut Nothing, &other).await.unwrap();
+        assert!(session.common.encrypted.as_ref().unwrap().write.is_empty());
+
+        // Authenticated (and just authenticated): no answer, state kept.
+        for state in [EncryptedState::InitCompression, EncryptedState::Authenticated] {
+            let enc = session.common.encrypted.as_mut().unwrap();
+            enc.write.clear();
+            enc.state = state;
+            session.process_packet(&mut Nothing, &request).await.unwrap();
+            let enc = session.common.encrypted.as_ref().unwrap();
+            assert!(enc.write.is_empty(), "answered after authentication");
+            assert!(matches!(enc.state, EncryptedState::Authenticated));
+        }
+    }
+
     #[tokio::test]
     async fn publickey_probes_do_not_burn_auth_attempts() {
         struct Probe {

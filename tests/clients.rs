@@ -375,6 +375,14 @@ impl Drop for Agent {
     }
 }
 
+/// A PuTTY tool (or expect driving one) with the test's own HOME: PuTTY
+/// keeps a random seed (and would keep host keys) under ~/.putty.
+fn putty_cmd(program: &str, home: &Path) -> Command {
+    let mut c = Command::new(program);
+    c.env("HOME", home);
+    c
+}
+
 /// The bastion's host key as PuTTY's `-hostkey` takes it (SHA256:...).
 fn sha256_fingerprint(pub_file: &Path) -> String {
     let out = run_ok(
@@ -390,10 +398,10 @@ fn sha256_fingerprint(pub_file: &Path) -> String {
 }
 
 /// PuTTY's own key format, converted with puttygen.
-fn ppk(key: &Path) -> PathBuf {
+fn ppk(key: &Path, home: &Path) -> PathBuf {
     let out = key.with_extension("ppk");
     run_ok(
-        Command::new("puttygen")
+        putty_cmd("puttygen", home)
             .arg(key)
             .args(["-O", "private", "-o"])
             .arg(&out),
@@ -452,6 +460,8 @@ fn putty_plink_and_pscp_log_in_with_mfa_and_do_everything() {
     }
     need("expect", "expect");
     let lab = Lab::new();
+    let home = lab.path("putty-home");
+    std::fs::create_dir(&home).unwrap();
     let fp = sha256_fingerprint(&lab.host_pub());
     let port = lab.b.port.to_string();
     // The code in a file (-pwfile): PuTTY answers a lone non-echoed
@@ -477,7 +487,7 @@ fn putty_plink_and_pscp_log_in_with_mfa_and_do_everything() {
     let (key, code) = lab.human("pat");
     let agent = Agent::start(lab.work.path(), &[&lab.stranger, &key]);
     let (out, login) = timed_plink(
-        Command::new("plink")
+        putty_cmd("plink", &home)
             .arg("-v")
             .args(batch(&code_file(&code)))
             .args(["-l", "pat+web01", "127.0.0.1", EXEC])
@@ -495,12 +505,12 @@ fn putty_plink_and_pscp_log_in_with_mfa_and_do_everything() {
 
     // plink -t: a person types the code at the prompt, then a pty shell.
     let (key, code) = lab.human("pia");
-    let out = run(Command::new("expect")
+    let out = run(putty_cmd("expect", &home)
         .arg(driver("plink_pty.exp"))
         .arg(&code)
         .arg(PTY_SCRIPT.trim_end())
         .args(["plink", "-t", "-P", &port, "-hostkey", &fp, "-i"])
-        .arg(ppk(&key))
+        .arg(ppk(&key, &home))
         .args(["-l", "pia+web01", "127.0.0.1"]));
     let shown = text(&out.stdout);
     assert_eq!(out.status.code(), Some(7), "{shown}");
@@ -513,19 +523,19 @@ fn putty_plink_and_pscp_log_in_with_mfa_and_do_everything() {
     let back = lab.path("back.bin");
     let (key, code) = lab.human("pum");
     run_ok(
-        Command::new("pscp")
+        putty_cmd("pscp", &home)
             .args(batch(&code_file(&code)))
             .arg("-i")
-            .arg(ppk(&key))
+            .arg(ppk(&key, &home))
             .arg(&upload)
             .arg("pum+web01@127.0.0.1:up.bin"),
     );
     let (key, code) = lab.human("pod");
     run_ok(
-        Command::new("pscp")
+        putty_cmd("pscp", &home)
             .args(batch(&code_file(&code)))
             .arg("-i")
-            .arg(ppk(&key))
+            .arg(ppk(&key, &home))
             .arg("pod+web01@127.0.0.1:up.bin")
             .arg(&back),
     );
@@ -537,7 +547,7 @@ fn putty_plink_and_pscp_log_in_with_mfa_and_do_everything() {
 
     // The pin holds: another fingerprint and plink stops before any login.
     let other = sha256_fingerprint(&lab.sshd.host_pub);
-    let out = run(Command::new("plink")
+    let out = run(putty_cmd("plink", &home)
         .args(["-batch", "-P", &port, "-hostkey", &other, "-l", "x+web01"])
         .args(["127.0.0.1", "true"])
         .stdin(Stdio::null()));
@@ -547,9 +557,9 @@ fn putty_plink_and_pscp_log_in_with_mfa_and_do_everything() {
 
     // A refusal: plink shows the reason.
     let svc = lab.b.add_service("psvc");
-    let out = run(Command::new("plink")
+    let out = run(putty_cmd("plink", &home)
         .args(["-batch", "-P", &port, "-hostkey", &fp, "-i"])
-        .arg(ppk(&svc))
+        .arg(ppk(&svc, &home))
         .args(["-l", "psvc+nope", "127.0.0.1", "true"])
         .stdin(Stdio::null()));
     assert!(!out.status.success());
@@ -559,11 +569,11 @@ fn putty_plink_and_pscp_log_in_with_mfa_and_do_everything() {
     // Key (-i) and code alone: the login time without the refused key.
     let (key, code) = lab.human("pal");
     let (out, plain) = timed_plink(
-        Command::new("plink")
+        putty_cmd("plink", &home)
             .arg("-v")
             .args(batch(&code_file(&code)))
             .arg("-i")
-            .arg(ppk(&key))
+            .arg(ppk(&key, &home))
             .args(["-l", "pal+web01", "127.0.0.1", "true"]),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));

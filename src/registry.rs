@@ -102,6 +102,9 @@ pub struct LiveSession {
     pub started_ms: i64,
     pub cancel: CancellationToken,
     pub kill: Arc<KillNote>,
+    /// What it is: "target" (a `USER+TARGET` connection), "connection"
+    /// (a plain `USER` one) or "forward" (one TCP forward to a TCP target).
+    pub kind: &'static str,
     /// Lines for the user's terminal (deadline warnings, a coming
     /// shutdown); `None` where no terminal is bridged.
     pub notices: Option<tokio::sync::broadcast::Sender<bytes::Bytes>>,
@@ -202,6 +205,7 @@ mod tests {
             started_ms: 0,
             cancel: CancellationToken::new(),
             notices: None,
+            kind: "target",
             kill: Arc::default(),
         }
     }

@@ -13,7 +13,7 @@ use crate::ids::new_id;
 use crate::names::LoginRequest;
 use crate::policy::{self, Allow, Permissions};
 use crate::registry::{KillNote, LiveSession};
-use crate::store::{CredentialKind, SessionEnd, SessionStart, TargetRecord};
+use crate::store::{CredentialKind, SessionEnd, TargetRecord};
 use crate::sync::MutexExt;
 use crate::upstream::{Credential, Dial, Upstream, UpstreamError, UpstreamSink, UpstreamSource};
 use crate::vault::{Purpose, Secret};
@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 mod enforce;
 mod lease;
+mod row;
 pub mod watch;
 
 pub use enforce::StoreGrants;
@@ -247,78 +248,6 @@ impl Session {
         }
     }
 
-    /// The session row is durable, and recording storage writable, before
-    /// any byte goes to the target.
-    async fn record_start(&self, target: &TargetRecord, allow: &Allow) -> Result<(), Refusal> {
-        if self.recorded.load(Ordering::SeqCst) {
-            return Ok(());
-        }
-        // Below the low-water mark: no new session, live ones go on. Each
-        // level change is audited once by the watcher, not per refusal.
-        let level = crate::disk::now(&self.app);
-        if level != crate::disk::Level::Ok {
-            return Err(Refusal::new(
-                crate::disk::LOW_REFUSAL,
-                format!("recordings disk free space is {level:?}"),
-            ));
-        }
-        let probe = self
-            .app
-            .config
-            .recordings_dir
-            .join(format!(".probe-{}", self.id));
-        if let Err(e) = std::fs::write(&probe, b"probe").and_then(|_| std::fs::remove_file(&probe))
-        {
-            self.audit(crate::audit::AuditEvent::RecordingStorageUnavailable {
-                session: self.id.clone(),
-                user: self.user.clone(),
-                error: e.to_string(),
-            })
-            .await;
-            return Err(Refusal::new(
-                "session recording storage is unavailable, so the session is refused",
-                format!("recordings dir not writable: {e}"),
-            ));
-        }
-        let start = SessionStart {
-            id: self.id.clone(),
-            user: self.user.clone(),
-            source: self.source.to_string(),
-            target: target.name.clone(),
-            login: allow.login.clone(),
-            started_ms: now_ms(),
-        };
-        // Durable in the audit chain before anything is dialled, or no session.
-        let event = crate::audit::AuditEvent::SessionStarted {
-            session: self.id.clone(),
-            user: self.user.clone(),
-            source: start.source.clone(),
-            target: target.name.clone(),
-            login: allow.login.clone(),
-            grant: allow.grant_id.clone(),
-        };
-        crate::audit::record(&self.app.store, event)
-            .await
-            .map_err(|e| {
-                Refusal::new(
-                    "the session cannot be audited, so it is refused",
-                    format!("session.started not written: {e}"),
-                )
-            })?;
-        if let Err(e) = self.app.store.session_started(&start).await {
-            let reason = "refused: the sessions row could not be written";
-            self.audit_end(&target.name, reason, 0, 0).await;
-            return Err(Refusal::new(
-                "the session cannot be recorded, so it is refused",
-                format!("session start not written: {e}"),
-            ));
-        }
-        self.recorded.store(true, Ordering::SeqCst);
-        tracing::info!(session = %self.id, user = %self.user, target = %target.name, login = %allow.login,
-            grant = %allow.grant_id, via = %allow.via, source = %self.source, "session started");
-        Ok(())
-    }
-
     async fn credential(&self, target: &TargetRecord, login: &str) -> Result<Credential, Refusal> {
         let missing = || {
             Refusal::new(
@@ -387,6 +316,10 @@ impl Session {
                 cancel: self.cancel.clone(),
                 kill: self.kill.clone(),
                 notices: Some(self.notices.clone()),
+                kind: match self.destination {
+                    Destination::Target { .. } => "target",
+                    _ => "connection",
+                },
             },
         );
         *self.lease.lock_or_recover() = Some(lease);
@@ -453,9 +386,12 @@ impl Session {
         if let Err(e) = self.app.store.session_ended(&self.id, &end).await {
             tracing::error!(session = %self.id, error = %e, "session end not written");
         }
-        let target = self.target_and_login().map(|t| t.0).unwrap_or_default();
-        self.audit_end(&target, &reason, end.bytes_up, end.bytes_down)
-            .await;
+        // A plain connection's row is bookkeeping; its login and its
+        // forwards are what the audit trail holds of it.
+        if let Some((target, _)) = self.target_and_login() {
+            self.audit_end(&target, &reason, end.bytes_up, end.bytes_down)
+                .await;
+        }
         tracing::info!(session = %self.id, reason = %reason, bytes_up = end.bytes_up, bytes_down = end.bytes_down, "session ended");
     }
 }

@@ -11,7 +11,7 @@ use common::*;
 use portcullis::recording::{
     ChannelKind, EventKind, Header, RecordingWriter, SessionMeta, TrailerInfo,
 };
-use portcullis::store::{RecordingRow, SessionStart, Store};
+use portcullis::store::{RecordingRow, SessionKind, SessionStart, Store};
 use std::time::Instant;
 
 #[test]
@@ -83,6 +83,7 @@ fn search_10k_sessions() {
                     target: format!("t{}", i % 20),
                     login: "root".into(),
                     started_ms: i64::from(i),
+                    kind: SessionKind::Target,
                 })
                 .await
                 .unwrap();

@@ -33,6 +33,8 @@ impl From<LockError> for ApiError {
             LockError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, m),
             e @ LockError::NotAudited(_) => ApiError::internal("auditing the lift", e),
             LockError::Store(s) => s.into(),
+            e @ LockError::NoSuchSession(_) => ApiError::not_found(e.to_string()),
+            e @ LockError::AlreadyEnded(_) => ApiError::new(StatusCode::CONFLICT, e.to_string()),
             // Enforced here, not stored: say so; the caller must retry.
             e @ LockError::NotPersisted(..) => ApiError::internal("storing the lock", e),
         }

@@ -5,7 +5,7 @@ use super::bodies::Terminate;
 use super::http::{ApiError, OptBody, Params, Seg, validate_name};
 use super::tokens::Caller;
 use crate::app::App;
-use crate::audit::{self, AuditEvent};
+use crate::audit;
 use crate::registry::LiveSession;
 use crate::store::{RecordingRow, SessionRecord};
 use axum::extract::State;
@@ -18,13 +18,13 @@ use std::sync::Arc;
 type Res = Result<(StatusCode, Json<Value>), ApiError>;
 
 fn live_json(s: &LiveSession) -> Value {
-    json!({"id": s.id, "user": s.user, "target": s.target, "login": s.login,
+    json!({"id": s.id, "kind": s.kind, "user": s.user, "target": s.target, "login": s.login,
            "source": s.source, "started_ms": s.started_ms})
 }
 
 fn session_json(s: &SessionRecord, live: bool) -> Value {
-    json!({"id": s.id, "user": s.user, "target": s.target, "login": s.login,
-           "source": s.source, "started_ms": s.started_ms, "ended_ms": s.ended_ms,
+    json!({"id": s.id, "kind": s.kind.as_str(), "user": s.user, "target": s.target,
+           "login": s.login, "source": s.source, "started_ms": s.started_ms, "ended_ms": s.ended_ms,
            "end_reason": s.end_reason, "bytes_up": s.bytes_up, "bytes_down": s.bytes_down,
            "live": live})
 }
@@ -94,30 +94,17 @@ pub async fn terminate(
     let reason = body
         .reason
         .unwrap_or_else(|| "terminated by an administrator".into());
-    let s = app
-        .store
-        .session(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("session {id:?} does not exist")))?;
-    if s.ended_ms.is_some() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("session {id:?} has already ended"),
-        ));
-    }
-    let here = crate::lockdown::terminate(&app, &id, &caller.actor(), &reason).await?;
-    let event = AuditEvent::SessionTerminated {
-        session: id.clone(),
-        actor: caller.actor(),
-        reason: reason.clone(),
+    let here = app.registry.get(&id).is_some();
+    let what = crate::lockdown::terminate(&app, &id, &caller.actor(), &reason).await?;
+    let kind = match what {
+        crate::lockdown::Terminated::Session { .. } => "session",
+        crate::lockdown::Terminated::Forward => "forward",
     };
-    if let Err(e) = audit::record(&app.store, event).await {
-        // The kill itself is audited by the lock (lock.created names the session).
-        tracing::error!(error = %e, session = %id, "audit of a termination not written");
-    }
     Ok((
         StatusCode::OK,
-        Json(json!({"id": id, "terminated": true, "live_here": here, "reason": reason})),
+        Json(
+            json!({"id": id, "kind": kind, "terminated": true, "live_here": here, "reason": reason}),
+        ),
     ))
 }
 

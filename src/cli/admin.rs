@@ -482,7 +482,7 @@ pub async fn session(config: &Config, cmd: SessionCmd) -> anyhow::Result<()> {
     };
     for s in store.list_sessions(limit).await? {
         println!(
-            "{}\t{}\t{}\t{}@{}\tstart={}\tend={}\t{}\tup={}\tdown={}",
+            "{}\t{}\t{}\t{}@{}\tstart={}\tend={}\t{}\tup={}\tdown={}\tkind={}",
             s.id,
             s.user,
             s.source,
@@ -494,7 +494,8 @@ pub async fn session(config: &Config, cmd: SessionCmd) -> anyhow::Result<()> {
                 .unwrap_or_else(|| "-".into()),
             s.end_reason.unwrap_or_else(|| "live".into()),
             s.bytes_up,
-            s.bytes_down
+            s.bytes_down,
+            s.kind.as_str()
         );
     }
     Ok(())

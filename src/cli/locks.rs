@@ -7,7 +7,7 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::lockdown::{self, LockError, LockSpec};
 use crate::policy::LockScope;
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 use std::sync::Arc;
 
@@ -161,18 +161,15 @@ async fn lift(config: &Config, id: &str) -> anyhow::Result<()> {
 /// `portcullis session kill ID`: ends one session wherever it runs.
 pub async fn kill(config: &Config, id: &str, reason: &str) -> anyhow::Result<()> {
     let app = cli_app(config).await?;
-    let known = app
-        .store
-        .session(id)
-        .await?
-        .with_context(|| format!("no session has id {id:?} (see `portcullis session list`)"))?;
-    if known.ended_ms.is_some() {
-        bail!("session {id} has already ended");
+    let actor = crate::audit::cli_actor();
+    match lockdown::terminate(&app, id, &actor, reason).await? {
+        lockdown::Terminated::Session { user, target } if target.is_empty() => {
+            println!("connection {id} ({user}) will end within a second")
+        }
+        lockdown::Terminated::Session { user, target } => {
+            println!("session {id} ({user}@{target}) will end within a second")
+        }
+        lockdown::Terminated::Forward => println!("forward {id} will end within a second"),
     }
-    lockdown::terminate(&app, id, &crate::audit::cli_actor(), reason).await?;
-    println!(
-        "session {id} ({}@{}) will end within a second",
-        known.user, known.target
-    );
     Ok(())
 }

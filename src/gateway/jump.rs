@@ -326,6 +326,8 @@ impl Connection {
         if let Err(refusal) = session.lock_check() {
             session.destination = crate::session::Destination::Refused(refusal.user);
         }
+        // Its row from login on, so it can be listed and ended by its id.
+        session.open_row().await;
         session.register();
         tracing::info!(source = %self.peer, user = %outer.user, request = %req, via = %outer.via_session,
             "jump: nested login accepted");

@@ -373,6 +373,8 @@ impl Connection {
         } else {
             self.app.metrics.logins_ok.inc();
         }
+        // Its row from login on, so it can be listed and ended by its id.
+        session.open_row().await;
         session.register();
         tracing::info!(source = %self.peer, user = %req.user, request = %req, factors, "login succeeded");
         let session = Arc::new(session);

@@ -167,6 +167,7 @@ pub(super) async fn to_tcp_target(
             cancel: cancel.clone(),
             kill: Arc::default(),
             notices: None,
+            kind: "forward",
         },
     );
     lease.cancel_on_kill();

@@ -25,6 +25,10 @@ pub enum LockError {
     Forbidden(String),
     #[error("the lift could not be audited ({0}); the lock stays")]
     NotAudited(StoreError),
+    #[error("no session or forward has id {0:?} (see `portcullis session list`)")]
+    NoSuchSession(String),
+    #[error("session {0:?} has already ended")]
+    AlreadyEnded(String),
 }
 
 /// Who lifts a lock, and whether they may lift any lock or only their own.
@@ -188,26 +192,6 @@ pub async fn lift(app: &App, id: &str, by: Lifter<'_>) -> Result<bool, LockError
 /// The most recent locks, lifted and expired ones included.
 pub async fn list(app: &App) -> Result<Vec<Lock>, LockError> {
     Ok(app.store.recent_locks(1000).await?)
-}
-
-/// Ends one session by id: a session lock, so every node (and the CLI's
-/// request to a running server) reaches it. `true` if it was live here.
-pub async fn terminate(
-    app: &App,
-    session_id: &str,
-    actor: &str,
-    reason: &str,
-) -> Result<bool, LockError> {
-    let live = app.registry.get(session_id).is_some();
-    let spec = LockSpec {
-        scope: LockScope::Session(session_id.to_string()),
-        reason: reason.to_string(),
-        author: actor.to_string(),
-        // Long enough for every node to see it; a session id never comes back.
-        expires_ms: Some(now_ms() + 24 * 3600 * 1000),
-    };
-    create(app, spec).await?;
-    Ok(live)
 }
 
 /// Reloads the locks in force when the store's epoch moved, and ends the

@@ -6,6 +6,7 @@
 mod lines;
 mod locks;
 pub mod rules;
+mod terminate;
 mod webhook;
 
 /// Parsed with the rest of `[lockdown]`; re-exported for the admin commands.
@@ -14,9 +15,9 @@ pub use crate::lock_state::{Locks, Rules, SourceBlocks};
 pub use lines::LineAssembler;
 pub use locks::{
     Lifter, LockError, LockOutcome, LockSpec, check, create, kill_reason, lift, list, refresh,
-    terminate,
 };
 pub use rules::{RuleError, Seen};
+pub use terminate::{Terminated, terminate};
 
 #[cfg(test)]
 mod tests {

@@ -77,7 +77,7 @@ impl Store {
         id: &str,
     ) -> Result<Option<crate::store::SessionRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, user_name, source, target_name, login, started_at, ended_at, end_reason, bytes_up, bytes_down \
+            "SELECT id, user_name, source, target_name, login, started_at, ended_at, end_reason, bytes_up, bytes_down, kind \
              FROM sessions WHERE id = $1",
         )
         .bind(id)

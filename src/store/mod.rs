@@ -452,7 +452,8 @@ impl Store {
     /// Written before the upstream is dialled; failure refuses the session.
     pub async fn session_started(&self, s: &SessionStart) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO sessions (id, user_name, source, target_name, login, started_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO sessions (id, user_name, source, target_name, login, started_at, kind) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&s.id)
         .bind(&s.user)
@@ -460,6 +461,7 @@ impl Store {
         .bind(&s.target)
         .bind(&s.login)
         .bind(s.started_ms)
+        .bind(s.kind.as_str())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -481,7 +483,7 @@ impl Store {
 
     pub async fn list_sessions(&self, limit: i64) -> Result<Vec<SessionRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, user_name, source, target_name, login, started_at, ended_at, end_reason, bytes_up, bytes_down \
+            "SELECT id, user_name, source, target_name, login, started_at, ended_at, end_reason, bytes_up, bytes_down, kind \
              FROM sessions ORDER BY started_at DESC, id LIMIT $1",
         )
         .bind(limit)
@@ -594,5 +596,6 @@ pub(super) fn session_from_row(r: &AnyRow) -> Result<SessionRecord, StoreError> 
         end_reason: r.try_get(7)?,
         bytes_up: r.try_get(8)?,
         bytes_down: r.try_get(9)?,
+        kind: SessionKind::parse(&r.try_get::<String, _>(10)?),
     })
 }

@@ -154,6 +154,32 @@ pub struct SessionStart {
     pub target: String,
     pub login: String,
     pub started_ms: i64,
+    pub kind: SessionKind,
+}
+
+/// What a sessions row is: a `USER+TARGET` connection or a plain `USER`
+/// one (menu, TCP forwards, the outer half of `ssh -J`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    Target,
+    Connection,
+}
+
+impl SessionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Target => "target",
+            SessionKind::Connection => "connection",
+        }
+    }
+
+    /// Unknown kinds (a newer node's) read as targets, the old default.
+    pub fn parse(s: &str) -> SessionKind {
+        match s {
+            "connection" => SessionKind::Connection,
+            _ => SessionKind::Target,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,4 +202,5 @@ pub struct SessionRecord {
     pub end_reason: Option<String>,
     pub bytes_up: i64,
     pub bytes_down: i64,
+    pub kind: SessionKind,
 }

@@ -104,6 +104,7 @@ async fn exercise(store: &Store) {
         target: "web01".into(),
         login: "root".into(),
         started_ms: 10,
+        kind: SessionKind::Target,
     };
     store.session_started(&s).await.unwrap();
     store

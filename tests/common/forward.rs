@@ -157,6 +157,11 @@ pub struct Forwarding {
 }
 
 impl Forwarding {
+    /// The `ssh` process, to watch it end.
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
     /// `ssh -N -o ExitOnForwardFailure=yes <forward args> user@bastion`,
     /// waiting until `wait_port` (a local listener it opens) accepts.
     pub fn start(b: &Bastion, user: &str, args: &[&str], wait_port: Option<u16>) -> Forwarding {

@@ -1,0 +1,200 @@
+//! Every live thing after login shows in the sessions list with what it is
+//! and ends by its id, through the API and through the CLI: a plain-user
+//! connection carrying only a TCP forward, one TCP forward of it, and the
+//! outer connection of `ssh -J`. (Before: the API listed them as live and
+//! answered 404 to terminate; the CLI knew none of them.)
+
+mod common;
+
+use common::api::*;
+use common::forward::*;
+use common::jump::*;
+use common::*;
+use std::io::{Read, Write};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The id of the live entry of `kind` in `GET /sessions`, newest first.
+fn live_of(api: &Api, token: &str, kind: &str, not: &[String]) -> Option<String> {
+    let r = api.call("GET", "/api/v1/sessions", Some(token), None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["live"]
+        .as_array()?
+        .iter()
+        .filter(|s| s["kind"] == kind)
+        .filter_map(|s| s["id"].as_str().map(str::to_string))
+        .find(|id| !not.contains(id))
+}
+
+/// An open TCP connection through the forward, known to echo.
+fn echoing(lport: u16) -> std::net::TcpStream {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", lport)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(b"ping").unwrap();
+    let mut buf = [0u8; 4];
+    s.read_exact(&mut buf).unwrap();
+    s
+}
+
+/// The socket is cut within 10 s.
+fn cut(mut s: std::net::TcpStream, what: &str) {
+    let t = Instant::now();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "{what} outlived its end"
+    );
+}
+
+fn exits(c: &mut Child, what: &str) {
+    wait_for(what, 10, || c.try_wait().unwrap().map(|_| ()));
+}
+
+#[test]
+fn a_forward_only_connection_and_its_forwards_end_by_id_through_api_and_cli() {
+    let sshd = Sshd::start();
+    let (b, port) = standard_with_api(&sshd);
+    let api = Api::new(&b, port);
+    let token = token(&b, "responder", "killswitch", None);
+    let echo = Service::start("127.0.0.1", Behaviour::Echo);
+    b.add_tcp_target("db01", "127.0.0.1", echo.port, false);
+    b.grant(&["--user", "alice", "--target", "db01"]);
+    let lport = free_port();
+    let forward = format!("{lport}:db01:{}", echo.port);
+    let mut fwd = Forwarding::start(&b, "alice", &["-L", &forward], Some(lport));
+
+    // One forward ends by its id (API); the connection carrying it goes on.
+    let live = echoing(lport);
+    let f1 = wait_for("a live forward", 10, || {
+        live_of(&api, &token, "forward", &[])
+    });
+    let r = api.call(
+        "POST",
+        &format!("/api/v1/sessions/{f1}/terminate"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["kind"], "forward");
+    cut(live, "the forward");
+    // ... and by its id through the CLI (it knows it from the audit trail).
+    let live = echoing(lport);
+    let f2 = wait_for("a second forward", 10, || {
+        live_of(&api, &token, "forward", std::slice::from_ref(&f1))
+    });
+    let out = run(b.cli().args(["session", "kill", &f2]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("forward"),
+        "{}",
+        text(&out.stdout)
+    );
+    cut(live, "the second forward");
+
+    // The plain connection itself: listed with its kind, ended by its id.
+    let conn = wait_for("the connection", 10, || {
+        live_of(&api, &token, "connection", &[])
+    });
+    let rows = text(&b.admin(&["session", "list"]).stdout);
+    let row = rows.lines().find(|l| l.starts_with(&conn)).unwrap_or("");
+    assert!(
+        row.contains("\tlive\t") && row.contains("kind=connection"),
+        "{rows}"
+    );
+    let r = api.call(
+        "POST",
+        &format!("/api/v1/sessions/{conn}/terminate"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    exits(fwd.child(), "the forwarding ssh");
+    // Terminating what has ended is a conflict, an unknown id is 404.
+    wait_for("the row to close", 10, || {
+        let rows = text(&b.admin(&["session", "list"]).stdout);
+        let row = rows.lines().find(|l| l.starts_with(&conn))?.to_string();
+        (!row.contains("\tlive\t")).then_some(())
+    });
+    let again = api.call(
+        "POST",
+        &format!("/api/v1/sessions/{conn}/terminate"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(again.status, 409, "{}", again.body);
+    let none = api.call(
+        "POST",
+        "/api/v1/sessions/0123abcd/terminate",
+        Some(&token),
+        None,
+    );
+    assert_eq!(none.status, 404, "{}", none.body);
+    let out = run(b.cli().args(["session", "kill", "0123abcd"]));
+    assert!(!out.status.success() && text(&out.stderr).contains("no session or forward"));
+
+    // The same connection kind, ended through the CLI.
+    let mut fwd = Forwarding::start(&b, "alice", &["-L", &forward], Some(lport));
+    let conn2 = wait_for("a new connection", 10, || {
+        live_of(&api, &token, "connection", std::slice::from_ref(&conn))
+    });
+    let out = run(b.cli().args(["session", "kill", &conn2]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    exits(fwd.child(), "the second forwarding ssh");
+}
+
+#[test]
+fn the_outer_connection_of_a_jump_ends_by_its_id() {
+    let sshd = Sshd::start();
+    let (b, port) = standard_with_api(&sshd);
+    let api = Api::new(&b, port);
+    let token = token(&b, "responder", "killswitch", None);
+    let cfg = jump_config(&b, Outer::Key(&b.alice_key), Trust::HostCa, "");
+    let mut child = ssh_jump(&cfg, "alice@bastion", &format!("{TARGET_USER}@web01"))
+        .arg("echo started; sleep 60")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = [0u8; 8];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut line)
+        .unwrap();
+    assert_eq!(&line, b"started\n");
+    let outer = wait_for("the outer connection", 10, || {
+        live_of(&api, &token, "connection", &[])
+    });
+    let nested = live_of(&api, &token, "target", &[]).expect("the nested session is listed");
+    assert_ne!(outer, nested);
+    let out = run(b
+        .cli()
+        .args(["session", "kill", &outer, "--reason", "incident 7"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    exits(&mut child, "ssh -J");
+    let rows = b.settled_sessions();
+    for id in [&outer, &nested] {
+        let row = rows
+            .lines()
+            .find(|l| l.starts_with(id.as_str()))
+            .unwrap_or("");
+        assert!(!row.contains("\tlive\t"), "{id} still live:\n{rows}");
+    }
+    assert!(rows.contains("incident 7"), "{rows}");
+}

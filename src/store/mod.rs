@@ -17,6 +17,7 @@ mod jump;
 mod kek;
 mod locks;
 mod mfa;
+mod read_only;
 mod recordings;
 mod records;
 mod tcp;
@@ -27,6 +28,7 @@ pub use api::{MetricCounts, TokenRow};
 pub use audit::{AuditFilter, AuditHealth, AuditRow, AuditSealer, ChainedRow, GENESIS_HASH};
 pub use kek::{Sealed, SealedRow};
 pub use mfa::{SourceBlock, TotpRecord};
+pub use read_only::{settle_wal, sqlite_file};
 pub use recordings::RecordingRow;
 pub use records::*;
 pub use tcp::{KindedTarget, TargetKind};
@@ -53,6 +55,15 @@ pub enum StoreError {
          DROP TABLE audit_legacy"
     )]
     AuditLegacyReappeared { rows: i64 },
+    #[error("no database at {path}")]
+    NoDatabase { path: String },
+    #[error("the database is not a portcullis database (it has no migration table)")]
+    NotPortcullis,
+    #[error(
+        "the database schema is older than this portcullis ({missing} migration(s) not applied); \
+         a command that only reads never upgrades it"
+    )]
+    SchemaBehind { missing: usize },
 }
 
 #[derive(Clone, Debug)]

@@ -1,0 +1,139 @@
+//! Opening an existing database for reading only (issue 15 point 3): the
+//! listings, `verify`, `audit verify|list|export` and `kek status` create no
+//! database, run no migration, install no trigger and change no file.
+//!
+//! SQLite in WAL mode needs `-wal` and `-shm` files beside the database even
+//! to read, and a read-only connection creates them and leaves them behind.
+//! So: when the `-wal` file is absent or empty, it holds nothing to read (a
+//! command that wrote leaves it so: [`settle_wal`]), and the file is opened
+//! `immutable`: no lock, no side file, nothing written. When it holds
+//! frames, a bastion is running (or one stopped uncleanly), and reading
+//! through the WAL is the only way to see its latest rows: the connection is
+//! opened read-only (`mode=ro`), which writes nothing to the database or the
+//! WAL but, like any reader, keeps its read marks in the existing `-shm`.
+//! The cost of `immutable`: a writer that starts and checkpoints during a
+//! listing can make that listing fail (never change the file).
+//!
+//! PostgreSQL connections are made read-only sessions, so even a bug here
+//! could not write.
+
+use super::{MIGRATOR, Store, StoreError};
+use sqlx::ConnectOptions;
+use sqlx::any::AnyPoolOptions;
+use sqlx::sqlite::SqliteConnectOptions;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+impl Store {
+    /// Opens the database at `url` for reading only. Fails, creating
+    /// nothing, when it does not exist or its schema is older than this
+    /// binary's (only a command that writes brings it up to date).
+    pub async fn open_read_only(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let pool = if url.starts_with("sqlite:") {
+            sqlite_pool(url).await?
+        } else {
+            AnyPoolOptions::new()
+                .max_connections(4)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::query("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+                            .execute(&mut *conn)
+                            .await?;
+                        Ok(())
+                    })
+                })
+                .connect(url)
+                .await?
+        };
+        check_schema(&pool).await?;
+        Ok(Store {
+            pool,
+            audit: super::audit::AuditHook::default(),
+        })
+    }
+}
+
+/// The file a SQLite URL names.
+pub fn sqlite_file(url: &str) -> Result<PathBuf, StoreError> {
+    Ok(SqliteConnectOptions::from_str(url)?
+        .get_filename()
+        .to_path_buf())
+}
+
+async fn sqlite_pool(url: &str) -> Result<sqlx::AnyPool, StoreError> {
+    let file = sqlite_file(url)?;
+    if !file.is_file() {
+        return Err(StoreError::NoDatabase {
+            path: file.display().to_string(),
+        });
+    }
+    let live = wal_has_frames(&file);
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(false)
+        .read_only(true)
+        .immutable(!live);
+    // The Any pool takes a URL: the options' own, with mode=ro (and immutable).
+    let url = options.to_url_lossy();
+    Ok(AnyPoolOptions::new()
+        .max_connections(2)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                // Per connection, writes nothing: waits out a writer's lock.
+                sqlx::query("PRAGMA busy_timeout = 5000")
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect(url.as_str())
+        .await?)
+}
+
+/// Every migration this binary knows must have been applied.
+async fn check_schema(pool: &sqlx::AnyPool) -> Result<(), StoreError> {
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
+        .fetch_all(pool)
+        .await
+        .map_err(|_| StoreError::NotPortcullis)?;
+    let missing = MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .filter(|m| !applied.contains(&m.version))
+        .count();
+    if missing > 0 {
+        return Err(StoreError::SchemaBehind { missing });
+    }
+    Ok(())
+}
+
+/// After a command that wrote has closed its pool: folds the WAL into the
+/// database and truncates it to nothing (`wal_checkpoint(TRUNCATE)`), so a
+/// later read finds an empty WAL and opens the file `immutable`. The pool's
+/// own last close would do this too, but only a connection that finds itself
+/// the last one does, and closing several at once leaves that to chance.
+/// While a running bastion is reading, the checkpoint does what it can and
+/// the WAL keeps the rest.
+pub async fn settle_wal(url: &str) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    if !url.starts_with("sqlite:") || !wal_has_frames(&sqlite_file(url)?) {
+        return Ok(());
+    }
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(false)
+        .busy_timeout(std::time::Duration::from_secs(1));
+    let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    Ok(())
+}
+
+/// Whether the database's `-wal` file holds anything (a live writer's rows,
+/// or ones not yet folded in); an empty or absent one holds nothing to read.
+fn wal_has_frames(db: &std::path::Path) -> bool {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(std::path::Path::new(&wal)).is_ok_and(|m| m.len() > 0)
+}

@@ -137,3 +137,98 @@ fn wal_has_frames(db: &std::path::Path) -> bool {
     wal.push("-wal");
     std::fs::metadata(std::path::Path::new(&wal)).is_ok_and(|m| m.len() > 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A write through the store's own pool, as a bug in a listing would try.
+    async fn try_write(store: &Store) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO users (name, password_hash, created_at) VALUES ('mallory', NULL, 1)",
+        )
+        .execute(&store.pool)
+        .await
+        .map(|_| ())
+    }
+
+    #[tokio::test]
+    async fn sqlite_read_only_creates_nothing_and_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let url = format!("sqlite://{}?mode=rwc", db.display());
+        let missing = Store::open_read_only(&url).await.unwrap_err();
+        assert!(
+            matches!(missing, StoreError::NoDatabase { .. }),
+            "{missing}"
+        );
+        assert!(!db.exists(), "a read made the database");
+
+        std::fs::write(&db, b"").unwrap();
+        let empty = Store::open_read_only(&url).await.unwrap_err();
+        assert!(matches!(empty, StoreError::NotPortcullis), "{empty}");
+
+        std::fs::remove_file(&db).unwrap();
+        let writer = Store::connect(&url).await.unwrap();
+        writer.add_user("alice", None, 1).await.unwrap();
+        writer.close().await;
+        settle_wal(&url).await.unwrap();
+        let files = || {
+            let mut v: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            v.sort();
+            v
+        };
+        let before = files();
+        let store = Store::open_read_only(&url).await.unwrap();
+        assert_eq!(store.list_users().await.unwrap().len(), 1);
+        assert!(try_write(&store).await.is_err(), "a read-only store wrote");
+        store.close().await;
+        assert_eq!(files(), before);
+    }
+
+    #[tokio::test]
+    async fn postgres_read_only_neither_migrates_nor_writes() {
+        let base = std::env::var("PORTCULLIS_TEST_PG_URL").expect(
+            "PORTCULLIS_TEST_PG_URL is not set: run the tests through .ci/run, which starts PostgreSQL",
+        );
+        sqlx::any::install_default_drivers();
+        let admin = sqlx::AnyPool::connect(&base).await.unwrap();
+        let schema = format!("ro{}", std::process::id());
+        for q in [
+            format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+            format!("CREATE SCHEMA {schema}"),
+        ] {
+            sqlx::query(&q).execute(&admin).await.unwrap();
+        }
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+        let tables = || async {
+            let q = format!(
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{schema}'"
+            );
+            sqlx::query_scalar::<_, i64>(&q)
+                .fetch_one(&admin)
+                .await
+                .unwrap()
+        };
+        let fresh = Store::open_read_only(&url).await.unwrap_err();
+        assert!(matches!(fresh, StoreError::NotPortcullis), "{fresh}");
+        assert_eq!(tables().await, 0, "a read created tables");
+
+        let writer = Store::connect(&url).await.unwrap();
+        writer.add_user("alice", None, 1).await.unwrap();
+        writer.close().await;
+        let store = Store::open_read_only(&url).await.unwrap();
+        assert_eq!(store.list_users().await.unwrap().len(), 1);
+        let err = try_write(&store).await.unwrap_err();
+        assert!(err.to_string().contains("read-only"), "{err}");
+        store.close().await;
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+}

@@ -52,8 +52,11 @@ impl Project {
     fn new(name: &str, values: &[(&str, String)]) -> Project {
         let dir = tempfile::Builder::new().prefix("pc-ans").tempdir().unwrap();
         let d = dir.path();
-        for ext in ["cfg", "ini"] {
-            let mut text = std::fs::read_to_string(format!("{FILES}/{name}.{ext}")).unwrap();
+        for ext in ["cfg", "ini", "ssh_config"] {
+            let Ok(mut text) = std::fs::read_to_string(format!("{FILES}/{name}.{ext}")) else {
+                assert_eq!(ext, "ssh_config", "{name}.{ext} missing");
+                continue;
+            };
             text = text.replace("@DIR@", &d.display().to_string());
             for (k, v) in values {
                 text = text.replace(&format!("@{k}@"), v);
@@ -65,6 +68,7 @@ impl Project {
             std::fs::write(d.join(format!("{name}.{ext}")), text).unwrap();
         }
         std::fs::rename(d.join(format!("{name}.cfg")), d.join("ansible.cfg")).unwrap();
+        let _ = std::fs::rename(d.join(format!("{name}.ssh_config")), d.join("ssh_config"));
         std::fs::create_dir_all(d.join("home/.ssh")).unwrap();
         let payload = d.join("payload.bin");
         random_file(&payload, 1);
@@ -348,6 +352,87 @@ fn a_person_with_totp_types_the_code_once_per_run() {
     stop_masters(p.path());
     // One login, every step a session channel of it, all recorded as hank's.
     assert!(sessions_of(&b, "hank") >= 1, "{}", b.settled_sessions());
+    assert!(
+        tilde_dirs(&sshd.home).is_empty(),
+        "{:?}",
+        tilde_dirs(&sshd.home)
+    );
+}
+
+/// A person with TOTP and several targets: one master connection to the
+/// bastion itself, opened with the code typed once, and every target reached
+/// through it with ProxyJump; Ansible logs in as the real login on each.
+#[test]
+fn a_person_reaches_several_targets_with_one_code_through_proxyjump() {
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    let key = b.add_human("hank", ALICE_PASSWORD);
+    let secret = enroll_totp(&b, "hank");
+    let p = Project::new(
+        "jump",
+        &[
+            ("PORT", b.port.to_string()),
+            ("USER", "hank".to_string()),
+            ("KNOWN_HOSTS", b.known_hosts().display().to_string()),
+        ],
+    );
+    let ca = text(&b.admin(&["host-ca", "show"]).stdout);
+    std::fs::write(p.path().join("targets_known_hosts"), ca).unwrap();
+    let dir = target_dir(&sshd);
+    let _masters = Masters(p.path().to_path_buf());
+
+    let askpass = Askpass::new();
+    askpass.set_code(&next_code(&secret));
+    let mut master = Command::new("ssh");
+    master
+        .arg("-F")
+        .arg(p.path().join("ssh_config"))
+        .arg("-i")
+        .arg(&key)
+        .args([
+            "-o",
+            "ControlMaster=yes",
+            "-o",
+            "ControlPersist=600",
+            "-o",
+            "BatchMode=no",
+            "-o",
+            "PreferredAuthentications=publickey,keyboard-interactive",
+            "-f",
+            "-N",
+            "bastion",
+        ]);
+    askpass.apply(&mut master);
+    let out = run(&mut master);
+    assert!(out.status.success(), "master: {}", text(&out.stderr));
+    askpass.set_code("000000");
+
+    let start = Instant::now();
+    let out = p.playbook(&dir, &[]);
+    eprintln!(
+        "playbook on 2 targets over one master: {:?}",
+        start.elapsed()
+    );
+    p.assert_played(&out, &dir, "proxyjump over one master");
+    let all = text(&out.stdout);
+    assert!(
+        all.contains("ansible-through-portcullis web02"),
+        "web02 not reached: {all}"
+    );
+    let prompts = askpass.prompts();
+    assert_eq!(
+        prompts.matches("erification").count(),
+        1,
+        "the code was asked more than once: {prompts}"
+    );
+    let list = b.settled_sessions();
+    for t in ["web01", "web02"] {
+        assert!(
+            list.lines()
+                .any(|l| l.split('\t').nth(1) == Some("hank") && l.contains(&format!("@{t}\t"))),
+            "no session of hank on {t}: {list}"
+        );
+    }
     assert!(
         tilde_dirs(&sshd.home).is_empty(),
         "{:?}",

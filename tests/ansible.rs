@@ -188,9 +188,15 @@ impl Drop for Masters {
 }
 
 fn service_project(b: &Bastion, key: &Path) -> Project {
+    key_project(b, "svc", key)
+}
+
+/// The service account's setup (`service.cfg`, `service.ini`) for `user`.
+fn key_project(b: &Bastion, user: &str, key: &Path) -> Project {
     Project::new(
         "service",
         &[
+            ("USER", user.to_string()),
             ("PORT", b.port.to_string()),
             ("KEY", key.display().to_string()),
             ("KNOWN_HOSTS", b.known_hosts().display().to_string()),
@@ -438,4 +444,53 @@ fn a_person_reaches_several_targets_with_one_code_through_proxyjump() {
         "{:?}",
         tilde_dirs(&sshd.home)
     );
+}
+
+/// The `paramiko` plugin logs in afresh for every task, so a person can give
+/// it one code for one task: an ad-hoc ping with the code as
+/// `ansible_password`. paramiko first sends it as a password; a server that
+/// answers "keyboard-interactive only" then gets it at the code prompt.
+/// Ignored: the bastion takes that password request for a first-factor
+/// attempt (audited as a failed password) and answers "publickey,password",
+/// so paramiko gives up. With the gateway answering a password request after
+/// a verified key with keyboard-interactive only (a four-line change in
+/// `gateway/handler.rs::auth_password`, tried on this branch and reverted:
+/// not this branch's file), it passes in 1.7 s.
+#[test]
+#[ignore = "needs the gateway to answer a password request after a verified key with keyboard-interactive only"]
+fn a_person_with_totp_pings_over_the_paramiko_plugin() {
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    let key = b.dir.path().join("hank_key");
+    keygen(&key, "ed25519");
+    b.admin(&[
+        "user",
+        "add",
+        "hank",
+        "--key",
+        key.with_extension("pub").to_str().unwrap(),
+    ]);
+    b.grant(&[
+        "--user",
+        "hank",
+        "--target",
+        "web01",
+        "--login",
+        TARGET_USER,
+    ]);
+    let secret = enroll_totp(&b, "hank");
+    let p = key_project(&b, "hank", &key);
+    std::fs::copy(b.known_hosts(), p.path().join("home/.ssh/known_hosts")).unwrap();
+    let start = Instant::now();
+    let out = run(p
+        .tool("ansible")
+        .args(["web", "-m", "ping", "-c", "paramiko", "-e"])
+        .arg(format!("ansible_password={}", next_code(&secret))));
+    let took = start.elapsed();
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "paramiko, key + code: {all}");
+    assert!(all.contains("\"ping\": \"pong\""), "{all}");
+    eprintln!("ansible -c paramiko, key + code: ping in {took:?}");
+    assert!(took.as_secs() < 10, "took {took:?}");
+    assert_eq!(sessions_of(&b, "hank"), 1, "{}", b.settled_sessions());
 }

@@ -61,7 +61,8 @@ pub enum StoreError {
     NotPortcullis,
     #[error(
         "the database schema is older than this portcullis ({missing} migration(s) not applied); \
-         a command that only reads never upgrades it"
+         a command that only reads never upgrades it: start `portcullis serve` of this version \
+         (or run a command that changes something) first"
     )]
     SchemaBehind { missing: usize },
 }

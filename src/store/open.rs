@@ -1,6 +1,8 @@
-//! Opening an existing database for reading only (issue 15 point 3): the
-//! listings, `verify`, `audit verify|list|export` and `kek status` create no
-//! database, run no migration, install no trigger and change no file.
+//! Opening the database: for writing (`serve` and the commands that change
+//! something: migrations, then the audit table's guards) and for reading
+//! only (issue 15 point 3: the listings, `verify`, `audit verify|list|export`
+//! and `kek status` create no database, run no migration, install no trigger
+//! and change no file).
 //!
 //! SQLite in WAL mode needs `-wal` and `-shm` files beside the database even
 //! to read, and a read-only connection creates them and leaves them behind.
@@ -17,14 +19,49 @@
 //! PostgreSQL connections are made read-only sessions, so even a bug here
 //! could not write.
 
-use super::{MIGRATOR, Store, StoreError};
+use super::{Store, StoreError, audit};
 use sqlx::ConnectOptions;
 use sqlx::any::AnyPoolOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
 impl Store {
+    /// Connects and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            // SQLite allows one writer; more connections only add lock waits.
+            .max_connections(if sqlite { 4 } else { 16 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        audit::install_audit_guards(&pool).await?;
+        Ok(Store {
+            pool,
+            audit: audit::AuditHook::default(),
+        })
+    }
+
     /// Opens the database at `url` for reading only. Fails, creating
     /// nothing, when it does not exist or its schema is older than this
     /// binary's (only a command that writes brings it up to date).
@@ -49,7 +86,7 @@ impl Store {
         check_schema(&pool).await?;
         Ok(Store {
             pool,
-            audit: super::audit::AuditHook::default(),
+            audit: audit::AuditHook::default(),
         })
     }
 }

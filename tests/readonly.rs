@@ -189,6 +189,21 @@ fn read_only_commands_in_an_empty_directory_create_nothing() {
         show(&args, &out)
     );
     assert_unchanged("verify --key", &before, cwd.path());
+    // So do replaying and following the copy.
+    for args in [
+        &["replay", "copy.cast", "--idle-cap", "0"][..],
+        &["watch", "copy.cast"][..],
+    ] {
+        let out = run(bare(cwd.path()).args(args));
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        assert!(out.status.success(), "{}", show(&args, &out));
+        assert!(
+            text(&out.stdout).contains("read-only-marker"),
+            "{}",
+            show(&args, &out)
+        );
+        assert_unchanged(&format!("{args:?}"), &before, cwd.path());
+    }
 
     for args in always_fine() {
         let out = run(bare(cwd.path()).args(&args));

@@ -189,7 +189,7 @@ pub(super) fn door(store: crate::store::Store) -> Ops {
 }
 
 pub async fn user(config: &Config, cmd: UserCmd) -> anyhow::Result<()> {
-    let (store, _) = super::open(config).await?;
+    let store = super::store(config, matches!(cmd, UserCmd::List)).await?;
     let ops = door(store.clone());
     match cmd {
         UserCmd::Totp(c) => return super::mfa::totp_cmd(config, c).await,
@@ -294,7 +294,7 @@ pub async fn group(config: &Config, cmd: GroupCmd) -> anyhow::Result<()> {
 }
 
 pub async fn target(config: &Config, cmd: TargetCmd) -> anyhow::Result<()> {
-    let (store, _) = super::open(config).await?;
+    let store = super::store(config, matches!(cmd, TargetCmd::List)).await?;
     let ops = door(store.clone());
     match cmd {
         TargetCmd::Add {
@@ -429,6 +429,13 @@ async fn fetch_and_confirm(
 }
 
 pub async fn credential(config: &Config, cmd: CredentialCmd) -> anyhow::Result<()> {
+    if let CredentialCmd::List = cmd {
+        // Names and kinds only: no key needed, nothing opened for writing.
+        for (t, l, k) in super::open_read(config).await?.list_credentials().await? {
+            println!("{t}\t{l}\t{}", k.as_str());
+        }
+        return Ok(());
+    }
     let (store, vault) = super::open(config).await?;
     match cmd {
         CredentialCmd::Set {
@@ -466,20 +473,17 @@ pub async fn credential(config: &Config, cmd: CredentialCmd) -> anyhow::Result<(
                 kind.as_str()
             );
         }
-        CredentialCmd::List => {
-            for (t, l, k) in store.list_credentials().await? {
-                println!("{t}\t{l}\t{}", k.as_str());
-            }
-        }
+        // Answered above, before anything was opened for writing.
+        CredentialCmd::List => {}
     }
     Ok(())
 }
 
 pub async fn session(config: &Config, cmd: SessionCmd) -> anyhow::Result<()> {
-    let (store, _) = super::open(config).await?;
     let SessionCmd::List { limit } = cmd else {
         return Ok(());
     };
+    let store = super::open_read(config).await?;
     for s in store.list_sessions(limit).await? {
         println!(
             "{}\t{}\t{}\t{}@{}\tstart={}\tend={}\t{}\tup={}\tdown={}\tkind={}",

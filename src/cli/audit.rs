@@ -3,7 +3,7 @@
 use crate::audit::{self, AuditEntry, AuditQuery, ChainKey};
 use crate::clock::now_ms;
 use crate::config::Config;
-use crate::store::{AuditFilter, Store};
+use crate::store::AuditFilter;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -90,7 +90,7 @@ pub async fn run(config: &Config, cmd: AuditCmd) -> anyhow::Result<()> {
 }
 
 async fn list(config: &Config, f: &AuditFilter) -> anyhow::Result<()> {
-    let (store, _) = super::open(config).await?;
+    let store = super::open_read(config).await?;
     for r in store.audit_rows(f).await? {
         let e = AuditEntry::from(r);
         println!(
@@ -110,10 +110,8 @@ async fn list(config: &Config, f: &AuditFilter) -> anyhow::Result<()> {
 
 /// Reads the key without creating one: a missing key is an answer, not a fresh start.
 async fn verify(config: &Config) -> anyhow::Result<()> {
+    let store = super::open_read(config).await?;
     let key = ChainKey::load(&config.audit_chain_key_file)?;
-    let store = Store::connect(&config.database_url)
-        .await
-        .context("opening the database")?;
     let r = audit::verify(&store, &key).await?;
     if r.ok() {
         println!(
@@ -139,7 +137,7 @@ async fn verify(config: &Config) -> anyhow::Result<()> {
 }
 
 async fn export(config: &Config, q: &AuditQuery, output: Option<PathBuf>) -> anyhow::Result<()> {
-    let (store, _) = super::open(config).await?;
+    let store = super::open_read(config).await?;
     let n = match &output {
         Some(path) => {
             use std::os::unix::fs::OpenOptionsExt;

@@ -85,7 +85,7 @@ pub enum RequestCmd {
 }
 
 pub async fn grant(config: &Config, cmd: GrantCmd) -> anyhow::Result<()> {
-    let (store, _) = super::open(config).await?;
+    let store = super::store(config, matches!(cmd, GrantCmd::List)).await?;
     match cmd {
         GrantCmd::Add {
             user,
@@ -172,7 +172,7 @@ fn cli_approver<'a>(actor: &'a str, name: &'a str) -> jit::Approver<'a> {
 }
 
 pub async fn request(config: &Config, cmd: RequestCmd) -> anyhow::Result<()> {
-    let (store, _) = super::open(config).await?;
+    let store = super::store(config, matches!(cmd, RequestCmd::List { .. })).await?;
     let group = &config.access.approvers_group;
     let actor = crate::audit::cli_actor();
     let name = crate::audit::cli_account();

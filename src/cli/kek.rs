@@ -39,7 +39,8 @@ pub async fn run(config: &Config, cmd: KekCmd) -> anyhow::Result<()> {
             Ok(())
         }
         KekCmd::Status => {
-            let (store, vault) = super::open(config).await?;
+            let store = super::open_read(config).await?;
+            let vault = super::vault_read(config)?;
             status(&vault, &store.sealed_secrets().await?);
             Ok(())
         }

@@ -118,7 +118,7 @@ pub async fn totp_cmd(config: &Config, cmd: TotpCmd) -> anyhow::Result<()> {
 }
 
 pub async fn source(config: &Config, cmd: SourceCmd) -> anyhow::Result<()> {
-    let (store, _) = super::open(config).await?;
+    let store = super::store(config, matches!(cmd, SourceCmd::List)).await?;
     let actor = cli_actor();
     match cmd {
         SourceCmd::Block {

@@ -22,7 +22,8 @@ use std::path::PathBuf;
 #[command(
     name = "portcullis",
     version,
-    about = "A privileged-access SSH jump host"
+    about = "A privileged-access SSH jump host",
+    after_help = WHO_WRITES
 )]
 pub struct Cli {
     /// TOML config file; without one, embedded defaults are used.
@@ -115,6 +116,16 @@ pub enum RecordingsCmd {
 #[derive(Debug, Args)]
 pub struct NoArgs {}
 
+/// Which commands may create or change files, for `--help`.
+const WHO_WRITES: &str = "\
+Files: only `serve` and the commands that change something (add, remove, set, passwd, \
+enroll, reset, block, grant, request new|approve|deny, lock, lift, lockdown, kill, prune, \
+token create|revoke, kek new|rewrap) create the data directory, its keys and the database \
+when they are missing (and upgrade an older database); `host-ca show` creates the host CA \
+key. Every other command only reads: `check-config`, the `list` commands, `session search`, \
+`verify`, `replay`, `watch`, `audit list|verify|export` and `kek status` create nothing and \
+fail, naming what is missing, when the data directory, the database or a key is not there.";
+
 pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     match &cli.config {
         Some(path) => Ok(Config::load(path, cli.data_dir.as_deref())?),
@@ -122,7 +133,8 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     }
 }
 
-/// Opens the data directory (creating it private), the vault and the store.
+/// Opens the data directory (creating it private), the vault and the store,
+/// making the keys and the database when missing: for commands that write.
 pub async fn open(config: &Config) -> anyhow::Result<(Store, Vault)> {
     create_private_dir(&config.data_dir)?;
     let vault = Vault::load(&config.kek_file, &config.accepted_kek_files)?;
@@ -130,7 +142,84 @@ pub async fn open(config: &Config) -> anyhow::Result<(Store, Vault)> {
         .await
         .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
     let store = crate::audit::open_chain(store, &config.audit_chain_key_file).await?;
+    opened(&store, true);
     Ok((store, vault))
+}
+
+/// Opens the existing store for a command that only reads: creates no
+/// directory, key or database, migrates nothing, writes no byte
+/// (`Store::open_read_only`); says what is missing otherwise.
+pub async fn open_read(config: &Config) -> anyhow::Result<Store> {
+    if config.database_url.starts_with("sqlite:") {
+        let file = crate::store::sqlite_file(&config.database_url)?;
+        if !config.data_dir.is_dir() {
+            return Err(missing("data directory", &config.data_dir));
+        }
+        if !file.is_file() {
+            return Err(missing("database", &file));
+        }
+    }
+    let store = Store::open_read_only(&config.database_url)
+        .await
+        .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
+    opened(&store, false);
+    Ok(store)
+}
+
+/// The store for a command: opened read-only when it only `reads`, else
+/// set up for writing ([`open`]).
+pub async fn store(config: &Config, reads: bool) -> anyhow::Result<Store> {
+    if reads {
+        open_read(config).await
+    } else {
+        Ok(open(config).await?.0)
+    }
+}
+
+/// The vault for a command that only reads: the key files must exist.
+pub fn vault_read(config: &Config) -> anyhow::Result<Vault> {
+    Ok(Vault::load_existing(
+        &config.kek_file,
+        &config.accepted_kek_files,
+    )?)
+}
+
+/// What a command that only reads says when something it needs is not there.
+pub(crate) fn missing(what: &str, path: &std::path::Path) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{what} {} does not exist. This command only reads, and creates nothing: \
+         `portcullis serve` or a command that changes something (e.g. `user add`) sets \
+         the data directory up; or point --data-dir / --config at an existing one",
+        path.display()
+    )
+}
+
+/// Stores this command opened, closed when it ends: SQLite then checkpoints
+/// its WAL and removes the `-wal` and `-shm` files, which a process exiting
+/// with connections open leaves behind (and a later read then has to use).
+/// A CLI process runs one command, so a process-wide list is enough. The
+/// flag says the store was opened for writing.
+static OPENED: std::sync::Mutex<Vec<(Store, bool)>> = std::sync::Mutex::new(Vec::new());
+
+fn opened(store: &Store, writes: bool) {
+    if let Ok(mut v) = OPENED.lock() {
+        v.push((store.clone(), writes));
+    }
+}
+
+async fn close_opened(config: &Config) {
+    let stores = match OPENED.lock() {
+        Ok(mut v) => std::mem::take(&mut *v),
+        Err(_) => return,
+    };
+    let wrote = stores.iter().any(|(_, w)| *w);
+    for (s, _) in stores {
+        s.close().await;
+    }
+    // Only a command that wrote may touch the WAL's files.
+    if wrote && let Err(e) = crate::store::settle_wal(&config.database_url).await {
+        tracing::debug!("leaving the WAL files: {e}");
+    }
 }
 
 /// The `@cert-authority` line for the configured domain patterns, else for
@@ -175,7 +264,13 @@ pub(crate) fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = load_config(&cli)?;
-    match cli.command {
+    let result = dispatch(config.clone(), cli.command).await;
+    close_opened(&config).await;
+    result
+}
+
+async fn dispatch(config: Config, command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve => serve::run(config).await,
         Command::CheckConfig => {
             println!("{config:#?}");

@@ -75,8 +75,9 @@ pub struct SearchArgs {
     pub scan: bool,
 }
 
-/// Recording files for a session id, a recording name or a path.
-async fn casts(config: &Config, store: &Store, what: &str) -> anyhow::Result<Vec<PathBuf>> {
+/// Recording files for a session id, a recording name or a path. A
+/// `.cast` path needs no database (a copy checked or replayed elsewhere).
+async fn casts(config: &Config, what: &str) -> anyhow::Result<Vec<PathBuf>> {
     if what.ends_with(".cast") {
         return Ok(vec![PathBuf::from(what)]);
     }
@@ -85,7 +86,7 @@ async fn casts(config: &Config, store: &Store, what: &str) -> anyhow::Result<Vec
     if named.exists() {
         return Ok(vec![named]);
     }
-    let rows = store.recordings_of(what).await?;
+    let rows = super::open_read(config).await?.recordings_of(what).await?;
     if rows.is_empty() {
         bail!("no recording for {what:?} (give a session id, a recording name or a .cast file)");
     }
@@ -106,19 +107,24 @@ fn chain_of(cast: &Path) -> PathBuf {
 /// no row (a copy verified elsewhere) is checked against its files alone,
 /// and the output says so.
 pub async fn verify(config: &Config, what: &str, key: Option<&str>) -> anyhow::Result<()> {
-    let (store, _) = super::open(config).await?;
     let key_text = match key {
         Some(k) => k.to_string(),
-        None => recording::sign::public_path(&config.audit_key_file)
-            .display()
-            .to_string(),
+        None => {
+            let path = recording::sign::public_path(&config.audit_key_file);
+            if !path.is_file() {
+                return Err(super::missing("public key (no --key given)", &path));
+            }
+            path.display().to_string()
+        }
     };
     let key = recording::load_public(&key_text)?;
+    let casts = casts(config, what).await?;
+    let store = verify_store(config).await?;
     let mut bad = 0;
-    for cast in casts(config, &store, what).await? {
-        let row = match cast.file_stem().and_then(|s| s.to_str()) {
-            Some(name) => store.recording(name).await?,
-            None => None,
+    for cast in casts {
+        let row = match (&store, cast.file_stem().and_then(|s| s.to_str())) {
+            (Some(store), Some(name)) => store.recording(name).await?,
+            _ => None,
         };
         // Asked for a session: its rows name the files; they must be its own.
         let witness = row.as_ref().map(crate::recorder::witness_of);
@@ -161,9 +167,20 @@ pub async fn verify(config: &Config, what: &str, key: Option<&str>) -> anyhow::R
     Ok(())
 }
 
+/// The database `verify` checks files against, read-only; none where there
+/// is no data directory or database (a copy checked elsewhere, against its
+/// files alone, which the output says).
+async fn verify_store(config: &Config) -> anyhow::Result<Option<Store>> {
+    if config.database_url.starts_with("sqlite:")
+        && !crate::store::sqlite_file(&config.database_url)?.is_file()
+    {
+        return Ok(None);
+    }
+    Ok(Some(super::open_read(config).await?))
+}
+
 pub async fn replay(config: &Config, a: ReplayArgs) -> anyhow::Result<()> {
-    let (store, _) = super::open(config).await?;
-    let files = casts(config, &store, &a.what).await?;
+    let files = casts(config, &a.what).await?;
     let keys = Keys::start();
     let result = play(&files, &a, &keys);
     keys.stop();
@@ -301,11 +318,7 @@ fn play(files: &[PathBuf], a: &ReplayArgs, keys: &Keys) -> anyhow::Result<()> {
 /// Follows a live recording until its trailer is written, filtered as
 /// `replay` is unless `raw`.
 pub async fn watch(config: &Config, what: &str, raw: bool) -> anyhow::Result<()> {
-    let (store, _) = super::open(config).await?;
-    let cast = casts(config, &store, what)
-        .await?
-        .pop()
-        .context("no recording")?;
+    let cast = casts(config, what).await?.pop().context("no recording")?;
     let file = std::fs::File::open(&cast).with_context(|| format!("opening {}", cast.display()))?;
     let mut reader = std::io::BufReader::new(file);
     let mut line = String::new();
@@ -346,7 +359,7 @@ fn closed(chain: &Path) -> bool {
 }
 
 pub async fn search(config: &Config, a: SearchArgs) -> anyhow::Result<()> {
-    let (store, _) = super::open(config).await?;
+    let store = super::open_read(config).await?;
     let since_ms = a
         .since
         .as_deref()

@@ -26,7 +26,7 @@ pub enum TokenCmd {
 }
 
 pub async fn token(config: &Config, cmd: TokenCmd) -> anyhow::Result<()> {
-    let (store, _) = super::open(config).await?;
+    let store = super::store(config, matches!(cmd, TokenCmd::List)).await?;
     match cmd {
         TokenCmd::Create {
             name,

@@ -231,6 +231,9 @@ impl Handler for Connection {
             return Ok(self.jump_auth(user).await);
         }
         let start = Instant::now();
+        if let Some(answer) = self.password_after_key(user) {
+            return Ok(answer);
+        }
         self.bind_username(user);
         let Some(req) = self.parse(user) else {
             return Ok(self.rejected(start).await);

@@ -59,6 +59,18 @@ enum Code {
 const USED_PROMPT: &str = "This code was already used; wait for the next one.\nVerification code: ";
 
 impl Connection {
+    /// A first factor is verified already (a key): a password now is a
+    /// client (paramiko, Ansible's paramiko plugin) sending the code as a
+    /// password. It is neither checked nor counted; the answer names the
+    /// second factor only, and the client asks for the code through it.
+    pub(super) fn password_after_key(&self, user: &str) -> Option<Auth> {
+        let f = self.first_factor.as_ref()?;
+        (f.username == user).then(|| Auth::Reject {
+            proceed_with_methods: Some(second_factor_methods()),
+            partial_success: false,
+        })
+    }
+
     /// A change of username mid-authentication starts over.
     pub(super) fn bind_username(&mut self, user: &str) {
         if self

@@ -17,6 +17,7 @@ mod jump;
 mod kek;
 mod locks;
 mod mfa;
+mod open;
 mod recordings;
 mod records;
 mod tcp;
@@ -27,11 +28,12 @@ pub use api::{MetricCounts, TokenRow};
 pub use audit::{AuditFilter, AuditHealth, AuditRow, AuditSealer, ChainedRow, GENESIS_HASH};
 pub use kek::{Sealed, SealedRow};
 pub use mfa::{SourceBlock, TotpRecord};
+pub use open::{settle_wal, sqlite_file};
 pub use recordings::RecordingRow;
 pub use records::*;
 pub use tcp::{KindedTarget, TargetKind};
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +55,16 @@ pub enum StoreError {
          DROP TABLE audit_legacy"
     )]
     AuditLegacyReappeared { rows: i64 },
+    #[error("no database at {path}")]
+    NoDatabase { path: String },
+    #[error("the database is not a portcullis database (it has no migration table)")]
+    NotPortcullis,
+    #[error(
+        "the database schema is older than this portcullis ({missing} migration(s) not applied); \
+         a command that only reads never upgrades it: start `portcullis serve` of this version \
+         (or run a command that changes something) first"
+    )]
+    SchemaBehind { missing: usize },
 }
 
 #[derive(Clone, Debug)]
@@ -61,42 +73,7 @@ pub struct Store {
     audit: audit::AuditHook,
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
-
 impl Store {
-    /// Connects and brings the schema up to date.
-    pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        sqlx::any::install_default_drivers();
-        let sqlite = url.starts_with("sqlite:");
-        let pool = AnyPoolOptions::new()
-            // SQLite allows one writer; more connections only add lock waits.
-            .max_connections(if sqlite { 4 } else { 16 })
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if sqlite {
-                        sqlx::query("PRAGMA foreign_keys = ON")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA busy_timeout = 5000")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA journal_mode = WAL")
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(url)
-            .await?;
-        MIGRATOR.run(&pool).await?;
-        audit::install_audit_guards(&pool).await?;
-        Ok(Store {
-            pool,
-            audit: audit::AuditHook::default(),
-        })
-    }
-
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -122,6 +122,19 @@ impl Vault {
         Ok(Vault::open_or_create(kek_file)?.accepting(keys))
     }
 
+    /// The KEK file and the accepted key files, all of which must exist:
+    /// for commands that only read, which must not make a key.
+    pub fn load_existing(
+        kek_file: &Path,
+        accepted: &[std::path::PathBuf],
+    ) -> Result<Vault, VaultError> {
+        let mut keys = Vec::new();
+        for p in accepted {
+            keys.push(*read_key(p)?);
+        }
+        Ok(Vault::from_key(*read_key(kek_file)?).accepting(keys))
+    }
+
     /// Opens the KEK file, creating it (mode 0600) with a fresh random key if absent.
     pub fn open_or_create(path: &Path) -> Result<Vault, VaultError> {
         if !path.exists() {

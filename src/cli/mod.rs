@@ -13,6 +13,7 @@ mod tokens;
 
 use crate::config::Config;
 use crate::store::Store;
+use crate::sync::MutexExt;
 use crate::vault::Vault;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -202,16 +203,11 @@ pub(crate) fn missing(what: &str, path: &std::path::Path) -> anyhow::Error {
 static OPENED: std::sync::Mutex<Vec<(Store, bool)>> = std::sync::Mutex::new(Vec::new());
 
 fn opened(store: &Store, writes: bool) {
-    if let Ok(mut v) = OPENED.lock() {
-        v.push((store.clone(), writes));
-    }
+    OPENED.lock_or_recover().push((store.clone(), writes));
 }
 
 async fn close_opened(config: &Config) {
-    let stores = match OPENED.lock() {
-        Ok(mut v) => std::mem::take(&mut *v),
-        Err(_) => return,
-    };
+    let stores = std::mem::take(&mut *OPENED.lock_or_recover());
     let wrote = stores.iter().any(|(_, w)| *w);
     for (s, _) in stores {
         s.close().await;

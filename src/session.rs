@@ -66,7 +66,10 @@ pub struct Session {
     channels: std::sync::atomic::AtomicU32,
     app: Arc<App>,
     upstream: OnceCell<Arc<Upstream>>,
+    /// `session.started` is audited (the first dial): the end is too.
     recorded: AtomicBool,
+    /// The sessions row exists (from login, `row.rs`): its end is written.
+    row: AtomicBool,
     end_reason: Mutex<Option<String>>,
     /// The registry entry, from `register` to `finish`.
     lease: Mutex<Option<Lease>>,
@@ -128,6 +131,7 @@ impl Session {
             app,
             upstream: OnceCell::new(),
             recorded: AtomicBool::new(false),
+            row: AtomicBool::new(false),
             end_reason: Mutex::new(None),
             lease: Mutex::new(None),
             current,
@@ -369,7 +373,7 @@ impl Session {
             .metrics
             .bytes_down
             .add(self.counters.down.load(Ordering::Relaxed));
-        if !self.recorded.load(Ordering::SeqCst) {
+        if !self.row.load(Ordering::SeqCst) {
             return;
         }
         let reason = self
@@ -386,9 +390,11 @@ impl Session {
         if let Err(e) = self.app.store.session_ended(&self.id, &end).await {
             tracing::error!(session = %self.id, error = %e, "session end not written");
         }
-        // A plain connection's row is bookkeeping; its login and its
-        // forwards are what the audit trail holds of it.
-        if let Some((target, _)) = self.target_and_login() {
+        // A row without a start (a plain connection, a session that never
+        // dialled) is bookkeeping: its login is what the audit trail holds.
+        if let Some((target, _)) = self.target_and_login()
+            && self.recorded.load(Ordering::SeqCst)
+        {
             self.audit_end(&target, &reason, end.bytes_up, end.bytes_down)
                 .await;
         }

@@ -11,40 +11,38 @@ use crate::store::{SessionKind, SessionStart, TargetRecord};
 use std::sync::atomic::Ordering;
 
 impl Session {
-    /// Writes the row at login. A `USER+TARGET` session's is its start
-    /// (audited, storage checked: see `record_start`); a refusal there is
-    /// shown on the first channel, as a lock's is. A plain `USER`
-    /// connection's row is bookkeeping: its login is already audited.
+    /// Writes the row at login: bookkeeping (the login is audited already),
+    /// so the connection is listed and can be ended by its id. A
+    /// `USER+TARGET` session's start (`session.started`, the storage check)
+    /// comes with its first dial, as before (`record_start`).
     pub async fn open_row(&mut self) {
-        let outcome = match &self.destination {
-            Destination::Target { target, allow } => self.record_start(target, allow).await,
-            Destination::Menu(_) => self.record_connection().await,
+        let (kind, target, login) = match &self.destination {
+            Destination::Target { target, allow } => (
+                SessionKind::Target,
+                target.name.clone(),
+                allow.login.clone(),
+            ),
+            Destination::Menu(_) => (SessionKind::Connection, String::new(), String::new()),
             Destination::Refused(_) => return,
         };
-        if let Err(refusal) = outcome {
-            tracing::warn!(session = %self.id, user = %self.user, error = %refusal.log, "session refused at login");
-            self.destination = Destination::Refused(refusal.user);
-        }
-    }
-
-    async fn record_connection(&self) -> Result<(), Refusal> {
         let start = SessionStart {
             id: self.id.clone(),
             user: self.user.clone(),
             source: self.source.to_string(),
-            target: String::new(),
-            login: String::new(),
+            target,
+            login,
             started_ms: now_ms(),
-            kind: SessionKind::Connection,
+            kind,
         };
-        self.app.store.session_started(&start).await.map_err(|e| {
-            Refusal::new(
-                "the connection cannot be recorded, so it is refused",
-                format!("connection row not written: {e}"),
-            )
-        })?;
-        self.recorded.store(true, Ordering::SeqCst);
-        Ok(())
+        match self.app.store.session_started(&start).await {
+            Ok(()) => self.row.store(true, Ordering::SeqCst),
+            Err(e) => {
+                tracing::error!(session = %self.id, user = %self.user, error = %e, "sessions row not written; refusing");
+                self.destination = Destination::Refused(
+                    "portcullis: the connection cannot be recorded, so it is refused".into(),
+                );
+            }
+        }
     }
 
     /// The session row is durable, and recording storage writable, before
@@ -110,7 +108,10 @@ impl Session {
                     format!("session.started not written: {e}"),
                 )
             })?;
-        if let Err(e) = self.app.store.session_started(&start).await {
+        // Written at login (`open_row`); here only for a session without one.
+        if !self.row.load(Ordering::SeqCst)
+            && let Err(e) = self.app.store.session_started(&start).await
+        {
             let reason = "refused: the sessions row could not be written";
             self.audit_end(&target.name, reason, 0, 0).await;
             return Err(Refusal::new(
@@ -118,6 +119,7 @@ impl Session {
                 format!("session start not written: {e}"),
             ));
         }
+        self.row.store(true, Ordering::SeqCst);
         self.recorded.store(true, Ordering::SeqCst);
         tracing::info!(session = %self.id, user = %self.user, target = %target.name, login = %allow.login,
             grant = %allow.grant_id, via = %allow.via, source = %self.source, "session started");

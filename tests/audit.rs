@@ -284,9 +284,15 @@ fn the_target_is_not_dialled_when_session_started_cannot_be_written() {
         "{}",
         b.log()
     );
-    // The login itself was audited; no session row was written.
-    let sessions = text(&b.admin(&["session", "list"]).stdout);
-    assert_eq!(sessions.lines().count(), 1, "{sessions}");
+    // The login itself was audited; its row (written at login) is ended
+    // with the refusal, and nothing is left live.
+    let sessions = b.settled_sessions();
+    assert_eq!(sessions.lines().count(), 2, "{sessions}");
+    let newest = sessions.lines().next().unwrap();
+    assert!(
+        newest.contains("refused: session.started not written") && !newest.contains("\tlive\t"),
+        "{sessions}"
+    );
 }
 
 #[test]

@@ -8,18 +8,7 @@ mod common;
 use common::api::*;
 use common::*;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(secs) {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}");
-}
+use std::time::Duration;
 
 /// The `[lockdown]` example of the README, as printed there, except that
 /// the office network is this machine's (a rule refusing 127.0.0.1 would

@@ -346,26 +346,9 @@ mod tests {
     /// On the PostgreSQL `.ci/run` starts, like `store::tests::postgres_store`.
     #[tokio::test]
     async fn api_rows_on_postgres() {
-        let base = std::env::var("PORTCULLIS_TEST_PG_URL").expect(
-            "PORTCULLIS_TEST_PG_URL is not set: run the tests through .ci/run, which starts PostgreSQL",
-        );
-        sqlx::any::install_default_drivers();
-        let admin = sqlx::AnyPool::connect(&base).await.unwrap();
-        let schema = format!("api{}", std::process::id());
-        for q in [
-            format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
-            format!("CREATE SCHEMA {schema}"),
-        ] {
-            sqlx::query(&q).execute(&admin).await.unwrap();
-        }
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+        let url = crate::store::audit_tests::pg_schema("api").await;
         let store = Store::connect(&url).await.unwrap();
         exercise(&store).await;
         store.close().await;
-        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-            .execute(&admin)
-            .await
-            .unwrap();
     }
 }

@@ -56,6 +56,18 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// Polls `f` every 100 ms until it holds; panics naming `what` after `secs`.
+pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out waiting for {what}");
+}
+
 pub fn wait_port(port: u16, what: &str, log: &Path) {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(20) {

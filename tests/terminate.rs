@@ -146,6 +146,27 @@ fn a_forward_only_connection_and_its_forwards_end_by_id_through_api_and_cli() {
     assert_eq!(none.status, 404, "{}", none.body);
     let out = run(b.cli().args(["session", "kill", "0123abcd"]));
     assert!(!out.status.success() && text(&out.stderr).contains("no session or forward"));
+    // The audit rows carry their session in its own column (queries by
+    // session find them): the forwards under the connection, the
+    // terminations under what they ended.
+    let rows = b.audit_export(&[]);
+    let session_of = |kind: &str, id: &str| {
+        rows.iter()
+            .find(|e| e["kind"] == kind && (e["detail"]["id"] == id || e["session"] == id))
+            .and_then(|e| e["session"].as_str().map(str::to_string))
+    };
+    assert_eq!(
+        session_of("forward.opened", &f1).as_deref(),
+        Some(conn.as_str())
+    );
+    assert_eq!(
+        session_of("session.terminated", &f1).as_deref(),
+        Some(f1.as_str())
+    );
+    assert_eq!(
+        session_of("session.terminated", &conn).as_deref(),
+        Some(conn.as_str())
+    );
 
     // The same connection kind, ended through the CLI.
     let mut fwd = Forwarding::start(&b, "alice", &["-L", &forward], Some(lport));

@@ -318,6 +318,8 @@ pub enum AuditEvent {
 impl AuditEvent {
     /// The session an event belongs to, if any (its own column, for queries).
     pub fn session(&self) -> &str {
+        // Exhaustive on purpose: a new event that belongs to a session must
+        // be placed here, or it will not compile.
         match self {
             AuditEvent::SessionStarted { session, .. }
             | AuditEvent::SessionEnded { session, .. }
@@ -326,11 +328,56 @@ impl AuditEvent {
             | AuditEvent::RecordingFailed { session, .. }
             | AuditEvent::RecordingCutShort { session, .. }
             | AuditEvent::RecordingStorageUnavailable { session, .. }
+            | AuditEvent::SessionTerminated { session, .. }
+            | AuditEvent::ForwardRefused { session, .. }
+            | AuditEvent::AgentForwarded { session, .. }
             | AuditEvent::JumpOpened {
                 via_session: session,
                 ..
             } => session,
-            _ => "",
+            AuditEvent::ForwardOpened(meta) | AuditEvent::ForwardClosed { meta, .. } => {
+                &meta.session
+            }
+            AuditEvent::LoginSucceeded { .. }
+            | AuditEvent::LoginFailures { .. }
+            | AuditEvent::ForwardSummary { .. }
+            | AuditEvent::LoginFailureSummary(..)
+            | AuditEvent::LoginThrottled { .. }
+            | AuditEvent::TotpEnrolled { .. }
+            | AuditEvent::TotpRemoved { .. }
+            | AuditEvent::MfaExemption { .. }
+            | AuditEvent::SourceBlocked { .. }
+            | AuditEvent::SourceUnblocked { .. }
+            | AuditEvent::GrantAdded { .. }
+            | AuditEvent::GrantRemoved { .. }
+            | AuditEvent::AccessRequested { .. }
+            | AuditEvent::AccessDecided { .. }
+            | AuditEvent::RecordingsPruned { .. }
+            | AuditEvent::KekRewrapped { .. }
+            | AuditEvent::UserAdded { .. }
+            | AuditEvent::UserRemoved { .. }
+            | AuditEvent::UserPasswordChanged { .. }
+            | AuditEvent::UserKeyAdded { .. }
+            | AuditEvent::UserKeyRemoved { .. }
+            | AuditEvent::GroupAdded { .. }
+            | AuditEvent::GroupRemoved { .. }
+            | AuditEvent::GroupMemberAdded { .. }
+            | AuditEvent::GroupMemberRemoved { .. }
+            | AuditEvent::TargetAdded { .. }
+            | AuditEvent::TcpTargetAdded { .. }
+            | AuditEvent::TargetRemoved { .. }
+            | AuditEvent::TargetCaptureSet { .. }
+            | AuditEvent::TargetRecordingSet { .. }
+            | AuditEvent::CredentialSet { .. }
+            | AuditEvent::RecordingSpace { .. }
+            | AuditEvent::LockCreated { .. }
+            | AuditEvent::LockLifted { .. }
+            | AuditEvent::AccessLocked { .. }
+            | AuditEvent::RuleFired { .. }
+            | AuditEvent::WebhookFailed { .. }
+            | AuditEvent::ApiTokenCreated { .. }
+            | AuditEvent::ApiTokenRevoked { .. }
+            | AuditEvent::ApiWrite { .. } => "",
         }
     }
 }

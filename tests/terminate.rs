@@ -198,3 +198,90 @@ fn the_outer_connection_of_a_jump_ends_by_its_id() {
     }
     assert!(rows.contains("incident 7"), "{rows}");
 }
+
+/// Forwards through an SSH target's connection are live things of their
+/// own (issue 16): a `-R` listener, a connection through it and a `-L`
+/// through the target are listed with their kind and end by their id (API
+/// and CLI), and a revoked grant ends what is left within seconds.
+#[test]
+fn forwards_through_an_ssh_target_are_listed_end_by_id_and_end_on_revocation() {
+    let sshd = Sshd::start();
+    let (b, port) = standard_with_api(&sshd);
+    let api = Api::new(&b, port);
+    let token = token(&b, "responder", "killswitch", None);
+    b.add_target("web03", &sshd);
+    let grant = b.grant(&[
+        "--user",
+        "alice",
+        "--target",
+        "web03",
+        "--login",
+        TARGET_USER,
+        "--allow",
+        "shell,exec,local-forward,remote-forward",
+    ]);
+    let echo = Service::start("127.0.0.1", Behaviour::Echo);
+    let (rport, lport) = (free_port(), free_port());
+    let _r = Forwarding::start(
+        &b,
+        "alice+web03",
+        &["-R", &format!("{rport}:127.0.0.1:{}", echo.port)],
+        Some(rport),
+    );
+    let listener = wait_for("a live -R listener", 10, || {
+        live_of(&api, &token, "remote-listener", &[])
+    });
+    let through_r = echoing(rport);
+    let rf = wait_for("a live -R connection", 10, || {
+        live_of(&api, &token, "remote-forward", &[])
+    });
+    let _l = Forwarding::start(
+        &b,
+        "alice+web03",
+        &["-L", &format!("{lport}:127.0.0.1:{}", echo.port)],
+        Some(lport),
+    );
+    let through_l = echoing(lport);
+    let lf = wait_for("a live -L through web03", 10, || {
+        live_of(&api, &token, "forward", &[])
+    });
+
+    // The -L connection ends by its id through the CLI (known from the
+    // audit trail); the -R connection by its id through the API.
+    let out = run(b.cli().args(["session", "kill", &lf]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    cut(through_l, "the -L through web03");
+    let r = api.call(
+        "POST",
+        &format!("/api/v1/sessions/{rf}/terminate"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    cut(through_r, "the -R connection");
+    // The listener: its end stops the target listening.
+    let r = api.call(
+        "POST",
+        &format!("/api/v1/sessions/{listener}/terminate"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_for("the target to stop listening", 10, || {
+        std::net::TcpStream::connect(("127.0.0.1", rport))
+            .is_err()
+            .then_some(())
+    });
+
+    // A revoked grant ends a live forward through the target within seconds.
+    let through_l = echoing(lport);
+    let lf2 = wait_for("a second -L through web03", 10, || {
+        live_of(&api, &token, "forward", std::slice::from_ref(&lf))
+    });
+    b.admin(&["grant", "remove", &grant]);
+    cut(through_l, "the -L after its grant was revoked");
+    wait_for("the forward to leave the list", 10, || {
+        let r = api.call("GET", "/api/v1/sessions", Some(&token), None);
+        (!r.body.contains(&lf2)).then_some(())
+    });
+}

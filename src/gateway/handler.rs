@@ -61,7 +61,7 @@ pub struct Connection {
     pub(super) jump_keys: Arc<super::jump::Keys>,
     /// Set when this connection runs nested in another's channel (ProxyJump).
     pub(super) jump: Option<super::jump::Outer>,
-    pub(super) forwards: Arc<super::forward::Forwards>,
+    pub(super) forwards: Arc<super::forwards::Forwards>,
     /// Per open session channel: where the handler's decisions go to the
     /// channel's bridge, which forwards only what was decided yes.
     verdicts: HashMap<ChannelId, mpsc::Sender<Verdict>>,
@@ -78,7 +78,7 @@ impl Connection {
     ) -> Connection {
         let l = &app.config.limits;
         let cap = super::caps::ChannelCap::new(l.max_channels_per_connection);
-        let forwards = super::forward::Forwards::new(cap, l.max_remote_forwards_per_connection);
+        let forwards = super::forwards::Forwards::new(cap, l.max_remote_forwards_per_connection);
         Connection {
             shared: Arc::new(Shared::new(CancellationToken::new())),
             cut: slot.cut.clone(),
@@ -106,7 +106,7 @@ impl Connection {
     ) -> Connection {
         let max_remote = app.config.limits.max_remote_forwards_per_connection;
         Connection {
-            forwards: Arc::new(super::forward::Forwards::new(cap, max_remote)),
+            forwards: Arc::new(super::forwards::Forwards::new(cap, max_remote)),
             app,
             peer,
             shared,
@@ -400,7 +400,7 @@ impl Handler for Connection {
         else {
             return Ok(());
         };
-        let req = super::forward::Requested {
+        let req = super::forwards::Requested {
             host: host_to_connect.to_string(),
             port: port_to_connect,
             originator: originator_address.to_string(),

@@ -5,6 +5,7 @@
 mod caps;
 mod channel;
 mod forward;
+mod forwards;
 mod handler;
 pub mod hostca;
 pub mod jump;

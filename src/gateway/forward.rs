@@ -18,6 +18,7 @@ use russh::ChannelOpenFailure;
 use russh::server::{ChannelOpenHandle, Handle, Msg};
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 /// Entry point for every direct-tcpip channel. Runs on its own task: the
 /// channel is answered only once the destination is connected or refused.
@@ -137,7 +138,7 @@ async fn via_upstream(
     );
     let client = channel::split(channel, handle, None);
     let budget = s.channel_budget();
-    let reason = relay(
+    let relayed = relay(
         client,
         far,
         budget,
@@ -146,8 +147,8 @@ async fn via_upstream(
         cancel,
         tap,
         live.why(),
-    )
-    .await;
+    );
+    let reason = relayed.instrument(live.span()).await;
     let reason = live.finish(reason);
     trail::close(s.app(), m, started, &counters, &reason).await;
 }

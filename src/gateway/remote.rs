@@ -138,16 +138,18 @@ async fn start_relay(s: &Arc<Session>, fw: &Arc<Forwards>, handle: Handle) {
         return;
     };
     let (s, fw) = (s.clone(), fw.clone());
-    tokio::spawn(async move {
+    let relay = async move {
         loop {
             let next = tokio::select! {
                 n = rx.recv() => n,
                 _ = s.cancel.cancelled() => None,
             };
             let Some(inc) = next else { return };
-            tokio::spawn(incoming(s.clone(), fw.clone(), handle.clone(), inc));
+            let inc = incoming(s.clone(), fw.clone(), handle.clone(), inc);
+            tokio::spawn(inc.in_current_span());
         }
-    });
+    };
+    tokio::spawn(relay.in_current_span());
 }
 
 async fn incoming(s: Arc<Session>, fw: Arc<Forwards>, handle: Handle, inc: Incoming) {
@@ -277,7 +279,7 @@ async fn relay_back(
     );
     let client = super::channel::split(client, handle, None);
     let budget = s.channel_budget();
-    let reason = relay(
+    let relayed = relay(
         client,
         stream,
         budget,
@@ -286,8 +288,8 @@ async fn relay_back(
         cancel,
         tap,
         live.why(),
-    )
-    .await;
+    );
+    let reason = relayed.instrument(live.span()).await;
     let reason = live.finish(reason);
     trail::close(&app, m, started, &counters, &reason).await;
 }

@@ -17,6 +17,7 @@ use russh::server::{ChannelOpenHandle, Handle, Msg};
 use russh::{Channel, ChannelOpenFailure};
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 /// A TCP forward's destination: behind the bridge both ways (when its bytes
 /// are captured), or with the client's bytes written by the handler.
@@ -135,44 +136,48 @@ pub(super) async fn to_tcp_target(
     };
     let live = Live::open(&s, spec, cancel.clone());
     let budget = s.channel_budget();
-    let reason = match far {
-        Far::Bridged(stream) => {
-            let client = channel::split(channel, handle, None);
-            let far = tcp::split(stream);
-            let c = cancel.clone();
-            relay(
-                client,
-                far,
-                budget,
-                false,
-                counters.clone(),
-                c,
-                tap,
-                live.why(),
-            )
-            .await
-        }
-        Far::Inline(source, close, up) => {
-            // The channel's own queue is dropped: russh's sends to it then
-            // fail at once, and the handler feeds `up` instead.
-            let (unread, sink) = channel::split(channel, handle, None);
-            drop(unread);
-            let client = (up.frames(), sink);
-            let relayed = relay(
-                client,
-                (source, close),
-                budget,
-                false,
-                counters.clone(),
-                cancel.clone(),
-                None,
-                live.why(),
-            );
-            let reason = with_drain(relayed, &up).await;
-            fw.take_upload(id);
-            reason
+    let span = live.span();
+    let relayed = async {
+        match far {
+            Far::Bridged(stream) => {
+                let client = channel::split(channel, handle, None);
+                let far = tcp::split(stream);
+                let c = cancel.clone();
+                relay(
+                    client,
+                    far,
+                    budget,
+                    false,
+                    counters.clone(),
+                    c,
+                    tap,
+                    live.why(),
+                )
+                .await
+            }
+            Far::Inline(source, close, up) => {
+                // The channel's own queue is dropped: russh's sends to it then
+                // fail at once, and the handler feeds `up` instead.
+                let (unread, sink) = channel::split(channel, handle, None);
+                drop(unread);
+                let client = (up.frames(), sink);
+                let relayed = relay(
+                    client,
+                    (source, close),
+                    budget,
+                    false,
+                    counters.clone(),
+                    cancel.clone(),
+                    None,
+                    live.why(),
+                );
+                let reason = with_drain(relayed, &up).await;
+                fw.take_upload(id);
+                reason
+            }
         }
     };
+    let reason = relayed.instrument(span).await;
     let reason = live.finish(reason);
     trail::close(&app, m, started, &counters, &reason).await;
 }

@@ -37,6 +37,7 @@ pub struct Live {
     cancel: CancellationToken,
     why: Arc<Mutex<Option<String>>>,
     watcher: JoinHandle<()>,
+    span: tracing::Span,
 }
 
 impl Live {
@@ -83,14 +84,21 @@ impl Live {
         let watched = cancel.clone();
         let watcher = tokio::spawn(
             async move { watch::watch(needs, &grants, &ender, &watched, access::now).await }
-                .instrument(span),
+                .instrument(span.clone()),
         );
         Live {
             lease,
             cancel,
             why,
             watcher,
+            span,
         }
+    }
+
+    /// Its span (id, kind, session, user, target, source): its relay runs
+    /// in it, so its lines are found with its session's.
+    pub fn span(&self) -> tracing::Span {
+        self.span.clone()
     }
 
     /// Where the watcher leaves its reason for ending the thing.

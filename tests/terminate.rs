@@ -285,3 +285,81 @@ fn forwards_through_an_ssh_target_are_listed_end_by_id_and_end_on_revocation() {
         (!r.body.contains(&lf2)).then_some(())
     });
 }
+
+/// An agent channel the target opens is a live thing too: listed with
+/// kind "agent" and ended by its id, while the session carrying it goes on.
+#[test]
+fn an_agent_channel_is_listed_and_ends_by_id() {
+    need("ssh-agent", "openssh-client");
+    let sshd = Sshd::start();
+    let (b, port) = standard_with_api(&sshd);
+    let api = Api::new(&b, port);
+    let token = token(&b, "responder", "killswitch", None);
+    b.add_target("web03", &sshd);
+    b.grant(&[
+        "--user",
+        "alice",
+        "--target",
+        "web03",
+        "--login",
+        TARGET_USER,
+        "--allow",
+        "shell,exec,agent",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("agent.sock");
+    // Killed on drop: a failed assertion must not leave it holding the
+    // test's stderr.
+    let _agent = Reaped(
+        std::process::Command::new("ssh-agent")
+            .args(["-D", "-a"])
+            .arg(&sock)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the agent socket", 10, || sock.exists().then_some(()));
+    // On the target: hold the forwarded agent open until it is cut.
+    let hold = "python3 -c \"import os,socket; s=socket.socket(socket.AF_UNIX); \
+        s.connect(os.environ['SSH_AUTH_SOCK']); print('held', flush=True); \
+        print('cut' if s.recv(1) == b'' else 'data', flush=True)\"; echo after";
+    let mut child = Reaped(
+        b.ssh("alice+web03")
+            .arg("-A")
+            .env("SSH_AUTH_SOCK", &sock)
+            .arg(hold)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = child.0.stdout.take().unwrap();
+    let mut held = [0u8; 5];
+    out.read_exact(&mut held).unwrap();
+    assert_eq!(&held, b"held\n");
+    let id = wait_for("a live agent channel", 10, || {
+        live_of(&api, &token, "agent", &[])
+    });
+    let r = api.call(
+        "POST",
+        &format!("/api/v1/sessions/{id}/terminate"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    exits(&mut child.0, "ssh -A");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    // The agent channel was cut; the session went on to run `echo after`.
+    assert_eq!(rest, "cut\nafter\n");
+}
+
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

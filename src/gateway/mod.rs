@@ -6,6 +6,7 @@ mod caps;
 mod channel;
 mod forward;
 mod forwards;
+mod gate;
 mod handler;
 pub mod hostca;
 pub mod jump;

@@ -363,3 +363,52 @@ impl Drop for Reaped {
         let _ = self.0.wait();
     }
 }
+
+/// A forward through a target watches its own grant: a grant narrowed to
+/// no port forwarding ends the live forward within seconds, while the
+/// session (whose shell the grant still allows) goes on. (Before, only the
+/// session was watched, and a narrowed grant left live forwards running.)
+#[test]
+fn a_grant_narrowed_to_no_forwarding_ends_the_forward_not_the_session() {
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    b.add_target("web03", &sshd);
+    let grant = |allow: &str| {
+        b.grant(&[
+            "--user",
+            "alice",
+            "--target",
+            "web03",
+            "--login",
+            TARGET_USER,
+            "--allow",
+            allow,
+        ])
+    };
+    let wide = grant("shell,exec,local-forward");
+    let echo = Service::start("127.0.0.1", Behaviour::Echo);
+    let lport = free_port();
+    let mut fwd = Forwarding::start(
+        &b,
+        "alice+web03",
+        &["-L", &format!("{lport}:127.0.0.1:{}", echo.port)],
+        Some(lport),
+    );
+    let through = echoing(lport);
+    // The narrow grant first, so the session is never without one.
+    grant("shell,exec");
+    b.admin(&["grant", "remove", &wide]);
+    cut(through, "the forward after its grant dropped forwarding");
+    let closed = wait_for("the forward's close", 15, || {
+        b.audit_details("forward.closed").into_iter().find(|v| {
+            v["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("no longer allowed"))
+        })
+    });
+    assert_eq!(closed["via"], "web03", "{closed}");
+    assert!(
+        fwd.child().try_wait().unwrap().is_none(),
+        "the session ended with the forward"
+    );
+}

@@ -103,7 +103,10 @@ pub struct LiveSession {
     pub cancel: CancellationToken,
     pub kill: Arc<KillNote>,
     /// What it is: "target" (a `USER+TARGET` connection), "connection"
-    /// (a plain `USER` one) or "forward" (one TCP forward to a TCP target).
+    /// (a plain `USER` one), "forward" (one `-L/-W/-D` connection, to a TCP
+    /// target or through an SSH target), "remote-forward" (one connection
+    /// through `-R`), "remote-listener" (a `-R` listener), "agent" (one
+    /// agent channel): `session::live`.
     pub kind: &'static str,
     /// Lines for the user's terminal (deadline warnings, a coming
     /// shutdown); `None` where no terminal is bridged.

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 mod enforce;
 mod lease;
+pub mod live;
 mod row;
 pub mod watch;
 

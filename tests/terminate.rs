@@ -219,3 +219,217 @@ fn the_outer_connection_of_a_jump_ends_by_its_id() {
     }
     assert!(rows.contains("incident 7"), "{rows}");
 }
+
+/// Forwards through an SSH target's connection are live things of their
+/// own (issue 16): a `-R` listener, a connection through it and a `-L`
+/// through the target are listed with their kind and end by their id (API
+/// and CLI), and a revoked grant ends what is left within seconds.
+#[test]
+fn forwards_through_an_ssh_target_are_listed_end_by_id_and_end_on_revocation() {
+    let sshd = Sshd::start();
+    let (b, port) = standard_with_api(&sshd);
+    let api = Api::new(&b, port);
+    let token = token(&b, "responder", "killswitch", None);
+    b.add_target("web03", &sshd);
+    let grant = b.grant(&[
+        "--user",
+        "alice",
+        "--target",
+        "web03",
+        "--login",
+        TARGET_USER,
+        "--allow",
+        "shell,exec,local-forward,remote-forward",
+    ]);
+    let echo = Service::start("127.0.0.1", Behaviour::Echo);
+    let (rport, lport) = (free_port(), free_port());
+    let _r = Forwarding::start(
+        &b,
+        "alice+web03",
+        &["-R", &format!("{rport}:127.0.0.1:{}", echo.port)],
+        Some(rport),
+    );
+    let listener = wait_for("a live -R listener", 10, || {
+        live_of(&api, &token, "remote-listener", &[])
+    });
+    let through_r = echoing(rport);
+    let rf = wait_for("a live -R connection", 10, || {
+        live_of(&api, &token, "remote-forward", &[])
+    });
+    let _l = Forwarding::start(
+        &b,
+        "alice+web03",
+        &["-L", &format!("{lport}:127.0.0.1:{}", echo.port)],
+        Some(lport),
+    );
+    let through_l = echoing(lport);
+    let lf = wait_for("a live -L through web03", 10, || {
+        live_of(&api, &token, "forward", &[])
+    });
+
+    // The -L connection ends by its id through the CLI (known from the
+    // audit trail); the -R connection by its id through the API.
+    let out = run(b.cli().args(["session", "kill", &lf]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    cut(through_l, "the -L through web03");
+    let r = api.call(
+        "POST",
+        &format!("/api/v1/sessions/{rf}/terminate"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    cut(through_r, "the -R connection");
+    // The listener: its end stops the target listening.
+    let r = api.call(
+        "POST",
+        &format!("/api/v1/sessions/{listener}/terminate"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_for("the target to stop listening", 10, || {
+        std::net::TcpStream::connect(("127.0.0.1", rport))
+            .is_err()
+            .then_some(())
+    });
+
+    // A revoked grant ends a live forward through the target within seconds.
+    let through_l = echoing(lport);
+    let lf2 = wait_for("a second -L through web03", 10, || {
+        live_of(&api, &token, "forward", std::slice::from_ref(&lf))
+    });
+    b.admin(&["grant", "remove", &grant]);
+    cut(through_l, "the -L after its grant was revoked");
+    wait_for("the forward to leave the list", 10, || {
+        let r = api.call("GET", "/api/v1/sessions", Some(&token), None);
+        (!r.body.contains(&lf2)).then_some(())
+    });
+}
+
+/// An agent channel the target opens is a live thing too: listed with
+/// kind "agent" and ended by its id, while the session carrying it goes on.
+#[test]
+fn an_agent_channel_is_listed_and_ends_by_id() {
+    need("ssh-agent", "openssh-client");
+    let sshd = Sshd::start();
+    let (b, port) = standard_with_api(&sshd);
+    let api = Api::new(&b, port);
+    let token = token(&b, "responder", "killswitch", None);
+    b.add_target("web03", &sshd);
+    b.grant(&[
+        "--user",
+        "alice",
+        "--target",
+        "web03",
+        "--login",
+        TARGET_USER,
+        "--allow",
+        "shell,exec,agent",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("agent.sock");
+    // Killed on drop: a failed assertion must not leave it holding the
+    // test's stderr.
+    let _agent = Reaped(
+        std::process::Command::new("ssh-agent")
+            .args(["-D", "-a"])
+            .arg(&sock)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the agent socket", 10, || sock.exists().then_some(()));
+    // On the target: hold the forwarded agent open until it is cut.
+    let hold = "python3 -c \"import os,socket; s=socket.socket(socket.AF_UNIX); \
+        s.connect(os.environ['SSH_AUTH_SOCK']); print('held', flush=True); \
+        print('cut' if s.recv(1) == b'' else 'data', flush=True)\"; echo after";
+    let mut child = Reaped(
+        b.ssh("alice+web03")
+            .arg("-A")
+            .env("SSH_AUTH_SOCK", &sock)
+            .arg(hold)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = child.0.stdout.take().unwrap();
+    let mut held = [0u8; 5];
+    out.read_exact(&mut held).unwrap();
+    assert_eq!(&held, b"held\n");
+    let id = wait_for("a live agent channel", 10, || {
+        live_of(&api, &token, "agent", &[])
+    });
+    let r = api.call(
+        "POST",
+        &format!("/api/v1/sessions/{id}/terminate"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    exits(&mut child.0, "ssh -A");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    // The agent channel was cut; the session went on to run `echo after`.
+    assert_eq!(rest, "cut\nafter\n");
+}
+
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A forward through a target watches its own grant: a grant narrowed to
+/// no port forwarding ends the live forward within seconds, while the
+/// session (whose shell the grant still allows) goes on. (Before, only the
+/// session was watched, and a narrowed grant left live forwards running.)
+#[test]
+fn a_grant_narrowed_to_no_forwarding_ends_the_forward_not_the_session() {
+    let sshd = Sshd::start();
+    let b = Bastion::standard(&sshd);
+    b.add_target("web03", &sshd);
+    let grant = |allow: &str| {
+        b.grant(&[
+            "--user",
+            "alice",
+            "--target",
+            "web03",
+            "--login",
+            TARGET_USER,
+            "--allow",
+            allow,
+        ])
+    };
+    let wide = grant("shell,exec,local-forward");
+    let echo = Service::start("127.0.0.1", Behaviour::Echo);
+    let lport = free_port();
+    let mut fwd = Forwarding::start(
+        &b,
+        "alice+web03",
+        &["-L", &format!("{lport}:127.0.0.1:{}", echo.port)],
+        Some(lport),
+    );
+    let through = echoing(lport);
+    // The narrow grant first, so the session is never without one.
+    grant("shell,exec");
+    b.admin(&["grant", "remove", &wide]);
+    cut(through, "the forward after its grant dropped forwarding");
+    let closed = wait_for("the forward's close", 15, || {
+        b.audit_details("forward.closed").into_iter().find(|v| {
+            v["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("no longer allowed"))
+        })
+    });
+    assert_eq!(closed["via"], "web03", "{closed}");
+    assert!(
+        fwd.child().try_wait().unwrap().is_none(),
+        "the session ended with the forward"
+    );
+}

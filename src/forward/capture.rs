@@ -75,7 +75,10 @@ pub async fn start(ctx: CaptureCtx) -> Result<Tap, ForwardError> {
     let row = RecordingRow::open(&name, &m.session, ctx.channel, "forward", now_ms());
     ctx.app.store.recording_started(&row).await?;
     let (tx, rx) = mpsc::channel(QUEUE);
-    ctx.app.tasks.clone().spawn(run(ctx, name, writer, rx));
+    let tasks = ctx.app.tasks.clone();
+    tasks.spawn(tracing::Instrument::in_current_span(run(
+        ctx, name, writer, rx,
+    )));
     Ok(Tap {
         tx,
         up_data: Arc::new(AtomicBool::new(true)),

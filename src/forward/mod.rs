@@ -2,15 +2,20 @@
 //! ([`matching`], pure), whether the user may reach it now ([`resolve`]),
 //! the TCP side of a forward as bridge frames ([`tcp`]), the client's bytes
 //! written to it by the connection's own task ([`upload`]) and the optional
-//! content capture ([`capture`]). The russh side is `gateway::forward`.
+//! content capture ([`capture`]), the audit of each forward ([`trail`]) and
+//! the relay ([`relay`]). The russh side is `gateway::forward`,
+//! `gateway::tcp_forward` and `gateway::remote`; the lifecycle (registry,
+//! kill, grant watch) is `session::live`.
 //!
 //! The bastion never dials the host string a client sent: it dials the
 //! host:port configured for the matched target.
 
 pub mod capture;
 pub mod matching;
+pub mod relay;
 pub mod resolve;
 pub mod tcp;
+pub mod trail;
 pub mod upload;
 
 use crate::names::escape_for_log;

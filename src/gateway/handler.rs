@@ -1,7 +1,7 @@
 //! The russh `Handler`: translates callbacks into auth, policy and session calls.
 
 use super::channel;
-use super::channel::{Asked, Verdict, reject};
+use super::channel::{Verdict, reject};
 use super::limits::Slot;
 use super::login::{FirstFactor, first_factor_methods};
 use super::menu;
@@ -21,6 +21,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 /// State the connection task shares with the handler russh owns.
 pub struct Shared {
@@ -28,14 +30,35 @@ pub struct Shared {
     pub(super) cancel: CancellationToken,
     /// The kill switch's note for this connection's session.
     pub(super) kill: Arc<crate::registry::KillNote>,
+    /// The connection's span: its source from the start, its user, target
+    /// and session id from login on; every task of the connection runs in
+    /// it, so one session's log lines can be found together.
+    pub(super) span: Span,
 }
 
 impl Shared {
-    pub(super) fn new(cancel: CancellationToken) -> Shared {
+    pub(super) fn new(cancel: CancellationToken, span: Span) -> Shared {
         Shared {
             session: OnceLock::new(),
             cancel,
             kill: Arc::default(),
+            span,
+        }
+    }
+
+    /// A connection's span, its identity fields filled at login (`named`).
+    pub(super) fn span_for(source: SocketAddr, parent: Option<&Span>) -> Span {
+        let parent = parent.and_then(Span::id);
+        tracing::info_span!(parent: parent, "conn", source = %source,
+            user = Empty, target = Empty, session = Empty)
+    }
+
+    /// Names the session in the connection's span, before it is used.
+    pub(super) fn named(&self, s: &Session) {
+        self.span.record("session", s.id.as_str());
+        self.span.record("user", s.user.as_str());
+        if let Some((target, _)) = s.target_and_login() {
+            self.span.record("target", target.as_str());
         }
     }
 
@@ -61,12 +84,12 @@ pub struct Connection {
     pub(super) jump_keys: Arc<super::jump::Keys>,
     /// Set when this connection runs nested in another's channel (ProxyJump).
     pub(super) jump: Option<super::jump::Outer>,
-    pub(super) forwards: Arc<super::forward::Forwards>,
+    pub(super) forwards: Arc<super::forwards::Forwards>,
     /// Per open session channel: where the handler's decisions go to the
     /// channel's bridge, which forwards only what was decided yes.
-    verdicts: HashMap<ChannelId, mpsc::Sender<Verdict>>,
+    pub(super) verdicts: HashMap<ChannelId, mpsc::Sender<Verdict>>,
     /// Session channels accepted only to tell the user why they are refused.
-    refused: Arc<session_channel::Refused>,
+    pub(super) refused: Arc<session_channel::Refused>,
 }
 
 impl Connection {
@@ -78,9 +101,12 @@ impl Connection {
     ) -> Connection {
         let l = &app.config.limits;
         let cap = super::caps::ChannelCap::new(l.max_channels_per_connection);
-        let forwards = super::forward::Forwards::new(cap, l.max_remote_forwards_per_connection);
+        let forwards = super::forwards::Forwards::new(cap, l.max_remote_forwards_per_connection);
         Connection {
-            shared: Arc::new(Shared::new(CancellationToken::new())),
+            shared: Arc::new(Shared::new(
+                CancellationToken::new(),
+                Shared::span_for(peer, None),
+            )),
             cut: slot.cut.clone(),
             preauth: Some(slot),
             first_factor: None,
@@ -106,7 +132,7 @@ impl Connection {
     ) -> Connection {
         let max_remote = app.config.limits.max_remote_forwards_per_connection;
         Connection {
-            forwards: Arc::new(super::forward::Forwards::new(cap, max_remote)),
+            forwards: Arc::new(super::forwards::Forwards::new(cap, max_remote)),
             app,
             peer,
             shared,
@@ -132,131 +158,64 @@ impl Connection {
     pub fn shared(&self) -> Arc<Shared> {
         self.shared.clone()
     }
-
-    /// The one decision on a session-channel request: the permissions the
-    /// grant gives now, then (for what starts something on the target) locks
-    /// and command rules. Decided here, before anything is forwarded: the
-    /// channel's bridge waits for this verdict (see `channel::ClientSource`).
-    async fn decide(&self, req: &SessionRequest<'_>) -> bool {
-        let Some(s) = self.shared.session() else {
-            return false;
-        };
-        if !s.permissions().allows_request(req) {
-            return false;
-        }
-        if !matches!(
-            req,
-            SessionRequest::Shell | SessionRequest::Exec(_) | SessionRequest::Subsystem(_)
-        ) {
-            return true;
-        }
-        if let SessionRequest::Exec(cmd) = req
-            && !self.app.config.lockdown.rules.is_empty()
-            && crate::lockdown::rules::on_command(
-                &self.app,
-                &s.seen(),
-                &String::from_utf8_lossy(cmd),
-            )
-            .await
-        {
-            tracing::warn!(session = %s.id, "exec refused: a lockdown rule ended the session");
-            return false;
-        }
-        // A rule may have locked the user or target just now, as may anyone.
-        s.lock_check().is_ok()
-    }
-
-    /// Decides `req`, answers the client and hands the verdict to the
-    /// channel's bridge.
-    async fn gate(
-        &mut self,
-        channel: ChannelId,
-        req: SessionRequest<'_>,
-        session: &mut SshSession,
-    ) -> Result<bool, russh::Error> {
-        if self.refused.contains(channel) {
-            return session_channel::answer_refused(channel, &req, session);
-        }
-        // Only channels this handler opened as session channels carry
-        // session requests; on any other (a forward) the answer is no.
-        let allowed = self.verdicts.contains_key(&channel) && self.decide(&req).await;
-        if let Some(asked) = asked(&req)
-            && let Some(tx) = self.verdicts.get(&channel)
-            && tx.send(Verdict { asked, allowed }).await.is_err()
-        {
-            self.verdicts.remove(&channel);
-        }
-        if allowed {
-            session.channel_success(channel)?;
-        } else {
-            tracing::info!(source = %self.peer, request = ?req, "channel request refused by policy");
-            session.channel_failure(channel)?;
-        }
-        Ok(allowed)
-    }
-}
-
-/// The request as the channel's bridge sees it, for those it forwards.
-fn asked(req: &SessionRequest<'_>) -> Option<Asked> {
-    Some(match req {
-        SessionRequest::Pty => Asked::Pty,
-        SessionRequest::Shell => Asked::Shell,
-        SessionRequest::Exec(c) => Asked::Exec(c.to_vec()),
-        SessionRequest::Subsystem(n) => Asked::Subsystem((*n).to_string()),
-        SessionRequest::Env(n) => Asked::Env((*n).to_string()),
-        SessionRequest::AgentForward => Asked::Agent,
-        SessionRequest::WindowChange | SessionRequest::Signal | SessionRequest::X11 => {
-            return None;
-        }
-    })
 }
 
 impl Handler for Connection {
     type Error = russh::Error;
 
     async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
-        if self.jump.is_some() {
-            return Ok(self.jump_auth(user).await);
+        let span = self.shared.span.clone();
+        async {
+            if self.jump.is_some() {
+                return Ok(self.jump_auth(user).await);
+            }
+            // The probe every OpenSSH client sends first: answered at once.
+            self.bind_username(user);
+            Ok(Auth::Reject {
+                proceed_with_methods: Some(first_factor_methods()),
+                partial_success: false,
+            })
         }
-        // The probe every OpenSSH client sends first: answered at once.
-        self.bind_username(user);
-        Ok(Auth::Reject {
-            proceed_with_methods: Some(first_factor_methods()),
-            partial_success: false,
-        })
+        .instrument(span)
+        .await
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        if self.jump.is_some() {
-            return Ok(self.jump_auth(user).await);
-        }
-        let start = Instant::now();
-        if let Some(answer) = self.password_after_key(user) {
-            return Ok(answer);
-        }
-        self.bind_username(user);
-        let Some(req) = self.parse(user) else {
-            return Ok(self.rejected(start).await);
-        };
-        if self.throttled(&req) {
-            return Ok(self.rejected(start).await);
-        }
-        let rec = self.lookup(&req).await;
-        let stored = rec.as_ref().and_then(|r| r.password_hash.clone());
-        let ok = match self.app.passwords.verify(stored, password).await {
-            Ok(ok) => ok,
-            Err(e) => {
-                tracing::warn!(source = %self.peer, error = %e, "password check shed");
-                false
+        let span = self.shared.span.clone();
+        async {
+            if self.jump.is_some() {
+                return Ok(self.jump_auth(user).await);
             }
-        };
-        Ok(match (ok, rec) {
-            (true, Some(rec)) => {
-                self.first_factor_ok(user, req, rec, "password", start)
-                    .await
+            let start = Instant::now();
+            if let Some(answer) = self.password_after_key(user) {
+                return Ok(answer);
             }
-            _ => self.failed(&req, "password", Stage::Before, start).await,
-        })
+            self.bind_username(user);
+            let Some(req) = self.parse(user) else {
+                return Ok(self.rejected(start).await);
+            };
+            if self.throttled(&req) {
+                return Ok(self.rejected(start).await);
+            }
+            let rec = self.lookup(&req).await;
+            let stored = rec.as_ref().and_then(|r| r.password_hash.clone());
+            let ok = match self.app.passwords.verify(stored, password).await {
+                Ok(ok) => ok,
+                Err(e) => {
+                    tracing::warn!(source = %self.peer, error = %e, "password check shed");
+                    false
+                }
+            };
+            Ok(match (ok, rec) {
+                (true, Some(rec)) => {
+                    self.first_factor_ok(user, req, rec, "password", start)
+                        .await
+                }
+                _ => self.failed(&req, "password", Stage::Before, start).await,
+            })
+        }
+        .instrument(span)
+        .await
     }
 
     async fn auth_publickey_offered(
@@ -264,29 +223,34 @@ impl Handler for Connection {
         user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        if self.jump.is_some() {
-            return Ok(Auth::Accept);
+        let span = self.shared.span.clone();
+        async {
+            if self.jump.is_some() {
+                return Ok(Auth::Accept);
+            }
+            // Only tells the client whether signing is worth it; proves nothing
+            // and changes no state.
+            let start = Instant::now();
+            let Some(req) = self.parse(user) else {
+                return Ok(self.rejected(start).await);
+            };
+            if self.throttled(&req) {
+                return Ok(self.rejected(start).await);
+            }
+            // An offer to sign with SHA-1 (`ssh-rsa`) gets no PK_OK.
+            let known = super::keys::strong_signature(offer.algorithm)
+                && self
+                    .lookup(&req)
+                    .await
+                    .is_some_and(|u| super::keys::matches_any(offer.public_key, &u.public_keys));
+            Ok(if known {
+                Auth::Accept
+            } else {
+                self.rejected(start).await
+            })
         }
-        // Only tells the client whether signing is worth it; proves nothing
-        // and changes no state.
-        let start = Instant::now();
-        let Some(req) = self.parse(user) else {
-            return Ok(self.rejected(start).await);
-        };
-        if self.throttled(&req) {
-            return Ok(self.rejected(start).await);
-        }
-        // An offer to sign with SHA-1 (`ssh-rsa`) gets no PK_OK.
-        let known = super::keys::strong_signature(offer.algorithm)
-            && self
-                .lookup(&req)
-                .await
-                .is_some_and(|u| super::keys::matches_any(offer.public_key, &u.public_keys));
-        Ok(if known {
-            Auth::Accept
-        } else {
-            self.rejected(start).await
-        })
+        .instrument(span)
+        .await
     }
 
     async fn auth_publickey(
@@ -294,28 +258,33 @@ impl Handler for Connection {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        if self.jump.is_some() {
-            return Ok(self.jump_auth(user).await);
-        }
-        // russh calls this only after the signature verified.
-        let start = Instant::now();
-        self.bind_username(user);
-        let Some(req) = self.parse(user) else {
-            return Ok(self.rejected(start).await);
-        };
-        if self.throttled(&req) {
-            return Ok(self.rejected(start).await);
-        }
-        Ok(match self.lookup(&req).await {
-            Some(rec)
-                if super::keys::strong_signature(key.algorithm)
-                    && super::keys::matches_any(key.public_key, &rec.public_keys) =>
-            {
-                self.first_factor_ok(user, req, rec, "publickey", start)
-                    .await
+        let span = self.shared.span.clone();
+        async {
+            if self.jump.is_some() {
+                return Ok(self.jump_auth(user).await);
             }
-            _ => self.failed(&req, "publickey", Stage::Before, start).await,
-        })
+            // russh calls this only after the signature verified.
+            let start = Instant::now();
+            self.bind_username(user);
+            let Some(req) = self.parse(user) else {
+                return Ok(self.rejected(start).await);
+            };
+            if self.throttled(&req) {
+                return Ok(self.rejected(start).await);
+            }
+            Ok(match self.lookup(&req).await {
+                Some(rec)
+                    if super::keys::strong_signature(key.algorithm)
+                        && super::keys::matches_any(key.public_key, &rec.public_keys) =>
+                {
+                    self.first_factor_ok(user, req, rec, "publickey", start)
+                        .await
+                }
+                _ => self.failed(&req, "publickey", Stage::Before, start).await,
+            })
+        }
+        .instrument(span)
+        .await
     }
 
     async fn auth_keyboard_interactive<'a>(
@@ -324,11 +293,16 @@ impl Handler for Connection {
         _submethods: &str,
         response: Option<Response<'a>>,
     ) -> Result<Auth, Self::Error> {
-        if self.jump.is_some() {
-            return Ok(self.jump_auth(user).await);
+        let span = self.shared.span.clone();
+        async {
+            if self.jump.is_some() {
+                return Ok(self.jump_auth(user).await);
+            }
+            self.bind_username(user);
+            Ok(self.second_factor(user, response).await)
         }
-        self.bind_username(user);
-        Ok(self.second_factor(user, response).await)
+        .instrument(span)
+        .await
     }
 
     async fn channel_open_session(
@@ -351,7 +325,8 @@ impl Handler for Connection {
         let refused = self.refused.clone();
         if let Some(text) = session_channel::refusal_before_dial(&s) {
             let refuse = session_channel::refuse(refused, channel, reply, text);
-            tokio::spawn(async move { (refuse.await, drop(held)) });
+            let span = self.shared.span.clone();
+            tokio::spawn(async move { (refuse.await, drop(held)) }.instrument(span));
             return Ok(());
         }
         let handle = session.handle();
@@ -361,10 +336,12 @@ impl Handler for Connection {
             reply.accept().await;
             let (src, sink) = channel::split(channel, handle, Some(rx));
             let serve = menu::serve(src, sink, s.clone(), targets);
-            tokio::spawn(async move { (serve.await, drop(held)) });
+            let span = self.shared.span.clone();
+            tokio::spawn(async move { (serve.await, drop(held)) }.instrument(span));
         } else {
             let bridge = session_channel::bridge_channel(s, channel, reply, handle, rx, refused);
-            tokio::spawn(async move { (bridge.await, drop(held)) });
+            let span = self.shared.span.clone();
+            tokio::spawn(async move { (bridge.await, drop(held)) }.instrument(span));
         }
         Ok(())
     }
@@ -400,7 +377,7 @@ impl Handler for Connection {
         else {
             return Ok(());
         };
-        let req = super::forward::Requested {
+        let req = super::forwards::Requested {
             host: host_to_connect.to_string(),
             port: port_to_connect,
             originator: originator_address.to_string(),
@@ -408,7 +385,8 @@ impl Handler for Connection {
         };
         let fw = self.forwards.clone();
         let forward = super::forward::direct_tcpip(s, fw, channel, reply, session.handle(), req);
-        tokio::spawn(async move { (forward.await, drop(held)) });
+        let span = self.shared.span.clone();
+        tokio::spawn(async move { (forward.await, drop(held)) }.instrument(span));
         Ok(())
     }
 
@@ -512,7 +490,8 @@ impl Handler for Connection {
         tracing::debug!(?channel, allowed, "agent forwarding requested");
         if let (true, Some(s)) = (allowed, self.shared.session()) {
             let fw = self.forwards.clone();
-            tokio::spawn(super::remote::agent_on(s, fw, session.handle()));
+            let on = super::remote::agent_on(s, fw, session.handle());
+            tokio::spawn(on.instrument(self.shared.span.clone()));
         }
         Ok(allowed)
     }
@@ -577,6 +556,7 @@ impl Handler for Connection {
         // Waits for the target's answer: OpenSSH sends this once per -R at login.
         let limit = self.app.config.upstream_connect_timeout * 2;
         let listen = super::remote::listen(s, fw, session.handle(), address, port);
+        let listen = listen.instrument(self.shared.span.clone());
         Ok(tokio::time::timeout(limit, listen).await.unwrap_or(false))
     }
 
@@ -591,6 +571,7 @@ impl Handler for Connection {
         };
         let cancel = super::remote::cancel(s, self.forwards.clone(), address, port);
         let limit = self.app.config.upstream_connect_timeout;
+        let cancel = cancel.instrument(self.shared.span.clone());
         Ok(tokio::time::timeout(limit, cancel).await.unwrap_or(false))
     }
 }

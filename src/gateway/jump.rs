@@ -18,6 +18,7 @@ use russh::keys::{Algorithm, PrivateKey};
 use russh::server::{Auth, ChannelOpenHandle, Config as SshConfig, Msg};
 use russh::{Channel, ChannelOpenFailure, MethodKind, MethodSet};
 use std::sync::Arc;
+use tracing::{Instrument, Span};
 
 /// The place a channel holds in its connection's cap until it ends.
 type Held = tokio::sync::OwnedSemaphorePermit;
@@ -154,7 +155,8 @@ pub(super) async fn dispatch(
                     let serve = serve(channel, reply, outer, target, asked, keys, cap);
                     // Tracked: a graceful stop waits for its session's end row.
                     let tasks = conn.app.tasks.clone();
-                    tasks.spawn(async move { (serve.await, drop(held)) });
+                    let span = conn.shared.span.clone();
+                    tasks.spawn(async move { (serve.await, drop(held)) }.instrument(span));
                     return None;
                 }
                 Err(deny) => format!("portcullis: {deny}"),
@@ -202,7 +204,9 @@ pub async fn serve(
         target,
     };
     // Ends with the outer connection; its own kill ends only itself.
-    let shared = Arc::new(Shared::new(outer.cancel.child_token()));
+    // A span of its own, inside the outer connection's (the current one).
+    let span = Shared::span_for(outer.source, Some(&Span::current()));
+    let shared = Arc::new(Shared::new(outer.cancel.child_token(), span.clone()));
     expire_with_certificate(&shared, validity);
     // The nested connection's channels count against the outer one's cap.
     let conn = Connection::nested(app.clone(), outer.source, shared, keys, outer_id, cap);
@@ -211,7 +215,9 @@ pub async fn serve(
         conn.cut_token(),
         conn.shared().kill.clone(),
     );
-    super::drive(app, config, stream, conn, outer.cancel.clone()).await;
+    super::drive(app, config, stream, conn, outer.cancel.clone())
+        .instrument(span)
+        .await;
 }
 
 /// OpenSSH checks the host certificate again at every re-key (russh
@@ -322,6 +328,7 @@ impl Connection {
         .await;
         // Locks hold for the nested session as for a direct one: the user
         // gets in only to read why, and the kill switch finds it by target.
+        self.shared.named(&session);
         session.kill = self.shared.kill.clone();
         if let Err(refusal) = session.lock_check() {
             session.destination = crate::session::Destination::Refused(refusal.user);
@@ -384,7 +391,7 @@ mod tests {
     #[tokio::test]
     async fn a_nested_connection_is_ended_before_its_certificate_expires() {
         use std::time::Duration;
-        let shared = Shared::new(tokio_util::sync::CancellationToken::new());
+        let shared = Shared::new(tokio_util::sync::CancellationToken::new(), Span::none());
         // 50 ms of life: a certificate valid for a minute and 50 ms.
         expire_with_certificate(&shared, Duration::from_millis(60_050));
         tokio::time::sleep(Duration::from_millis(400)).await;
@@ -397,7 +404,7 @@ mod tests {
                 .contains("certificate expires")
         );
         // A connection that ended first is left alone.
-        let gone = Shared::new(tokio_util::sync::CancellationToken::new());
+        let gone = Shared::new(tokio_util::sync::CancellationToken::new(), Span::none());
         expire_with_certificate(&gone, Duration::from_millis(60_050));
         gone.cancel.cancel();
         tokio::time::sleep(Duration::from_millis(400)).await;

@@ -378,6 +378,7 @@ impl Connection {
             self.shared.cancel.clone(),
         )
         .await;
+        self.shared.named(&session);
         session.kill = self.shared.kill.clone();
         if let Err(refusal) = session.lock_check() {
             self.locked(&session, &refusal.user).await;

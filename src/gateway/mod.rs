@@ -5,6 +5,8 @@
 mod caps;
 mod channel;
 mod forward;
+mod forwards;
+mod gate;
 mod handler;
 pub mod hostca;
 pub mod jump;
@@ -147,13 +149,15 @@ pub async fn serve(
             tracing::warn!(source = %peer, evicted = %old, "unauthenticated connection cap reached; cut the oldest not past a first factor");
         }
         let conn = Connection::new(app.clone(), peer, slot, jump_keys.clone());
-        app.tasks.spawn(run_connection(
+        let span = conn.shared().span.clone();
+        let run = run_connection(
             app.clone(),
             config.clone(),
             stream,
             conn,
             shutdown.end_connections.clone(),
-        ));
+        );
+        app.tasks.spawn(tracing::Instrument::instrument(run, span));
     }
 }
 

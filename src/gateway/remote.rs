@@ -4,19 +4,25 @@
 //! for a `USER+TARGET` session whose grant allows them, and only for what
 //! this client asked for: a channel the target opens unasked is refused.
 
-use super::forward::{self, Forwards};
+use super::forward::via_target_spec;
+use super::forwards::{Forwards, Listener, audit_refusal};
 use crate::bridge::Counters;
-use crate::forward::{ForwardKind, show};
+use crate::forward::relay::relay;
+use crate::forward::{ForwardKind, show, trail};
+use crate::ids::new_id;
 use crate::policy::{ChannelKind, SessionRequest};
+use crate::session::live::Live;
 use crate::session::{Destination, Session};
 use crate::sync::MutexExt;
 use crate::upstream::{Incoming, UpstreamSink, UpstreamSource};
 use russh::ChannelOpenFailure;
 use russh::client::ChannelOpenHandle;
 use russh::server::Handle;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Answers a `tcpip-forward` request: asks the target to listen when the
 /// grant allows remote forwarding; returns whether it does (and the port).
@@ -32,18 +38,18 @@ pub async fn listen(
         && s.permissions().allows_channel(&ChannelKind::ForwardedTcpip);
     if !allowed {
         let why = "remote port forwarding is not allowed by your grant";
-        forward::audit_refusal(&s, &fw, ForwardKind::Remote, &asked, why).await;
+        audit_refusal(&s, &fw, ForwardKind::Remote, &asked, why).await;
         return false;
     }
     if !fw.remote_room() {
         let why = "too many remote forwards on this connection";
-        forward::audit_refusal(&s, &fw, ForwardKind::Remote, &asked, why).await;
+        audit_refusal(&s, &fw, ForwardKind::Remote, &asked, why).await;
         return false;
     }
     let up = match s.upstream().await {
         Ok(up) => up,
         Err(r) => {
-            forward::audit_refusal(&s, &fw, ForwardKind::Remote, &asked, &r.log).await;
+            audit_refusal(&s, &fw, ForwardKind::Remote, &asked, &r.log).await;
             return false;
         }
     };
@@ -51,32 +57,53 @@ pub async fn listen(
         Ok(p) => p,
         Err(e) => {
             let why = format!("the target refused to listen: {e}");
-            forward::audit_refusal(&s, &fw, ForwardKind::Remote, &asked, &why).await;
+            audit_refusal(&s, &fw, ForwardKind::Remote, &asked, &why).await;
             return false;
         }
     };
-    fw.remote
-        .lock_or_recover()
-        .push((address.to_string(), bound));
     *port = bound;
-    tracing::info!(session = %s.id, user = %s.user, address = %crate::names::escape_for_log(address), port = bound,
+    let id = new_id();
+    tracing::info!(session = %s.id, user = %s.user, listener = %id, address = %crate::names::escape_for_log(address), port = bound,
         "remote forward listening on the target");
     s.enforce();
+    hold_listener(&s, &fw, id, address.to_string(), bound);
     start_relay(&s, &fw, handle).await;
     true
 }
 
+/// A `-R` listener is a live thing of its own (kind "remote-listener"):
+/// listed, ended by its id, by the kill switch or by its grant; its end
+/// stops the target listening and ends the connections through it.
+fn hold_listener(s: &Arc<Session>, fw: &Arc<Forwards>, id: String, address: String, port: u32) {
+    let cancel = s.cancel.child_token();
+    fw.remote.lock_or_recover().push(Listener {
+        port,
+        cancel: cancel.clone(),
+    });
+    let spec = via_target_spec(s, &id, "remote-listener", Some(ChannelKind::ForwardedTcpip));
+    let live = Live::open(s, spec, cancel.clone());
+    let (s, fw) = (s.clone(), fw.clone());
+    let ended = async move {
+        cancel.cancelled().await;
+        let reason = live.finish("cancelled by the client".into());
+        // Still listed: not the client's cancel, so the target is told here.
+        if fw.drop_listener(port).is_some()
+            && !s.cancel.is_cancelled()
+            && let Ok(up) = s.upstream().await
+        {
+            let _ = up.cancel_tcpip_forward(&address, port).await;
+        }
+        tracing::info!(reason = %reason, port, "remote forward listener ended");
+    };
+    tokio::spawn(ended.in_current_span());
+}
+
 /// `cancel-tcpip-forward`: passed on for a port this client had opened.
 pub async fn cancel(s: Arc<Session>, fw: Arc<Forwards>, address: &str, port: u32) -> bool {
-    let known = {
-        let mut r = fw.remote.lock_or_recover();
-        let before = r.len();
-        r.retain(|(_, p)| *p != port);
-        r.len() != before
-    };
-    if !known {
+    let Some(listener) = fw.drop_listener(port) else {
         return false;
-    }
+    };
+    listener.cancel.cancel();
     match s.upstream().await {
         Ok(up) => up.cancel_tcpip_forward(address, port).await.is_ok(),
         Err(_) => false,
@@ -111,16 +138,18 @@ async fn start_relay(s: &Arc<Session>, fw: &Arc<Forwards>, handle: Handle) {
         return;
     };
     let (s, fw) = (s.clone(), fw.clone());
-    tokio::spawn(async move {
+    let relay = async move {
         loop {
             let next = tokio::select! {
                 n = rx.recv() => n,
                 _ = s.cancel.cancelled() => None,
             };
             let Some(inc) = next else { return };
-            tokio::spawn(incoming(s.clone(), fw.clone(), handle.clone(), inc));
+            let inc = incoming(s.clone(), fw.clone(), handle.clone(), inc);
+            tokio::spawn(inc.in_current_span());
         }
-    });
+    };
+    tokio::spawn(relay.in_current_span());
 }
 
 async fn incoming(s: Arc<Session>, fw: Arc<Forwards>, handle: Handle, inc: Incoming) {
@@ -141,15 +170,12 @@ async fn incoming(s: Arc<Session>, fw: Arc<Forwards>, handle: Handle, inc: Incom
             originator_address,
             originator_port,
         } => {
-            let asked = fw
-                .remote
-                .lock_or_recover()
-                .iter()
-                .any(|(_, p)| *p == connected_port);
-            if !asked || !s.permissions().allows_channel(&ChannelKind::ForwardedTcpip) {
+            let listener = fw.listener(connected_port);
+            let allowed = s.permissions().allows_channel(&ChannelKind::ForwardedTcpip);
+            let Some(parent) = listener.filter(|_| allowed) else {
                 tracing::warn!(session = %s.id, port = connected_port, "target opened a forwarded channel nobody asked for; refused");
                 return deny(reply).await;
-            }
+            };
             let opened = handle
                 .channel_open_forwarded_tcpip(
                     connected_address.clone(),
@@ -159,17 +185,12 @@ async fn incoming(s: Arc<Session>, fw: Arc<Forwards>, handle: Handle, inc: Incom
                 )
                 .await;
             let where_ = format!("{} on the target", show(&connected_address, connected_port));
-            relay_back(
-                s,
-                fw,
-                handle,
-                stream,
-                reply,
-                opened,
-                ForwardKind::Remote,
+            let back = Back {
+                kind: ForwardKind::Remote,
                 where_,
-            )
-            .await;
+                parent,
+            };
+            relay_back(s, handle, stream, reply, opened, back).await;
         }
         Incoming::Agent { stream, reply } => {
             let allowed = fw.agent.load(Ordering::SeqCst)
@@ -180,17 +201,12 @@ async fn incoming(s: Arc<Session>, fw: Arc<Forwards>, handle: Handle, inc: Incom
                 return deny(reply).await;
             }
             let opened = handle.channel_open_agent().await;
-            relay_back(
-                s,
-                fw,
-                handle,
-                stream,
-                reply,
-                opened,
-                ForwardKind::Agent,
-                "agent".into(),
-            )
-            .await;
+            let back = Back {
+                kind: ForwardKind::Agent,
+                where_: "agent".into(),
+                parent: s.cancel.clone(),
+            };
+            relay_back(s, handle, stream, reply, opened, back).await;
         }
     }
 }
@@ -201,36 +217,50 @@ async fn deny(reply: ChannelOpenHandle) {
         .await;
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A channel the target opened, as it is relayed back: what it is, where,
+/// and the token whose end ends it (its listener's, or the session's).
+struct Back {
+    kind: ForwardKind,
+    where_: String,
+    parent: CancellationToken,
+}
+
 async fn relay_back(
     s: Arc<Session>,
-    _fw: Arc<Forwards>,
     handle: Handle,
     stream: (UpstreamSource, UpstreamSink),
     reply: ChannelOpenHandle,
     opened: Result<russh::Channel<russh::server::Msg>, russh::Error>,
-    kind: ForwardKind,
-    where_: String,
+    back: Back,
 ) {
+    let Back {
+        kind,
+        where_,
+        parent,
+    } = back;
     let Ok(client) = opened else {
         tracing::info!(session = %s.id, kind = kind.as_str(), "the client refused a relayed channel");
         return reply.reject(ChannelOpenFailure::ConnectFailed).await;
     };
     let app = s.app().clone();
     let (tname, _) = s.target_and_login().unwrap_or_default();
-    let mut m = forward::meta(&s, kind, &tname, where_.clone(), &where_);
+    let mut m = trail::meta(&s, kind, &tname, where_.clone(), &where_);
     m.via = Some(tname);
-    if !forward::audit_open(&app, &m).await {
+    if !trail::open(&app, &m).await {
         let _ = client.close().await;
         return deny(reply).await;
     }
     let started = Instant::now();
     let counters = Arc::new(Counters::default());
-    let cancel = s.cancel.child_token();
+    let cancel = parent.child_token();
     // Agent traffic (keys offered, signatures) is audited, never captured.
-    let tap = match kind {
-        ForwardKind::Agent => Ok(None),
-        _ => forward::via_target_capture(&app, &m, &s, &counters, &cancel).await,
+    let (tap, live_kind, channel) = match kind {
+        ForwardKind::Agent => (Ok(None), "agent", None),
+        _ => (
+            trail::via_target_capture(&m, &s, &counters, &cancel).await,
+            "remote-forward",
+            Some(ChannelKind::ForwardedTcpip),
+        ),
     };
     let tap = match tap {
         Ok(tap) => tap,
@@ -238,22 +268,28 @@ async fn relay_back(
             let _ = client.close().await;
             deny(reply).await;
             let why = format!("capture failed: {e}");
-            return forward::audit_close(&app, m, started, &counters, &why).await;
+            return trail::close(&app, m, started, &counters, &why).await;
         }
     };
     reply.accept().await;
-    let why = Mutex::new(None);
-    let client = super::channel::split(client, handle, None);
-    let reason = forward::relay(
+    let live = Live::open(
         &s,
+        via_target_spec(&s, &m.id, live_kind, channel),
+        cancel.clone(),
+    );
+    let client = super::channel::split(client, handle, None);
+    let budget = s.channel_budget();
+    let relayed = relay(
         client,
         stream,
+        budget,
         true,
         counters.clone(),
         cancel,
         tap,
-        &why,
-    )
-    .await;
-    forward::audit_close(&app, m, started, &counters, &reason).await;
+        live.why(),
+    );
+    let reason = relayed.instrument(live.span()).await;
+    let reason = live.finish(reason);
+    trail::close(&app, m, started, &counters, &reason).await;
 }

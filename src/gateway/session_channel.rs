@@ -17,12 +17,14 @@ use crate::bridge;
 use crate::policy::{ChannelKind, SessionRequest};
 use crate::session::{Destination, Session};
 use crate::sync::MutexExt;
+use crate::upstream::{UpstreamSink, UpstreamSource};
 use russh::server::{ChannelOpenHandle, Msg, Session as SshSession};
 use russh::{Channel, ChannelId, ChannelMsg};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 /// The exit status a refused session channel reports.
 pub const REFUSED_STATUS: u32 = 1;
@@ -160,22 +162,12 @@ pub(super) async fn bridge_channel(
             reply.accept().await;
             let client = channel::split(channel, handle, Some(verdicts));
             s.enforce();
-            let notices = Some(s.notices.subscribe());
-            let tap = Some(crate::recorder::start(
-                s.app().clone(),
-                s.clone(),
-                s.next_channel(),
-            ));
-            let end = bridge::run(
-                client,
-                upstream,
-                s.channel_budget(),
-                s.counters.clone(),
-                s.cancel.clone(),
-                notices,
-                tap,
-            )
-            .await;
+            let n = s.next_channel();
+            // The channel's span, inside the connection's: the bridge's and
+            // the recorder's lines carry both.
+            let span = tracing::info_span!("channel", channel = n);
+            let end = run_bridged(&s, client, upstream, n).instrument(span).await;
+            tracing::debug!(channel = n, end = ?end, "session channel ended");
             if end == bridge::ChannelEnd::Cancelled {
                 match s.kill.reason() {
                     Some(why) => s.set_end_reason(&format!("killed: {why}")),
@@ -190,6 +182,27 @@ pub(super) async fn bridge_channel(
             refuse(refused, channel, reply, refusal.user).await;
         }
     }
+}
+
+/// One session channel's bridge and recorder, until the channel ends.
+async fn run_bridged(
+    s: &Arc<Session>,
+    client: (channel::ClientSource, channel::ClientSink),
+    upstream: (UpstreamSource, UpstreamSink),
+    n: u32,
+) -> bridge::ChannelEnd {
+    let notices = Some(s.notices.subscribe());
+    let tap = Some(crate::recorder::start(s.app().clone(), s.clone(), n));
+    bridge::run(
+        client,
+        upstream,
+        s.channel_budget(),
+        s.counters.clone(),
+        s.cancel.clone(),
+        notices,
+        tap,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Ending one live thing by its id, for every door (CLI, API): a session
 //! (any authenticated connection: each has its row from login on) or a
-//! single TCP forward (its own registry entry; known to other processes
-//! through its `forward.opened` audit row). The end goes through a session
+//! single live thing of it (a forward, a `-R` listener, an agent channel:
+//! its own registry entry; a forwarded connection is known to other
+//! processes through its `forward.opened` audit row). The end goes through a session
 //! lock, so the node holding it ends it within the lock refresh.
 
 use super::locks::{LockError, LockSpec, create};
@@ -16,7 +17,7 @@ pub enum Terminated {
     /// A sessions row that is live: its user and target (empty for a plain
     /// connection).
     Session { user: String, target: String },
-    /// A TCP forward, live on some node.
+    /// A forward, `-R` listener or agent channel, live on some node.
     Forward,
 }
 

@@ -94,7 +94,11 @@ pub fn start(app: Arc<App>, session: Arc<Session>, channel: u32) -> Tap {
     // Every byte is wanted: stdin of a non-pty exec is recorded (capped) or
     // counted and hashed, never skipped.
     let up_data = Arc::new(AtomicBool::new(true));
-    app.tasks.clone().spawn(record(app, session, channel, rx));
+    // In the caller's span (its connection's): the recorder's lines name the session.
+    let tasks = app.tasks.clone();
+    tasks.spawn(tracing::Instrument::in_current_span(record(
+        app, session, channel, rx,
+    )));
     Tap { tx, up_data }
 }
 
@@ -300,6 +304,7 @@ impl Ctx {
         seal(&self.app.store, &name, w, &info)
             .await
             .map_err(RecorderError::Seal)?;
+        tracing::debug!(recording = %name, "recording sealed");
         let cast = self.app.config.recordings_dir.join(format!("{name}.cast"));
         upkeep::index(self.app.clone(), name, cast);
         Ok(())

@@ -38,7 +38,7 @@ impl Session {
         if self.enforcing.swap(true, Ordering::SeqCst) {
             return;
         }
-        tokio::spawn(enforce(self.clone()));
+        tokio::spawn(tracing::Instrument::in_current_span(enforce(self.clone())));
     }
 
     pub(super) fn notify(&self, text: &str) {

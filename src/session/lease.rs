@@ -32,12 +32,13 @@ impl Lease {
     /// kill cancels its token, which ends its relay.
     pub fn cancel_on_kill(&self) {
         let (kill, cancel) = (self.kill.clone(), self.cancel.clone());
-        tokio::spawn(async move {
+        let watch = async move {
             tokio::select! {
                 _ = kill.killed() => cancel.cancel(),
                 _ = cancel.cancelled() => {}
             }
-        });
+        };
+        tokio::spawn(tracing::Instrument::in_current_span(watch));
     }
 
     /// `otherwise`, unless the kill switch ended the thing: then why.

@@ -490,13 +490,27 @@ fn a_real_browser_signs_in_terminates_and_replays() {
     let shots = b.dir.path().join("screenshots");
     std::fs::create_dir_all(&shots).unwrap();
 
-    // A finished session with typed text to replay.
-    let out = run(b
+    // A finished interactive session with typed text to replay: the
+    // target's terminal echoes what is typed, and the recording has it.
+    let mut typed = b
         .ssh("alice+web01")
-        .arg("echo REPLAY-MARKER-$((6*7))")
-        .stdin(Stdio::null()));
+        .arg("-tt")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = typed.stdin.take().unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+        stdin.write_all(b"echo TYPED-$((6*7))\n").unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        stdin.write_all(b"exit\n").unwrap();
+    }
+    let out = typed.wait_with_output().unwrap();
     assert!(
-        text(&out.stdout).contains("REPLAY-MARKER-42"),
+        text(&out.stdout).contains("TYPED-42"),
         "{}",
         text(&out.stderr)
     );
@@ -539,6 +553,22 @@ fn a_real_browser_signs_in_terminates_and_replays() {
         &format!("!!document.querySelector('#live tr[data-id=\"{id}\"]')"),
     );
     page.screenshot(&shots.join("2-live.png"));
+    // Times in the viewer's zone, the UTC instant on hover.
+    let shown = page.eval("document.querySelector('#live time').textContent");
+    let hover = page.eval("document.querySelector('#live time').title");
+    assert!(shown.contains("GMT+1") || shown.contains("CET"), "{shown}");
+    assert!(hover.ends_with("Z (UTC)"), "{hover}");
+    // The columns sort: a click on User sorts by it, a second reverses.
+    page.eval("document.querySelector('#live th[data-key=\"user\"]').click(); true");
+    page.wait_for(
+        "sorted by user",
+        "document.querySelector('#live th[data-key=\"user\"]').getAttribute('aria-sort') === 'ascending'",
+    );
+    page.eval("document.querySelector('#live th[data-key=\"user\"]').click(); true");
+    page.wait_for(
+        "sorted by user, reversed",
+        "document.querySelector('#live th[data-key=\"user\"]').getAttribute('aria-sort') === 'descending'",
+    );
     page.eval(&format!(
         "document.querySelector('#live button.terminate[data-id=\"{id}\"]').click(); true"
     ));
@@ -583,7 +613,7 @@ fn a_real_browser_signs_in_terminates_and_replays() {
     page.eval("document.querySelector('#recordings button.replay').click(); true");
     page.wait_for(
         "the typed text in the player's terminal",
-        "(document.querySelector('#player') || {textContent: ''}).textContent.includes('REPLAY-MARKER-42')",
+        "(document.querySelector('#player') || {textContent: ''}).textContent.includes('echo TYPED-$((6*7))')",
     );
     page.screenshot(&shots.join("4-replay.png"));
     eprintln!("screenshots in {}", shots.display());

@@ -50,6 +50,8 @@ impl Browser {
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
+            // A viewer away from UTC: the console shows their zone.
+            .env("TZ", "Europe/Berlin")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -313,32 +313,8 @@ pub enum AuditEvent {
         source: String,
         target: String,
     },
-    /// A bastion user signed in to the web console (password + TOTP).
-    ConsoleSignedIn {
-        user: String,
-        source: String,
-        role: String,
-    },
-    /// A console session ended: signed out, or idle past the timeout.
-    ConsoleSignedOut {
-        user: String,
-        source: String,
-        why: String,
-    },
-    /// A console sign-in refused after a verified password (wrong, used
-    /// or unchecked code); wrong passwords go to the login-failure summaries.
-    ConsoleSignInRefused {
-        user: String,
-        source: String,
-        factor: String,
-    },
-    /// A state-changing console request, recorded before it is carried out.
-    ConsoleAction {
-        user: String,
-        source: String,
-        method: String,
-        path: String,
-    },
+    /// The web console: sign-in, sign-out, refusals and actions.
+    Console(super::console::ConsoleEvent),
 }
 
 impl AuditEvent {

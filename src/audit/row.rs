@@ -540,43 +540,7 @@ impl AuditEvent {
                 target.clone(),
                 json!({ "session": session }),
             ),
-            AuditEvent::ConsoleSignedIn { user, source, role } => (
-                "console.signed_in",
-                user.clone(),
-                source.clone(),
-                user.clone(),
-                json!({ "role": role }),
-            ),
-            AuditEvent::ConsoleSignedOut { user, source, why } => (
-                "console.signed_out",
-                user.clone(),
-                source.clone(),
-                user.clone(),
-                json!({ "why": why }),
-            ),
-            AuditEvent::ConsoleSignInRefused {
-                user,
-                source,
-                factor,
-            } => (
-                "console.signin_refused",
-                escape_for_log(user),
-                source.clone(),
-                escape_for_log(user),
-                json!({ "factor": factor }),
-            ),
-            AuditEvent::ConsoleAction {
-                user,
-                source,
-                method,
-                path,
-            } => (
-                "console.action",
-                user.clone(),
-                source.clone(),
-                escape_for_log(path),
-                json!({ "method": method }),
-            ),
+            AuditEvent::Console(c) => c.fields(),
         };
         AuditRow {
             ts_ms: now_ms(),

@@ -101,7 +101,7 @@ impl Connection {
 
     /// Checked before any hashing or lookup.
     pub(super) fn throttled(&self, req: &LoginRequest) -> bool {
-        shared::throttled(&self.app, req.user.as_str(), self.peer.ip())
+        shared::throttled(&self.app.throttle, req.user.as_str(), self.peer.ip())
     }
 
     pub(super) async fn rejected(&self, start: Instant) -> Auth {
@@ -125,9 +125,19 @@ impl Connection {
     }
 
     /// Feeds a failed factor to the throttle, the metrics and the lockdown
-    /// rules (`auth::login::note_failure`, shared with the console).
+    /// rules (in their own task: a rule's lock must not delay the answer).
+    /// `stage` tells the rules whether the failure needed a verified first
+    /// factor: only those may lock a user, since anyone can send a wrong
+    /// password for any username. The web console does the same.
     fn note_failure(&self, req: &LoginRequest, factor: &'static str, stage: Stage) {
-        shared::note_failure(&self.app, req.user.as_str(), self.peer.ip(), factor, stage);
+        let (user, ip) = (req.user.as_str().to_string(), self.peer.ip());
+        shared::failed(&self.app.throttle, &self.app.metrics, &user, ip, factor);
+        if !self.app.config.lockdown.rules.is_empty() {
+            let app = self.app.clone();
+            tokio::spawn(async move {
+                crate::lockdown::rules::on_failure(&app, &user, ip, stage).await
+            });
+        }
     }
 
     /// After a verified first factor: done for exempt service accounts (public
@@ -253,7 +263,7 @@ impl Connection {
             }
         };
         let code = if answers.len() == 1 && answers[0].len() <= totp::MAX_ANSWER_LEN {
-            shared::check_code(&self.app, &user, &answers[0]).await
+            shared::check_code(&self.app.store, &self.app.vault, &user, &answers[0]).await
         } else {
             Code::Wrong
         };

@@ -9,6 +9,7 @@ use crate::admin::auth::{self, Access};
 use crate::admin::http::ApiError;
 use crate::admin::tokens::Caller;
 use crate::app::App;
+use crate::audit::console::ConsoleEvent;
 use crate::audit::{self, AuditEvent};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{Method, StatusCode, header};
@@ -91,11 +92,11 @@ pub async fn signed_in(app: &App, p: &Presented) -> Result<Signed, ApiError> {
 }
 
 async fn idled_out(app: &App, s: &Signed) {
-    let event = AuditEvent::ConsoleSignedOut {
+    let event = AuditEvent::Console(ConsoleEvent::SignedOut {
         user: s.user.clone(),
         source: s.source.to_string(),
         why: "idle timeout".into(),
-    };
+    });
     if let Err(e) = audit::record(&app.store, event).await {
         tracing::error!(error = %e, "audit of a console idle timeout not written");
     }
@@ -135,12 +136,12 @@ pub async fn check(
                 "missing or wrong CSRF token",
             ));
         }
-        let event = AuditEvent::ConsoleAction {
+        let event = AuditEvent::Console(ConsoleEvent::Action {
             user: s.user.clone(),
             source: from,
             method: method.to_string(),
             path,
-        };
+        });
         audit_action(&app, event, access).await?;
     }
     req.extensions_mut().insert(Caller {

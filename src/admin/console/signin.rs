@@ -9,6 +9,7 @@ use super::store::{PENDING_TTL, Sessions};
 use super::{PENDING_COOKIE, SESSION_COOKIE, cookie, set_cookie};
 use crate::admin::http::{ApiError, Body};
 use crate::app::App;
+use crate::audit::console::ConsoleEvent;
 use crate::audit::{self, AuditEvent};
 use crate::auth::budget::Budget;
 use crate::auth::login::{self as shared, Code};
@@ -63,7 +64,7 @@ pub async fn password(
     if crate::names::Name::parse(&b.user).is_err() {
         return Err(refused(start, StatusCode::UNAUTHORIZED, WRONG).await);
     }
-    if shared::throttled(&app, &b.user, from) {
+    if shared::throttled(&app.throttle, &b.user, from) {
         return Err(refused(
             start,
             StatusCode::TOO_MANY_REQUESTS,
@@ -84,13 +85,13 @@ pub async fn password(
         )
     })?;
     let Some(rec) = rec.filter(|_| ok) else {
-        shared::note_failure(&app, &b.user, from, "password", Stage::Before);
+        note_failure(&app, &b.user, from, "password", Stage::Before);
         return Err(refused(start, StatusCode::UNAUTHORIZED, WRONG).await);
     };
     // The console always asks for the code: service accounts have none.
     let enrolled = matches!(app.store.totp(&rec.name).await, Ok(Some(_)));
     if rec.mfa_exempt || !enrolled {
-        shared::note_failure(&app, &rec.name, from, "mfa-not-enrolled", Stage::After);
+        note_failure(&app, &rec.name, from, "mfa-not-enrolled", Stage::After);
         return Err(refused(start, StatusCode::UNAUTHORIZED, WRONG).await);
     }
     let pending = sessions.pend(&rec.name, from, start);
@@ -98,12 +99,24 @@ pub async fn password(
     Ok(([(header::SET_COOKIE, c)], Json(json!({"next": "code"}))).into_response())
 }
 
+/// As the SSH gateway's `note_failure`: the shared count, then the
+/// lockdown rules in their own task (a rule's lock must not delay the answer).
+fn note_failure(app: &Arc<App>, user: &str, ip: IpAddr, factor: &'static str, stage: Stage) {
+    shared::failed(&app.throttle, &app.metrics, user, ip, factor);
+    if !app.config.lockdown.rules.is_empty() {
+        let (app, user) = (app.clone(), user.to_string());
+        tokio::spawn(
+            async move { crate::lockdown::rules::on_failure(&app, &user, ip, stage).await },
+        );
+    }
+}
+
 async fn refuse_code(app: &App, user: &str, from: IpAddr, factor: &str) {
-    let event = AuditEvent::ConsoleSignInRefused {
+    let event = AuditEvent::Console(ConsoleEvent::SignInRefused {
         user: user.to_string(),
         source: from.to_string(),
         factor: factor.to_string(),
-    };
+    });
     if let Err(e) = audit::record(&app.store, event).await {
         tracing::error!(error = %e, "audit of a refused console sign-in not written");
     }
@@ -140,12 +153,12 @@ pub async fn code(
         }
     };
     let checked = if b.code.len() <= totp::MAX_ANSWER_LEN {
-        shared::check_code(&app, &p.user, b.code.as_bytes()).await
+        shared::check_code(&app.store, &app.vault, &p.user, b.code.as_bytes()).await
     } else {
         Code::Wrong
     };
     if checked != Code::Right {
-        shared::note_failure(&app, &p.user, from, "totp", Stage::After);
+        note_failure(&app, &p.user, from, "totp", Stage::After);
         refuse_code(&app, &p.user, from, "totp").await;
         let msg = match checked {
             Code::Used => "this code was already used; wait for the next one",
@@ -180,11 +193,11 @@ async fn open(
         )
         .await);
     };
-    let event = AuditEvent::ConsoleSignedIn {
+    let event = AuditEvent::Console(ConsoleEvent::SignedIn {
         user: user.to_string(),
         source: from.to_string(),
         role: role.as_str().into(),
-    };
+    });
     audit::record(&app.store, event)
         .await
         .map_err(|e| ApiError::internal("audit of the sign-in", e))?;
@@ -227,11 +240,11 @@ pub async fn signout(State(app): State<Arc<App>>, req: Request) -> Result<Respon
         ));
     }
     p.close();
-    let event = AuditEvent::ConsoleSignedOut {
+    let event = AuditEvent::Console(ConsoleEvent::SignedOut {
         user: s.user.clone(),
         source: s.source.to_string(),
         why: "signed out".into(),
-    };
+    });
     if let Err(e) = audit::record(&app.store, event).await {
         tracing::error!(error = %e, "audit of a console sign-out not written");
     }

@@ -477,6 +477,28 @@ fn wrong_factors_are_refused_and_audited_and_roles_hold() {
     assert_eq!(forged.get("/api/v1/sessions").status, 401);
 }
 
+/// Password, then code, through the page's forms.
+fn sign_in_page(page: &cdp::Page, user: &str, pw: &str, code: &str) {
+    page.wait_for("the sign-in form", "!!document.querySelector('#signin')");
+    page.eval(&format!(
+        "document.querySelector('#username').value = {u}; document.querySelector('#password').value = {p}; \
+         document.querySelector('#signin button').click(); true",
+        u = json!(user),
+        p = json!(pw)
+    ));
+    page.wait_for("the code form", "!!document.querySelector('#codeform')");
+    page.eval(&format!(
+        "document.querySelector('#code').value = {c}; document.querySelector('#codeform button').click(); true",
+        c = json!(code)
+    ));
+    let t = Instant::now();
+    page.wait_for("signed in", "!!document.querySelector('#role')");
+    eprintln!(
+        "figure: code submitted to signed-in page: {:?}",
+        t.elapsed()
+    );
+}
+
 /// The browser: sign in, see a live ssh session, terminate it, replay a
 /// finished one. Screenshots go to the test's temp dir (path printed).
 #[test]
@@ -487,6 +509,7 @@ fn a_real_browser_signs_in_terminates_and_replays() {
     let api = Api::new(&b, port);
     let token = token(&b, "watch", "auditor", None);
     let (pw, secret) = console_user(&b, "rex", Some("responders"));
+    let (apw, asecret) = console_user(&b, "ana", Some("auditors"));
     let shots = b.dir.path().join("screenshots");
     std::fs::create_dir_all(&shots).unwrap();
 
@@ -528,17 +551,7 @@ fn a_real_browser_signs_in_terminates_and_replays() {
     page.navigate(&format!("{base}/"));
     page.wait_for("the sign-in form", "!!document.querySelector('#signin')");
     page.screenshot(&shots.join("1-signin.png"));
-    page.eval(&format!(
-        "document.querySelector('#username').value = {u}; document.querySelector('#password').value = {p}; \
-         document.querySelector('#signin button').click(); true",
-        u = json!("rex"),
-        p = json!(pw)
-    ));
-    page.wait_for("the code form", "!!document.querySelector('#codeform')");
-    page.eval(&format!(
-        "document.querySelector('#code').value = {c}; document.querySelector('#codeform button').click(); true",
-        c = json!(next_code(&secret))
-    ));
+    sign_in_page(&page, "rex", &pw, &next_code(&secret));
     page.wait_for("the sessions page", "!!document.querySelector('#live')");
     assert_eq!(
         page.eval("document.querySelector('#role').textContent"),
@@ -548,9 +561,14 @@ fn a_real_browser_signs_in_terminates_and_replays() {
     assert_eq!(page.eval("document.cookie"), "");
 
     let (victim, id) = live_ssh(&b, &api, &token, "sleep 120; echo SURVIVED");
+    let t = Instant::now();
     page.wait_for(
         "the live ssh session in the list (by polling)",
         &format!("!!document.querySelector('#live tr[data-id=\"{id}\"]')"),
+    );
+    eprintln!(
+        "figure: live in the API to shown in the list: {:?}",
+        t.elapsed()
     );
     page.screenshot(&shots.join("2-live.png"));
     // Times in the viewer's zone, the UTC instant on hover.
@@ -580,7 +598,12 @@ fn a_real_browser_signs_in_terminates_and_replays() {
         "document.querySelector('#reason').value = {r}; document.querySelector('#confirm-terminate').click(); true",
         r = json!("browser test <img src=x onerror=alert(1)>")
     ));
+    let t = Instant::now();
     let err = ended(victim);
+    eprintln!(
+        "figure: terminate confirmed to ssh client ended: {:?}",
+        t.elapsed()
+    );
     assert!(
         err.contains("browser test <img src=x onerror=alert(1)>"),
         "{err}"
@@ -611,11 +634,46 @@ fn a_real_browser_signs_in_terminates_and_replays() {
         "!!document.querySelector('#recordings .badge.ok')",
     );
     page.eval("document.querySelector('#recordings button.replay').click(); true");
+    let t = Instant::now();
     page.wait_for(
         "the typed text in the player's terminal",
         "(document.querySelector('#player') || {textContent: ''}).textContent.includes('echo TYPED-$((6*7))')",
     );
+    eprintln!(
+        "figure: replay clicked to typed text in the terminal: {:?}",
+        t.elapsed()
+    );
     page.screenshot(&shots.join("4-replay.png"));
+
+    // Sign out, then in as an auditor: the list has no terminate button.
+    page.eval("document.querySelector('#signout').click(); true");
+    page.wait_for(
+        "the sign-in form again",
+        "!!document.querySelector('#signin')",
+    );
+    assert!(
+        !audit_of(&b, "console.signed_out").is_empty(),
+        "sign-out not audited"
+    );
+    sign_in_page(&page, "ana", &apw, &next_code(&asecret));
+    assert_eq!(
+        page.eval("document.querySelector('#role').textContent"),
+        "auditor"
+    );
+    let (mut watched, wid) = live_ssh(&b, &api, &token, "sleep 120");
+    page.eval("location.hash = '#/sessions'; true");
+    page.navigate(&format!("{base}/#/sessions"));
+    page.wait_for(
+        "the live session in the auditor's list",
+        &format!("!!document.querySelector('#live tr[data-id=\"{wid}\"]')"),
+    );
+    assert_eq!(
+        page.eval("String(document.querySelectorAll('button.terminate').length)"),
+        "0"
+    );
+    page.screenshot(&shots.join("5-auditor.png"));
+    let _ = watched.kill();
+    let _ = watched.wait();
     eprintln!("screenshots in {}", shots.display());
     if let Ok(keep) = std::env::var("PORTCULLIS_CONSOLE_SHOTS") {
         for e in std::fs::read_dir(&shots).unwrap() {

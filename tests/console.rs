@@ -411,6 +411,27 @@ fn wrong_factors_are_refused_and_audited_and_roles_hold() {
     let (pw, secret) = console_user(&b, "ana", Some("auditors"));
     let (npw, nsecret) = console_user(&b, "nora", None);
 
+    // A cross-site form cannot post the sign-in: JSON only (a form's
+    // text/plain or urlencoded body is refused before anything is checked).
+    let form = Web::new(&b, port).rt.block_on(async {
+        reqwest::Client::builder()
+            .use_preconfigured_tls(client_tls(
+                &std::fs::read(b.data_dir().join("api-cert.pem")).unwrap(),
+                None,
+            ))
+            .build()
+            .unwrap()
+            .post(format!("https://127.0.0.1:{port}/console/signin"))
+            .header("content-type", "text/plain")
+            .body(format!(r#"{{"user":"ana","password":"{pw}"}}"#))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(form, 415);
+
     // Wrong password: refused, padded; no half-way cookie.
     let mut web = Web::new(&b, port);
     let t = Instant::now();

@@ -695,6 +695,22 @@ fn a_real_browser_signs_in_terminates_and_replays() {
     page.screenshot(&shots.join("5-auditor.png"));
     let _ = watched.kill();
     let _ = watched.wait();
+
+    // A recording altered on disk shows a failed badge.
+    let recs = api.get(&format!("/api/v1/recordings?session={finished_id}"), &token);
+    let name = recs.json()[0]["name"].as_str().unwrap().to_string();
+    let cast = b.data_dir().join("recordings").join(format!("{name}.cast"));
+    let body = std::fs::read_to_string(&cast).unwrap();
+    assert!(body.contains("TYPED-42"), "{body}");
+    std::fs::write(&cast, body.replace("TYPED-42", "TYPED-43")).unwrap();
+    page.eval(&format!("location.hash = '#/session/{finished_id}'; true"));
+    page.wait_for(
+        "the failed verify badge",
+        "!!document.querySelector('#recordings .badge.bad')",
+    );
+    let badge = page.eval("document.querySelector('#recordings .badge.bad').textContent");
+    assert!(badge.starts_with("FAILED"), "{badge}");
+    page.screenshot(&shots.join("6-tampered.png"));
     eprintln!("screenshots in {}", shots.display());
     if let Ok(keep) = std::env::var("PORTCULLIS_CONSOLE_SHOTS") {
         for e in std::fs::read_dir(&shots).unwrap() {

@@ -9,12 +9,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod console;
 mod default_rules;
 mod duration;
 mod jump;
 mod limits;
 pub mod lockdown;
 mod storage;
+pub use console::ConsoleConfig;
 pub use duration::parse_duration;
 pub use jump::JumpConfig;
 pub use limits::Limits;
@@ -64,6 +66,8 @@ struct RawConfig {
     api: RawApi,
     #[serde(default)]
     jump: jump::RawJump,
+    #[serde(default)]
+    console: console::RawConsole,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,6 +151,7 @@ pub struct Config {
     pub lockdown: lockdown::LockdownConfig,
     pub api: ApiConfig,
     pub jump: JumpConfig,
+    pub console: ConsoleConfig,
 }
 
 /// Just-in-time access settings.
@@ -264,6 +269,7 @@ impl Config {
         let lockdown = raw.lockdown.check(&mut problems);
         let api = ApiConfig::from_raw(raw.api, &mut problems);
         let jump = raw.jump.check(&mut problems);
+        let console = raw.console.check(&mut problems);
         let recordings_space = raw.recordings.check(&mut problems);
         if !problems.is_empty() {
             return Err(problems);
@@ -289,6 +295,7 @@ impl Config {
             lockdown,
             api,
             jump,
+            console,
         })
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod bodies;
+pub mod console;
 mod grants;
 pub mod http;
 mod locks;
@@ -155,13 +156,16 @@ pub fn routes() -> Vec<(Method, String, Access)> {
         .collect()
 }
 
+/// A bearer token, or a console session cookie (plus its CSRF token on
+/// writes): both are checked against the route's `Access` by scope.
 fn guard(app: &Arc<App>, access: Access, h: Handler) -> Handler {
+    use console::guard as g;
     match access {
         Access::Public => h,
-        Access::Admin => h.route_layer(from_fn_with_state(app.clone(), auth::admin)),
-        Access::Read => h.route_layer(from_fn_with_state(app.clone(), auth::read)),
-        Access::Kill => h.route_layer(from_fn_with_state(app.clone(), auth::kill)),
-        Access::Watch => h.route_layer(from_fn_with_state(app.clone(), auth::watch)),
+        Access::Admin => h.route_layer(from_fn_with_state(app.clone(), g::admin)),
+        Access::Read => h.route_layer(from_fn_with_state(app.clone(), g::read)),
+        Access::Kill => h.route_layer(from_fn_with_state(app.clone(), g::kill)),
+        Access::Watch => h.route_layer(from_fn_with_state(app.clone(), g::watch)),
     }
 }
 
@@ -170,10 +174,13 @@ pub fn router(app: Arc<App>) -> Router {
     for (_, path, access, h) in table() {
         r = r.route(&format!("{PREFIX}{path}"), guard(&app, access, h));
     }
-    r.fallback(http::not_found)
+    r.merge(console::routes())
+        .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(app.config.api.max_body_bytes))
         .layer(axum::Extension(Arc::new(ops::HealthCache::default())))
+        .layer(axum::Extension(Arc::new(console::Sessions::default())))
+        .layer(axum::middleware::from_fn(console::headers))
         .with_state(app)
 }
 

@@ -85,11 +85,16 @@ pub struct Caller {
     pub id: String,
     pub name: String,
     pub scope: Scope,
+    /// A web console session of the bastion user `name`, not a token.
+    pub console: bool,
 }
 
 impl Caller {
     /// How the caller is named in the audit trail.
     pub fn actor(&self) -> String {
+        if self.console {
+            return format!("console:{}", self.name);
+        }
         format!("api:{}/{}", self.name, self.id)
     }
 }
@@ -201,6 +206,7 @@ pub async fn authenticate(
         id: row.id,
         name: row.name,
         scope,
+        console: false,
     }))
 }
 

@@ -313,6 +313,8 @@ pub enum AuditEvent {
         source: String,
         target: String,
     },
+    /// The web console: sign-in, sign-out, refusals and actions.
+    Console(super::console::ConsoleEvent),
 }
 
 impl AuditEvent {

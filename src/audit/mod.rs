@@ -7,6 +7,7 @@
 //! unnoticed (`verify`). The store refuses UPDATE and DELETE on the table.
 
 mod chain;
+pub mod console;
 mod event;
 pub mod failures;
 mod forward;

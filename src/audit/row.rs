@@ -540,6 +540,7 @@ impl AuditEvent {
                 target.clone(),
                 json!({ "session": session }),
             ),
+            AuditEvent::Console(c) => c.fields(),
         };
         AuditRow {
             ts_ms: now_ms(),

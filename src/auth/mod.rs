@@ -5,6 +5,7 @@
 //! get a slot quickly is refused rather than queued (load is shed, not stored).
 
 pub mod budget;
+pub mod login;
 pub mod throttle;
 pub mod totp;
 

@@ -8,13 +8,12 @@
 use super::handler::Connection;
 use crate::audit::{self, AuditEvent};
 use crate::auth::budget::Budget;
-use crate::auth::throttle::Verdict;
+use crate::auth::login::{self as shared, Code};
 use crate::auth::totp;
 use crate::lockdown::rules::Stage;
 use crate::names::{LoginRequest, escape_for_log, parse_login};
 use crate::session::{Destination, Session};
 use crate::store::UserRecord;
-use crate::vault::Purpose;
 use bytes::Bytes;
 use russh::server::{Auth, Response};
 use russh::{MethodKind, MethodSet};
@@ -45,14 +44,6 @@ pub struct FirstFactor {
     /// confirmation code, a replay): the next prompt says to wait for the
     /// next one. Only ever said past the first factor.
     pub code_used: bool,
-}
-
-/// A checked code: right (its time step now claimed), right but its step
-/// already used, or wrong.
-enum Code {
-    Right,
-    Used,
-    Wrong,
 }
 
 /// The code prompt after a right but already used code.
@@ -110,20 +101,7 @@ impl Connection {
 
     /// Checked before any hashing or lookup.
     pub(super) fn throttled(&self, req: &LoginRequest) -> bool {
-        match self
-            .app
-            .throttle
-            .check(req.user.as_str(), self.peer.ip(), Instant::now())
-        {
-            Verdict::Allow => false,
-            v => {
-                tracing::info!(source = %self.peer, user = %req.user, verdict = ?v, "login attempt throttled");
-                self.app
-                    .throttle
-                    .throttled(req.user.as_str(), self.peer.ip());
-                true
-            }
-        }
+        shared::throttled(&self.app.throttle, req.user.as_str(), self.peer.ip())
     }
 
     pub(super) async fn rejected(&self, start: Instant) -> Auth {
@@ -150,11 +128,10 @@ impl Connection {
     /// rules (in their own task: a rule's lock must not delay the answer).
     /// `stage` tells the rules whether the failure needed a verified first
     /// factor: only those may lock a user, since anyone can send a wrong
-    /// password for any username.
+    /// password for any username. The web console does the same.
     fn note_failure(&self, req: &LoginRequest, factor: &'static str, stage: Stage) {
         let (user, ip) = (req.user.as_str().to_string(), self.peer.ip());
-        self.app.throttle.failure(&user, ip, factor, Instant::now());
-        self.app.metrics.logins_failed.inc();
+        shared::failed(&self.app.throttle, &self.app.metrics, &user, ip, factor);
         if !self.app.config.lockdown.rules.is_empty() {
             let app = self.app.clone();
             tokio::spawn(async move {
@@ -286,7 +263,7 @@ impl Connection {
             }
         };
         let code = if answers.len() == 1 && answers[0].len() <= totp::MAX_ANSWER_LEN {
-            self.check_code(&user, &answers[0]).await
+            shared::check_code(&self.app.store, &self.app.vault, &user, &answers[0]).await
         } else {
             Code::Wrong
         };
@@ -312,43 +289,6 @@ impl Connection {
         Auth::Reject {
             proceed_with_methods: Some(second_factor_methods()),
             partial_success: false,
-        }
-    }
-
-    /// Verifies the code and claims its time step atomically: a code is accepted once.
-    async fn check_code(&self, user: &str, answer: &[u8]) -> Code {
-        let Ok(answer) = std::str::from_utf8(answer) else {
-            return Code::Wrong;
-        };
-        let rec = match self.app.store.totp(user).await {
-            Ok(Some(r)) => r,
-            _ => return Code::Wrong,
-        };
-        let Ok(secret) = self
-            .app
-            .vault
-            .open(Purpose::TotpSecret, &totp::row(user), &rec.sealed)
-        else {
-            tracing::error!(user, "TOTP secret cannot be opened; refusing");
-            return Code::Wrong;
-        };
-        let now = u64::try_from(crate::clock::now_ms() / 1000).unwrap_or(0);
-        let Ok(Some(step)) = totp::verify(secret.expose(), answer, now) else {
-            return Code::Wrong;
-        };
-        let Ok(step) = i64::try_from(step) else {
-            return Code::Wrong;
-        };
-        match self.app.store.claim_totp_step(user, step).await {
-            Ok(true) => Code::Right,
-            Ok(false) => {
-                tracing::info!(user, "TOTP code already used (replay refused)");
-                Code::Used
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "TOTP step not recorded; refusing");
-                Code::Wrong
-            }
         }
     }
 

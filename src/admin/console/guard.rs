@@ -1,0 +1,189 @@
+//! The cookie door onto the API routes: a request with a console session
+//! cookie (and no bearer token) is served under the scope its role maps to,
+//! through the same `Access::allows` as a token; state-changing requests
+//! must carry the session's CSRF token. Anything else goes to the token check.
+
+use super::store::{Sessions, Signed, ct_eq};
+use super::{CSRF_HEADER, SESSION_COOKIE, cookie};
+use crate::admin::auth::{self, Access};
+use crate::admin::http::ApiError;
+use crate::admin::tokens::Caller;
+use crate::app::App;
+use crate::audit::console::ConsoleEvent;
+use crate::audit::{self, AuditEvent};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub fn source(req: &Request) -> String {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical().to_string())
+        .unwrap_or_default()
+}
+
+fn unsigned() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "the console session has ended; sign in again",
+    )
+}
+
+/// What a request says about its console session, owned: the request
+/// body is not `Sync`, so no borrow of the request may live across an await.
+pub struct Presented {
+    sessions: Option<Arc<Sessions>>,
+    cookie: Option<String>,
+    csrf: Option<String>,
+}
+
+impl Presented {
+    pub fn of(req: &Request) -> Presented {
+        Presented {
+            sessions: req.extensions().get::<Arc<Sessions>>().cloned(),
+            cookie: cookie(req.headers(), SESSION_COOKIE).map(str::to_string),
+            csrf: req
+                .headers()
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        }
+    }
+
+    /// The session's CSRF token must be in its header (not a cookie, which
+    /// a cross-site request would carry along).
+    pub fn csrf_ok(&self, s: &Signed) -> bool {
+        self.csrf
+            .as_deref()
+            .is_some_and(|v| ct_eq(v.as_bytes(), s.csrf.as_bytes()))
+    }
+
+    /// Ends the presented session (sign-out).
+    pub fn close(&self) {
+        if let (Some(sessions), Some(c)) = (&self.sessions, &self.cookie) {
+            sessions.close(c);
+        }
+    }
+}
+
+/// The signed-in console user; an idled-out session is audited as signed
+/// out and refused.
+pub async fn signed_in(app: &App, p: &Presented) -> Result<Signed, ApiError> {
+    let (Some(sessions), Some(value)) = (&p.sessions, &p.cookie) else {
+        return Err(unsigned());
+    };
+    let now = Instant::now();
+    let idle = app.config.console.idle_timeout;
+    for s in sessions.sweep(idle, now) {
+        idled_out(app, &s).await;
+    }
+    match sessions.touch(value, idle, now) {
+        Some(Ok(s)) => Ok(s),
+        Some(Err(s)) => {
+            idled_out(app, &s).await;
+            Err(unsigned())
+        }
+        None => Err(unsigned()),
+    }
+}
+
+async fn idled_out(app: &App, s: &Signed) {
+    let event = AuditEvent::Console(ConsoleEvent::SignedOut {
+        user: s.user.clone(),
+        source: s.source.to_string(),
+        why: "idle timeout".into(),
+    });
+    if let Err(e) = audit::record(&app.store, event).await {
+        tracing::error!(error = %e, "audit of a console idle timeout not written");
+    }
+}
+
+fn is_safe(m: &Method) -> bool {
+    m == Method::GET || m == Method::HEAD
+}
+
+pub async fn check(
+    access: Access,
+    app: Arc<App>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let token = req.headers().contains_key(header::AUTHORIZATION);
+    if access == Access::Public || token || cookie(req.headers(), SESSION_COOKIE).is_none() {
+        return auth::check(access, app, req, next).await;
+    }
+    let presented = Presented::of(&req);
+    let (method, path, from) = (
+        req.method().clone(),
+        req.uri().path().to_string(),
+        source(&req),
+    );
+    let s = signed_in(&app, &presented).await?;
+    let Some(scope) = s.role.scope_for(access) else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("the {} role may not do this", s.role.as_str()),
+        ));
+    };
+    if !is_safe(&method) {
+        if !presented.csrf_ok(&s) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "missing or wrong CSRF token",
+            ));
+        }
+        let event = AuditEvent::Console(ConsoleEvent::Action {
+            user: s.user.clone(),
+            source: from,
+            method: method.to_string(),
+            path,
+        });
+        audit_action(&app, event, access).await?;
+    }
+    req.extensions_mut().insert(Caller {
+        id: s.id.clone(),
+        name: s.user.clone(),
+        scope,
+        console: true,
+    });
+    Ok(next.run(req).await)
+}
+
+/// Written before the change, as `api.write` is for tokens. A kill-switch
+/// action must not wait on the audit store (it audits itself once done,
+/// with the console user as actor), so its record is not waited for.
+async fn audit_action(app: &Arc<App>, event: AuditEvent, access: Access) -> Result<(), ApiError> {
+    if access == Access::Kill {
+        let app = app.clone();
+        tokio::spawn(async move {
+            if let Err(e) = audit::record(&app.store, event).await {
+                tracing::error!(error = %e, "audit of a console action not written");
+            }
+        });
+        return Ok(());
+    }
+    audit::record(&app.store, event)
+        .await
+        .map_err(|e| ApiError::internal("audit of the action", e))
+}
+
+macro_rules! layer_fn {
+    ($name:ident, $access:expr) => {
+        pub async fn $name(
+            State(app): State<Arc<App>>,
+            req: Request,
+            next: Next,
+        ) -> Result<Response, ApiError> {
+            check($access, app, req, next).await
+        }
+    };
+}
+
+layer_fn!(admin, Access::Admin);
+layer_fn!(read, Access::Read);
+layer_fn!(kill, Access::Kill);
+layer_fn!(watch, Access::Watch);

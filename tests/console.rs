@@ -1,0 +1,729 @@
+//! The security team's web console (issue 17), over real HTTPS: the headers
+//! on every page, the cookie flags, CSRF on writes, sign-in with password +
+//! TOTP through the shared login limits, roles mapped onto the token scopes;
+//! then a real headless Chromium driven over the DevTools protocol.
+
+mod common;
+
+use common::api::*;
+use common::*;
+use serde_json::{Value, json};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+#[path = "console/cdp.rs"]
+mod cdp;
+
+/// A blocking HTTPS client that handles cookies by hand, so the test sees
+/// exactly what the server set.
+struct Web {
+    base: String,
+    client: reqwest::Client,
+    rt: tokio::runtime::Runtime,
+    cookies: Vec<(String, String)>,
+    csrf: Option<String>,
+}
+
+struct Resp {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+    fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    }
+    fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+impl Web {
+    fn new(b: &Bastion, port: u16) -> Web {
+        let pem = std::fs::read(b.data_dir().join("api-cert.pem")).unwrap();
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(client_tls(&pem, None))
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        Web {
+            base: format!("https://127.0.0.1:{port}"),
+            client,
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            cookies: Vec::new(),
+            csrf: None,
+        }
+    }
+
+    /// `csrf`: send the CSRF header (with the session's token) or not.
+    fn call(&mut self, method: &str, path: &str, body: Option<Value>, csrf: bool) -> Resp {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.client.request(m, format!("{}{path}", self.base));
+        if !self.cookies.is_empty() {
+            let c: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            req = req.header("cookie", c.join("; "));
+        }
+        if csrf && let Some(t) = &self.csrf {
+            req = req.header("x-csrf-token", t);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let r = self.rt.block_on(async {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            let headers = r.headers().clone();
+            Resp {
+                status,
+                headers,
+                body: r.text().await.unwrap(),
+            }
+        });
+        for sc in r.set_cookies() {
+            let (kv, _) = sc.split_once(';').unwrap_or((&sc, ""));
+            let (k, v) = kv.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != k);
+            if !v.is_empty() && !sc.contains("Max-Age=0") {
+                self.cookies.push((k.to_string(), v.to_string()));
+            }
+        }
+        r
+    }
+
+    fn get(&mut self, path: &str) -> Resp {
+        self.call("GET", path, None, false)
+    }
+
+    /// Password then code; returns the two replies.
+    fn sign_in(&mut self, user: &str, password: &str, code: &str) -> (Resp, Resp) {
+        let p = self.call(
+            "POST",
+            "/console/signin",
+            Some(json!({"user": user, "password": password})),
+            false,
+        );
+        let c = self.call("POST", "/console/code", Some(json!({"code": code})), false);
+        if c.status == 200 {
+            self.csrf = c.json()["csrf"].as_str().map(str::to_string);
+        }
+        (p, c)
+    }
+}
+
+/// A console user: a bastion human with password, TOTP and the given group.
+fn console_user(b: &Bastion, user: &str, group: Option<&str>) -> (String, Vec<u8>) {
+    let pw = format!("{user}-console-pw-1");
+    b.add_human(user, &pw);
+    let secret = enroll_totp(b, user);
+    if let Some(g) = group {
+        let _ = run(b.cli().args(["group", "add", g]));
+        b.admin(&["group", "member", "add", g, user]);
+    }
+    (pw, secret)
+}
+
+fn audit_of(b: &Bastion, kind: &str) -> Vec<Value> {
+    b.audit_export(&[])
+        .into_iter()
+        .filter(|e| e["kind"] == kind)
+        .collect()
+}
+
+fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A live `ssh alice+web01` running a long command; its session id.
+fn live_ssh(b: &Bastion, api: &Api, token: &str, cmd: &str) -> (Child, String) {
+    let before: Vec<String> = live_ids(api, token);
+    let child = b
+        .ssh("alice+web01")
+        .arg(cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = wait_for("the ssh session in the live list", 15, || {
+        live_ids(api, token)
+            .into_iter()
+            .find(|i| !before.contains(i))
+    });
+    (child, id)
+}
+
+fn live_ids(api: &Api, token: &str) -> Vec<String> {
+    let r = api.get("/api/v1/sessions", token);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["live"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] != "connection")
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The client exits within 10 s; its stderr.
+fn ended(mut c: Child) -> String {
+    wait_for("the ssh client to end", 10, || {
+        c.try_wait().unwrap().map(|_| ())
+    });
+    text(&c.wait_with_output().unwrap().stderr)
+}
+
+fn check_headers(r: &Resp, what: &str) {
+    let csp = r.header("content-security-policy");
+    assert!(csp.contains("default-src 'self'"), "{what}: CSP {csp:?}");
+    assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+    assert!(csp.contains("object-src 'none'"), "{what}: {csp}");
+    assert!(!csp.contains("unsafe-inline"), "{what}: {csp}");
+    assert!(!csp.contains("'unsafe-eval'"), "{what}: {csp}");
+    assert!(!csp.contains("http"), "{what}: another origin in {csp}");
+    assert_eq!(r.header("x-content-type-options"), "nosniff", "{what}");
+    assert_eq!(r.header("referrer-policy"), "no-referrer", "{what}");
+    assert_eq!(r.header("x-frame-options"), "DENY", "{what}");
+}
+
+const PAGES: &[(&str, &str)] = &[
+    ("/", "text/html"),
+    ("/assets/js/main.js", "text/javascript"),
+    ("/assets/js/dom.js", "text/javascript"),
+    ("/assets/console.css", "text/css"),
+    (
+        "/assets/vendor/asciinema-player/asciinema-player.min.js",
+        "text/javascript",
+    ),
+    (
+        "/assets/vendor/asciinema-player/asciinema-player.css",
+        "text/css",
+    ),
+];
+
+#[test]
+fn every_page_sets_csp_and_headers_and_loads_nothing_from_elsewhere() {
+    let (mut b, port) = bastion_with_api("");
+    b.start();
+    wait_port(port, "admin API", &b.log_path());
+    let mut web = Web::new(&b, port);
+    for (path, kind) in PAGES {
+        let r = web.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.body);
+        assert!(r.header("content-type").starts_with(kind), "{path}");
+        check_headers(&r, path);
+    }
+    // The API, the sign-in endpoints and errors carry them too.
+    for path in [
+        "/api/v1/health",
+        "/console/me",
+        "/api/v1/sessions",
+        "/nope",
+        "/assets/package.json",
+        "/assets/../Cargo.toml",
+    ] {
+        check_headers(&web.get(path), path);
+    }
+    // The lockfile and notes under web/ are not served.
+    for path in [
+        "/assets/package.json",
+        "/assets/package-lock.json",
+        "/assets/vendor/README.md",
+        "/assets/vendor/asciinema-player/LICENSE",
+    ] {
+        assert_eq!(web.get(path).status, 404, "{path}");
+    }
+    // No inline script or style in the page, every script and stylesheet
+    // from this origin (a relative /assets/ path).
+    let index = web.get("/").body;
+    assert!(!index.contains("<style"), "{index}");
+    assert!(!index.contains("style="), "{index}");
+    for tag in index.split("<script").skip(1) {
+        let open = tag.split('>').next().unwrap();
+        assert!(
+            open.contains("src=\"/assets/"),
+            "inline or foreign script: {open}"
+        );
+        assert!(
+            tag.trim_start_matches(|c| c != '>')
+                .starts_with("></script>"),
+            "{tag}"
+        );
+    }
+    for href in index.split("href=\"").skip(1) {
+        let h = href.split('"').next().unwrap();
+        assert!(h.starts_with("/assets/") || h.starts_with('#'), "{h}");
+    }
+    // Our own modules never parse text as HTML and fetch only our origin.
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/web/js")).unwrap() {
+        let p = entry.unwrap().path();
+        let src = std::fs::read_to_string(&p).unwrap();
+        for bad in [
+            ".innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "eval(",
+            "new Function",
+            "http://",
+            "https://",
+        ] {
+            assert!(!src.contains(bad), "{} uses {bad}", p.display());
+        }
+    }
+}
+
+#[test]
+fn sign_in_cookies_csrf_terminate_and_sign_out() {
+    let sshd = Sshd::start();
+    let (b, port) = standard_with_api(&sshd);
+    let api = Api::new(&b, port);
+    let token = token(&b, "watch", "auditor", None);
+    let (pw, secret) = console_user(&b, "rita", Some("responders"));
+    let mut web = Web::new(&b, port);
+
+    let (p, c) = web.sign_in("rita", &pw, &next_code(&secret));
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert_eq!(c.status, 200, "{}", c.body);
+    assert_eq!(c.json()["role"], "responder");
+    let pending = p.set_cookies().join("\n");
+    let session = c.set_cookies().join("\n");
+    for (what, set) in [("pending", &pending), ("session", &session)] {
+        for flag in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+            assert!(set.contains(flag), "{what} cookie without {flag}: {set}");
+        }
+    }
+    assert!(session.contains("__Host-pc_session="), "{session}");
+    assert!(
+        !c.body.contains(&web.cookies[0].1),
+        "the cookie value is not in the body"
+    );
+    let signed_in = audit_of(&b, "console.signed_in");
+    assert_eq!(signed_in.len(), 1, "{signed_in:?}");
+    assert_eq!(signed_in[0]["actor"], "rita");
+
+    // Reads with the cookie alone.
+    let me = web.get("/console/me");
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(web.get("/api/v1/sessions").status, 200);
+    // A responder holds no admin scope.
+    let tokens = web.call(
+        "POST",
+        "/api/v1/tokens",
+        Some(json!({"name": "x", "scope": "admin"})),
+        true,
+    );
+    assert_eq!(tokens.status, 403, "{}", tokens.body);
+
+    let (victim, id) = live_ssh(&b, &api, &token, "sleep 120; echo SURVIVED");
+    let path = format!("/api/v1/sessions/{id}/terminate");
+    let reason = json!({"reason": "console test <b>reason</b>"});
+    // A cross-site request carries the cookie but cannot know the token.
+    let no_token = web.call("POST", &path, Some(reason.clone()), false);
+    assert_eq!(no_token.status, 403, "{}", no_token.body);
+    let real = web.csrf.replace("0".repeat(64));
+    let wrong = web.call("POST", &path, Some(reason.clone()), true);
+    assert_eq!(wrong.status, 403, "{}", wrong.body);
+    web.csrf = real;
+    assert!(
+        live_ids(&api, &token).contains(&id),
+        "refused requests ended it"
+    );
+
+    let ok = web.call("POST", &path, Some(reason.clone()), true);
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let err = ended(victim);
+    assert!(err.contains("console test <b>reason</b>"), "{err}");
+    let t = audit_of(&b, "session.terminated");
+    assert!(t.iter().any(|e| e["actor"] == "console:rita"), "{t:?}");
+    let actions = wait_for("console.action audited", 5, || {
+        let a = audit_of(&b, "console.action");
+        (!a.is_empty()).then_some(a)
+    });
+    assert!(
+        actions[0]["subject"].as_str().unwrap().contains(&id),
+        "{actions:?}"
+    );
+
+    // The markup in the reason comes back as JSON text, never as a page.
+    let list = wait_for("the end reason in the list", 10, || {
+        let l = web.get("/api/v1/sessions?limit=50");
+        let ended = l.json()["recent"].as_array().unwrap().iter().any(|s| {
+            s["id"] == id.as_str()
+                && s["end_reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("<b>reason</b>"))
+        });
+        ended.then_some(l)
+    });
+    assert!(list.header("content-type").starts_with("application/json"));
+    assert_eq!(list.header("x-content-type-options"), "nosniff");
+
+    // Sign-out is a write: CSRF first.
+    assert_eq!(
+        web.call("POST", "/console/signout", None, false).status,
+        403
+    );
+    let out = web.call("POST", "/console/signout", None, true);
+    assert_eq!(out.status, 200, "{}", out.body);
+    assert_eq!(web.get("/api/v1/sessions").status, 401);
+    assert_eq!(web.get("/console/me").status, 401);
+    let so = audit_of(&b, "console.signed_out");
+    assert_eq!(so.len(), 1, "{so:?}");
+}
+
+#[test]
+fn wrong_factors_are_refused_and_audited_and_roles_hold() {
+    let sshd = Sshd::start();
+    let (b, port) = standard_with_api(&sshd);
+    let api = Api::new(&b, port);
+    let token = token(&b, "watch", "auditor", None);
+    let (pw, secret) = console_user(&b, "ana", Some("auditors"));
+    let (npw, nsecret) = console_user(&b, "nora", None);
+
+    // A cross-site form cannot post the sign-in: JSON only (a form's
+    // text/plain or urlencoded body is refused before anything is checked).
+    let form = Web::new(&b, port).rt.block_on(async {
+        reqwest::Client::builder()
+            .use_preconfigured_tls(client_tls(
+                &std::fs::read(b.data_dir().join("api-cert.pem")).unwrap(),
+                None,
+            ))
+            .build()
+            .unwrap()
+            .post(format!("https://127.0.0.1:{port}/console/signin"))
+            .header("content-type", "text/plain")
+            .body(format!(r#"{{"user":"ana","password":"{pw}"}}"#))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(form, 415);
+
+    // Wrong password: refused, padded; no half-way cookie.
+    let mut web = Web::new(&b, port);
+    let t = Instant::now();
+    let (p, _) = web.sign_in("ana", "not-her-password", "000000");
+    assert_eq!(p.status, 401, "{}", p.body);
+    assert!(
+        t.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(p.set_cookies().is_empty());
+
+    // Right password, wrong code: refused and audited as such.
+    let mut web = Web::new(&b, port);
+    let right = next_code(&secret);
+    let wrong = if right == "123456" {
+        "654321"
+    } else {
+        "123456"
+    };
+    let (p, c) = web.sign_in("ana", &pw, wrong);
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert_eq!(c.status, 401, "{}", c.body);
+    assert!(web.cookies.iter().all(|(k, _)| k != "__Host-pc_session"));
+    let refused = audit_of(&b, "console.signin_refused");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0]["actor"], "ana");
+    assert_eq!(refused[0]["detail"]["factor"], "totp");
+    assert!(audit_of(&b, "console.signed_in").is_empty());
+
+    // Then the right code on the same half-way cookie: an auditor.
+    let c = web.call("POST", "/console/code", Some(json!({"code": right})), false);
+    assert_eq!(c.status, 200, "{}", c.body);
+    assert_eq!(c.json()["role"], "auditor");
+    web.csrf = c.json()["csrf"].as_str().map(str::to_string);
+    assert_eq!(web.get("/api/v1/sessions").status, 200);
+    assert_eq!(web.get("/api/v1/audit?limit=5").status, 200);
+
+    // An auditor's terminate is refused 403, CSRF token and all.
+    let (victim, id) = live_ssh(&b, &api, &token, "sleep 120; echo SURVIVED");
+    let r = web.call(
+        "POST",
+        &format!("/api/v1/sessions/{id}/terminate"),
+        Some(json!({"reason": "x"})),
+        true,
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(live_ids(&api, &token).contains(&id));
+    let mut victim = victim;
+    let _ = victim.kill();
+    let _ = victim.wait();
+
+    // Both factors right but in no console group: no session.
+    let mut web = Web::new(&b, port);
+    let (p, c) = web.sign_in("nora", &npw, &next_code(&nsecret));
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert_eq!(c.status, 403, "{}", c.body);
+    assert!(web.cookies.iter().all(|(k, _)| k != "__Host-pc_session"));
+    // A made-up session cookie is nobody.
+    let mut forged = Web::new(&b, port);
+    forged
+        .cookies
+        .push(("__Host-pc_session".into(), "ab".repeat(32)));
+    assert_eq!(forged.get("/api/v1/sessions").status, 401);
+}
+
+/// Password, then code, through the page's forms.
+fn sign_in_page(page: &cdp::Page, user: &str, pw: &str, code: &str) {
+    page.wait_for("the sign-in form", "!!document.querySelector('#signin')");
+    page.eval(&format!(
+        "document.querySelector('#username').value = {u}; document.querySelector('#password').value = {p}; \
+         document.querySelector('#signin button').click(); true",
+        u = json!(user),
+        p = json!(pw)
+    ));
+    page.wait_for("the code form", "!!document.querySelector('#codeform')");
+    page.eval(&format!(
+        "document.querySelector('#code').value = {c}; document.querySelector('#codeform button').click(); true",
+        c = json!(code)
+    ));
+    let t = Instant::now();
+    page.wait_for("signed in", "!!document.querySelector('#role')");
+    eprintln!(
+        "figure: code submitted to signed-in page: {:?}",
+        t.elapsed()
+    );
+}
+
+/// The browser: sign in, see a live ssh session, terminate it, replay a
+/// finished one. Screenshots go to the test's temp dir (path printed).
+#[test]
+fn a_real_browser_signs_in_terminates_and_replays() {
+    need("chromium", "chromium");
+    let sshd = Sshd::start();
+    let (b, port) = standard_with_api(&sshd);
+    let api = Api::new(&b, port);
+    let token = token(&b, "watch", "auditor", None);
+    let (pw, secret) = console_user(&b, "rex", Some("responders"));
+    let (apw, asecret) = console_user(&b, "ana", Some("auditors"));
+    let shots = b.dir.path().join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    // A finished interactive session with typed text to replay: the
+    // target's terminal echoes what is typed, and the recording has it.
+    let mut typed = b
+        .ssh("alice+web01")
+        .arg("-tt")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = typed.stdin.take().unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+        stdin.write_all(b"echo TYPED-$((6*7))\n").unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        stdin.write_all(b"exit\n").unwrap();
+    }
+    let out = typed.wait_with_output().unwrap();
+    assert!(
+        text(&out.stdout).contains("TYPED-42"),
+        "{}",
+        text(&out.stderr)
+    );
+    let finished = b.settled_sessions();
+    let finished_id = finished
+        .lines()
+        .find(|l| l.contains("web01"))
+        .and_then(|l| l.split('\t').next())
+        .unwrap_or_else(|| panic!("{finished}"))
+        .to_string();
+
+    let browser = cdp::Browser::start(b.dir.path());
+    let page = browser.page();
+    let base = format!("https://127.0.0.1:{port}");
+    page.navigate(&format!("{base}/"));
+    page.wait_for("the sign-in form", "!!document.querySelector('#signin')");
+    page.screenshot(&shots.join("1-signin.png"));
+    sign_in_page(&page, "rex", &pw, &next_code(&secret));
+    page.wait_for("the sessions page", "!!document.querySelector('#live')");
+    assert_eq!(
+        page.eval("document.querySelector('#role').textContent"),
+        "responder"
+    );
+    // The session cookie is not readable from script (HttpOnly).
+    assert_eq!(page.eval("document.cookie"), "");
+
+    let (victim, id) = live_ssh(&b, &api, &token, "sleep 120; echo SURVIVED");
+    let t = Instant::now();
+    page.wait_for(
+        "the live ssh session in the list (by polling)",
+        &format!("!!document.querySelector('#live tr[data-id=\"{id}\"]')"),
+    );
+    eprintln!(
+        "figure: live in the API to shown in the list: {:?}",
+        t.elapsed()
+    );
+    page.screenshot(&shots.join("2-live.png"));
+    // Times in the viewer's zone, the UTC instant on hover.
+    let shown = page.eval("document.querySelector('#live time').textContent");
+    let hover = page.eval("document.querySelector('#live time').title");
+    assert!(shown.contains("GMT+1") || shown.contains("CET"), "{shown}");
+    assert!(hover.ends_with("Z (UTC)"), "{hover}");
+    // The columns sort: a click on User sorts by it, a second reverses.
+    page.eval("document.querySelector('#live th[data-key=\"user\"]').click(); true");
+    page.wait_for(
+        "sorted by user",
+        "document.querySelector('#live th[data-key=\"user\"]').getAttribute('aria-sort') === 'ascending'",
+    );
+    page.eval("document.querySelector('#live th[data-key=\"user\"]').click(); true");
+    page.wait_for(
+        "sorted by user, reversed",
+        "document.querySelector('#live th[data-key=\"user\"]').getAttribute('aria-sort') === 'descending'",
+    );
+    page.eval(&format!(
+        "document.querySelector('#live button.terminate[data-id=\"{id}\"]').click(); true"
+    ));
+    page.wait_for(
+        "the terminate dialog",
+        "!!document.querySelector('dialog[open] #reason')",
+    );
+    page.eval(&format!(
+        "document.querySelector('#reason').value = {r}; document.querySelector('#confirm-terminate').click(); true",
+        r = json!("browser test <img src=x onerror=alert(1)>")
+    ));
+    let t = Instant::now();
+    let err = ended(victim);
+    eprintln!(
+        "figure: terminate confirmed to ssh client ended: {:?}",
+        t.elapsed()
+    );
+    assert!(
+        err.contains("browser test <img src=x onerror=alert(1)>"),
+        "{err}"
+    );
+    // The reason shows in the recent list as text, not as an element.
+    page.wait_for(
+        "the ended session in the recent list",
+        &format!("!!document.querySelector('#recent tr[data-id=\"{id}\"]')"),
+    );
+    let cell = page.eval(&format!(
+        "document.querySelector('#recent tr[data-id=\"{id}\"]').textContent"
+    ));
+    assert!(cell.contains("<img src=x onerror=alert(1)>"), "{cell}");
+    assert_eq!(
+        page.eval("String(document.querySelectorAll('#recent img').length)"),
+        "0"
+    );
+    page.screenshot(&shots.join("3-terminated.png"));
+
+    // Replay of the finished session shows what it printed.
+    page.navigate(&format!("{base}/#/session/{finished_id}"));
+    page.wait_for(
+        "the recordings",
+        "!!document.querySelector('#recordings button.replay')",
+    );
+    page.wait_for(
+        "the verify badge",
+        "!!document.querySelector('#recordings .badge.ok')",
+    );
+    page.eval("document.querySelector('#recordings button.replay').click(); true");
+    let t = Instant::now();
+    page.wait_for(
+        "the typed text in the player's terminal",
+        "(document.querySelector('#player') || {textContent: ''}).textContent.includes('echo TYPED-$((6*7))')",
+    );
+    eprintln!(
+        "figure: replay clicked to typed text in the terminal: {:?}",
+        t.elapsed()
+    );
+    page.screenshot(&shots.join("4-replay.png"));
+
+    // Sign out, then in as an auditor: the list has no terminate button.
+    page.eval("document.querySelector('#signout').click(); true");
+    page.wait_for(
+        "the sign-in form again",
+        "!!document.querySelector('#signin')",
+    );
+    assert!(
+        !audit_of(&b, "console.signed_out").is_empty(),
+        "sign-out not audited"
+    );
+    sign_in_page(&page, "ana", &apw, &next_code(&asecret));
+    assert_eq!(
+        page.eval("document.querySelector('#role').textContent"),
+        "auditor"
+    );
+    let (mut watched, wid) = live_ssh(&b, &api, &token, "sleep 120");
+    page.eval("location.hash = '#/sessions'; true");
+    page.navigate(&format!("{base}/#/sessions"));
+    page.wait_for(
+        "the live session in the auditor's list",
+        &format!("!!document.querySelector('#live tr[data-id=\"{wid}\"]')"),
+    );
+    assert_eq!(
+        page.eval("String(document.querySelectorAll('button.terminate').length)"),
+        "0"
+    );
+    page.screenshot(&shots.join("5-auditor.png"));
+    let _ = watched.kill();
+    let _ = watched.wait();
+
+    // A recording altered on disk shows a failed badge.
+    let recs = api.get(&format!("/api/v1/recordings?session={finished_id}"), &token);
+    let name = recs.json()[0]["name"].as_str().unwrap().to_string();
+    let cast = b.data_dir().join("recordings").join(format!("{name}.cast"));
+    let body = std::fs::read_to_string(&cast).unwrap();
+    assert!(body.contains("TYPED-42"), "{body}");
+    std::fs::write(&cast, body.replace("TYPED-42", "TYPED-43")).unwrap();
+    page.eval(&format!("location.hash = '#/session/{finished_id}'; true"));
+    page.wait_for(
+        "the failed verify badge",
+        "!!document.querySelector('#recordings .badge.bad')",
+    );
+    let badge = page.eval("document.querySelector('#recordings .badge.bad').textContent");
+    assert!(badge.starts_with("FAILED"), "{badge}");
+    page.screenshot(&shots.join("6-tampered.png"));
+    eprintln!("screenshots in {}", shots.display());
+    if let Ok(keep) = std::env::var("PORTCULLIS_CONSOLE_SHOTS") {
+        for e in std::fs::read_dir(&shots).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), std::path::Path::new(&keep).join(e.file_name())).unwrap();
+        }
+    }
+    assert!(
+        !page
+            .console_errors()
+            .iter()
+            .any(|e| e.contains("Content Security Policy")),
+        "CSP violations: {:?}",
+        page.console_errors()
+    );
+}

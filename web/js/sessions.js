@@ -1,0 +1,96 @@
+// Live sessions (refreshed every 2 s) and recent ones; terminate with a
+// reason for responders and admins.
+import { h, mount, clear } from "./dom.js";
+import * as api from "./api.js";
+import { sortableTable } from "./table.js";
+import { timeCell, since, bytes } from "./time.js";
+
+const POLL_MS = 2000;
+const canKill = (me) => me.role === "responder" || me.role === "admin";
+
+function link(s) {
+  return h("a", { href: `#/session/${encodeURIComponent(s.id)}`, class: "mono", text: s.id });
+}
+
+function columns(me, live, onKill) {
+  const cols = [
+    { key: "user", label: "User", value: (s) => s.user, cell: (s) => h("strong", { text: s.user }) },
+    { key: "source", label: "From", value: (s) => s.source, cell: (s) => h("span", { class: "mono", text: s.source }) },
+    { key: "target", label: "Target", value: (s) => s.target || "" },
+    { key: "login", label: "Login", value: (s) => s.login || "" },
+    { key: "kind", label: "Kind", value: (s) => s.kind, cell: (s) => h("span", { class: "kind", text: s.kind }) },
+    { key: "started", label: live ? "Since" : "Started", value: (s) => s.started_ms,
+      cell: (s) => h("span", {}, timeCell(s.started_ms, h), live ? h("span", { class: "muted", text: ` (${since(s.started_ms)})` }) : null) },
+    { key: "bytes", label: "Bytes ↑/↓", num: true, value: (s) => (s.bytes_up || 0) + (s.bytes_down || 0),
+      cell: (s) => `${bytes(s.bytes_up)} / ${bytes(s.bytes_down)}` },
+  ];
+  if (!live) {
+    cols.push({ key: "ended", label: "Ended", value: (s) => s.ended_ms, cell: (s) => timeCell(s.ended_ms, h) });
+    cols.push({ key: "reason", label: "End", value: (s) => s.end_reason || "" });
+  }
+  cols.push({ key: "id", label: "Session", value: (s) => s.id, cell: link });
+  if (live && canKill(me)) {
+    cols.push({ key: "actions", label: "", value: () => "",
+      cell: (s) => h("button", { class: "danger terminate", "data-id": s.id, onclick: () => onKill(s), text: "Terminate" }) });
+  }
+  return cols;
+}
+
+function killDialog(s, done) {
+  const reason = h("textarea", { id: "reason", rows: 3, required: true });
+  const err = h("div", { class: "error", role: "alert" });
+  const dlg = h("dialog", { id: "terminate-dialog" },
+    h("h2", {}, "Terminate session of ", h("strong", { text: s.user })),
+    h("p", { class: "muted", text: `${s.target || "(no target)"} · ${s.kind} · ${s.id}` }),
+    h("label", { for: "reason", text: "Reason (shown to the user and audited)" }), reason, err,
+    h("div", { class: "actions" },
+      h("button", { class: "secondary", type: "button", onclick: () => { dlg.close(); dlg.remove(); }, text: "Cancel" }),
+      h("button", { class: "danger", id: "confirm-terminate", type: "button", text: "Terminate",
+        onclick: async () => {
+          if (!reason.value.trim()) { err.textContent = "A reason is required."; return; }
+          try {
+            await api.post(`/api/v1/sessions/${encodeURIComponent(s.id)}/terminate`, { reason: reason.value.trim() });
+            dlg.close(); dlg.remove(); done();
+          } catch (x) { err.textContent = x.message; }
+        } })));
+  document.body.append(dlg);
+  dlg.showModal();
+  reason.focus();
+}
+
+export function sessionsPage(me) {
+  const sort = { live: { key: "started", dir: "desc" }, recent: { key: "started", dir: "desc" } };
+  const liveBox = h("div", { id: "live" });
+  const recentBox = h("div", { id: "recent" });
+  const status = h("span", { class: "muted", id: "updated" });
+  mount(
+    h("div", { class: "bar" }, h("h1", { text: "Live sessions" }), h("span", { class: "spacer" }), status),
+    liveBox,
+    h("h2", { text: "Recent sessions" }),
+    recentBox,
+  );
+  let data = null;
+  const render = () => {
+    if (!data) return;
+    const recentById = new Map(data.recent.map((r) => [r.id, r]));
+    const live = data.live.map((l) => ({ ...recentById.get(l.id), ...l }));
+    clear(liveBox).append(live.length
+      ? sortableTable(columns(me, true, (s) => killDialog(s, refresh)), live, sort.live, (st) => { sort.live = st; render(); })
+      : h("p", { class: "muted", id: "no-live", text: "No live sessions." }));
+    const recent = data.recent.filter((r) => !r.live);
+    clear(recentBox).append(sortableTable(columns(me, false), recent, sort.recent, (st) => { sort.recent = st; render(); }));
+  };
+  let stopped = false;
+  const refresh = async () => {
+    try {
+      data = await api.get("/api/v1/sessions?limit=200");
+      status.textContent = `Updated ${new Date().toLocaleTimeString()}`;
+      render();
+    } catch (x) {
+      status.textContent = `Not updated: ${x.message}`;
+    }
+  };
+  refresh();
+  const timer = setInterval(() => { if (!stopped && !document.querySelector("dialog[open]")) refresh(); }, POLL_MS);
+  return () => { stopped = true; clearInterval(timer); };
+}

@@ -379,7 +379,10 @@ impl AuditEvent {
             | AuditEvent::WebhookFailed { .. }
             | AuditEvent::ApiTokenCreated { .. }
             | AuditEvent::ApiTokenRevoked { .. }
-            | AuditEvent::ApiWrite { .. } => "",
+            | AuditEvent::ApiWrite { .. }
+            // Console sign-ins and requests: the SSH session a request acts
+            // on is in its path (e.g. a terminate), not its own.
+            | AuditEvent::Console(..) => "",
         }
     }
 }

@@ -346,14 +346,16 @@ fn default_rules_flag_planted_keys_and_cron_edits_without_ending_the_session() {
         "the session did not go on: {transcript}\n{}",
         text(&out.stderr)
     );
-    let audit = text(&b.admin(&["audit", "list"]).stdout);
+    // A rule's audit row is written by its own task: poll for it.
     for rule in ["flag-ssh-keys", "flag-crontab"] {
-        assert!(
+        let fired = |audit: &str| {
             audit
                 .lines()
-                .any(|l| l.contains("rule.fired") && l.contains(rule)),
-            "{rule} did not fire:\n{audit}"
-        );
+                .any(|l| l.contains("rule.fired") && l.contains(rule))
+        };
+        wait_until(&format!("{rule} to fire"), 10, || {
+            fired(&text(&b.admin(&["audit", "list"]).stdout))
+        });
     }
     // Reading is not flagged; an exec that writes is, and still runs
     // (detection, not prevention).

@@ -16,6 +16,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod bridge;
+pub mod castfile;
 #[allow(clippy::print_stdout, clippy::print_stderr)] // its output is the point
 pub mod cli;
 pub mod clock;
@@ -34,7 +35,6 @@ pub mod ops;
 pub mod policy;
 pub mod read_ahead;
 pub mod recorder;
-pub mod recording;
 pub mod registry;
 pub mod secret_file;
 pub mod session;

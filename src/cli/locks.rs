@@ -67,7 +67,7 @@ pub struct LockdownArgs {
 /// An `App` for the CLI: same store and vault as the server, no listener.
 async fn cli_app(config: &Config) -> anyhow::Result<Arc<App>> {
     let (store, vault) = super::open(config).await?;
-    let audit_key = crate::recording::load_or_create(&config.audit_key_file)?;
+    let audit_key = crate::castfile::load_or_create(&config.audit_key_file)?;
     Ok(App::new(config.clone(), store, vault, audit_key))
 }
 

@@ -12,7 +12,7 @@
 //!   binary runs marked and summarised ([`piped`]);
 //! - a proven file transfer (`policy::classify_exec`, the gate's own
 //!   decision): both directions counted and hashed ([`transfer`]);
-//! - sftp: file operations as markers (`recording::sftp`).
+//! - sftp: file operations as markers (`castfile::sftp`).
 //!
 //! The recording exists before the target acts: the bridge holds a shell,
 //! exec or subsystem request until this task answers that the header is
@@ -25,10 +25,10 @@
 use crate::app::App;
 use crate::audit::{self, AuditEvent};
 use crate::bridge::{Direction, Frame, Tap, Tapped};
+use crate::castfile::binary::Segmenter;
+use crate::castfile::sftp::SftpLog;
+use crate::castfile::{EventKind, RecordingError, TrailerInfo};
 use crate::clock::now_ms;
-use crate::recording::binary::Segmenter;
-use crate::recording::sftp::SftpLog;
-use crate::recording::{EventKind, RecordingError, TrailerInfo};
 use crate::session::Session;
 use bytes::Bytes;
 use std::sync::Arc;

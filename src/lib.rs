@@ -10,7 +10,6 @@
 // print is how a secret reaches a terminal or a log unfiltered.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
-pub mod access;
 pub mod admin;
 pub mod app;
 pub mod audit;
@@ -26,7 +25,6 @@ pub mod forward;
 pub mod gateway;
 pub mod grants;
 pub mod ids;
-pub mod jit;
 pub mod lock_state;
 pub mod lockdown;
 pub mod metrics;

@@ -97,7 +97,7 @@ pub async fn lockdown(config: &Config, args: LockdownArgs) -> anyhow::Result<()>
 
 async fn create(config: &Config, scope: LockScope, opts: LockOpts) -> anyhow::Result<()> {
     let expires_ms = match opts.duration.as_deref() {
-        Some(d) => Some(now_ms() + 1000 * i64::try_from(crate::jit::parse_duration(d)?)?),
+        Some(d) => Some(now_ms() + 1000 * i64::try_from(crate::grants::jit::parse_duration(d)?)?),
         None => None,
     };
     let app = cli_app(config).await?;

@@ -463,7 +463,7 @@ fn find(dir: &Path, r: &RecordingRow, pattern: &str) -> anyhow::Result<Vec<(f64,
 
 pub async fn prune(config: &Config, older_than: &str) -> anyhow::Result<()> {
     let (store, _) = super::open(config).await?;
-    let secs = crate::jit::parse_duration(older_than)?;
+    let secs = crate::grants::jit::parse_duration(older_than)?;
     let n = crate::recorder::prune(&store, &config.recordings_dir, secs, &cli_actor()).await?;
     println!("{n} recording(s) older than {older_than} deleted (audited)");
     Ok(())

@@ -21,7 +21,7 @@ pub struct App {
     pub mfa_budget: SecondFactorBudget,
     pub blocks: crate::lock_state::SourceBlocks,
     /// Signs recording trailers.
-    pub audit_key: crate::recording::SigningKey,
+    pub audit_key: crate::castfile::SigningKey,
     /// On while audit appends fail (for `/health`).
     pub audit_health: crate::audit::Health,
     pub locks: crate::lock_state::Locks,
@@ -40,7 +40,7 @@ impl App {
         config: Config,
         store: Store,
         vault: Vault,
-        audit_key: crate::recording::SigningKey,
+        audit_key: crate::castfile::SigningKey,
     ) -> Arc<App> {
         let audit_health = store.audit_health().clone();
         let mfa_budget = SecondFactorBudget::new(BudgetConfig {

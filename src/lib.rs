@@ -10,12 +10,12 @@
 // print is how a secret reaches a terminal or a log unfiltered.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
-pub mod access;
 pub mod admin;
 pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod bridge;
+pub mod castfile;
 #[allow(clippy::print_stdout, clippy::print_stderr)] // its output is the point
 pub mod cli;
 pub mod clock;
@@ -25,7 +25,6 @@ pub mod forward;
 pub mod gateway;
 pub mod grants;
 pub mod ids;
-pub mod jit;
 pub mod lock_state;
 pub mod lockdown;
 pub mod metrics;
@@ -34,7 +33,6 @@ pub mod ops;
 pub mod policy;
 pub mod read_ahead;
 pub mod recorder;
-pub mod recording;
 pub mod registry;
 pub mod secret_file;
 pub mod session;

@@ -1,5 +1,5 @@
 //! Key files written whole or not at all, fsynced with their directory.
-//! Plain blocking I/O (no tokio), so the format modules (`recording`) may
+//! Plain blocking I/O (no tokio), so the format modules (`castfile`) may
 //! use it too.
 
 use std::fs::File;

@@ -5,10 +5,10 @@
 //! the session row is written durably before dialling, the vault opens the
 //! credential just before upstream authentication, and the end is recorded.
 
-use crate::access;
 use crate::app::App;
 use crate::bridge::Counters;
 use crate::clock::now_ms;
+use crate::grants::access;
 use crate::ids::new_id;
 use crate::names::LoginRequest;
 use crate::policy::{self, Allow, Permissions};

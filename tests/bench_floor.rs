@@ -12,7 +12,7 @@
 //! against a floor instead of against zero.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-use portcullis::recording::checksum::Checksum;
+use portcullis::castfile::checksum::Checksum;
 use std::hint::black_box;
 use std::time::Instant;
 

@@ -6,14 +6,14 @@
 //! 32 KiB events (what one SSH packet carries) on one core, and reports
 //! MiB/s and the recording size relative to the bytes shown.
 
-use portcullis::recording::{EventKind, Header, RecordingWriter};
+use portcullis::castfile::{EventKind, Header, RecordingWriter};
 use std::time::Instant;
 
 #[test]
 #[ignore = "benchmark: run on demand with --ignored --nocapture"]
 fn writer_throughput_and_size() {
     let dir = tempfile::tempdir().unwrap();
-    let key = portcullis::recording::load_or_create(&dir.path().join("k")).unwrap();
+    let key = portcullis::castfile::load_or_create(&dir.path().join("k")).unwrap();
     let header = Header {
         width: 80,
         height: 24,

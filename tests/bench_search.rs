@@ -8,7 +8,7 @@
 
 mod common;
 use common::*;
-use portcullis::recording::{
+use portcullis::castfile::{
     ChannelKind, EventKind, Header, RecordingWriter, SessionMeta, TrailerInfo,
 };
 use portcullis::store::{RecordingRow, SessionKind, SessionStart, Store};
@@ -22,7 +22,7 @@ fn search_10k_sessions() {
     let rec = data.join("recordings");
     std::fs::create_dir_all(&rec).unwrap();
     run_ok(b.cli().args(["user", "list"])); // creates the database and keys
-    let key = portcullis::recording::load_or_create(&data.join("audit_ed25519")).unwrap();
+    let key = portcullis::castfile::load_or_create(&data.join("audit_ed25519")).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let url = format!("sqlite://{}?mode=rwc", data.join("portcullis.db").display());
     let store = rt.block_on(Store::connect(&url)).unwrap();
@@ -69,7 +69,7 @@ fn search_10k_sessions() {
         })
         .unwrap();
         let words: Vec<String> =
-            portcullis::recording::words::of_cast(&rec.join(format!("{name}.cast")))
+            portcullis::castfile::words::of_cast(&rec.join(format!("{name}.cast")))
                 .unwrap()
                 .0
                 .into_iter()

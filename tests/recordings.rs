@@ -173,7 +173,7 @@ fn any_edit_of_a_recording_is_detected() {
     }
     // Another key cannot vouch for it.
     let other = dir.path().join("other");
-    let _ = portcullis::recording::load_or_create(&other).unwrap();
+    let _ = portcullis::castfile::load_or_create(&other).unwrap();
     let out = run(b.cli().args([
         "verify",
         clean.to_str().unwrap(),

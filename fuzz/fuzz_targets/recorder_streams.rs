@@ -10,8 +10,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis::recording::binary::{Piece, Segmenter};
-use portcullis::recording::sftp::SftpLog;
+use portcullis::castfile::binary::{Piece, Segmenter};
+use portcullis::castfile::sftp::SftpLog;
 
 fuzz_target!(|data: &[u8]| {
     let mut sftp = SftpLog::default();

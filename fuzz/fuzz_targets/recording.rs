@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis::recording::{SigningKey, TrailerInfo, seal_cut_short, verify};
+use portcullis::castfile::{SigningKey, TrailerInfo, seal_cut_short, verify};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static RUN: AtomicU64 = AtomicU64::new(0);

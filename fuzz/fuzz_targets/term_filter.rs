@@ -1,5 +1,5 @@
 //! `replay` and `watch` pass recorded output (anything a recorded user's
-//! programs printed) through `recording::term::TermFilter` on its way to the
+//! programs printed) through `castfile::term::TermFilter` on its way to the
 //! auditor's terminal. Any text, split anywhere: no panic, the same output
 //! however it is split, and nothing that opens a control string (OSC, DCS,
 //! APC, PM, SOS) or asks the terminal to answer.
@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis::recording::term::TermFilter;
+use portcullis::castfile::term::TermFilter;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&cut, rest)) = data.split_first() else {

@@ -73,7 +73,7 @@ pub async fn create(
     let expires_ms = match b.expires.as_deref() {
         None => None,
         Some(d) => {
-            let secs = crate::jit::parse_duration(d)
+            let secs = crate::grants::jit::parse_duration(d)
                 .map_err(|e| ApiError::bad(format!("expires: {e}")))?;
             let ms = i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
             Some(now_ms().saturating_add(ms))

@@ -192,7 +192,7 @@ pub async fn verify(State(app): State<Arc<App>>, Seg(name): Seg<String>) -> Res 
     let witness = crate::recorder::witness_of(&r);
     let report = tokio::task::spawn_blocking(move || {
         let cast = dir.join(format!("{}.cast", r.name));
-        crate::recording::verify_witnessed(
+        crate::castfile::verify_witnessed(
             &cast,
             &cast.with_extension("chain"),
             &key,

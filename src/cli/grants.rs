@@ -3,8 +3,8 @@
 
 use crate::audit::cli_actor;
 use crate::config::Config;
+use crate::grants::jit;
 use crate::grants::{self, GrantSpec};
-use crate::jit;
 use crate::policy::Permissions;
 use anyhow::bail;
 use clap::{ArgGroup, Subcommand};

@@ -67,7 +67,7 @@ pub struct LockdownArgs {
 /// An `App` for the CLI: same store and vault as the server, no listener.
 async fn cli_app(config: &Config) -> anyhow::Result<Arc<App>> {
     let (store, vault) = super::open(config).await?;
-    let audit_key = crate::recording::load_or_create(&config.audit_key_file)?;
+    let audit_key = crate::castfile::load_or_create(&config.audit_key_file)?;
     Ok(App::new(config.clone(), store, vault, audit_key))
 }
 
@@ -97,7 +97,7 @@ pub async fn lockdown(config: &Config, args: LockdownArgs) -> anyhow::Result<()>
 
 async fn create(config: &Config, scope: LockScope, opts: LockOpts) -> anyhow::Result<()> {
     let expires_ms = match opts.duration.as_deref() {
-        Some(d) => Some(now_ms() + 1000 * i64::try_from(crate::jit::parse_duration(d)?)?),
+        Some(d) => Some(now_ms() + 1000 * i64::try_from(crate::grants::jit::parse_duration(d)?)?),
         None => None,
     };
     let app = cli_app(config).await?;

@@ -1,8 +1,8 @@
 //! Verify, replay, watch, search and prune session recordings.
 
 use crate::audit::cli_actor;
+use crate::castfile::{self, CastReader, EventKind};
 use crate::config::Config;
-use crate::recording::{self, CastReader, EventKind};
 use crate::store::{RecordingRow, Store};
 use anyhow::{Context, bail};
 use std::io::{BufRead, Write};
@@ -27,21 +27,21 @@ pub struct ReplayArgs {
     pub input: bool,
     /// Pass every recorded byte to the terminal. By default sequences that
     /// could act on the auditor's terminal (window title, clipboard, DCS,
-    /// queries whose answers become input) are dropped (`recording::term`).
+    /// queries whose answers become input) are dropped (`castfile::term`).
     #[arg(long)]
     pub raw: bool,
 }
 
 /// What reaches the auditor's terminal: filtered unless `--raw`.
 struct Screen {
-    filter: Option<recording::term::TermFilter>,
+    filter: Option<castfile::term::TermFilter>,
     buf: String,
 }
 
 impl Screen {
     fn new(raw: bool) -> Screen {
         Screen {
-            filter: (!raw).then(recording::term::TermFilter::new),
+            filter: (!raw).then(castfile::term::TermFilter::new),
             buf: String::new(),
         }
     }
@@ -110,14 +110,14 @@ pub async fn verify(config: &Config, what: &str, key: Option<&str>) -> anyhow::R
     let key_text = match key {
         Some(k) => k.to_string(),
         None => {
-            let path = recording::sign::public_path(&config.audit_key_file);
+            let path = castfile::sign::public_path(&config.audit_key_file);
             if !path.is_file() {
                 return Err(super::missing("public key (no --key given)", &path));
             }
             path.display().to_string()
         }
     };
-    let key = recording::load_public(&key_text)?;
+    let key = castfile::load_public(&key_text)?;
     let casts = casts(config, what).await?;
     let store = verify_store(config).await?;
     let mut bad = 0;
@@ -128,7 +128,7 @@ pub async fn verify(config: &Config, what: &str, key: Option<&str>) -> anyhow::R
         };
         // Asked for a session: its rows name the files; they must be its own.
         let witness = row.as_ref().map(crate::recorder::witness_of);
-        let report = recording::verify_witnessed(&cast, &chain_of(&cast), &key, witness.as_ref())?;
+        let report = castfile::verify_witnessed(&cast, &chain_of(&cast), &key, witness.as_ref())?;
         if report.ok {
             let cut = if report.cut_short {
                 " (cut short: the bastion stopped during it)"
@@ -141,7 +141,7 @@ pub async fn verify(config: &Config, what: &str, key: Option<&str>) -> anyhow::R
                 (Some(_), _) => String::new(),
                 (None, s) => format!(
                     " [no database row: checked against its files alone; header names session {}]",
-                    recording::term::visible(s.as_deref().unwrap_or("?"))
+                    castfile::term::visible(s.as_deref().unwrap_or("?"))
                 ),
             };
             println!(
@@ -272,7 +272,7 @@ fn play(files: &[PathBuf], a: &ReplayArgs, keys: &Keys) -> anyhow::Result<()> {
                 let data = if a.raw {
                     ev.data.clone()
                 } else {
-                    recording::term::visible(&ev.data)
+                    castfile::term::visible(&ev.data)
                 };
                 write!(out, "\x1b[7m[{:.1}s {data}]\x1b[27m\r\n", ev.time)?;
             }
@@ -343,7 +343,7 @@ pub async fn watch(config: &Config, what: &str, raw: bool) -> anyhow::Result<()>
             header_seen = true;
             continue;
         }
-        if let Ok(ev) = recording::parse_line(line.trim_end())
+        if let Ok(ev) = castfile::parse_line(line.trim_end())
             && ev.kind == EventKind::Output
         {
             screen.show(&mut out, &ev.data)?;
@@ -375,7 +375,7 @@ pub async fn search(config: &Config, a: SearchArgs) -> anyhow::Result<()> {
     let mut words: Vec<String> = if a.scan {
         Vec::new()
     } else {
-        recording::words::query(&a.pattern).collect()
+        castfile::words::query(&a.pattern).collect()
     };
     words.sort();
     words.dedup();
@@ -463,7 +463,7 @@ fn find(dir: &Path, r: &RecordingRow, pattern: &str) -> anyhow::Result<Vec<(f64,
 
 pub async fn prune(config: &Config, older_than: &str) -> anyhow::Result<()> {
     let (store, _) = super::open(config).await?;
-    let secs = crate::jit::parse_duration(older_than)?;
+    let secs = crate::grants::jit::parse_duration(older_than)?;
     let n = crate::recorder::prune(&store, &config.recordings_dir, secs, &cli_actor()).await?;
     println!("{n} recording(s) older than {older_than} deleted (audited)");
     Ok(())

@@ -35,7 +35,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let host_ca = gateway::hostca::HostCa::load_or_generate(&config.host_ca_file)?;
     let listen = config.listen;
-    let audit_key = crate::recording::load_or_create(&config.audit_key_file)?;
+    let audit_key = crate::castfile::load_or_create(&config.audit_key_file)?;
     super::create_private_dir(&config.recordings_dir)?;
     let shutdown = CancellationToken::new();
     // Before anything is appended, so the stream starts with this run's first event.

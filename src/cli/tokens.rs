@@ -3,7 +3,7 @@
 use crate::admin::tokens::{self, Scope};
 use crate::audit::cli_actor;
 use crate::config::Config;
-use crate::jit;
+use crate::grants::jit;
 use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]

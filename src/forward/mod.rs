@@ -1,16 +1,15 @@
 //! TCP forwarding under policy (issue 7): which target a request names
 //! ([`matching`], pure), whether the user may reach it now ([`resolve`]),
 //! the TCP side of a forward as bridge frames ([`tcp`]), the client's bytes
-//! written to it by the connection's own task ([`upload`]) and the optional
-//! content capture ([`capture`]), the audit of each forward ([`trail`]) and
-//! the relay ([`relay`]). The russh side is `gateway::forward`,
-//! `gateway::tcp_forward` and `gateway::remote`; the lifecycle (registry,
-//! kill, grant watch) is `session::live`.
+//! written to it by the connection's own task ([`upload`]), the audit of
+//! each forward ([`trail`]) and the relay ([`relay`]); the optional content
+//! capture is a recorder (`recorder::capture`). The russh side is
+//! `gateway::forward`, `gateway::tcp_forward` and `gateway::remote`; the
+//! lifecycle (registry, kill, grant watch) is `session::live`.
 //!
 //! The bastion never dials the host string a client sent: it dials the
 //! host:port configured for the matched target.
 
-pub mod capture;
 pub mod matching;
 pub mod relay;
 pub mod resolve;
@@ -24,8 +23,6 @@ use crate::names::escape_for_log;
 pub enum ForwardError {
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
-    #[error("capture: {0}")]
-    Capture(String),
 }
 
 /// The data the forward audit events carry, kept beside them.

@@ -7,7 +7,7 @@
 
 use super::ForwardError;
 use super::matching::{self, Candidate};
-use crate::access;
+use crate::grants::access;
 use crate::policy::{self, Allow, ChannelKind};
 use crate::store::{KindedTarget, Store, TargetKind, TargetRecord};
 use jiff::Timestamp;

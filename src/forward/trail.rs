@@ -3,12 +3,12 @@
 //! and the start of the signed capture. No transport here: the gateway
 //! calls these around the channels it moves.
 
-use super::capture::{self, CaptureCtx};
 use super::{ForwardKind, ForwardMeta};
 use crate::app::App;
 use crate::audit::{self, AuditEvent};
 use crate::bridge::{Counters, Tap};
 use crate::ids::new_id;
+use crate::recorder::capture::{self, CaptureCtx};
 use crate::session::Session;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

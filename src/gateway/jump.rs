@@ -109,7 +109,7 @@ pub async fn find(
         return Ok((Lookup::NotSsh, Vec::new()));
     }
     let groups = app.store.groups_of(user).await?;
-    let grants = crate::access::grants_for(&app.store, user, &groups).await?;
+    let grants = crate::grants::access::grants_for(&app.store, user, &groups).await?;
     let granted: Vec<TargetRecord> = app
         .store
         .targets_named_or_at(host)
@@ -146,7 +146,7 @@ pub(super) async fn dispatch(
             // Decided before the channel is accepted: a grant outside its
             // window is refused here, by a user who knows the target. The
             // login is known only inside; that is decided there.
-            let now = crate::access::now();
+            let now = crate::grants::access::now();
             match crate::policy::decide(&grants, &target.name, None, now, now) {
                 Ok(_) => {
                     let asked = host.to_string();

@@ -7,7 +7,7 @@
 
 use super::channel::{ClientSink, ClientSource};
 use crate::bridge::{Frame, FrameSink, FrameSource, Request};
-use crate::jit;
+use crate::grants::jit;
 use crate::session::Session;
 use bytes::Bytes;
 use std::sync::Arc;

@@ -9,7 +9,7 @@
 //! the operation, so a refused request is on record too); that row is about
 //! the HTTP door, not the change.
 //!
-//! Grants (`crate::grants`), access requests (`crate::jit`), locks
+//! Grants (`crate::grants`), access requests (`crate::grants::jit`), locks
 //! (`crate::lockdown`) and tokens (`crate::admin::tokens`) were already
 //! shared by both doors and keep their homes.
 

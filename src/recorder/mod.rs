@@ -12,7 +12,9 @@
 //!   binary runs marked and summarised ([`piped`]);
 //! - a proven file transfer (`policy::classify_exec`, the gate's own
 //!   decision): both directions counted and hashed ([`transfer`]);
-//! - sftp: file operations as markers (`recording::sftp`).
+//! - sftp: file operations as markers (`castfile::sftp`);
+//! - a captured TCP forward: the raw bytes both ways as markers
+//!   ([`capture`], started by `forward::trail`).
 //!
 //! The recording exists before the target acts: the bridge holds a shell,
 //! exec or subsystem request until this task answers that the header is
@@ -25,10 +27,10 @@
 use crate::app::App;
 use crate::audit::{self, AuditEvent};
 use crate::bridge::{Direction, Frame, Tap, Tapped};
+use crate::castfile::binary::Segmenter;
+use crate::castfile::sftp::SftpLog;
+use crate::castfile::{EventKind, RecordingError, TrailerInfo};
 use crate::clock::now_ms;
-use crate::recording::binary::Segmenter;
-use crate::recording::sftp::SftpLog;
-use crate::recording::{EventKind, RecordingError, TrailerInfo};
 use crate::session::Session;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -36,6 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+pub mod capture;
 mod out;
 mod piped;
 mod request;

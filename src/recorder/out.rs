@@ -3,8 +3,8 @@
 //! metadata only applied in one place.
 
 use super::RecorderError;
+use crate::castfile::{EventKind, RecordingError, RecordingWriter};
 use crate::clock::now_ms;
-use crate::recording::{EventKind, RecordingError, RecordingWriter};
 
 /// What the stream recorders write through (a test gives its own).
 pub(crate) trait Out {

@@ -1,14 +1,14 @@
 //! An exec or shell without a pty: stdin is piped data (a script, a file),
 //! output is whatever the command prints. Both are recorded as text, with
-//! binary runs marked and summarised (`recording::binary`), so one NUL does
+//! binary runs marked and summarised (`castfile::binary`), so one NUL does
 //! not hide what follows it. Stdin is recorded up to [`STDIN_CAP`]; past
 //! that it is still counted and hashed, and the recording says so.
 
 use super::RecorderError;
 use super::out::Out;
-use crate::recording::EventKind;
-use crate::recording::binary::{Piece, Segmenter};
-use crate::recording::checksum::Checksum;
+use crate::castfile::EventKind;
+use crate::castfile::binary::{Piece, Segmenter};
+use crate::castfile::checksum::Checksum;
 
 /// Stdin recorded per channel. Past this a bulk upload (`ssh host 'cat >
 /// f' < big`) costs the recorder a hash, not a cast the size of the file.

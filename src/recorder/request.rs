@@ -14,11 +14,11 @@ use super::terminal::Terminal;
 use super::transfer::TransferLog;
 use super::{Ctx, Mode, Out, RecorderError};
 use crate::bridge::Request;
+use crate::castfile::binary::Segmenter;
+use crate::castfile::sftp::SftpLog;
+use crate::castfile::{ChannelKind, Header, RecordingWriter, SessionMeta};
 use crate::clock::now_ms;
 use crate::policy::{ExecKind, classify_exec};
-use crate::recording::binary::Segmenter;
-use crate::recording::sftp::SftpLog;
-use crate::recording::{ChannelKind, Header, RecordingWriter, SessionMeta};
 use crate::store::RecordingRow;
 
 /// Longest TERM kept in the header.
@@ -303,7 +303,7 @@ mod tests {
     fn a_huge_command_still_makes_a_header_line() {
         // The header line is bounded by the reader's MAX_LINE; a client's
         // command used to go into it whole.
-        let cmd = "x".repeat(crate::recording::MAX_LINE + 1);
+        let cmd = "x".repeat(crate::castfile::MAX_LINE + 1);
         let (c, _) = cap(Some(cmd), COMMAND_CAP);
         let header = Header {
             width: 80,
@@ -322,7 +322,7 @@ mod tests {
             }),
         };
         let dir = tempfile::tempdir().unwrap();
-        let key = crate::recording::SigningKey::from_bytes(&[7; 32]);
+        let key = crate::castfile::SigningKey::from_bytes(&[7; 32]);
         RecordingWriter::create(dir.path(), "r", &header, &key).expect("header written");
     }
 

@@ -4,8 +4,8 @@
 //! rules see the typed lines in clear: what the recording must not show is
 //! still what a rule must judge.
 
+use crate::castfile::{InputMasker, Utf8Carry};
 use crate::lockdown::LineAssembler;
-use crate::recording::{InputMasker, Utf8Carry};
 
 pub(crate) struct Terminal {
     masker: InputMasker,

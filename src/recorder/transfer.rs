@@ -8,10 +8,10 @@
 use super::RecorderError;
 use super::out::Out;
 use super::piped::{close, feed};
+use crate::castfile::EventKind;
+use crate::castfile::binary::Segmenter;
+use crate::castfile::checksum::Checksum;
 use crate::policy::Transfer;
-use crate::recording::EventKind;
-use crate::recording::binary::Segmenter;
-use crate::recording::checksum::Checksum;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};

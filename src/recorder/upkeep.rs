@@ -3,8 +3,8 @@
 
 use crate::app::App;
 use crate::audit::{self, AuditEvent};
+use crate::castfile::TrailerInfo;
 use crate::clock::now_ms;
-use crate::recording::TrailerInfo;
 use std::sync::Arc;
 
 /// Writes the signed trailer and stores the recording as closed: the end of
@@ -12,7 +12,7 @@ use std::sync::Arc;
 pub(crate) async fn seal(
     store: &crate::store::Store,
     name: &str,
-    w: crate::recording::RecordingWriter,
+    w: crate::castfile::RecordingWriter,
     info: &TrailerInfo,
 ) -> Result<(), String> {
     let trailer = tokio::task::block_in_place(|| w.finish(info))
@@ -35,7 +35,7 @@ pub(super) fn index(app: Arc<App>, name: String, cast: std::path::PathBuf) {
     // Tracked: a graceful stop waits for the index before the store closes.
     app.tasks.clone().spawn(async move {
         let words =
-            tokio::task::spawn_blocking(move || crate::recording::words::of_cast(&cast)).await;
+            tokio::task::spawn_blocking(move || crate::castfile::words::of_cast(&cast)).await;
         match words {
             Ok(Ok((w, complete))) => {
                 let w: Vec<String> = w.into_iter().collect();
@@ -65,7 +65,7 @@ pub async fn recover(app: &Arc<App>) {
         let key = &app.audit_key;
         let witness = witness_of(&r);
         match tokio::task::block_in_place(|| {
-            crate::recording::seal_cut_short_witnessed(&dir, &r.name, key, &info, Some(&witness))
+            crate::castfile::seal_cut_short_witnessed(&dir, &r.name, key, &info, Some(&witness))
         }) {
             Ok(t) => {
                 let _ = app
@@ -115,8 +115,8 @@ pub async fn recover(app: &Arc<App>) {
 }
 
 /// What the database recorded of `r`, for checking its files.
-pub(crate) fn witness_of(r: &crate::store::RecordingRow) -> crate::recording::Witness {
-    crate::recording::Witness {
+pub(crate) fn witness_of(r: &crate::store::RecordingRow) -> crate::castfile::Witness {
+    crate::castfile::Witness {
         session: r.session_id.clone(),
         events: u64::try_from(r.events).unwrap_or(u64::MAX),
         cast_bytes: u64::try_from(r.cast_bytes).unwrap_or(u64::MAX),
@@ -132,10 +132,10 @@ pub(crate) fn witness_of(r: &crate::store::RecordingRow) -> crate::recording::Wi
 async fn refused(
     app: &Arc<App>,
     r: &crate::store::RecordingRow,
-    e: &crate::recording::RecordingError,
+    e: &crate::castfile::RecordingError,
 ) {
     tracing::error!(recording = %r.name, error = %e, "cannot seal cut-short recording");
-    if matches!(e, crate::recording::RecordingError::Integrity { .. }) {
+    if matches!(e, crate::castfile::RecordingError::Integrity { .. }) {
         let marked = app
             .store
             .recording_checkpoint(

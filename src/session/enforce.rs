@@ -4,8 +4,8 @@
 
 use super::watch::{self, Holder, Needs, Recheck};
 use super::{Destination, Session};
-use crate::access;
 use crate::app::App;
+use crate::grants::access;
 use crate::policy::{Allow, Deny, Permissions};
 use bytes::Bytes;
 use jiff::Timestamp;

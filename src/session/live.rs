@@ -7,8 +7,8 @@
 
 use super::watch::{self, Needs};
 use super::{Lease, Session, StoreGrants};
-use crate::access;
 use crate::clock::now_ms;
+use crate::grants::access;
 use crate::policy::{ChannelKind, EndCause, Permissions};
 use crate::registry::LiveSession;
 use crate::sync::MutexExt;

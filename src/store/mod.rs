@@ -4,7 +4,7 @@
 //! PostgreSQL (several nodes), through sqlx's `Any` driver. Queries use `$n`
 //! placeholders and portable types (TEXT, BIGINT) so neither dialect drifts.
 
-mod api;
+mod access_requests;
 mod audit;
 #[cfg(test)]
 mod audit_chain_tests;
@@ -12,26 +12,29 @@ mod audit_chain_tests;
 mod audit_legacy_tests;
 #[cfg(test)]
 pub(crate) mod audit_tests;
-mod jit;
-mod jump;
-mod kek;
+mod counts;
 mod locks;
 mod mfa;
 mod open;
 mod recordings;
 mod records;
+mod sealed;
+mod targets;
 mod tcp;
 #[cfg(test)]
 mod tests;
+mod tokens;
+mod users;
 
-pub use api::{MetricCounts, TokenRow};
 pub use audit::{AuditFilter, AuditHealth, AuditRow, AuditSealer, ChainedRow, GENESIS_HASH};
-pub use kek::{Sealed, SealedRow};
+pub use counts::MetricCounts;
 pub use mfa::{SourceBlock, TotpRecord};
 pub use open::{settle_wal, sqlite_file};
 pub use recordings::RecordingRow;
 pub use records::*;
+pub use sealed::{Sealed, SealedRow};
 pub use tcp::{KindedTarget, TargetKind};
+pub use tokens::TokenRow;
 
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
@@ -335,6 +338,20 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// (target, login, kind, updated_at ms) of every credential; never the sealed value.
+    pub async fn credential_summaries(
+        &self,
+    ) -> Result<Vec<(String, String, String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT target_name, login, kind, updated_at FROM credentials ORDER BY target_name, login",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect()
     }
 
     // ---- grants ------------------------------------------------------------

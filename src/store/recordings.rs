@@ -242,3 +242,35 @@ impl Store {
         })
     }
 }
+
+/// Lookups for the admin API and the CLI listings.
+impl Store {
+    pub async fn recording(&self, name: &str) -> Result<Option<RecordingRow>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM recordings WHERE name = $1",
+            COLUMNS
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Newest first, at most `limit`, optionally of one session.
+    pub async fn list_recordings(
+        &self,
+        session: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<RecordingRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM recordings WHERE ($1 = '' OR session_id = $1) \
+             ORDER BY started_at DESC, name LIMIT $2",
+            COLUMNS
+        ))
+        .bind(session.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(from_row).collect()
+    }
+}

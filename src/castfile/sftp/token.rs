@@ -78,7 +78,7 @@ fn json_escaped(out: &mut Vec<u8>, text: &str) {
         return;
     }
     let at = out.len();
-    crate::recording::escape::json_string_into(out, text);
+    crate::castfile::escape::json_string_into(out, text);
     // json_string_into wrote `"…"`: keep what is between the quotes.
     out.pop();
     out.remove(at);

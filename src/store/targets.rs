@@ -1,4 +1,5 @@
-//! Finding the SSH targets a ProxyJump destination (host, port) may name.
+//! SSH targets by name or configured host: the ones a ProxyJump destination
+//! (host, port) may name.
 
 use super::{Store, StoreError, TargetRecord, target_from_row};
 

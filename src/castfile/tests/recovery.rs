@@ -100,7 +100,7 @@ fn recovery_refuses_a_closed_recording() {
 /// change an event, then recompute the whole chain, every checkpoint's hash,
 /// byte count and line tags. `strip` also drops the checkpoint signatures.
 fn edit_and_rechain(rec: &Rec, strip: bool) {
-    use crate::recording::chain::ChainState;
+    use crate::castfile::chain::ChainState;
     use base64::Engine as _;
     let mut cast = lines(&rec.cast);
     assert!(cast[1].contains("line 0"), "{}", cast[1]);

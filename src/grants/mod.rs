@@ -1,10 +1,15 @@
-//! Adding a grant from its written form (what `grant add` and the admin API
-//! accept): validation, the stored record, and the audit event.
+//! Grants and what decides with them, beside the pure `policy/`: adding a
+//! grant from its written form (what `grant add` and the admin API accept:
+//! validation, the stored record, and the audit event) here, the decision
+//! for a user at a time from the stored grants ([`access`]) and just-in-time
+//! access requests ([`jit`]).
+
+pub mod access;
+pub mod jit;
 
 use crate::audit::{self, AuditEvent};
 use crate::clock::now_ms;
 use crate::ids::new_id;
-use crate::jit;
 use crate::names::Name;
 use crate::policy::{ExecRules, Permissions, Schedule};
 use crate::store::{GrantRecord, Store, StoreError, Subject};

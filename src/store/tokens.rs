@@ -1,5 +1,7 @@
-//! Rows the HTTPS admin API needs beyond what the CLI uses: API tokens,
-//! removals, single-row lookups and the counters behind `/metrics`.
+//! API tokens (`api_tokens`): never the secret, only its SHA-256.
+//!
+//! The tests below also cover the other rows the admin API reads
+//! (`users`, `counts`, `recordings`, credential summaries).
 
 use super::{Store, StoreError, affected};
 use sqlx::Row;
@@ -15,16 +17,6 @@ pub struct TokenRow {
     pub created_by: String,
     pub expires_ms: Option<i64>,
     pub revoked_ms: Option<i64>,
-}
-
-/// Counters for `/metrics`, read from durable rows so every node agrees.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MetricCounts {
-    /// (audit kind, rows) for every kind present.
-    pub audit_kinds: Vec<(String, i64)>,
-    pub bytes_up: i64,
-    pub bytes_down: i64,
-    pub source_blocks: i64,
 }
 
 const TOKEN_COLUMNS: &str =
@@ -90,163 +82,6 @@ impl Store {
         .execute(&self.pool)
         .await?;
         affected(r.rows_affected(), "active token", id)
-    }
-
-    pub async fn list_groups(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-        let groups = sqlx::query("SELECT name FROM user_groups ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?;
-        let members = sqlx::query(
-            "SELECT group_name, user_name FROM group_members ORDER BY group_name, user_name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out: Vec<(String, Vec<String>)> = Vec::new();
-        for g in &groups {
-            out.push((g.try_get(0)?, Vec::new()));
-        }
-        for m in &members {
-            let g: String = m.try_get(0)?;
-            if let Some(entry) = out.iter_mut().find(|(n, _)| *n == g) {
-                entry.1.push(m.try_get(1)?);
-            }
-        }
-        Ok(out)
-    }
-
-    pub async fn remove_group(&self, name: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for q in [
-            "DELETE FROM group_members WHERE group_name = $1",
-            "DELETE FROM grants WHERE subject_kind = 'group' AND subject = $1",
-        ] {
-            sqlx::query(q).bind(name).execute(&mut *tx).await?;
-        }
-        let r = sqlx::query("DELETE FROM user_groups WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        affected(r.rows_affected(), "group", name)?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub async fn remove_member(&self, group: &str, user: &str) -> Result<(), StoreError> {
-        let r = sqlx::query("DELETE FROM group_members WHERE group_name = $1 AND user_name = $2")
-            .bind(group)
-            .bind(user)
-            .execute(&self.pool)
-            .await?;
-        affected(
-            r.rows_affected(),
-            "membership",
-            &format!("{user} in {group}"),
-        )
-    }
-
-    pub async fn remove_user_key(&self, user: &str, fingerprint: &str) -> Result<(), StoreError> {
-        let r = sqlx::query("DELETE FROM user_keys WHERE user_name = $1 AND fingerprint = $2")
-            .bind(user)
-            .bind(fingerprint)
-            .execute(&self.pool)
-            .await?;
-        affected(r.rows_affected(), "key", fingerprint)
-    }
-
-    /// (fingerprint, public key line) of a user's keys.
-    pub async fn user_keys(&self, user: &str) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT fingerprint, public_key FROM user_keys WHERE user_name = $1 ORDER BY fingerprint",
-        )
-        .bind(user)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
-    }
-
-    /// (target, login, kind, updated_at ms) of every credential; never the sealed value.
-    pub async fn credential_summaries(
-        &self,
-    ) -> Result<Vec<(String, String, String, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT target_name, login, kind, updated_at FROM credentials ORDER BY target_name, login",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
-            .collect()
-    }
-
-    pub async fn metric_counts(&self) -> Result<MetricCounts, StoreError> {
-        let kinds =
-            sqlx::query("SELECT kind, COUNT(*) FROM audit_events GROUP BY kind ORDER BY kind")
-                .fetch_all(&self.pool)
-                .await?;
-        let bytes = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(bytes_up), 0) AS BIGINT), CAST(COALESCE(SUM(bytes_down), 0) AS BIGINT) FROM sessions",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        let blocks = sqlx::query("SELECT COUNT(*) FROM source_blocks")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(MetricCounts {
-            audit_kinds: kinds
-                .iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-                .collect::<Result<_, StoreError>>()?,
-            bytes_up: bytes.try_get(0)?,
-            bytes_down: bytes.try_get(1)?,
-            source_blocks: blocks.try_get(0)?,
-        })
-    }
-
-    /// A round trip to the database (health checks).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    /// Whether the audit table answers a read (health checks).
-    pub async fn audit_readable(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT COUNT(*) FROM audit_events WHERE ts < 0")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(())
-    }
-}
-
-impl Store {
-    pub async fn recording(&self, name: &str) -> Result<Option<super::RecordingRow>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {} FROM recordings WHERE name = $1",
-            super::recordings::COLUMNS
-        ))
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(super::recordings::from_row).transpose()
-    }
-
-    /// Newest first, at most `limit`, optionally of one session.
-    pub async fn list_recordings(
-        &self,
-        session: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<super::RecordingRow>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {} FROM recordings WHERE ($1 = '' OR session_id = $1) \
-             ORDER BY started_at DESC, name LIMIT $2",
-            super::recordings::COLUMNS
-        ))
-        .bind(session.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(super::recordings::from_row).collect()
     }
 }
 

@@ -1,4 +1,5 @@
-//! Every sealed secret, for a key-encryption-key rotation.
+//! Every sealed secret (credentials and TOTP secrets), read and replaced
+//! together by a key-encryption-key rotation.
 
 use super::{CredentialKind, Store, StoreError};
 use sqlx::Row;

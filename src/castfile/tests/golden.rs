@@ -1,7 +1,7 @@
 //! The golden recording in `proto-fixtures/recordings/`: it verifies, our
 //! writer still produces it byte for byte, and a tampered copy fails.
 //! Regenerate (after a deliberate format change) with
-//! `PORTCULLIS_WRITE_GOLDEN=1 cargo test --lib recording::tests::golden::write_golden -- --ignored`.
+//! `PORTCULLIS_WRITE_GOLDEN=1 cargo test --lib castfile::tests::golden::write_golden -- --ignored`.
 
 use super::*;
 

@@ -7,12 +7,11 @@
 //! and the cast stays valid asciicast. Fail closed: a capture that cannot
 //! be written ends the forward.
 
-use super::{ForwardError, ForwardMeta};
 use crate::app::App;
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditEvent, ForwardMeta};
 use crate::bridge::{Counters, Direction, Frame, Tap, Tapped};
+use crate::castfile::{ChannelKind, Header, RecordingWriter, SessionMeta, TrailerInfo};
 use crate::clock::now_ms;
-use crate::recording::{ChannelKind, Header, RecordingWriter, SessionMeta, TrailerInfo};
 use crate::store::RecordingRow;
 use base64::Engine;
 use std::sync::Arc;
@@ -22,6 +21,15 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const QUEUE: usize = 256;
+
+/// Why a capture could not start; the texts are those the forward reports.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("capture: {0}")]
+    Capture(String),
+}
 
 /// What the capture needs to know about its forward.
 pub struct CaptureCtx {
@@ -35,11 +43,11 @@ pub struct CaptureCtx {
 }
 
 /// Creates the recording (before any byte moves) and starts its writer.
-pub async fn start(ctx: CaptureCtx) -> Result<Tap, ForwardError> {
+pub async fn start(ctx: CaptureCtx) -> Result<Tap, CaptureError> {
     // A captured forward is a new recording: refused below the low-water mark.
     let level = crate::disk::now(&ctx.app);
     if level != crate::disk::Level::Ok {
-        return Err(ForwardError::Capture(format!(
+        return Err(CaptureError::Capture(format!(
             "recordings disk free space is {level:?}"
         )));
     }
@@ -70,8 +78,8 @@ pub async fn start(ctx: CaptureCtx) -> Result<Tap, ForwardError> {
     let writer =
         tokio::task::spawn_blocking(move || RecordingWriter::create(&dir, &n, &header, &key))
             .await
-            .map_err(|e| ForwardError::Capture(e.to_string()))?
-            .map_err(|e| ForwardError::Capture(e.to_string()))?;
+            .map_err(|e| CaptureError::Capture(e.to_string()))?
+            .map_err(|e| CaptureError::Capture(e.to_string()))?;
     let row = RecordingRow::open(&name, &m.session, ctx.channel, "forward", now_ms());
     ctx.app.store.recording_started(&row).await?;
     let (tx, rx) = mpsc::channel(QUEUE);

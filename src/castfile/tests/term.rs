@@ -1,7 +1,7 @@
 //! The replay filter: attacks on the auditor's terminal are dropped, what a
 //! replay needs is kept, and chunking never changes the result.
 
-use crate::recording::term::{MAX_STRING, TermFilter, visible};
+use crate::castfile::term::{MAX_STRING, TermFilter, visible};
 
 fn f(s: &str) -> String {
     TermFilter::new().filter(s)

@@ -1,4 +1,4 @@
-//! Just-in-time access requests.
+//! Just-in-time access requests (`access_requests`): filed, listed, decided.
 
 use super::{AccessRequest, GrantRecord, Store, StoreError};
 use sqlx::Row;

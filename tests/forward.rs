@@ -546,16 +546,18 @@ fn forwards_through_an_ssh_target_are_captured_when_it_keeps_contents() {
             .flatten()
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|e| e == "cast"))
+            // Sealed first, then read: a body read before the trailer
+            // appeared may lack the last events.
+            .filter(|p| {
+                std::fs::read_to_string(p.with_extension("chain"))
+                    .unwrap_or_default()
+                    .contains("trailer")
+            })
             .map(|p| {
                 let body = std::fs::read_to_string(&p).unwrap_or_default();
                 (p, body)
             })
-            .find(|(p, body)| {
-                captured(body, "> ").len() == data.len()
-                    && std::fs::read_to_string(p.with_extension("chain"))
-                        .unwrap_or_default()
-                        .contains("trailer")
-            });
+            .find(|(_, body)| captured(body, "> ").len() == data.len());
         if let Some(found) = found {
             break found;
         }

@@ -8,7 +8,7 @@ use super::tokens::{self, Scope};
 use crate::app::App;
 use crate::audit::{self, AuditEvent};
 use crate::clock::now_ms;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -109,20 +109,3 @@ pub async fn check(
     req.extensions_mut().insert(caller);
     Ok(next.run(req).await)
 }
-
-macro_rules! layer_fn {
-    ($name:ident, $access:expr) => {
-        pub async fn $name(
-            State(app): State<Arc<App>>,
-            req: Request,
-            next: Next,
-        ) -> Result<Response, ApiError> {
-            check($access, app, req, next).await
-        }
-    };
-}
-
-layer_fn!(admin, Access::Admin);
-layer_fn!(read, Access::Read);
-layer_fn!(kill, Access::Kill);
-layer_fn!(watch, Access::Watch);

@@ -150,20 +150,6 @@ fn audit_of(b: &Bastion, kind: &str) -> Vec<Value> {
         .collect()
 }
 
-fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// A live `ssh alice+web01` running a long command; its session id.
 fn live_ssh(b: &Bastion, api: &Api, token: &str, cmd: &str) -> (Child, String) {
     let before: Vec<String> = live_ids(api, token);

@@ -14,21 +14,17 @@ use std::io::{Read, Write};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "timed out: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// The id of the live entry of `kind` in `GET /sessions`, newest first.
+/// `POST /sessions/{id}/terminate` with `token`.
+fn terminate(api: &Api, token: &str, id: &str) -> Reply {
+    api.call(
+        "POST",
+        &format!("/api/v1/sessions/{id}/terminate"),
+        Some(token),
+        None,
+    )
 }
 
-/// The id of the live entry of `kind` in `GET /sessions`, newest first.
 fn live_of(api: &Api, token: &str, kind: &str, not: &[String]) -> Option<String> {
     let r = api.call("GET", "/api/v1/sessions", Some(token), None);
     assert_eq!(r.status, 200, "{}", r.body);
@@ -83,12 +79,7 @@ fn a_forward_only_connection_and_its_forwards_end_by_id_through_api_and_cli() {
     let f1 = wait_for("a live forward", 10, || {
         live_of(&api, &token, "forward", &[])
     });
-    let r = api.call(
-        "POST",
-        &format!("/api/v1/sessions/{f1}/terminate"),
-        Some(&token),
-        None,
-    );
+    let r = terminate(&api, &token, &f1);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.json()["kind"], "forward");
     cut(live, "the forward");
@@ -116,12 +107,7 @@ fn a_forward_only_connection_and_its_forwards_end_by_id_through_api_and_cli() {
         row.contains("\tlive\t") && row.contains("kind=connection"),
         "{rows}"
     );
-    let r = api.call(
-        "POST",
-        &format!("/api/v1/sessions/{conn}/terminate"),
-        Some(&token),
-        None,
-    );
+    let r = terminate(&api, &token, &conn);
     assert_eq!(r.status, 200, "{}", r.body);
     exits(fwd.child(), "the forwarding ssh");
     // Terminating what has ended is a conflict, an unknown id is 404.
@@ -130,12 +116,7 @@ fn a_forward_only_connection_and_its_forwards_end_by_id_through_api_and_cli() {
         let row = rows.lines().find(|l| l.starts_with(&conn))?.to_string();
         (!row.contains("\tlive\t")).then_some(())
     });
-    let again = api.call(
-        "POST",
-        &format!("/api/v1/sessions/{conn}/terminate"),
-        Some(&token),
-        None,
-    );
+    let again = terminate(&api, &token, &conn);
     assert_eq!(again.status, 409, "{}", again.body);
     let none = api.call(
         "POST",
@@ -272,21 +253,11 @@ fn forwards_through_an_ssh_target_are_listed_end_by_id_and_end_on_revocation() {
     let out = run(b.cli().args(["session", "kill", &lf]));
     assert!(out.status.success(), "{}", text(&out.stderr));
     cut(through_l, "the -L through web03");
-    let r = api.call(
-        "POST",
-        &format!("/api/v1/sessions/{rf}/terminate"),
-        Some(&token),
-        None,
-    );
+    let r = terminate(&api, &token, &rf);
     assert_eq!(r.status, 200, "{}", r.body);
     cut(through_r, "the -R connection");
     // The listener: its end stops the target listening.
-    let r = api.call(
-        "POST",
-        &format!("/api/v1/sessions/{listener}/terminate"),
-        Some(&token),
-        None,
-    );
+    let r = terminate(&api, &token, &listener);
     assert_eq!(r.status, 200, "{}", r.body);
     wait_for("the target to stop listening", 10, || {
         std::net::TcpStream::connect(("127.0.0.1", rport))
@@ -362,12 +333,7 @@ fn an_agent_channel_is_listed_and_ends_by_id() {
     let id = wait_for("a live agent channel", 10, || {
         live_of(&api, &token, "agent", &[])
     });
-    let r = api.call(
-        "POST",
-        &format!("/api/v1/sessions/{id}/terminate"),
-        Some(&token),
-        None,
-    );
+    let r = terminate(&api, &token, &id);
     assert_eq!(r.status, 200, "{}", r.body);
     exits(&mut child.0, "ssh -A");
     let mut rest = String::new();

@@ -58,14 +58,23 @@ pub fn free_port() -> u16 {
 
 /// Polls `f` every 100 ms until it holds; panics naming `what` after `secs`.
 pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    wait_for(what, secs, || f().then_some(()))
+}
+
+/// Polls `f` every 100 ms until it yields a value; panics naming `what`
+/// after `secs`.
+pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(secs) {
-        if f() {
-            return;
+    loop {
+        if let Some(v) = f() {
+            return v;
         }
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("timed out waiting for {what}");
 }
 
 pub fn wait_port(port: u16, what: &str, log: &Path) {

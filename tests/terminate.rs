@@ -14,7 +14,6 @@ use std::io::{Read, Write};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-/// The id of the live entry of `kind` in `GET /sessions`, newest first.
 /// `POST /sessions/{id}/terminate` with `token`.
 fn terminate(api: &Api, token: &str, id: &str) -> Reply {
     api.call(
@@ -25,15 +24,25 @@ fn terminate(api: &Api, token: &str, id: &str) -> Reply {
     )
 }
 
+/// The id of the one live entry of `kind` in `GET /sessions` (ids in `not`
+/// left out); `None` while there are none or several. Several for a moment
+/// is usual: `Forwarding::start` probes the forward's port to know it
+/// listens, and that probe is a short-lived forward of the same kind (taking
+/// the first of two once killed the probe and left the real one running).
 fn live_of(api: &Api, token: &str, kind: &str, not: &[String]) -> Option<String> {
     let r = api.call("GET", "/api/v1/sessions", Some(token), None);
     assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["live"]
+    let ids: Vec<String> = r.json()["live"]
         .as_array()?
         .iter()
         .filter(|s| s["kind"] == kind)
         .filter_map(|s| s["id"].as_str().map(str::to_string))
-        .find(|id| !not.contains(id))
+        .filter(|id| !not.contains(id))
+        .collect();
+    match ids.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
 }
 
 /// An open TCP connection through the forward, known to echo.

@@ -213,7 +213,8 @@ fn the_outer_connection_of_a_jump_ends_by_its_id() {
 /// Forwards through an SSH target's connection are live things of their
 /// own (issue 16): a `-R` listener, a connection through it and a `-L`
 /// through the target are listed with their kind and end by their id (API
-/// and CLI), and a revoked grant ends what is left within seconds.
+/// and CLI: the listener through the CLI, which knows it only from its
+/// audit row), and a revoked grant ends what is left within seconds.
 #[test]
 fn forwards_through_an_ssh_target_are_listed_end_by_id_and_end_on_revocation() {
     let sshd = Sshd::start();
@@ -265,14 +266,27 @@ fn forwards_through_an_ssh_target_are_listed_end_by_id_and_end_on_revocation() {
     let r = terminate(&api, &token, &rf);
     assert_eq!(r.status, 200, "{}", r.body);
     cut(through_r, "the -R connection");
-    // The listener: its end stops the target listening.
-    let r = terminate(&api, &token, &listener);
-    assert_eq!(r.status, 200, "{}", r.body);
+    // The listener, by its id through the CLI (another process: it knows
+    // the listener from its audit row): its end stops the target listening.
+    let out = run(b.cli().args(["session", "kill", &listener]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
     wait_for("the target to stop listening", 10, || {
         std::net::TcpStream::connect(("127.0.0.1", rport))
             .is_err()
             .then_some(())
     });
+    let closed = wait_for("the listener's close row", 10, || {
+        b.audit_details("forward.closed")
+            .into_iter()
+            .find(|v| v["id"] == listener.as_str())
+    });
+    assert_eq!(closed["kind"], "remote-listener", "{closed}");
+    assert!(
+        closed["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("killed")),
+        "{closed}"
+    );
 
     // A revoked grant ends a live forward through the target within seconds.
     let through_l = echoing(lport);

@@ -27,6 +27,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 mod enforce;
+pub mod jump;
 mod lease;
 pub mod live;
 mod row;

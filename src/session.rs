@@ -499,3 +499,6 @@ fn refusal_for(target: &str, login: &str, e: UpstreamError) -> Refusal {
     };
     Refusal::new(user, log)
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

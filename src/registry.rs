@@ -1,5 +1,6 @@
 //! Live sessions and their cancel tokens: the kill switch acts here.
 
+use crate::bridge::Counters;
 use crate::sync::MutexExt;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -111,9 +112,20 @@ pub struct LiveSession {
     /// Lines for the user's terminal (deadline warnings, a coming
     /// shutdown); `None` where no terminal is bridged.
     pub notices: Option<tokio::sync::broadcast::Sender<bytes::Bytes>>,
+    /// Bytes moved so far each way: the very counters its bridge or relay
+    /// adds to (relaxed atomics, shared), read when it is listed.
+    pub bytes: Arc<Counters>,
 }
 
 impl LiveSession {
+    /// Bytes moved so far: client to destination, and back.
+    pub fn bytes_moved(&self) -> (u64, u64) {
+        (
+            self.bytes.up.load(Ordering::Relaxed),
+            self.bytes.down.load(Ordering::Relaxed),
+        )
+    }
+
     pub fn subject(&self) -> crate::policy::Subject<'_> {
         crate::policy::Subject {
             user: Some(&self.user),
@@ -210,6 +222,7 @@ mod tests {
             notices: None,
             kind: "target",
             kill: Arc::default(),
+            bytes: Arc::default(),
         }
     }
 

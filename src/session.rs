@@ -322,6 +322,7 @@ impl Session {
                 cancel: self.cancel.clone(),
                 kill: self.kill.clone(),
                 notices: Some(self.notices.clone()),
+                bytes: self.counters.clone(),
                 kind: match self.destination {
                     Destination::Target { .. } => "target",
                     _ => "connection",

@@ -114,6 +114,7 @@ async fn hold_listener(s: &Arc<Session>, fw: &Arc<Forwards>, l: Listening) -> bo
         &m.id,
         "remote-listener",
         Some(ChannelKind::ForwardedTcpip),
+        Arc::default(),
     );
     let live = Live::open(s, spec, cancel.clone());
     let (s, fw) = (s.clone(), fw.clone());
@@ -310,7 +311,7 @@ async fn relay_back(
     reply.accept().await;
     let live = Live::open(
         &s,
-        via_target_spec(&s, &m.id, live_kind, channel),
+        via_target_spec(&s, &m.id, live_kind, channel, counters.clone()),
         cancel.clone(),
     );
     let client = super::channel::split(client, handle, None);

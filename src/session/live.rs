@@ -7,6 +7,7 @@
 
 use super::watch::{self, Needs};
 use super::{Lease, Session, StoreGrants};
+use crate::bridge::Counters;
 use crate::clock::now_ms;
 use crate::grants::access;
 use crate::policy::{ChannelKind, EndCause, Permissions};
@@ -30,6 +31,8 @@ pub struct Spec {
     pub deadline: Option<(Timestamp, EndCause)>,
     /// The channel kind the grant must keep allowing, and its name.
     pub channel: Option<(ChannelKind, &'static str)>,
+    /// Its byte counters, shared with its relay (listed live).
+    pub bytes: Arc<Counters>,
 }
 
 pub struct Live {
@@ -61,6 +64,7 @@ impl Live {
                 kill: Arc::default(),
                 notices: None,
                 kind: spec.kind,
+                bytes: spec.bytes,
             },
         );
         lease.cancel_on_kill();

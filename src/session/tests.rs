@@ -87,6 +87,7 @@ fn spec(id: &str, deadline: Option<(Timestamp, policy::EndCause)>) -> Spec {
         login: "root".into(),
         deadline,
         channel: Some((policy::ChannelKind::DirectTcpip, "port forwarding")),
+        bytes: Arc::default(),
     }
 }
 
@@ -181,6 +182,7 @@ async fn a_dropped_lease_leaves_the_registry_and_a_kill_wins_over_other_reasons(
         kill: Arc::default(),
         notices: None,
         kind: "agent",
+        bytes: Arc::default(),
     };
     {
         let _lease = Lease::open(&app, entry("a1"));

@@ -124,6 +124,15 @@ impl Live {
     }
 }
 
+/// The registry lists a live thing's bytes from the counters its bridge
+/// or relay adds to (relaxed loads, at listing time only).
+impl crate::registry::Moved for Counters {
+    fn moved(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.up.load(Relaxed), self.down.load(Relaxed))
+    }
+}
+
 /// Ends a thing for the watcher: no terminal to warn, the reason kept for
 /// the close audit, the token cancelled.
 struct Ender {

@@ -182,7 +182,7 @@ async fn a_dropped_lease_leaves_the_registry_and_a_kill_wins_over_other_reasons(
         kill: Arc::default(),
         notices: None,
         kind: "agent",
-        bytes: Arc::default(),
+        bytes: Arc::new(Counters::default()),
     };
     {
         let _lease = Lease::open(&app, entry("a1"));

@@ -12,9 +12,7 @@
 
 use super::handler::{Connection, Shared};
 use super::hostca::{self, HostCa};
-use crate::audit::{self, AuditEvent};
-use crate::names::{LoginRequest, escape_for_log};
-use crate::session::jump::{Jump, NestedLoginError};
+use crate::session::jump::Jump;
 use crate::session::{self, Session};
 use crate::store::TargetRecord;
 use russh::keys::{Algorithm, PrivateKey};
@@ -208,72 +206,25 @@ impl Connection {
         if self.shared.session().is_some() {
             return Auth::Accept;
         }
-        let Some(req) = self.jump_request(outer, username) else {
+        let via = session::jump::Via {
+            user: &outer.user,
+            session: &outer.via_session,
+            target: &outer.target.name,
+        };
+        let cancel = self.shared.cancel.clone();
+        let nested = session::jump::nested_session(&self.app, via, username, self.peer, cancel);
+        let Some(mut session) = nested.await else {
             return refuse;
         };
-        let groups = match self.app.store.user(&outer.user).await {
-            Ok(Some(rec)) => rec.groups,
-            Ok(None) => {
-                tracing::warn!(user = %outer.user, "jump: user no longer exists; refused");
-                return refuse;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "jump: user lookup failed; refused");
-                return refuse;
-            }
-        };
-        let event = AuditEvent::JumpOpened {
-            user: outer.user.clone(),
-            source: self.peer.to_string(),
-            target: outer.target.name.clone(),
-            login_sent: username.to_string(),
-            via_session: outer.via_session.clone(),
-        };
-        if let Err(e) = audit::record(&self.app.store, event).await {
-            tracing::error!(error = %e, "audit write failed; jump refused");
-            return refuse;
-        }
-        let mut session = Session::resolve(
-            self.app.clone(),
-            &req,
-            groups,
-            self.peer,
-            self.shared.cancel.clone(),
-        )
-        .await;
-        // Locks hold for the nested session as for a direct one: the user
-        // gets in only to read why, and the kill switch finds it by target.
         self.shared.named(&session);
-        session.kill = self.shared.kill.clone();
-        if let Err(refusal) = session.lock_check() {
-            session.destination = crate::session::Destination::Refused(refusal.user);
-        }
-        // Its row from login on, so it can be listed and ended by its id.
-        session.open_row().await;
-        session.register();
-        tracing::info!(source = %self.peer, user = %outer.user, request = %req, via = %outer.via_session,
-            "jump: nested login accepted");
+        let kill = self.shared.kill.clone();
+        session::jump::admit_nested(&mut session, kill, &outer.via_session).await;
         let session = Arc::new(session);
         // From login, not from the first channel: a connection that opens
         // channels later (a ControlMaster) must meet the grant of that time.
         session.enforce();
         let _ = self.shared.session.set(session);
         Auth::Accept
-    }
-
-    fn jump_request(&self, outer: &Outer, username: &str) -> Option<LoginRequest> {
-        match session::jump::nested_login(&outer.user, &outer.target.name, username) {
-            Ok(req) => Some(req),
-            Err(NestedLoginError::Malformed(e)) => {
-                tracing::info!(source = %self.peer, username = %escape_for_log(username), reason = %e,
-                    "jump: malformed login refused");
-                None
-            }
-            Err(NestedLoginError::StoredName(e)) => {
-                tracing::error!(user = %outer.user, target = %outer.target.name, reason = %e, "jump: stored name unusable");
-                None
-            }
-        }
     }
 }
 

@@ -1,14 +1,21 @@
 //! The policy half of `ssh -J alice@bastion root@web01`: what a
 //! direct-tcpip destination names, and whether the user may jump to it
-//! now, decided before the channel is accepted. No SSH library here:
+//! now, decided before the channel is accepted; then the nested login's
+//! session, audited and admitted like a direct one. No SSH library here:
 //! `gateway::jump` is the russh adapter that serves the nested connection
 //! once this says yes.
 
+use super::{Destination, Session};
 use crate::app::App;
+use crate::audit::{self, AuditEvent};
 use crate::names::{LoginRequest, Name, NameError, TargetRequest, escape_for_log};
 use crate::policy::Grant;
+use crate::registry::KillNote;
 use crate::store::{StoreError, TargetRecord};
 use jiff::Timestamp;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 /// What a direct-tcpip destination names.
 #[derive(Debug, PartialEq, Eq)]
@@ -156,6 +163,78 @@ pub fn nested_login(
     })
 }
 
+/// The outer connection a nested one runs in.
+pub struct Via<'a> {
+    pub user: &'a str,
+    /// The outer connection's session id.
+    pub session: &'a str,
+    /// The target the jump was granted to.
+    pub target: &'a str,
+}
+
+/// The session of a nested login: the inner username checked
+/// ([`nested_login`]), the outer user still existing, `jump.opened` audited
+/// durably, then the destination resolved as for `USER+LOGIN+TARGET` from
+/// the outer client's address. `None`: refused (the reason is logged).
+pub async fn nested_session(
+    app: &Arc<App>,
+    via: Via<'_>,
+    username: &str,
+    peer: SocketAddr,
+    cancel: CancellationToken,
+) -> Option<Session> {
+    let req = match nested_login(via.user, via.target, username) {
+        Ok(req) => req,
+        Err(NestedLoginError::Malformed(e)) => {
+            tracing::info!(source = %peer, username = %escape_for_log(username), reason = %e,
+                "jump: malformed login refused");
+            return None;
+        }
+        Err(NestedLoginError::StoredName(e)) => {
+            tracing::error!(user = %via.user, target = %via.target, reason = %e, "jump: stored name unusable");
+            return None;
+        }
+    };
+    let groups = match app.store.user(via.user).await {
+        Ok(Some(rec)) => rec.groups,
+        Ok(None) => {
+            tracing::warn!(user = %via.user, "jump: user no longer exists; refused");
+            return None;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "jump: user lookup failed; refused");
+            return None;
+        }
+    };
+    let event = AuditEvent::JumpOpened {
+        user: via.user.to_string(),
+        source: peer.to_string(),
+        target: via.target.to_string(),
+        login_sent: username.to_string(),
+        via_session: via.session.to_string(),
+    };
+    if let Err(e) = audit::record(&app.store, event).await {
+        tracing::error!(error = %e, "audit write failed; jump refused");
+        return None;
+    }
+    Some(Session::resolve(app.clone(), &req, groups, peer, cancel).await)
+}
+
+/// Admits a nested session like a direct one: the connection's kill note,
+/// the locks (a locked user gets in only to read why, and the kill switch
+/// finds it by target), its row from login on and its registry entry, so
+/// it is listed and ends by its id.
+pub async fn admit_nested(session: &mut Session, kill: Arc<KillNote>, via_session: &str) {
+    session.kill = kill;
+    if let Err(refusal) = session.lock_check() {
+        session.destination = Destination::Refused(refusal.user);
+    }
+    session.open_row().await;
+    session.register();
+    tracing::info!(source = %session.source, user = %session.user, via = %via_session,
+        "jump: nested login accepted");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,5 +333,64 @@ mod tests {
             nested_login("alice", "web01", "bob+web02"),
             Err(NestedLoginError::Malformed(_))
         ));
+    }
+
+    async fn jump_rows(app: &App) -> Vec<crate::audit::AuditEntry> {
+        let q = crate::audit::AuditQuery {
+            kind: Some("jump.opened".into()),
+            ..Default::default()
+        };
+        crate::audit::query(&app.store, &q)
+            .await
+            .expect("the trail")
+    }
+
+    /// A nested login is audited before it resolves, only for a user that
+    /// still exists and a well-formed login; a lock on the user holds for
+    /// it as for a direct login, and it is listed under its own id.
+    #[tokio::test]
+    async fn a_nested_session_is_audited_resolved_and_admitted_like_a_direct_one() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let app = crate::session::tests::test_app(&dir).await;
+        crate::session::tests::granted(&app, "shell").await;
+        let peer: SocketAddr = "192.0.2.7:50000".parse().expect("an address");
+        let via = |user| Via {
+            user,
+            session: "outer1",
+            target: "web01",
+        };
+        let cancel = CancellationToken::new;
+        assert!(
+            nested_session(&app, via("ghost"), "root", peer, cancel())
+                .await
+                .is_none()
+        );
+        assert!(
+            nested_session(&app, via("alice"), "bad+login", peer, cancel())
+                .await
+                .is_none()
+        );
+        assert!(jump_rows(&app).await.is_empty(), "a refusal was audited");
+
+        let mut s = nested_session(&app, via("alice"), "root", peer, cancel())
+            .await
+            .expect("a session");
+        assert!(
+            matches!(&s.destination, Destination::Target { allow, .. } if allow.login == "root")
+        );
+        let rows = jump_rows(&app).await;
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].detail["via_session"], "outer1", "{:?}", rows[0]);
+
+        let spec = crate::lockdown::LockSpec {
+            scope: crate::policy::LockScope::User("alice".into()),
+            reason: "incident".into(),
+            author: "test:responder".into(),
+            expires_ms: None,
+        };
+        crate::lockdown::create(&app, spec).await.expect("a lock");
+        admit_nested(&mut s, Arc::default(), "outer1").await;
+        assert!(matches!(s.destination, Destination::Refused(_)));
+        assert_eq!(app.registry.get(&s.id).expect("listed").kind, "connection");
     }
 }

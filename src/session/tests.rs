@@ -31,7 +31,7 @@ const KEY: &str =
 
 /// `alice`, SSH target `web01` and a grant of `allow` on it as `root`;
 /// the grant's id.
-async fn granted(app: &Arc<App>, allow: &str) -> String {
+pub(crate) async fn granted(app: &Arc<App>, allow: &str) -> String {
     let o = crate::ops::Ops::new(app.store.clone(), "test:admin");
     let user = crate::ops::NewUser {
         name: "alice".into(),

@@ -111,9 +111,25 @@ pub struct LiveSession {
     /// Lines for the user's terminal (deadline warnings, a coming
     /// shutdown); `None` where no terminal is bridged.
     pub notices: Option<tokio::sync::broadcast::Sender<bytes::Bytes>>,
+    /// Bytes moved so far each way: the very counters its bridge or relay
+    /// adds to (relaxed atomics, shared), read when it is listed.
+    pub bytes: Arc<dyn Moved>,
+}
+
+/// What a live thing moved so far, read when it is listed. Implemented
+/// (in `session`) by the counters its bridge or relay adds to, so the
+/// registry holds no data-path type.
+pub trait Moved: Send + Sync + std::fmt::Debug {
+    /// Bytes client to destination, and back.
+    fn moved(&self) -> (u64, u64);
 }
 
 impl LiveSession {
+    /// Bytes moved so far: client to destination, and back.
+    pub fn bytes_moved(&self) -> (u64, u64) {
+        self.bytes.moved()
+    }
+
     pub fn subject(&self) -> crate::policy::Subject<'_> {
         crate::policy::Subject {
             user: Some(&self.user),
@@ -197,6 +213,15 @@ pub struct Doomed {
 mod tests {
     use super::*;
 
+    #[derive(Debug)]
+    struct Nothing;
+
+    impl Moved for Nothing {
+        fn moved(&self) -> (u64, u64) {
+            (0, 0)
+        }
+    }
+
     fn mk(id: &str, user: &str) -> LiveSession {
         LiveSession {
             id: id.into(),
@@ -210,6 +235,7 @@ mod tests {
             notices: None,
             kind: "target",
             kill: Arc::default(),
+            bytes: Arc::new(Nothing),
         }
     }
 

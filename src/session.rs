@@ -27,6 +27,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 mod enforce;
+pub mod jump;
 mod lease;
 pub mod live;
 mod row;
@@ -321,6 +322,7 @@ impl Session {
                 cancel: self.cancel.clone(),
                 kill: self.kill.clone(),
                 notices: Some(self.notices.clone()),
+                bytes: self.counters.clone(),
                 kind: match self.destination {
                     Destination::Target { .. } => "target",
                     _ => "connection",
@@ -498,3 +500,6 @@ fn refusal_for(target: &str, login: &str, e: UpstreamError) -> Refusal {
     };
     Refusal::new(user, log)
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

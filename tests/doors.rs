@@ -1,6 +1,7 @@
 //! One door for every change: the same changes made through the CLI and
 //! through the admin API write the same domain audit events (the API adds
-//! only `api.write`, its record of the HTTP request).
+//! only `api.write`, its record of the HTTP request). API tokens are
+//! created and revoked through both doors too (`ops::tokens`).
 
 mod common;
 
@@ -13,10 +14,22 @@ fn change_kinds(b: &Bastion) -> Vec<(String, String)> {
         .into_iter()
         .filter_map(|e| {
             let kind = e["kind"].as_str()?.to_string();
-            let domain = ["user.", "group.", "target.", "credential.", "mfa."]
-                .iter()
-                .any(|p| kind.starts_with(p));
-            domain.then(|| (kind, e["subject"].as_str().unwrap_or("").to_string()))
+            let domain = [
+                "user.",
+                "group.",
+                "target.",
+                "credential.",
+                "mfa.",
+                "api.token.",
+            ]
+            .iter()
+            .any(|p| kind.starts_with(p));
+            // A token's subject is its id, fresh in each bastion.
+            let subject = match kind.starts_with("api.token.") {
+                true => "<token id>".to_string(),
+                false => e["subject"].as_str().unwrap_or("").to_string(),
+            };
+            domain.then_some((kind, subject))
         })
         .collect()
 }
@@ -42,8 +55,10 @@ fn the_cli_and_the_api_write_the_same_audit_events_for_the_same_changes() {
         host.with_extension("pub"),
     );
 
-    // Through the CLI.
+    // Through the CLI (with the token the API side needs, so both trails
+    // start alike).
     let cli = Bastion::new();
+    token(&cli, "doors", "admin", None);
     cli.admin_stdin(&["user", "add", "bob", "--password-stdin"], "pw-1\n");
     cli.admin(&[
         "user",
@@ -74,6 +89,9 @@ fn the_cli_and_the_api_write_the_same_audit_events_for_the_same_changes() {
     );
     cli.admin(&["target", "remove", "web01"]);
     cli.admin(&["user", "remove", "bob"]);
+    let ci = token(&cli, "ci", "auditor", Some("1h"));
+    let ci_id = ci.split('_').nth(1).unwrap().to_string();
+    cli.admin(&["token", "revoke", &ci_id]);
 
     // The same through the API.
     let (mut api_b, port) = bastion_with_api("");
@@ -121,10 +139,28 @@ fn the_cli_and_the_api_write_the_same_audit_events_for_the_same_changes() {
     );
     call("DELETE", "/api/v1/targets/web01", Value::Null);
     call("DELETE", "/api/v1/users/bob", Value::Null);
+    let body = json!({"name": "ci", "scope": "auditor", "expires": "1h"}).to_string();
+    let r = api.call("POST", "/api/v1/tokens", Some(&admin), Some(&body));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let ci_id = r.json()["info"]["id"].as_str().unwrap().to_string();
+    call("DELETE", &format!("/api/v1/tokens/{ci_id}"), Value::Null);
     api_b.stop();
 
     let (by_cli, by_api) = (change_kinds(&cli), change_kinds(&api_b));
-    assert!(by_cli.len() >= 11, "{by_cli:#?}");
+    assert!(by_cli.len() >= 14, "{by_cli:#?}");
+    let tokens: Vec<&str> = by_cli
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| k.starts_with("api.token."))
+        .collect();
+    assert_eq!(
+        tokens,
+        [
+            "api.token.created",
+            "api.token.created",
+            "api.token.revoked"
+        ]
+    );
     assert_eq!(by_cli, by_api, "the two doors audit differently");
     let all = format!("{:?}", api_b.audit_export(&[]));
     assert!(

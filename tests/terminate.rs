@@ -213,7 +213,8 @@ fn the_outer_connection_of_a_jump_ends_by_its_id() {
 /// Forwards through an SSH target's connection are live things of their
 /// own (issue 16): a `-R` listener, a connection through it and a `-L`
 /// through the target are listed with their kind and end by their id (API
-/// and CLI), and a revoked grant ends what is left within seconds.
+/// and CLI: the listener through the CLI, which knows it only from its
+/// audit row), and a revoked grant ends what is left within seconds.
 #[test]
 fn forwards_through_an_ssh_target_are_listed_end_by_id_and_end_on_revocation() {
     let sshd = Sshd::start();
@@ -265,14 +266,27 @@ fn forwards_through_an_ssh_target_are_listed_end_by_id_and_end_on_revocation() {
     let r = terminate(&api, &token, &rf);
     assert_eq!(r.status, 200, "{}", r.body);
     cut(through_r, "the -R connection");
-    // The listener: its end stops the target listening.
-    let r = terminate(&api, &token, &listener);
-    assert_eq!(r.status, 200, "{}", r.body);
+    // The listener, by its id through the CLI (another process: it knows
+    // the listener from its audit row): its end stops the target listening.
+    let out = run(b.cli().args(["session", "kill", &listener]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
     wait_for("the target to stop listening", 10, || {
         std::net::TcpStream::connect(("127.0.0.1", rport))
             .is_err()
             .then_some(())
     });
+    let closed = wait_for("the listener's close row", 10, || {
+        b.audit_details("forward.closed")
+            .into_iter()
+            .find(|v| v["id"] == listener.as_str())
+    });
+    assert_eq!(closed["kind"], "remote-listener", "{closed}");
+    assert!(
+        closed["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("killed")),
+        "{closed}"
+    );
 
     // A revoked grant ends a live forward through the target within seconds.
     let through_l = echoing(lport);
@@ -407,4 +421,61 @@ fn a_grant_narrowed_to_no_forwarding_ends_the_forward_not_the_session() {
         fwd.child().try_wait().unwrap().is_none(),
         "the session ended with the forward"
     );
+}
+
+/// The live list carries the bytes moved so far (the counters the bridge
+/// and the relay add to), not zeros: a session that sent N bytes to its
+/// client and a forward that carried N bytes each way show at least N.
+#[test]
+fn live_entries_carry_the_bytes_moved_so_far() {
+    const N: u64 = 200_000;
+    let sshd = Sshd::start();
+    let (b, port) = standard_with_api(&sshd);
+    let api = Api::new(&b, port);
+    let token = token(&b, "responder", "killswitch", None);
+    let live_entry = |kind: &str| {
+        let id = live_of(&api, &token, kind, &[])?;
+        let r = api.call("GET", "/api/v1/sessions", Some(&token), None);
+        r.json()["live"]
+            .as_array()?
+            .iter()
+            .find(|s| s["id"] == id.as_str())
+            .cloned()
+    };
+
+    // A session: N bytes down to the client, then it stays open.
+    let mut child = Reaped(
+        b.ssh("alice+web01")
+            .arg(format!("head -c {N} /dev/zero; sleep 60"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = child.0.stdout.take().unwrap();
+    let mut got = vec![0u8; N as usize];
+    out.read_exact(&mut got).unwrap();
+    let s = wait_for("the session's bytes listed", 10, || {
+        let s = live_entry("target")?;
+        (s["bytes_down"].as_u64()? >= N).then_some(s)
+    });
+    assert!(s["bytes_up"].as_u64().is_some(), "{s}");
+
+    // A forward to a TCP target: N bytes each way through an echo.
+    let echo = Service::start("127.0.0.1", Behaviour::Echo);
+    b.add_tcp_target("db01", "127.0.0.1", echo.port, false);
+    b.grant(&["--user", "alice", "--target", "db01"]);
+    let lport = free_port();
+    let forward = format!("{lport}:db01:{}", echo.port);
+    let _fwd = Forwarding::start(&b, "alice", &["-L", &forward], Some(lport));
+    let mut conn = echoing(lport);
+    let block = vec![7u8; N as usize];
+    conn.write_all(&block).unwrap();
+    let mut back = vec![0u8; N as usize];
+    conn.read_exact(&mut back).unwrap();
+    let f = wait_for("the forward's bytes listed", 10, || {
+        let f = live_entry("forward")?;
+        (f["bytes_up"].as_u64()? >= N && f["bytes_down"].as_u64()? >= N).then_some(f)
+    });
+    assert_eq!(f["kind"], "forward", "{f}");
 }

@@ -18,8 +18,9 @@ use std::sync::Arc;
 type Res = Result<(StatusCode, Json<Value>), ApiError>;
 
 fn live_json(s: &LiveSession) -> Value {
+    let (up, down) = s.bytes_moved();
     json!({"id": s.id, "kind": s.kind, "user": s.user, "target": s.target, "login": s.login,
-           "source": s.source, "started_ms": s.started_ms})
+           "source": s.source, "started_ms": s.started_ms, "bytes_up": up, "bytes_down": down})
 }
 
 fn session_json(s: &SessionRecord, live: bool) -> Value {

@@ -38,6 +38,12 @@ pub enum AuditEvent {
         user: String,
         actor: String,
     },
+    /// A new secret replaced an enrolled one (a lost device): the old one
+    /// stopped working.
+    TotpReset {
+        user: String,
+        actor: String,
+    },
     MfaExemption {
         user: String,
         actor: String,
@@ -347,6 +353,7 @@ impl AuditEvent {
             | AuditEvent::LoginThrottled { .. }
             | AuditEvent::TotpEnrolled { .. }
             | AuditEvent::TotpRemoved { .. }
+            | AuditEvent::TotpReset { .. }
             | AuditEvent::MfaExemption { .. }
             | AuditEvent::SourceBlocked { .. }
             | AuditEvent::SourceUnblocked { .. }

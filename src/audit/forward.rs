@@ -14,6 +14,9 @@ pub enum ForwardKind {
     Remote,
     /// `ssh -A`: the target's agent requests relayed to the client's agent.
     Agent,
+    /// `ssh -R`: the listener itself on the target (its connections are
+    /// `Remote`); audited so every process finds it by its id.
+    RemoteListener,
 }
 
 impl ForwardKind {
@@ -23,6 +26,7 @@ impl ForwardKind {
             ForwardKind::Stdio => "stdio",
             ForwardKind::Remote => "remote",
             ForwardKind::Agent => "agent",
+            ForwardKind::RemoteListener => "remote-listener",
         }
     }
 }

@@ -65,6 +65,13 @@ impl AuditEvent {
                 user.clone(),
                 json!({}),
             ),
+            AuditEvent::TotpReset { user, actor } => (
+                "mfa.totp.reset",
+                actor.clone(),
+                String::new(),
+                user.clone(),
+                json!({}),
+            ),
             AuditEvent::MfaExemption {
                 user,
                 actor,

@@ -1,12 +1,13 @@
-//! TOTP enrollment and source blocks; every change is audited.
+//! TOTP enrollment (the operations are `ops::mfa`; this shows the secret
+//! and reads the code) and source blocks; every change is audited.
 
 use crate::audit::{self, AuditEvent, cli_actor};
 use crate::auth::totp;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::lockdown::parse_cidr;
+use crate::ops::{self, Ops, OpsError};
 use crate::store::SourceBlock;
-use crate::vault::Purpose;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use std::io::{BufRead, Write};
@@ -41,42 +42,29 @@ pub enum SourceCmd {
 
 pub async fn totp_cmd(config: &Config, cmd: TotpCmd) -> anyhow::Result<()> {
     let (store, vault) = super::open(config).await?;
-    let actor = cli_actor();
+    let ops = Ops::new(store, cli_actor());
     let (name, replace) = match cmd {
         TotpCmd::Remove { name } => {
-            store.remove_totp(&name).await?;
-            audit::record(
-                &store,
-                AuditEvent::TotpRemoved {
-                    user: name.clone(),
-                    actor,
-                },
-            )
-            .await?;
+            ops::remove_totp(&ops, &name).await?;
             println!("TOTP removed for {name}; they cannot log in until enrolled again");
             return Ok(());
         }
         TotpCmd::Enroll { name } => (name, false),
         TotpCmd::Reset { name } => (name, true),
     };
-    let user = store
-        .user(&name)
-        .await?
-        .with_context(|| format!("user {name:?} does not exist"))?;
-    if user.mfa_exempt {
-        bail!("{name} is a service account (MFA exempt, public key only)");
-    }
-    if !replace && store.totp(&name).await?.is_some() {
-        bail!("{name} is already enrolled; use `user totp reset {name}` to replace the secret");
-    }
-    let secret = Zeroizing::new(totp::generate_secret());
-    let uri = Zeroizing::new(totp::uri("portcullis", &name, secret.as_ref()));
+    let enrolment = match ops::begin_totp(&ops, &name, replace).await {
+        Err(OpsError::Invalid { why, .. }) if !replace && why.contains("already enrolled") => {
+            bail!("{name} is already enrolled; use `user totp reset {name}` to replace the secret")
+        }
+        other => other?,
+    };
+    let uri = enrolment.uri();
     println!("Scan this QR code with an authenticator app (or enter the secret by hand):\n");
     println!("{}", totp::qr(&uri));
     println!(
         "{}\nsecret: {}\n",
         uri.as_str(),
-        totp::base32(secret.as_ref())
+        enrolment.base32().as_str()
     );
     print!("Enter the current 6-digit code to confirm: ");
     std::io::stdout().flush()?;
@@ -85,29 +73,12 @@ pub async fn totp_cmd(config: &Config, cmd: TotpCmd) -> anyhow::Result<()> {
         .lock()
         .read_line(&mut line)
         .context("reading the code")?;
-    let now = u64::try_from(now_ms() / 1000).unwrap_or(0);
-    let Some(step) = totp::verify(secret.as_ref(), line.trim(), now)? else {
-        bail!(
+    match ops::confirm_totp(&ops, &vault, enrolment, &line).await {
+        Err(OpsError::Invalid { field: "code", .. }) => bail!(
             "that code does not match; nothing was changed (check the device clock and run this again)"
-        );
-    };
-    let sealed = vault.seal(Purpose::TotpSecret, &totp::row(&name), secret.as_ref());
-    store
-        .set_totp(
-            &name,
-            &sealed,
-            i64::try_from(step).unwrap_or(i64::MAX),
-            now_ms(),
-        )
-        .await?;
-    audit::record(
-        &store,
-        AuditEvent::TotpEnrolled {
-            user: name.clone(),
-            actor,
-        },
-    )
-    .await?;
+        ),
+        other => other?,
+    }
     println!("TOTP active for {name}");
     // The confirmation claimed this code's time step: a login with it is
     // refused as a replay, which a new user would not expect.

@@ -1,9 +1,9 @@
 //! `portcullis token create|list|revoke`: bearer tokens of the admin API.
 
-use crate::admin::tokens::{self, Scope};
 use crate::audit::cli_actor;
 use crate::config::Config;
 use crate::grants::jit;
+use crate::ops::{self, Ops, Scope};
 use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
@@ -27,6 +27,7 @@ pub enum TokenCmd {
 
 pub async fn token(config: &Config, cmd: TokenCmd) -> anyhow::Result<()> {
     let store = super::store(config, matches!(cmd, TokenCmd::List)).await?;
+    let ops = Ops::new(store, cli_actor());
     match cmd {
         TokenCmd::Create {
             name,
@@ -36,7 +37,7 @@ pub async fn token(config: &Config, cmd: TokenCmd) -> anyhow::Result<()> {
             let scope = Scope::parse(&scope)
                 .ok_or_else(|| anyhow::anyhow!("scope must be admin, auditor or killswitch"))?;
             let expires = expires.as_deref().map(jit::parse_duration).transpose()?;
-            let (info, text) = tokens::create(&store, &name, scope, expires, &cli_actor()).await?;
+            let (info, text) = ops::create_token(&ops, &name, scope, expires).await?;
             eprintln!(
                 "token {} ({}, scope {}) created; it is shown once:",
                 info.id, info.name, info.scope
@@ -44,7 +45,7 @@ pub async fn token(config: &Config, cmd: TokenCmd) -> anyhow::Result<()> {
             println!("{}", text.as_str());
         }
         TokenCmd::List => {
-            for t in tokens::list(&store).await? {
+            for t in ops::list_tokens(&ops.store).await? {
                 let state = if t.revoked_ms.is_some() {
                     "revoked".to_string()
                 } else {
@@ -60,7 +61,7 @@ pub async fn token(config: &Config, cmd: TokenCmd) -> anyhow::Result<()> {
             }
         }
         TokenCmd::Revoke { id } => {
-            tokens::revoke(&store, &id, &cli_actor()).await?;
+            ops::revoke_token(&ops, &id).await?;
             println!("token {id} revoked");
         }
     }

@@ -133,7 +133,13 @@ async fn via_upstream(
     s.enforce();
     let live = Live::open(
         &s,
-        via_target_spec(&s, &m.id, "forward", Some(ChannelKind::DirectTcpip)),
+        via_target_spec(
+            &s,
+            &m.id,
+            "forward",
+            Some(ChannelKind::DirectTcpip),
+            counters.clone(),
+        ),
         cancel.clone(),
     );
     let client = channel::split(channel, handle, None);
@@ -160,6 +166,7 @@ pub(super) fn via_target_spec(
     id: &str,
     kind: &'static str,
     channel: Option<ChannelKind>,
+    bytes: Arc<Counters>,
 ) -> Spec {
     let (target, login, deadline) = match &s.destination {
         Destination::Target { target, allow } => {
@@ -178,5 +185,6 @@ pub(super) fn via_target_spec(
         login,
         deadline,
         channel: channel.map(named),
+        bytes,
     }
 }

@@ -9,7 +9,6 @@ use super::forwards::{Forwards, Listener, audit_refusal};
 use crate::bridge::Counters;
 use crate::forward::relay::relay;
 use crate::forward::{ForwardKind, show, trail};
-use crate::ids::new_id;
 use crate::policy::{ChannelKind, SessionRequest};
 use crate::session::live::Live;
 use crate::session::{Destination, Session};
@@ -62,25 +61,61 @@ pub async fn listen(
         }
     };
     *port = bound;
-    let id = new_id();
-    tracing::info!(session = %s.id, user = %s.user, listener = %id, address = %crate::names::escape_for_log(address), port = bound,
-        "remote forward listening on the target");
     s.enforce();
-    hold_listener(&s, &fw, id, address.to_string(), bound);
+    let listening = Listening {
+        address: address.to_string(),
+        port: bound,
+        asked,
+    };
+    if !hold_listener(&s, &fw, listening).await {
+        let _ = up.cancel_tcpip_forward(address, bound).await;
+        return false;
+    }
     start_relay(&s, &fw, handle).await;
     true
 }
 
+/// Where the target listens, and what the client asked for.
+struct Listening {
+    address: String,
+    port: u32,
+    asked: String,
+}
+
 /// A `-R` listener is a live thing of its own (kind "remote-listener"):
 /// listed, ended by its id, by the kill switch or by its grant; its end
-/// stops the target listening and ends the connections through it.
-fn hold_listener(s: &Arc<Session>, fw: &Arc<Forwards>, id: String, address: String, port: u32) {
+/// stops the target listening and ends the connections through it. Its
+/// `forward.opened` row (kind "remote-listener", fail closed: `false` if it
+/// cannot be written) lets any process (the CLI) find it by its id.
+async fn hold_listener(s: &Arc<Session>, fw: &Arc<Forwards>, l: Listening) -> bool {
+    let Listening {
+        address,
+        port,
+        asked,
+    } = l;
+    let app = s.app().clone();
+    let (tname, _) = s.target_and_login().unwrap_or_default();
+    let on_target = format!("{} on the target", show(&address, port));
+    let mut m = trail::meta(s, ForwardKind::RemoteListener, &tname, on_target, &asked);
+    m.via = Some(tname);
+    if !trail::open(&app, &m).await {
+        return false;
+    }
+    let started = Instant::now();
+    tracing::info!(session = %s.id, user = %s.user, listener = %m.id, address = %crate::names::escape_for_log(&address), port,
+        "remote forward listening on the target");
     let cancel = s.cancel.child_token();
     fw.remote.lock_or_recover().push(Listener {
         port,
         cancel: cancel.clone(),
     });
-    let spec = via_target_spec(s, &id, "remote-listener", Some(ChannelKind::ForwardedTcpip));
+    let spec = via_target_spec(
+        s,
+        &m.id,
+        "remote-listener",
+        Some(ChannelKind::ForwardedTcpip),
+        Arc::default(),
+    );
     let live = Live::open(s, spec, cancel.clone());
     let (s, fw) = (s.clone(), fw.clone());
     let ended = async move {
@@ -94,8 +129,10 @@ fn hold_listener(s: &Arc<Session>, fw: &Arc<Forwards>, id: String, address: Stri
             let _ = up.cancel_tcpip_forward(&address, port).await;
         }
         tracing::info!(reason = %reason, port, "remote forward listener ended");
+        trail::close(&app, m, started, &Counters::default(), &reason).await;
     };
     tokio::spawn(ended.in_current_span());
+    true
 }
 
 /// `cancel-tcpip-forward`: passed on for a port this client had opened.
@@ -274,7 +311,7 @@ async fn relay_back(
     reply.accept().await;
     let live = Live::open(
         &s,
-        via_target_spec(&s, &m.id, live_kind, channel),
+        via_target_spec(&s, &m.id, live_kind, channel, counters.clone()),
         cancel.clone(),
     );
     let client = super::channel::split(client, handle, None);

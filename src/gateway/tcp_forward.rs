@@ -133,6 +133,7 @@ pub(super) async fn to_tcp_target(
         login: allow.login.clone(),
         deadline: allow.deadline,
         channel: Some((ChannelKind::DirectTcpip, "port forwarding")),
+        bytes: counters.clone(),
     };
     let live = Live::open(&s, spec, cancel.clone());
     let budget = s.channel_budget();

@@ -1,8 +1,8 @@
 //! Ending one live thing by its id, for every door (CLI, API): a session
 //! (any authenticated connection: each has its row from login on) or a
 //! single live thing of it (a forward, a `-R` listener, an agent channel:
-//! its own registry entry; a forwarded connection is known to other
-//! processes through its `forward.opened` audit row). The end goes through a session
+//! its own registry entry; a forwarded connection and a `-R` listener are
+//! known to other processes through their `forward.opened` audit row). The end goes through a session
 //! lock, so the node holding it ends it within the lock refresh.
 
 use super::locks::{LockError, LockSpec, create};

@@ -9,17 +9,22 @@
 //! the operation, so a refused request is on record too); that row is about
 //! the HTTP door, not the change.
 //!
-//! Grants (`crate::grants`), access requests (`crate::grants::jit`), locks
-//! (`crate::lockdown`) and tokens (`crate::admin::tokens`) were already
-//! shared by both doors and keep their homes.
+//! MFA enrolment (`mfa`, a CLI door only so far) and API tokens (`tokens`)
+//! are operations here too. Grants (`crate::grants`), access requests
+//! (`crate::grants::jit`) and locks (`crate::lockdown`) were already shared
+//! by both doors and keep their homes.
 
+pub mod mfa;
 mod targets;
+pub mod tokens;
 mod users;
 
+pub use mfa::{Enrolment, begin_totp, confirm_totp, remove_totp};
 pub use targets::{
     NewCredential, NewSshTarget, NewTcpTarget, Secret, add_ssh_target, add_tcp_target,
     remove_target, set_capture, set_credential, set_recording,
 };
+pub use tokens::{Scope, TokenInfo, create_token, list_tokens, revoke_token};
 pub use users::{
     AddedUser, NewUser, add_group, add_key, add_member, add_user, remove_group, remove_key,
     remove_member, remove_user, set_password,

@@ -186,3 +186,123 @@ async fn a_service_account_cannot_be_given_a_password() {
         "{e}"
     );
 }
+
+async fn alice(o: &Ops, service: bool) {
+    let new = NewUser {
+        name: "alice".into(),
+        password: (!service).then(|| Zeroizing::new("pw".into())),
+        keys: vec![KEY.into()],
+        service,
+    };
+    add_user(o, new).await.unwrap();
+}
+
+/// MFA as an operation: refused for whom it cannot apply, stored only once
+/// a current code confirms it (a wrong one changes and audits nothing),
+/// and each change audited as the actor with its own kind.
+#[tokio::test]
+async fn totp_enrolment_reset_and_removal_are_operations() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = ops(&dir).await;
+    let vault = Vault::from_key([7; 32]);
+    let e = begin_totp(&o, "nobody", false).await.unwrap_err();
+    assert!(e.to_string().contains("does not exist"), "{e}");
+    let svc = Ops::new(o.store.clone(), "test:actor");
+    let new = NewUser {
+        name: "svc".into(),
+        password: None,
+        keys: vec![KEY.into()],
+        service: true,
+    };
+    add_user(&svc, new).await.unwrap();
+    let e = begin_totp(&o, "svc", false).await.unwrap_err();
+    assert!(e.to_string().contains("service account"), "{e}");
+    alice(&o, false).await;
+    let before = kinds(&o).await.len();
+
+    // A wrong code: nothing stored, nothing audited.
+    let en = begin_totp(&o, "alice", false).await.unwrap();
+    let wrong = if en.code_now() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let e = confirm_totp(&o, &vault, en, wrong).await.unwrap_err();
+    assert!(matches!(e, OpsError::Invalid { field: "code", .. }), "{e}");
+    assert!(o.store.totp("alice").await.unwrap().is_none());
+    assert_eq!(kinds(&o).await.len(), before);
+
+    let en = begin_totp(&o, "alice", false).await.unwrap();
+    let code = en.code_now();
+    confirm_totp(&o, &vault, en, &code).await.unwrap();
+    assert!(o.store.totp("alice").await.unwrap().is_some());
+    let e = begin_totp(&o, "alice", false).await.unwrap_err();
+    assert!(e.to_string().contains("already enrolled"), "{e}");
+    let en = begin_totp(&o, "alice", true).await.unwrap();
+    let code = en.code_now();
+    confirm_totp(&o, &vault, en, &code).await.unwrap();
+    remove_totp(&o, "alice").await.unwrap();
+    assert!(o.store.totp("alice").await.unwrap().is_none());
+
+    let got = kinds(&o).await;
+    let mfa: Vec<(&str, &str, &str)> = got[before..]
+        .iter()
+        .map(|(k, a, s)| (k.as_str(), a.as_str(), s.as_str()))
+        .collect();
+    assert_eq!(
+        mfa,
+        [
+            ("mfa.totp.enrolled", "test:actor", "alice"),
+            ("mfa.totp.reset", "test:actor", "alice"),
+            ("mfa.totp.removed", "test:actor", "alice"),
+        ]
+    );
+}
+
+/// API tokens as an operation: the secret shown once and never stored or
+/// audited, creation and revocation audited as the actor, a bad name
+/// refused before anything is written.
+#[tokio::test]
+async fn tokens_are_created_and_revoked_as_the_actor() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = ops(&dir).await;
+    let e = create_token(&o, "bad name", Scope::Auditor, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, OpsError::Invalid { field: "name", .. }), "{e}");
+    assert!(kinds(&o).await.is_empty());
+    let (info, text) = create_token(&o, "ci", Scope::Auditor, Some(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        (info.scope.as_str(), info.created_by.as_str()),
+        ("auditor", "test:actor")
+    );
+    assert!(info.expires_ms.is_some());
+    revoke_token(&o, &info.id).await.unwrap();
+    let listed = list_tokens(&o.store).await.unwrap();
+    assert!(listed[0].revoked_ms.is_some());
+    let again = revoke_token(&o, &info.id).await.unwrap_err();
+    assert!(
+        matches!(again, OpsError::Store(StoreError::Missing { .. })),
+        "{again}"
+    );
+    let got = kinds(&o).await;
+    let pairs: Vec<(&str, &str)> = got
+        .iter()
+        .map(|(k, a, _)| (k.as_str(), a.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("api.token.created", "test:actor"),
+            ("api.token.revoked", "test:actor")
+        ]
+    );
+    let (_, secret) = crate::ops::tokens::split(text.as_str()).unwrap();
+    let rows = query(&o.store, &AuditQuery::default()).await.unwrap();
+    assert!(
+        !format!("{rows:?}").contains(secret),
+        "the secret was audited"
+    );
+}

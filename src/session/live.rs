@@ -7,6 +7,7 @@
 
 use super::watch::{self, Needs};
 use super::{Lease, Session, StoreGrants};
+use crate::bridge::Counters;
 use crate::clock::now_ms;
 use crate::grants::access;
 use crate::policy::{ChannelKind, EndCause, Permissions};
@@ -30,6 +31,8 @@ pub struct Spec {
     pub deadline: Option<(Timestamp, EndCause)>,
     /// The channel kind the grant must keep allowing, and its name.
     pub channel: Option<(ChannelKind, &'static str)>,
+    /// Its byte counters, shared with its relay (listed live).
+    pub bytes: Arc<Counters>,
 }
 
 pub struct Live {
@@ -61,6 +64,7 @@ impl Live {
                 kill: Arc::default(),
                 notices: None,
                 kind: spec.kind,
+                bytes: spec.bytes,
             },
         );
         lease.cancel_on_kill();
@@ -117,6 +121,15 @@ impl Live {
         self.watcher.abort();
         let otherwise = self.why.lock_or_recover().clone().unwrap_or(otherwise);
         self.lease.end_reason(otherwise)
+    }
+}
+
+/// The registry lists a live thing's bytes from the counters its bridge
+/// or relay adds to (relaxed loads, at listing time only).
+impl crate::registry::Moved for Counters {
+    fn moved(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.up.load(Relaxed), self.down.load(Relaxed))
     }
 }
 

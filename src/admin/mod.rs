@@ -10,6 +10,7 @@ pub mod bodies;
 pub mod console;
 mod grants;
 pub mod http;
+mod live;
 mod locks;
 mod ops;
 mod sessions;
@@ -122,6 +123,7 @@ fn table() -> Vec<(Method, &'static str, Access, Handler)> {
         ),
         (M::GET, "/sessions", Watch, get(sessions::list)),
         (M::GET, "/sessions/{id}", Watch, get(sessions::get)),
+        (M::GET, "/sessions/{id}/live", Read, get(live::live)),
         (
             M::POST,
             "/sessions/{id}/terminate",

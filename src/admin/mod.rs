@@ -11,6 +11,7 @@ pub mod console;
 mod grants;
 pub mod http;
 mod live;
+mod live_replay;
 mod locks;
 mod ops;
 mod sessions;
@@ -136,6 +137,18 @@ fn table() -> Vec<(Method, &'static str, Access, Handler)> {
             "/recordings/{name}/cast",
             Read,
             get(sessions::download),
+        ),
+        (
+            M::GET,
+            "/recordings/{name}/segments",
+            Read,
+            get(live_replay::index),
+        ),
+        (
+            M::GET,
+            "/recordings/{name}/segments/{n}",
+            Read,
+            get(live_replay::segment),
         ),
         (
             M::GET,

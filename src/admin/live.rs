@@ -257,7 +257,8 @@ fn follow(
         if !started && let Some(h) = f.header() {
             started = true;
             out.push_str(&line(json!({"type": "start", "recording": name, "session": id,
-                "cols": h.width, "rows": h.height, "timestamp": h.timestamp})));
+                "cols": if h.width == 0 { 80 } else { h.width },
+                "rows": if h.height == 0 { 24 } else { h.height }, "timestamp": h.timestamp})));
         }
         for ev in &events {
             if let Some(v) = event_json(ev, &mut filter, &mut buf) {

@@ -153,7 +153,12 @@ fn scan(path: &Path, name: &str, shape: Shape) -> Result<Value, ApiError> {
     let header = parse_header(std::str::from_utf8(&line).unwrap_or("").trim_end())
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
     let mut pos = line.len() as u64;
-    let mut size = (header.width.max(1), header.height.max(1));
+    // A pty of unknown size is recorded as 0x0; players draw it as 80x24.
+    let term = (
+        if header.width == 0 { 80 } else { header.width },
+        if header.height == 0 { 24 } else { header.height },
+    );
+    let mut size = term;
     let mut clock = Clock {
         idle: shape.idle,
         shift: 0.0,
@@ -238,7 +243,7 @@ fn scan(path: &Path, name: &str, shape: Shape) -> Result<Value, ApiError> {
         .collect();
     Ok(json!({
         "version": 1, "duration": duration,
-        "term": {"cols": header.width.max(1), "rows": header.height.max(1)},
+        "term": {"cols": term.0, "rows": term.1},
         "markers": markers, "segments": segments, "events": events, "bytes": pos, "cuts": cuts,
     }))
 }

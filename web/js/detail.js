@@ -129,14 +129,14 @@ export function detailPage(id, me, params = new URLSearchParams()) {
           h("td", {}, h("button", { class: "replay", onclick: () => open(r.name, {}), text: "Replay" }),
             s.live && r.state === "open" ? h("a", { class: "button live-link", href: `#/live/${encodeURIComponent(id)}?recording=${encodeURIComponent(r.name)}`, text: "Watch live" }) : null));
       });
-      clear(box).append(meta(s),
+      clear(box).append(...[meta(s),
         s.live ? h("p", { class: "going-live" }, h("span", { class: "badge live", text: "live" }), " This session is still running. ",
           h("a", { class: "button", id: "go-live", href: `#/live/${encodeURIComponent(id)}`, text: "Watch live" })) : null,
         h("h2", { text: "Recordings" }),
         recs.length ? h("table", { id: "recordings" },
           h("thead", {}, h("tr", {}, ["Recording", "Kind", "Started", "Events", "Size", "Integrity", ""].map((c) => h("th", { text: c })))),
           h("tbody", {}, recs)) : h("p", { class: "muted", text: "No recordings." }),
-        playerBox);
+        playerBox].filter(Boolean));
       // A link to an offset (a search hit) opens the player there.
       const want = params.get("recording");
       const rec = (s.recordings || []).find((r) => r.name === want) || (params.has("t") ? (s.recordings || [])[0] : null);

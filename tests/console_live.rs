@@ -450,8 +450,8 @@ fn figures_for_a_100_mb_recording_and_10000_sessions() {
         while written < 100 * 1024 * 1024 {
             t += 0.01;
             n += 1;
-            let line = if n % 20_000 == 0 {
-                format!("[{t:.3},\"m\",\"step {}\"]\n", n / 20_000)
+            let line = if n % 2_000 == 0 {
+                format!("[{t:.3},\"m\",\"step {}\"]\n", n / 2_000)
             } else {
                 format!("[{t:.3},\"o\",\"{n}: {chunk}\"]\n")
             };
@@ -523,6 +523,8 @@ fn figures_for_a_100_mb_recording_and_10000_sessions() {
 
     // The 100 MB recording: cold (the index scans the file) and again.
     for run in ["cold", "warm"] {
+        page.navigate(&format!("{base}/#/sessions"));
+        page.wait_for("the list", "!!document.querySelector('#recent')");
         page.navigate(&format!("{base}/#/session/{big}?recording={rec}&t=1"));
         let t = Instant::now();
         page.wait_for(

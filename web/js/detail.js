@@ -69,7 +69,7 @@ function replay(name, box, opts) {
       onchange: (e) => reopen({ input: e.target.checked }) }), " Show typed input"),
     h("span", { class: "spacer" }), info);
   clear(box).append(h("h2", {}, "Replay ", h("span", { class: "mono", text: name })), controls,
-    h("div", { class: "replay" }, el, h("div", { class: "side card" }, h("h3", { text: "Chapters" }), chapters)));
+    h("div", { class: "replay-view" }, el, h("div", { class: "side card" }, h("h3", { text: "Chapters" }), chapters)));
 
   async function load() {
     const my = ++gen;

@@ -117,7 +117,8 @@ export function sessionsPage(me) {
     clear(liveBox).append(live.length
       ? sortableTable(columns(me, true, (s) => killDialog(s, refresh)), live, sort.live, (st) => { sort.live = st; render(); })
       : h("p", { class: "muted", id: "no-live", text: "No live sessions." }));
-    const recent = data.recent;
+    // Live ones are in the table above until they end.
+    const recent = data.recent.filter((r) => !r.live);
     clear(recentBox).append(recent.length
       ? sortableTable(columns(me, false), recent, sort.recent, (st) => {
         if (!SERVER_SORT.includes(st.key)) return;
@@ -125,9 +126,9 @@ export function sessionsPage(me) {
       })
       : h("p", { class: "muted", id: "no-recent", text: "No sessions match." }));
     const total = data.total ?? recent.length;
-    pageInfo.textContent = total ? `${offset + 1}–${offset + recent.length} of ${total}` : "";
+    pageInfo.textContent = total ? `${offset + 1}–${offset + data.recent.length} of ${total}` : "";
     prev.disabled = offset === 0;
-    next.disabled = offset + recent.length >= total;
+    next.disabled = offset + data.recent.length >= total;
     recentBox.dataset.renderMs = String(Math.round(performance.now() - t0));
     recentBox.dataset.total = String(total);
   };

@@ -113,7 +113,11 @@ impl Clock {
 fn peek(line: &[u8]) -> Option<(f64, u8)> {
     let rest = line.strip_prefix(b"[")?;
     let comma = memchr::memchr(b',', rest)?;
-    let t: f64 = std::str::from_utf8(&rest[..comma]).ok()?.trim().parse().ok()?;
+    let t: f64 = std::str::from_utf8(&rest[..comma])
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     let after = &rest[comma + 1..];
     let q = memchr::memchr(b'"', after)?;
     let code = *after.get(q + 1)?;
@@ -156,7 +160,11 @@ fn scan(path: &Path, name: &str, shape: Shape) -> Result<Value, ApiError> {
     // A pty of unknown size is recorded as 0x0; players draw it as 80x24.
     let term = (
         if header.width == 0 { 80 } else { header.width },
-        if header.height == 0 { 24 } else { header.height },
+        if header.height == 0 {
+            24
+        } else {
+            header.height
+        },
     );
     let mut size = term;
     let mut clock = Clock {
@@ -195,10 +203,7 @@ fn scan(path: &Path, name: &str, shape: Shape) -> Result<Value, ApiError> {
             cuts.push(json!([raw, clock.shift]));
         }
         let last = bounds.last().map_or(0.0, |b| b.start);
-        if here - bounds.last().map_or(0, |b| b.from) >= SEGMENT_BYTES
-            && t > duration
-            && t > last
-        {
+        if here - bounds.last().map_or(0, |b| b.from) >= SEGMENT_BYTES && t > duration && t > last {
             bounds.push(Boundary {
                 start: t,
                 from: here,
@@ -237,7 +242,7 @@ fn scan(path: &Path, name: &str, shape: Shape) -> Result<Value, ApiError> {
         .map(|(i, b)| {
             let to = bounds.get(i + 1).map_or(pos, |n| n.from);
             json!({"start": b.start, "url": format!(
-                "/api/v1/recordings/{name}/segments/{i}?from={}&to={to}&shift={}&prev={}&last={}&cols={}&rows={}{q}",
+                "/api/v1/recordings/{name}/segment?n={i}&from={}&to={to}&shift={}&prev={}&last={}&cols={}&rows={}{q}",
                 b.from, b.clock.shift, b.clock.prev, b.clock.last, b.size.0, b.size.1)})
         })
         .collect();
@@ -284,20 +289,33 @@ fn cached(path: &Path, name: &str, shape: Shape) -> Result<Arc<Value>, ApiError>
     Ok(v)
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Range {
-    from: u64,
-    to: u64,
+    /// Byte range of the cast (absent: from the first event, one segment's worth).
+    #[serde(default)]
+    from: Option<u64>,
+    #[serde(default)]
+    to: Option<u64>,
+    /// The clock at `from`, as the index computed it.
+    #[serde(default)]
     shift: f64,
+    #[serde(default)]
     prev: f64,
+    #[serde(default)]
     last: f64,
-    cols: u32,
-    rows: u32,
+    #[serde(default)]
+    cols: Option<u32>,
+    #[serde(default)]
+    rows: Option<u32>,
     #[serde(default)]
     idle: Option<f64>,
     #[serde(default)]
     input: Option<u8>,
+    /// The segment's number (for people reading logs; the range decides).
+    #[serde(default)]
+    #[allow(dead_code)]
+    n: Option<u32>,
 }
 
 /// Keystrokes as the CLI shows them: highlighted, escaped.
@@ -315,15 +333,32 @@ fn text_of(kind: EventKind, data: &str, filter: &mut TermFilter, out: &mut Strin
 fn segment_of(path: &Path, r: &Range, shape: Shape) -> Result<Value, ApiError> {
     let mut file = std::fs::File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
-    if r.from > r.to || r.to > len || r.to - r.from > SEGMENT_MAX {
+    let from = match r.from {
+        Some(f) => f,
+        None => {
+            let mut first = Vec::new();
+            BufReader::new(&mut file)
+                .take(crate::castfile::MAX_LINE as u64)
+                .read_until(b'\n', &mut first)
+                .map_err(io)?;
+            first.len() as u64
+        }
+    };
+    let to = r.to.unwrap_or_else(|| len.min(from + SEGMENT_BYTES));
+    if from > to || to > len || to - from > SEGMENT_MAX {
         return Err(ApiError::bad("from/to: not a segment of this recording"));
     }
+    let r = Range {
+        from: Some(from),
+        to: Some(to),
+        ..*r
+    };
     let mut filter = TermFilter::new();
     // The screen so far: output from just before the segment.
     let mut init = String::new();
-    let back = r.from.saturating_sub(SNAPSHOT_BYTES);
+    let back = from.saturating_sub(SNAPSHOT_BYTES);
     file.seek(SeekFrom::Start(back)).map_err(io)?;
-    let mut before = BufReader::new((&mut file).take(r.from - back));
+    let mut before = BufReader::new((&mut file).take(from - back));
     let mut line = String::new();
     if back > 0 {
         before.read_line(&mut line).map_err(io)?;
@@ -341,7 +376,7 @@ fn segment_of(path: &Path, r: &Range, shape: Shape) -> Result<Value, ApiError> {
         }
     }
     drop(before);
-    file.seek(SeekFrom::Start(r.from)).map_err(io)?;
+    file.seek(SeekFrom::Start(from)).map_err(io)?;
     let mut clock = Clock {
         idle: shape.idle,
         shift: r.shift,
@@ -349,7 +384,7 @@ fn segment_of(path: &Path, r: &Range, shape: Shape) -> Result<Value, ApiError> {
         last: r.last,
     };
     let mut events = Vec::new();
-    let mut reader = BufReader::with_capacity(256 * 1024, file.take(r.to - r.from));
+    let mut reader = BufReader::with_capacity(256 * 1024, file.take(to - from));
     let mut buf = String::new();
     loop {
         line.clear();
@@ -376,14 +411,14 @@ fn segment_of(path: &Path, r: &Range, shape: Shape) -> Result<Value, ApiError> {
         events.push(v);
     }
     Ok(json!({
-        "snapshot": {"cols": r.cols.max(1), "rows": r.rows.max(1), "init": init},
+        "snapshot": {"cols": r.cols.unwrap_or(80).max(1), "rows": r.rows.unwrap_or(24).max(1), "init": init},
         "events": events,
     }))
 }
 
 pub async fn segment(
     State(app): State<Arc<App>>,
-    Seg((name, _n)): Seg<(String, u32)>,
+    Seg(name): Seg<String>,
     Params(r): Params<Range>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let shape = Shape {

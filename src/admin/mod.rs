@@ -146,7 +146,7 @@ fn table() -> Vec<(Method, &'static str, Access, Handler)> {
         ),
         (
             M::GET,
-            "/recordings/{name}/segments/{n}",
+            "/recordings/{name}/segment",
             Read,
             get(live_replay::segment),
         ),

@@ -160,15 +160,10 @@ impl Follower {
         f.seek(SeekFrom::Start(self.chain_pos))
             .map_err(io_err(&self.chain_path))?;
         let mut new = Vec::new();
-        let n = f
-            .read_to_end(&mut new)
-            .map_err(io_err(&self.chain_path))?;
+        let n = f.read_to_end(&mut new).map_err(io_err(&self.chain_path))?;
         self.chain_pos += n as u64;
         self.chain_tail.extend_from_slice(&new);
-        let found = self
-            .chain_tail
-            .windows(TRAILER.len())
-            .any(|w| w == TRAILER);
+        let found = self.chain_tail.windows(TRAILER.len()).any(|w| w == TRAILER);
         // Keep only what could be the start of the marker next time.
         let keep = self.chain_tail.len().saturating_sub(TRAILER.len());
         self.chain_tail.drain(..keep);
@@ -204,7 +199,10 @@ mod tests {
         assert_eq!(out.len(), 3);
         // Flushed before the trailer, as the writer does.
         w.write_all(b"[0.8,\"o\",\"last\"]\n").unwrap();
-        let mut c = std::fs::OpenOptions::new().append(true).open(&chain).unwrap();
+        let mut c = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&chain)
+            .unwrap();
         c.write_all(b"{\"type\":\"trail").unwrap();
         assert_eq!(f.poll(&mut out, 10).unwrap(), Status::Idle);
         assert_eq!(out.len(), 4);

@@ -166,4 +166,3 @@ pub fn sign_in_page(page: &cdp::Page, user: &str, pw: &str, code: &str) {
         t.elapsed()
     );
 }
-

@@ -95,7 +95,7 @@ impl ListParams {
             match v.as_deref().map(str::trim) {
                 None | Some("") => Ok(None),
                 Some(t) if t.len() <= 128 => Ok(Some(t.to_string())),
-                Some(_) => Err(ApiError::bad(&format!("{what}: at most 128 characters"))),
+                Some(_) => Err(ApiError::bad(format!("{what}: at most 128 characters"))),
             }
         };
         Ok(Some(SessionPage {

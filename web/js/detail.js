@@ -121,7 +121,9 @@ export function detailPage(id, me, params = new URLSearchParams()) {
       };
       const recs = (s.recordings || []).map((r) => {
         const b = h("span", { class: "badge wait", text: "verifying…" });
-        badge(r.name, b);
+        // Still being written: signed when the channel ends.
+        if (s.live && r.state === "open") b.textContent = "recording · signed at the end";
+        else badge(r.name, b);
         return h("tr", { "data-name": r.name },
           h("td", { class: "mono", text: r.name }), h("td", { text: r.kind }),
           h("td", {}, timeCell(r.started_ms, h)), h("td", { class: "num", text: String(r.events) }),

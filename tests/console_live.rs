@@ -480,6 +480,53 @@ fn figures_for_a_100_mb_recording_and_10000_sessions() {
     .unwrap();
     eprintln!("generated: 10,001 sessions, a {size}-byte recording");
 
+    // The API under the console's table: paging, sorting and filtering in
+    // the store; the original listing unchanged without those parameters.
+    let mut web = Web::new(&b, port);
+    let (apw, asecret) = console_user(&b, "abe", Some("auditors"));
+    assert_eq!(web.sign_in("abe", &apw, &next_code(&asecret)).1.status, 200);
+    let plain = web.get("/api/v1/sessions?limit=3").json();
+    assert!(plain.get("total").is_none(), "{plain}");
+    assert_eq!(plain["recent"].as_array().unwrap().len(), 3);
+    let page = web
+        .get("/api/v1/sessions?limit=5&offset=10&user=user3&kind=connection&sort=bytes&dir=asc")
+        .json();
+    let rows = page["recent"].as_array().unwrap();
+    assert_eq!(rows.len(), 5, "{page}");
+    assert_eq!(page["offset"], 10);
+    let total = page["total"].as_i64().unwrap();
+    assert!(total > 10 && total < 10_001, "{total}");
+    let sizes: Vec<i64> = rows
+        .iter()
+        .map(|r| {
+            assert!(r["user"].as_str().unwrap().starts_with("user3"), "{r}");
+            assert_eq!(r["kind"], "connection", "{r}");
+            r["bytes_up"].as_i64().unwrap() + r["bytes_down"].as_i64().unwrap()
+        })
+        .collect();
+    assert!(sizes.windows(2).all(|w| w[0] <= w[1]), "{sizes:?}");
+    let since = web
+        .get(&format!(
+            "/api/v1/sessions?since_ms={}&until_ms={}",
+            now - 10 * 60_000,
+            now
+        ))
+        .json();
+    assert_eq!(since["total"], 11, "the big one and gen1..gen10");
+    for bad in [
+        "sort=nope",
+        "dir=up",
+        "offset=-1",
+        "limit=5000",
+        "user=%25%25",
+    ] {
+        let r = web.get(&format!("/api/v1/sessions?{bad}"));
+        let want = if bad.starts_with("user") { 200 } else { 400 };
+        assert_eq!(r.status, want, "{bad}: {}", r.body);
+    }
+    // LIKE wildcards are literal: no user name holds "%%".
+    assert_eq!(web.get("/api/v1/sessions?user=%25%25").json()["total"], 0);
+
     let browser = cdp::Browser::start(b.dir.path());
     let page = browser.page();
     let base = format!("https://127.0.0.1:{port}");

@@ -381,6 +381,39 @@ fn the_live_stream_refuses_without_cookie_csrf_or_scope() {
     let start: Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
     assert_eq!(start["type"], "start", "{first}");
     assert_eq!(start["session"], id.as_str());
+    // Output is filtered as `replay` filters it: a clipboard-setting OSC 52
+    // printed by the session never reaches the viewer's terminal.
+    let mut console_stream = console_stream.unwrap();
+    let mut stdin = stdin;
+    writeln!(
+        stdin,
+        r#"printf '\033]52;c;cHduZWQ=\007\033]0;title\007OSC-%s\n' DONE"#
+    )
+    .unwrap();
+    let got = web.rt.block_on(async {
+        let mut got = String::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            while !got.contains("OSC-DONE") {
+                match console_stream.chunk().await {
+                    Ok(Some(c)) => got.push_str(&String::from_utf8_lossy(&c)),
+                    _ => break,
+                }
+            }
+        })
+        .await;
+        got
+    });
+    let output: String = got
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["o"].as_str().map(str::to_string))
+        .collect();
+    assert!(output.contains("OSC-DONE"), "{got}");
+    assert!(!output.contains("\u{1b}]52"), "OSC 52 passed: {output:?}");
+    assert!(
+        !output.contains("\u{1b}]0;"),
+        "a title OSC passed: {output:?}"
+    );
     let actions = audit_of(&b, "console.action");
     assert_eq!(actions.len(), before + 1, "{actions:?}");
     let last = actions.last().unwrap();

@@ -10,6 +10,8 @@ pub mod bodies;
 pub mod console;
 mod grants;
 pub mod http;
+mod live;
+mod live_replay;
 mod locks;
 mod ops;
 mod sessions;
@@ -122,6 +124,7 @@ fn table() -> Vec<(Method, &'static str, Access, Handler)> {
         ),
         (M::GET, "/sessions", Watch, get(sessions::list)),
         (M::GET, "/sessions/{id}", Watch, get(sessions::get)),
+        (M::GET, "/sessions/{id}/live", Read, get(live::live)),
         (
             M::POST,
             "/sessions/{id}/terminate",
@@ -134,6 +137,18 @@ fn table() -> Vec<(Method, &'static str, Access, Handler)> {
             "/recordings/{name}/cast",
             Read,
             get(sessions::download),
+        ),
+        (
+            M::GET,
+            "/recordings/{name}/segments",
+            Read,
+            get(live_replay::index),
+        ),
+        (
+            M::GET,
+            "/recordings/{name}/segment",
+            Read,
+            get(live_replay::segment),
         ),
         (
             M::GET,

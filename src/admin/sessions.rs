@@ -39,6 +39,80 @@ pub struct Limit {
     session: Option<String>,
 }
 
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    #[serde(default)]
+    limit: Option<i64>,
+    #[serde(default)]
+    offset: Option<i64>,
+    #[serde(default)]
+    sort: Option<String>,
+    #[serde(default)]
+    dir: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    target: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    since_ms: Option<i64>,
+    #[serde(default)]
+    until_ms: Option<i64>,
+}
+
+impl ListParams {
+    /// The page asked for, or `None` for the original listing.
+    fn page(&self) -> Result<Option<crate::store::SessionPage>, ApiError> {
+        use crate::store::{SessionPage, SessionSort};
+        let paged = self.offset.is_some()
+            || self.sort.is_some()
+            || self.dir.is_some()
+            || self.user.is_some()
+            || self.target.is_some()
+            || self.kind.is_some()
+            || self.since_ms.is_some()
+            || self.until_ms.is_some();
+        if !paged {
+            return Ok(None);
+        }
+        let sort = match self.sort.as_deref() {
+            None => SessionSort::default(),
+            Some(s) => SessionSort::parse(s).ok_or_else(|| {
+                ApiError::bad("sort: expected started, ended, user, target, kind or bytes")
+            })?,
+        };
+        let ascending = match self.dir.as_deref() {
+            None | Some("desc") => false,
+            Some("asc") => true,
+            Some(_) => return Err(ApiError::bad("dir: expected asc or desc")),
+        };
+        let offset = self.offset.unwrap_or(0);
+        if offset < 0 {
+            return Err(ApiError::bad("offset: expected 0 or more"));
+        }
+        let text = |what: &str, v: &Option<String>| -> Result<Option<String>, ApiError> {
+            match v.as_deref().map(str::trim) {
+                None | Some("") => Ok(None),
+                Some(t) if t.len() <= 128 => Ok(Some(t.to_string())),
+                Some(_) => Err(ApiError::bad(format!("{what}: at most 128 characters"))),
+            }
+        };
+        Ok(Some(SessionPage {
+            user: text("user", &self.user)?,
+            target: text("target", &self.target)?,
+            kind: text("kind", &self.kind)?,
+            since_ms: self.since_ms,
+            until_ms: self.until_ms,
+            sort,
+            ascending,
+            limit: limit(self.limit)?,
+            offset,
+        }))
+    }
+}
+
 fn limit(l: Option<i64>) -> Result<i64, ApiError> {
     match l {
         None => Ok(100),
@@ -47,20 +121,33 @@ fn limit(l: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
-pub async fn list(State(app): State<Arc<App>>, Params(q): Params<Limit>) -> Res {
+/// `GET /sessions`: `{live, recent}` as before; with any of the paging
+/// parameters (`offset`, `sort`, `dir`, `user`, `target`, `kind`,
+/// `since_ms`, `until_ms`), `recent` is that page of the whole table,
+/// filtered and sorted in the store, and `total` / `offset` are added.
+pub async fn list(State(app): State<Arc<App>>, Params(q): Params<ListParams>) -> Res {
     let mut live = app.registry.list();
     live.sort_by(|a, b| a.started_ms.cmp(&b.started_ms).then(a.id.cmp(&b.id)));
-    let recent = app.store.list_sessions(limit(q.limit)?).await?;
+    let page = q.page()?;
+    let (recent, total) = match &page {
+        None => (app.store.list_sessions(limit(q.limit)?).await?, None),
+        Some(p) => {
+            let (rows, total) = app.store.page_sessions(p).await?;
+            (rows, Some(total))
+        }
+    };
     let live_ids: Vec<&str> = live.iter().map(|s| s.id.as_str()).collect();
     let recent: Vec<Value> = recent
         .iter()
         .map(|s| session_json(s, live_ids.contains(&s.id.as_str())))
         .collect();
     let live: Vec<Value> = live.iter().map(live_json).collect();
-    Ok((
-        StatusCode::OK,
-        Json(json!({"live": live, "recent": recent})),
-    ))
+    let mut v = json!({"live": live, "recent": recent});
+    if let (Some(p), Some(total)) = (page, total) {
+        v["total"] = json!(total);
+        v["offset"] = json!(p.offset);
+    }
+    Ok((StatusCode::OK, Json(v)))
 }
 
 pub async fn get(State(app): State<Arc<App>>, Seg(id): Seg<String>) -> Res {

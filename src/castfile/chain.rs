@@ -376,6 +376,13 @@ impl RecordingWriter {
         Ok(())
     }
 
+    /// Hands the buffered event lines to the file (no fsync, no
+    /// checkpoint): readers following the recording (the live view) see
+    /// them now instead of at the next checkpoint.
+    pub fn flush(&mut self) -> Result<()> {
+        self.cast.flush().map_err(io_err(&self.cast_path))
+    }
+
     /// Makes every event so far durable, then appends a durable checkpoint.
     /// A checkpoint with no new event since the last one is not written
     /// again (idle sessions would otherwise fsync every second for nothing).

@@ -18,6 +18,7 @@ pub mod chain;
 mod chain_reader;
 pub mod checksum;
 mod escape;
+pub mod follow;
 pub mod mask;
 mod scan;
 pub mod sftp;

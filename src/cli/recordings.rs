@@ -5,7 +5,7 @@ use crate::castfile::{self, CastReader, EventKind};
 use crate::config::Config;
 use crate::store::{RecordingRow, Store};
 use anyhow::{Context, bail};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -316,46 +316,28 @@ fn play(files: &[PathBuf], a: &ReplayArgs, keys: &Keys) -> anyhow::Result<()> {
 }
 
 /// Follows a live recording until its trailer is written, filtered as
-/// `replay` is unless `raw`.
+/// `replay` is unless `raw` (`castfile::follow`, shared with the console's
+/// live view).
 pub async fn watch(config: &Config, what: &str, raw: bool) -> anyhow::Result<()> {
     let cast = casts(config, what).await?.pop().context("no recording")?;
-    let file = std::fs::File::open(&cast).with_context(|| format!("opening {}", cast.display()))?;
-    let mut reader = std::io::BufReader::new(file);
-    let mut line = String::new();
-    let mut header_seen = false;
+    let mut follower = castfile::follow::Follower::open(&cast)
+        .with_context(|| format!("opening {}", cast.display()))?;
     let mut out = std::io::stdout().lock();
     let mut screen = Screen::new(raw);
+    let mut events = Vec::new();
     loop {
-        line.clear();
-        let n = reader.read_line(&mut line)?;
-        if n == 0 || !line.ends_with('\n') {
-            if closed(&chain_of(&cast)) {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(200));
-            if n > 0 {
-                // A torn line: re-read it whole next time.
-                reader.seek_relative(-(n as i64))?;
-            }
-            continue;
-        }
-        if !header_seen {
-            header_seen = true;
-            continue;
-        }
-        if let Ok(ev) = castfile::parse_line(line.trim_end())
-            && ev.kind == EventKind::Output
-        {
+        events.clear();
+        let status = follower.poll(&mut events, 1024)?;
+        for ev in events.iter().filter(|e| e.kind == EventKind::Output) {
             screen.show(&mut out, &ev.data)?;
-            out.flush()?;
+        }
+        out.flush()?;
+        match status {
+            castfile::follow::Status::Sealed => return Ok(()),
+            castfile::follow::Status::Idle => std::thread::sleep(Duration::from_millis(50)),
+            castfile::follow::Status::More => {}
         }
     }
-}
-
-fn closed(chain: &Path) -> bool {
-    std::fs::read_to_string(chain)
-        .map(|c| c.contains("\"type\":\"trailer\""))
-        .unwrap_or(false)
 }
 
 pub async fn search(config: &Config, a: SearchArgs) -> anyhow::Result<()> {

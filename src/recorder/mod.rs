@@ -56,6 +56,8 @@ pub(crate) use upkeep::{seal, witness_of};
 
 /// Frames queued per channel before the channel waits for the recorder.
 const QUEUE: usize = 256;
+/// How long written events may wait in the writer's buffer.
+const LIVE_FLUSH: Duration = Duration::from_millis(25);
 /// Data held from before the session request (see [`Mode::Early`]).
 const EARLY_CAP: usize = 64 * 1024;
 
@@ -150,12 +152,23 @@ async fn record(
         term: "xterm".into(),
     };
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // Events reach the file within LIVE_FLUSH of being written (the live
+    // view follows the file); at most one write per channel per period.
+    let mut flush_at: Option<tokio::time::Instant> = None;
     let outcome = loop {
         tokio::select! {
             t = rx.recv() => match t {
-                Some(t) => if let Err(e) = ctx.frame(t).await { break Err(e) },
+                Some(t) => {
+                    if let Err(e) = ctx.frame(t).await { break Err(e) }
+                    flush_at.get_or_insert_with(|| tokio::time::Instant::now() + LIVE_FLUSH);
+                }
                 None => break Ok(()),
             },
+            _ = async { tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)).await },
+                if flush_at.is_some() => {
+                flush_at = None;
+                if let Err(e) = ctx.rec.flush() { break Err(e) }
+            }
             _ = tick.tick() => if let Err(e) = ctx.rec.checkpoint(&ctx.app.store).await { break Err(e) },
         }
     };

@@ -70,6 +70,17 @@ impl Rec {
         })
     }
 
+    /// Written events reach the file (not durably) for live viewers.
+    pub fn flush(&mut self) -> Result<(), RecorderError> {
+        let Some(w) = self.writer.as_mut() else {
+            return Ok(());
+        };
+        w.flush().map_err(|source| RecorderError::Write {
+            name: self.name.clone(),
+            source,
+        })
+    }
+
     /// Makes the events so far durable (file and database). Idle
     /// recordings are not checkpointed again.
     pub async fn checkpoint(&mut self, store: &crate::store::Store) -> Result<(), RecorderError> {

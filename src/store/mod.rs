@@ -19,6 +19,7 @@ mod open;
 mod recordings;
 mod records;
 mod sealed;
+mod session_page;
 mod targets;
 mod tcp;
 #[cfg(test)]
@@ -33,6 +34,7 @@ pub use open::{settle_wal, sqlite_file};
 pub use recordings::RecordingRow;
 pub use records::*;
 pub use sealed::{Sealed, SealedRow};
+pub use session_page::{SessionPage, SessionSort};
 pub use tcp::{KindedTarget, TargetKind};
 pub use tokens::TokenRow;
 

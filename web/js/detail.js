@@ -1,5 +1,9 @@
 // One session: metadata, its recordings with a verify badge each, and
-// replay in asciinema-player streaming the cast from the download route.
+// replay in asciinema-player from the segmented index (the player fetches
+// segments as it plays or seeks: a large recording is never loaded whole).
+// Speed, idle cap and typed input are controls; markers are chapters;
+// `#/session/ID?recording=NAME&t=SECONDS` opens the player at that offset
+// of the recording (seconds as recorded; the idle cap is mapped).
 import { h, mount, clear } from "./dom.js";
 import * as api from "./api.js";
 import { timeCell, bytes } from "./time.js";
@@ -26,41 +30,119 @@ async function badge(name, el) {
   }
 }
 
-function replay(name, box) {
-  clear(box);
-  const el = h("div", { class: "player", id: "player" });
-  box.append(el);
-  // eslint-disable-next-line no-undef
-  return AsciinemaPlayer.create(`/api/v1/recordings/${encodeURIComponent(name)}/cast`, el,
-    { fit: "width", idleTimeLimit: 2, autoPlay: true, speed: 1 });
+// Recording seconds → timeline seconds under the index's shortened pauses.
+function shown(index, raw) {
+  let shift = 0;
+  for (const [at, s] of index.cuts || []) { if (at <= raw) shift = s; else break; }
+  return Math.max(0, Math.min(index.duration, raw - shift));
+}
+function recorded(index, t) {
+  let shift = 0;
+  for (const [at, s] of index.cuts || []) { if (at - s <= t) shift = s; else break; }
+  return t + shift;
 }
 
-export function detailPage(id, me) {
+const fmt = (t) => {
+  const s = Math.floor(t % 60), m = Math.floor(t / 60) % 60, hr = Math.floor(t / 3600);
+  return `${hr ? `${hr}:` : ""}${String(m).padStart(hr ? 2 : 1, "0")}:${String(s).padStart(2, "0")}`;
+};
+
+// The replay panel of one recording; `opts`: { t (recording seconds), speed, idle, input }.
+function replay(name, box, opts) {
+  const o = { speed: 1, idle: 2, input: false, ...opts };
+  let player = null, index = null, gen = 0;
+  const el = h("div", { class: "player", id: "player" });
+  const chapters = h("ol", { class: "chapters", id: "chapters" });
+  const info = h("span", { class: "muted", id: "replay-info" });
+  const select = (id, label, values, cur, on) => h("label", { class: "ctl" }, label + " ",
+    h("select", { id, onchange: (e) => on(e.target.value) },
+      values.map(([v, t]) => h("option", { value: String(v), selected: String(v) === String(cur), text: t }))));
+  const reopen = (changes) => {
+    const at = player ? recorded(index, player.getCurrentTime() || 0) : o.t;
+    Object.assign(o, changes, { t: at });
+    load();
+  };
+  const controls = h("div", { class: "controls bar" },
+    select("speed", "Speed", [[0.5, "0.5×"], [1, "1×"], [2, "2×"], [4, "4×"], [8, "8×"]], o.speed, (v) => reopen({ speed: Number(v) })),
+    select("idle", "Pauses", [[0, "as recorded"], [0.5, "≤ 0.5 s"], [2, "≤ 2 s"], [5, "≤ 5 s"]], o.idle, (v) => reopen({ idle: Number(v) })),
+    h("label", { class: "ctl" }, h("input", { type: "checkbox", id: "show-input", checked: o.input,
+      onchange: (e) => reopen({ input: e.target.checked }) }), " Show typed input"),
+    h("span", { class: "spacer" }), info);
+  clear(box).append(h("h2", {}, "Replay ", h("span", { class: "mono", text: name })), controls,
+    h("div", { class: "replay-view" }, el, h("div", { class: "side card" }, h("h3", { text: "Chapters" }), chapters)));
+
+  async function load() {
+    const my = ++gen;
+    const q = new URLSearchParams();
+    if (o.idle > 0) q.set("idle", String(o.idle));
+    if (o.input) q.set("input", "1");
+    const url = `/api/v1/recordings/${encodeURIComponent(name)}/segments?${q}`;
+    const started = performance.now();
+    info.textContent = "loading…";
+    try {
+      index = await api.get(url);
+    } catch (x) {
+      info.textContent = `cannot replay: ${x.message}`;
+      return;
+    }
+    if (my !== gen) return;
+    if (player) player.dispose();
+    clear(el);
+    const startAt = o.t ? shown(index, o.t) : 0;
+    // eslint-disable-next-line no-undef
+    player = AsciinemaPlayer.create({ url, format: "segmented" }, el,
+      { fit: "width", autoPlay: true, speed: o.speed, startAt });
+    player.addEventListener("playing", () => {
+      if (my === gen && !el.dataset.startMs) el.dataset.startMs = String(Math.round(performance.now() - started));
+    });
+    info.textContent = `${fmt(index.duration)} · ${index.events} events · ${bytes(index.bytes)} · ${index.segments.length} segment(s)`;
+    clear(chapters).append(...(index.markers.length ? index.markers.map(([t, label]) =>
+      h("li", {}, h("button", { class: "link chapter", "data-t": String(t), onclick: () => { player.seek(t); player.play(); } },
+        h("span", { class: "mono muted", text: fmt(t) + " " }), h("span", { text: label }))))
+      : [h("li", { class: "muted", text: "No markers." })]));
+  }
+  load();
+  return { dispose: () => { gen++; if (player) player.dispose(); } };
+}
+
+export function detailPage(id, me, params = new URLSearchParams()) {
   const box = h("div", {}, h("p", { class: "muted", text: "Loading…" }));
   mount(h("div", { class: "bar" }, h("a", { href: "#/sessions", text: "← Sessions" })),
     h("h1", {}, "Session ", h("span", { class: "mono", text: id })), box);
   let player = null;
+  const t = Number(params.get("t"));
   (async () => {
     try {
       const s = await api.get(`/api/v1/sessions/${encodeURIComponent(id)}`);
       const playerBox = h("div", { id: "player-box" });
+      const open = (name, extra) => {
+        if (player) player.dispose();
+        player = replay(name, playerBox, extra);
+      };
       const recs = (s.recordings || []).map((r) => {
         const b = h("span", { class: "badge wait", text: "verifying…" });
-        badge(r.name, b);
+        // Still being written: signed when the channel ends.
+        if (s.live && r.state === "open") b.textContent = "recording · signed at the end";
+        else badge(r.name, b);
         return h("tr", { "data-name": r.name },
           h("td", { class: "mono", text: r.name }), h("td", { text: r.kind }),
           h("td", {}, timeCell(r.started_ms, h)), h("td", { class: "num", text: String(r.events) }),
           h("td", { class: "num", text: bytes(r.cast_bytes) }), h("td", {}, b),
-          h("td", {}, h("button", { class: "replay", onclick: () => {
-            if (player) player.dispose();
-            player = replay(r.name, playerBox);
-          }, text: "Replay" })));
+          h("td", {}, h("button", { class: "replay", onclick: () => open(r.name, {}), text: "Replay" }),
+            s.live && r.state === "open" ? h("a", { class: "button live-link", href: `#/live/${encodeURIComponent(id)}?recording=${encodeURIComponent(r.name)}`, text: "Watch live" }) : null));
       });
-      clear(box).append(meta(s), h("h2", { text: "Recordings" }),
+      clear(box).append(...[meta(s),
+        s.live ? h("p", { class: "going-live" }, h("span", { class: "badge live", text: "live" }), " This session is still running. ",
+          h("a", { class: "button", id: "go-live", href: `#/live/${encodeURIComponent(id)}`, text: "Watch live" })) : null,
+        h("h2", { text: "Recordings" }),
         recs.length ? h("table", { id: "recordings" },
-          h("thead", {}, h("tr", {}, ["Recording", "Kind", "Started", "Events", "Size", "Integrity", ""].map((t) => h("th", { text: t })))),
+          h("thead", {}, h("tr", {}, ["Recording", "Kind", "Started", "Events", "Size", "Integrity", ""].map((c) => h("th", { text: c })))),
           h("tbody", {}, recs)) : h("p", { class: "muted", text: "No recordings." }),
-        playerBox);
+        playerBox].filter(Boolean));
+      // A link to an offset (a search hit) opens the player there.
+      const want = params.get("recording");
+      const rec = (s.recordings || []).find((r) => r.name === want) || (params.has("t") ? (s.recordings || [])[0] : null);
+      if (rec) open(rec.name, { t: Number.isFinite(t) && t > 0 ? t : 0 });
     } catch (x) {
       clear(box).append(h("p", { class: "error", text: x.message }));
     }

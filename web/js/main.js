@@ -4,6 +4,7 @@ import { h, clear, mount } from "./dom.js";
 import * as api from "./api.js";
 import { sessionsPage } from "./sessions.js";
 import { detailPage } from "./detail.js";
+import { livePage } from "./live.js";
 
 const state = { me: null, stop: null };
 
@@ -93,8 +94,11 @@ function stopPage() {
 function route() {
   if (!state.me) return signInForm();
   stopPage();
-  const [, page, arg] = location.hash.split("/");
-  if (page === "session" && arg) state.stop = detailPage(decodeURIComponent(arg), state.me);
+  const [path, query] = location.hash.split("?");
+  const [, page, arg] = path.split("/");
+  const params = new URLSearchParams(query || "");
+  if (page === "session" && arg) state.stop = detailPage(decodeURIComponent(arg), state.me, params);
+  else if (page === "live" && arg) state.stop = livePage(decodeURIComponent(arg), params.get("recording"), state.me);
   else state.stop = sessionsPage(state.me);
 }
 

@@ -1,5 +1,6 @@
-// Live sessions (refreshed every 2 s) and recent ones; terminate with a
-// reason for responders and admins.
+// Live sessions (refreshed every 2 s) and all recorded ones, paged,
+// sorted and filtered by the server (user, target, kind, time range);
+// watch live, or terminate with a reason for responders and admins.
 import { h, mount, clear } from "./dom.js";
 import * as api from "./api.js";
 import { sortableTable } from "./table.js";
@@ -29,6 +30,10 @@ function columns(me, live, onKill) {
     cols.push({ key: "reason", label: "End", value: (s) => s.end_reason || "" });
   }
   cols.push({ key: "id", label: "Session", value: (s) => s.id, cell: link });
+  if (live) {
+    cols.push({ key: "watch", label: "", value: () => "",
+      cell: (s) => h("a", { class: "button watch", "data-id": s.id, href: `#/live/${encodeURIComponent(s.id)}`, text: "Watch" }) });
+  }
   if (live && canKill(me)) {
     cols.push({ key: "actions", label: "", value: () => "",
       cell: (s) => h("button", { class: "danger terminate", "data-id": s.id, onclick: () => onKill(s), text: "Terminate" }) });
@@ -58,34 +63,86 @@ function killDialog(s, done) {
   reason.focus();
 }
 
+const PAGE = 100;
+const SERVER_SORT = ["user", "target", "kind", "started", "ended", "bytes"];
+
+// The filter bar of the recorded sessions; `onChange` gets the query.
+function filters(onChange) {
+  const user = h("input", { id: "f-user", placeholder: "user", autocomplete: "off" });
+  const target = h("input", { id: "f-target", placeholder: "target", autocomplete: "off" });
+  const kind = h("select", { id: "f-kind" }, [["", "any kind"], ["target", "target"], ["connection", "connection"]]
+    .map(([v, t]) => h("option", { value: v, text: t })));
+  const since = h("input", { id: "f-since", type: "datetime-local", title: "started at or after (your time zone)" });
+  const until = h("input", { id: "f-until", type: "datetime-local", title: "started at or before (your time zone)" });
+  let timer = null;
+  const changed = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      const q = {};
+      if (user.value.trim()) q.user = user.value.trim();
+      if (target.value.trim()) q.target = target.value.trim();
+      if (kind.value) q.kind = kind.value;
+      if (since.value) q.since_ms = new Date(since.value).getTime();
+      if (until.value) q.until_ms = new Date(until.value).getTime();
+      onChange(q);
+    }, 250);
+  };
+  for (const el of [user, target, kind, since, until]) el.addEventListener("input", changed);
+  return h("div", { class: "filters bar", id: "filters" }, user, target, kind,
+    h("label", { class: "ctl", text: "from" }), since, h("label", { class: "ctl", text: "to" }), until);
+}
+
 export function sessionsPage(me) {
   const sort = { live: { key: "started", dir: "desc" }, recent: { key: "started", dir: "desc" } };
   const liveBox = h("div", { id: "live" });
   const recentBox = h("div", { id: "recent" });
   const status = h("span", { class: "muted", id: "updated" });
+  const pageInfo = h("span", { class: "muted", id: "page-info" });
+  let query = {}, offset = 0;
+  const prev = h("button", { class: "secondary", id: "page-prev", text: "← Newer", onclick: () => { offset = Math.max(0, offset - PAGE); refresh(); } });
+  const next = h("button", { class: "secondary", id: "page-next", text: "Older →", onclick: () => { offset += PAGE; refresh(); } });
   mount(
     h("div", { class: "bar" }, h("h1", { text: "Live sessions" }), h("span", { class: "spacer" }), status),
     liveBox,
-    h("h2", { text: "Recent sessions" }),
+    h("div", { class: "bar" }, h("h2", { text: "Recorded sessions" }), h("span", { class: "spacer" }), pageInfo, prev, next),
+    filters((q) => { query = q; offset = 0; refresh(); }),
     recentBox,
   );
   let data = null;
   const render = () => {
     if (!data) return;
+    const t0 = performance.now();
     const recentById = new Map(data.recent.map((r) => [r.id, r]));
     const live = data.live.map((l) => ({ ...recentById.get(l.id), ...l }));
     clear(liveBox).append(live.length
       ? sortableTable(columns(me, true, (s) => killDialog(s, refresh)), live, sort.live, (st) => { sort.live = st; render(); })
       : h("p", { class: "muted", id: "no-live", text: "No live sessions." }));
+    // Live ones are in the table above until they end.
     const recent = data.recent.filter((r) => !r.live);
-    clear(recentBox).append(sortableTable(columns(me, false), recent, sort.recent, (st) => { sort.recent = st; render(); }));
+    clear(recentBox).append(recent.length
+      ? sortableTable(columns(me, false), recent, sort.recent, (st) => {
+        if (!SERVER_SORT.includes(st.key)) return;
+        sort.recent = st; offset = 0; refresh();
+      })
+      : h("p", { class: "muted", id: "no-recent", text: "No sessions match." }));
+    const total = data.total ?? recent.length;
+    pageInfo.textContent = total ? `${offset + 1}–${offset + data.recent.length} of ${total}` : "";
+    prev.disabled = offset === 0;
+    next.disabled = offset + data.recent.length >= total;
+    recentBox.dataset.renderMs = String(Math.round(performance.now() - t0));
+    recentBox.dataset.total = String(total);
   };
   let stopped = false;
   const refresh = async () => {
+    const q = new URLSearchParams({ limit: String(PAGE), offset: String(offset), sort: sort.recent.key, dir: sort.recent.dir, ...query });
     try {
-      data = await api.get("/api/v1/sessions?limit=200");
+      const t0 = performance.now();
+      const got = await api.get(`/api/v1/sessions?${q}`);
+      if (stopped) return;
+      data = got;
       status.textContent = `Updated ${new Date().toLocaleTimeString()}`;
       render();
+      recentBox.dataset.loadMs = String(Math.round(performance.now() - t0));
     } catch (x) {
       status.textContent = `Not updated: ${x.message}`;
     }

@@ -8,10 +8,12 @@
 pub mod auth;
 pub mod bodies;
 pub mod console;
+mod evidence;
 mod grants;
 pub mod http;
 mod locks;
 mod ops;
+mod search;
 mod sessions;
 mod targets;
 pub mod tls;
@@ -142,6 +144,8 @@ fn table() -> Vec<(Method, &'static str, Access, Handler)> {
             get(sessions::verify),
         ),
         (M::GET, "/audit", Read, get(sessions::audit_query)),
+        (M::GET, "/audit/export", Read, get(evidence::audit_export)),
+        (M::GET, "/search", Read, get(search::search)),
         (M::GET, "/locks", Watch, get(locks::list)),
         (M::POST, "/locks", Kill, post(locks::create)),
         (M::DELETE, "/locks/{id}", Kill, delete(locks::lift)),

@@ -42,6 +42,7 @@ pub mod capture;
 mod out;
 mod piped;
 mod request;
+pub mod search;
 mod terminal;
 mod transfer;
 mod upkeep;

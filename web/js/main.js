@@ -4,6 +4,7 @@ import { h, clear, mount } from "./dom.js";
 import * as api from "./api.js";
 import { sessionsPage } from "./sessions.js";
 import { detailPage } from "./detail.js";
+import { addNav, adminRoute } from "./pages.js";
 
 const state = { me: null, stop: null };
 
@@ -93,11 +94,14 @@ function stopPage() {
 function route() {
   if (!state.me) return signInForm();
   stopPage();
+  const mine = adminRoute(location.hash, state.me);
+  if (mine) { state.stop = mine; return; }
   const [, page, arg] = location.hash.split("/");
   if (page === "session" && arg) state.stop = detailPage(decodeURIComponent(arg), state.me);
   else state.stop = sessionsPage(state.me);
 }
 
+addNav(document.getElementById("nav"), h);
 window.addEventListener("hashchange", route);
 window.addEventListener("signed-out", () => { if (state.me) signedOut(); });
 

@@ -9,6 +9,7 @@
 //! leaves here.
 
 use crate::castfile::term::TermFilter;
+use crate::castfile::words::Unescape;
 use crate::castfile::{self, CastReader, EventKind};
 use crate::store::{RecordingRow, SessionRecord, Store, StoreError};
 use std::collections::{HashMap, HashSet};
@@ -206,11 +207,13 @@ pub fn find(path: &Path, pattern: &str) -> Vec<Found> {
     };
     let mut found = Vec::new();
     let (mut out_tail, mut in_tail) = (String::new(), String::new());
+    // Matched as shown: colour and other sequences do not split the text.
+    let (mut out_esc, mut in_esc) = (Unescape::default(), Unescape::default());
     let keep = pattern.len().saturating_sub(1).max(CONTEXT * 4);
     for ev in reader.flatten() {
-        let (tail, kind) = match ev.kind {
-            EventKind::Output => (&mut out_tail, HitKind::Printed),
-            EventKind::Input => (&mut in_tail, HitKind::Typed),
+        let (tail, esc, kind) = match ev.kind {
+            EventKind::Output => (&mut out_tail, &mut out_esc, HitKind::Printed),
+            EventKind::Input => (&mut in_tail, &mut in_esc, HitKind::Typed),
             EventKind::Marker => {
                 if let Some(at) = ev.data.find(pattern) {
                     found.push(Found {
@@ -225,7 +228,7 @@ pub fn find(path: &Path, pattern: &str) -> Vec<Found> {
         };
         let searched_from = tail.len().saturating_sub(pattern.len().saturating_sub(1));
         let searched_from = floor_boundary(tail, searched_from);
-        tail.push_str(&ev.data);
+        esc.push(&ev.data, tail);
         if let Some(at) = tail[searched_from..].find(pattern) {
             found.push(Found {
                 time: ev.time,

@@ -205,3 +205,22 @@ pub fn sign_in_page(page: &crate::cdp::Page, user: &str, pw: &str, code: &str) {
     );
 }
 
+
+/// RFC 4648 base32 without padding, as an authenticator app is shown a
+/// TOTP secret: the form a leak would most likely take.
+pub fn base32(secret: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut bits, mut n, mut out) = (0u64, 0u32, String::new());
+    for &b in secret {
+        bits = (bits << 8) | u64::from(b);
+        n += 8;
+        while n >= 5 {
+            n -= 5;
+            out.push(ALPHABET[((bits >> n) & 31) as usize] as char);
+        }
+    }
+    if n > 0 {
+        out.push(ALPHABET[((bits << (5 - n)) & 31) as usize] as char);
+    }
+    out
+}

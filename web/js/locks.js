@@ -164,8 +164,8 @@ export function locksPage(me) {
     } catch (x) { status.textContent = `Not lifted: ${x.message}`; return; }
     refresh();
   }
-  mount(h("div", { class: "bar" }, h("h1", { text: "Locks" }), h("span", { class: "spacer" }), status),
-    canLock(me) ? createForm(refresh) : null, list, canLock(me) ? lockdownForm(refresh) : null);
+  mount(...[h("div", { class: "bar" }, h("h1", { text: "Locks" }), h("span", { class: "spacer" }), status),
+    canLock(me) ? createForm(refresh) : null, list, canLock(me) ? lockdownForm(refresh) : null].filter(Boolean));
   refresh();
   return () => {};
 }

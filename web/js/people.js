@@ -42,7 +42,7 @@ export function peoplePage(me) {
   void me;
   const boxes = TABLES.map(([id, title]) => [id, title, h("div", { id: `people-${id}` }, h("p", { class: "muted", text: "Loading…" }))]);
   mount(h("h1", { text: "Users, groups, targets and grants" }),
-    boxes.map(([, title, box]) => [h("h2", { text: title }), box]));
+    ...boxes.flatMap(([, title, box]) => [h("h2", { text: title }), box]));
   TABLES.forEach(([, , path, cols, key], i) => {
     const box = boxes[i][2];
     const sort = { key: cols[0].key, dir: "asc" };

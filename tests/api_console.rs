@@ -321,3 +321,140 @@ fn the_read_only_listings_hold_no_secret() {
         assert!(!all.contains(secret), "{secret:?} in {all}");
     }
 }
+
+/// Search benchmark over the API, run on demand (not by CI):
+///
+///   cargo test --test api_console search_api_10k -- --ignored --nocapture
+///
+/// The setup of `tests/bench_search.rs` (10,000 synthetic signed
+/// recordings with their rows and word index), then `GET /api/v1/search`
+/// timed for a rare phrase, a common word (limit reached) and a filtered
+/// common word. Reports figures; asserts only the answers.
+#[test]
+#[ignore = "benchmark: run on demand with --ignored --nocapture"]
+fn search_api_10k() {
+    use portcullis::castfile::{
+        ChannelKind, EventKind, Header, RecordingWriter, SessionMeta, TrailerInfo,
+    };
+    use portcullis::store::{RecordingRow, SessionKind, SessionStart, Store};
+    use std::time::Instant;
+    let (mut b, port) = bastion_with_api("");
+    let data = b.data_dir();
+    let rec = data.join("recordings");
+    std::fs::create_dir_all(&rec).unwrap();
+    run_ok(b.cli().args(["user", "list"]));
+    let key = portcullis::castfile::load_or_create(&data.join("audit_ed25519")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", data.join("portcullis.db").display());
+    let store = rt.block_on(Store::connect(&url)).unwrap();
+    let n: u32 = std::env::var("BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let start = Instant::now();
+    for i in 0..n {
+        let id = format!("s{i:05}");
+        let name = format!("{id}-0");
+        let (user, target) = (format!("u{}", i % 50), format!("t{}", i % 20));
+        let header = Header {
+            width: 80,
+            height: 24,
+            timestamp: 0,
+            env: Default::default(),
+            title: None,
+            portcullis: Some(SessionMeta {
+                session: id.clone(),
+                user: user.clone(),
+                target: target.clone(),
+                login: "root".into(),
+                channel: 0,
+                kind: ChannelKind::Shell,
+                command: None,
+            }),
+        };
+        let mut w = RecordingWriter::create(&rec, &name, &header, &key).unwrap();
+        for j in 0..40 {
+            let line = if i == 7777 && j == 20 {
+                "$ rm -rf /srv/precious\r\n".to_string()
+            } else {
+                format!(
+                    "$ ls -la /var/log/app{j}\r\ntotal {}\r\n-rw-r--r-- 1 root root {} app.log\r\n",
+                    i * j,
+                    j * 31
+                )
+            };
+            w.event(f64::from(j), EventKind::Output, line.as_bytes()).unwrap();
+        }
+        w.finish(&TrailerInfo {
+            bytes_up: 0,
+            bytes_down: 0,
+            end_reason: "synthetic".into(),
+            ended_at_ms: 0,
+        })
+        .unwrap();
+        let words: Vec<String> =
+            portcullis::castfile::words::of_cast(&rec.join(format!("{name}.cast")))
+                .unwrap()
+                .0
+                .into_iter()
+                .collect();
+        rt.block_on(async {
+            store
+                .session_started(&SessionStart {
+                    id: id.clone(),
+                    user,
+                    source: "127.0.0.1:1".into(),
+                    target,
+                    login: "root".into(),
+                    started_ms: i64::from(i),
+                    kind: SessionKind::Target,
+                })
+                .await
+                .unwrap();
+            store
+                .recording_started(&RecordingRow {
+                    name: name.clone(),
+                    session_id: id.clone(),
+                    channel: 0,
+                    kind: "shell".into(),
+                    started_ms: i64::from(i),
+                    events: 40,
+                    cast_bytes: 0,
+                    sha256: String::new(),
+                    checkpoint_ms: None,
+                    state: "closed".into(),
+                })
+                .await
+                .unwrap();
+            store.index_recording(&name, &words, true).await.unwrap();
+        });
+    }
+    drop(store);
+    println!("\nwrote {n} recordings in {:?}", start.elapsed());
+    b.start();
+    wait_port(port, "admin API", &b.log_path());
+    let api = Api::new(&b, port);
+    let t = token(&b, "bench", "auditor", None);
+    for q in [
+        "q=rm%20-rf%20/srv/precious",
+        "q=app.log",
+        "q=app.log&user=u7&target=t7",
+        "q=app.log&limit=1000",
+        "q=nowhere-at-all",
+    ] {
+        for round in 0..3 {
+            let started = Instant::now();
+            let r = api.get(&format!("/api/v1/search?{q}"), &t);
+            let took = started.elapsed();
+            assert_eq!(r.status, 200, "{}", r.body);
+            let v = r.json();
+            println!(
+                "figure: GET /api/v1/search?{q} (round {round}): {took:?} total, server {} ms, {} hit(s), {} opened, truncated {}",
+                v["elapsed_ms"],
+                v["hits"].as_array().unwrap().len(),
+                v["scanned"],
+                v["truncated"]
+            );
+            if q.contains("precious") && n > 7777 {
+                assert_eq!(v["hits"][0]["session"], "s07777");
+            }
+        }
+    }
+}

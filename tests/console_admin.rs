@@ -169,13 +169,22 @@ fn investigation_and_control_pages_in_a_real_browser() {
     let base = format!("https://127.0.0.1:{port}");
     page.navigate(&format!("{base}/"));
     sign_in_page(&page, "rex", &rpw, &next_code(&rsecret));
-    for id in ["nav-search", "nav-audit", "nav-locks", "nav-requests", "nav-people"] {
+    for id in [
+        "nav-search",
+        "nav-audit",
+        "nav-locks",
+        "nav-requests",
+        "nav-people",
+    ] {
         assert_eq!(count(&page, &format!("#{id}")), 1, "{id}");
     }
 
     // Search: through the form, as an analyst would.
     click(&page, "#nav-search");
-    page.wait_for("the search form", "!!document.querySelector('#search-form')");
+    page.wait_for(
+        "the search form",
+        "!!document.querySelector('#search-form')",
+    );
     set(&page, "#q", "QUOKKA-$((40+2))-TYPED");
     page.eval("document.querySelector('#search-form').requestSubmit(); true");
     let t = Instant::now();
@@ -202,7 +211,10 @@ fn investigation_and_control_pages_in_a_real_browser() {
     );
     let ex = page.eval("document.querySelector('#search-results .excerpt').textContent");
     assert!(ex.contains(r#"<script>alert(1)</script> "q""#), "{ex}");
-    assert_eq!(count(&page, "#search-results script, #search-results img"), 0);
+    assert_eq!(
+        count(&page, "#search-results script, #search-results img"),
+        0
+    );
     shot(&page, &shots, "2-search-markup");
 
     // Locks: create one on alice with a markup reason; it refuses her login.
@@ -214,7 +226,10 @@ fn investigation_and_control_pages_in_a_real_browser() {
     set(&page, "#new-reason", MARKUP);
     set(&page, "#new-expires", "1h");
     page.eval("document.querySelector('#lock-form').requestSubmit(); true");
-    page.wait_for("the lock in the list", "!!document.querySelector('#locks button.lift')");
+    page.wait_for(
+        "the lock in the list",
+        "!!document.querySelector('#locks button.lift')",
+    );
     let row = page.eval("document.querySelector('#locks tbody tr').textContent");
     assert!(row.contains(MARKUP), "{row}");
     assert_eq!(count(&page, "#locks script, #locks img"), 0);
@@ -222,7 +237,10 @@ fn investigation_and_control_pages_in_a_real_browser() {
     assert!(!ok && err.contains("locked"), "a locked user got in: {err}");
     shot(&page, &shots, "3-locked");
     click(&page, "#locks button.lift");
-    page.wait_for("no lift button", "!document.querySelector('#locks button.lift')");
+    page.wait_for(
+        "no lift button",
+        "!document.querySelector('#locks button.lift')",
+    );
     assert!(in_force().is_empty(), "{:?}", in_force());
     let (ok, err) = login(&b);
     assert!(ok, "still refused after the lift: {err}");
@@ -230,7 +248,10 @@ fn investigation_and_control_pages_in_a_real_browser() {
     // Lockdown: nothing without the typed word, even when forced.
     set(&page, "#lockdown-reason", "incident 42");
     set(&page, "#lockdown-word", "lockdown");
-    assert_eq!(page.eval("String(document.querySelector('#lockdown-all').disabled)"), "true");
+    assert_eq!(
+        page.eval("String(document.querySelector('#lockdown-all').disabled)"),
+        "true"
+    );
     page.eval("document.querySelector('#lockdown-form').requestSubmit(); true");
     page.wait_for(
         "the refusal",
@@ -240,9 +261,15 @@ fn investigation_and_control_pages_in_a_real_browser() {
     assert!(in_force().is_empty(), "{:?}", in_force());
     assert!(login(&b).0);
     set(&page, "#lockdown-word", "LOCKDOWN");
-    assert_eq!(page.eval("String(document.querySelector('#lockdown-all').disabled)"), "false");
+    assert_eq!(
+        page.eval("String(document.querySelector('#lockdown-all').disabled)"),
+        "false"
+    );
     click(&page, "#lockdown-all");
-    page.wait_for("the lockdown in the list", "!!document.querySelector('#locks button.lift')");
+    page.wait_for(
+        "the lockdown in the list",
+        "!!document.querySelector('#locks button.lift')",
+    );
     let locks = in_force();
     assert_eq!(locks.len(), 1, "{locks:?}");
     assert_eq!(locks[0]["scope"]["kind"], "all");
@@ -256,16 +283,23 @@ fn investigation_and_control_pages_in_a_real_browser() {
     b.add_human("bob", "bob-pw-12345678");
     let request = |who: &str, reason: &str| {
         let out = b.admin(&[
-            "request", "new", "web02", "--login", "root", "--for", "1h", "--reason", reason, "--as",
-            who,
+            "request", "new", "web02", "--login", "root", "--for", "1h", "--reason", reason,
+            "--as", who,
         ]);
-        text(&out.stdout).split_whitespace().nth(1).unwrap().to_string()
+        text(&out.stdout)
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string()
     };
     let own = request("ada", "mine");
     let bobs = request("bob", MARKUP);
     // A responder sees the list, decides nothing.
     go(&page, "#/requests");
-    page.wait_for("the requests", "!!document.querySelector('#requests tbody tr')");
+    page.wait_for(
+        "the requests",
+        "!!document.querySelector('#requests tbody tr')",
+    );
     assert_eq!(count(&page, "button.approve, button.deny"), 0);
     sign_out(&page);
 
@@ -287,7 +321,10 @@ fn investigation_and_control_pages_in_a_real_browser() {
     assert_eq!(count(&page, "#requests script, #requests img"), 0);
     shot(&page, &shots, "5-requests");
     let approve_own = format!("/api/v1/requests/{own}/approve");
-    assert_eq!(page_write(&page, "POST", &approve_own, Some(json!({}))), 403);
+    assert_eq!(
+        page_write(&page, "POST", &approve_own, Some(json!({}))),
+        403
+    );
     click(&page, &format!("button.approve[data-id=\"{bobs}\"]"));
     page.wait_for(
         "bob's request approved",
@@ -296,29 +333,55 @@ fn investigation_and_control_pages_in_a_real_browser() {
              document.querySelector('#requests').textContent.includes('approved')"
         ),
     );
-    let pending = api.get("/api/v1/requests?state=pending", &admin_token).json();
+    let pending = api
+        .get("/api/v1/requests?state=pending", &admin_token)
+        .json();
     assert_eq!(pending.as_array().unwrap().len(), 1, "{pending}");
     assert_eq!(pending[0]["id"], own.as_str());
     sign_out(&page);
 
     // An auditor: no lock, lift or approve controls, and the requests are refused.
-    let lock = json!({"scope": {"kind": "user", "value": "bob"}, "reason": "by admin", "expires": "1h"});
-    api.expect(201, "POST", "/api/v1/locks", &admin_token, Some(&lock.to_string()));
+    let lock =
+        json!({"scope": {"kind": "user", "value": "bob"}, "reason": "by admin", "expires": "1h"});
+    api.expect(
+        201,
+        "POST",
+        "/api/v1/locks",
+        &admin_token,
+        Some(&lock.to_string()),
+    );
     sign_in_page(&page, "ana", &apw, &next_code(&asecret));
     go(&page, "#/locks");
-    page.wait_for("the locks list", "!!document.querySelector('#locks tbody tr')");
-    for sel in ["#lock-form", "#lockdown-form", "button.lift", "button.lock-action"] {
+    page.wait_for(
+        "the locks list",
+        "!!document.querySelector('#locks tbody tr')",
+    );
+    for sel in [
+        "#lock-form",
+        "#lockdown-form",
+        "button.lift",
+        "button.lock-action",
+    ] {
         assert_eq!(count(&page, sel), 0, "{sel} shown to an auditor");
     }
     shot(&page, &shots, "6-auditor-locks");
     go(&page, "#/requests");
-    page.wait_for("the requests", "!!document.querySelector('#requests tbody tr')");
+    page.wait_for(
+        "the requests",
+        "!!document.querySelector('#requests tbody tr')",
+    );
     assert_eq!(count(&page, "button.approve, button.deny"), 0);
     let lock_id = in_force()[0]["id"].as_str().unwrap().to_string();
-    assert_eq!(page_write(&page, "POST", "/api/v1/locks", Some(lock.clone())), 403);
+    assert_eq!(
+        page_write(&page, "POST", "/api/v1/locks", Some(lock.clone())),
+        403
+    );
     let lift = format!("/api/v1/locks/{lock_id}");
     assert_eq!(page_write(&page, "DELETE", &lift, None), 403);
-    assert_eq!(page_write(&page, "POST", &approve_own, Some(json!({}))), 403);
+    assert_eq!(
+        page_write(&page, "POST", &approve_own, Some(json!({}))),
+        403
+    );
     assert_eq!(in_force().len(), 1);
 
     // The read-only pages: no secret anywhere in them.
@@ -338,7 +401,10 @@ fn investigation_and_control_pages_in_a_real_browser() {
 
     // The audit log: the lock with its markup reason as text; the export.
     go(&page, "#/audit?kind=lock");
-    page.wait_for("lock events", "!!document.querySelector('#audit-events tbody tr')");
+    page.wait_for(
+        "lock events",
+        "!!document.querySelector('#audit-events tbody tr')",
+    );
     let t = page.eval("document.querySelector('#audit-events').textContent");
     assert!(t.contains("lock.created") && t.contains("alert(1)"), "{t}");
     assert_eq!(count(&page, "#audit-events script, #audit-events img"), 0);
@@ -351,9 +417,17 @@ fn investigation_and_control_pages_in_a_real_browser() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(!lines.is_empty(), "{export}");
-    assert!(lines.iter().all(|l| l["kind"].as_str().unwrap().starts_with("lock")), "{export}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["kind"].as_str().unwrap().starts_with("lock")),
+        "{export}"
+    );
     let exported = audit_of(&b, "audit.exported");
-    assert!(exported.iter().any(|e| e["actor"] == "console:ana"), "{exported:?}");
+    assert!(
+        exported.iter().any(|e| e["actor"] == "console:ana"),
+        "{exported:?}"
+    );
 
     eprintln!("screenshots in {}", shots.display());
     if let Ok(keep) = std::env::var("PORTCULLIS_CONSOLE_SHOTS") {

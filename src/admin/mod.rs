@@ -130,6 +130,12 @@ fn table() -> Vec<(Method, &'static str, Access, Handler)> {
             Kill,
             post(sessions::terminate),
         ),
+        (
+            M::GET,
+            "/sessions/{id}/evidence",
+            Read,
+            get(evidence::session_bundle),
+        ),
         (M::GET, "/recordings", Read, get(sessions::list_recordings)),
         (
             M::GET,

@@ -228,7 +228,12 @@ mod tests {
         for w in ["echo", "zebra-42", "zebra", "redword", "tail"] {
             assert!(words.contains(w), "{w} not in {words:?}");
         }
-        assert!(!words.iter().any(|w| w.contains("title") || w.contains("31m")), "{words:?}");
+        assert!(
+            !words
+                .iter()
+                .any(|w| w.contains("title") || w.contains("31m")),
+            "{words:?}"
+        );
         assert!(query("ZEBRA-42").all(|q| words.contains(&q)));
         assert_eq!(strip_escapes("a\x1b[1mb\x1b(0c\x1bP1$r\x1b\\d"), "abcd");
     }

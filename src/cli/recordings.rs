@@ -122,6 +122,9 @@ pub async fn verify(config: &Config, what: &str, key: Option<&str>) -> anyhow::R
         }
     };
     let key = castfile::load_public(&key_text)?;
+    if what.ends_with(".tar") {
+        return verify_bundle(Path::new(what), &key);
+    }
     let casts = casts(config, what).await?;
     let store = verify_store(config).await?;
     let mut bad = 0;
@@ -168,6 +171,58 @@ pub async fn verify(config: &Config, what: &str, key: Option<&str>) -> anyhow::R
     if bad > 0 {
         bail!("{bad} recording(s) failed verification");
     }
+    Ok(())
+}
+
+/// An evidence bundle (`GET /sessions/{id}/evidence`), read into memory and
+/// checked there: nothing is written, no database or data directory needed.
+fn verify_bundle(path: &Path, key: &castfile::VerifyingKey) -> anyhow::Result<()> {
+    use crate::recorder::evidence;
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let files = evidence::read(std::io::BufReader::new(file))?;
+    let r = evidence::verify(&files, key)?;
+    let shown = |s: &str| castfile::term::visible(s);
+    for c in &r.recordings {
+        if c.report.ok {
+            println!(
+                "OK {}: {} events, signed ({} of {} checkpoints signed), ended: {}",
+                shown(&c.name),
+                c.report.events,
+                c.report.signed_checkpoints,
+                c.report.checkpoints,
+                shown(c.report.end_reason.as_deref().unwrap_or_default())
+            );
+        } else {
+            println!(
+                "FAILED {}: {}",
+                shown(&c.name),
+                shown(c.report.problem.as_deref().unwrap_or_default())
+            );
+        }
+    }
+    for p in &r.problems {
+        println!("FAILED {}", shown(p));
+    }
+    if !r.same_key {
+        println!("note: the bundle's audit-key.pub is not the key it was checked with");
+    }
+    println!(
+        "{} audit event(s) of the session included (their chain is verified on the bastion with `audit verify`: its key never leaves it)",
+        r.audit_events
+    );
+    if !r.ok() {
+        bail!(
+            "evidence bundle {} of session {} failed verification",
+            path.display(),
+            shown(&r.session)
+        );
+    }
+    println!(
+        "OK {}: session {}, {} recording(s) verified",
+        path.display(),
+        shown(&r.session),
+        r.recordings.len()
+    );
     Ok(())
 }
 

@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 pub mod capture;
+pub mod evidence;
 mod out;
 mod piped;
 mod request;

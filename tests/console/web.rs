@@ -205,7 +205,6 @@ pub fn sign_in_page(page: &crate::cdp::Page, user: &str, pw: &str, code: &str) {
     );
 }
 
-
 /// RFC 4648 base32 without padding, as an authenticator app is shown a
 /// TOTP secret: the form a leak would most likely take.
 pub fn base32(secret: &[u8]) -> String {

@@ -603,7 +603,7 @@ fn the_evidence_bundle_verifies_offline_and_tampering_fails_it() {
     // Offline: a directory with the bundle and the key, no data directory.
     let dir = tempfile::tempdir().unwrap();
     let bundle = r.body.into_bytes();
-    assert!(bundle.len() % 512 == 0, "{}", bundle.len());
+    assert!(bundle.len().is_multiple_of(512), "{}", bundle.len());
     std::fs::write(dir.path().join("bundle.tar"), &bundle).unwrap();
     std::fs::copy(
         b.data_dir().join("audit_ed25519.pub"),

@@ -583,6 +583,12 @@ fn the_evidence_bundle_verifies_offline_and_tampering_fails_it() {
         api.get("/api/v1/sessions/a%20b/evidence", &auditor).status,
         400
     );
+    // A live session's recordings are not sealed: no bundle yet.
+    let (mut live, live_id) = live_ssh(&b, &api, &auditor, "sleep 60");
+    let r = api.get(&format!("/api/v1/sessions/{live_id}/evidence"), &auditor);
+    assert_eq!(r.status, 409, "{}", r.body);
+    let _ = live.kill();
+    let _ = live.wait();
     let r = api.get(&path, &auditor);
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(

@@ -200,6 +200,11 @@ fn investigation_and_control_pages_in_a_real_browser() {
     );
     let t: f64 = href.rsplit("?t=").next().unwrap().parse().unwrap();
     assert!(t > 0.5, "{href}: the offset is where it was typed");
+    // Each hit offers the session's evidence bundle.
+    let bundle = page.eval(
+        "fetch(document.querySelector('#search-results a.evidence').href).then(r => `${r.status} ${r.headers.get('content-type')}`)",
+    );
+    assert_eq!(bundle, "200 application/x-tar");
     // The echo is a hit too: printed.
     assert!(count(&page, "#search-results .kind.printed") >= 1);
     shot(&page, &shots, "1-search");

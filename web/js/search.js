@@ -12,6 +12,13 @@ export function hitLink(hit) {
   return `#/session/${encodeURIComponent(hit.session)}?t=${t}`;
 }
 
+// The session's evidence bundle (recordings, chain, signed trailer, key,
+// audit slice, verify report), checked offline by `portcullis verify`.
+export function evidenceLink(session) {
+  return h("a", { class: "evidence", href: `/api/v1/sessions/${encodeURIComponent(session)}/evidence`,
+    download: `portcullis-evidence-${session}.tar`, title: "Download the evidence bundle", text: "Evidence" });
+}
+
 function columns() {
   return [
     { key: "session", label: "Session", value: (x) => x.session,
@@ -24,6 +31,7 @@ function columns() {
     { key: "kind", label: "Kind", value: (x) => x.kind, cell: (x) => h("span", { class: `kind ${x.kind}`, text: x.kind }) },
     { key: "excerpt", label: "Text", value: (x) => x.excerpt,
       cell: (x) => h("span", { class: "mono excerpt", text: x.excerpt }) },
+    { key: "evidence", label: "", value: () => "", cell: (x) => evidenceLink(x.session) },
   ];
 }
 

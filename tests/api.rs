@@ -139,6 +139,8 @@ fn pki_foreign_client() -> (String, String) {
 
 /// A value for each path parameter that names a real object where one exists.
 fn fill(path: &str, session: &str, recording: &str) -> String {
+    // `/search` needs its pattern.
+    let path = &path.replace("/search", "/search?q=provisioned");
     path.replace(
         "{name}",
         if path.contains("/recordings/") {
@@ -405,7 +407,8 @@ fn api_provisioning_lets_real_ssh_in_and_never_shows_the_secret() {
                     "alice"
                 },
             )
-            .replace("{id}", &session);
+            .replace("{id}", &session)
+            .replace("/search", "/search?q=provisioned");
         for tok in [&t, &auditor] {
             let r = api.get(&p, tok);
             assert_eq!(r.status, 200, "{p}: {}", r.body);

@@ -8,54 +8,14 @@ mod common;
 use common::api::*;
 use common::*;
 use serde_json::json;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 #[path = "console/cdp.rs"]
 mod cdp;
 #[path = "console/web.rs"]
 mod web;
-
 use web::*;
-
-/// A live `ssh alice+web01` running a long command; its session id.
-fn live_ssh(b: &Bastion, api: &Api, token: &str, cmd: &str) -> (Child, String) {
-    let before: Vec<String> = live_ids(api, token);
-    let child = b
-        .ssh("alice+web01")
-        .arg(cmd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let id = wait_for("the ssh session in the live list", 15, || {
-        live_ids(api, token)
-            .into_iter()
-            .find(|i| !before.contains(i))
-    });
-    (child, id)
-}
-
-fn live_ids(api: &Api, token: &str) -> Vec<String> {
-    let r = api.get("/api/v1/sessions", token);
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()["live"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["kind"] != "connection")
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
-/// The client exits within 10 s; its stderr.
-fn ended(mut c: Child) -> String {
-    wait_for("the ssh client to end", 10, || {
-        c.try_wait().unwrap().map(|_| ())
-    });
-    text(&c.wait_with_output().unwrap().stderr)
-}
 
 fn check_headers(r: &Resp, what: &str) {
     let csp = r.header("content-security-policy");

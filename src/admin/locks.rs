@@ -24,7 +24,14 @@ pub struct NewLock {
     /// A duration (90s, 15m, 2h, 1d); none = until lifted.
     #[serde(default)]
     pub expires: Option<String>,
+    /// For `all` from the console: the word the user typed, which must be
+    /// [`CONFIRM_ALL`] (a slip of the mouse does not lock everyone out).
+    #[serde(default)]
+    pub confirm: Option<String>,
 }
+
+/// What a console user types to lock everything.
+pub const CONFIRM_ALL: &str = "LOCKDOWN";
 
 impl From<LockError> for ApiError {
     fn from(e: LockError) -> ApiError {
@@ -70,6 +77,11 @@ pub async fn create(
     Body(b): Body<NewLock>,
 ) -> Res {
     check_scope(&b.scope)?;
+    if caller.console && b.scope == LockScope::All && b.confirm.as_deref() != Some(CONFIRM_ALL) {
+        return Err(ApiError::bad(format!(
+            "confirm: type {CONFIRM_ALL} to lock everything"
+        )));
+    }
     let expires_ms = match b.expires.as_deref() {
         None => None,
         Some(d) => {

@@ -8,12 +8,14 @@
 pub mod auth;
 pub mod bodies;
 pub mod console;
+mod evidence;
 mod grants;
 pub mod http;
 mod live;
 mod live_replay;
 mod locks;
 mod ops;
+mod search;
 mod sessions;
 mod targets;
 pub mod tls;
@@ -131,6 +133,12 @@ fn table() -> Vec<(Method, &'static str, Access, Handler)> {
             Kill,
             post(sessions::terminate),
         ),
+        (
+            M::GET,
+            "/sessions/{id}/evidence",
+            Read,
+            get(evidence::session_bundle),
+        ),
         (M::GET, "/recordings", Read, get(sessions::list_recordings)),
         (
             M::GET,
@@ -157,6 +165,8 @@ fn table() -> Vec<(Method, &'static str, Access, Handler)> {
             get(sessions::verify),
         ),
         (M::GET, "/audit", Read, get(sessions::audit_query)),
+        (M::GET, "/audit/export", Read, get(evidence::audit_export)),
+        (M::GET, "/search", Read, get(search::search)),
         (M::GET, "/locks", Watch, get(locks::list)),
         (M::POST, "/locks", Kill, post(locks::create)),
         (M::DELETE, "/locks/{id}", Kill, delete(locks::lift)),

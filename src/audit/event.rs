@@ -321,6 +321,17 @@ pub enum AuditEvent {
     },
     /// The web console: sign-in, sign-out, refusals and actions.
     Console(super::console::ConsoleEvent),
+    /// A download of audit rows or of a session's evidence bundle
+    /// (console or API), recorded before the first byte is sent.
+    Exported {
+        evidence: bool,
+        actor: String,
+        source: String,
+        /// The session of an evidence bundle; '' for the audit log.
+        session: String,
+        /// The filters of an audit export.
+        filter: serde_json::Value,
+    },
 }
 
 impl AuditEvent {
@@ -339,6 +350,7 @@ impl AuditEvent {
             | AuditEvent::SessionTerminated { session, .. }
             | AuditEvent::ForwardRefused { session, .. }
             | AuditEvent::AgentForwarded { session, .. }
+            | AuditEvent::Exported { session, .. }
             | AuditEvent::JumpOpened {
                 via_session: session,
                 ..

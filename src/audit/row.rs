@@ -548,6 +548,23 @@ impl AuditEvent {
                 json!({ "session": session }),
             ),
             AuditEvent::Console(c) => c.fields(),
+            AuditEvent::Exported {
+                evidence,
+                actor,
+                source,
+                session,
+                filter,
+            } => (
+                if *evidence {
+                    "evidence.exported"
+                } else {
+                    "audit.exported"
+                },
+                actor.clone(),
+                source.clone(),
+                session.clone(),
+                json!({ "filter": filter }),
+            ),
         };
         AuditRow {
             ts_ms: now_ms(),

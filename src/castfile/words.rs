@@ -51,24 +51,149 @@ pub fn query(pattern: &str) -> impl Iterator<Item = String> + '_ {
 /// The distinct words of a recording's output and input, and whether they
 /// are all of them (false when a cap stopped the reading: such a recording
 /// must still be scanned by every search).
+///
+/// Output and input are read as streams with escape sequences removed, as
+/// the search matches them: a pty echoes each keystroke as its own event
+/// and colour codes touch the words they paint (`ESC[31mword`), so words
+/// taken event by event from the raw text missed what was typed or shown
+/// in colour, and the index then kept the search from opening the file.
 pub fn of_cast(path: &Path) -> Result<(BTreeSet<String>, bool)> {
     let mut words = BTreeSet::new();
     let mut read = 0usize;
+    let (mut out, mut input) = (Stream::default(), Stream::default());
     for ev in CastReader::open(path)? {
         let ev = ev?;
-        if !matches!(
-            ev.kind,
-            EventKind::Output | EventKind::Input | EventKind::Marker
-        ) {
-            continue;
-        }
+        let stream = match ev.kind {
+            EventKind::Output => &mut out,
+            EventKind::Input => &mut input,
+            // A marker is whole: its words are its own.
+            EventKind::Marker => {
+                read += ev.data.len();
+                words.extend(split(&ev.data));
+                continue;
+            }
+            _ => continue,
+        };
         read += ev.data.len();
-        words.extend(split(&ev.data));
+        stream.push(&ev.data, &mut words);
         if words.len() >= MAX_WORDS || read >= MAX_INDEXED_BYTES {
             return Ok((words, false));
         }
     }
+    out.finish(&mut words);
+    input.finish(&mut words);
     Ok((words, true))
+}
+
+/// Longest unfinished run carried from one event to the next (a word is
+/// at most 64 characters; a path of several parts can be longer).
+const CARRY: usize = 1024;
+
+/// One direction's text across events: the run not yet ended, and the
+/// state of an escape sequence cut between events.
+#[derive(Default)]
+struct Stream {
+    carry: String,
+    escape: Escape,
+}
+
+impl Stream {
+    fn push(&mut self, data: &str, words: &mut BTreeSet<String>) {
+        let mut text = std::mem::take(&mut self.carry);
+        self.escape.strip_into(data, &mut text);
+        // Words up to the last separator are complete; the rest may go on.
+        let end = text
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !(c.is_alphanumeric() || *c == '_' || is_joiner(*c)))
+            .map(|(i, c)| i + c.len_utf8());
+        match end {
+            Some(end) => {
+                words.extend(split(&text[..end]));
+                self.carry = text[end..].to_string();
+            }
+            None => self.carry = text,
+        }
+        if self.carry.len() > CARRY {
+            words.extend(split(&self.carry));
+            self.carry.clear();
+        }
+    }
+
+    fn finish(&mut self, words: &mut BTreeSet<String>) {
+        words.extend(split(&self.carry));
+        self.carry.clear();
+    }
+}
+
+/// Where an escape sequence being removed stands.
+#[derive(Default, Clone, Copy, PartialEq)]
+enum Escape {
+    #[default]
+    Text,
+    /// After ESC.
+    Esc,
+    /// In a CSI, up to its final byte.
+    Csi,
+    /// One character more (after `ESC (` and the like).
+    One,
+    /// In an OSC/DCS/APC/PM/SOS string, up to BEL or ESC \.
+    Str,
+    /// ESC inside a string (the start of ST, or not).
+    StrEsc,
+}
+
+impl Escape {
+    /// Appends `data` to `out` without escape sequences; a control
+    /// character becomes a space (a separator).
+    fn strip_into(&mut self, data: &str, out: &mut String) {
+        for c in data.chars() {
+            *self = match (*self, c) {
+                (Escape::Text, '\x1b') => Escape::Esc,
+                (Escape::Text, c) if c.is_control() => {
+                    out.push(' ');
+                    Escape::Text
+                }
+                (Escape::Text, c) => {
+                    out.push(c);
+                    Escape::Text
+                }
+                (Escape::Esc, '[') => Escape::Csi,
+                (Escape::Esc, ']' | 'P' | '_' | '^' | 'X') => Escape::Str,
+                // Charset selection and the like: one more character.
+                (Escape::Esc, '(' | ')' | '*' | '+' | '#' | '%') => Escape::One,
+                (Escape::One, _) => Escape::Text,
+                (Escape::Esc, _) => Escape::Text,
+                (Escape::Csi, c) if ('\x40'..='\x7e').contains(&c) => Escape::Text,
+                (Escape::Csi, c) if c.is_control() => Escape::Text,
+                (Escape::Csi, _) => Escape::Csi,
+                (Escape::Str | Escape::StrEsc, '\x07') => Escape::Text,
+                (Escape::Str | Escape::StrEsc, '\x1b') => Escape::StrEsc,
+                (Escape::StrEsc, '\\') => Escape::Text,
+                (Escape::Str | Escape::StrEsc, _) => Escape::Str,
+            };
+        }
+    }
+}
+
+/// A terminal stream without its escape sequences, event after event (a
+/// sequence may be cut between two): what the index and the search read.
+#[derive(Default)]
+pub struct Unescape(Escape);
+
+impl Unescape {
+    /// Appends `data` to `out` without escape sequences; a control
+    /// character becomes a space.
+    pub fn push(&mut self, data: &str, out: &mut String) {
+        self.0.strip_into(data, out);
+    }
+}
+
+/// `text` without escape sequences (controls become spaces).
+pub fn strip_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    Escape::default().strip_into(text, &mut out);
+    out
 }
 
 #[cfg(test)]
@@ -86,5 +211,30 @@ mod tests {
         let text = "cat /etc/pass-wd.d/x_y Ab.c";
         let index: Vec<String> = super::split(text).collect();
         assert!(super::query(text).all(|q| index.contains(&q)), "{index:?}");
+    }
+
+    #[test]
+    fn typed_keys_and_coloured_words_are_indexed() {
+        use super::*;
+        let mut words = BTreeSet::new();
+        let mut s = Stream::default();
+        // A pty echo: one event per key, then colour around a word.
+        for k in "echo ZEBRA-42\r\n".chars() {
+            s.push(&k.to_string(), &mut words);
+        }
+        s.push("\x1b[01;31mRED", &mut words);
+        s.push("WORD\x1b[0m \x1b]0;title-text\x07tail", &mut words);
+        s.finish(&mut words);
+        for w in ["echo", "zebra-42", "zebra", "redword", "tail"] {
+            assert!(words.contains(w), "{w} not in {words:?}");
+        }
+        assert!(
+            !words
+                .iter()
+                .any(|w| w.contains("title") || w.contains("31m")),
+            "{words:?}"
+        );
+        assert!(query("ZEBRA-42").all(|q| words.contains(&q)));
+        assert_eq!(strip_escapes("a\x1b[1mb\x1b(0c\x1bP1$r\x1b\\d"), "abcd");
     }
 }

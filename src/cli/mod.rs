@@ -60,7 +60,7 @@ pub enum Command {
     Session(admin::SessionCmd),
     /// Check recordings' integrity chains and signatures (offline: only the public key is needed).
     Verify {
-        /// Session id, recording name, or a .cast file.
+        /// Session id, recording name, a .cast file, or an evidence bundle (.tar).
         what: String,
         /// Public key (base64 text or a .pub file); default: the audit key's .pub.
         #[arg(long)]

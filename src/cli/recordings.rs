@@ -3,7 +3,7 @@
 use crate::audit::cli_actor;
 use crate::castfile::{self, CastReader, EventKind};
 use crate::config::Config;
-use crate::store::{RecordingRow, Store};
+use crate::store::Store;
 use anyhow::{Context, bail};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -66,9 +66,13 @@ pub struct SearchArgs {
     pub user: Option<String>,
     #[arg(long)]
     pub target: Option<String>,
-    /// Only sessions started at or after this instant (RFC 3339).
+    /// Only sessions started at or after this instant (RFC 3339, a date,
+    /// Unix ms, or an age such as 24h).
     #[arg(long)]
     pub since: Option<String>,
+    /// Only sessions started at or before this instant (same forms).
+    #[arg(long)]
+    pub until: Option<String>,
     /// Open every recording instead of those whose index holds the
     /// pattern's words (finds fragments of words too; slower).
     #[arg(long)]
@@ -118,6 +122,9 @@ pub async fn verify(config: &Config, what: &str, key: Option<&str>) -> anyhow::R
         }
     };
     let key = castfile::load_public(&key_text)?;
+    if what.ends_with(".tar") {
+        return verify_bundle(Path::new(what), &key);
+    }
     let casts = casts(config, what).await?;
     let store = verify_store(config).await?;
     let mut bad = 0;
@@ -164,6 +171,58 @@ pub async fn verify(config: &Config, what: &str, key: Option<&str>) -> anyhow::R
     if bad > 0 {
         bail!("{bad} recording(s) failed verification");
     }
+    Ok(())
+}
+
+/// An evidence bundle (`GET /sessions/{id}/evidence`), read into memory and
+/// checked there: nothing is written, no database or data directory needed.
+fn verify_bundle(path: &Path, key: &castfile::VerifyingKey) -> anyhow::Result<()> {
+    use crate::recorder::evidence;
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let files = evidence::read(std::io::BufReader::new(file))?;
+    let r = evidence::verify(&files, key)?;
+    let shown = |s: &str| castfile::term::visible(s);
+    for c in &r.recordings {
+        if c.report.ok {
+            println!(
+                "OK {}: {} events, signed ({} of {} checkpoints signed), ended: {}",
+                shown(&c.name),
+                c.report.events,
+                c.report.signed_checkpoints,
+                c.report.checkpoints,
+                shown(c.report.end_reason.as_deref().unwrap_or_default())
+            );
+        } else {
+            println!(
+                "FAILED {}: {}",
+                shown(&c.name),
+                shown(c.report.problem.as_deref().unwrap_or_default())
+            );
+        }
+    }
+    for p in &r.problems {
+        println!("FAILED {}", shown(p));
+    }
+    if !r.same_key {
+        println!("note: the bundle's audit-key.pub is not the key it was checked with");
+    }
+    println!(
+        "{} audit event(s) of the session included (their chain is verified on the bastion with `audit verify`: its key never leaves it)",
+        r.audit_events
+    );
+    if !r.ok() {
+        bail!(
+            "evidence bundle {} of session {} failed verification",
+            path.display(),
+            shown(&r.session)
+        );
+    }
+    println!(
+        "OK {}: session {}, {} recording(s) verified",
+        path.display(),
+        shown(&r.session),
+        r.recordings.len()
+    );
     Ok(())
 }
 
@@ -342,105 +401,41 @@ pub async fn watch(config: &Config, what: &str, raw: bool) -> anyhow::Result<()>
 
 pub async fn search(config: &Config, a: SearchArgs) -> anyhow::Result<()> {
     let store = super::open_read(config).await?;
-    let since_ms = a
-        .since
-        .as_deref()
-        .map(|s| s.parse::<jiff::Timestamp>().map(|t| t.as_millisecond()))
-        .transpose()?;
-    let started = std::time::Instant::now();
-    let sessions: std::collections::HashMap<String, crate::store::SessionRecord> = store
-        .list_sessions(i64::MAX)
-        .await?
-        .into_iter()
-        .map(|s| (s.id.clone(), s))
-        .collect();
-    let mut words: Vec<String> = if a.scan {
-        Vec::new()
-    } else {
-        castfile::words::query(&a.pattern).collect()
+    let now = crate::clock::now_ms();
+    let time = |s: &Option<String>| {
+        s.as_deref()
+            .map(|t| crate::audit::parse_time(t, now))
+            .transpose()
     };
-    words.sort();
-    words.dedup();
-    // Candidates: recordings whose index has every word, plus any not indexed
-    // yet (still open, or just sealed); without words, every recording.
-    let all = store.all_recordings().await?;
-    let candidates: Vec<RecordingRow> = if words.is_empty() {
-        all
-    } else {
-        let hits: std::collections::HashSet<String> = store
-            .recordings_with_words(&words)
-            .await?
-            .into_iter()
-            .collect();
-        let indexed: std::collections::HashSet<String> =
-            store.indexed_recordings().await?.into_iter().collect();
-        all.into_iter()
-            .filter(|r| hits.contains(&r.name) || !indexed.contains(&r.name))
-            .collect()
+    let q = crate::recorder::search::SearchQuery {
+        pattern: a.pattern,
+        user: a.user,
+        target: a.target,
+        since_ms: time(&a.since)?,
+        until_ms: time(&a.until)?,
+        scan: a.scan,
+        limit: None,
     };
-    let (mut scanned, mut found) = (0usize, 0usize);
-    for r in candidates {
-        let Some(s) = sessions.get(&r.session_id) else {
-            continue;
-        };
-        let keep = a.user.as_ref().is_none_or(|u| &s.user == u)
-            && a.target.as_ref().is_none_or(|t| &s.target == t)
-            && since_ms.is_none_or(|m| s.started_ms >= m);
-        if !keep {
-            continue;
-        }
-        scanned += 1;
-        for (t, kind) in find(&config.recordings_dir, &r, &a.pattern)? {
-            found += 1;
-            println!(
-                "{}\t{}\t{}@{}\t{}\t+{t:.1}s\t{kind}",
-                s.id, s.user, s.login, s.target, r.name
-            );
-        }
+    let r = crate::recorder::search::search(&store, &config.recordings_dir, &q).await?;
+    for h in &r.hits {
+        println!(
+            "{}\t{}\t{}@{}\t{}\t+{:.1}s\t{}",
+            h.session,
+            h.user,
+            h.login,
+            h.target,
+            h.recording,
+            h.offset,
+            h.kind.as_str()
+        );
     }
     eprintln!(
-        "{found} match(es); {scanned} recording(s) opened; {:?}",
-        started.elapsed()
+        "{} match(es); {} recording(s) opened; {} ms",
+        r.hits.len(),
+        r.scanned,
+        r.elapsed_ms
     );
     Ok(())
-}
-
-/// Offsets where `pattern` was printed or typed. Output is searched as a
-/// stream, so text split across events is still found.
-fn find(dir: &Path, r: &RecordingRow, pattern: &str) -> anyhow::Result<Vec<(f64, &'static str)>> {
-    let path = dir.join(format!("{}.cast", r.name));
-    let Ok(reader) = CastReader::open(&path) else {
-        return Ok(Vec::new());
-    };
-    let mut found = Vec::new();
-    let (mut out_tail, mut in_tail) = (String::new(), String::new());
-    let keep = pattern.len().saturating_sub(1);
-    for ev in reader.flatten() {
-        let (tail, kind) = match ev.kind {
-            EventKind::Output => (&mut out_tail, "printed"),
-            EventKind::Input => (&mut in_tail, "typed"),
-            // A marker is whole (an exec's command line, an sftp request, a
-            // transfer summary), so it is matched alone, never joined to the
-            // stream around it.
-            EventKind::Marker if ev.data.contains(pattern) => {
-                found.push((ev.time, "marked"));
-                continue;
-            }
-            _ => continue,
-        };
-        tail.push_str(&ev.data);
-        if tail.contains(pattern) {
-            found.push((ev.time, kind));
-            tail.clear();
-        } else if tail.len() > keep {
-            let mut cut = tail.len() - keep;
-            while !tail.is_char_boundary(cut) {
-                cut += 1;
-            }
-            tail.drain(..cut);
-        }
-    }
-    Ok(found)
 }
 
 pub async fn prune(config: &Config, older_than: &str) -> anyhow::Result<()> {

@@ -39,9 +39,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 pub mod capture;
+pub mod evidence;
 mod out;
 mod piped;
 mod request;
+pub mod search;
 mod terminal;
 mod transfer;
 mod upkeep;

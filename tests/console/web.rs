@@ -1,12 +1,11 @@
-//! Shared by the console's browser tests: a cookie-handling HTTPS client
-//! (`Web`), console users (password + TOTP + group), sign-in through the
-//! page's forms, audit rows by kind.
+//! Shared by the console's browser and API tests: a cookie-keeping HTTPS
+//! client, console users, live ssh sessions, and sign-in through the page.
 #![allow(dead_code)]
 
-use crate::cdp;
 use crate::common::api::*;
 use crate::common::*;
 use serde_json::{Value, json};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// A blocking HTTPS client that handles cookies by hand, so the test sees
@@ -145,8 +144,47 @@ pub fn audit_of(b: &Bastion, kind: &str) -> Vec<Value> {
         .collect()
 }
 
+/// A live `ssh alice+web01` running a long command; its session id.
+pub fn live_ssh(b: &Bastion, api: &Api, token: &str, cmd: &str) -> (Child, String) {
+    let before: Vec<String> = live_ids(api, token);
+    let child = b
+        .ssh("alice+web01")
+        .arg(cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = wait_for("the ssh session in the live list", 15, || {
+        live_ids(api, token)
+            .into_iter()
+            .find(|i| !before.contains(i))
+    });
+    (child, id)
+}
+
+pub fn live_ids(api: &Api, token: &str) -> Vec<String> {
+    let r = api.get("/api/v1/sessions", token);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["live"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] != "connection")
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The client exits within 10 s; its stderr.
+pub fn ended(mut c: Child) -> String {
+    wait_for("the ssh client to end", 10, || {
+        c.try_wait().unwrap().map(|_| ())
+    });
+    text(&c.wait_with_output().unwrap().stderr)
+}
+
 /// Password, then code, through the page's forms.
-pub fn sign_in_page(page: &cdp::Page, user: &str, pw: &str, code: &str) {
+pub fn sign_in_page(page: &crate::cdp::Page, user: &str, pw: &str, code: &str) {
     page.wait_for("the sign-in form", "!!document.querySelector('#signin')");
     page.eval(&format!(
         "document.querySelector('#username').value = {u}; document.querySelector('#password').value = {p}; \
@@ -165,4 +203,23 @@ pub fn sign_in_page(page: &cdp::Page, user: &str, pw: &str, code: &str) {
         "figure: code submitted to signed-in page: {:?}",
         t.elapsed()
     );
+}
+
+/// RFC 4648 base32 without padding, as an authenticator app is shown a
+/// TOTP secret: the form a leak would most likely take.
+pub fn base32(secret: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut bits, mut n, mut out) = (0u64, 0u32, String::new());
+    for &b in secret {
+        bits = (bits << 8) | u64::from(b);
+        n += 8;
+        while n >= 5 {
+            n -= 5;
+            out.push(ALPHABET[((bits >> n) & 31) as usize] as char);
+        }
+    }
+    if n > 0 {
+        out.push(ALPHABET[((bits << (5 - n)) & 31) as usize] as char);
+    }
+    out
 }

@@ -29,3 +29,4 @@ async function call(method, path, body) {
 
 export const get = (p) => call("GET", p);
 export const post = (p, b) => call("POST", p, b);
+export const del = (p) => call("DELETE", p);

@@ -5,6 +5,7 @@ import * as api from "./api.js";
 import { sessionsPage } from "./sessions.js";
 import { detailPage } from "./detail.js";
 import { livePage } from "./live.js";
+import { addNav, adminRoute } from "./pages.js";
 
 const state = { me: null, stop: null };
 
@@ -94,6 +95,8 @@ function stopPage() {
 function route() {
   if (!state.me) return signInForm();
   stopPage();
+  const mine = adminRoute(location.hash, state.me);
+  if (mine) { state.stop = mine; return; }
   const [path, query] = location.hash.split("?");
   const [, page, arg] = path.split("/");
   const params = new URLSearchParams(query || "");
@@ -102,6 +105,7 @@ function route() {
   else state.stop = sessionsPage(state.me);
 }
 
+addNav(document.getElementById("nav"), h);
 window.addEventListener("hashchange", route);
 window.addEventListener("signed-out", () => { if (state.me) signedOut(); });
 

@@ -400,6 +400,11 @@ fn a_real_browser_signs_in_terminates_and_replays() {
         "sorted by user, reversed",
         "document.querySelector('#live th[data-key=\"user\"]').getAttribute('aria-sort') === 'descending'",
     );
+    // A responder's live row offers to lock its user, target and source.
+    let locks = page.eval(&format!(
+        "[...document.querySelectorAll('#live button.lock-action[data-id=\"{id}\"]')].map(b => b.dataset.kind).join(',')"
+    ));
+    assert_eq!(locks, "user,target,source");
     page.eval(&format!(
         "document.querySelector('#live button.terminate[data-id=\"{id}\"]').click(); true"
     ));

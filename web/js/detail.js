@@ -7,6 +7,7 @@
 import { h, mount, clear } from "./dom.js";
 import * as api from "./api.js";
 import { timeCell, bytes } from "./time.js";
+import { evidenceLink } from "./search.js";
 
 function meta(s) {
   const row = (k, v) => [h("dt", { text: k }), h("dd", {}, v)];
@@ -134,6 +135,8 @@ export function detailPage(id, me, params = new URLSearchParams()) {
       clear(box).append(...[meta(s),
         s.live ? h("p", { class: "going-live" }, h("span", { class: "badge live", text: "live" }), " This session is still running. ",
           h("a", { class: "button", id: "go-live", href: `#/live/${encodeURIComponent(id)}`, text: "Watch live" })) : null,
+        s.live ? null : h("p", { class: "evidence-bar" }, evidenceLink(id),
+          h("span", { class: "muted", text: " recordings, chain, signed trailer, audit key, audit slice and verify report in one tar; `portcullis verify` checks it offline" })),
         h("h2", { text: "Recordings" }),
         recs.length ? h("table", { id: "recordings" },
           h("thead", {}, h("tr", {}, ["Recording", "Kind", "Started", "Events", "Size", "Integrity", ""].map((c) => h("th", { text: c })))),

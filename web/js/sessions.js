@@ -5,6 +5,7 @@ import { h, mount, clear } from "./dom.js";
 import * as api from "./api.js";
 import { sortableTable } from "./table.js";
 import { timeCell, since, bytes } from "./time.js";
+import { lockMenu } from "./locks.js";
 
 const POLL_MS = 2000;
 const canKill = (me) => me.role === "responder" || me.role === "admin";
@@ -13,7 +14,7 @@ function link(s) {
   return h("a", { href: `#/session/${encodeURIComponent(s.id)}`, class: "mono", text: s.id });
 }
 
-function columns(me, live, onKill) {
+function columns(me, live, onKill, onLocked) {
   const cols = [
     { key: "user", label: "User", value: (s) => s.user, cell: (s) => h("strong", { text: s.user }) },
     { key: "source", label: "From", value: (s) => s.source, cell: (s) => h("span", { class: "mono", text: s.source }) },
@@ -36,7 +37,9 @@ function columns(me, live, onKill) {
   }
   if (live && canKill(me)) {
     cols.push({ key: "actions", label: "", value: () => "",
-      cell: (s) => h("button", { class: "danger terminate", "data-id": s.id, onclick: () => onKill(s), text: "Terminate" }) });
+      cell: (s) => h("span", { class: "row-actions" },
+        h("button", { class: "danger terminate", "data-id": s.id, onclick: () => onKill(s), text: "Terminate" }),
+        lockMenu(s, me, onLocked)) });
   }
   return cols;
 }
@@ -115,7 +118,7 @@ export function sessionsPage(me) {
     const recentById = new Map(data.recent.map((r) => [r.id, r]));
     const live = data.live.map((l) => ({ ...recentById.get(l.id), ...l }));
     clear(liveBox).append(live.length
-      ? sortableTable(columns(me, true, (s) => killDialog(s, refresh)), live, sort.live, (st) => { sort.live = st; render(); })
+      ? sortableTable(columns(me, true, (s) => killDialog(s, refresh), refresh), live, sort.live, (st) => { sort.live = st; render(); })
       : h("p", { class: "muted", id: "no-live", text: "No live sessions." }));
     // Live ones are in the table above until they end.
     const recent = data.recent.filter((r) => !r.live);

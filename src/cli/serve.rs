@@ -36,6 +36,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let host_ca = gateway::hostca::HostCa::load_or_generate(&config.host_ca_file)?;
     let listen = config.listen;
     let audit_key = crate::castfile::load_or_create(&config.audit_key_file)?;
+    let node = super::cluster::node_name(&config)?;
+    super::cluster::check_shared_keys(&config, &store, &node, &vault, &audit_key, &host_ca).await?;
+    let run = super::cluster::start_run(&config, &store, &node).await?;
     super::create_private_dir(&config.recordings_dir)?;
     let shutdown = CancellationToken::new();
     // Before anything is appended, so the stream starts with this run's first event.
@@ -63,8 +66,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         host_ca,
         steps.clone(),
     ));
-    let chores = tokio::spawn(chores(app.clone(), shutdown.clone()));
-    wait_for_signal().await;
+    // Cancelled when another node declared this one dead: stop serving.
+    let fatal = CancellationToken::new();
+    let chores = tokio::spawn(chores(app.clone(), shutdown.clone(), fatal.clone()));
+    tokio::select! {
+        () = wait_for_signal() => {}
+        () = fatal.cancelled() => {}
+    }
     // The door first; the kill switch (API, chores) keeps working while
     // live sessions use their grace.
     steps.stop_accepting.cancel();
@@ -82,6 +90,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         () = app.tasks.wait() => {}
         () = tokio::time::sleep(grace) => {}
         () = wait_for_signal() => tracing::info!("second signal: not waiting the grace out"),
+        () = fatal.cancelled() => {}
     }
     steps.end_connections.cancel();
     // Each connection writes its end row and each recorder its trailer.
@@ -99,7 +108,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(api) = api {
         let _ = api.await;
     }
+    match app.store.node_stopped(&run).await {
+        Ok(true) => tracing::info!(node, "node stopped cleanly"),
+        Ok(false) => tracing::warn!(node, "node stopped with sessions or recordings still open: another node (or this one's next start) closes them"),
+        Err(e) => tracing::warn!(error = %e, "node stop not written"),
+    }
     app.store.close().await;
+    if fatal.is_cancelled() {
+        anyhow::bail!("another node declared node {node} dead; restart it");
+    }
     Ok(())
 }
 
@@ -160,7 +177,9 @@ async fn start_api(
 
 /// Periodic work: follow locks made elsewhere, reload source blocks,
 /// summarise failed logins, apply retention.
-async fn chores(app: Arc<App>, shutdown: CancellationToken) {
+async fn chores(app: Arc<App>, shutdown: CancellationToken, fatal: CancellationToken) {
+    let mut heartbeat = tokio::time::interval(super::cluster::heartbeat_every(&app.config));
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut locks = tokio::time::interval(LOCK_POLL);
     locks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut blocks = tokio::time::interval(Duration::from_secs(2));
@@ -178,6 +197,9 @@ async fn chores(app: Arc<App>, shutdown: CancellationToken) {
             }
             _ = retention.tick() => apply_retention(&app).await,
             _ = space.tick() => crate::recorder::space::watch(&app, &mut level).await,
+            _ = heartbeat.tick() => if !super::cluster::beat(&app).await {
+                fatal.cancel();
+            },
             _ = shutdown.cancelled() => break,
         }
     }

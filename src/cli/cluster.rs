@@ -1,0 +1,162 @@
+//! `serve` as one node of several on one database (issue 19): the node's
+//! identity and run, the check that every node holds the same shared keys,
+//! and the heartbeat.
+
+use crate::app::App;
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::store::Store;
+use anyhow::Context;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The node's name: `cluster.node_name`, else a random id kept in the data
+/// directory (`node-id`, created once; a second server on the directory is
+/// refused by its lock, so the name is this node's alone).
+pub fn node_name(config: &Config) -> anyhow::Result<String> {
+    if let Some(n) = &config.cluster.node_name {
+        return Ok(n.clone());
+    }
+    let path = config.data_dir.join("node-id");
+    let fresh = format!("node-{}", &crate::ids::new_id()[..12]);
+    match crate::secret_file::write_new(&path, format!("{fresh}\n").as_bytes()) {
+        Ok(()) => Ok(fresh),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let name = text.trim().to_string();
+            anyhow::ensure!(
+                !name.is_empty(),
+                "{} is empty: delete it (a new node id is made) or set cluster.node_name",
+                path.display()
+            );
+            Ok(name)
+        }
+        Err(e) => Err(anyhow::anyhow!("writing {}: {e}", path.display())),
+    }
+}
+
+/// Starts this run: waits out an earlier run of the same configured name
+/// that still beats (a crash moments ago), refusing when it goes on
+/// beating (another live node uses the name); then writes the run's row
+/// and gives the store the run id for new rows. Returns the run id.
+pub async fn start_run(config: &Config, store: &Store, node: &str) -> anyhow::Result<String> {
+    let run = crate::ids::new_id();
+    let expiry = i64::try_from(config.cluster.node_expiry.as_millis()).unwrap_or(i64::MAX);
+    if config.cluster.node_name.is_some() {
+        let mut seen: Option<i64> = None;
+        loop {
+            let beating: Vec<_> = store
+                .node_runs_up(&run)
+                .await?
+                .into_iter()
+                .filter(|r| r.node == node && r.heartbeat_ms >= now_ms() - expiry)
+                .collect();
+            let Some(latest) = beating.iter().map(|r| r.heartbeat_ms).max() else {
+                break;
+            };
+            if seen.is_some_and(|s| latest > s) {
+                anyhow::bail!(
+                    "another running node is named {node:?} (its heartbeat goes on): every node \
+                     needs its own cluster.node_name"
+                );
+            }
+            if seen.is_none() {
+                tracing::warn!(node, "an earlier run of this node still has a fresh heartbeat; waiting for it to expire");
+            }
+            seen = Some(latest);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+    store.node_started(&run, node, now_ms()).await?;
+    store.set_node(node, &run);
+    tracing::info!(node, run = %run, "node started");
+    Ok(run)
+}
+
+/// Every node must hold the same KEK, audit key, audit chain key and host
+/// CA. The database keeps a public fingerprint of each (a MAC made with the
+/// key for the symmetric ones, never the key); the first node records them,
+/// and a node whose key differs does not start.
+pub async fn check_shared_keys(
+    config: &Config,
+    store: &Store,
+    node: &str,
+    vault: &crate::vault::Vault,
+    audit_key: &crate::castfile::SigningKey,
+    host_ca: &crate::gateway::hostca::HostCa,
+) -> anyhow::Result<()> {
+    use sha2::Digest;
+    let chain = crate::audit::ChainKey::load(&config.audit_chain_key_file)?;
+    let audit_pub = hex::encode(&sha2::Sha256::digest(audit_key.verifying_key().as_bytes())[..16]);
+    let checks = [
+        ("audit_key_file", &config.audit_key_file, audit_pub),
+        (
+            "audit_chain_key_file",
+            &config.audit_chain_key_file,
+            chain.check_value(),
+        ),
+        (
+            "host_ca_file",
+            &config.host_ca_file,
+            crate::gateway::keys::fingerprint(host_ca.public_key()),
+        ),
+    ];
+    let now = now_ms();
+    for (name, path, mine) in checks {
+        let (recorded, by) = store.cluster_key(name, &mine, node, now).await?;
+        if recorded != mine {
+            anyhow::bail!(
+                "{name} {} is not the key this cluster's database was first used with \
+                 (recorded by node {by:?}): every node on one database must share the same \
+                 {name}; copy that node's file here (or point {name} at the shared copy) \
+                 and start again",
+                path.display()
+            );
+        }
+    }
+    // The KEK may move on by rotation: a node whose accepted keys include
+    // the recorded one moves the record to its KEK.
+    let (recorded, by) = store.cluster_key("kek_file", vault.id(), node, now).await?;
+    if recorded != vault.id() {
+        if vault.knows(&recorded) {
+            tracing::warn!(from = %recorded, to = %vault.id(), "the cluster's KEK moves on (rotation)");
+            store
+                .set_cluster_key("kek_file", vault.id(), node, now)
+                .await?;
+        } else {
+            anyhow::bail!(
+                "kek_file {} (key id {}) is not the key-encryption key this cluster's database \
+                 uses (key id {recorded}, recorded by node {by:?}): every node on one database \
+                 must share the same kek_file; copy it from that node (during a rotation, list \
+                 the other key in accepted_kek_files) and start again",
+                config.kek_file.display(),
+                vault.id()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// How often this node writes its heartbeat (and looks for silent nodes).
+pub fn heartbeat_every(config: &Config) -> Duration {
+    (config.cluster.node_expiry / 3).min(Duration::from_secs(5))
+}
+
+/// One heartbeat: refreshed, then silent nodes claimed and closed. `false`
+/// when another node declared this run dead (closed its sessions and
+/// sealed its recordings): the caller stops serving (fail closed).
+pub async fn beat(app: &Arc<App>) -> bool {
+    let Some(me) = &app.node else { return true };
+    match app.store.node_heartbeat(&me.run, now_ms()).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::error!(node = %me.node, run = %me.run, "another node declared this node dead and closed its sessions; stopping");
+            return false;
+        }
+        // A database hiccup: the next beat tries again.
+        Err(e) => tracing::warn!(error = %e, "heartbeat not written"),
+    }
+    crate::recorder::reap(app, false).await;
+    true
+}

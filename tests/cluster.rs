@@ -6,9 +6,9 @@
 //! Needs the CI's PostgreSQL (`PORTCULLIS_TEST_PG_URL`): without it these
 //! tests fail, they do not skip.
 
-mod common;
 #[path = "common/cluster.rs"]
 mod cluster;
+mod common;
 
 use cluster::*;
 use common::*;
@@ -29,7 +29,14 @@ fn standard(a: &Bastion, sshd: &Sshd) {
         alice_pub.to_str().unwrap(),
     ]);
     a.add_target("web01", sshd);
-    a.grant(&["--user", "alice", "--target", "web01", "--login", TARGET_USER]);
+    a.grant(&[
+        "--user",
+        "alice",
+        "--target",
+        "web01",
+        "--login",
+        TARGET_USER,
+    ]);
 }
 
 /// A recorded command through node `via` that prints `started` then runs long.
@@ -104,7 +111,11 @@ fn restarting_a_node_leaves_the_other_nodes_session_live_and_killable() {
 
     // The kill switch still reaches it, from the restarted node's side.
     a.admin(&["session", "kill", &id, "--reason", "cluster test"]);
-    let status = wait::status_within(&mut client, "the killed session's client", Duration::from_secs(10));
+    let status = wait::status_within(
+        &mut client,
+        "the killed session's client",
+        Duration::from_secs(10),
+    );
     assert!(!status.success());
     wait_until("the session row ended", 10, || {
         !session_line(&a, &id).contains("\tlive\t")
@@ -149,11 +160,21 @@ fn a_node_killed_hard_has_its_sessions_closed_once_by_the_other() {
     // Several heartbeats later: still exactly once.
     std::thread::sleep(Duration::from_secs(5));
     let log = audit(&a);
-    let dead: Vec<&str> = log.lines().filter(|l| l.contains("node.found_dead")).collect();
+    let dead: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("node.found_dead"))
+        .collect();
     assert_eq!(dead.len(), 1, "{log}");
-    assert!(dead[0].contains("\"node\":\"beta\"") && dead[0].contains("\"found_by\":\"alpha\""), "{}", dead[0]);
+    assert!(
+        dead[0].contains("\"node\":\"beta\"") && dead[0].contains("\"found_by\":\"alpha\""),
+        "{}",
+        dead[0]
+    );
     assert!(dead[0].contains("\"sessions\":1"), "{}", dead[0]);
-    let cut = log.lines().filter(|l| l.contains("recording.cut_short")).count();
+    let cut = log
+        .lines()
+        .filter(|l| l.contains("recording.cut_short"))
+        .count();
     assert_eq!(cut, 1, "{log}");
     let out = a.cli().args(["verify", &id]).output().unwrap();
     assert!(
@@ -170,13 +191,22 @@ fn a_node_with_other_keys_refuses_to_start_naming_the_key() {
     let shared = Shared::new("ks", "30s");
     let mut a = shared.node("alpha", &[]);
     a.start();
-    for key in ["audit_key_file", "audit_chain_key_file", "host_ca_file", "kek_file"] {
+    for key in [
+        "audit_key_file",
+        "audit_chain_key_file",
+        "host_ca_file",
+        "kek_file",
+    ] {
         let b = shared.node("beta", &[key]);
         let out = serve_output(&b, 30);
         let err = text(&out.stderr);
-        assert!(!out.status.success(), "{key}: a node with its own key started:\n{err}");
         assert!(
-            err.contains(&format!("{key} ")) && err.contains("every node on one database must share"),
+            !out.status.success(),
+            "{key}: a node with its own key started:\n{err}"
+        );
+        assert!(
+            err.contains(&format!("{key} "))
+                && err.contains("every node on one database must share"),
             "{key}: {err}"
         );
     }
@@ -190,11 +220,18 @@ fn two_nodes_started_at_once_on_nothing_both_start() {
         let mut a = shared.node("alpha", &[]);
         let mut b = shared.node("beta", &[]);
         let (ra, rb) = std::thread::scope(|s| {
-            let ta = s.spawn(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.start())));
-            let tb = s.spawn(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.start())));
+            let ta =
+                s.spawn(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.start())));
+            let tb =
+                s.spawn(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.start())));
             (ta.join().unwrap(), tb.join().unwrap())
         });
-        assert!(ra.is_ok() && rb.is_ok(), "round {round}:\nalpha:\n{}\nbeta:\n{}", a.log(), b.log());
+        assert!(
+            ra.is_ok() && rb.is_ok(),
+            "round {round}:\nalpha:\n{}\nbeta:\n{}",
+            a.log(),
+            b.log()
+        );
         a.stop();
         b.stop();
     }

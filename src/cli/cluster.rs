@@ -62,7 +62,10 @@ pub async fn start_run(config: &Config, store: &Store, node: &str) -> anyhow::Re
                 );
             }
             if seen.is_none() {
-                tracing::warn!(node, "an earlier run of this node still has a fresh heartbeat; waiting for it to expire");
+                tracing::warn!(
+                    node,
+                    "an earlier run of this node still has a fresh heartbeat; waiting for it to expire"
+                );
             }
             seen = Some(latest);
             tokio::time::sleep(Duration::from_secs(1)).await;

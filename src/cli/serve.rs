@@ -110,7 +110,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     match app.store.node_stopped(&run).await {
         Ok(true) => tracing::info!(node, "node stopped cleanly"),
-        Ok(false) => tracing::warn!(node, "node stopped with sessions or recordings still open: another node (or this one's next start) closes them"),
+        Ok(false) => tracing::warn!(
+            node,
+            "node stopped with sessions or recordings still open: another node (or this one's next start) closes them"
+        ),
         Err(e) => tracing::warn!(error = %e, "node stop not written"),
     }
     app.store.close().await;

@@ -113,7 +113,10 @@ pub async fn reap(app: &Arc<App>, starting: bool) {
         let why = if r.node == me.node {
             "portcullis stopped".to_string()
         } else {
-            format!("node {} stopped answering; closed by node {}", r.node, me.node)
+            format!(
+                "node {} stopped answering; closed by node {}",
+                r.node, me.node
+            )
         };
         let (sessions, recordings) = close_run(app, Some(&r.run_id), &why).await;
         let event = AuditEvent::NodeFoundDead {
@@ -152,7 +155,9 @@ async fn close_run(app: &Arc<App>, run: Option<&str>, why: &str) -> (usize, usiz
                 match app.store.close_session_once(&id, &end).await {
                     Ok(true) => ended += 1,
                     Ok(false) => {}
-                    Err(e) => tracing::error!(session = %id, error = %e, "cannot mark session ended"),
+                    Err(e) => {
+                        tracing::error!(session = %id, error = %e, "cannot mark session ended")
+                    }
                 }
             }
         }

@@ -51,7 +51,12 @@ impl Store {
     }
 
     /// This run starts: its row, state `up`.
-    pub async fn node_started(&self, run_id: &str, node: &str, now_ms: i64) -> Result<(), StoreError> {
+    pub async fn node_started(
+        &self,
+        run_id: &str,
+        node: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO nodes (run_id, node, started_at, heartbeat_at, state) VALUES ($1, $2, $3, $3, 'up')",
         )
@@ -66,11 +71,12 @@ impl Store {
     /// Refreshes this run's heartbeat; `false` when the run is no longer
     /// `up` (another node declared it dead and closed what it held).
     pub async fn node_heartbeat(&self, run_id: &str, now_ms: i64) -> Result<bool, StoreError> {
-        let r = sqlx::query("UPDATE nodes SET heartbeat_at = $1 WHERE run_id = $2 AND state = 'up'")
-            .bind(now_ms)
-            .bind(run_id)
-            .execute(&self.pool)
-            .await?;
+        let r =
+            sqlx::query("UPDATE nodes SET heartbeat_at = $1 WHERE run_id = $2 AND state = 'up'")
+                .bind(now_ms)
+                .bind(run_id)
+                .execute(&self.pool)
+                .await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -184,8 +190,12 @@ impl Store {
     /// Ids of the sessions `run` holds that have no end row.
     pub async fn live_sessions_of_run(&self, run: Option<&str>) -> Result<Vec<String>, StoreError> {
         let q = match run {
-            Some(_) => "SELECT id FROM sessions WHERE ended_at IS NULL AND node_run = $1 ORDER BY started_at, id",
-            None => "SELECT id FROM sessions WHERE ended_at IS NULL AND node_run IS NULL ORDER BY started_at, id",
+            Some(_) => {
+                "SELECT id FROM sessions WHERE ended_at IS NULL AND node_run = $1 ORDER BY started_at, id"
+            }
+            None => {
+                "SELECT id FROM sessions WHERE ended_at IS NULL AND node_run IS NULL ORDER BY started_at, id"
+            }
         };
         let mut query = sqlx::query(q);
         if let Some(r) = run {
@@ -247,13 +257,15 @@ impl Store {
         node: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE cluster_keys SET fingerprint = $1, node = $2, recorded_at = $3 WHERE name = $4")
-            .bind(fingerprint)
-            .bind(node)
-            .bind(now_ms)
-            .bind(name)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE cluster_keys SET fingerprint = $1, node = $2, recorded_at = $3 WHERE name = $4",
+        )
+        .bind(fingerprint)
+        .bind(node)
+        .bind(now_ms)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }

@@ -43,7 +43,10 @@ pub struct Shared {
 impl Shared {
     pub fn new(tag: &str, expiry: &'static str) -> Shared {
         Shared {
-            dir: tempfile::Builder::new().prefix("pc-cluster").tempdir().unwrap(),
+            dir: tempfile::Builder::new()
+                .prefix("pc-cluster")
+                .tempdir()
+                .unwrap(),
             url: pg_schema(tag),
             expiry,
         }
@@ -101,7 +104,11 @@ pub fn serve_output(b: &Bastion, secs: u64) -> std::process::Output {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    wait::output_of(child, "portcullis serve", std::time::Duration::from_secs(secs))
+    wait::output_of(
+        child,
+        "portcullis serve",
+        std::time::Duration::from_secs(secs),
+    )
 }
 
 /// The session rows, as `session list` prints them.

@@ -125,7 +125,7 @@ fn restarting_a_node_leaves_the_other_nodes_session_live_and_killable() {
 }
 
 #[test]
-fn a_node_killed_hard_has_its_sessions_closed_once_by_the_other() {
+fn a_node_killed_hard_has_its_sessions_closed_once_by_the_others() {
     let sshd = Sshd::start();
     let shared = Shared::new("dd", "4s");
     let mut a = shared.node("alpha", &[]);
@@ -133,6 +133,9 @@ fn a_node_killed_hard_has_its_sessions_closed_once_by_the_other() {
     a.start();
     let mut b = shared.node("beta", &[]);
     b.start();
+    // Two survivors race to notice beta: one of them closes it, once.
+    let mut c = shared.node("gamma", &[]);
+    c.start();
     let client = live(&b, &a.alice_key);
     let id = live_id(&a);
     let cast = cast_of(&shared.recordings(), &id);
@@ -145,18 +148,26 @@ fn a_node_killed_hard_has_its_sessions_closed_once_by_the_other() {
     b.forget_child();
     let _ = client.wait_with_output();
 
-    wait_until("alpha closes beta's session", 30, || {
+    wait_until("a survivor closes beta's session", 30, || {
         !session_line(&a, &id).contains("\tlive\t")
     });
     let line = session_line(&a, &id);
-    assert!(line.contains("node beta stopped answering"), "{line}");
+    assert!(
+        line.contains("cut short: node beta stopped answering; closed by node "),
+        "{line}"
+    );
     let sealed = (0..100).any(|_| {
         std::thread::sleep(Duration::from_millis(100));
         std::fs::read_to_string(cast.with_extension("chain"))
             .unwrap()
             .contains("cut short")
     });
-    assert!(sealed, "beta's recording not sealed:\n{}", a.log());
+    assert!(
+        sealed,
+        "beta's recording not sealed:\n{}\n{}",
+        a.log(),
+        c.log()
+    );
     // Several heartbeats later: still exactly once.
     std::thread::sleep(Duration::from_secs(5));
     let log = audit(&a);
@@ -166,7 +177,9 @@ fn a_node_killed_hard_has_its_sessions_closed_once_by_the_other() {
         .collect();
     assert_eq!(dead.len(), 1, "{log}");
     assert!(
-        dead[0].contains("\"node\":\"beta\"") && dead[0].contains("\"found_by\":\"alpha\""),
+        dead[0].contains("\"node\":\"beta\"")
+            && (dead[0].contains("\"found_by\":\"alpha\"")
+                || dead[0].contains("\"found_by\":\"gamma\"")),
         "{}",
         dead[0]
     );
@@ -183,6 +196,45 @@ fn a_node_killed_hard_has_its_sessions_closed_once_by_the_other() {
         text(&out.stdout),
         text(&out.stderr)
     );
+    c.stop();
+    a.stop();
+}
+
+#[test]
+fn a_node_declared_dead_ends_its_sessions_and_stops() {
+    let sshd = Sshd::start();
+    let shared = Shared::new("dz", "3s");
+    let mut a = shared.node("alpha", &[]);
+    standard(&a, &sshd);
+    a.start();
+    let mut b = shared.node("beta", &[]);
+    b.start();
+    let mut client = live(&b, &a.alice_key);
+    // What another node does when beta's heartbeat stops reaching the
+    // database for node_expiry (an outage on beta's side): it claims beta's
+    // run and closes its rows. beta, still running, must not go on serving
+    // sessions the database says are over.
+    run_ok(Command::new("psql").args([
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        &shared.url,
+        "-c",
+        "UPDATE nodes SET state = 'dead', claimed_by = 'test' WHERE node = 'beta' AND state = 'up'",
+    ]));
+    let status = wait::status_within(&mut client, "beta's client", Duration::from_secs(15));
+    assert!(
+        !status.success(),
+        "the session on beta went on:\n{}",
+        b.log()
+    );
+    let exited = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        b.log().contains("another node declared node beta dead")
+    });
+    assert!(exited, "beta kept serving:\n{}", b.log());
+    b.stop();
     a.stop();
 }
 

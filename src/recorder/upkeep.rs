@@ -84,6 +84,7 @@ pub async fn reap(app: &Arc<App>, starting: bool) {
         Ok(r) => r,
         Err(e) => return tracing::warn!(error = %e, "cannot list nodes"),
     };
+    let mut fresh = std::collections::HashSet::new();
     for r in runs {
         let own = starting && r.node == me.node;
         if !own && r.heartbeat_ms >= cutoff {
@@ -96,6 +97,7 @@ pub async fn reap(app: &Arc<App>, starting: bool) {
         {
             Ok(true) => {
                 tracing::warn!(node = %r.node, run = %r.run_id, "node found dead: closing what it held");
+                fresh.insert(r.run_id.clone());
                 // Runs it had claimed but not finished closing are ours now.
                 if let Err(e) = app.store.adopt_node_claims(&r.run_id, &me.run).await {
                     tracing::error!(error = %e, "cannot take over a dead node's claims");
@@ -109,7 +111,12 @@ pub async fn reap(app: &Arc<App>, starting: bool) {
         Ok(c) => c,
         Err(e) => return tracing::warn!(error = %e, "cannot list claimed nodes"),
     };
-    for r in claims {
+    // Claims left unfinished (a recording that could not be sealed for an
+    // I/O reason, or a claimer that died) are retried at start only.
+    for r in claims
+        .into_iter()
+        .filter(|r| starting || fresh.contains(&r.run_id))
+    {
         let why = if r.node == me.node {
             "portcullis stopped".to_string()
         } else {
@@ -119,6 +126,9 @@ pub async fn reap(app: &Arc<App>, starting: bool) {
             )
         };
         let (sessions, recordings) = close_run(app, Some(&r.run_id), &why).await;
+        if !fresh.contains(&r.run_id) && sessions + recordings == 0 {
+            continue;
+        }
         let event = AuditEvent::NodeFoundDead {
             node: r.node.clone(),
             run: r.run_id.clone(),
@@ -127,9 +137,20 @@ pub async fn reap(app: &Arc<App>, starting: bool) {
             recordings,
         };
         if let Err(e) = audit::record(&app.store, event).await {
-            // Not marked cleaned: the next pass closes (nothing) and audits again.
+            // Not marked cleaned: the next start closes (nothing) and audits again.
             tracing::error!(error = %e, "node.found_dead not audited");
             continue;
+        }
+        match app.store.open_recordings_of_run(Some(&r.run_id)).await {
+            Ok(left) if left.is_empty() => {}
+            Ok(left) => {
+                tracing::error!(run = %r.run_id, open = left.len(), "recordings of a dead node left open: retried at this node's next start");
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list open recordings");
+                continue;
+            }
         }
         if let Err(e) = app.store.node_cleaned(&r.run_id, now_ms()).await {
             tracing::error!(error = %e, "cannot mark a dead node's run cleaned");

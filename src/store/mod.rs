@@ -16,6 +16,8 @@ mod counts;
 mod locks;
 mod mfa;
 mod nodes;
+#[cfg(test)]
+mod nodes_tests;
 mod open;
 mod recordings;
 mod records;

@@ -7,6 +7,9 @@
 CREATE TABLE nodes (
     run_id TEXT PRIMARY KEY,
     node TEXT NOT NULL,
+    -- The data directory's node-id: a run of the same node and directory
+    -- is gone once its successor holds the directory's lock.
+    dir_id TEXT NOT NULL DEFAULT '',
     started_at BIGINT NOT NULL,
     heartbeat_at BIGINT NOT NULL,
     state TEXT NOT NULL DEFAULT 'up',

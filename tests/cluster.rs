@@ -288,3 +288,24 @@ fn two_nodes_started_at_once_on_nothing_both_start() {
         b.stop();
     }
 }
+
+#[test]
+fn a_second_live_node_with_the_same_name_is_refused() {
+    let shared = Shared::new("dn", "6s");
+    let mut a = shared.node("alpha", &[]);
+    a.start();
+    // Another data directory, the same configured name: its recovery
+    // would take the live alpha's sessions for its own earlier run's.
+    let twin = shared.node("alpha", &[]);
+    let out = serve_output(&twin, 30);
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a twin of a live node started:\n{err}"
+    );
+    assert!(
+        err.contains("another running node is named \"alpha\""),
+        "{err}"
+    );
+    a.stop();
+}

@@ -10,13 +10,17 @@ use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The node's name: `cluster.node_name`, else a random id kept in the data
-/// directory (`node-id`, created once; a second server on the directory is
-/// refused by its lock, so the name is this node's alone).
-pub fn node_name(config: &Config) -> anyhow::Result<String> {
-    if let Some(n) = &config.cluster.node_name {
-        return Ok(n.clone());
-    }
+/// The node's name (`cluster.node_name`, else the data directory's id) and
+/// the data directory's id: a random id kept in `node-id` there, created
+/// once. A second server on the directory is refused by its lock, so a
+/// run with the same directory id is gone once this one holds the lock.
+pub fn node_name(config: &Config) -> anyhow::Result<(String, String)> {
+    let dir_id = dir_id(config)?;
+    let name = config.cluster.node_name.clone().unwrap_or(dir_id.clone());
+    Ok((name, dir_id))
+}
+
+fn dir_id(config: &Config) -> anyhow::Result<String> {
     let path = config.data_dir.join("node-id");
     let fresh = format!("node-{}", &crate::ids::new_id()[..12]);
     match crate::secret_file::write_new(&path, format!("{fresh}\n").as_bytes()) {
@@ -36,11 +40,16 @@ pub fn node_name(config: &Config) -> anyhow::Result<String> {
     }
 }
 
-/// Starts this run: waits out an earlier run of the same configured name
-/// that still beats (a crash moments ago), refusing when it goes on
-/// beating (another live node uses the name); then writes the run's row
-/// and gives the store the run id for new rows. Returns the run id.
-pub async fn start_run(config: &Config, store: &Store, node: &str) -> anyhow::Result<String> {
+/// Starts this run: waits out an earlier run of the same name from another
+/// data directory that still beats (a crash moments ago), refusing when it
+/// goes on beating (another live node uses the name); then writes the
+/// run's row and gives the store the run id for new rows. Returns the run id.
+pub async fn start_run(
+    config: &Config,
+    store: &Store,
+    node: &str,
+    dir_id: &str,
+) -> anyhow::Result<String> {
     let run = crate::ids::new_id();
     let expiry = i64::try_from(config.cluster.node_expiry.as_millis()).unwrap_or(i64::MAX);
     if config.cluster.node_name.is_some() {
@@ -50,7 +59,9 @@ pub async fn start_run(config: &Config, store: &Store, node: &str) -> anyhow::Re
                 .node_runs_up(&run)
                 .await?
                 .into_iter()
-                .filter(|r| r.node == node && r.heartbeat_ms >= now_ms() - expiry)
+                .filter(|r| {
+                    r.node == node && r.dir_id != dir_id && r.heartbeat_ms >= now_ms() - expiry
+                })
                 .collect();
             let Some(latest) = beating.iter().map(|r| r.heartbeat_ms).max() else {
                 break;
@@ -71,7 +82,7 @@ pub async fn start_run(config: &Config, store: &Store, node: &str) -> anyhow::Re
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
-    store.node_started(&run, node, now_ms()).await?;
+    store.node_started(&run, node, dir_id, now_ms()).await?;
     store.set_node(node, &run);
     tracing::info!(node, run = %run, "node started");
     Ok(run)

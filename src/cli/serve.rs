@@ -36,9 +36,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let host_ca = gateway::hostca::HostCa::load_or_generate(&config.host_ca_file)?;
     let listen = config.listen;
     let audit_key = crate::castfile::load_or_create(&config.audit_key_file)?;
-    let node = super::cluster::node_name(&config)?;
+    let (node, dir_id) = super::cluster::node_name(&config)?;
     super::cluster::check_shared_keys(&config, &store, &node, &vault, &audit_key, &host_ca).await?;
-    let run = super::cluster::start_run(&config, &store, &node).await?;
+    let run = super::cluster::start_run(&config, &store, &node, &dir_id).await?;
     super::create_private_dir(&config.recordings_dir)?;
     let shutdown = CancellationToken::new();
     // Before anything is appended, so the stream starts with this run's first event.

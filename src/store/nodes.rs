@@ -20,6 +20,8 @@ pub struct NodeRun {
     pub node: String,
     pub heartbeat_ms: i64,
     pub state: String,
+    /// The data directory's node-id the run served from.
+    pub dir_id: String,
 }
 
 fn run_from(r: &sqlx::any::AnyRow) -> Result<NodeRun, StoreError> {
@@ -28,6 +30,7 @@ fn run_from(r: &sqlx::any::AnyRow) -> Result<NodeRun, StoreError> {
         node: r.try_get(1)?,
         heartbeat_ms: r.try_get(2)?,
         state: r.try_get(3)?,
+        dir_id: r.try_get(4)?,
     })
 }
 
@@ -55,14 +58,17 @@ impl Store {
         &self,
         run_id: &str,
         node: &str,
+        dir_id: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO nodes (run_id, node, started_at, heartbeat_at, state) VALUES ($1, $2, $3, $3, 'up')",
+            "INSERT INTO nodes (run_id, node, started_at, heartbeat_at, state, dir_id) \
+             VALUES ($1, $2, $3, $3, 'up', $4)",
         )
         .bind(run_id)
         .bind(node)
         .bind(now_ms)
+        .bind(dir_id)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -98,7 +104,7 @@ impl Store {
     /// whose heartbeat is older than `cutoff_ms`.
     pub async fn node_runs_up(&self, me: &str) -> Result<Vec<NodeRun>, StoreError> {
         let rows = sqlx::query(
-            "SELECT run_id, node, heartbeat_at, state FROM nodes WHERE state = 'up' AND run_id <> $1 \
+            "SELECT run_id, node, heartbeat_at, state, dir_id FROM nodes WHERE state = 'up' AND run_id <> $1 \
              ORDER BY started_at, run_id",
         )
         .bind(me)
@@ -147,7 +153,7 @@ impl Store {
     /// Runs `by` claimed and has not finished closing yet.
     pub async fn node_claims_of(&self, by: &str) -> Result<Vec<NodeRun>, StoreError> {
         let rows = sqlx::query(
-            "SELECT run_id, node, heartbeat_at, state FROM nodes \
+            "SELECT run_id, node, heartbeat_at, state, dir_id FROM nodes \
              WHERE state = 'dead' AND claimed_by = $1 AND cleaned_at IS NULL ORDER BY started_at, run_id",
         )
         .bind(by)

@@ -9,8 +9,8 @@ async fn exercise(url: &str) {
     let b = Store::connect(url).await.unwrap();
     a.set_node("alpha", "run-a");
     b.set_node("beta", "run-b");
-    a.node_started("run-a", "alpha", 1_000).await.unwrap();
-    b.node_started("run-b", "beta", 1_000).await.unwrap();
+    a.node_started("run-a", "alpha", "d1", 1_000).await.unwrap();
+    b.node_started("run-b", "beta", "d2", 1_000).await.unwrap();
     b.session_started(&SessionStart {
         id: "s1".into(),
         user: "alice".into(),

@@ -145,12 +145,17 @@ fn a_node_killed_hard_has_its_sessions_closed_once_by_the_others() {
         .args(["-9", &b.pid().to_string()])
         .status()
         .unwrap();
+    let killed = std::time::Instant::now();
     b.forget_child();
     let _ = client.wait_with_output();
 
     wait_until("a survivor closes beta's session", 30, || {
         !session_line(&a, &id).contains("\tlive\t")
     });
+    eprintln!(
+        "beta's session closed {} ms after SIGKILL (node_expiry 4 s)",
+        killed.elapsed().as_millis()
+    );
     let line = session_line(&a, &id);
     assert!(
         line.contains("cut short: node beta stopped answering; closed by node "),

@@ -219,15 +219,12 @@ fn a_node_declared_dead_ends_its_sessions_and_stops() {
     // database for node_expiry (an outage on beta's side): it claims beta's
     // run and closes its rows. beta, still running, must not go on serving
     // sessions the database says are over.
-    run_ok(Command::new("psql").args([
-        "-X",
-        "-q",
-        "-v",
-        "ON_ERROR_STOP=1",
+    pg_exec(
         &shared.url,
-        "-c",
-        "UPDATE nodes SET state = 'dead', claimed_by = 'test' WHERE node = 'beta' AND state = 'up'",
-    ]));
+        &[
+            "UPDATE nodes SET state = 'dead', claimed_by = 'test' WHERE node = 'beta' AND state = 'up'",
+        ],
+    );
     let status = wait::status_within(&mut client, "beta's client", Duration::from_secs(15));
     assert!(
         !status.success(),

@@ -4,7 +4,6 @@
 
 use crate::common::*;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The CI's PostgreSQL (`.ci/run` exports `PORTCULLIS_TEST_PG_URL`). No
 /// server is a failure, never a skip.
@@ -14,20 +13,34 @@ pub fn pg_base() -> String {
     )
 }
 
+/// Runs `statements` on the database at `url` (through sqlx, as the
+/// bastion does: no `psql` needed on the PATH).
+pub fn pg_exec(url: &str, statements: &[&str]) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(url).await.unwrap();
+        for q in statements {
+            sqlx::query(q).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+    });
+}
+
 /// A fresh schema named after `tag` and this process; its database URL.
 pub fn pg_schema(tag: &str) -> String {
-    need("psql", "postgresql-client");
     let base = pg_base();
     let schema = format!("cl{tag}{}", std::process::id());
-    run_ok(Command::new("psql").args([
-        "-X",
-        "-q",
-        "-v",
-        "ON_ERROR_STOP=1",
+    pg_exec(
         &base,
-        "-c",
-        &format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"),
-    ]));
+        &[
+            &format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
+            &format!("CREATE SCHEMA {schema}"),
+        ],
+    );
     let sep = if base.contains('?') { '&' } else { '?' };
     format!("{base}{sep}options=-c%20search_path%3D{schema}")
 }

@@ -96,6 +96,7 @@ pub async fn check_shared_keys(
     config: &Config,
     store: &Store,
     node: &str,
+    dir_id: &str,
     vault: &crate::vault::Vault,
     audit_key: &crate::castfile::SigningKey,
     host_ca: &crate::gateway::hostca::HostCa,
@@ -110,11 +111,6 @@ pub async fn check_shared_keys(
             &config.audit_chain_key_file,
             chain.check_value(),
         ),
-        (
-            "host_ca_file",
-            &config.host_ca_file,
-            crate::gateway::keys::fingerprint(host_ca.public_key()),
-        ),
     ];
     let now = now_ms();
     for (name, path, mine) in checks {
@@ -128,6 +124,35 @@ pub async fn check_shared_keys(
                 path.display()
             );
         }
+    }
+    // Nothing in the database is sealed with the host CA: a new one (the
+    // README's answer to a leak: remove the file, restart every node) is
+    // refused only while a node with the old one is alive.
+    let ca = crate::gateway::keys::fingerprint(host_ca.public_key());
+    let (recorded, by) = store.cluster_key("host_ca_file", &ca, node, now).await?;
+    if recorded != ca {
+        let expiry = i64::try_from(config.cluster.node_expiry.as_millis()).unwrap_or(i64::MAX);
+        let alive: Vec<String> = store
+            .node_runs_up("")
+            .await?
+            .into_iter()
+            .filter(|r| r.dir_id != dir_id && r.heartbeat_ms >= now - expiry)
+            .map(|r| r.node)
+            .collect();
+        if !alive.is_empty() {
+            anyhow::bail!(
+                "host_ca_file {} is not the host CA of the running nodes ({}; recorded by node \
+                 {by:?}): every node on one database must share the same host_ca_file; copy \
+                 it from a running node (to change the CA, stop every node, replace the file on \
+                 each, then start them)",
+                config.host_ca_file.display(),
+                alive.join(", ")
+            );
+        }
+        tracing::warn!(fingerprint = %ca, "a new host CA: users must replace their @cert-authority line");
+        store
+            .set_cluster_key("host_ca_file", &ca, node, now)
+            .await?;
     }
     // The KEK may move on by rotation: a node whose accepted keys include
     // the recorded one moves the record to its KEK.

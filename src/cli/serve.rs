@@ -37,7 +37,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let audit_key = crate::castfile::load_or_create(&config.audit_key_file)?;
     let (node, dir_id) = super::cluster::node_name(&config)?;
-    super::cluster::check_shared_keys(&config, &store, &node, &vault, &audit_key, &host_ca).await?;
+    super::cluster::check_shared_keys(
+        &config, &store, &node, &dir_id, &vault, &audit_key, &host_ca,
+    )
+    .await?;
     let run = super::cluster::start_run(&config, &store, &node, &dir_id).await?;
     super::create_private_dir(&config.recordings_dir)?;
     let shutdown = CancellationToken::new();

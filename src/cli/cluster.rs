@@ -182,6 +182,24 @@ pub fn heartbeat_every(config: &Config) -> Duration {
     (config.cluster.node_expiry / 3).min(Duration::from_secs(5))
 }
 
+/// Beats until `shutdown`; cancels `fatal` when this run was declared dead.
+pub async fn heartbeats(
+    app: Arc<App>,
+    shutdown: tokio_util::sync::CancellationToken,
+    fatal: tokio_util::sync::CancellationToken,
+) {
+    let mut every = tokio::time::interval(heartbeat_every(&app.config));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => if !beat(&app).await {
+                fatal.cancel();
+            },
+            _ = shutdown.cancelled() => break,
+        }
+    }
+}
+
 /// One heartbeat: refreshed, then silent nodes claimed and closed. `false`
 /// when another node declared this run dead (closed its sessions and
 /// sealed its recordings): the caller stops serving (fail closed).

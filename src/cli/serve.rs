@@ -71,7 +71,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     // Cancelled when another node declared this one dead: stop serving.
     let fatal = CancellationToken::new();
-    let chores = tokio::spawn(chores(app.clone(), shutdown.clone(), fatal.clone()));
+    let chores = tokio::spawn(chores(app.clone(), shutdown.clone()));
+    // Its own task: a long chore (retention pruning) must not delay a
+    // heartbeat until other nodes take this one for dead.
+    let beats = tokio::spawn(super::cluster::heartbeats(
+        app.clone(),
+        shutdown.clone(),
+        fatal.clone(),
+    ));
     tokio::select! {
         () = wait_for_signal() => {}
         () = fatal.cancelled() => {}
@@ -105,6 +112,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     shutdown.cancel();
     let _ = chores.await;
+    let _ = beats.await;
     if let Some(s) = stream {
         let _ = s.await;
     }
@@ -183,9 +191,7 @@ async fn start_api(
 
 /// Periodic work: follow locks made elsewhere, reload source blocks,
 /// summarise failed logins, apply retention.
-async fn chores(app: Arc<App>, shutdown: CancellationToken, fatal: CancellationToken) {
-    let mut heartbeat = tokio::time::interval(super::cluster::heartbeat_every(&app.config));
-    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+async fn chores(app: Arc<App>, shutdown: CancellationToken) {
     let mut locks = tokio::time::interval(LOCK_POLL);
     locks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut blocks = tokio::time::interval(Duration::from_secs(2));
@@ -203,9 +209,6 @@ async fn chores(app: Arc<App>, shutdown: CancellationToken, fatal: CancellationT
             }
             _ = retention.tick() => apply_retention(&app).await,
             _ = space.tick() => crate::recorder::space::watch(&app, &mut level).await,
-            _ = heartbeat.tick() => if !super::cluster::beat(&app).await {
-                fatal.cancel();
-            },
             _ = shutdown.cancelled() => break,
         }
     }

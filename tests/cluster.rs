@@ -316,3 +316,29 @@ fn a_second_live_node_with_the_same_name_is_refused() {
     );
     a.stop();
 }
+
+#[test]
+fn a_copied_data_directory_does_not_pose_as_a_live_node() {
+    let shared = Shared::new("cp", "6s");
+    let mut a = shared.node("", &[]);
+    a.start();
+    // A second host made from a copy of the first one's data directory:
+    // the same node-id, so the same node to the database.
+    let clone = shared.node("", &[]);
+    std::fs::create_dir_all(clone.data_dir()).unwrap();
+    std::fs::copy(
+        a.data_dir().join("node-id"),
+        clone.data_dir().join("node-id"),
+    )
+    .unwrap();
+    let out = serve_output(&clone, 30);
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a copy of a live node started:\n{err}"
+    );
+    assert!(err.contains("was the data directory copied?"), "{err}");
+    // The original goes on: nothing of it was claimed.
+    assert!(!audit(&a).contains("node.found_dead"), "{}", audit(&a));
+    a.stop();
+}

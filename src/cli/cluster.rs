@@ -40,10 +40,15 @@ fn dir_id(config: &Config) -> anyhow::Result<String> {
     }
 }
 
-/// Starts this run: waits out an earlier run of the same name from another
-/// data directory that still beats (a crash moments ago), refusing when it
-/// goes on beating (another live node uses the name); then writes the
-/// run's row and gives the store the run id for new rows. Returns the run id.
+/// Starts this run: first makes sure no live node has this node's name.
+/// An earlier run of the name that still has a fresh heartbeat is watched:
+/// if its heartbeat moves, another node is using the name (a configured
+/// `node_name` twice, or a copied data directory and its `node-id`) and
+/// this one refuses to start. One from another data directory is waited
+/// out until it expires; one from this data directory (its lock says it is
+/// gone, unless the directory was copied) for two heartbeats at most, and
+/// not at all on SQLite (a database no other host shares). Then writes the
+/// run's row and gives the store the run id for new rows.
 pub async fn start_run(
     config: &Config,
     store: &Store,
@@ -52,35 +57,50 @@ pub async fn start_run(
 ) -> anyhow::Result<String> {
     let run = crate::ids::new_id();
     let expiry = i64::try_from(config.cluster.node_expiry.as_millis()).unwrap_or(i64::MAX);
-    if config.cluster.node_name.is_some() {
-        let mut seen: Option<i64> = None;
-        loop {
-            let beating: Vec<_> = store
-                .node_runs_up(&run)
-                .await?
-                .into_iter()
-                .filter(|r| {
-                    r.node == node && r.dir_id != dir_id && r.heartbeat_ms >= now_ms() - expiry
-                })
-                .collect();
-            let Some(latest) = beating.iter().map(|r| r.heartbeat_ms).max() else {
-                break;
-            };
-            if seen.is_some_and(|s| latest > s) {
+    let local = config.database_url.starts_with("sqlite:");
+    let patience = heartbeat_every(config) * 2 + Duration::from_secs(1);
+    let began = std::time::Instant::now();
+    let mut seen: std::collections::HashMap<String, i64> = Default::default();
+    loop {
+        let beating: Vec<_> = store
+            .node_runs_up(&run)
+            .await?
+            .into_iter()
+            .filter(|r| r.node == node && r.heartbeat_ms >= now_ms() - expiry)
+            .filter(|r| !(local && r.dir_id == dir_id))
+            .collect();
+        if let Some(r) = beating
+            .iter()
+            .find(|r| seen.get(&r.run_id).is_some_and(|s| r.heartbeat_ms > *s))
+        {
+            if r.dir_id == dir_id {
                 anyhow::bail!(
-                    "another running node is named {node:?} (its heartbeat goes on): every node \
-                     needs its own cluster.node_name"
+                    "another running node has this data directory's node id {node:?} (its \
+                     heartbeat goes on): was the data directory copied? Delete node-id in one \
+                     of them (a new id is made) and start again"
                 );
             }
-            if seen.is_none() {
-                tracing::warn!(
-                    node,
-                    "an earlier run of this node still has a fresh heartbeat; waiting for it to expire"
-                );
-            }
-            seen = Some(latest);
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            anyhow::bail!(
+                "another running node is named {node:?} (its heartbeat goes on): every node \
+                 needs its own cluster.node_name"
+            );
         }
+        let waiting = beating
+            .iter()
+            .any(|r| r.dir_id != dir_id || began.elapsed() < patience);
+        if !waiting {
+            break;
+        }
+        if seen.is_empty() {
+            tracing::warn!(
+                node,
+                "an earlier run of this node still has a fresh heartbeat; watching it before starting"
+            );
+        }
+        for r in &beating {
+            seen.insert(r.run_id.clone(), r.heartbeat_ms);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
     store.node_started(&run, node, dir_id, now_ms()).await?;
     store.set_node(node, &run);

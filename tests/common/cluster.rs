@@ -73,8 +73,9 @@ impl Shared {
         self.path("recordings")
     }
 
-    /// A node (not started) named `name`; `own` lists shared keys this
-    /// node keeps in its own data directory instead (a misconfigured node).
+    /// A node (not started) named `name` (empty: no `node_name`, the data
+    /// directory's id); `own` lists shared keys this node keeps in its own
+    /// data directory instead (a misconfigured node).
     pub fn node(&self, name: &str, own: &[&str]) -> Bastion {
         let b = Bastion::new();
         let key = |k: &str, file: &str| -> String {
@@ -95,10 +96,15 @@ impl Shared {
         top += &key("audit_key_file", "audit_ed25519");
         top += &key("audit_chain_key_file", "audit-chain.key");
         top += &key("host_ca_file", "host-ca");
+        let named = if name.is_empty() {
+            String::new()
+        } else {
+            format!("node_name = {name:?}\n")
+        };
         std::fs::write(
             &b.config,
             format!(
-                "{top}[upstream]\nconnect_timeout_secs = 5\n[cluster]\nnode_name = {name:?}\nnode_expiry = {:?}\n",
+                "{top}[upstream]\nconnect_timeout_secs = 5\n[cluster]\n{named}node_expiry = {:?}\n",
                 self.expiry
             ),
         )

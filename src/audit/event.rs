@@ -102,6 +102,15 @@ pub enum AuditEvent {
         /// The `.chain` file was gone and recovery started a new one.
         chain_rebuilt: bool,
     },
+    /// A node's run stopped its heartbeat (or this node's own earlier run
+    /// ended without a clean stop): `found_by` closed what it held, once.
+    NodeFoundDead {
+        node: String,
+        run: String,
+        found_by: String,
+        sessions: usize,
+        recordings: usize,
+    },
     RecordingsPruned {
         actor: String,
         count: usize,
@@ -374,6 +383,7 @@ impl AuditEvent {
             | AuditEvent::AccessRequested { .. }
             | AuditEvent::AccessDecided { .. }
             | AuditEvent::RecordingsPruned { .. }
+            | AuditEvent::NodeFoundDead { .. }
             | AuditEvent::KekRewrapped { .. }
             | AuditEvent::UserAdded { .. }
             | AuditEvent::UserRemoved { .. }

@@ -175,6 +175,20 @@ impl AuditEvent {
                     "chain_rebuilt": chain_rebuilt,
                 }),
             ),
+            AuditEvent::NodeFoundDead {
+                node,
+                run,
+                found_by,
+                sessions,
+                recordings,
+            } => (
+                "node.found_dead",
+                format!("node:{found_by}"),
+                String::new(),
+                String::new(),
+                json!({ "node": node, "run": run, "found_by": found_by,
+                        "sessions": sessions, "recordings": recordings }),
+            ),
             AuditEvent::RecordingsPruned {
                 actor,
                 count,

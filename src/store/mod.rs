@@ -15,6 +15,9 @@ pub(crate) mod audit_tests;
 mod counts;
 mod locks;
 mod mfa;
+mod nodes;
+#[cfg(test)]
+mod nodes_tests;
 mod open;
 mod recordings;
 mod records;
@@ -30,6 +33,7 @@ mod users;
 pub use audit::{AuditFilter, AuditHealth, AuditRow, AuditSealer, ChainedRow, GENESIS_HASH};
 pub use counts::MetricCounts;
 pub use mfa::{SourceBlock, TotpRecord};
+pub use nodes::{NodeIdent, NodeRun};
 pub use open::{settle_wal, sqlite_file};
 pub use recordings::RecordingRow;
 pub use records::*;
@@ -76,6 +80,9 @@ pub enum StoreError {
 pub struct Store {
     pool: AnyPool,
     audit: audit::AuditHook,
+    /// This process's run in `nodes`, written into new sessions and
+    /// recordings rows (`serve` sets it; unset for the CLI).
+    node_run: std::sync::Arc<std::sync::OnceLock<NodeIdent>>,
 }
 
 impl Store {
@@ -448,8 +455,8 @@ impl Store {
     /// Written before the upstream is dialled; failure refuses the session.
     pub async fn session_started(&self, s: &SessionStart) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO sessions (id, user_name, source, target_name, login, started_at, kind) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO sessions (id, user_name, source, target_name, login, started_at, kind, node_run) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&s.id)
         .bind(&s.user)
@@ -458,6 +465,7 @@ impl Store {
         .bind(&s.login)
         .bind(s.started_ms)
         .bind(s.kind.as_str())
+        .bind(self.node_run())
         .execute(&self.pool)
         .await?;
         Ok(())

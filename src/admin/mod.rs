@@ -17,6 +17,7 @@ mod locks;
 mod ops;
 mod search;
 mod sessions;
+pub mod scim;
 mod targets;
 pub mod tls;
 pub mod tokens;
@@ -199,7 +200,8 @@ pub fn router(app: Arc<App>) -> Router {
     for (_, path, access, h) in table() {
         r = r.route(&format!("{PREFIX}{path}"), guard(&app, access, h));
     }
-    r.merge(console::routes())
+    r.nest(scim::PREFIX, scim::router(app.clone()))
+        .merge(console::routes())
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(app.config.api.max_body_bytes))

@@ -18,6 +18,7 @@ mod mfa;
 mod open;
 mod recordings;
 mod records;
+mod scim;
 mod sealed;
 mod session_page;
 mod targets;
@@ -32,6 +33,7 @@ pub use counts::MetricCounts;
 pub use mfa::{SourceBlock, TotpRecord};
 pub use open::{settle_wal, sqlite_file};
 pub use recordings::RecordingRow;
+pub use scim::{ScimGroupRow, ScimUserRow};
 pub use records::*;
 pub use sealed::{Sealed, SealedRow};
 pub use session_page::{SessionPage, SessionSort};
@@ -121,6 +123,7 @@ impl Store {
             "DELETE FROM totp WHERE user_name = $1",
             "DELETE FROM group_members WHERE user_name = $1",
             "DELETE FROM grants WHERE subject_kind = 'user' AND subject = $1",
+            "DELETE FROM scim_users WHERE user_name = $1",
         ] {
             sqlx::query(q).bind(name).execute(&mut *tx).await?;
         }
@@ -218,8 +221,13 @@ impl Store {
 
     pub async fn groups_of(&self, user: &str) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
-            "SELECT group_name FROM group_members WHERE user_name = $1 ORDER BY group_name",
+            // A user the IdP deprovisioned (SCIM `active: false`) is in no
+            // group as far as grants are concerned, whatever else holds.
+            "SELECT group_name FROM group_members WHERE user_name = $1 \
+             AND NOT EXISTS (SELECT 1 FROM scim_users s WHERE s.user_name = $2 AND s.active = 0) \
+             ORDER BY group_name",
         )
+        .bind(user)
         .bind(user)
         .fetch_all(&self.pool)
         .await?;

@@ -27,20 +27,24 @@ fn door(app: &App, caller: &Caller) -> Ops {
 }
 
 /// `active` as a boolean: `true`/`false`, or the strings Entra ID sends
-/// (`"True"`, `"False"`, any case). Absent means active.
-pub fn active_of(doc: &Value) -> Result<bool, ScimError> {
+/// (`"True"`, `"False"`, any case). `None` when absent: a new user is
+/// active, an existing one keeps its state (removing the attribute never
+/// reactivates anyone).
+pub fn active_of(doc: &Value) -> Result<Option<bool>, ScimError> {
     match filter::get_ci(doc, "active") {
-        None | Some(Value::Null) => Ok(true),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(true),
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(false),
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
         Some(_) => Err(ScimError::bad("invalidValue", "active must be a boolean")),
     }
 }
 
-/// A request's resource → what `ops::idp` takes.
-fn idp_user(doc: Value) -> Result<IdpUser, ScimError> {
-    let active = active_of(&doc)?;
+/// A request's resource → what `ops::idp` takes; `current` is the state
+/// kept when the request says nothing of `active`.
+fn idp_user(doc: Value, current: bool) -> Result<IdpUser, ScimError> {
+    let said = active_of(&doc)?;
+    let active = said.unwrap_or(current);
     let Value::Object(obj) = doc else {
         return Err(ScimError::bad("invalidSyntax", "a user is a JSON object"));
     };
@@ -58,7 +62,11 @@ fn idp_user(doc: Value) -> Result<IdpUser, ScimError> {
         };
         resource.insert(k, v);
     }
-    resource.insert("active".into(), json!(active));
+    if said.is_some() {
+        resource.insert("active".into(), json!(active));
+    } else {
+        resource.remove("active");
+    }
     let user_name = match resource.get("userName") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
         _ => return Err(ScimError::bad("invalidValue", "userName is required")),
@@ -102,7 +110,9 @@ pub async fn render(app: &App, row: &ScimUserRow) -> Result<Value, ScimError> {
     if let Some(obj) = doc.as_object_mut() {
         obj.insert("schemas".into(), json!([USER_SCHEMA]));
         obj.insert("id".into(), json!(row.id));
-        obj.insert("active".into(), json!(row.active));
+        if obj.contains_key("active") {
+            obj.insert("active".into(), json!(row.active));
+        }
         if !groups.is_empty() {
             obj.insert("groups".into(), json!(groups));
         }
@@ -166,7 +176,11 @@ pub async fn create(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> ScimResult {
-    let u = idp_user(body_json(&body)?)?;
+    let mut doc = body_json(&body)?;
+    if active_of(&doc)?.is_none() {
+        doc["active"] = json!(true);
+    }
+    let u = idp_user(doc, true)?;
     let r = idp::provision_user(&app, &door(&app, &caller), u).await?;
     Ok(with_location(StatusCode::CREATED, &render(&app, &r).await?))
 }
@@ -177,7 +191,8 @@ pub async fn replace(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ScimResult {
-    let u = idp_user(body_json(&body)?)?;
+    let current = row(&app, &id).await?;
+    let u = idp_user(body_json(&body)?, current.active)?;
     let r = idp::update_user(&app, &door(&app, &caller), &id, u).await?;
     Ok(with_location(StatusCode::OK, &render(&app, &r).await?))
 }
@@ -191,11 +206,8 @@ pub async fn patch(
     let ops = body_json(&body)?;
     let current = row(&app, &id).await?;
     let mut doc: Value = serde_json::from_str(&current.resource).unwrap_or_else(|_| json!({}));
-    if let Some(o) = doc.as_object_mut() {
-        o.insert("active".into(), json!(current.active));
-    }
     patch::apply(&mut doc, &ops).map_err(|(t, d)| ScimError::bad(t, d))?;
-    let u = idp_user(doc)?;
+    let u = idp_user(doc, current.active)?;
     let r = idp::update_user(&app, &door(&app, &caller), &id, u).await?;
     Ok(with_location(StatusCode::OK, &render(&app, &r).await?))
 }

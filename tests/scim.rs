@@ -25,7 +25,14 @@ fn scim(api: &Api, method: &str, path: &str, token: &str, body: Option<Value>) -
     .unwrap_or_else(|e| panic!("{method} {path}: {e:?}"))
 }
 
-fn expect(api: &Api, status: u16, method: &str, path: &str, token: &str, body: Option<Value>) -> Value {
+fn expect(
+    api: &Api,
+    status: u16,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Value {
     let r = scim(api, method, path, token, body);
     assert_eq!(r.status, status, "{method} {path}: {}", r.body);
     if r.body.is_empty() {
@@ -95,11 +102,15 @@ fn scope_attacks_neither_way_across() {
     // No token, a malformed one: 401 in SCIM's error format.
     let r = api.try_call("GET", "/scim/v2/Users", None, None).unwrap();
     assert_eq!(r.status, 401, "{}", r.body);
-    assert_eq!(r.json()["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
+    assert_eq!(
+        r.json()["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
     assert_eq!(r.json()["status"], "401");
     expect(&api, 401, "GET", "/Users", "pcat_nope", None);
     // Every other scope is refused by SCIM, reads and writes.
-    let carol = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "carol"});
+    let carol =
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "carol"});
     for t in [&admin, &auditor, &kill] {
         expect(&api, 403, "GET", "/Users", t, None);
         expect(&api, 403, "GET", "/ServiceProviderConfig", t, None);
@@ -119,7 +130,11 @@ fn scope_attacks_neither_way_across() {
     }
     for (m, p, body) in [
         ("POST", "/api/v1/users", r#"{"name":"x","password":"pw"}"#),
-        ("POST", "/api/v1/locks", r#"{"scope":{"kind":"all"},"reason":"x"}"#),
+        (
+            "POST",
+            "/api/v1/locks",
+            r#"{"scope":{"kind":"all"},"reason":"x"}"#,
+        ),
         ("POST", "/api/v1/tokens", r#"{"name":"x","scope":"admin"}"#),
         ("DELETE", "/api/v1/users/alice", ""),
     ] {
@@ -127,7 +142,11 @@ fn scope_attacks_neither_way_across() {
         let r = api.call(m, p, Some(&scim_token), body);
         assert_eq!(r.status, 403, "{m} {p}: {}", r.body);
     }
-    assert_eq!(api.call("GET", "/api/v1/health", Some(&scim_token), None).status, 200);
+    assert_eq!(
+        api.call("GET", "/api/v1/health", Some(&scim_token), None)
+            .status,
+        200
+    );
     // And the scim token does work where it belongs; revoked, it does not.
     expect(&api, 200, "GET", "/Users", &scim_token, None);
     let id = scim_token.split('_').nth(1).unwrap();
@@ -140,7 +159,14 @@ fn local_break_glass_users_are_out_of_reach() {
     let (sshd, b, api, t, admin) = setup();
     let _ = sshd;
     // alice is local (CLI-made). SCIM neither sees her nor can take her name.
-    let list = expect(&api, 200, "GET", &filter_path("Users", r#"userName eq "alice""#), &t, None);
+    let list = expect(
+        &api,
+        200,
+        "GET",
+        &filter_path("Users", r#"userName eq "alice""#),
+        &t,
+        None,
+    );
     assert_eq!(list["totalResults"], 0, "{list}");
     let taken = expect(
         &api,
@@ -154,7 +180,9 @@ fn local_break_glass_users_are_out_of_reach() {
     for m in ["GET", "PUT", "PATCH", "DELETE"] {
         let body = match m {
             "PUT" => Some(json!({"userName": "alice", "active": false})),
-            "PATCH" => Some(json!({"Operations": [{"op": "replace", "path": "active", "value": false}]})),
+            "PATCH" => {
+                Some(json!({"Operations": [{"op": "replace", "path": "active", "value": false}]}))
+            }
             _ => None,
         };
         expect(&api, 404, m, "/Users/alice", &t, body);
@@ -171,7 +199,14 @@ fn local_break_glass_users_are_out_of_reach() {
         Some(json!({"displayName": "idp-admins", "members": [{"value": "alice"}]})),
     );
     assert_eq!(r["scimType"], "invalidValue");
-    expect(&api, 409, "POST", "/Groups", &t, Some(json!({"displayName": "breakglass"})));
+    expect(
+        &api,
+        409,
+        "POST",
+        "/Groups",
+        &t,
+        Some(json!({"displayName": "breakglass"})),
+    );
     let groups = expect(&api, 200, "GET", "/Groups", &t, None);
     assert_eq!(groups["totalResults"], 0, "{groups}");
     // alice is untouched: no lock, still a member, still logs in.
@@ -182,7 +217,9 @@ fn local_break_glass_users_are_out_of_reach() {
     );
     let out = run(b.ssh("alice+web01").arg("echo STILL").stdin(Stdio::null()));
     assert!(text(&out.stdout).contains("STILL"), "{}", text(&out.stderr));
-    let user = api.expect(200, "GET", "/api/v1/users/alice", &admin, None).json();
+    let user = api
+        .expect(200, "GET", "/api/v1/users/alice", &admin, None)
+        .json();
     assert!(user.to_string().contains("breakglass"), "{user}");
 }
 
@@ -192,30 +229,61 @@ fn okta_and_entra_sequences_replayed() {
     let (_sshd, _b, api, t, admin) = setup();
     let seq0 = last_seq(&api, &admin);
     // --- Okta: look up, create, read, update profile, group push, deactivate.
-    let none = expect(&api, 200, "GET", "/Users?filter=userName%20eq%20%22dana%40example.com%22&startIndex=1&count=100", &t, None);
+    let none = expect(
+        &api,
+        200,
+        "GET",
+        "/Users?filter=userName%20eq%20%22dana%40example.com%22&startIndex=1&count=100",
+        &t,
+        None,
+    );
     assert_eq!(none["totalResults"], 0);
-    assert_eq!(none["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:ListResponse");
-    let dana = expect(&api, 201, "POST", "/Users", &t, Some(json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-        "userName": "dana@example.com",
-        "name": {"givenName": "Dana", "familyName": "Scully"},
-        "emails": [{"primary": true, "value": "dana@example.com", "type": "work"}],
-        "displayName": "Dana Scully",
-        "locale": "en-US",
-        "externalId": "00u1okta",
-        "groups": [],
-        "password": "never-stored-1!",
-        "active": true
-    })));
+    assert_eq!(
+        none["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+    );
+    let dana = expect(
+        &api,
+        201,
+        "POST",
+        "/Users",
+        &t,
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "dana@example.com",
+            "name": {"givenName": "Dana", "familyName": "Scully"},
+            "emails": [{"primary": true, "value": "dana@example.com", "type": "work"}],
+            "displayName": "Dana Scully",
+            "locale": "en-US",
+            "externalId": "00u1okta",
+            "groups": [],
+            "password": "never-stored-1!",
+            "active": true
+        })),
+    );
     let id = dana["id"].as_str().unwrap().to_string();
     assert_eq!(dana["userName"], "dana@example.com");
     assert_eq!(dana["active"], true);
     assert_eq!(dana["meta"]["resourceType"], "User");
     assert!(dana.get("password").is_none(), "{dana}");
     // The same userName again, in another case: 409 uniqueness.
-    let dup = expect(&api, 409, "POST", "/Users", &t, Some(json!({"userName": "DANA@example.com"})));
+    let dup = expect(
+        &api,
+        409,
+        "POST",
+        "/Users",
+        &t,
+        Some(json!({"userName": "DANA@example.com"})),
+    );
     assert_eq!(dup["scimType"], "uniqueness");
-    let found = expect(&api, 200, "GET", &filter_path("Users", r#"userName eq "Dana@Example.com""#), &t, None);
+    let found = expect(
+        &api,
+        200,
+        "GET",
+        &filter_path("Users", r#"userName eq "Dana@Example.com""#),
+        &t,
+        None,
+    );
     assert_eq!(found["totalResults"], 1);
     assert_eq!(found["Resources"][0]["id"], id.as_str());
     let got = expect(&api, 200, "GET", &format!("/Users/{id}"), &t, None);
@@ -226,106 +294,238 @@ fn okta_and_entra_sequences_replayed() {
     let put = expect(&api, 200, "PUT", &format!("/Users/{id}"), &t, Some(put));
     assert_eq!(put["name"]["familyName"], "Mulder");
     // Okta group push: create, then PATCH members add / remove by filter.
-    let g = expect(&api, 201, "POST", "/Groups", &t, Some(json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-        "displayName": "Ops Team", "members": []
-    })));
+    let g = expect(
+        &api,
+        201,
+        "POST",
+        "/Groups",
+        &t,
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Ops Team", "members": []
+        })),
+    );
     let gid = g["id"].as_str().unwrap().to_string();
-    let g = expect(&api, 200, "PATCH", &format!("/Groups/{gid}"), &t, Some(json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{"op": "add", "path": "members", "value": [{"value": id, "display": "dana@example.com"}]}]
-    })));
+    let g = expect(
+        &api,
+        200,
+        "PATCH",
+        &format!("/Groups/{gid}"),
+        &t,
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "add", "path": "members", "value": [{"value": id, "display": "dana@example.com"}]}]
+        })),
+    );
     assert_eq!(g["members"][0]["value"], id.as_str());
     let user = expect(&api, 200, "GET", &format!("/Users/{id}"), &t, None);
     assert_eq!(user["groups"][0]["value"], gid.as_str(), "{user}");
-    expect(&api, 200, "PATCH", &format!("/Groups/{gid}"), &t, Some(json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{"op": "remove", "path": format!("members[value eq \"{id}\"]")}]
-    })));
+    expect(
+        &api,
+        200,
+        "PATCH",
+        &format!("/Groups/{gid}"),
+        &t,
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "remove", "path": format!("members[value eq \"{id}\"]")}]
+        })),
+    );
     let g = expect(&api, 200, "GET", &format!("/Groups/{gid}"), &t, None);
     assert!(g.get("members").is_none(), "{g}");
-    let byname = expect(&api, 200, "GET", &filter_path("Groups", r#"displayName eq "ops team""#), &t, None);
+    let byname = expect(
+        &api,
+        200,
+        "GET",
+        &filter_path("Groups", r#"displayName eq "ops team""#),
+        &t,
+        None,
+    );
     assert_eq!(byname["totalResults"], 1);
     // Okta deactivation: a path-less replace.
-    let off = expect(&api, 200, "PATCH", &format!("/Users/{id}"), &t, Some(json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{"op": "replace", "value": {"active": false}}]
-    })));
+    let off = expect(
+        &api,
+        200,
+        "PATCH",
+        &format!("/Users/{id}"),
+        &t,
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "value": {"active": false}}]
+        })),
+    );
     assert_eq!(off["active"], false);
-    let locks = api.expect(200, "GET", "/api/v1/locks", &admin, None).json().to_string();
-    assert!(locks.contains("SCIM") && locks.contains("dana_example.com"), "{locks}");
+    let locks = api
+        .expect(200, "GET", "/api/v1/locks", &admin, None)
+        .json()
+        .to_string();
+    assert!(
+        locks.contains("SCIM") && locks.contains("dana_example.com"),
+        "{locks}"
+    );
     // Okta reactivation.
-    let on = expect(&api, 200, "PATCH", &format!("/Users/{id}"), &t, Some(json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{"op": "replace", "value": {"active": true}}]
-    })));
+    let on = expect(
+        &api,
+        200,
+        "PATCH",
+        &format!("/Users/{id}"),
+        &t,
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "value": {"active": true}}]
+        })),
+    );
     assert_eq!(on["active"], true);
 
     // --- Entra ID: lookup by externalId-ish filters, create, PATCH with
     // capitalised ops and paths, string booleans, member add/remove, delete.
-    let q = expect(&api, 200, "GET", &filter_path("Users", r#"externalId eq "e-42" and userName eq "erin""#), &t, None);
+    let q = expect(
+        &api,
+        200,
+        "GET",
+        &filter_path("Users", r#"externalId eq "e-42" and userName eq "erin""#),
+        &t,
+        None,
+    );
     assert_eq!(q["totalResults"], 0);
-    let erin = expect(&api, 201, "POST", "/Users", &t, Some(json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User",
-            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
-        "externalId": "e-42", "userName": "erin", "active": true,
-        "displayName": "Erin", "emails": [{"primary": true, "type": "work", "value": "erin@example.com"}],
-        "meta": {"resourceType": "User"},
-        "name": {"formatted": "Erin E", "familyName": "E", "givenName": "Erin"},
-        "roles": []
-    })));
+    let erin = expect(
+        &api,
+        201,
+        "POST",
+        "/Users",
+        &t,
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+            "externalId": "e-42", "userName": "erin", "active": true,
+            "displayName": "Erin", "emails": [{"primary": true, "type": "work", "value": "erin@example.com"}],
+            "meta": {"resourceType": "User"},
+            "name": {"formatted": "Erin E", "familyName": "E", "givenName": "Erin"},
+            "roles": []
+        })),
+    );
     let eid = erin["id"].as_str().unwrap().to_string();
-    let q = expect(&api, 200, "GET", &filter_path("Users", r#"externalId eq "e-42""#), &t, None);
+    let q = expect(
+        &api,
+        200,
+        "GET",
+        &filter_path("Users", r#"externalId eq "e-42""#),
+        &t,
+        None,
+    );
     assert_eq!(q["Resources"][0]["id"], eid.as_str());
-    let q = expect(&api, 200, "GET", &filter_path("Users", &format!(r#"id eq "{eid}""#)), &t, None);
+    let q = expect(
+        &api,
+        200,
+        "GET",
+        &filter_path("Users", &format!(r#"id eq "{eid}""#)),
+        &t,
+        None,
+    );
     assert_eq!(q["totalResults"], 1);
-    let p = expect(&api, 200, "PATCH", &format!("/Users/{eid}"), &t, Some(json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [
-            {"op": "Replace", "path": "displayName", "value": "Erin Entra"},
-            {"op": "Add", "path": "emails[type eq \"work\"].value", "value": "erin@corp.example"},
-            {"op": "Replace", "path": "name.familyName", "value": "Entra"},
-            {"op": "Add", "value": {"title": "SRE"}},
-            {"op": "Remove", "path": "title"}
-        ]
-    })));
+    let p = expect(
+        &api,
+        200,
+        "PATCH",
+        &format!("/Users/{eid}"),
+        &t,
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [
+                {"op": "Replace", "path": "displayName", "value": "Erin Entra"},
+                {"op": "Add", "path": "emails[type eq \"work\"].value", "value": "erin@corp.example"},
+                {"op": "Replace", "path": "name.familyName", "value": "Entra"},
+                {"op": "Add", "value": {"title": "SRE"}},
+                {"op": "Remove", "path": "title"}
+            ]
+        })),
+    );
     assert_eq!(p["displayName"], "Erin Entra");
     assert_eq!(p["emails"][0]["value"], "erin@corp.example");
     assert_eq!(p["name"]["familyName"], "Entra");
     assert!(p.get("title").is_none());
-    let eg = expect(&api, 201, "POST", "/Groups", &t, Some(json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-        "externalId": "g-7", "displayName": "Platform", "members": []
-    })));
+    let eg = expect(
+        &api,
+        201,
+        "POST",
+        "/Groups",
+        &t,
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "externalId": "g-7", "displayName": "Platform", "members": []
+        })),
+    );
     let egid = eg["id"].as_str().unwrap().to_string();
-    expect(&api, 200, "PATCH", &format!("/Groups/{egid}"), &t, Some(json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{"op": "Add", "path": "members", "value": [{"value": eid}, {"value": id}]}]
-    })));
-    let g = expect(&api, 200, "GET", &format!("/Groups/{egid}?excludedAttributes=members"), &t, None);
+    expect(
+        &api,
+        200,
+        "PATCH",
+        &format!("/Groups/{egid}"),
+        &t,
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Add", "path": "members", "value": [{"value": eid}, {"value": id}]}]
+        })),
+    );
+    let g = expect(
+        &api,
+        200,
+        "GET",
+        &format!("/Groups/{egid}?excludedAttributes=members"),
+        &t,
+        None,
+    );
     assert!(g.get("members").is_none(), "{g}");
     let g = expect(&api, 200, "GET", &format!("/Groups/{egid}"), &t, None);
     assert_eq!(g["members"].as_array().unwrap().len(), 2, "{g}");
-    expect(&api, 200, "PATCH", &format!("/Groups/{egid}"), &t, Some(json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{"op": "Remove", "path": "members", "value": [{"value": id}]}]
-    })));
+    expect(
+        &api,
+        200,
+        "PATCH",
+        &format!("/Groups/{egid}"),
+        &t,
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Remove", "path": "members", "value": [{"value": id}]}]
+        })),
+    );
     let g = expect(&api, 200, "GET", &format!("/Groups/{egid}"), &t, None);
     assert_eq!(g["members"].as_array().unwrap().len(), 1, "{g}");
-    expect(&api, 200, "PATCH", &format!("/Groups/{egid}"), &t, Some(json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{"op": "Replace", "path": "displayName", "value": "Platform Eng"}]
-    })));
+    expect(
+        &api,
+        200,
+        "PATCH",
+        &format!("/Groups/{egid}"),
+        &t,
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Replace", "path": "displayName", "value": "Platform Eng"}]
+        })),
+    );
     // Entra deactivation: path "active", the string "False".
-    let off = expect(&api, 200, "PATCH", &format!("/Users/{eid}"), &t, Some(json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{"op": "Replace", "path": "active", "value": "False"}]
-    })));
+    let off = expect(
+        &api,
+        200,
+        "PATCH",
+        &format!("/Users/{eid}"),
+        &t,
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Replace", "path": "active", "value": "False"}]
+        })),
+    );
     assert_eq!(off["active"], false);
-    let on = expect(&api, 200, "PATCH", &format!("/Users/{eid}"), &t, Some(json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{"op": "Replace", "path": "active", "value": "True"}]
-    })));
+    let on = expect(
+        &api,
+        200,
+        "PATCH",
+        &format!("/Users/{eid}"),
+        &t,
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Replace", "path": "active", "value": "True"}]
+        })),
+    );
     assert_eq!(on["active"], true);
     // Pagination.
     let page = expect(&api, 200, "GET", "/Users?startIndex=2&count=1", &t, None);
@@ -334,11 +534,32 @@ fn okta_and_entra_sequences_replayed() {
     assert_eq!(page["startIndex"], 2);
     assert_eq!(page["Resources"][0]["id"], eid.as_str());
     // Errors in SCIM's format.
-    let e = expect(&api, 400, "GET", "/Users?filter=userName%20zz%20%22x%22", &t, None);
+    let e = expect(
+        &api,
+        400,
+        "GET",
+        "/Users?filter=userName%20zz%20%22x%22",
+        &t,
+        None,
+    );
     assert_eq!(e["scimType"], "invalidFilter");
-    let e = expect(&api, 400, "PATCH", &format!("/Users/{eid}"), &t, Some(json!({"Operations": [{"op": "jump"}]})));
+    let e = expect(
+        &api,
+        400,
+        "PATCH",
+        &format!("/Users/{eid}"),
+        &t,
+        Some(json!({"Operations": [{"op": "jump"}]})),
+    );
     assert_eq!(e["status"], "400");
-    let e = expect(&api, 400, "PATCH", &format!("/Users/{eid}"), &t, Some(json!({"Operations": [{"op": "replace", "path": "active", "value": "maybe"}]})));
+    let e = expect(
+        &api,
+        400,
+        "PATCH",
+        &format!("/Users/{eid}"),
+        &t,
+        Some(json!({"Operations": [{"op": "replace", "path": "active", "value": "maybe"}]})),
+    );
     assert_eq!(e["scimType"], "invalidValue");
     expect(&api, 404, "GET", "/Users/0123456789abcdef", &t, None);
     expect(&api, 404, "GET", "/Nope", &t, None);
@@ -371,7 +592,9 @@ fn okta_and_entra_sequences_replayed() {
         assert!(r.1.starts_with("api:entra/"), "{r:?}");
     }
     // The password Okta sent is nowhere.
-    let all = api.expect(200, "GET", "/api/v1/audit?limit=1000", &admin, None).body;
+    let all = api
+        .expect(200, "GET", "/api/v1/audit?limit=1000", &admin, None)
+        .body;
     assert!(!all.contains("never-stored-1!"));
 }
 
@@ -390,23 +613,57 @@ fn scim_changes_audit_like_the_cli() {
     let key = b.dir.path().join("frank_key");
     keygen(&key, "ed25519");
     let s0 = last_seq(&api, &admin);
-    b.admin(&["user", "add", "frank", "--key", key.with_extension("pub").to_str().unwrap()]);
+    b.admin(&[
+        "user",
+        "add",
+        "frank",
+        "--key",
+        key.with_extension("pub").to_str().unwrap(),
+    ]);
     b.admin(&["group", "add", "devs"]);
     b.admin(&["group", "member", "add", "devs", "frank"]);
     // (Member and group removal have only the API door besides SCIM.)
-    api.expect(204, "DELETE", "/api/v1/groups/devs/members/frank", &admin, None);
+    api.expect(
+        204,
+        "DELETE",
+        "/api/v1/groups/devs/members/frank",
+        &admin,
+        None,
+    );
     api.expect(204, "DELETE", "/api/v1/groups/devs", &admin, None);
     b.admin(&["user", "remove", "frank"]);
     let cli = kinds(s0);
     // The same through SCIM.
     let s1 = last_seq(&api, &admin);
-    let u = expect(&api, 201, "POST", "/Users", &t, Some(json!({"userName": "gina"})));
+    let u = expect(
+        &api,
+        201,
+        "POST",
+        "/Users",
+        &t,
+        Some(json!({"userName": "gina"})),
+    );
     let uid = u["id"].as_str().unwrap();
-    let g = expect(&api, 201, "POST", "/Groups", &t, Some(json!({"displayName": "qa"})));
+    let g = expect(
+        &api,
+        201,
+        "POST",
+        "/Groups",
+        &t,
+        Some(json!({"displayName": "qa"})),
+    );
     let gid = g["id"].as_str().unwrap();
     for op in ["add", "remove"] {
-        let body = json!({"Operations": [{"op": op, "path": "members", "value": [{"value": uid}]}]});
-        expect(&api, 200, "PATCH", &format!("/Groups/{gid}"), &t, Some(body));
+        let body =
+            json!({"Operations": [{"op": op, "path": "members", "value": [{"value": uid}]}]});
+        expect(
+            &api,
+            200,
+            "PATCH",
+            &format!("/Groups/{gid}"),
+            &t,
+            Some(body),
+        );
     }
     expect(&api, 204, "DELETE", &format!("/Groups/{gid}"), &t, None);
     // DELETE deprovisions first (its own rows), then removes.
@@ -485,19 +742,46 @@ fn entra_deactivation_ends_a_live_ssh_session_within_a_second() {
     let (_sshd, b, api, t, admin) = setup();
     // Entra provisions carol and a group; the administrator grants the
     // group web01 and gives carol a key and a TOTP (SSO is not here yet).
-    let carol = expect(&api, 201, "POST", "/Users", &t, Some(json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-        "externalId": "c-1", "userName": "carol", "active": true,
-        "name": {"givenName": "Carol", "familyName": "C"}
-    })));
+    let carol = expect(
+        &api,
+        201,
+        "POST",
+        "/Users",
+        &t,
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "externalId": "c-1", "userName": "carol", "active": true,
+            "name": {"givenName": "Carol", "familyName": "C"}
+        })),
+    );
     let cid = carol["id"].as_str().unwrap().to_string();
-    expect(&api, 201, "POST", "/Groups", &t, Some(json!({
-        "displayName": "oncall", "members": [{"value": cid}]
-    })));
-    b.grant(&["--group", "oncall", "--target", "web01", "--login", TARGET_USER]);
+    expect(
+        &api,
+        201,
+        "POST",
+        "/Groups",
+        &t,
+        Some(json!({
+            "displayName": "oncall", "members": [{"value": cid}]
+        })),
+    );
+    b.grant(&[
+        "--group",
+        "oncall",
+        "--target",
+        "web01",
+        "--login",
+        TARGET_USER,
+    ]);
     let key = b.dir.path().join("carol_key");
     keygen(&key, "ed25519");
-    b.admin(&["user", "key", "add", "carol", key.with_extension("pub").to_str().unwrap()]);
+    b.admin(&[
+        "user",
+        "key",
+        "add",
+        "carol",
+        key.with_extension("pub").to_str().unwrap(),
+    ]);
     let secret = enroll_totp(&b, "carol");
     let ap = Askpass::new();
     ap.set_code(&next_code(&secret));
@@ -505,10 +789,16 @@ fn entra_deactivation_ends_a_live_ssh_session_within_a_second() {
 
     // Entra's deactivation PATCH.
     let t0 = Instant::now();
-    let r = scim(&api, "PATCH", &format!("/Users/{cid}"), &t, Some(json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{"op": "Replace", "path": "active", "value": "False"}]
-    })));
+    let r = scim(
+        &api,
+        "PATCH",
+        &format!("/Users/{cid}"),
+        &t,
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Replace", "path": "active", "value": "False"}]
+        })),
+    );
     let answered = t0.elapsed();
     assert_eq!(r.status, 200, "{}", r.body);
     let (after_answer, err) = wait_exit(live, Duration::from_secs(5));
@@ -521,8 +811,13 @@ fn entra_deactivation_ends_a_live_ssh_session_within_a_second() {
     // New logins refused; the lock names SCIM.
     next_step();
     ap.set_code(&next_code(&secret));
-    let out = run(b.ssh_human("carol+web01", "publickey", Some(&key), &ap).arg("echo IN"));
-    assert!(!text(&out.stdout).contains("IN"), "a deprovisioned user got in");
+    let out = run(b
+        .ssh_human("carol+web01", "publickey", Some(&key), &ap)
+        .arg("echo IN"));
+    assert!(
+        !text(&out.stdout).contains("IN"),
+        "a deprovisioned user got in"
+    );
     let locks = api.expect(200, "GET", "/api/v1/locks", &admin, None).json();
     let lock = locks
         .as_array()
@@ -541,33 +836,64 @@ fn entra_deactivation_ends_a_live_ssh_session_within_a_second() {
     std::thread::sleep(Duration::from_millis(500));
     next_step();
     ap.set_code(&next_code(&secret));
-    let out = run(b.ssh_human("carol+web01", "publickey", Some(&key), &ap).arg("echo IN"));
-    assert!(!text(&out.stdout).contains("IN"), "an inactive user reached a group grant");
+    let out = run(b
+        .ssh_human("carol+web01", "publickey", Some(&key), &ap)
+        .arg("echo IN"));
+    assert!(
+        !text(&out.stdout).contains("IN"),
+        "an inactive user reached a group grant"
+    );
 
     // Reactivated by Entra: back in.
-    expect(&api, 200, "PATCH", &format!("/Users/{cid}"), &t, Some(json!({
-        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-        "Operations": [{"op": "Replace", "path": "active", "value": "True"}]
-    })));
+    expect(
+        &api,
+        200,
+        "PATCH",
+        &format!("/Users/{cid}"),
+        &t,
+        Some(json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "Replace", "path": "active", "value": "True"}]
+        })),
+    );
     std::thread::sleep(Duration::from_millis(500));
     next_step();
     ap.set_code(&next_code(&secret));
-    let out = run(b.ssh_human("carol+web01", "publickey", Some(&key), &ap).arg("echo BACK"));
+    let out = run(b
+        .ssh_human("carol+web01", "publickey", Some(&key), &ap)
+        .arg("echo BACK"));
     assert!(text(&out.stdout).contains("BACK"), "{}", text(&out.stderr));
 }
 
 #[test]
 fn reactivation_lifts_only_the_scim_lock() {
     let (_sshd, b, api, t, admin) = setup();
-    let u = expect(&api, 201, "POST", "/Users", &t, Some(json!({"userName": "hank", "active": false})));
+    let u = expect(
+        &api,
+        201,
+        "POST",
+        "/Users",
+        &t,
+        Some(json!({"userName": "hank", "active": false})),
+    );
     let id = u["id"].as_str().unwrap().to_string();
     assert_eq!(u["active"], false);
     // An administrator's own lock on hank.
     b.admin(&["lock", "user", "hank", "--reason", "under investigation"]);
-    expect(&api, 200, "PATCH", &format!("/Users/{id}"), &t, Some(json!({
-        "Operations": [{"op": "replace", "value": {"active": true}}]
-    })));
-    let locks = api.expect(200, "GET", "/api/v1/locks", &admin, None).json().to_string();
+    expect(
+        &api,
+        200,
+        "PATCH",
+        &format!("/Users/{id}"),
+        &t,
+        Some(json!({
+            "Operations": [{"op": "replace", "value": {"active": true}}]
+        })),
+    );
+    let locks = api
+        .expect(200, "GET", "/api/v1/locks", &admin, None)
+        .json()
+        .to_string();
     let v: Value = serde_json::from_str(&locks).unwrap();
     let arr = v.as_array().or_else(|| v["locks"].as_array()).unwrap();
     let in_force: Vec<&Value> = arr.iter().filter(|l| l["lifted_ms"].is_null()).collect();
@@ -587,7 +913,13 @@ fn scim2_tester_compliance_passes() {
     );
     let (_sshd, _b, _api, t, _admin, port) = setup_port();
     let out = Command::new(&tool)
-        .args(["--url", &format!("https://127.0.0.1:{port}{SCIM}"), "--no-verify", "test", "--verbose"])
+        .args([
+            "--url",
+            &format!("https://127.0.0.1:{port}{SCIM}"),
+            "--no-verify",
+            "test",
+            "--verbose",
+        ])
         // The secret through the environment, not the command line.
         .env("SCIM_CLI_HEADERS", format!("Authorization: Bearer {t}"))
         .output()
@@ -600,7 +932,10 @@ fn scim2_tester_compliance_passes() {
         .iter()
         .filter(|l| l.contains("ERROR") || l.contains("CRITICAL"))
         .collect();
-    println!("scim2-tester: {passed} checks passed, {} failed", failed.len());
+    println!(
+        "scim2-tester: {passed} checks passed, {} failed",
+        failed.len()
+    );
     assert!(passed > 20, "too few checks ran: {stdout}");
     assert!(failed.is_empty(), "failed checks: {failed:#?}");
     assert!(out.status.success(), "scim2 test exited {:?}", out.status);

@@ -457,12 +457,22 @@ impl IdpEvent {
                 user,
                 actor,
                 changed,
-            } => row("user.idp_updated", actor, user, json!({ "changed": changed })),
+            } => row(
+                "user.idp_updated",
+                actor,
+                user,
+                json!({ "changed": changed }),
+            ),
             IdpEvent::GroupUpdated {
                 group,
                 actor,
                 changed,
-            } => row("group.idp_updated", actor, group, json!({ "changed": changed })),
+            } => row(
+                "group.idp_updated",
+                actor,
+                group,
+                json!({ "changed": changed }),
+            ),
         }
     }
 }

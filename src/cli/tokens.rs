@@ -34,8 +34,9 @@ pub async fn token(config: &Config, cmd: TokenCmd) -> anyhow::Result<()> {
             scope,
             expires,
         } => {
-            let scope = Scope::parse(&scope)
-                .ok_or_else(|| anyhow::anyhow!("scope must be admin, auditor, killswitch or scim"))?;
+            let scope = Scope::parse(&scope).ok_or_else(|| {
+                anyhow::anyhow!("scope must be admin, auditor, killswitch or scim")
+            })?;
             let expires = expires.as_deref().map(jit::parse_duration).transpose()?;
             let (info, text) = ops::create_token(&ops, &name, scope, expires).await?;
             eprintln!(

@@ -33,8 +33,8 @@ pub use counts::MetricCounts;
 pub use mfa::{SourceBlock, TotpRecord};
 pub use open::{settle_wal, sqlite_file};
 pub use recordings::RecordingRow;
-pub use scim::{ScimGroupRow, ScimUserRow};
 pub use records::*;
+pub use scim::{ScimGroupRow, ScimUserRow};
 pub use sealed::{Sealed, SealedRow};
 pub use session_page::{SessionPage, SessionSort};
 pub use tcp::{KindedTarget, TargetKind};
@@ -217,21 +217,6 @@ impl Store {
             .execute(&self.pool)
             .await;
         unique(r, "membership", &format!("{user} in {group}"))
-    }
-
-    pub async fn groups_of(&self, user: &str) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
-            // A user the IdP deprovisioned (SCIM `active: false`) is in no
-            // group as far as grants are concerned, whatever else holds.
-            "SELECT group_name FROM group_members WHERE user_name = $1 \
-             AND NOT EXISTS (SELECT 1 FROM scim_users s WHERE s.user_name = $2 AND s.active = 0) \
-             ORDER BY group_name",
-        )
-        .bind(user)
-        .bind(user)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
     // ---- targets -----------------------------------------------------------

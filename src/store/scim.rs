@@ -69,6 +69,22 @@ fn group_row(r: &sqlx::any::AnyRow) -> Result<ScimGroupRow, StoreError> {
 }
 
 impl Store {
+    /// The groups whose grants reach a user.
+    pub async fn groups_of(&self, user: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            // A user the IdP deprovisioned (SCIM `active: false`) is in no
+            // group as far as grants are concerned, whatever else holds.
+            "SELECT group_name FROM group_members WHERE user_name = $1 \
+             AND NOT EXISTS (SELECT 1 FROM scim_users s WHERE s.user_name = $2 AND s.active = 0) \
+             ORDER BY group_name",
+        )
+        .bind(user)
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
     /// Creates the bastion user (no password, no key: marked as the IdP's)
     /// and its SCIM resource, in one transaction.
     pub async fn add_scim_user(&self, u: &ScimUserRow) -> Result<(), StoreError> {
@@ -125,10 +141,12 @@ impl Store {
     }
 
     pub async fn scim_user(&self, id: &str) -> Result<Option<ScimUserRow>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM scim_users WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM scim_users WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(user_row).transpose()
     }
 
@@ -159,9 +177,7 @@ impl Store {
             .await?;
         match row {
             None => Ok(None),
-            Some(r) => Ok(Some(
-                r.try_get::<Option<String>, _>(0)?.unwrap_or_default(),
-            )),
+            Some(r) => Ok(Some(r.try_get::<Option<String>, _>(0)?.unwrap_or_default())),
         }
     }
 

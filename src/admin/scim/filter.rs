@@ -292,7 +292,8 @@ pub fn matches(f: &Filter, doc: &Value) -> bool {
         }
         Filter::Cmp { path, op, value } => {
             let exact = path.len() == 1
-                && (path[0].eq_ignore_ascii_case("id") || path[0].eq_ignore_ascii_case("externalId"));
+                && (path[0].eq_ignore_ascii_case("id")
+                    || path[0].eq_ignore_ascii_case("externalId"));
             let found = values(doc, path);
             if op == "ne" && found.is_empty() {
                 return true;
@@ -319,7 +320,10 @@ mod tests {
             (r#"externalId eq "X-1""#, false),
             (r#"id eq "AB12""#, true),
             (r#"id eq "ab12""#, false),
-            (r#"userName eq "alice@example.com" and externalId eq "x-1""#, true),
+            (
+                r#"userName eq "alice@example.com" and externalId eq "x-1""#,
+                true,
+            ),
             (r#"userName eq "bob" or externalId eq "x-1""#, true),
             (r#"not (userName eq "bob")"#, true),
             (r#"emails[type eq "work" and value co "example"]"#, true),
@@ -334,7 +338,12 @@ mod tests {
         ] {
             assert_eq!(matches(&parse(f).unwrap(), &doc), want, "{f}");
         }
-        for bad in [r#"userName eq"#, r#"userName zz "x""#, r#"(userName eq "x""#, "\"x"] {
+        for bad in [
+            r#"userName eq"#,
+            r#"userName zz "x""#,
+            r#"(userName eq "x""#,
+            "\"x",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

@@ -48,7 +48,12 @@ fn idp_group(doc: Value) -> Result<IdpGroup, ScimError> {
     let external_id = match resource.get("externalId") {
         None => None,
         Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err(ScimError::bad("invalidValue", "externalId must be a string")),
+        Some(_) => {
+            return Err(ScimError::bad(
+                "invalidValue",
+                "externalId must be a string",
+            ));
+        }
     };
     let mut members = Vec::new();
     match resource.get("members") {
@@ -111,7 +116,10 @@ pub async fn render(app: &App, row: &ScimGroupRow) -> Result<Value, ScimError> {
 
 fn with_location(status: StatusCode, doc: &Value) -> axum::response::Response {
     let mut r = scim_json(status, doc);
-    if let Some(l) = doc["meta"]["location"].as_str().and_then(|l| HeaderValue::from_str(l).ok()) {
+    if let Some(l) = doc["meta"]["location"]
+        .as_str()
+        .and_then(|l| HeaderValue::from_str(l).ok())
+    {
         r.headers_mut().insert(header::LOCATION, l);
     }
     r
@@ -132,7 +140,10 @@ async fn row(app: &App, id: &str) -> Result<ScimGroupRow, ScimError> {
         .ok_or_else(|| ScimError::not_found(format!("no group has id {id:?}")))
 }
 
-pub async fn list(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, String>>) -> ScimResult {
+pub async fn list(
+    State(app): State<Arc<App>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ScimResult {
     list_response(all(&app).await?, &q)
 }
 
@@ -147,7 +158,10 @@ pub async fn get(
     Query(q): Query<HashMap<String, String>>,
 ) -> ScimResult {
     let r = row(&app, &id).await?;
-    Ok(scim_json(StatusCode::OK, &project(render(&app, &r).await?, &q)))
+    Ok(scim_json(
+        StatusCode::OK,
+        &project(render(&app, &r).await?, &q),
+    ))
 }
 
 pub async fn create(

@@ -51,7 +51,11 @@ pub struct ScimError {
 }
 
 impl ScimError {
-    pub fn new(status: StatusCode, scim_type: Option<&'static str>, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        scim_type: Option<&'static str>,
+        detail: impl Into<String>,
+    ) -> Self {
         ScimError {
             status,
             scim_type,
@@ -66,7 +70,11 @@ impl ScimError {
     }
     fn internal(what: &str, e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "SCIM: {what}");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, None, format!("{what} failed"))
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            None,
+            format!("{what} failed"),
+        )
     }
 }
 
@@ -129,7 +137,10 @@ pub fn body_json(b: &Bytes) -> Result<Value, ScimError> {
     let v: Value = serde_json::from_slice(b)
         .map_err(|e| ScimError::bad("invalidSyntax", format!("the body is not JSON: {e}")))?;
     if !v.is_object() {
-        return Err(ScimError::bad("invalidSyntax", "the body must be a JSON object"));
+        return Err(ScimError::bad(
+            "invalidSyntax",
+            "the body must be a JSON object",
+        ));
     }
     Ok(v)
 }
@@ -161,7 +172,11 @@ pub fn project(mut doc: Value, q: &HashMap<String, String>) -> Value {
 
 /// A filtered, paged ListResponse of rendered resources.
 pub fn list_response(docs: Vec<Value>, q: &HashMap<String, String>) -> ScimResult {
-    let param = |k: &str| q.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v);
+    let param = |k: &str| {
+        q.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v)
+    };
     let mut docs = docs;
     if let Some(f) = param("filter") {
         let f = filter::parse(f).map_err(|e| ScimError::bad("invalidFilter", e))?;
@@ -202,7 +217,13 @@ pub fn search_params(b: &Bytes) -> Result<HashMap<String, String>, ScimError> {
     let v = body_json(b)?;
     let _ = SEARCH_SCHEMA;
     let mut q = HashMap::new();
-    for k in ["filter", "startIndex", "count", "attributes", "excludedAttributes"] {
+    for k in [
+        "filter",
+        "startIndex",
+        "count",
+        "attributes",
+        "excludedAttributes",
+    ] {
         match filter::get_ci(&v, k) {
             Some(Value::String(s)) => {
                 q.insert(k.to_string(), s.clone());
@@ -243,8 +264,12 @@ async fn guard(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Res
         .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| zeroize::Zeroizing::new(t.trim().to_string()));
     let unauthorized = || {
-        ScimError::new(StatusCode::UNAUTHORIZED, None, "a valid SCIM bearer token is required")
-            .into_response()
+        ScimError::new(
+            StatusCode::UNAUTHORIZED,
+            None,
+            "a valid SCIM bearer token is required",
+        )
+        .into_response()
     };
     let Some(token) = bearer else {
         return unauthorized();
@@ -289,14 +314,21 @@ async fn not_found() -> ScimError {
 }
 
 async fn method_not_allowed() -> ScimError {
-    ScimError::new(StatusCode::METHOD_NOT_ALLOWED, None, "method not allowed here")
+    ScimError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        None,
+        "method not allowed here",
+    )
 }
 
 /// The `/scim/v2` router, every route behind the `scim` scope.
 pub fn router(app: Arc<App>) -> Router<Arc<App>> {
     use axum::routing::post;
     Router::new()
-        .route("/ServiceProviderConfig", get(discovery::service_provider_config))
+        .route(
+            "/ServiceProviderConfig",
+            get(discovery::service_provider_config),
+        )
         .route("/Schemas", get(discovery::schemas))
         .route("/Schemas/{id}", get(discovery::schema))
         .route("/ResourceTypes", get(discovery::resource_types))

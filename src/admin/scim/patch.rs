@@ -240,7 +240,10 @@ mod tests {
             "emails": [{"value": "a@x", "type": "work"}],
             "members": [{"value": "1"}, {"value": "2"}, {"value": "3"}]});
         // Okta: path-less replace.
-        let d = patch(base.clone(), json!([{"op": "replace", "value": {"active": false}}]));
+        let d = patch(
+            base.clone(),
+            json!([{"op": "replace", "value": {"active": false}}]),
+        );
         assert_eq!(d["active"], json!(false));
         // Entra: capitalised op, path, the string "False".
         let d = patch(
@@ -281,6 +284,12 @@ mod tests {
         assert!(d.get("members").is_none());
         let mut d = base;
         assert!(apply(&mut d, &json!({"Operations": [{"op": "remove"}]})).is_err());
-        assert!(apply(&mut d, &json!({"Operations": [{"op": "move", "path": "a"}]})).is_err());
+        assert!(
+            apply(
+                &mut d,
+                &json!({"Operations": [{"op": "move", "path": "a"}]})
+            )
+            .is_err()
+        );
     }
 }

@@ -3,8 +3,8 @@
 //! `meta`, `active` and the read-only `groups` are the bastion's.
 
 use super::{
-    ScimError, ScimResult, USER_SCHEMA, body_json, filter, list_response, location,
-    patch, project, scim_json, search_params, time,
+    ScimError, ScimResult, USER_SCHEMA, body_json, filter, list_response, location, patch, project,
+    scim_json, search_params, time,
 };
 use crate::admin::tokens::Caller;
 use crate::app::App;
@@ -74,7 +74,12 @@ fn idp_user(doc: Value, current: bool) -> Result<IdpUser, ScimError> {
     let external_id = match resource.get("externalId") {
         None => None,
         Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err(ScimError::bad("invalidValue", "externalId must be a string")),
+        Some(_) => {
+            return Err(ScimError::bad(
+                "invalidValue",
+                "externalId must be a string",
+            ));
+        }
     };
     Ok(IdpUser {
         user_name,
@@ -91,7 +96,9 @@ async fn groups_of(app: &App, user: &str) -> Result<Vec<Value>, ScimError> {
     for g in app.store.scim_groups().await? {
         if mine.contains(&g.group_name) {
             let doc: Value = serde_json::from_str(&g.resource).unwrap_or(Value::Null);
-            let display = filter::get_ci(&doc, "displayName").cloned().unwrap_or(json!(g.group_name));
+            let display = filter::get_ci(&doc, "displayName")
+                .cloned()
+                .unwrap_or(json!(g.group_name));
             out.push(json!({
                 "value": g.id,
                 "$ref": location(app, "Groups", &g.id),
@@ -132,7 +139,10 @@ pub async fn render(app: &App, row: &ScimUserRow) -> Result<Value, ScimError> {
 
 fn with_location(status: StatusCode, doc: &Value) -> axum::response::Response {
     let mut r = scim_json(status, doc);
-    if let Some(l) = doc["meta"]["location"].as_str().and_then(|l| HeaderValue::from_str(l).ok()) {
+    if let Some(l) = doc["meta"]["location"]
+        .as_str()
+        .and_then(|l| HeaderValue::from_str(l).ok())
+    {
         r.headers_mut().insert(header::LOCATION, l);
     }
     r
@@ -153,7 +163,10 @@ async fn row(app: &App, id: &str) -> Result<ScimUserRow, ScimError> {
         .ok_or_else(|| ScimError::not_found(format!("no user has id {id:?}")))
 }
 
-pub async fn list(State(app): State<Arc<App>>, Query(q): Query<HashMap<String, String>>) -> ScimResult {
+pub async fn list(
+    State(app): State<Arc<App>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ScimResult {
     list_response(all(&app).await?, &q)
 }
 
@@ -168,7 +181,10 @@ pub async fn get(
     Query(q): Query<HashMap<String, String>>,
 ) -> ScimResult {
     let r = row(&app, &id).await?;
-    Ok(scim_json(StatusCode::OK, &project(render(&app, &r).await?, &q)))
+    Ok(scim_json(
+        StatusCode::OK,
+        &project(render(&app, &r).await?, &q),
+    ))
 }
 
 pub async fn create(
@@ -218,5 +234,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ScimResult {
     idp::remove_user(&app, &door(&app, &caller), &id).await?;
-    Ok(axum::response::IntoResponse::into_response(StatusCode::NO_CONTENT))
+    Ok(axum::response::IntoResponse::into_response(
+        StatusCode::NO_CONTENT,
+    ))
 }

@@ -322,3 +322,24 @@ fn missing_group(id: &str) -> OpsError {
         name: id.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::bastion_name;
+
+    #[test]
+    fn idp_names_become_bastion_names() {
+        for (idp, want) in [
+            ("carol", "carol"),
+            ("dana@example.com", "dana_example.com"),
+            ("Ops Team", "Ops_Team"),
+            ("-x", "_x"),
+            ("a+b", "a_b"),
+        ] {
+            assert_eq!(bastion_name("f", idp).unwrap(), want, "{idp}");
+        }
+        for bad in ["", ".", "..", &"a".repeat(65)] {
+            assert!(bastion_name("f", bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -267,3 +267,80 @@ impl Store {
         rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 }
+
+/// SCIM rows on either dialect (called by `store::tests` for SQLite and
+/// PostgreSQL): provisioned marks, case-folded uniqueness, an inactive
+/// user in no group for grants, cleanup with the bastion rows.
+#[cfg(test)]
+pub(super) async fn exercise_scim(store: &Store) {
+    let user = |id: &str, name: &str, key: &str| ScimUserRow {
+        id: id.into(),
+        user_name: name.into(),
+        scim_key: key.into(),
+        external_id: Some("x".into()),
+        resource: "{}".into(),
+        active: true,
+        lock_id: None,
+        created_ms: 1,
+        updated_ms: 1,
+        version: 1,
+    };
+    store.add_user("local1", None, 1).await.unwrap();
+    assert_eq!(
+        store.user_provisioned_by("local1").await.unwrap(),
+        Some(String::new())
+    );
+    assert_eq!(store.user_provisioned_by("nobody").await.unwrap(), None);
+    // A local user's name cannot be provisioned; a userName is unique.
+    assert!(matches!(
+        store.add_scim_user(&user("u0", "local1", "local1")).await,
+        Err(StoreError::Exists { .. })
+    ));
+    let mut u = user("u1", "idp1", "idp1@example.com");
+    store.add_scim_user(&u).await.unwrap();
+    assert!(matches!(
+        store
+            .add_scim_user(&user("u2", "idp2", "idp1@example.com"))
+            .await,
+        Err(StoreError::Exists { .. })
+    ));
+    assert!(
+        store.user("idp2").await.unwrap().is_none(),
+        "half a user left"
+    );
+    assert_eq!(
+        store.user_provisioned_by("idp1").await.unwrap(),
+        Some("scim".into())
+    );
+    let g = ScimGroupRow {
+        id: "g1".into(),
+        group_name: "idpgroup".into(),
+        display_key: "idp group".into(),
+        external_id: None,
+        resource: "{}".into(),
+        created_ms: 1,
+        updated_ms: 1,
+        version: 1,
+    };
+    store.add_scim_group(&g).await.unwrap();
+    store.add_member("idpgroup", "idp1").await.unwrap();
+    assert_eq!(store.groups_of("idp1").await.unwrap(), vec!["idpgroup"]);
+    u.active = false;
+    u.lock_id = Some("l1".into());
+    u.version = 2;
+    store.update_scim_user(&u).await.unwrap();
+    assert!(store.groups_of("idp1").await.unwrap().is_empty());
+    assert_eq!(
+        store.memberships_of("idp1").await.unwrap(),
+        vec!["idpgroup"]
+    );
+    assert_eq!(store.scim_user("u1").await.unwrap().unwrap(), u);
+    assert_eq!(store.scim_user_by_name("idp1").await.unwrap().unwrap(), u);
+    assert_eq!(store.scim_users().await.unwrap(), vec![u.clone()]);
+    assert_eq!(store.members_of("idpgroup").await.unwrap(), vec!["idp1"]);
+    store.remove_group("idpgroup").await.unwrap();
+    assert!(store.scim_group("g1").await.unwrap().is_none());
+    store.remove_user("idp1").await.unwrap();
+    assert!(store.scim_user("u1").await.unwrap().is_none());
+    store.remove_user("local1").await.unwrap();
+}

@@ -77,22 +77,37 @@ fn idp_group(doc: Value) -> Result<IdpGroup, ScimError> {
 }
 
 pub async fn render(app: &App, row: &ScimGroupRow) -> Result<Value, ScimError> {
+    let now_in = app.store.members_of(&row.group_name).await?;
+    render_with(app, row, &now_in, &ids_by_name(app).await?)
+}
+
+/// SCIM user id by bastion name, read once per request.
+async fn ids_by_name(app: &App) -> Result<HashMap<String, String>, ScimError> {
+    Ok(app
+        .store
+        .scim_users()
+        .await?
+        .into_iter()
+        .map(|u| (u.user_name, u.id))
+        .collect())
+}
+
+fn render_with(
+    app: &App,
+    row: &ScimGroupRow,
+    now_in: &[String],
+    ids: &HashMap<String, String>,
+) -> Result<Value, ScimError> {
     let mut doc: Value = serde_json::from_str(&row.resource)
         .map_err(|e| ScimError::bad("invalidValue", format!("stored resource: {e}")))?;
     // Members as the IdP sent them, less any no longer in the group.
-    let now_in = app.store.members_of(&row.group_name).await?;
-    let mut ids = Vec::new();
-    for u in app.store.scim_users().await? {
-        if now_in.contains(&u.user_name) {
-            ids.push(u.id);
-        }
-    }
+    let ids: Vec<&String> = now_in.iter().filter_map(|n| ids.get(n)).collect();
     if let Some(obj) = doc.as_object_mut() {
         if let Some(Value::Array(ms)) = obj.get_mut("members") {
             ms.retain(|m| {
                 filter::get_ci(m, "value")
                     .and_then(Value::as_str)
-                    .is_some_and(|v| ids.iter().any(|i| i == v))
+                    .is_some_and(|v| ids.iter().any(|i| *i == v))
             });
             if ms.is_empty() {
                 obj.remove("members");
@@ -126,11 +141,21 @@ fn with_location(status: StatusCode, doc: &Value) -> axum::response::Response {
 }
 
 pub async fn all(app: &App) -> Result<Vec<Value>, ScimError> {
-    let mut out = Vec::new();
-    for row in app.store.scim_groups().await? {
-        out.push(render(app, &row).await?);
-    }
-    Ok(out)
+    let ids = ids_by_name(app).await?;
+    let members: HashMap<String, Vec<String>> =
+        app.store.list_groups().await?.into_iter().collect();
+    app.store
+        .scim_groups()
+        .await?
+        .iter()
+        .map(|row| {
+            let now_in = members
+                .get(&row.group_name)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            render_with(app, row, now_in, &ids)
+        })
+        .collect()
 }
 
 async fn row(app: &App, id: &str) -> Result<ScimGroupRow, ScimError> {

@@ -10,7 +10,7 @@ use crate::admin::tokens::Caller;
 use crate::app::App;
 use crate::ops::Ops;
 use crate::ops::idp::{self, IdpUser};
-use crate::store::ScimUserRow;
+use crate::store::{ScimGroupRow, ScimUserRow};
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -89,31 +89,58 @@ fn idp_user(doc: Value, current: bool) -> Result<IdpUser, ScimError> {
     })
 }
 
-/// (group id, displayName) of every IdP group a user is in.
-async fn groups_of(app: &App, user: &str) -> Result<Vec<Value>, ScimError> {
-    let mine = app.store.memberships_of(user).await?;
-    let mut out = Vec::new();
-    for g in app.store.scim_groups().await? {
-        if mine.contains(&g.group_name) {
-            let doc: Value = serde_json::from_str(&g.resource).unwrap_or(Value::Null);
-            let display = filter::get_ci(&doc, "displayName")
-                .cloned()
-                .unwrap_or(json!(g.group_name));
-            out.push(json!({
-                "value": g.id,
-                "$ref": location(app, "Groups", &g.id),
-                "display": display,
-                "type": "direct",
-            }));
-        }
+/// The IdP groups and their members, read once per request (two
+/// queries, whatever the number of users rendered).
+pub struct Directory {
+    groups: Vec<(ScimGroupRow, Vec<String>)>,
+}
+
+impl Directory {
+    pub async fn load(app: &App) -> Result<Directory, ScimError> {
+        let members: HashMap<String, Vec<String>> =
+            app.store.list_groups().await?.into_iter().collect();
+        let groups = app
+            .store
+            .scim_groups()
+            .await?
+            .into_iter()
+            .map(|g| {
+                let m = members.get(&g.group_name).cloned().unwrap_or_default();
+                (g, m)
+            })
+            .collect();
+        Ok(Directory { groups })
     }
-    Ok(out)
+
+    /// (group id, displayName) of every IdP group `user` is in.
+    fn groups_of(&self, app: &App, user: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        for (g, members) in &self.groups {
+            if members.iter().any(|m| m == user) {
+                let doc: Value = serde_json::from_str(&g.resource).unwrap_or(Value::Null);
+                let display = filter::get_ci(&doc, "displayName")
+                    .cloned()
+                    .unwrap_or(json!(g.group_name));
+                out.push(json!({
+                    "value": g.id,
+                    "$ref": location(app, "Groups", &g.id),
+                    "display": display,
+                    "type": "direct",
+                }));
+            }
+        }
+        out
+    }
 }
 
 pub async fn render(app: &App, row: &ScimUserRow) -> Result<Value, ScimError> {
+    render_with(app, row, &Directory::load(app).await?)
+}
+
+fn render_with(app: &App, row: &ScimUserRow, dir: &Directory) -> Result<Value, ScimError> {
     let mut doc: Value = serde_json::from_str(&row.resource)
         .map_err(|e| ScimError::bad("invalidValue", format!("stored resource: {e}")))?;
-    let groups = groups_of(app, &row.user_name).await?;
+    let groups = dir.groups_of(app, &row.user_name);
     if let Some(obj) = doc.as_object_mut() {
         obj.insert("schemas".into(), json!([USER_SCHEMA]));
         obj.insert("id".into(), json!(row.id));
@@ -149,11 +176,13 @@ fn with_location(status: StatusCode, doc: &Value) -> axum::response::Response {
 }
 
 pub async fn all(app: &App) -> Result<Vec<Value>, ScimError> {
-    let mut out = Vec::new();
-    for row in app.store.scim_users().await? {
-        out.push(render(app, &row).await?);
-    }
-    Ok(out)
+    let dir = Directory::load(app).await?;
+    app.store
+        .scim_users()
+        .await?
+        .iter()
+        .map(|row| render_with(app, row, &dir))
+        .collect()
 }
 
 async fn row(app: &App, id: &str) -> Result<ScimUserRow, ScimError> {

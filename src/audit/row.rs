@@ -562,6 +562,7 @@ impl AuditEvent {
                 json!({ "session": session }),
             ),
             AuditEvent::Console(c) => c.fields(),
+            AuditEvent::Idp(e) => e.fields(),
             AuditEvent::Exported {
                 evidence,
                 actor,

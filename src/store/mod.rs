@@ -21,6 +21,7 @@ mod nodes_tests;
 mod open;
 mod recordings;
 mod records;
+mod scim;
 mod sealed;
 mod session_page;
 mod targets;
@@ -37,6 +38,7 @@ pub use nodes::{NodeIdent, NodeRun};
 pub use open::{settle_wal, sqlite_file};
 pub use recordings::RecordingRow;
 pub use records::*;
+pub use scim::{ScimGroupRow, ScimUserRow};
 pub use sealed::{Sealed, SealedRow};
 pub use session_page::{SessionPage, SessionSort};
 pub use tcp::{KindedTarget, TargetKind};
@@ -128,6 +130,7 @@ impl Store {
             "DELETE FROM totp WHERE user_name = $1",
             "DELETE FROM group_members WHERE user_name = $1",
             "DELETE FROM grants WHERE subject_kind = 'user' AND subject = $1",
+            "DELETE FROM scim_users WHERE user_name = $1",
         ] {
             sqlx::query(q).bind(name).execute(&mut *tx).await?;
         }
@@ -221,16 +224,6 @@ impl Store {
             .execute(&self.pool)
             .await;
         unique(r, "membership", &format!("{user} in {group}"))
-    }
-
-    pub async fn groups_of(&self, user: &str) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT group_name FROM group_members WHERE user_name = $1 ORDER BY group_name",
-        )
-        .bind(user)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
     // ---- targets -----------------------------------------------------------

@@ -244,6 +244,7 @@ async fn exercise(store: &Store) {
         Err(StoreError::Missing { .. })
     ));
     super::tcp::exercise_tcp(store).await;
+    super::scim::exercise_scim(store).await;
 }
 
 #[tokio::test]

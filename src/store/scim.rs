@@ -1,4 +1,4 @@
-//! SCIM resources (`scim_users`, `scim_groups`, migration 0013) beside the
+//! SCIM resources (`scim_users`, `scim_groups`, migration 0014) beside the
 //! bastion's own users and groups, which they mark `provisioned_by = 'scim'`.
 //! Only rows with a SCIM resource are visible to SCIM: local users are not.
 

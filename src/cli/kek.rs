@@ -110,6 +110,14 @@ async fn rewrap(store: &Store, vault: &Vault, secrets: &[Sealed]) -> anyhow::Res
     )
     .await?;
     println!("re-wrapped {done}; already under {}: {current}", vault.id());
+    if failed.is_empty() {
+        // Every secret is under this key now, so it is the cluster's KEK: a
+        // node started with only this file is no stranger (one still on the
+        // old file is told to fetch this one).
+        store
+            .set_cluster_key("kek_file", vault.id(), &cli_actor(), crate::clock::now_ms())
+            .await?;
+    }
     if !failed.is_empty() {
         anyhow::bail!(
             "{} secret(s) do not open and were left as they are (tampered, or moved between rows):\n{}",

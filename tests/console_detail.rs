@@ -1,0 +1,231 @@
+//! The console's session detail (issue 17) is complete: besides metadata
+//! and recordings it lists the session's channels (kind, command), its
+//! forwards (kind, destination, bytes, end reason), its file operations
+//! (SFTP markers: op, path, bytes) and its audit events, from
+//! `GET /sessions/{id}/activity` (read scope). In a real headless
+//! Chromium, a command and a file path holding `<script>`/`"` markup are
+//! shown as the characters they are, never as elements.
+
+mod common;
+
+use common::api::*;
+use common::forward::*;
+use common::*;
+use serde_json::{Value, json};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[path = "console/cdp.rs"]
+mod cdp;
+#[path = "console/web.rs"]
+mod web;
+use web::*;
+
+const FILE: &str = r#"<script>alert(1)<script> "q" <img src=x onerror=alert(2)>.txt"#;
+const CMD_MARKUP: &str = r#"<script>alert(3)</script> "dq" <img src=y onerror=alert(4)>"#;
+
+fn count(page: &cdp::Page, selector: &str) -> usize {
+    page.eval(&format!(
+        "String(document.querySelectorAll({}).length)",
+        json!(selector)
+    ))
+    .parse()
+    .unwrap()
+}
+
+fn text_of(page: &cdp::Page, selector: &str) -> String {
+    page.eval(&format!(
+        "(document.querySelector({}) || {{textContent: ''}}).textContent",
+        json!(selector)
+    ))
+}
+
+fn activity(api: &Api, token: &str, id: &str) -> Value {
+    let r = api.get(&format!("/api/v1/sessions/{id}/activity"), token);
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()
+}
+
+/// The newest session of kind `target` whose id is not in `before`.
+fn new_session(api: &Api, token: &str, before: &[String]) -> String {
+    wait_for("the new session row", 15, || {
+        let r = api.get("/api/v1/sessions?limit=50", token);
+        r.json()["recent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["kind"] != "connection")
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .find(|i| !before.contains(i))
+    })
+}
+
+fn ids(api: &Api, token: &str) -> Vec<String> {
+    api.get("/api/v1/sessions?limit=1000", token).json()["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn session_detail_lists_channels_forwards_files_and_audit_as_text() {
+    need("chromium", "chromium");
+    need("sftp", "openssh-client");
+    let sshd = Sshd::start();
+    let (b, port) = standard_with_api(&sshd);
+    b.add_target("web03", &sshd);
+    b.grant(&[
+        "--user",
+        "alice",
+        "--target",
+        "web03",
+        "--login",
+        TARGET_USER,
+        "--allow",
+        "shell,exec,sftp,local-forward",
+    ]);
+    let api = Api::new(&b, port);
+    let auditor = token(&b, "aud", "auditor", None);
+    let killer = token(&b, "kil", "killswitch", None);
+    let (apw, asecret) = console_user(&b, "ana", Some("auditors"));
+
+    // An SFTP upload to a path holding markup.
+    let before = ids(&api, &auditor);
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("src.bin");
+    std::fs::write(&src, vec![7u8; 1234]).unwrap();
+    let batch = local.path().join("batch");
+    std::fs::write(&batch, format!("put {} '{FILE}'\n", src.display())).unwrap();
+    let out = run(Command::new("sftp")
+        .args(b.ssh_opts())
+        .args(["-P", &b.port.to_string(), "-b"])
+        .arg(&batch)
+        .arg("alice+web03@127.0.0.1"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sftp_id = new_session(&api, &auditor, &before);
+
+    // A command holding markup.
+    let before = ids(&api, &auditor);
+    let out = b
+        .ssh("alice+web03")
+        .arg(format!("echo '{CMD_MARKUP}'"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let cmd_id = new_session(&api, &auditor, &before);
+
+    // A local forward through web03's connection, ended by the client.
+    let echo = Service::start("127.0.0.1", Behaviour::Echo);
+    let lport = free_port();
+    let mut fwd = Forwarding::start(
+        &b,
+        "alice+web03",
+        &["-L", &format!("{lport}:127.0.0.1:{}", echo.port)],
+        Some(lport),
+    );
+    let data = pattern(50_000, 1);
+    assert_eq!(sha_hex(&round_trip(lport, &data)), sha_hex(&data));
+    let closed = wait_for("forward.closed", 15, || {
+        audit_of(&b, "forward.closed").into_iter().next()
+    });
+    let fwd_id = closed["session"].as_str().unwrap().to_string();
+    let _ = fwd.child().kill();
+
+    // The API: what the page shows.
+    let a = activity(&api, &auditor, &sftp_id);
+    let ch = &a["channels"][0];
+    assert_eq!(ch["kind"], "subsystem", "{a}");
+    assert_eq!(ch["command"], "sftp", "{a}");
+    let ops = a["files"][0]["ops"].as_array().unwrap();
+    let upload = ops
+        .iter()
+        .find(|o| o["op"] == "upload")
+        .unwrap_or_else(|| panic!("no upload op: {a}"));
+    assert_eq!(upload["bytes"], 1234, "{upload}");
+    assert!(
+        upload["path"].as_str().unwrap().contains("<img src=x"),
+        "{upload}"
+    );
+    assert!(
+        a["audit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "session.started"),
+        "{a}"
+    );
+    let a = activity(&api, &auditor, &cmd_id);
+    assert!(
+        a["channels"][0]["command"]
+            .as_str()
+            .unwrap()
+            .contains(CMD_MARKUP),
+        "{a}"
+    );
+    assert_eq!(a["files"], json!([]), "an echo is no file operation: {a}");
+    let a = activity(&api, &auditor, &fwd_id);
+    // (The first forward is the helper's probe of the listening port.)
+    let f = a["forwards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["bytes_up"] == 50_000)
+        .unwrap_or_else(|| panic!("no forward of 50,000 bytes: {a}"));
+    assert_eq!(f["kind"], "local", "{a}");
+    assert_eq!(f["destination"], format!("127.0.0.1:{}", echo.port), "{a}");
+    assert!(f["reason"].is_string(), "{a}");
+    // Read scope: a killswitch token may not read it; an unknown session is 404.
+    assert_eq!(
+        api.get(&format!("/api/v1/sessions/{sftp_id}/activity"), &killer)
+            .status,
+        403
+    );
+    assert_eq!(
+        api.get("/api/v1/sessions/nope/activity", &auditor).status,
+        404
+    );
+
+    // The page, in Chromium.
+    let shots = b.dir.path().join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let browser = cdp::Browser::start(b.dir.path());
+    let page = browser.page();
+    page.navigate(&format!("https://127.0.0.1:{port}/"));
+    sign_in_page(&page, "ana", &apw, &next_code(&asecret));
+    page.eval(&format!("location.hash = '#/session/{sftp_id}'; true"));
+    page.wait_for(
+        "the file operations",
+        "!!document.querySelector('#files tbody tr')",
+    );
+    let files = text_of(&page, "#files");
+    assert!(files.contains(r#"<img src=x onerror=alert(2)>"#), "{files}");
+    assert!(files.contains("upload"), "{files}");
+    assert!(text_of(&page, "#channels").contains("sftp"));
+    assert!(text_of(&page, "#session-audit").contains("session.started"));
+    assert_eq!(count(&page, "#activity script, #activity img"), 0);
+    page.screenshot(&shots.join("detail-sftp.png"));
+
+    page.eval(&format!("location.hash = '#/session/{cmd_id}'; true"));
+    page.wait_for(
+        "the channels",
+        "!!document.querySelector('#channels tbody tr')",
+    );
+    let chans = text_of(&page, "#channels .command");
+    assert!(chans.contains(CMD_MARKUP), "{chans}");
+    assert_eq!(count(&page, "#activity script, #activity img"), 0);
+    assert_eq!(count(&page, "#files tbody tr"), 0);
+    page.screenshot(&shots.join("detail-command.png"));
+
+    page.eval(&format!("location.hash = '#/session/{fwd_id}'; true"));
+    page.wait_for(
+        "the forwards",
+        "!!document.querySelector('#forwards tbody tr')",
+    );
+    let f = text_of(&page, "#forwards");
+    assert!(f.contains(&format!("127.0.0.1:{}", echo.port)), "{f}");
+    page.screenshot(&shots.join("detail-forward.png"));
+    std::thread::sleep(Duration::from_millis(10));
+}

@@ -13,7 +13,6 @@ use common::forward::*;
 use common::*;
 use serde_json::{Value, json};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 #[path = "console/cdp.rs"]
 mod cdp;
@@ -227,5 +226,89 @@ fn session_detail_lists_channels_forwards_files_and_audit_as_text() {
     let f = text_of(&page, "#forwards");
     assert!(f.contains(&format!("127.0.0.1:{}", echo.port)), "{f}");
     page.screenshot(&shots.join("detail-forward.png"));
-    std::thread::sleep(Duration::from_millis(10));
+    eprintln!("page console errors: {:?}", page.console_errors());
+}
+
+/// The audit rows of `kind` for `session`.
+fn reads(b: &Bastion, kind: &str, session: &str) -> Vec<Value> {
+    audit_of(b, kind)
+        .into_iter()
+        .filter(|e| e["session"] == session)
+        .collect()
+}
+
+/// Reading a session's output — live view, replay, download — is an audit
+/// event for tokens and console users alike, written before the first byte
+/// is sent: when it cannot be written nothing is sent.
+#[test]
+fn every_read_of_session_output_is_audited_first() {
+    let sshd = Sshd::start();
+    let (b, port) = standard_with_api(&sshd);
+    let api = Api::new(&b, port);
+    let auditor = token(&b, "aud", "auditor", None);
+    let (apw, asecret) = console_user(&b, "ana", Some("auditors"));
+
+    // A token watches a live session (the stream ends with the session).
+    let (child, id) = live_ssh(&b, &api, &auditor, "echo WATCHED-OUT; sleep 2");
+    let r = api.get(&format!("/api/v1/sessions/{id}/live"), &auditor);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let _ = ended(child);
+    let w = reads(&b, "session.watched", &id);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0]["actor"].as_str().unwrap().starts_with("api:aud/"),
+        "{w:?}"
+    );
+    let name = w[0]["detail"]["recording"].as_str().unwrap().to_string();
+    assert!(name.starts_with(&id), "{name}");
+
+    // Replay and download of the finished recording, by the token.
+    let r = api.get(&format!("/api/v1/recordings/{name}/segments"), &auditor);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = api.get(&format!("/api/v1/recordings/{name}/cast"), &auditor);
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("WATCHED-OUT"));
+    for kind in ["recording.replayed", "recording.downloaded"] {
+        let e = reads(&b, kind, &id);
+        assert_eq!(e.len(), 1, "{kind}: {e:?}");
+        assert!(e[0]["actor"].as_str().unwrap().starts_with("api:aud/"));
+        assert_eq!(e[0]["detail"]["recording"], name.as_str());
+    }
+
+    // A console user: the same kinds, as `console:USER`.
+    let mut web = Web::new(&b, port);
+    let (_, c) = web.sign_in("ana", &apw, &next_code(&asecret));
+    assert_eq!(c.status, 200, "{}", c.body);
+    let (child, id2) = live_ssh(&b, &api, &auditor, "sleep 2");
+    let r = web.call("GET", &format!("/api/v1/sessions/{id2}/live"), None, true);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let _ = ended(child);
+    let w = reads(&b, "session.watched", &id2);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0]["actor"], "console:ana");
+    let r = web.get(&format!("/api/v1/recordings/{name}/cast"));
+    assert_eq!(r.status, 200);
+    let d = reads(&b, "recording.downloaded", &id);
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert_eq!(d[1]["actor"], "console:ana");
+
+    // Fail closed: the audit store refuses exactly these rows.
+    b.db_exec(&["CREATE TRIGGER fail_reads BEFORE INSERT ON audit_events \
+         WHEN NEW.kind IN ('session.watched', 'recording.replayed', 'recording.downloaded') \
+         BEGIN SELECT RAISE(ABORT, 'simulated failure'); END"])
+        .unwrap();
+    let r = api.get(&format!("/api/v1/recordings/{name}/cast"), &auditor);
+    assert!(r.status >= 500, "{} {}", r.status, r.body);
+    assert!(!r.body.contains("WATCHED-OUT"), "{}", r.body);
+    let r = api.get(&format!("/api/v1/recordings/{name}/segments"), &auditor);
+    assert!(r.status >= 500, "{} {}", r.status, r.body);
+    assert!(!r.body.contains("segments"), "{}", r.body);
+    let (child, id3) = live_ssh(&b, &api, &auditor, "echo UNSEEN-OUT; sleep 2");
+    let r = api.get(&format!("/api/v1/sessions/{id3}/live"), &auditor);
+    assert!(r.status >= 500, "{} {}", r.status, r.body);
+    assert!(!r.body.contains("UNSEEN-OUT"), "{}", r.body);
+    let r = web.call("GET", &format!("/api/v1/sessions/{id3}/live"), None, true);
+    assert!(r.status >= 500, "{} {}", r.status, r.body);
+    assert!(!r.body.contains("UNSEEN-OUT"), "{}", r.body);
+    let _ = ended(child);
 }

@@ -332,6 +332,35 @@ pub enum AuditEvent {
         /// The filters of an audit export.
         filter: serde_json::Value,
     },
+    /// A session's terminal output read (console or API): a live view
+    /// (`session.watched`), a replay (`recording.replayed`) or a download
+    /// of the cast (`recording.downloaded`). Written before the first byte
+    /// is sent; if it cannot be, nothing is.
+    Read {
+        how: ReadKind,
+        actor: String,
+        source: String,
+        session: String,
+        recording: String,
+    },
+}
+
+/// How a session's recorded output was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadKind {
+    Live,
+    Replay,
+    Download,
+}
+
+impl ReadKind {
+    pub fn kind(self) -> &'static str {
+        match self {
+            ReadKind::Live => "session.watched",
+            ReadKind::Replay => "recording.replayed",
+            ReadKind::Download => "recording.downloaded",
+        }
+    }
 }
 
 impl AuditEvent {
@@ -351,6 +380,7 @@ impl AuditEvent {
             | AuditEvent::ForwardRefused { session, .. }
             | AuditEvent::AgentForwarded { session, .. }
             | AuditEvent::Exported { session, .. }
+            | AuditEvent::Read { session, .. }
             | AuditEvent::JumpOpened {
                 via_session: session,
                 ..

@@ -565,6 +565,19 @@ impl AuditEvent {
                 session.clone(),
                 json!({ "filter": filter }),
             ),
+            AuditEvent::Read {
+                how,
+                actor,
+                source,
+                session,
+                recording,
+            } => (
+                how.kind(),
+                actor.clone(),
+                source.clone(),
+                session.clone(),
+                json!({ "recording": recording }),
+            ),
         };
         AuditRow {
             ts_ms: now_ms(),

@@ -312,3 +312,159 @@ fn every_read_of_session_output_is_audited_first() {
     assert!(!r.body.contains("UNSEEN-OUT"), "{}", r.body);
     let _ = ended(child);
 }
+
+/// SHA-256 of a text, hex (what the console stores of a cookie value).
+fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
+
+/// Console sign-ins live in the database: a restarted `serve` and a second
+/// process on the same data dir honour the cookie; sign-out on one ends it
+/// on the other; idle time is the row's; the row alone (its hash, or a
+/// planted one) is no cookie; CSRF is unchanged.
+#[test]
+fn console_sign_ins_survive_restarts_and_are_shared_by_processes() {
+    let (mut b, port) = bastion_with_api("");
+    b.start();
+    wait_port(port, "admin API", &b.log_path());
+    let (pw, secret) = console_user(&b, "ana", Some("auditors"));
+    let mut web = Web::new(&b, port);
+    let (_, c) = web.sign_in("ana", &pw, &next_code(&secret));
+    assert_eq!(c.status, 200, "{}", c.body);
+    let csrf = web.csrf.clone().unwrap();
+    let cookie = web
+        .cookies
+        .iter()
+        .find(|(k, _)| k == "__Host-pc_session")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    // The database holds the cookie's hash only, never the value or the CSRF token.
+    let mut dump = Vec::new();
+    for f in ["portcullis.db", "portcullis.db-wal"] {
+        dump.extend(std::fs::read(b.data_dir().join(f)).unwrap_or_default());
+    }
+    let dump = String::from_utf8_lossy(&dump);
+    assert!(
+        dump.contains(&sha256_hex(&cookie)),
+        "the row is in the database"
+    );
+    assert!(!dump.contains(&cookie) && !dump.contains(&csrf));
+
+    // A restart on the same data dir: still signed in, same CSRF token.
+    b.stop();
+    b.start();
+    wait_port(port, "admin API", &b.log_path());
+    // A new client (the old one's pooled connection went with the process),
+    // the same cookie.
+    let cookies = web.cookies.clone();
+    let mut web = Web::new(&b, port);
+    web.cookies = cookies;
+    web.csrf = Some(csrf.clone());
+    let me = web.get("/console/me");
+    assert_eq!(me.status, 200, "after a restart: {}", me.body);
+    assert_eq!(me.json()["csrf"], csrf.as_str());
+    assert_eq!(web.get("/api/v1/sessions").status, 200);
+    // CSRF unchanged: a write without the header is refused.
+    let r = web.call("POST", "/console/signout", None, false);
+    assert_eq!(r.status, 403, "{}", r.body);
+
+    // The row alone is no cookie: its hash presented as the value, and a
+    // planted row whose cookie nobody knows.
+    let mut thief = Web::new(&b, port);
+    thief
+        .cookies
+        .push(("__Host-pc_session".into(), sha256_hex(&cookie)));
+    assert_eq!(thief.get("/console/me").status, 401);
+    assert_eq!(thief.get("/api/v1/sessions").status, 401);
+    let planted = sha256_hex("nobody-knows-this-value");
+    b.db_exec(&[&format!(
+        "INSERT INTO console_sessions (id_sha256, user_name, role, source, created_at, last_used_at) \
+         VALUES ('{planted}', 'ana', 'admin', '127.0.0.1', {now}, {now})",
+        now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    )])
+    .unwrap();
+    let mut thief = Web::new(&b, port);
+    thief.cookies.push(("__Host-pc_session".into(), planted));
+    assert_eq!(thief.get("/console/me").status, 401);
+
+    // A second node: its own data directory (one server per directory)
+    // with the first one's keys, on the same database.
+    let (port2, api2) = (free_port(), free_port());
+    let data2 = b.dir.path().join("data2");
+    std::fs::create_dir_all(&data2).unwrap();
+    for e in std::fs::read_dir(b.data_dir()).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().to_string();
+        if e.file_type().unwrap().is_file()
+            && !name.starts_with("portcullis.db")
+            && name != "serve.lock"
+        {
+            std::fs::copy(e.path(), data2.join(&name)).unwrap();
+        }
+    }
+    let conf2 = b.dir.path().join("second.toml");
+    std::fs::write(
+        &conf2,
+        format!(
+            "listen = \"127.0.0.1:{port2}\"\ndatabase_url = \"sqlite://{}?mode=rwc\"\n\
+             [upstream]\nconnect_timeout_secs = 5\n[api]\nlisten = \"127.0.0.1:{api2}\"\n",
+            b.data_dir().join("portcullis.db").display()
+        ),
+    )
+    .unwrap();
+    let log2 = b.dir.path().join("second.log");
+    let mut second = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("--config")
+        .arg(&conf2)
+        .arg("--data-dir")
+        .arg(&data2)
+        .arg("serve")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log2).unwrap())
+        .stderr(std::fs::File::create(b.dir.path().join("second.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", api2)).is_err() {
+        let err = std::fs::read_to_string(b.dir.path().join("second.err")).unwrap_or_default();
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20)
+                && second.try_wait().unwrap().is_none(),
+            "the second serve did not start: {err}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mut web2 = Web::new(&b, api2);
+    web2.cookies = web.cookies.clone();
+    web2.csrf = Some(csrf.clone());
+    assert_eq!(web2.get("/console/me").status, 200, "the other node");
+    let r = web2.call("POST", "/console/signout", None, true);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        web.get("/console/me").status,
+        401,
+        "signed out on the other node"
+    );
+    let _ = second.kill();
+    let _ = second.wait();
+
+    // Idle time is the row's: a row last used long ago is refused (and
+    // audited as an idle timeout), whichever process holds it.
+    let (pw, secret) = console_user(&b, "ben", Some("auditors"));
+    let mut web = Web::new(&b, port);
+    let (_, c) = web.sign_in("ben", &pw, &next_code(&secret));
+    assert_eq!(c.status, 200, "{}", c.body);
+    assert_eq!(web.get("/console/me").status, 200);
+    b.db_exec(&["UPDATE console_sessions SET last_used_at = last_used_at - 3600000"])
+        .unwrap();
+    assert_eq!(web.get("/console/me").status, 401);
+    let outs = audit_of(&b, "console.signed_out");
+    assert!(
+        outs.iter().any(|e| e["detail"]["why"] == "idle timeout"),
+        "{outs:?}"
+    );
+}

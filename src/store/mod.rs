@@ -12,6 +12,7 @@ mod audit_chain_tests;
 mod audit_legacy_tests;
 #[cfg(test)]
 pub(crate) mod audit_tests;
+mod console_sessions;
 mod counts;
 mod locks;
 mod mfa;
@@ -28,6 +29,7 @@ mod tokens;
 mod users;
 
 pub use audit::{AuditFilter, AuditHealth, AuditRow, AuditSealer, ChainedRow, GENESIS_HASH};
+pub use console_sessions::ConsoleSessionRow;
 pub use counts::MetricCounts;
 pub use mfa::{SourceBlock, TotpRecord};
 pub use open::{settle_wal, sqlite_file};

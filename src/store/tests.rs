@@ -244,6 +244,7 @@ async fn exercise(store: &Store) {
         Err(StoreError::Missing { .. })
     ));
     super::tcp::exercise_tcp(store).await;
+    super::console_sessions::exercise_console_sessions(store).await;
 }
 
 #[tokio::test]

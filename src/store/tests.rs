@@ -245,6 +245,7 @@ async fn exercise(store: &Store) {
     ));
     super::tcp::exercise_tcp(store).await;
     super::console_sessions::exercise_console_sessions(store).await;
+    super::search::exercise_search(store).await;
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use super::http::{ApiError, Params, Seg, validate_name};
 use super::tokens::Caller;
 use crate::app::App;
 use crate::audit::console::ConsoleEvent;
-use crate::audit::{self, AuditEvent, ReadKind};
+use crate::audit::{self, AuditEvent, ReadEvent, ReadKind};
 use crate::castfile::follow::{Follower, Status};
 use crate::castfile::term::{TermFilter, visible};
 use crate::castfile::{Event, EventKind};
@@ -100,13 +100,13 @@ pub async fn audit_read(
     session: &str,
     recording: &str,
 ) -> Result<(), ApiError> {
-    let event = AuditEvent::Read {
+    let event = AuditEvent::Read(ReadEvent {
         how,
         actor: caller.actor(),
         source,
         session: session.to_string(),
         recording: recording.to_string(),
-    };
+    });
     audit::record(&app.store, event)
         .await
         .map_err(|e| ApiError::internal("audit of the read (nothing is sent without it)", e))

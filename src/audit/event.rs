@@ -336,13 +336,30 @@ pub enum AuditEvent {
     /// (`session.watched`), a replay (`recording.replayed`) or a download
     /// of the cast (`recording.downloaded`). Written before the first byte
     /// is sent; if it cannot be, nothing is.
-    Read {
-        how: ReadKind,
-        actor: String,
-        source: String,
-        session: String,
-        recording: String,
-    },
+    Read(ReadEvent),
+}
+
+/// Who read which recording of which session, and how.
+#[derive(Debug, Clone)]
+pub struct ReadEvent {
+    pub how: ReadKind,
+    pub actor: String,
+    pub source: String,
+    pub session: String,
+    pub recording: String,
+}
+
+impl ReadEvent {
+    /// (kind, actor, source, subject, detail) of the audit row.
+    pub(super) fn fields(&self) -> (&'static str, String, String, String, serde_json::Value) {
+        (
+            self.how.kind(),
+            self.actor.clone(),
+            self.source.clone(),
+            self.session.clone(),
+            serde_json::json!({ "recording": self.recording }),
+        )
+    }
 }
 
 /// How a session's recorded output was read.
@@ -380,11 +397,11 @@ impl AuditEvent {
             | AuditEvent::ForwardRefused { session, .. }
             | AuditEvent::AgentForwarded { session, .. }
             | AuditEvent::Exported { session, .. }
-            | AuditEvent::Read { session, .. }
             | AuditEvent::JumpOpened {
                 via_session: session,
                 ..
             } => session,
+            AuditEvent::Read(r) => &r.session,
             AuditEvent::ForwardOpened(meta) | AuditEvent::ForwardClosed { meta, .. } => {
                 &meta.session
             }

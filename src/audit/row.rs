@@ -565,19 +565,7 @@ impl AuditEvent {
                 session.clone(),
                 json!({ "filter": filter }),
             ),
-            AuditEvent::Read {
-                how,
-                actor,
-                source,
-                session,
-                recording,
-            } => (
-                how.kind(),
-                actor.clone(),
-                source.clone(),
-                session.clone(),
-                json!({ "recording": recording }),
-            ),
+            AuditEvent::Read(r) => r.fields(),
         };
         AuditRow {
             ts_ms: now_ms(),

@@ -11,7 +11,8 @@
 use crate::castfile::term::TermFilter;
 use crate::castfile::words::Unescape;
 use crate::castfile::{self, CastReader, EventKind};
-use crate::store::{CandidatePage, RecordingRow, SearchFilter, SessionRecord, Store, StoreError};
+use crate::store::search::{CandidatePage, SearchFilter};
+use crate::store::{RecordingRow, SessionRecord, Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

@@ -7,7 +7,8 @@
 //! and the code.
 
 use super::role::Role;
-use crate::store::{ConsoleSessionRow, Store, StoreError};
+use crate::store::console_sessions::ConsoleSessionRow;
+use crate::store::{Store, StoreError};
 use crate::sync::MutexExt;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;

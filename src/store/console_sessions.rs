@@ -1,4 +1,4 @@
-//! Signed-in console sessions (`console_sessions`, migration 0013): keyed
+//! Signed-in console sessions (`console_sessions`, migration 0015): keyed
 //! by the SHA-256 of the cookie value, never the value itself. Idle time is
 //! kept in the row (`last_used_at`, Unix ms), so every node and a restarted
 //! one enforce the same timeout; sign-out and expiry delete the row.

@@ -33,6 +33,9 @@ pub struct App {
     /// every session gets its end row and every recording its trailer
     /// before the store closes.
     pub tasks: tokio_util::task::TaskTracker,
+    /// This node and run in the `nodes` table (issue 19); `None` outside
+    /// `serve` (unit tests).
+    pub node: Option<crate::store::NodeIdent>,
 }
 
 impl App {
@@ -48,6 +51,7 @@ impl App {
             window: config.limits.second_factor_window,
             ..BudgetConfig::default()
         });
+        let node = store.node().cloned();
         Arc::new(App {
             config,
             store,
@@ -64,6 +68,7 @@ impl App {
             rules: crate::lock_state::Rules::default(),
             caps: crate::audit::rate::Caps::default(),
             tasks: tokio_util::task::TaskTracker::new(),
+            node,
         })
     }
 }

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod cluster;
 mod console;
 mod default_rules;
 mod duration;
@@ -16,6 +17,7 @@ mod jump;
 mod limits;
 pub mod lockdown;
 mod storage;
+pub use cluster::ClusterConfig;
 pub use console::ConsoleConfig;
 pub use duration::parse_duration;
 pub use jump::JumpConfig;
@@ -68,6 +70,8 @@ struct RawConfig {
     jump: jump::RawJump,
     #[serde(default)]
     console: console::RawConsole,
+    #[serde(default)]
+    cluster: cluster::RawCluster,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -152,6 +156,8 @@ pub struct Config {
     pub api: ApiConfig,
     pub jump: JumpConfig,
     pub console: ConsoleConfig,
+    /// `[cluster]`: node name and heartbeat expiry.
+    pub cluster: ClusterConfig,
 }
 
 /// Just-in-time access settings.
@@ -271,6 +277,7 @@ impl Config {
         let jump = raw.jump.check(&mut problems);
         let console = raw.console.check(&mut problems);
         let recordings_space = raw.recordings.check(&mut problems);
+        let cluster = raw.cluster.check(&mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -296,6 +303,7 @@ impl Config {
             api,
             jump,
             console,
+            cluster,
         })
     }
 }

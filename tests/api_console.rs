@@ -415,106 +415,13 @@ fn the_read_only_listings_hold_no_secret() {
 #[test]
 #[ignore = "benchmark: run on demand with --ignored --nocapture"]
 fn search_api_10k() {
-    use portcullis::castfile::{
-        ChannelKind, EventKind, Header, RecordingWriter, SessionMeta, TrailerInfo,
-    };
-    use portcullis::store::{RecordingRow, SessionKind, SessionStart, Store};
-    use std::time::Instant;
     let (mut b, port) = bastion_with_api("");
-    let data = b.data_dir();
-    let rec = data.join("recordings");
-    std::fs::create_dir_all(&rec).unwrap();
-    // A command that writes sets the data directory up (listings create nothing).
-    run_ok(b.cli().args(["group", "add", "bench"]));
-    let key = portcullis::castfile::load_or_create(&data.join("audit_ed25519")).unwrap();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", data.join("portcullis.db").display());
-    let store = rt.block_on(Store::connect(&url)).unwrap();
     let n: u32 = std::env::var("BENCH_N")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let start = Instant::now();
-    for i in 0..n {
-        let id = format!("s{i:05}");
-        let name = format!("{id}-0");
-        let (user, target) = (format!("u{}", i % 50), format!("t{}", i % 20));
-        let header = Header {
-            width: 80,
-            height: 24,
-            timestamp: 0,
-            env: Default::default(),
-            title: None,
-            portcullis: Some(SessionMeta {
-                session: id.clone(),
-                user: user.clone(),
-                target: target.clone(),
-                login: "root".into(),
-                channel: 0,
-                kind: ChannelKind::Shell,
-                command: None,
-            }),
-        };
-        let mut w = RecordingWriter::create(&rec, &name, &header, &key).unwrap();
-        for j in 0..40 {
-            let line = if i == 7777 && j == 20 {
-                "$ rm -rf /srv/precious\r\n".to_string()
-            } else {
-                format!(
-                    "$ ls -la /var/log/app{j}\r\ntotal {}\r\n-rw-r--r-- 1 root root {} app.log\r\n",
-                    i * j,
-                    j * 31
-                )
-            };
-            w.event(f64::from(j), EventKind::Output, line.as_bytes())
-                .unwrap();
-        }
-        w.finish(&TrailerInfo {
-            bytes_up: 0,
-            bytes_down: 0,
-            end_reason: "synthetic".into(),
-            ended_at_ms: 0,
-        })
-        .unwrap();
-        let words: Vec<String> =
-            portcullis::castfile::words::of_cast(&rec.join(format!("{name}.cast")))
-                .unwrap()
-                .0
-                .into_iter()
-                .collect();
-        rt.block_on(async {
-            store
-                .session_started(&SessionStart {
-                    id: id.clone(),
-                    user,
-                    source: "127.0.0.1:1".into(),
-                    target,
-                    login: "root".into(),
-                    started_ms: i64::from(i),
-                    kind: SessionKind::Target,
-                })
-                .await
-                .unwrap();
-            store
-                .recording_started(&RecordingRow {
-                    name: name.clone(),
-                    session_id: id.clone(),
-                    channel: 0,
-                    kind: "shell".into(),
-                    started_ms: i64::from(i),
-                    events: 40,
-                    cast_bytes: 0,
-                    sha256: String::new(),
-                    checkpoint_ms: None,
-                    state: "closed".into(),
-                })
-                .await
-                .unwrap();
-            store.index_recording(&name, &words, true).await.unwrap();
-        });
-    }
-    drop(store);
-    println!("\nwrote {n} recordings in {:?}", start.elapsed());
+    let took = common::synth::recordings(&b, n);
+    println!("\nwrote {n} recordings in {took:?}");
     b.start();
     wait_port(port, "admin API", &b.log_path());
     let api = Api::new(&b, port);
@@ -527,7 +434,7 @@ fn search_api_10k() {
         "q=nowhere-at-all",
     ] {
         for round in 0..3 {
-            let started = Instant::now();
+            let started = std::time::Instant::now();
             let r = api.get(&format!("/api/v1/search?{q}"), &t);
             let took = started.elapsed();
             assert_eq!(r.status, 200, "{}", r.body);

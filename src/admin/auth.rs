@@ -27,7 +27,7 @@ pub enum Access {
     Read,
     /// admin and killswitch: locks and terminating sessions.
     Kill,
-    /// admin, auditor and killswitch: listing sessions and locks.
+    /// admin, auditor and killswitch: listing sessions and locks (not scim).
     Watch,
 }
 
@@ -38,7 +38,8 @@ impl Access {
             Access::Admin => scope == Scope::Admin,
             Access::Read => matches!(scope, Scope::Admin | Scope::Auditor),
             Access::Kill => matches!(scope, Scope::Admin | Scope::Killswitch),
-            Access::Watch => true,
+            // Every API scope but `scim`, which only provisions (`/scim/v2`).
+            Access::Watch => matches!(scope, Scope::Admin | Scope::Auditor | Scope::Killswitch),
         }
     }
 }
@@ -49,7 +50,7 @@ fn bearer(req: &Request) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
-fn source(req: &Request) -> String {
+pub(crate) fn source(req: &Request) -> String {
     req.extensions()
         .get::<ConnectInfo<SocketAddr>>()
         // Canonical, as at the SSH accept: `[::]` takes IPv4 as ::ffff:a.b.c.d.

@@ -16,6 +16,7 @@ mod live;
 mod live_replay;
 mod locks;
 mod ops;
+pub mod scim;
 mod search;
 mod sessions;
 mod targets;
@@ -206,7 +207,8 @@ pub fn router(app: Arc<App>) -> Router {
     for (_, path, access, h) in table() {
         r = r.route(&format!("{PREFIX}{path}"), guard(&app, access, h));
     }
-    r.merge(console::routes())
+    r.nest(scim::PREFIX, scim::router(app.clone()))
+        .merge(console::routes())
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(app.config.api.max_body_bytes))

@@ -35,14 +35,28 @@ impl ChainKey {
         if !path.exists() {
             let mut key = Zeroizing::new([0u8; KEY_LEN]);
             rand::rngs::OsRng.fill_bytes(key.as_mut());
-            crate::secret_file::write_new(path, key.as_ref()).map_err(|source| {
-                AuditError::WriteKey {
-                    path: path.display().to_string(),
-                    source,
+            match crate::secret_file::write_new(path, key.as_ref()) {
+                Ok(()) => {}
+                // Another node or process created it first: use theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(source) => {
+                    return Err(AuditError::WriteKey {
+                        path: path.display().to_string(),
+                        source,
+                    });
                 }
-            })?;
+            }
         }
         Self::load(path)
+    }
+
+    /// A MAC of a fixed text made with the key: what the database keeps so
+    /// nodes can tell they share the key without anyone storing it.
+    pub fn check_value(&self) -> String {
+        // INVARIANT: HMAC takes a key of any length.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_ref()).expect("hmac key");
+        mac.update(b"portcullis-cluster-key-check-v1");
+        hex::encode(&mac.finalize().into_bytes()[..16])
     }
 
     /// Reads an existing key; refuses one that group or others can read.

@@ -102,6 +102,15 @@ pub enum AuditEvent {
         /// The `.chain` file was gone and recovery started a new one.
         chain_rebuilt: bool,
     },
+    /// A node's run stopped its heartbeat (or this node's own earlier run
+    /// ended without a clean stop): `found_by` closed what it held, once.
+    NodeFoundDead {
+        node: String,
+        run: String,
+        found_by: String,
+        sessions: usize,
+        recordings: usize,
+    },
     RecordingsPruned {
         actor: String,
         count: usize,
@@ -321,6 +330,10 @@ pub enum AuditEvent {
     },
     /// The web console: sign-in, sign-out, refusals and actions.
     Console(super::console::ConsoleEvent),
+    /// Changes only the IdP makes (SCIM): `user.deactivated|reactivated|
+    /// idp_updated`, `group.idp_updated`. Creations, removals and members
+    /// are the same events as an administrator's.
+    Idp(IdpEvent),
     /// A download of audit rows or of a session's evidence bundle
     /// (console or API), recorded before the first byte is sent.
     Exported {
@@ -421,6 +434,7 @@ impl AuditEvent {
             | AuditEvent::AccessRequested { .. }
             | AuditEvent::AccessDecided { .. }
             | AuditEvent::RecordingsPruned { .. }
+            | AuditEvent::NodeFoundDead { .. }
             | AuditEvent::KekRewrapped { .. }
             | AuditEvent::UserAdded { .. }
             | AuditEvent::UserRemoved { .. }
@@ -448,7 +462,74 @@ impl AuditEvent {
             | AuditEvent::ApiWrite { .. }
             // Console sign-ins and requests: the SSH session a request acts
             // on is in its path (e.g. a terminate), not its own.
+            | AuditEvent::Idp(..)
             | AuditEvent::Console(..) => "",
+        }
+    }
+}
+
+/// What only identity provisioning does to a user or group.
+#[derive(Debug, Clone)]
+pub enum IdpEvent {
+    /// Deprovisioned (`active: false` or DELETE): the lock raised for it.
+    UserDeactivated {
+        user: String,
+        actor: String,
+        lock: String,
+    },
+    /// Reactivated: the deprovisioning lock lifted (`None`: none in force).
+    UserReactivated {
+        user: String,
+        actor: String,
+        lock: Option<String>,
+    },
+    /// IdP attributes changed (names only, never values).
+    UserUpdated {
+        user: String,
+        actor: String,
+        changed: Vec<String>,
+    },
+    GroupUpdated {
+        group: String,
+        actor: String,
+        changed: Vec<String>,
+    },
+}
+
+impl IdpEvent {
+    /// (kind, actor, source, subject, detail) of the audit row.
+    pub(super) fn fields(&self) -> (&'static str, String, String, String, serde_json::Value) {
+        use serde_json::json;
+        let row = |kind, actor: &String, subject: &String, detail| {
+            (kind, actor.clone(), String::new(), subject.clone(), detail)
+        };
+        match self {
+            IdpEvent::UserDeactivated { user, actor, lock } => {
+                row("user.deactivated", actor, user, json!({ "lock": lock }))
+            }
+            IdpEvent::UserReactivated { user, actor, lock } => {
+                row("user.reactivated", actor, user, json!({ "lock": lock }))
+            }
+            IdpEvent::UserUpdated {
+                user,
+                actor,
+                changed,
+            } => row(
+                "user.idp_updated",
+                actor,
+                user,
+                json!({ "changed": changed }),
+            ),
+            IdpEvent::GroupUpdated {
+                group,
+                actor,
+                changed,
+            } => row(
+                "group.idp_updated",
+                actor,
+                group,
+                json!({ "changed": changed }),
+            ),
         }
     }
 }

@@ -175,6 +175,20 @@ impl AuditEvent {
                     "chain_rebuilt": chain_rebuilt,
                 }),
             ),
+            AuditEvent::NodeFoundDead {
+                node,
+                run,
+                found_by,
+                sessions,
+                recordings,
+            } => (
+                "node.found_dead",
+                format!("node:{found_by}"),
+                String::new(),
+                String::new(),
+                json!({ "node": node, "run": run, "found_by": found_by,
+                        "sessions": sessions, "recordings": recordings }),
+            ),
             AuditEvent::RecordingsPruned {
                 actor,
                 count,
@@ -548,6 +562,7 @@ impl AuditEvent {
                 json!({ "session": session }),
             ),
             AuditEvent::Console(c) => c.fields(),
+            AuditEvent::Idp(e) => e.fields(),
             AuditEvent::Exported {
                 evidence,
                 actor,

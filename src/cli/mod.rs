@@ -3,6 +3,7 @@
 
 mod admin;
 mod audit;
+mod cluster;
 mod grants;
 mod kek;
 mod locks;

@@ -36,6 +36,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let host_ca = gateway::hostca::HostCa::load_or_generate(&config.host_ca_file)?;
     let listen = config.listen;
     let audit_key = crate::castfile::load_or_create(&config.audit_key_file)?;
+    let (node, dir_id) = super::cluster::node_name(&config)?;
+    super::cluster::check_shared_keys(
+        &config, &store, &node, &dir_id, &vault, &audit_key, &host_ca,
+    )
+    .await?;
+    let run = super::cluster::start_run(&config, &store, &node, &dir_id).await?;
     super::create_private_dir(&config.recordings_dir)?;
     let shutdown = CancellationToken::new();
     // Before anything is appended, so the stream starts with this run's first event.
@@ -63,8 +69,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         host_ca,
         steps.clone(),
     ));
+    // Cancelled when another node declared this one dead: stop serving.
+    let fatal = CancellationToken::new();
     let chores = tokio::spawn(chores(app.clone(), shutdown.clone()));
-    wait_for_signal().await;
+    // Its own task: a long chore (retention pruning) must not delay a
+    // heartbeat until other nodes take this one for dead.
+    let beats = tokio::spawn(super::cluster::heartbeats(
+        app.clone(),
+        shutdown.clone(),
+        fatal.clone(),
+    ));
+    tokio::select! {
+        () = wait_for_signal() => {}
+        () = fatal.cancelled() => {}
+    }
     // The door first; the kill switch (API, chores) keeps working while
     // live sessions use their grace.
     steps.stop_accepting.cancel();
@@ -82,6 +100,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         () = app.tasks.wait() => {}
         () = tokio::time::sleep(grace) => {}
         () = wait_for_signal() => tracing::info!("second signal: not waiting the grace out"),
+        () = fatal.cancelled() => {}
     }
     steps.end_connections.cancel();
     // Each connection writes its end row and each recorder its trailer.
@@ -93,13 +112,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     shutdown.cancel();
     let _ = chores.await;
+    let _ = beats.await;
     if let Some(s) = stream {
         let _ = s.await;
     }
     if let Some(api) = api {
         let _ = api.await;
     }
+    match app.store.node_stopped(&run).await {
+        Ok(true) => tracing::info!(node, "node stopped cleanly"),
+        Ok(false) => tracing::warn!(
+            node,
+            "node stopped with sessions or recordings still open: another node (or this one's next start) closes them"
+        ),
+        Err(e) => tracing::warn!(error = %e, "node stop not written"),
+    }
     app.store.close().await;
+    if fatal.is_cancelled() {
+        anyhow::bail!("another node declared node {node} dead; restart it");
+    }
     Ok(())
 }
 

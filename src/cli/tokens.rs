@@ -12,8 +12,8 @@ pub enum TokenCmd {
     Create {
         #[arg(long)]
         name: String,
-        /// admin (everything), auditor (read-only) or killswitch (locks, sessions).
-        #[arg(long, value_parser = ["admin", "auditor", "killswitch"])]
+        /// admin (everything), auditor (read-only), killswitch (locks, sessions) or scim (provisioning).
+        #[arg(long, value_parser = ["admin", "auditor", "killswitch", "scim"])]
         scope: String,
         /// Lifetime (90s, 15m, 2h, 30d); none = until revoked.
         #[arg(long)]
@@ -34,8 +34,9 @@ pub async fn token(config: &Config, cmd: TokenCmd) -> anyhow::Result<()> {
             scope,
             expires,
         } => {
-            let scope = Scope::parse(&scope)
-                .ok_or_else(|| anyhow::anyhow!("scope must be admin, auditor or killswitch"))?;
+            let scope = Scope::parse(&scope).ok_or_else(|| {
+                anyhow::anyhow!("scope must be admin, auditor, killswitch or scim")
+            })?;
             let expires = expires.as_deref().map(jit::parse_duration).transpose()?;
             let (info, text) = ops::create_token(&ops, &name, scope, expires).await?;
             eprintln!(

@@ -14,6 +14,7 @@
 //! (`crate::grants::jit`) and locks (`crate::lockdown`) were already shared
 //! by both doors and keep their homes.
 
+pub mod idp;
 pub mod mfa;
 mod targets;
 pub mod tokens;

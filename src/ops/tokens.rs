@@ -26,6 +26,8 @@ pub enum Scope {
     Auditor,
     /// Locks, sessions (list, get, terminate) and health.
     Killswitch,
+    /// SCIM provisioning at `/scim/v2` only; no `/api/v1` route.
+    Scim,
 }
 
 impl Scope {
@@ -34,6 +36,7 @@ impl Scope {
             Scope::Admin => "admin",
             Scope::Auditor => "auditor",
             Scope::Killswitch => "killswitch",
+            Scope::Scim => "scim",
         }
     }
 
@@ -42,6 +45,7 @@ impl Scope {
             "admin" => Some(Scope::Admin),
             "auditor" => Some(Scope::Auditor),
             "killswitch" => Some(Scope::Killswitch),
+            "scim" => Some(Scope::Scim),
             _ => None,
         }
     }

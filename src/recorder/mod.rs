@@ -53,7 +53,7 @@ mod upkeep;
 pub use crate::disk as space;
 
 use out::{Out, Rec};
-pub use upkeep::{prune, recover};
+pub use upkeep::{prune, reap, recover};
 pub(crate) use upkeep::{seal, witness_of};
 
 /// Frames queued per channel before the channel waits for the recorder.

@@ -160,6 +160,10 @@ impl Store {
                 .await?
                 .map(|r| r.try_get(0))
                 .transpose()?;
+        // Looked at again under the lock: a node that held it adopted and dropped the table.
+        if !legacy_table_exists(&mut tx).await? {
+            return Ok(0);
+        }
         let chained: i64 = sqlx::query("SELECT COUNT(*) FROM audit_events")
             .fetch_one(&mut *tx)
             .await?

@@ -16,9 +16,13 @@ pub mod console_sessions;
 mod counts;
 mod locks;
 mod mfa;
+mod nodes;
+#[cfg(test)]
+mod nodes_tests;
 mod open;
 mod recordings;
 mod records;
+mod scim;
 mod sealed;
 pub mod search;
 mod session_page;
@@ -32,9 +36,11 @@ mod users;
 pub use audit::{AuditFilter, AuditHealth, AuditRow, AuditSealer, ChainedRow, GENESIS_HASH};
 pub use counts::MetricCounts;
 pub use mfa::{SourceBlock, TotpRecord};
+pub use nodes::{NodeIdent, NodeRun};
 pub use open::{settle_wal, sqlite_file};
 pub use recordings::RecordingRow;
 pub use records::*;
+pub use scim::{ScimGroupRow, ScimUserRow};
 pub use sealed::{Sealed, SealedRow};
 pub use session_page::{SessionPage, SessionSort};
 pub use tcp::{KindedTarget, TargetKind};
@@ -78,6 +84,9 @@ pub enum StoreError {
 pub struct Store {
     pool: AnyPool,
     audit: audit::AuditHook,
+    /// This process's run in `nodes`, written into new sessions and
+    /// recordings rows (`serve` sets it; unset for the CLI).
+    node_run: std::sync::Arc<std::sync::OnceLock<NodeIdent>>,
 }
 
 impl Store {
@@ -123,6 +132,7 @@ impl Store {
             "DELETE FROM totp WHERE user_name = $1",
             "DELETE FROM group_members WHERE user_name = $1",
             "DELETE FROM grants WHERE subject_kind = 'user' AND subject = $1",
+            "DELETE FROM scim_users WHERE user_name = $1",
         ] {
             sqlx::query(q).bind(name).execute(&mut *tx).await?;
         }
@@ -216,16 +226,6 @@ impl Store {
             .execute(&self.pool)
             .await;
         unique(r, "membership", &format!("{user} in {group}"))
-    }
-
-    pub async fn groups_of(&self, user: &str) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT group_name FROM group_members WHERE user_name = $1 ORDER BY group_name",
-        )
-        .bind(user)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
     }
 
     // ---- targets -----------------------------------------------------------
@@ -450,8 +450,8 @@ impl Store {
     /// Written before the upstream is dialled; failure refuses the session.
     pub async fn session_started(&self, s: &SessionStart) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO sessions (id, user_name, source, target_name, login, started_at, kind) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO sessions (id, user_name, source, target_name, login, started_at, kind, node_run) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&s.id)
         .bind(&s.user)
@@ -460,6 +460,7 @@ impl Store {
         .bind(&s.login)
         .bind(s.started_ms)
         .bind(s.kind.as_str())
+        .bind(self.node_run())
         .execute(&self.pool)
         .await?;
         Ok(())

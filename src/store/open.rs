@@ -59,6 +59,7 @@ impl Store {
         Ok(Store {
             pool,
             audit: audit::AuditHook::default(),
+            node_run: Default::default(),
         })
     }
 
@@ -87,6 +88,7 @@ impl Store {
         Ok(Store {
             pool,
             audit: audit::AuditHook::default(),
+            node_run: Default::default(),
         })
     }
 }

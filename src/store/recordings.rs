@@ -59,7 +59,7 @@ pub(super) fn from_row(r: &AnyRow) -> Result<RecordingRow, StoreError> {
 impl Store {
     pub async fn recording_started(&self, r: &RecordingRow) -> Result<(), StoreError> {
         sqlx::query(&format!(
-            "INSERT INTO recordings ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            "INSERT INTO recordings ({COLUMNS}, node_run) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(&r.name)
         .bind(&r.session_id)
@@ -71,6 +71,7 @@ impl Store {
         .bind(&r.sha256)
         .bind(r.checkpoint_ms)
         .bind(&r.state)
+        .bind(self.node_run())
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -32,6 +32,7 @@ impl Store {
         for q in [
             "DELETE FROM group_members WHERE group_name = $1",
             "DELETE FROM grants WHERE subject_kind = 'group' AND subject = $1",
+            "DELETE FROM scim_groups WHERE group_name = $1",
         ] {
             sqlx::query(q).bind(name).execute(&mut *tx).await?;
         }

@@ -138,7 +138,13 @@ impl Vault {
     /// Opens the KEK file, creating it (mode 0600) with a fresh random key if absent.
     pub fn open_or_create(path: &Path) -> Result<Vault, VaultError> {
         if !path.exists() {
-            create_key_file(path)?;
+            match create_key_file(path) {
+                Ok(_) => {}
+                // Another node or process created it first: use theirs.
+                Err(VaultError::WriteKek { source, .. })
+                    if source.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(Vault::from_key(*read_key(path)?))
     }

@@ -199,6 +199,14 @@ impl Page {
         let png = base64::engine::general_purpose::STANDARD
             .decode(r["data"].as_str().unwrap())
             .unwrap();
+        // For a reviewer: PORTCULLIS_TEST_SHOTS=DIR keeps a copy, since the
+        // test's temp dir goes with the test.
+        if let (Some(dir), Some(name)) =
+            (std::env::var_os("PORTCULLIS_TEST_SHOTS"), path.file_name())
+        {
+            let _ = std::fs::create_dir_all(&dir);
+            let _ = std::fs::write(Path::new(&dir).join(name), &png);
+        }
         std::fs::write(path, png).unwrap();
     }
 

@@ -1,0 +1,344 @@
+//! Several `serve` nodes on one PostgreSQL (issue 19): a node's start-up
+//! recovery touches only what is its own or a dead node's; a dead node's
+//! sessions are closed once, audited; nodes must share their keys; two
+//! nodes starting at once on nothing both start.
+//!
+//! Needs the CI's PostgreSQL (`PORTCULLIS_TEST_PG_URL`): without it these
+//! tests fail, they do not skip.
+
+#[path = "common/cluster.rs"]
+mod cluster;
+mod common;
+
+use cluster::*;
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Node `a` set up with alice (a service account with `a`'s key), web01
+/// and a grant, through `a`'s CLI (the database is shared).
+fn standard(a: &Bastion, sshd: &Sshd) {
+    let alice_pub = a.alice_key.with_extension("pub");
+    a.admin(&[
+        "user",
+        "add",
+        "alice",
+        "--service",
+        "--key",
+        alice_pub.to_str().unwrap(),
+    ]);
+    a.add_target("web01", sshd);
+    a.grant(&[
+        "--user",
+        "alice",
+        "--target",
+        "web01",
+        "--login",
+        TARGET_USER,
+    ]);
+}
+
+/// A recorded command through node `via` that prints `started` then runs long.
+fn live(via: &Bastion, key: &std::path::Path) -> Child {
+    let mut c = via
+        .ssh_key("alice+web01", key)
+        .arg("echo started; sleep 120")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(c.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "started\n");
+    c
+}
+
+/// The one live session's id.
+fn live_id(b: &Bastion) -> String {
+    wait_for("the live session row", 10, || {
+        sessions(b)
+            .lines()
+            .find(|l| l.contains("\tlive\t") && l.contains("kind=target"))
+            .map(|l| l.split('\t').next().unwrap().to_string())
+    })
+}
+
+fn audit(b: &Bastion) -> String {
+    text(&b.admin(&["audit", "list"]).stdout)
+}
+
+#[test]
+fn restarting_a_node_leaves_the_other_nodes_session_live_and_killable() {
+    let sshd = Sshd::start();
+    let shared = Shared::new("rs", "30s");
+    let mut a = shared.node("alpha", &[]);
+    standard(&a, &sshd);
+    a.start();
+    let mut b = shared.node("beta", &[]);
+    b.start();
+    let mut client = live(&b, &a.alice_key);
+    let id = live_id(&a);
+    let cast = cast_of(&shared.recordings(), &id);
+
+    // Attack: restart the other node while beta holds the session.
+    a.stop();
+    a.start();
+
+    let line = session_line(&a, &id);
+    assert!(
+        line.contains("\tlive\t"),
+        "alpha's restart ended beta's live session: {line}\n{}",
+        a.log()
+    );
+    // The trailer (with its end reason) goes to the .chain file.
+    let chain = std::fs::read_to_string(cast.with_extension("chain")).unwrap();
+    assert!(
+        !chain.contains("cut short"),
+        "alpha's restart sealed beta's live recording:\n{chain}"
+    );
+    let log = audit(&a);
+    assert!(
+        !log.contains("recording.cut_short") && !log.contains("node.found_dead"),
+        "a false cut short / dead node in the audit:\n{log}"
+    );
+    assert!(
+        client.try_wait().unwrap().is_none(),
+        "the client's session ended"
+    );
+
+    // The kill switch still reaches it, from the restarted node's side.
+    a.admin(&["session", "kill", &id, "--reason", "cluster test"]);
+    let status = wait::status_within(
+        &mut client,
+        "the killed session's client",
+        Duration::from_secs(10),
+    );
+    assert!(!status.success());
+    wait_until("the session row ended", 10, || {
+        !session_line(&a, &id).contains("\tlive\t")
+    });
+    b.stop();
+    a.stop();
+}
+
+#[test]
+fn a_node_killed_hard_has_its_sessions_closed_once_by_the_others() {
+    let sshd = Sshd::start();
+    let shared = Shared::new("dd", "4s");
+    let mut a = shared.node("alpha", &[]);
+    standard(&a, &sshd);
+    a.start();
+    let mut b = shared.node("beta", &[]);
+    b.start();
+    // Two survivors race to notice beta: one of them closes it, once.
+    let mut c = shared.node("gamma", &[]);
+    c.start();
+    let client = live(&b, &a.alice_key);
+    let id = live_id(&a);
+    let cast = cast_of(&shared.recordings(), &id);
+
+    // beta dies without a word: no end row, no trailer.
+    Command::new("kill")
+        .args(["-9", &b.pid().to_string()])
+        .status()
+        .unwrap();
+    let killed = std::time::Instant::now();
+    b.forget_child();
+    let _ = client.wait_with_output();
+
+    wait_until("a survivor closes beta's session", 30, || {
+        !session_line(&a, &id).contains("\tlive\t")
+    });
+    eprintln!(
+        "beta's session closed {} ms after SIGKILL (node_expiry 4 s)",
+        killed.elapsed().as_millis()
+    );
+    let line = session_line(&a, &id);
+    assert!(
+        line.contains("cut short: node beta stopped answering; closed by node "),
+        "{line}"
+    );
+    let sealed = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::read_to_string(cast.with_extension("chain"))
+            .unwrap()
+            .contains("cut short")
+    });
+    assert!(
+        sealed,
+        "beta's recording not sealed:\n{}\n{}",
+        a.log(),
+        c.log()
+    );
+    // Several heartbeats later: still exactly once.
+    std::thread::sleep(Duration::from_secs(5));
+    let log = audit(&a);
+    let dead: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("node.found_dead"))
+        .collect();
+    assert_eq!(dead.len(), 1, "{log}");
+    assert!(
+        dead[0].contains("\"node\":\"beta\"")
+            && (dead[0].contains("\"found_by\":\"alpha\"")
+                || dead[0].contains("\"found_by\":\"gamma\"")),
+        "{}",
+        dead[0]
+    );
+    assert!(dead[0].contains("\"sessions\":1"), "{}", dead[0]);
+    let cut = log
+        .lines()
+        .filter(|l| l.contains("recording.cut_short"))
+        .count();
+    assert_eq!(cut, 1, "{log}");
+    let out = a.cli().args(["verify", &id]).output().unwrap();
+    assert!(
+        out.status.success() && text(&out.stdout).contains("cut short"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    c.stop();
+    a.stop();
+}
+
+#[test]
+fn a_node_declared_dead_ends_its_sessions_and_stops() {
+    let sshd = Sshd::start();
+    let shared = Shared::new("dz", "3s");
+    let mut a = shared.node("alpha", &[]);
+    standard(&a, &sshd);
+    a.start();
+    let mut b = shared.node("beta", &[]);
+    b.start();
+    let mut client = live(&b, &a.alice_key);
+    // What another node does when beta's heartbeat stops reaching the
+    // database for node_expiry (an outage on beta's side): it claims beta's
+    // run and closes its rows. beta, still running, must not go on serving
+    // sessions the database says are over.
+    pg_exec(
+        &shared.url,
+        &[
+            "UPDATE nodes SET state = 'dead', claimed_by = 'test' WHERE node = 'beta' AND state = 'up'",
+        ],
+    );
+    let status = wait::status_within(&mut client, "beta's client", Duration::from_secs(15));
+    assert!(
+        !status.success(),
+        "the session on beta went on:\n{}",
+        b.log()
+    );
+    let exited = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        b.log().contains("another node declared node beta dead")
+    });
+    assert!(exited, "beta kept serving:\n{}", b.log());
+    b.stop();
+    a.stop();
+}
+
+#[test]
+fn a_node_with_other_keys_refuses_to_start_naming_the_key() {
+    let shared = Shared::new("ks", "30s");
+    let mut a = shared.node("alpha", &[]);
+    a.start();
+    for key in [
+        "audit_key_file",
+        "audit_chain_key_file",
+        "host_ca_file",
+        "kek_file",
+    ] {
+        let b = shared.node("beta", &[key]);
+        let out = serve_output(&b, 30);
+        let err = text(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{key}: a node with its own key started:\n{err}"
+        );
+        assert!(
+            err.contains(&format!("{key} "))
+                && err.contains("every node on one database must share"),
+            "{key}: {err}"
+        );
+    }
+    // A new host CA (the answer to a leak) once every node is stopped.
+    a.stop();
+    std::fs::remove_file(shared.path("host-ca")).unwrap();
+    a.start();
+    assert!(a.log().contains("a new host CA"), "{}", a.log());
+    a.stop();
+}
+
+#[test]
+fn two_nodes_started_at_once_on_nothing_both_start() {
+    for round in 0..3 {
+        let shared = Shared::new(&format!("cc{round}"), "30s");
+        let mut a = shared.node("alpha", &[]);
+        let mut b = shared.node("beta", &[]);
+        let (ra, rb) = std::thread::scope(|s| {
+            let ta =
+                s.spawn(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.start())));
+            let tb =
+                s.spawn(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.start())));
+            (ta.join().unwrap(), tb.join().unwrap())
+        });
+        assert!(
+            ra.is_ok() && rb.is_ok(),
+            "round {round}:\nalpha:\n{}\nbeta:\n{}",
+            a.log(),
+            b.log()
+        );
+        a.stop();
+        b.stop();
+    }
+}
+
+#[test]
+fn a_second_live_node_with_the_same_name_is_refused() {
+    let shared = Shared::new("dn", "6s");
+    let mut a = shared.node("alpha", &[]);
+    a.start();
+    // Another data directory, the same configured name: its recovery
+    // would take the live alpha's sessions for its own earlier run's.
+    let twin = shared.node("alpha", &[]);
+    let out = serve_output(&twin, 30);
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a twin of a live node started:\n{err}"
+    );
+    assert!(
+        err.contains("another running node is named \"alpha\""),
+        "{err}"
+    );
+    a.stop();
+}
+
+#[test]
+fn a_copied_data_directory_does_not_pose_as_a_live_node() {
+    let shared = Shared::new("cp", "6s");
+    let mut a = shared.node("", &[]);
+    a.start();
+    // A second host made from a copy of the first one's data directory:
+    // the same node-id, so the same node to the database.
+    let clone = shared.node("", &[]);
+    std::fs::create_dir_all(clone.data_dir()).unwrap();
+    std::fs::copy(
+        a.data_dir().join("node-id"),
+        clone.data_dir().join("node-id"),
+    )
+    .unwrap();
+    let out = serve_output(&clone, 30);
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a copy of a live node started:\n{err}"
+    );
+    assert!(err.contains("was the data directory copied?"), "{err}");
+    // The original goes on: nothing of it was claimed.
+    assert!(!audit(&a).contains("node.found_dead"), "{}", audit(&a));
+    a.stop();
+}

@@ -10,8 +10,8 @@
 //!
 //! The console's cookie must come with its CSRF header here although this
 //! is a GET (only the console's own script can open a stream), and every
-//! console stream is audited as a `console.action` before it starts (a
-//! token's is logged: token reads are not audit events). Streams are
+//! console stream is audited as a `console.action` before it starts, and
+//! every stream, console or token, as `session.watched` (fail closed). Streams are
 //! capped in total and per caller.
 
 use super::console::guard;
@@ -19,7 +19,7 @@ use super::http::{ApiError, Params, Seg, validate_name};
 use super::tokens::Caller;
 use crate::app::App;
 use crate::audit::console::ConsoleEvent;
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditEvent, ReadEvent, ReadKind};
 use crate::castfile::follow::{Follower, Status};
 use crate::castfile::term::{TermFilter, visible};
 use crate::castfile::{Event, EventKind};
@@ -89,6 +89,29 @@ impl Drop for Slot {
     }
 }
 
+/// A read of a session's recorded output (live, replay, download) by a
+/// console user or a token, appended to the audit chain before anything is
+/// sent: if it cannot be written the read is refused.
+pub async fn audit_read(
+    app: &App,
+    caller: &Caller,
+    source: String,
+    how: ReadKind,
+    session: &str,
+    recording: &str,
+) -> Result<(), ApiError> {
+    let event = AuditEvent::Read(ReadEvent {
+        how,
+        actor: caller.actor(),
+        source,
+        session: session.to_string(),
+        recording: recording.to_string(),
+    });
+    audit::record(&app.store, event)
+        .await
+        .map_err(|e| ApiError::internal("audit of the read (nothing is sent without it)", e))
+}
+
 fn pick(rows: &[RecordingRow], want: Option<&str>) -> Option<RecordingRow> {
     if let Some(w) = want {
         return rows.iter().find(|r| r.name == w).cloned();
@@ -116,8 +139,9 @@ pub async fn live(
         .cloned()
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "not signed in"))?;
     let from = guard::source(&req);
+    let from_ip = from.clone();
     let path = req.uri().path().to_string();
-    let event = if caller.console {
+    let console_action = if caller.console {
         // A GET passes the guard without CSRF; a stream of terminal output
         // is opened only by the console's script, which holds the token.
         let presented = guard::Presented::of(&req);
@@ -135,9 +159,6 @@ pub async fn live(
             path,
         }))
     } else {
-        // Token reads are not audit events (`api.write` is for writes, and
-        // a recording's download is not audited either): logged.
-        tracing::info!(actor = %caller.actor(), source = %from, %path, "live view opened");
         None
     };
     drop(req);
@@ -168,11 +189,14 @@ pub async fn live(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    if let Some(event) = event {
+    if let Some(event) = console_action {
         audit::record(&app.store, event)
             .await
             .map_err(|e| ApiError::internal("audit of the live view", e))?;
     }
+    // Every watcher, console or token, is in the audit trail before the
+    // first byte: no record, no stream.
+    audit_read(&app, &caller, from_ip, ReadKind::Live, &id, &rec.name).await?;
     let cast = app.config.recordings_dir.join(format!("{}.cast", rec.name));
     let follower = Follower::open(&cast).map_err(|e| ApiError::internal("the recording", e))?;
     let (tx, rx) = mpsc::channel::<axum::body::Bytes>(16);

@@ -16,14 +16,18 @@
 //! screen may be partly missing until it redraws).
 
 use super::http::{ApiError, Params, Seg, validate_name};
+use super::tokens::Caller;
 use crate::app::App;
+use crate::audit::ReadKind;
 use crate::castfile::term::{TermFilter, visible};
 use crate::castfile::{EventKind, parse_header, parse_line};
+use axum::Extension;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -253,13 +257,33 @@ fn scan(path: &Path, name: &str, shape: Shape) -> Result<Value, ApiError> {
     }))
 }
 
+/// The replay's index: opening a replay is audited (`recording.replayed`,
+/// fail closed) before the index is sent.
 pub async fn index(
     State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     Seg(name): Seg<String>,
     Params(shape): Params<Shape>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let shape = shape.check()?;
-    let path = known(&app, &name).await?;
+    validate_name("name", &name)?;
+    let row = app
+        .store
+        .recording(&name)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("recording {name:?} does not exist")))?;
+    let source = from.ip().to_canonical().to_string();
+    super::live::audit_read(
+        &app,
+        &caller,
+        source,
+        ReadKind::Replay,
+        &row.session_id,
+        &name,
+    )
+    .await?;
+    let path = cast_path(&app, &name);
     let v = tokio::task::spawn_blocking(move || cached(&path, &name, shape))
         .await
         .map_err(io)??;

@@ -5,6 +5,7 @@
 //! Every route is declared once in `table()` with the `Access` it needs; the
 //! router, the scope matrix test and the OpenAPI check all read that table.
 
+mod activity;
 pub mod auth;
 pub mod bodies;
 pub mod console;
@@ -128,6 +129,12 @@ fn table() -> Vec<(Method, &'static str, Access, Handler)> {
         (M::GET, "/sessions", Watch, get(sessions::list)),
         (M::GET, "/sessions/{id}", Watch, get(sessions::get)),
         (M::GET, "/sessions/{id}/live", Read, get(live::live)),
+        (
+            M::GET,
+            "/sessions/{id}/activity",
+            Read,
+            get(activity::activity),
+        ),
         (
             M::POST,
             "/sessions/{id}/terminate",

@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::audit;
 use crate::registry::LiveSession;
 use crate::store::{RecordingRow, SessionRecord};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -227,12 +227,25 @@ async fn known(app: &App, name: &str) -> Result<RecordingRow, ApiError> {
 /// several downloads at once must not hold them in memory.
 const DOWNLOAD_CHUNK: usize = 64 * 1024;
 
+/// Audited first (`recording.downloaded`, fail closed).
 pub async fn download(
     State(app): State<Arc<App>>,
+    Extension(caller): Extension<Caller>,
+    ConnectInfo(from): ConnectInfo<std::net::SocketAddr>,
     Seg(name): Seg<String>,
 ) -> Result<Response, ApiError> {
     use tokio::io::AsyncReadExt;
     let r = known(&app, &name).await?;
+    let source = from.ip().to_canonical().to_string();
+    super::live::audit_read(
+        &app,
+        &caller,
+        source,
+        crate::audit::ReadKind::Download,
+        &r.session_id,
+        &r.name,
+    )
+    .await?;
     let path = app.config.recordings_dir.join(format!("{}.cast", r.name));
     let file = tokio::fs::File::open(&path)
         .await

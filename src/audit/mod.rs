@@ -18,7 +18,7 @@ pub mod stream;
 mod verify;
 
 pub use chain::{ChainKey, canonical};
-pub use event::{AuditEvent, IdpEvent};
+pub use event::{AuditEvent, IdpEvent, ReadEvent, ReadKind};
 pub use forward::{ForwardKind, ForwardMeta};
 pub use query::{AuditEntry, AuditQuery, MAX_LIMIT, export, parse_time, query};
 pub use verify::{Problem, ProblemKind, Report, verify};

@@ -580,6 +580,7 @@ impl AuditEvent {
                 session.clone(),
                 json!({ "filter": filter }),
             ),
+            AuditEvent::Read(r) => r.fields(),
         };
         AuditRow {
             ts_ms: now_ms(),

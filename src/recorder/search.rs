@@ -11,8 +11,8 @@
 use crate::castfile::term::TermFilter;
 use crate::castfile::words::Unescape;
 use crate::castfile::{self, CastReader, EventKind};
+use crate::store::search::{CandidatePage, SearchFilter};
 use crate::store::{RecordingRow, SessionRecord, Store, StoreError};
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -87,6 +87,8 @@ pub struct SearchResult {
 
 /// Longest pattern accepted (the stream keeps this much text per kind).
 pub const MAX_PATTERN: usize = 256;
+/// Candidate recordings read from the store at a time.
+const CANDIDATE_PAGE: i64 = 256;
 /// Characters of context on each side of a match in an excerpt.
 const CONTEXT: usize = 40;
 
@@ -104,13 +106,6 @@ pub async fn search(
         )));
     }
     let started = Instant::now();
-    let sessions: HashMap<String, SessionRecord> = store
-        .list_sessions(i64::MAX)
-        .await?
-        .into_iter()
-        .filter(|s| keep(q, s))
-        .map(|s| (s.id.clone(), s))
-        .collect();
     let mut words: Vec<String> = if q.scan {
         Vec::new()
     } else {
@@ -118,40 +113,49 @@ pub async fn search(
     };
     words.sort();
     words.dedup();
-    // Candidates: recordings whose index has every word, plus any not
-    // indexed yet (still open, or just sealed); without words, every one.
-    let all = store.all_recordings().await?;
-    let candidates: Vec<RecordingRow> = if words.is_empty() {
-        all
-    } else {
-        let hits: HashSet<String> = store
-            .recordings_with_words(&words)
-            .await?
-            .into_iter()
-            .collect();
-        let indexed: HashSet<String> = store.indexed_recordings().await?.into_iter().collect();
-        all.into_iter()
-            .filter(|r| hits.contains(&r.name) || !indexed.contains(&r.name))
-            .collect()
+    // Candidates, chosen in SQL: sessions matching the filters, their
+    // recordings whose index has every word, plus any not indexed yet
+    // (still open, or just sealed); without words, every one.
+    let filter = SearchFilter {
+        user: q.user.clone(),
+        target: q.target.clone(),
+        since_ms: q.since_ms,
+        until_ms: q.until_ms,
+        words,
     };
-    let work: Vec<(RecordingRow, SessionRecord)> = candidates
-        .into_iter()
-        .filter_map(|r| sessions.get(&r.session_id).map(|s| (r, s.clone())))
-        .collect();
-    let dir = recordings_dir.to_path_buf();
-    let (pattern, limit) = (q.pattern.clone(), q.limit);
-    let mut result = tokio::task::spawn_blocking(move || scan_all(&dir, &work, &pattern, limit))
-        .await
-        .map_err(|e| SearchError::Worker(e.to_string()))?;
+    // A page at a time, so a common word under a hit limit reads only the
+    // rows of the recordings it opens.
+    let mut result = SearchResult::default();
+    let mut page = CandidatePage {
+        size: Some(CANDIDATE_PAGE),
+        after: None,
+    };
+    loop {
+        let work: Vec<(RecordingRow, SessionRecord)> =
+            store.search_candidates(&filter, &page).await?;
+        let Some((last, _)) = work.last() else {
+            break;
+        };
+        page.after = Some((last.started_ms, last.name.clone()));
+        let full = work.len() as i64 >= CANDIDATE_PAGE;
+        let dir = recordings_dir.to_path_buf();
+        let pattern = q.pattern.clone();
+        let left = q.limit.map(|l| l.saturating_sub(result.hits.len()));
+        let part = tokio::task::spawn_blocking(move || scan_all(&dir, &work, &pattern, left))
+            .await
+            .map_err(|e| SearchError::Worker(e.to_string()))?;
+        result.hits.extend(part.hits);
+        result.scanned += part.scanned;
+        if part.truncated {
+            result.truncated = true;
+            break;
+        }
+        if !full {
+            break;
+        }
+    }
     result.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     Ok(result)
-}
-
-fn keep(q: &SearchQuery, s: &SessionRecord) -> bool {
-    q.user.as_ref().is_none_or(|u| &s.user == u)
-        && q.target.as_ref().is_none_or(|t| &s.target == t)
-        && q.since_ms.is_none_or(|m| s.started_ms >= m)
-        && q.until_ms.is_none_or(|m| s.started_ms <= m)
 }
 
 fn scan_all(

@@ -12,6 +12,7 @@ mod audit_chain_tests;
 mod audit_legacy_tests;
 #[cfg(test)]
 pub(crate) mod audit_tests;
+pub mod console_sessions;
 mod counts;
 mod locks;
 mod mfa;
@@ -23,6 +24,7 @@ mod recordings;
 mod records;
 mod scim;
 mod sealed;
+pub mod search;
 mod session_page;
 mod targets;
 mod tcp;

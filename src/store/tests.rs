@@ -244,6 +244,8 @@ async fn exercise(store: &Store) {
         Err(StoreError::Missing { .. })
     ));
     super::tcp::exercise_tcp(store).await;
+    super::console_sessions::exercise_console_sessions(store).await;
+    super::search::exercise_search(store).await;
     super::scim::exercise_scim(store).await;
 }
 

@@ -106,6 +106,44 @@ function replay(name, box, opts) {
   return { dispose: () => { gen++; if (player) player.dispose(); } };
 }
 
+// Channels, forwards, file operations and audit events of the session
+// (GET /sessions/{id}/activity). Every value came from a peer or a user:
+// all of it goes in as text.
+const table = (id, cols, rows, empty) => rows.length
+  ? h("table", { id }, h("thead", {}, h("tr", {}, cols.map((c) => h("th", { text: c })))), h("tbody", {}, rows))
+  : h("p", { class: "muted", id, text: empty });
+const td = (text, cls) => h("td", { class: cls, text: text === null || text === undefined || text === "" ? "—" : String(text) });
+const num = (n) => (typeof n === "number" ? bytes(n) : "—");
+
+function activity(a) {
+  const channels = (a.channels || []).map((c) => h("tr", { "data-recording": c.recording },
+    td(c.channel, "num"), td(c.kind), td(c.command, "mono command"), h("td", {}, timeCell(c.started_ms, h)),
+    td(c.recording, "mono")));
+  const forwards = (a.forwards || []).map((f) => h("tr", {},
+    td(f.kind), td(f.destination, "mono destination"), td(f.requested, "mono"),
+    h("td", {}, timeCell(f.opened ? Date.parse(f.opened) : null, h)), td(num(f.bytes_up), "num"), td(num(f.bytes_down), "num"),
+    td(f.closed ? f.reason : "open", "reason")));
+  const files = (a.files || []).flatMap((r) => [
+    ...r.ops.map((o) => h("tr", {}, td(r.recording, "mono"), td(o.op, "op"), td(o.path, "mono path"),
+      td(typeof o.bytes === "number" ? bytes(o.bytes) : null, "num"), td(o.text, "mono muted"))),
+    r.more ? h("tr", {}, h("td", { colspan: "5", class: "muted", text: `${r.more} more operations not listed` })) : null,
+  ]).filter(Boolean);
+  const audit = (a.audit || []).map((e) => h("tr", {},
+    td(e.seq, "num"), h("td", {}, timeCell(Date.parse(e.time), h)), td(e.kind, "mono"), td(e.actor), td(e.subject),
+    td(JSON.stringify(e.detail), "mono detail")));
+  return [
+    h("h2", { text: "Channels" }),
+    table("channels", ["#", "Kind", "Command", "Started", "Recording"], channels, "No channels."),
+    h("h2", { text: "Forwards" }),
+    table("forwards", ["Kind", "Destination", "Asked for", "Opened", "Bytes ↑", "Bytes ↓", "End"], forwards, "No forwards."),
+    h("h2", { text: "File operations" }),
+    table("files", ["Recording", "Operation", "Path", "Bytes", "Marker"], files, "No file operations."),
+    h("h2", { text: "Audit events" }),
+    table("session-audit", ["Seq", "Time", "Kind", "Actor", "Subject", "Detail"], audit, "No audit events."),
+    a.audit_truncated ? h("p", { class: "muted", text: "Only the first 2000 events are shown; the audit page lists them all." }) : null,
+  ].filter(Boolean);
+}
+
 export function detailPage(id, me, params = new URLSearchParams()) {
   const box = h("div", {}, h("p", { class: "muted", text: "Loading…" }));
   mount(h("div", { class: "bar" }, h("a", { href: "#/sessions", text: "← Sessions" })),
@@ -141,7 +179,11 @@ export function detailPage(id, me, params = new URLSearchParams()) {
         recs.length ? h("table", { id: "recordings" },
           h("thead", {}, h("tr", {}, ["Recording", "Kind", "Started", "Events", "Size", "Integrity", ""].map((c) => h("th", { text: c })))),
           h("tbody", {}, recs)) : h("p", { class: "muted", text: "No recordings." }),
+        h("div", { id: "activity" }, h("p", { class: "muted", text: "Loading activity…" })),
         playerBox].filter(Boolean));
+      api.get(`/api/v1/sessions/${encodeURIComponent(id)}/activity`)
+        .then((a) => clear(box.querySelector("#activity")).append(...activity(a)))
+        .catch((x) => clear(box.querySelector("#activity")).append(h("p", { class: "error", text: `activity: ${x.message}` })));
       // A link to an offset (a search hit) opens the player there.
       const want = params.get("recording");
       const rec = (s.recordings || []).find((r) => r.name === want) || (params.has("t") ? (s.recordings || [])[0] : null);

@@ -17,7 +17,6 @@ use axum::middleware::Next;
 use axum::response::Response;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 pub fn source(req: &Request) -> String {
     req.extensions()
@@ -62,11 +61,15 @@ impl Presented {
             .is_some_and(|v| ct_eq(v.as_bytes(), s.csrf.as_bytes()))
     }
 
-    /// Ends the presented session (sign-out).
-    pub fn close(&self) {
+    /// Ends the presented session (sign-out) on every node.
+    pub async fn close(&self, app: &App) -> Result<(), ApiError> {
         if let (Some(sessions), Some(c)) = (&self.sessions, &self.cookie) {
-            sessions.close(c);
+            sessions
+                .close(&app.store, c)
+                .await
+                .map_err(|e| ApiError::internal("console session", e))?;
         }
+        Ok(())
     }
 }
 
@@ -76,12 +79,22 @@ pub async fn signed_in(app: &App, p: &Presented) -> Result<Signed, ApiError> {
     let (Some(sessions), Some(value)) = (&p.sessions, &p.cookie) else {
         return Err(unsigned());
     };
-    let now = Instant::now();
+    let now = crate::clock::now_ms();
     let idle = app.config.console.idle_timeout;
-    for s in sessions.sweep(idle, now) {
+    // A store that cannot answer signs nobody in (fail closed).
+    let store_err = |e| ApiError::internal("console session", e);
+    for s in sessions
+        .sweep(&app.store, idle, now)
+        .await
+        .map_err(store_err)?
+    {
         idled_out(app, &s).await;
     }
-    match sessions.touch(value, idle, now) {
+    match sessions
+        .touch(&app.store, value, idle, now)
+        .await
+        .map_err(store_err)?
+    {
         Some(Ok(s)) => Ok(s),
         Some(Err(s)) => {
             idled_out(app, &s).await;
@@ -94,7 +107,7 @@ pub async fn signed_in(app: &App, p: &Presented) -> Result<Signed, ApiError> {
 async fn idled_out(app: &App, s: &Signed) {
     let event = AuditEvent::Console(ConsoleEvent::SignedOut {
         user: s.user.clone(),
-        source: s.source.to_string(),
+        source: s.source.clone(),
         why: "idle timeout".into(),
     });
     if let Err(e) = audit::record(&app.store, event).await {

@@ -24,6 +24,13 @@ impl Role {
         }
     }
 
+    /// The stored name back to the role; anything else is no role.
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Auditor, Role::Responder, Role::Admin]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+
     /// The token scopes this role holds.
     pub fn scopes(self) -> &'static [Scope] {
         match self {

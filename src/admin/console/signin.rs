@@ -202,7 +202,10 @@ async fn open(
         .await
         .map_err(|e| ApiError::internal("audit of the sign-in", e))?;
     app.throttle.success(user, from);
-    let (value, s) = sessions.open(user, role, from, start);
+    let (value, s) = sessions
+        .open(&app.store, user, role, from, crate::clock::now_ms())
+        .await
+        .map_err(|e| ApiError::internal("console session", e))?;
     let cookies = [
         set_cookie(SESSION_COOKIE, &value, None),
         set_cookie(PENDING_COOKIE, "", Some(0)),
@@ -239,10 +242,10 @@ pub async fn signout(State(app): State<Arc<App>>, req: Request) -> Result<Respon
             "missing or wrong CSRF token",
         ));
     }
-    p.close();
+    p.close(&app).await?;
     let event = AuditEvent::Console(ConsoleEvent::SignedOut {
         user: s.user.clone(),
-        source: s.source.to_string(),
+        source: s.source.clone(),
         why: "signed out".into(),
     });
     if let Err(e) = audit::record(&app.store, event).await {

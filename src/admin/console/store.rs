@@ -1,29 +1,40 @@
-//! Console sessions, in memory: a random cookie value (kept only as its
-//! SHA-256), the signed-in user, the role and the CSRF token; each ends at
-//! sign-out or after the configured idle time. A restart signs everyone out.
-//! Also the short-lived half-way state between the password and the code.
+//! Console sessions, in the database (`console_sessions`) so every node
+//! and a restarted one know them: a random cookie value, of which the row
+//! keeps only the SHA-256; the CSRF token is derived from the cookie value
+//! (so a row alone gives neither). Idle time is the row's `last_used_at`;
+//! sign-out and idling out delete the row, and idle rows are pruned.
+//! Also, in memory, the short-lived half-way state between the password
+//! and the code.
 
 use super::role::Role;
+use crate::store::console_sessions::ConsoleSessionRow;
+use crate::store::{Store, StoreError};
 use crate::sync::MutexExt;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a verified password waits for its code.
 pub const PENDING_TTL: Duration = Duration::from_secs(300);
+/// The row's idle clock is restarted at most this often (a write per
+/// request otherwise): a session may idle out up to this much early.
+const TOUCH_EVERY_MS: i64 = 5_000;
+/// Idle rows are pruned by this node at most this often.
+const PRUNE_EVERY_MS: i64 = 30_000;
 
 /// A signed-in console user.
 #[derive(Debug, Clone)]
 pub struct Signed {
     pub user: String,
     pub role: Role,
+    /// Empty for a session found idle by the pruning (no cookie at hand).
     pub csrf: String,
-    pub source: IpAddr,
+    pub source: String,
     /// Short, non-secret name of this console session for the audit trail.
     pub id: String,
-    last_used: Instant,
 }
 
 /// A password verified, the code not yet.
@@ -36,8 +47,9 @@ pub struct Pending {
 
 #[derive(Default)]
 pub struct Sessions {
-    signed: Mutex<HashMap<String, Signed>>,
     pending: Mutex<HashMap<String, Pending>>,
+    /// Unix ms of this node's last pruning.
+    pruned: AtomicI64,
 }
 
 /// 256 random bits, hex.
@@ -47,9 +59,19 @@ pub fn secret() -> String {
     hex::encode(b)
 }
 
-/// The map key: a lookup's timing says nothing about the cookie value.
+/// The row's key: the cookie value itself is never stored.
 fn key(cookie: &str) -> String {
     hex::encode(Sha256::digest(cookie.as_bytes()))
+}
+
+/// The session's CSRF token, from the cookie value (never stored): a page
+/// holding the cookie gets it from `/console/me`; a cross-site request
+/// carries the cookie but cannot read the answer.
+fn csrf_of(cookie: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"portcullis-console-csrf-v1\0");
+    h.update(cookie.as_bytes());
+    hex::encode(h.finalize())
 }
 
 /// Equal-length comparison whose time does not depend on where bytes differ.
@@ -57,55 +79,111 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The row as a session; `None` for a role this binary does not know.
+fn signed(row: &ConsoleSessionRow, cookie: Option<&str>) -> Option<Signed> {
+    Some(Signed {
+        user: row.user.clone(),
+        role: Role::parse(&row.role)?,
+        csrf: cookie.map(csrf_of).unwrap_or_default(),
+        source: row.source.clone(),
+        id: row.id_sha256.chars().take(12).collect(),
+    })
+}
+
 impl Sessions {
-    /// Starts a console session; returns its cookie value.
-    pub fn open(&self, user: &str, role: Role, source: IpAddr, now: Instant) -> (String, Signed) {
+    /// Starts a console session (its row first); returns its cookie value.
+    pub async fn open(
+        &self,
+        store: &Store,
+        user: &str,
+        role: Role,
+        source: IpAddr,
+        now_ms: i64,
+    ) -> Result<(String, Signed), StoreError> {
         let cookie = secret();
-        let k = key(&cookie);
-        let s = Signed {
+        let row = ConsoleSessionRow {
+            id_sha256: key(&cookie),
             user: user.to_string(),
-            role,
-            csrf: secret(),
-            source,
-            id: k[..12].to_string(),
-            last_used: now,
+            role: role.as_str().to_string(),
+            source: source.to_string(),
+            created_ms: now_ms,
+            last_used_ms: now_ms,
         };
-        self.signed.lock_or_recover().insert(k, s.clone());
-        (cookie, s)
+        store.console_session_open(&row).await?;
+        let s = Signed {
+            user: row.user,
+            role,
+            csrf: csrf_of(&cookie),
+            source: row.source,
+            id: row.id_sha256.chars().take(12).collect(),
+        };
+        Ok((cookie, s))
     }
 
     /// The session behind a cookie, its idle clock restarted. `Err` with
-    /// the session when it had idled out (removed; the caller audits it).
-    pub fn touch(
+    /// the session when it had idled out (deleted here; the caller audits it).
+    pub async fn touch(
         &self,
+        store: &Store,
         cookie: &str,
         idle: Duration,
-        now: Instant,
-    ) -> Option<Result<Signed, Signed>> {
-        let mut map = self.signed.lock_or_recover();
+        now_ms: i64,
+    ) -> Result<Option<Result<Signed, Signed>>, StoreError> {
         let k = key(cookie);
-        let s = map.get_mut(&k)?;
-        if now.saturating_duration_since(s.last_used) > idle {
-            return map.remove(&k).map(Err);
+        let Some(row) = store.console_session(&k).await? else {
+            return Ok(None);
+        };
+        let idle_before = now_ms.saturating_sub(millis(idle));
+        let Some(s) = signed(&row, Some(cookie)) else {
+            store.console_session_close(&k).await?;
+            return Ok(None);
+        };
+        if row.last_used_ms < idle_before {
+            // Whoever deletes the row reports it (once, on any node).
+            return Ok(store.console_session_close(&k).await?.map(|_| Err(s)));
         }
-        s.last_used = now;
-        Some(Ok(s.clone()))
+        if now_ms.saturating_sub(row.last_used_ms) >= TOUCH_EVERY_MS
+            && !store.console_session_touch(&k, now_ms, idle_before).await?
+        {
+            // Signed out or pruned meanwhile.
+            return Ok(None);
+        }
+        Ok(Some(Ok(s)))
     }
 
     /// Ends a session (sign-out).
-    pub fn close(&self, cookie: &str) -> Option<Signed> {
-        self.signed.lock_or_recover().remove(&key(cookie))
+    pub async fn close(&self, store: &Store, cookie: &str) -> Result<Option<Signed>, StoreError> {
+        Ok(store
+            .console_session_close(&key(cookie))
+            .await?
+            .and_then(|r| signed(&r, Some(cookie))))
     }
 
-    /// Removes sessions idle past `idle`; returns them to be audited.
-    pub fn sweep(&self, idle: Duration, now: Instant) -> Vec<Signed> {
-        let mut map = self.signed.lock_or_recover();
-        let old: Vec<String> = map
-            .iter()
-            .filter(|(_, s)| now.saturating_duration_since(s.last_used) > idle)
-            .map(|(k, _)| k.clone())
-            .collect();
-        old.iter().filter_map(|k| map.remove(k)).collect()
+    /// Deletes sessions idle past `idle` (at most every 30 s per node);
+    /// returns them to be audited.
+    pub async fn sweep(
+        &self,
+        store: &Store,
+        idle: Duration,
+        now_ms: i64,
+    ) -> Result<Vec<Signed>, StoreError> {
+        let last = self.pruned.load(Ordering::Relaxed);
+        if now_ms.saturating_sub(last) < PRUNE_EVERY_MS
+            || self
+                .pruned
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return Ok(Vec::new());
+        }
+        let rows = store
+            .console_sessions_expire(now_ms.saturating_sub(millis(idle)))
+            .await?;
+        Ok(rows.iter().filter_map(|r| signed(r, None)).collect())
     }
 
     /// Remembers a verified password; returns the cookie value naming it.
@@ -135,38 +213,68 @@ impl Sessions {
     pub fn unpend(&self, cookie: &str) {
         self.pending.lock_or_recover().remove(&key(cookie));
     }
-
-    pub fn count(&self) -> usize {
-        self.signed.lock_or_recover().len()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn idle_sessions_end_and_active_ones_stay() {
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn idle_sessions_end_and_active_ones_stay() {
+        let (_d, db) = store().await;
         let s = Sessions::default();
-        let t0 = Instant::now();
+        let t0 = 1_000_000;
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let idle = Duration::from_secs(60);
-        let (c, _) = s.open("alice", Role::Auditor, ip, t0);
-        assert!(matches!(
-            s.touch(&c, idle, t0 + Duration::from_secs(59)),
-            Some(Ok(_))
-        ));
+        let (c, opened) = s.open(&db, "alice", Role::Auditor, ip, t0).await.unwrap();
+        let got = s.touch(&db, &c, idle, t0 + 59_000).await.unwrap();
+        let Some(Ok(got)) = got else {
+            panic!("{got:?}")
+        };
+        assert_eq!(got.csrf, opened.csrf, "the same CSRF token from the cookie");
         // The clock restarted at the last use.
         assert!(matches!(
-            s.touch(&c, idle, t0 + Duration::from_secs(118)),
+            s.touch(&db, &c, idle, t0 + 118_000).await.unwrap(),
             Some(Ok(_))
         ));
         assert!(matches!(
-            s.touch(&c, idle, t0 + Duration::from_secs(179)),
+            s.touch(&db, &c, idle, t0 + 179_000).await.unwrap(),
             Some(Err(_))
         ));
-        assert!(s.touch(&c, idle, t0).is_none(), "gone once idled out");
-        assert!(s.touch("forged", idle, t0).is_none());
+        assert!(
+            s.touch(&db, &c, idle, t0).await.unwrap().is_none(),
+            "gone once idled out"
+        );
+        assert!(s.touch(&db, "forged", idle, t0).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn the_row_holds_neither_the_cookie_nor_the_csrf_token() {
+        let (_d, db) = store().await;
+        let s = Sessions::default();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let (c, signed) = s.open(&db, "alice", Role::Admin, ip, 5).await.unwrap();
+        let row = db.console_session(&key(&c)).await.unwrap().unwrap();
+        let text = format!("{row:?}");
+        assert!(!text.contains(&c) && !text.contains(&signed.csrf), "{text}");
+        // The row's key, presented as a cookie, is not the session.
+        let idle = Duration::from_secs(60);
+        assert!(
+            s.touch(&db, &row.id_sha256, idle, 6)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Sign-out ends it for everyone.
+        assert!(s.close(&db, &c).await.unwrap().is_some());
+        assert!(s.touch(&db, &c, idle, 7).await.unwrap().is_none());
     }
 
     #[test]

@@ -349,48 +349,7 @@ pub enum AuditEvent {
     /// (`session.watched`), a replay (`recording.replayed`) or a download
     /// of the cast (`recording.downloaded`). Written before the first byte
     /// is sent; if it cannot be, nothing is.
-    Read(ReadEvent),
-}
-
-/// Who read which recording of which session, and how.
-#[derive(Debug, Clone)]
-pub struct ReadEvent {
-    pub how: ReadKind,
-    pub actor: String,
-    pub source: String,
-    pub session: String,
-    pub recording: String,
-}
-
-impl ReadEvent {
-    /// (kind, actor, source, subject, detail) of the audit row.
-    pub(super) fn fields(&self) -> (&'static str, String, String, String, serde_json::Value) {
-        (
-            self.how.kind(),
-            self.actor.clone(),
-            self.source.clone(),
-            self.session.clone(),
-            serde_json::json!({ "recording": self.recording }),
-        )
-    }
-}
-
-/// How a session's recorded output was read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadKind {
-    Live,
-    Replay,
-    Download,
-}
-
-impl ReadKind {
-    pub fn kind(self) -> &'static str {
-        match self {
-            ReadKind::Live => "session.watched",
-            ReadKind::Replay => "recording.replayed",
-            ReadKind::Download => "recording.downloaded",
-        }
-    }
+    Read(super::reads::ReadEvent),
 }
 
 impl AuditEvent {

@@ -62,4 +62,36 @@ impl ForwardMeta {
             "via": self.via,
         })
     }
+
+    /// The row parts of a forward event: by its user, from its source, to
+    /// its target.
+    pub(super) fn row(
+        &self,
+        kind: &'static str,
+        detail: serde_json::Value,
+    ) -> (&'static str, String, String, String, serde_json::Value) {
+        (
+            kind,
+            self.user.clone(),
+            self.source.clone(),
+            self.target.clone(),
+            detail,
+        )
+    }
+
+    /// `forward.closed`: its meta plus how long, how much and why it ended.
+    pub(super) fn closed_row(
+        &self,
+        duration_ms: u64,
+        bytes_up: u64,
+        bytes_down: u64,
+        reason: &str,
+    ) -> (&'static str, String, String, String, serde_json::Value) {
+        let mut d = self.to_json();
+        d["duration_ms"] = json!(duration_ms);
+        d["bytes_up"] = json!(bytes_up);
+        d["bytes_down"] = json!(bytes_down);
+        d["reason"] = json!(reason);
+        self.row("forward.closed", d)
+    }
 }

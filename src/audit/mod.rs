@@ -13,14 +13,16 @@ pub mod failures;
 mod forward;
 mod query;
 pub mod rate;
+mod reads;
 mod row;
 pub mod stream;
 mod verify;
 
 pub use chain::{ChainKey, canonical};
-pub use event::{AuditEvent, IdpEvent, ReadEvent, ReadKind};
+pub use event::{AuditEvent, IdpEvent};
 pub use forward::{ForwardKind, ForwardMeta};
 pub use query::{AuditEntry, AuditQuery, MAX_LIMIT, export, parse_time, query};
+pub use reads::{ReadEvent, ReadKind};
 pub use verify::{Problem, ProblemKind, Report, verify};
 
 /// Whether audit appends are failing (for `/health`); shared by every clone

@@ -508,33 +508,14 @@ impl AuditEvent {
                 session.clone(),
                 json!({ "reason": reason }),
             ),
-            AuditEvent::ForwardOpened(m) => (
-                "forward.opened",
-                m.user.clone(),
-                m.source.clone(),
-                m.target.clone(),
-                m.to_json(),
-            ),
+            AuditEvent::ForwardOpened(m) => m.row("forward.opened", m.to_json()),
             AuditEvent::ForwardClosed {
                 meta,
                 duration_ms,
                 bytes_up,
                 bytes_down,
                 reason,
-            } => {
-                let mut d = meta.to_json();
-                d["duration_ms"] = json!(duration_ms);
-                d["bytes_up"] = json!(bytes_up);
-                d["bytes_down"] = json!(bytes_down);
-                d["reason"] = json!(reason);
-                (
-                    "forward.closed",
-                    meta.user.clone(),
-                    meta.source.clone(),
-                    meta.target.clone(),
-                    d,
-                )
-            }
+            } => meta.closed_row(*duration_ms, *bytes_up, *bytes_down, reason),
             AuditEvent::ForwardRefused {
                 session,
                 user,
@@ -569,17 +550,7 @@ impl AuditEvent {
                 source,
                 session,
                 filter,
-            } => (
-                if *evidence {
-                    "evidence.exported"
-                } else {
-                    "audit.exported"
-                },
-                actor.clone(),
-                source.clone(),
-                session.clone(),
-                json!({ "filter": filter }),
-            ),
+            } => super::reads::exported(*evidence, actor, source, session, filter),
             AuditEvent::Read(r) => r.fields(),
         };
         AuditRow {

@@ -524,3 +524,57 @@ fn a_real_browser_signs_in_terminates_and_replays() {
         page.console_errors()
     );
 }
+
+/// A console sign-in holds only as long as what granted it: taken out of
+/// the responders group, the same cookie is no responder on its next
+/// request; locked, it is refused; deprovisioned (no group at all), it is
+/// signed out. (Before: the role was fixed at sign-in until sign-out or
+/// idle timeout.)
+#[test]
+fn a_console_session_follows_group_changes_and_locks() {
+    let sshd = Sshd::start();
+    let (b, port) = standard_with_api(&sshd);
+    let (pw, secret) = console_user(&b, "rita", Some("responders"));
+    b.admin(&["group", "add", "auditors"]);
+    b.admin(&["group", "member", "add", "auditors", "rita"]);
+    let mut web = Web::new(&b, port);
+    let (_, c) = web.sign_in("rita", &pw, &next_code(&secret));
+    assert_eq!(c.json()["role"], "responder");
+    let lock = |web: &mut Web| {
+        web.call(
+            "POST",
+            "/api/v1/locks",
+            Some(json!({"scope": {"kind": "target", "value": "web01"}, "reason": "t"})),
+            true,
+        )
+    };
+    let first = lock(&mut web);
+    assert_eq!(first.status, 201, "{}", first.body);
+
+    // No longer a responder: an auditor now, at once.
+    b.admin(&["group", "member", "remove", "responders", "rita"]);
+    assert_eq!(web.get("/console/me").json()["role"], "auditor");
+    assert_eq!(lock(&mut web).status, 403);
+    assert_eq!(web.get("/api/v1/sessions").status, 200);
+
+    // Locked: refused while the lock holds.
+    let out = b.admin(&["lock", "user", "rita", "--reason", "offboarding"]);
+    let printed = text(&out.stdout);
+    let lid = printed
+        .split('(')
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .expect(&printed)
+        .to_string();
+    wait_for("the lock to reach the console", 5, || {
+        (web.get("/api/v1/sessions").status == 403).then_some(())
+    });
+
+    // In no console group any more: signed out for good.
+    b.admin(&["group", "member", "remove", "auditors", "rita"]);
+    b.admin(&["lock", "lift", &lid]);
+    wait_for("the console session to end", 5, || {
+        (web.get("/console/me").status == 401).then_some(())
+    });
+    assert_eq!(web.get("/api/v1/sessions").status, 401);
+}

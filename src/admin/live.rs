@@ -146,6 +146,7 @@ pub async fn live(
         // is opened only by the console's script, which holds the token.
         let presented = guard::Presented::of(&req);
         let s = guard::signed_in(&app, &presented).await?;
+        guard::unlocked(&app, &s)?;
         if !presented.csrf_ok(&s) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,

@@ -66,7 +66,17 @@ pub enum GroupCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum MemberCmd {
-    Add { group: String, user: String },
+    Add {
+        group: String,
+        user: String,
+    },
+    /// Takes the user out of the group: its grants stop reaching them, and
+    /// a console role it gave ends at their next request.
+    #[command(alias = "rm")]
+    Remove {
+        group: String,
+        user: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -288,6 +298,10 @@ pub async fn group(config: &Config, cmd: GroupCmd) -> anyhow::Result<()> {
         GroupCmd::Member(MemberCmd::Add { group, user }) => {
             ops::add_member(&ops, &group, &user).await?;
             println!("{user} added to {group}");
+        }
+        GroupCmd::Member(MemberCmd::Remove { group, user }) => {
+            ops::remove_member(&ops, &group, &user).await?;
+            println!("{user} removed from {group}");
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 //! through the same `Access::allows` as a token; state-changing requests
 //! must carry the session's CSRF token. Anything else goes to the token check.
 
+use super::role::Role;
 use super::store::{Sessions, Signed, ct_eq};
 use super::{CSRF_HEADER, SESSION_COOKIE, cookie};
 use crate::admin::auth::{self, Access};
@@ -11,11 +12,12 @@ use crate::admin::tokens::Caller;
 use crate::app::App;
 use crate::audit::console::ConsoleEvent;
 use crate::audit::{self, AuditEvent};
+use crate::policy::Subject;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 pub fn source(req: &Request) -> String {
@@ -95,13 +97,55 @@ pub async fn signed_in(app: &App, p: &Presented) -> Result<Signed, ApiError> {
         .await
         .map_err(store_err)?
     {
-        Some(Ok(s)) => Ok(s),
+        Some(Ok(s)) => as_now(app, p, s).await,
         Some(Err(s)) => {
             idled_out(app, &s).await;
             Err(unsigned())
         }
         None => Err(unsigned()),
     }
+}
+
+/// The session's user as they stand at this request: the role from their
+/// groups now, not at sign-in (a role fixed at sign-in would outlive an
+/// offboarding until the idle timeout); in no console group any more, or
+/// gone, the session ends for good.
+async fn as_now(app: &App, p: &Presented, mut s: Signed) -> Result<Signed, ApiError> {
+    let groups = match app.store.user(&s.user).await {
+        Ok(Some(r)) => r.groups,
+        Ok(None) => Vec::new(),
+        Err(e) => return Err(ApiError::internal("user lookup", e)),
+    };
+    let Some(role) = Role::of(&groups, &app.config.console) else {
+        p.close(app).await?;
+        let event = AuditEvent::Console(ConsoleEvent::SignedOut {
+            user: s.user.clone(),
+            source: s.source.clone(),
+            why: "no console role any more".into(),
+        });
+        if let Err(e) = audit::record(&app.store, event).await {
+            tracing::error!(error = %e, "audit of a console sign-out not written");
+        }
+        return Err(unsigned());
+    };
+    s.role = role;
+    Ok(s)
+}
+
+/// Refused while a lock covers the signed-in user (or the source they
+/// signed in from): a locked responder cannot terminate or lift anything.
+pub fn unlocked(app: &App, s: &Signed) -> Result<(), ApiError> {
+    let source = s
+        .source
+        .parse::<IpAddr>()
+        .unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
+    let subject = Subject {
+        user: Some(&s.user),
+        target: None,
+        source,
+        session: None,
+    };
+    crate::lockdown::check(app, &subject).map_err(|why| ApiError::new(StatusCode::FORBIDDEN, why))
 }
 
 async fn idled_out(app: &App, s: &Signed) {
@@ -136,6 +180,7 @@ pub async fn check(
         source(&req),
     );
     let s = signed_in(&app, &presented).await?;
+    unlocked(&app, &s)?;
     let Some(scope) = s.role.scope_for(access) else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -109,15 +109,6 @@ fn bad_query(e: audit::AuditError) -> ApiError {
     }
 }
 
-fn report_json(name: &str, r: &crate::castfile::VerifyReport) -> serde_json::Value {
-    json!({
-        "name": name, "ok": r.ok, "events": r.events, "cast_bytes": r.cast_bytes,
-        "checkpoints": r.checkpoints, "signed_checkpoints": r.signed_checkpoints,
-        "session": r.session, "cut_short": r.cut_short, "unsigned_events": r.unsigned_events,
-        "chain_rebuilt": r.chain_rebuilt, "end_reason": r.end_reason, "problem": r.problem,
-    })
-}
-
 /// One piece of a bundle: bytes made here, or a file sent as it is (its
 /// length at open: a file that grows is sent as it was).
 enum Part {
@@ -147,23 +138,9 @@ pub async fn session_bundle(
     }
     let recs = app.store.recordings_of(&id).await?;
     let dir = app.config.recordings_dir.clone();
-    let key = app.audit_key.verifying_key();
     let mut reports = Vec::new();
     for r in &recs {
-        let witness = crate::recorder::witness_of(r);
-        let cast = dir.join(format!("{}.cast", r.name));
-        let report = tokio::task::spawn_blocking(move || {
-            crate::castfile::verify_witnessed(
-                &cast,
-                &cast.with_extension("chain"),
-                &key,
-                Some(&witness),
-            )
-        })
-        .await
-        .map_err(|e| ApiError::internal("verification", e))?
-        .map_err(|e| ApiError::internal("verification", e))?;
-        reports.push(report_json(&r.name, &report));
+        reports.push(super::sessions::verified(&app, r.clone()).await?);
     }
     let mut audit_lines = String::new();
     let mut q = AuditQuery {
@@ -186,7 +163,11 @@ pub async fn session_bundle(
     let mut parts = vec![
         Part::Bytes(
             "audit-key.pub".into(),
-            format!("{}\n", crate::castfile::public_base64(&key)).into_bytes(),
+            format!(
+                "{}\n",
+                crate::castfile::public_base64(&app.audit_key.verifying_key())
+            )
+            .into_bytes(),
         ),
         Part::Bytes("audit.jsonl".into(), audit_lines.into_bytes()),
         Part::Bytes(

@@ -287,12 +287,17 @@ pub async fn download(
 /// The same check as `portcullis verify`: chain, checkpoints, signed trailer.
 pub async fn verify(State(app): State<Arc<App>>, Seg(name): Seg<String>) -> Res {
     let r = known(&app, &name).await?;
+    Ok((StatusCode::OK, Json(verified(&app, r).await?)))
+}
+
+/// A recording checked as `portcullis verify` does, against the database
+/// too (the row's session and stored digest), as the API reports it.
+pub(super) async fn verified(app: &App, r: RecordingRow) -> Result<Value, ApiError> {
     let dir = app.config.recordings_dir.clone();
     let key = app.audit_key.verifying_key();
-    // Against the database too: the row's session and stored digest.
     let witness = crate::recorder::witness_of(&r);
+    let cast = dir.join(format!("{}.cast", r.name));
     let report = tokio::task::spawn_blocking(move || {
-        let cast = dir.join(format!("{}.cast", r.name));
         crate::castfile::verify_witnessed(
             &cast,
             &cast.with_extension("chain"),
@@ -303,17 +308,14 @@ pub async fn verify(State(app): State<Arc<App>>, Seg(name): Seg<String>) -> Res 
     .await
     .map_err(|e| ApiError::internal("verification", e))?
     .map_err(|e| ApiError::internal("verification", e))?;
-    Ok((
-        StatusCode::OK,
-        Json(json!({
-            "name": name, "ok": report.ok, "events": report.events,
-            "cast_bytes": report.cast_bytes, "checkpoints": report.checkpoints,
-            "signed_checkpoints": report.signed_checkpoints,
-            "session": report.session, "cut_short": report.cut_short,
-            "unsigned_events": report.unsigned_events, "chain_rebuilt": report.chain_rebuilt,
-            "end_reason": report.end_reason, "problem": report.problem,
-        })),
-    ))
+    Ok(json!({
+        "name": r.name, "ok": report.ok, "events": report.events,
+        "cast_bytes": report.cast_bytes, "checkpoints": report.checkpoints,
+        "signed_checkpoints": report.signed_checkpoints,
+        "session": report.session, "cut_short": report.cut_short,
+        "unsigned_events": report.unsigned_events, "chain_rebuilt": report.chain_rebuilt,
+        "end_reason": report.end_reason, "problem": report.problem,
+    }))
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -8,7 +8,6 @@ mod common;
 use common::api::*;
 use common::*;
 use serde_json::json;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 #[path = "console/cdp.rs"]
@@ -328,35 +327,8 @@ fn a_real_browser_signs_in_terminates_and_replays() {
 
     // A finished interactive session with typed text to replay: the
     // target's terminal echoes what is typed, and the recording has it.
-    let mut typed = b
-        .ssh("alice+web01")
-        .arg("-tt")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = typed.stdin.take().unwrap();
-        std::thread::sleep(Duration::from_secs(1));
-        stdin.write_all(b"echo TYPED-$((6*7))\n").unwrap();
-        std::thread::sleep(Duration::from_millis(500));
-        stdin.write_all(b"exit\n").unwrap();
-    }
-    let out = typed.wait_with_output().unwrap();
-    assert!(
-        text(&out.stdout).contains("TYPED-42"),
-        "{}",
-        text(&out.stderr)
-    );
-    let finished = b.settled_sessions();
-    let finished_id = finished
-        .lines()
-        .find(|l| l.contains("web01"))
-        .and_then(|l| l.split('\t').next())
-        .unwrap_or_else(|| panic!("{finished}"))
-        .to_string();
+    let (out, finished_id) = typed_session(&b, "echo TYPED-$((6*7))");
+    assert!(out.contains("TYPED-42"), "{out}");
 
     let browser = cdp::Browser::start(b.dir.path());
     let page = browser.page();

@@ -24,44 +24,6 @@ use web::*;
 
 const MARKUP: &str = r#"<script>alert(1)</script> "q" <img src=x onerror=alert(2)>"#;
 
-/// A finished `ssh -tt alice+web01` in which `line` was typed.
-fn typed_session(b: &Bastion, line: &str) -> String {
-    let mut c = b
-        .ssh("alice+web01")
-        .arg("-tt")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = c.stdin.take().unwrap();
-        std::thread::sleep(Duration::from_secs(1));
-        // Key by key, as a person types: the pty echoes each on its own.
-        for k in line.bytes() {
-            stdin.write_all(&[k]).unwrap();
-            stdin.flush().unwrap();
-            std::thread::sleep(Duration::from_millis(15));
-        }
-        stdin.write_all(b"\n").unwrap();
-        std::thread::sleep(Duration::from_millis(500));
-        stdin.write_all(b"exit\n").unwrap();
-    }
-    let out = c.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    newest_session(b)
-}
-
-fn newest_session(b: &Bastion) -> String {
-    let list = b.settled_sessions();
-    list.lines()
-        .next()
-        .and_then(|l| l.split('\t').next())
-        .unwrap_or_else(|| panic!("{list}"))
-        .to_string()
-}
-
 /// `ssh alice+web01 true`: whether it got through, and its stderr.
 fn login(b: &Bastion) -> (bool, String) {
     let out = b
@@ -155,7 +117,7 @@ fn investigation_and_control_pages_in_a_real_browser() {
 
     // Two finished sessions: a word typed key by key in a terminal, and a
     // command printing markup.
-    let typed_id = typed_session(&b, "echo QUOKKA-$((40+2))-TYPED");
+    let (_, typed_id) = typed_session(&b, "echo QUOKKA-$((40+2))-TYPED");
     let out = b
         .ssh("alice+web01")
         .arg(format!("echo 'MARKUPHIT {}'", MARKUP.replace('\'', "")))

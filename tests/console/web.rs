@@ -223,3 +223,44 @@ pub fn base32(secret: &[u8]) -> String {
     }
     out
 }
+
+/// A finished `ssh -tt alice+web01` in which `line` was typed key by key,
+/// as a person types (the pty echoes each key on its own); its output and
+/// its session id.
+pub fn typed_session(b: &Bastion, line: &str) -> (String, String) {
+    let mut c = b
+        .ssh("alice+web01")
+        .arg("-tt")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = c.stdin.take().unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+        // Key by key, as a person types: the pty echoes each on its own.
+        for k in line.bytes() {
+            stdin.write_all(&[k]).unwrap();
+            stdin.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(15));
+        }
+        stdin.write_all(b"\n").unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        stdin.write_all(b"exit\n").unwrap();
+    }
+    let out = c.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    (text(&out.stdout), newest_session(b))
+}
+
+/// The newest settled session's id.
+pub fn newest_session(b: &Bastion) -> String {
+    let list = b.settled_sessions();
+    list.lines()
+        .next()
+        .and_then(|l| l.split('\t').next())
+        .unwrap_or_else(|| panic!("{list}"))
+        .to_string()
+}

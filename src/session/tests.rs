@@ -47,6 +47,11 @@ pub(crate) async fn granted(app: &Arc<App>, allow: &str) -> String {
         host_key: KEY.into(),
     };
     crate::ops::add_ssh_target(&o, web).await.expect("web01");
+    grant(app, allow).await
+}
+
+/// One more grant of `allow` on `web01` as `root` for `alice`; its id.
+async fn grant(app: &Arc<App>, allow: &str) -> String {
     let spec = crate::grants::GrantSpec {
         user: Some("alice".into()),
         group: None,
@@ -215,24 +220,7 @@ async fn a_revoked_or_narrowed_grant_ends_it_within_the_recheck() {
     let (c1, c2) = (CancellationToken::new(), CancellationToken::new());
     let narrowed = Live::open(&s, spec("n1", None), c1.clone());
     // Narrow: a shell-only grant first, so access itself stays.
-    let narrow = crate::grants::GrantSpec {
-        user: Some("alice".into()),
-        group: None,
-        target: "web01".into(),
-        logins: vec!["root".into()],
-        from: None,
-        until: None,
-        for_: None,
-        window: None,
-        tz: "UTC".into(),
-        max_session: None,
-        allow: "shell".into(),
-        exec_allow: vec![],
-        exec_deny: vec![],
-    };
-    let narrow = crate::grants::add(&app.store, &narrow, "test:admin")
-        .await
-        .expect("the narrow grant");
+    let narrow = grant(&app, "shell").await;
     crate::grants::remove(&app.store, &wide, "test:admin")
         .await
         .expect("removed");
@@ -244,7 +232,7 @@ async fn a_revoked_or_narrowed_grant_ends_it_within_the_recheck() {
     assert!(app.registry.get("n1").is_none());
     // Revoked outright.
     let revoked = Live::open(&s, spec("r1", None), c2.clone());
-    crate::grants::remove(&app.store, &narrow.id, "test:admin")
+    crate::grants::remove(&app.store, &narrow, "test:admin")
         .await
         .expect("removed");
     tokio::time::timeout(Duration::from_secs(5), c2.cancelled())

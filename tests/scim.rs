@@ -312,10 +312,9 @@ fn okta_and_entra_sequences_replayed() {
         "PATCH",
         &format!("/Groups/{gid}"),
         &t,
-        Some(json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "add", "path": "members", "value": [{"value": id, "display": "dana@example.com"}]}]
-        })),
+        Some(patch_op(
+            json!([{"op": "add", "path": "members", "value": [{"value": id, "display": "dana@example.com"}]}]),
+        )),
     );
     assert_eq!(g["members"][0]["value"], id.as_str());
     let user = expect(&api, 200, "GET", &format!("/Users/{id}"), &t, None);
@@ -326,10 +325,9 @@ fn okta_and_entra_sequences_replayed() {
         "PATCH",
         &format!("/Groups/{gid}"),
         &t,
-        Some(json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "remove", "path": format!("members[value eq \"{id}\"]")}]
-        })),
+        Some(patch_op(
+            json!([{"op": "remove", "path": format!("members[value eq \"{id}\"]")}]),
+        )),
     );
     let g = expect(&api, 200, "GET", &format!("/Groups/{gid}"), &t, None);
     assert!(g.get("members").is_none(), "{g}");
@@ -349,10 +347,9 @@ fn okta_and_entra_sequences_replayed() {
         "PATCH",
         &format!("/Users/{id}"),
         &t,
-        Some(json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "replace", "value": {"active": false}}]
-        })),
+        Some(patch_op(
+            json!([{"op": "replace", "value": {"active": false}}]),
+        )),
     );
     assert_eq!(off["active"], false);
     let locks = api
@@ -370,10 +367,9 @@ fn okta_and_entra_sequences_replayed() {
         "PATCH",
         &format!("/Users/{id}"),
         &t,
-        Some(json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "replace", "value": {"active": true}}]
-        })),
+        Some(patch_op(
+            json!([{"op": "replace", "value": {"active": true}}]),
+        )),
     );
     assert_eq!(on["active"], true);
 
@@ -429,16 +425,13 @@ fn okta_and_entra_sequences_replayed() {
         "PATCH",
         &format!("/Users/{eid}"),
         &t,
-        Some(json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [
-                {"op": "Replace", "path": "displayName", "value": "Erin Entra"},
-                {"op": "Add", "path": "emails[type eq \"work\"].value", "value": "erin@corp.example"},
-                {"op": "Replace", "path": "name.familyName", "value": "Entra"},
-                {"op": "Add", "value": {"title": "SRE"}},
-                {"op": "Remove", "path": "title"}
-            ]
-        })),
+        Some(patch_op(json!([
+            {"op": "Replace", "path": "displayName", "value": "Erin Entra"},
+            {"op": "Add", "path": "emails[type eq \"work\"].value", "value": "erin@corp.example"},
+            {"op": "Replace", "path": "name.familyName", "value": "Entra"},
+            {"op": "Add", "value": {"title": "SRE"}},
+            {"op": "Remove", "path": "title"}
+        ]))),
     );
     assert_eq!(p["displayName"], "Erin Entra");
     assert_eq!(p["emails"][0]["value"], "erin@corp.example");
@@ -462,10 +455,9 @@ fn okta_and_entra_sequences_replayed() {
         "PATCH",
         &format!("/Groups/{egid}"),
         &t,
-        Some(json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "Add", "path": "members", "value": [{"value": eid}, {"value": id}]}]
-        })),
+        Some(patch_op(
+            json!([{"op": "Add", "path": "members", "value": [{"value": eid}, {"value": id}]}]),
+        )),
     );
     let g = expect(
         &api,
@@ -484,10 +476,9 @@ fn okta_and_entra_sequences_replayed() {
         "PATCH",
         &format!("/Groups/{egid}"),
         &t,
-        Some(json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "Remove", "path": "members", "value": [{"value": id}]}]
-        })),
+        Some(patch_op(
+            json!([{"op": "Remove", "path": "members", "value": [{"value": id}]}]),
+        )),
     );
     let g = expect(&api, 200, "GET", &format!("/Groups/{egid}"), &t, None);
     assert_eq!(g["members"].as_array().unwrap().len(), 1, "{g}");
@@ -497,10 +488,9 @@ fn okta_and_entra_sequences_replayed() {
         "PATCH",
         &format!("/Groups/{egid}"),
         &t,
-        Some(json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "Replace", "path": "displayName", "value": "Platform Eng"}]
-        })),
+        Some(patch_op(
+            json!([{"op": "Replace", "path": "displayName", "value": "Platform Eng"}]),
+        )),
     );
     // Entra deactivation: path "active", the string "False".
     let off = expect(
@@ -509,10 +499,9 @@ fn okta_and_entra_sequences_replayed() {
         "PATCH",
         &format!("/Users/{eid}"),
         &t,
-        Some(json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "Replace", "path": "active", "value": "False"}]
-        })),
+        Some(patch_op(
+            json!([{"op": "Replace", "path": "active", "value": "False"}]),
+        )),
     );
     assert_eq!(off["active"], false);
     let on = expect(
@@ -521,10 +510,9 @@ fn okta_and_entra_sequences_replayed() {
         "PATCH",
         &format!("/Users/{eid}"),
         &t,
-        Some(json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "Replace", "path": "active", "value": "True"}]
-        })),
+        Some(patch_op(
+            json!([{"op": "Replace", "path": "active", "value": "True"}]),
+        )),
     );
     assert_eq!(on["active"], true);
     // Pagination.
@@ -794,10 +782,9 @@ fn entra_deactivation_ends_a_live_ssh_session_within_a_second() {
         "PATCH",
         &format!("/Users/{cid}"),
         &t,
-        Some(json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "Replace", "path": "active", "value": "False"}]
-        })),
+        Some(patch_op(
+            json!([{"op": "Replace", "path": "active", "value": "False"}]),
+        )),
     );
     let answered = t0.elapsed();
     assert_eq!(r.status, 200, "{}", r.body);
@@ -851,10 +838,9 @@ fn entra_deactivation_ends_a_live_ssh_session_within_a_second() {
         "PATCH",
         &format!("/Users/{cid}"),
         &t,
-        Some(json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
-            "Operations": [{"op": "Replace", "path": "active", "value": "True"}]
-        })),
+        Some(patch_op(
+            json!([{"op": "Replace", "path": "active", "value": "True"}]),
+        )),
     );
     std::thread::sleep(Duration::from_millis(500));
     next_step();
@@ -941,4 +927,12 @@ fn scim2_tester_compliance_passes() {
     assert!(passed >= 60, "too few checks ran: {stdout}");
     assert!(failed.is_empty(), "failed checks: {failed:#?}");
     assert!(out.status.success(), "scim2 test exited {:?}", out.status);
+}
+
+/// A SCIM PATCH request body with these operations.
+fn patch_op(operations: serde_json::Value) -> serde_json::Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": operations
+    })
 }

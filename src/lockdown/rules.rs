@@ -145,6 +145,19 @@ async fn fire(app: &Arc<App>, rule: &Rule, seen: &Seen, detail: &str) -> bool {
         Action::LockAll => Some(LockScope::All),
         Action::Flag => None,
     };
+    // The firing is audited before its effect, so the trail reads cause
+    // then effect and nobody who sees the session end can miss why.
+    tracing::warn!(rule = %rule.name, action = rule.action.name(), detail, "lockdown rule fired");
+    let event = AuditEvent::RuleFired {
+        rule: rule.name.clone(),
+        subject: subject_text(seen),
+        source: seen.source.map(|s| s.to_string()).unwrap_or_default(),
+        action: rule.action.name().into(),
+        detail: detail.into(),
+    };
+    if let Err(e) = audit::record(&app.store, event).await {
+        tracing::error!(rule = %rule.name, error = %e, "audit of a rule firing not written");
+    }
     let mut lock_id = None;
     let mut ended = false;
     if let Some(scope) = scope {
@@ -159,17 +172,6 @@ async fn fire(app: &Arc<App>, rule: &Rule, seen: &Seen, detail: &str) -> bool {
             Ok(o) => lock_id = Some(o.lock.id),
             Err(e) => tracing::error!(rule = %rule.name, error = %e, "rule action failed"),
         }
-    }
-    tracing::warn!(rule = %rule.name, action = rule.action.name(), detail, "lockdown rule fired");
-    let event = AuditEvent::RuleFired {
-        rule: rule.name.clone(),
-        subject: subject_text(seen),
-        source: seen.source.map(|s| s.to_string()).unwrap_or_default(),
-        action: rule.action.name().into(),
-        detail: detail.into(),
-    };
-    if let Err(e) = audit::record(&app.store, event).await {
-        tracing::error!(rule = %rule.name, error = %e, "audit of a rule firing not written");
     }
     if rule.notify {
         notify(app, rule, seen, detail, lock_id);

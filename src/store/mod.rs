@@ -24,6 +24,7 @@ mod recordings;
 mod records;
 mod scim;
 mod sealed;
+mod sso;
 pub mod search;
 mod session_page;
 mod targets;

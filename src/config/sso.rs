@@ -138,9 +138,9 @@ impl RawSso {
         let link_ttl = match self.link_ttl.as_deref() {
             None => 300,
             Some(t) => match super::parse_duration(t) {
-                Ok(s) if (30..=3600).contains(&s) => s,
+                Ok(s) if (5..=3600).contains(&s) => s,
                 Ok(s) => {
-                    p(format!("sso.link_ttl = {s}s: expected between 30s and 1h"));
+                    p(format!("sso.link_ttl = {s}s: expected between 5s and 1h"));
                     300
                 }
                 Err(e) => {

@@ -44,6 +44,8 @@ pub struct FirstFactor {
     /// confirmation code, a replay): the next prompt says to wait for the
     /// next one. Only ever said past the first factor.
     pub code_used: bool,
+    /// Set when an `[[sso.ssh]]` rule makes SSO this user's second factor.
+    pub sso: Option<super::sso::SsoFactor>,
 }
 
 /// The code prompt after a right but already used code.
@@ -129,7 +131,7 @@ impl Connection {
     /// `stage` tells the rules whether the failure needed a verified first
     /// factor: only those may lock a user, since anyone can send a wrong
     /// password for any username. The web console does the same.
-    fn note_failure(&self, req: &LoginRequest, factor: &'static str, stage: Stage) {
+    pub(super) fn note_failure(&self, req: &LoginRequest, factor: &'static str, stage: Stage) {
         let (user, ip) = (req.user.as_str().to_string(), self.peer.ip());
         shared::failed(&self.app.throttle, &self.app.metrics, &user, ip, factor);
         if !self.app.config.lockdown.rules.is_empty() {
@@ -160,8 +162,14 @@ impl Connection {
                 .failed(&req, "password-on-service-account", Stage::After, start)
                 .await;
         }
-        match self.app.store.totp(req.user.as_str()).await {
-            Ok(Some(_)) => {
+        let sso = super::sso::second_factor_provider(&self.app, &rec);
+        let totp = match &sso {
+            // SSO replaces the code: no TOTP needed.
+            Some(_) => Ok(Some(())),
+            None => self.app.store.totp(req.user.as_str()).await.map(|t| t.map(|_| ())),
+        };
+        match totp {
+            Ok(Some(())) => {
                 let rec_name = rec.name.clone();
                 self.first_factor = Some(FirstFactor {
                     username: user.to_string(),
@@ -170,6 +178,7 @@ impl Connection {
                     method,
                     budget_wait: None,
                     code_used: false,
+                    sso: sso.map(super::sso::SsoFactor::new),
                 });
                 // A pre-auth flood now cuts others before this connection.
                 if let Some(slot) = &self.preauth
@@ -207,6 +216,11 @@ impl Connection {
         if !bound {
             // Keyboard-interactive is never a first factor here.
             return self.rejected(start).await;
+        }
+        if self.first_factor.as_ref().is_some_and(|f| f.sso.is_some())
+            && let Some(ff) = self.first_factor.take()
+        {
+            return self.sso_factor(ff, response).await;
         }
         let Some(response) = response else {
             let instructions = match self
@@ -284,7 +298,7 @@ impl Connection {
 
     /// A wrong or unchecked code: padded like every rejection; the code
     /// prompt may be asked again on this connection.
-    async fn code_rejected(&self, start: Instant) -> Auth {
+    pub(super) async fn code_rejected(&self, start: Instant) -> Auth {
         tokio::time::sleep_until((start + REJECT_DELAY).into()).await;
         Auth::Reject {
             proceed_with_methods: Some(second_factor_methods()),

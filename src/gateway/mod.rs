@@ -13,6 +13,7 @@ pub mod jump;
 pub mod keys;
 mod limits;
 mod login;
+mod sso;
 mod menu;
 mod remote;
 mod session_channel;
@@ -243,6 +244,10 @@ async fn drive<S>(
     shared.kill.on_kill(tell(&shared, handle.clone()));
     let watchdog = async {
         tokio::time::sleep(grace).await;
+        if shared.session().is_none() && shared.sso_waiting() {
+            // A person signing in at the IdP: the link's lifetime, once.
+            tokio::time::sleep(app.config.sso.link_ttl).await;
+        }
         if shared.session().is_none() {
             tracing::info!(source = %peer, "login grace time over; disconnecting");
             cut.cancel();

@@ -1,0 +1,369 @@
+//! SSO (issue 18) against a real OpenID Provider (oidc-provider, started
+//! by the test from tests/oidc/provider.mjs) with the stock `ssh`: the SSH
+//! link flow end to end, and every way past it we could think of — a
+//! replayed or expired link, another person's IdP account on the link, an
+//! ID token with a wrong audience, nonce, signature or expiry — refused;
+//! key rotation at the IdP followed; the group mapping granting and
+//! taking away access; the IdP down failing closed while local accounts
+//! keep working.
+
+mod common;
+#[path = "sso/fixture.rs"]
+mod fixture;
+
+use common::api::Api;
+use common::*;
+use fixture::*;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+fn accounts(bob_groups: &[&str]) -> serde_json::Value {
+    json!({
+        "bob": {"password": "bob-idp-pw", "groups": bob_groups},
+        "mallory": {"password": "mallory-idp-pw", "groups": ["eng"]},
+    })
+}
+
+struct World {
+    sshd: Sshd,
+    idp: Idp,
+    b: Bastion,
+    api_port: u16,
+    bob_key: PathBuf,
+}
+
+/// bob: a key, SSO as his second factor, a grant to web01 (directly, or
+/// through the `ops` group when `through_group`).
+fn world(extra: &str, through_group: bool, bob_groups: &[&str]) -> World {
+    let sshd = Sshd::start();
+    let api_port = free_port();
+    let idp = Idp::start(api_port, &accounts(bob_groups));
+    let rule = "\n[[sso.ssh]]\nprovider = \"corp\"\nmode = \"second-factor\"\nusers = [\"bob\"]\n";
+    let mut b = bastion_for(api_port, &idp, extra, rule);
+    b.add_target("web01", &sshd);
+    let key = b.dir.path().join("bob_key");
+    keygen(&key, "ed25519");
+    b.admin(&[
+        "user",
+        "add",
+        "bob",
+        "--key",
+        key.with_extension("pub").to_str().unwrap(),
+    ]);
+    b.admin(&["group", "add", "ops"]);
+    if through_group {
+        b.grant(&["--group", "ops", "--target", "web01", "--login", TARGET_USER]);
+    } else {
+        b.grant(&["--user", "bob", "--target", "web01", "--login", TARGET_USER]);
+    }
+    b.start();
+    wait_port(api_port, "admin API", &b.log_path());
+    World {
+        sshd,
+        idp,
+        b,
+        api_port,
+        bob_key: key,
+    }
+}
+
+fn finish(child: Child, what: &str) -> std::process::Output {
+    common::cm::wait_limited(child, what)
+}
+
+fn kinds(b: &Bastion, kind: &str) -> Vec<serde_json::Value> {
+    b.audit_export(&[])
+        .into_iter()
+        .filter(|e| e["kind"] == kind)
+        .collect()
+}
+
+#[test]
+fn ssh_link_flow_with_stock_ssh_end_to_end_and_the_link_works_once() {
+    let w = world("", false, &["eng"]);
+    let ap = SsoAskpass::new();
+    let child = ssh_sso(&w.b, "bob+web01", &w.bob_key, &ap)
+        .arg("echo signed-in-with-sso")
+        .spawn()
+        .unwrap();
+    let (link, code) = ap.link(0);
+    assert!(
+        link.starts_with(&format!("https://127.0.0.1:{}/sso/ssh/", w.api_port)),
+        "{link}"
+    );
+    let mut br = Browser::new(&w.b);
+    // The page shows the connection's source and the code of the prompt.
+    let page = br.request("GET", &link, None);
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains(&code), "{}", page.body);
+    assert!(page.body.contains("127.0.0.1:"), "{}", page.body);
+    assert!(!page.body.contains("<script"), "{}", page.body);
+    let done = br.follow(&format!("{link}/go"), "bob", "bob-idp-pw");
+    assert_eq!(done.status, 200, "{}\n{}", done.body, w.b.log());
+    assert!(done.body.contains("You are signed in"), "{}", done.body);
+    let out = finish(child, "ssh with SSO");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stderr),
+        w.b.log()
+    );
+    assert_eq!(text(&out.stdout), "signed-in-with-sso\n");
+    assert!(ap.prompts().contains(&code), "the code is in the prompt");
+
+    // Audited with the IdP's subject.
+    let ok = kinds(&w.b, "login.succeeded");
+    assert!(
+        ok.iter()
+            .any(|e| e["detail"]["factors"] == "publickey+sso:corp"),
+        "{ok:#?}"
+    );
+    let sso = kinds(&w.b, "sso.signed_in");
+    assert_eq!(sso.len(), 1, "{sso:#?}");
+    assert_eq!(sso[0]["detail"]["subject"], "bob");
+    assert_eq!(sso[0]["detail"]["purpose"], "ssh");
+    assert_eq!(sso[0]["subject"], "bob");
+
+    // Replayed: the link and its /go are refused once used.
+    let mut other = Browser::new(&w.b);
+    for url in [link.clone(), format!("{link}/go")] {
+        let again = other.request("GET", &url, None);
+        assert_eq!(again.status, 410, "{url}: {}", again.body);
+    }
+    // The secret is nowhere in what the bastion wrote.
+    assert!(!w.b.log().contains(CLIENT_SECRET));
+    drop(w.sshd);
+}
+
+/// The sign-in must be bob's: mallory signing in at the IdP on bob's link
+/// (say, a link sent to her) does not log bob's connection in.
+#[test]
+fn a_link_completed_by_another_idp_user_is_refused() {
+    let w = world("", false, &["eng"]);
+    let ap = SsoAskpass::new();
+    let child = ssh_sso(&w.b, "bob+web01", &w.bob_key, &ap)
+        .arg("echo should-not-run")
+        .spawn()
+        .unwrap();
+    let (link, _) = ap.link(0);
+    let mut br = Browser::new(&w.b);
+    let page = br.follow(&format!("{link}/go"), "mallory", "mallory-idp-pw");
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("mallory"), "{}", page.body);
+    let out = finish(child, "ssh with mallory's sign-in");
+    assert!(!out.status.success(), "bob logged in with mallory's IdP sign-in");
+    assert!(!text(&out.stdout).contains("should-not-run"));
+    assert!(kinds(&w.b, "login.succeeded").is_empty());
+    assert!(!kinds(&w.b, "sso.refused").is_empty());
+}
+
+/// The callback must come from the browser that opened the link: a
+/// callback URL replayed from elsewhere (no binding cookie) is refused.
+#[test]
+fn a_callback_from_another_browser_or_replayed_is_refused() {
+    let w = world("", false, &["eng"]);
+    let ap = SsoAskpass::new();
+    let child = ssh_sso(&w.b, "bob+web01", &w.bob_key, &ap)
+        .arg("true")
+        .spawn()
+        .unwrap();
+    let (link, _) = ap.link(0);
+    let mut br = Browser::new(&w.b);
+    // Walk up to the callback, but do not follow it.
+    let mut page = br.request("GET", &format!("{link}/go"), None);
+    let mut callback = None;
+    for _ in 0..20 {
+        let Some(next) = page.location.clone() else {
+            if page.url.contains("/interaction/") {
+                page = br.request(
+                    "POST",
+                    &format!("{}/login", page.url),
+                    Some(&[("login", "bob"), ("password", "bob-idp-pw")]),
+                );
+                continue;
+            }
+            break;
+        };
+        if next.contains("/sso/callback") {
+            callback = Some(next);
+            break;
+        }
+        page = br.request("GET", &next, None);
+    }
+    let callback = callback.expect("the IdP redirected to the callback");
+    let mut attacker = Browser::new(&w.b);
+    let stolen = attacker.request("GET", &callback, None);
+    assert_eq!(stolen.status, 403, "{}", stolen.body);
+    // The state is spent: the right browser now gets nothing either.
+    let late = br.request("GET", &callback, None);
+    assert_eq!(late.status, 403, "{}", late.body);
+    let out = finish(child, "ssh");
+    assert!(!out.status.success(), "logged in by a replayed callback");
+    assert!(kinds(&w.b, "login.succeeded").is_empty());
+}
+
+#[test]
+fn an_expired_link_is_refused_and_the_prompt_does_not_hang() {
+    let w = world("link_ttl = \"5s\"", false, &["eng"]);
+    let ap = SsoAskpass::new();
+    let t0 = Instant::now();
+    let child = ssh_sso(&w.b, "bob+web01", &w.bob_key, &ap)
+        .arg("true")
+        .spawn()
+        .unwrap();
+    let (link, _) = ap.link(0);
+    std::thread::sleep(Duration::from_secs(6));
+    let mut br = Browser::new(&w.b);
+    let page = br.request("GET", &link, None);
+    assert_eq!(page.status, 410, "{}", page.body);
+    let go = br.request("GET", &format!("{link}/go"), None);
+    assert_eq!(go.status, 410, "{}", go.body);
+    let out = finish(child, "ssh with an expired link");
+    assert!(!out.status.success());
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "the keyboard-interactive round waited {:?}",
+        t0.elapsed()
+    );
+    assert!(kinds(&w.b, "login.succeeded").is_empty());
+}
+
+/// Each misbehaviour of the IdP, then the same flow must fail; a key
+/// rotation (a new kid in the JWKS) must succeed.
+#[test]
+fn id_tokens_with_a_wrong_audience_nonce_signature_or_expiry_are_refused() {
+    let w = world("", false, &["eng"]);
+    for (mode, why) in [
+        ("aud", "audience"),
+        ("nonce", "nonce"),
+        ("sig", "ignature"),
+        ("expired", "xpired"),
+    ] {
+        w.idp.mode(mode);
+        let ap = SsoAskpass::new();
+        let child = ssh_sso(&w.b, "bob+web01", &w.bob_key, &ap)
+            .arg("echo should-not-run")
+            .spawn()
+            .unwrap();
+        let (link, _) = ap.link(0);
+        let mut br = Browser::new(&w.b);
+        let page = br.follow(&format!("{link}/go"), "bob", "bob-idp-pw");
+        assert_eq!(page.status, 403, "{mode}: {}", page.body);
+        assert!(page.body.contains(why), "{mode}: {}", page.body);
+        let out = finish(child, mode);
+        assert!(!out.status.success(), "{mode}: logged in");
+        assert!(
+            kinds(&w.b, "login.succeeded").is_empty(),
+            "{mode}: logged in"
+        );
+    }
+    // Rotation: the token's key is not in the cached JWKS; fetched again.
+    w.idp.mode("rotate");
+    let ap = SsoAskpass::new();
+    let child = ssh_sso(&w.b, "bob+web01", &w.bob_key, &ap)
+        .arg("echo rotated")
+        .spawn()
+        .unwrap();
+    let (link, _) = ap.link(0);
+    let page = Browser::new(&w.b).follow(&format!("{link}/go"), "bob", "bob-idp-pw");
+    assert_eq!(page.status, 200, "{}\n{}", page.body, w.b.log());
+    let out = finish(child, "rotate");
+    assert_eq!(text(&out.stdout), "rotated\n", "{}", text(&out.stderr));
+    assert!(w.b.log().contains("fetching the JWKS again"));
+}
+
+/// The IdP's groups map to the bastion's `ops` group, which holds the
+/// grant: in `eng` at the IdP, bob gets in; out of `eng`, his next sign-in
+/// takes `ops` (and the access) away. The console role follows the same way.
+#[test]
+fn group_mapping_grants_access_and_a_group_removed_at_the_idp_takes_it_away() {
+    let w = world("", true, &["eng", "sec"]);
+    let b = &w.b;
+    b.admin(&["group", "add", "auditors"]);
+    let sign_in = |cmd: &str| {
+        let ap = SsoAskpass::new();
+        let child = ssh_sso(b, "bob+web01", &w.bob_key, &ap)
+            .arg(cmd)
+            .spawn()
+            .unwrap();
+        let (link, _) = ap.link(0);
+        let page = Browser::new(b).follow(&format!("{link}/go"), "bob", "bob-idp-pw");
+        assert_eq!(page.status, 200, "{}", page.body);
+        finish(child, "ssh")
+    };
+    let out = sign_in("echo in-through-ops");
+    assert_eq!(
+        text(&out.stdout),
+        "in-through-ops\n",
+        "{}\n{}",
+        text(&out.stderr),
+        b.log()
+    );
+    // The console: an auditor through `sec` → `auditors`.
+    let mut br = Browser::new(b);
+    let start = format!("https://127.0.0.1:{}/sso/console/corp", w.api_port);
+    let page = br.follow(&start, "bob", "bob-idp-pw");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let me = br.request(
+        "GET",
+        &format!("https://127.0.0.1:{}/console/me", w.api_port),
+        None,
+    );
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert!(me.body.contains("\"role\":\"auditor\""), "{}", me.body);
+
+    // Removed from both groups at the IdP.
+    w.idp.set_accounts(&accounts(&[]));
+    let out = sign_in("echo should-not-run");
+    assert!(
+        !text(&out.stdout).contains("should-not-run"),
+        "access kept after the group was removed at the IdP"
+    );
+    let removed = kinds(b, "group.member_removed");
+    assert!(
+        removed.iter().any(|e| e["actor"] == "sso:corp"),
+        "{removed:#?}"
+    );
+    let mut br = Browser::new(b);
+    let page = br.follow(&start, "bob", "bob-idp-pw");
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("no console role"), "{}", page.body);
+    let _ = Api::new(b, w.api_port);
+}
+
+/// The IdP unreachable: SSO fails closed with a message, on the page and
+/// in the next prompt; a local account (key + TOTP) still logs in.
+#[test]
+fn idp_down_fails_closed_with_a_message_and_local_accounts_still_work() {
+    let mut w = world("", false, &["eng"]);
+    let carol_key = w.b.add_human("carol", "carol-pw");
+    let carol = enroll_totp(&w.b, "carol");
+    w.idp.stop();
+    let ap = SsoAskpass::new();
+    let child = ssh_sso(&w.b, "bob+web01", &w.bob_key, &ap)
+        .arg("true")
+        .spawn()
+        .unwrap();
+    let (link, _) = ap.link(0);
+    let page = Browser::new(&w.b).request("GET", &format!("{link}/go"), None);
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(page.body.contains("cannot be reached"), "{}", page.body);
+    let out = finish(child, "ssh with the IdP down");
+    assert!(!out.status.success());
+    assert!(kinds(&w.b, "login.succeeded").is_empty());
+
+    let cap = Askpass::new();
+    cap.set_code(&next_code(&carol));
+    let out = run(w
+        .b
+        .ssh_human("carol+web01", "publickey", Some(&carol_key), &cap)
+        .arg("id -un"));
+    assert!(
+        out.status.success(),
+        "local account refused: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(text(&out.stdout), "tuser\n");
+}

@@ -100,7 +100,15 @@ fn ssh_link_flow_with_stock_ssh_end_to_end_and_the_link_works_once() {
     assert!(page.body.contains(&code), "{}", page.body);
     assert!(page.body.contains("127.0.0.1:"), "{}", page.body);
     assert!(!page.body.contains("<script"), "{}", page.body);
-    let done = br.follow(&format!("{link}/go"), "bob", "bob-idp-pw");
+    let go = br.request("GET", &format!("{link}/go"), None);
+    assert_eq!(go.status, 303, "{}", go.body);
+    // While that sign-in is under way, the link is spent for anyone else.
+    let mut other = Browser::new(&w.b);
+    for url in [link.clone(), format!("{link}/go")] {
+        let again = other.request("GET", &url, None);
+        assert_eq!(again.status, 410, "{url}: {}", again.body);
+    }
+    let done = br.follow(&go.location.clone().unwrap(), "bob", "bob-idp-pw");
     assert_eq!(done.status, 200, "{}\n{}", done.body, w.b.log());
     assert!(done.body.contains("You are signed in"), "{}", done.body);
     let out = finish(child, "ssh with SSO");

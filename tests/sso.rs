@@ -10,6 +10,9 @@
 mod common;
 #[path = "sso/fixture.rs"]
 mod fixture;
+#[path = "console/cdp.rs"]
+#[allow(dead_code)]
+mod cdp;
 
 use common::api::Api;
 use common::*;
@@ -374,4 +377,53 @@ fn idp_down_fails_closed_with_a_message_and_local_accounts_still_work() {
         text(&out.stderr)
     );
     assert_eq!(text(&out.stdout), "tuser\n");
+}
+
+/// The console in a real headless Chromium: the "Sign in with corp"
+/// button, the IdP's form, back signed in with the role the IdP's groups
+/// map to; with no mapped group left at the IdP, the next sign-in has no
+/// console role. The password sign-in form is still there beside it.
+#[test]
+fn console_sign_in_with_sso_in_chromium() {
+    need("chromium", "chromium");
+    let w = world("", false, &["sec"]);
+    w.b.admin(&["group", "add", "auditors"]);
+    let browser = cdp::Browser::start(w.b.dir.path());
+    let page = browser.page();
+    let base = format!("https://127.0.0.1:{}", w.api_port);
+    page.navigate(&format!("{base}/"));
+    page.wait_for("the SSO button", "!!document.querySelector('#sso-corp')");
+    assert_eq!(page.eval("!!document.querySelector('#signin #password')"), "true");
+    page.eval("document.querySelector('#sso-corp').click(); true");
+    page.wait_for("the IdP's form", "!!document.querySelector('input[name=login]')");
+    page.eval(
+        "document.querySelector('input[name=login]').value = 'bob'; \
+         document.querySelector('input[name=password]').value = 'bob-idp-pw'; \
+         document.querySelector('form').submit(); true",
+    );
+    page.wait_for("signed in", "!!document.querySelector('#role')");
+    assert_eq!(page.eval("document.querySelector('#role').textContent"), "auditor");
+    assert_eq!(page.eval("document.querySelector('#user').textContent"), "bob");
+    let errors = page.console_errors();
+    assert!(
+        !errors
+            .iter()
+            .any(|e| e.contains("Content Security Policy") || e.contains("Refused to")),
+        "CSP refusals: {errors:?}"
+    );
+    let signed = kinds(&w.b, "sso.signed_in");
+    assert!(
+        signed.iter().any(|e| e["detail"]["purpose"] == "console"),
+        "{signed:#?}"
+    );
+
+    // Out of `sec` at the IdP: the next SSO sign-in gives no console.
+    w.idp.set_accounts(&accounts(&[]));
+    let page = browser.page();
+    page.navigate(&format!("{base}/sso/console/corp"));
+    page.wait_for("the IdP or the answer", "document.readyState === 'complete'");
+    page.wait_for(
+        "the refusal",
+        "document.body && /no console role/.test(document.body.innerText)",
+    );
 }

@@ -26,6 +26,7 @@ fn accounts(bob_groups: &[&str]) -> serde_json::Value {
     json!({
         "bob": {"password": "bob-idp-pw", "groups": bob_groups},
         "mallory": {"password": "mallory-idp-pw", "groups": ["eng"]},
+        "olga": {"password": "olga-idp-pw", "groups": []},
     })
 }
 
@@ -426,4 +427,41 @@ fn console_sign_in_with_sso_in_chromium() {
         "the refusal",
         "document.body && /no console role/.test(document.body.innerText)",
     );
+}
+
+/// SSO as the only interactive factor (no key, no TOTP) for the users a
+/// rule says; keyboard-interactive is no first factor for anyone else.
+#[test]
+fn sso_as_the_only_factor_for_the_users_a_rule_names_and_no_one_else() {
+    let sshd = Sshd::start();
+    let api_port = free_port();
+    let idp = Idp::start(api_port, &accounts(&[]));
+    let rule = "\n[[sso.ssh]]\nprovider = \"corp\"\nmode = \"only\"\nusers = [\"olga\"]\n";
+    let mut b = bastion_for(api_port, &idp, "", rule);
+    b.add_target("web01", &sshd);
+    b.admin_stdin(&["user", "add", "olga", "--password-stdin"], "unused-pw-9\n");
+    b.grant(&["--user", "olga", "--target", "web01", "--login", TARGET_USER]);
+    let carol_key = b.add_human("carol", "carol-pw");
+    let _ = enroll_totp(&b, "carol");
+    b.start();
+    wait_port(api_port, "admin API", &b.log_path());
+
+    let _ = carol_key;
+    let kbd = |user: &str, ap: &SsoAskpass| ssh_kbd(&b, user, ap);
+    let ap = SsoAskpass::new();
+    let child = kbd("olga+web01", &ap).arg("echo only-sso").spawn().unwrap();
+    let (link, _) = ap.link(0);
+    let page = Browser::new(&b).follow(&format!("{link}/go"), "olga", "olga-idp-pw");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let out = finish(child, "SSO-only ssh");
+    assert_eq!(text(&out.stdout), "only-sso\n", "{}\n{}", text(&out.stderr), b.log());
+    let ok = kinds(&b, "login.succeeded");
+    assert!(ok.iter().any(|e| e["detail"]["factors"] == "sso:corp"), "{ok:#?}");
+
+    // carol (key + TOTP) gets no SSO link and no login from keyboard-interactive alone.
+    let ap = SsoAskpass::new();
+    let out = finish(kbd("carol+web01", &ap).arg("true").spawn().unwrap(), "carol kbd");
+    assert!(!out.status.success());
+    assert!(!ap.prompts().contains("/sso/ssh/"), "{}", ap.prompts());
+    assert_eq!(kinds(&b, "login.succeeded").len(), 1);
 }

@@ -185,7 +185,7 @@ impl Handler for Connection {
             // The probe every OpenSSH client sends first: answered at once.
             self.bind_username(user);
             Ok(Auth::Reject {
-                proceed_with_methods: Some(first_factor_methods()),
+                proceed_with_methods: Some(first_factor_methods(&self.app.config)),
                 partial_success: false,
             })
         }

@@ -23,8 +23,25 @@ use std::time::{Duration, Instant};
 
 pub const REJECT_DELAY: Duration = Duration::from_millis(500);
 
-pub fn first_factor_methods() -> MethodSet {
-    MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..])
+/// Public key and password; keyboard-interactive too when an `[[sso.ssh]]`
+/// rule makes SSO someone's only interactive factor (`gateway::sso`).
+pub fn first_factor_methods(config: &crate::config::Config) -> MethodSet {
+    let only = config
+        .sso
+        .ssh
+        .iter()
+        .any(|r| r.mode == crate::config::SshMode::Only);
+    if only {
+        MethodSet::from(
+            &[
+                MethodKind::PublicKey,
+                MethodKind::Password,
+                MethodKind::KeyboardInteractive,
+            ][..],
+        )
+    } else {
+        MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..])
+    }
 }
 
 fn second_factor_methods() -> MethodSet {
@@ -109,7 +126,7 @@ impl Connection {
     pub(super) async fn rejected(&self, start: Instant) -> Auth {
         tokio::time::sleep_until((start + REJECT_DELAY).into()).await;
         Auth::Reject {
-            proceed_with_methods: Some(first_factor_methods()),
+            proceed_with_methods: Some(first_factor_methods(&self.app.config)),
             partial_success: false,
         }
     }
@@ -214,8 +231,11 @@ impl Connection {
             .as_ref()
             .is_some_and(|f| f.username == user);
         if !bound {
-            // Keyboard-interactive is never a first factor here.
-            return self.rejected(start).await;
+            // Keyboard-interactive is a first factor only for SSO-only users.
+            return match self.sso_only(user).await {
+                Some(ff) => self.sso_factor(ff, response).await,
+                None => self.rejected(start).await,
+            };
         }
         if self.first_factor.as_ref().is_some_and(|f| f.sso.is_some())
             && let Some(ff) = self.first_factor.take()

@@ -68,7 +68,7 @@ fn ssh_config(app: &App, host_keys: Vec<russh::keys::PrivateKey>) -> SshConfig {
     };
     SshConfig {
         server_id: russh::SshId::Standard(Cow::Borrowed("SSH-2.0-portcullis")),
-        methods: login::first_factor_methods(),
+        methods: login::first_factor_methods(&app.config),
         // Rejection delays are ours (gateway::login): russh's would also
         // delay a partial success and the OpenSSH `none` probe.
         auth_rejection_time: Duration::ZERO,

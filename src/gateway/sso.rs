@@ -22,6 +22,8 @@ use std::borrow::Cow;
 use std::time::Instant;
 use tokio::sync::watch;
 
+const EXPIRED: &str = "the sign-in link expired";
+
 /// A link this connection showed and waits on.
 pub struct Waiting {
     token: String,
@@ -49,17 +51,44 @@ impl SsoFactor {
     }
 }
 
-/// The provider of the `[[sso.ssh]]` rule making SSO this user's second
-/// factor after a public key, if one does.
+/// The provider of the `[[sso.ssh]]` rule naming this user: after a
+/// public key SSO replaces TOTP (for an SSO-only user too, should they
+/// present a key).
 pub fn second_factor_provider(app: &crate::app::App, rec: &UserRecord) -> Option<String> {
     app.config
         .sso
         .ssh_rule(&rec.name, &rec.groups)
-        .filter(|r| r.mode == SshMode::SecondFactor)
         .map(|r| r.provider.clone())
 }
 
 impl Connection {
+    /// Keyboard-interactive with no first factor: a user whose rule makes
+    /// SSO the only interactive factor starts here (throttled like any
+    /// first factor); anyone else is refused.
+    pub(super) async fn sso_only(&mut self, user: &str) -> Option<FirstFactor> {
+        if !self.app.config.sso.ssh.iter().any(|r| r.mode == SshMode::Only) {
+            return None;
+        }
+        let req = self.parse(user)?;
+        if self.throttled(&req) {
+            return None;
+        }
+        let rec = self.lookup(&req).await?;
+        let rule = self.app.config.sso.ssh_rule(&rec.name, &rec.groups)?;
+        if rule.mode != SshMode::Only || rec.mfa_exempt {
+            return None;
+        }
+        Some(FirstFactor {
+            username: user.to_string(),
+            request: req,
+            sso: Some(SsoFactor::new(rule.provider.clone())),
+            record: rec,
+            method: "",
+            budget_wait: None,
+            code_used: false,
+        })
+    }
+
     /// The keyboard-interactive round of a user whose second factor is SSO.
     pub(super) async fn sso_factor(
         &mut self,
@@ -152,12 +181,13 @@ impl Connection {
         .await;
         let state = match outcome {
             Ok(Ok(s)) => s,
-            Ok(Err(_)) => LinkState::Failed("the sign-in link expired".into()),
+            Ok(Err(_)) => LinkState::Failed(EXPIRED.into()),
             Err(_) => {
                 self.app.sso.link_forget(&w.token);
-                LinkState::Failed("the sign-in link expired".into())
+                LinkState::Failed(EXPIRED.into())
             }
         };
+        let only = ff.method.is_empty();
         match state {
             LinkState::Done(id) if id.username == user => {
                 self.app.mfa_budget.refund(reservation);
@@ -177,7 +207,10 @@ impl Connection {
                     Ok(Some(r)) => r,
                     _ => return self.rejected(start).await,
                 };
-                let factors = format!("{}+sso:{}", ff.method, id.provider);
+                let factors = match ff.method {
+                    "" => format!("sso:{}", id.provider),
+                    m => format!("{m}+sso:{}", id.provider),
+                };
                 tracing::info!(source = %self.peer, user = %user, provider = %id.provider, subject = %id.subject, "SSO sign-in completed");
                 self.accept(ff.request, rec, &factors).await
             }
@@ -188,10 +221,16 @@ impl Connection {
                 };
                 tracing::info!(source = %self.peer, username = %ff.request, factor = "sso", reason = %why, "login failed");
                 let req = ff.request.clone();
+                // Anyone can let an SSO-only user's link expire: that
+                // spends nothing of theirs and cannot lock them.
+                let stage = if only { Stage::Before } else { Stage::After };
+                if only && why == EXPIRED {
+                    self.app.mfa_budget.refund(reservation);
+                }
                 sso.failed = Some(why);
                 ff.sso = Some(sso);
                 self.first_factor = Some(ff);
-                self.note_failure(&req, "sso", Stage::After);
+                self.note_failure(&req, "sso", stage);
                 self.code_rejected(start).await
             }
         }

@@ -319,19 +319,29 @@ impl SsoAskpass {
 
 /// `ssh` as a person whose second factor is SSO: key, then the link.
 pub fn ssh_sso(b: &Bastion, user: &str, key: &Path, ap: &SsoAskpass) -> Command {
+    ssh_with(b, user, Some(key), "publickey,keyboard-interactive", ap)
+}
+
+/// `ssh` with keyboard-interactive alone (SSO as the only factor).
+pub fn ssh_kbd(b: &Bastion, user: &str, ap: &SsoAskpass) -> Command {
+    ssh_with(b, user, None, "keyboard-interactive", ap)
+}
+
+fn ssh_with(b: &Bastion, user: &str, key: Option<&Path>, methods: &str, ap: &SsoAskpass) -> Command {
     let mut c = Command::new("ssh");
     c.args(client_opts(&b.known_hosts()))
         .args([
             "-o",
-            "PreferredAuthentications=publickey,keyboard-interactive",
+            &format!("PreferredAuthentications={methods}"),
             "-o",
             "NumberOfPasswordPrompts=1",
             "-p",
             &b.port.to_string(),
-        ])
-        .arg("-i")
-        .arg(key)
-        .arg(format!("{user}@127.0.0.1"))
+        ]);
+    if let Some(k) = key {
+        c.arg("-i").arg(k);
+    }
+    c.arg(format!("{user}@127.0.0.1"))
         .env("SSH_ASKPASS", &ap.script)
         .env("SSH_ASKPASS_REQUIRE", "force")
         .env("DISPLAY", ":0")

@@ -465,3 +465,109 @@ fn sso_as_the_only_factor_for_the_users_a_rule_names_and_no_one_else() {
     assert!(!ap.prompts().contains("/sso/ssh/"), "{}", ap.prompts());
     assert_eq!(kinds(&b, "login.succeeded").len(), 1);
 }
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// The bastion's own added latency of an SSO second factor against TOTP,
+/// the person excluded: from the moment the last human step is done (the
+/// browser is sent to the callback / the askpass hands over the code) to
+/// the end of `ssh … true`; the rest of the login (key, session, command)
+/// is the same on both sides and cancels out in the difference.
+#[test]
+fn figures_sso_second_factor_against_totp() {
+    const N: usize = 5;
+    let w = world("", false, &["eng"]);
+    let b = &w.b;
+    // TOTP: one user per run (a code counts once per 30 s step).
+    let mut totp = Vec::new();
+    for i in 0..N {
+        let user = format!("tot{i}");
+        let key = b.add_human(&user, "pw-unused-1");
+        let secret = enroll_totp(b, &user);
+        let dir = tempfile::tempdir().unwrap();
+        let stamp = dir.path().join("stamp");
+        let code = dir.path().join("code");
+        std::fs::write(&code, format!("{}\n", next_code(&secret))).unwrap();
+        let script = dir.path().join("askpass.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\ncat {c}\ndate +%s%N > {s}\n",
+                c = code.display(),
+                s = stamp.display()
+            ),
+        )
+        .unwrap();
+        run_ok(std::process::Command::new("chmod").arg("+x").arg(&script));
+        let mut c = std::process::Command::new("ssh");
+        c.args(client_opts(&b.known_hosts()))
+            .args([
+                "-o",
+                "PreferredAuthentications=publickey,keyboard-interactive",
+                "-p",
+                &b.port.to_string(),
+                "-i",
+            ])
+            .arg(&key)
+            .arg(format!("{user}+web01@127.0.0.1"))
+            .arg("true")
+            .env("SSH_ASKPASS", &script)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("DISPLAY", ":0")
+            .stdin(std::process::Stdio::null());
+        let out = run(&mut c);
+        let end = std::time::SystemTime::now();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let ns: u128 = std::fs::read_to_string(&stamp).unwrap().trim().parse().unwrap();
+        let answered = std::time::UNIX_EPOCH + Duration::from_nanos(ns as u64);
+        totp.push(end.duration_since(answered).unwrap());
+    }
+    // SSO: the browser sent to the callback (the IdP's sign-in done).
+    let mut sso = Vec::new();
+    let mut callback_rt = Vec::new();
+    for _ in 0..N {
+        let ap = SsoAskpass::new();
+        let child = ssh_sso(b, "bob+web01", &w.bob_key, &ap)
+            .arg("true")
+            .spawn()
+            .unwrap();
+        let (link, _) = ap.link(0);
+        let mut br = Browser::new(b);
+        let mut page = br.request("GET", &format!("{link}/go"), None);
+        let callback = loop {
+            let next = match page.location.clone() {
+                Some(n) => n,
+                None => {
+                    page = br.request(
+                        "POST",
+                        &format!("{}/login", page.url),
+                        Some(&[("login", "bob"), ("password", "bob-idp-pw")]),
+                    );
+                    continue;
+                }
+            };
+            if next.contains("/sso/callback") {
+                break next;
+            }
+            page = br.request("GET", &next, None);
+        };
+        let t = Instant::now();
+        let done = br.request("GET", &callback, None);
+        callback_rt.push(t.elapsed());
+        assert_eq!(done.status, 200, "{}", done.body);
+        let out = finish(child, "ssh");
+        sso.push(t.elapsed());
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let (t, s, c) = (median(totp), median(sso), median(callback_rt));
+    eprintln!("figure: TOTP answered -> ssh done, median of {N}: {t:?}");
+    eprintln!("figure: SSO callback sent -> ssh done, median of {N}: {s:?}");
+    eprintln!("figure: SSO callback round trip (code exchange, ID token check, groups), median: {c:?}");
+    eprintln!(
+        "figure: SSO second factor adds {:?} over TOTP (bastion's own work)",
+        s.saturating_sub(t)
+    );
+}

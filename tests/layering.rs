@@ -63,7 +63,10 @@ fn http_only_in_admin_and_the_webhook_client() {
 #[test]
 fn openidconnect_only_in_the_oidc_client() {
     let bad = users_of(&["openidconnect"], |s| s.path != OIDC_CLIENT);
-    assert!(bad.is_empty(), "openidconnect outside {OIDC_CLIENT}: {bad:#?}");
+    assert!(
+        bad.is_empty(),
+        "openidconnect outside {OIDC_CLIENT}: {bad:#?}"
+    );
     assert!(!users_of(&["openidconnect"], |_| true).is_empty());
 }
 

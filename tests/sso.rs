@@ -7,12 +7,12 @@
 //! taking away access; the IdP down failing closed while local accounts
 //! keep working.
 
-mod common;
-#[path = "sso/fixture.rs"]
-mod fixture;
 #[path = "console/cdp.rs"]
 #[allow(dead_code)]
 mod cdp;
+mod common;
+#[path = "sso/fixture.rs"]
+mod fixture;
 
 use common::api::Api;
 use common::*;
@@ -58,7 +58,14 @@ fn world(extra: &str, through_group: bool, bob_groups: &[&str]) -> World {
     ]);
     b.admin(&["group", "add", "ops"]);
     if through_group {
-        b.grant(&["--group", "ops", "--target", "web01", "--login", TARGET_USER]);
+        b.grant(&[
+            "--group",
+            "ops",
+            "--target",
+            "web01",
+            "--login",
+            TARGET_USER,
+        ]);
     } else {
         b.grant(&["--user", "bob", "--target", "web01", "--login", TARGET_USER]);
     }
@@ -116,12 +123,7 @@ fn ssh_link_flow_with_stock_ssh_end_to_end_and_the_link_works_once() {
     assert_eq!(done.status, 200, "{}\n{}", done.body, w.b.log());
     assert!(done.body.contains("You are signed in"), "{}", done.body);
     let out = finish(child, "ssh with SSO");
-    assert!(
-        out.status.success(),
-        "{}\n{}",
-        text(&out.stderr),
-        w.b.log()
-    );
+    assert!(out.status.success(), "{}\n{}", text(&out.stderr), w.b.log());
     assert_eq!(text(&out.stdout), "signed-in-with-sso\n");
     assert!(ap.prompts().contains(&code), "the code is in the prompt");
 
@@ -165,7 +167,10 @@ fn a_link_completed_by_another_idp_user_is_refused() {
     assert_eq!(page.status, 403, "{}", page.body);
     assert!(page.body.contains("mallory"), "{}", page.body);
     let out = finish(child, "ssh with mallory's sign-in");
-    assert!(!out.status.success(), "bob logged in with mallory's IdP sign-in");
+    assert!(
+        !out.status.success(),
+        "bob logged in with mallory's IdP sign-in"
+    );
     assert!(!text(&out.stdout).contains("should-not-run"));
     assert!(kinds(&w.b, "login.succeeded").is_empty());
     assert!(!kinds(&w.b, "sso.refused").is_empty());
@@ -394,17 +399,29 @@ fn console_sign_in_with_sso_in_chromium() {
     let base = format!("https://127.0.0.1:{}", w.api_port);
     page.navigate(&format!("{base}/"));
     page.wait_for("the SSO button", "!!document.querySelector('#sso-corp')");
-    assert_eq!(page.eval("!!document.querySelector('#signin #password')"), "true");
+    assert_eq!(
+        page.eval("!!document.querySelector('#signin #password')"),
+        "true"
+    );
     page.eval("document.querySelector('#sso-corp').click(); true");
-    page.wait_for("the IdP's form", "!!document.querySelector('input[name=login]')");
+    page.wait_for(
+        "the IdP's form",
+        "!!document.querySelector('input[name=login]')",
+    );
     page.eval(
         "document.querySelector('input[name=login]').value = 'bob'; \
          document.querySelector('input[name=password]').value = 'bob-idp-pw'; \
          document.querySelector('form').submit(); true",
     );
     page.wait_for("signed in", "!!document.querySelector('#role')");
-    assert_eq!(page.eval("document.querySelector('#role').textContent"), "auditor");
-    assert_eq!(page.eval("document.querySelector('#user').textContent"), "bob");
+    assert_eq!(
+        page.eval("document.querySelector('#role').textContent"),
+        "auditor"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('#user').textContent"),
+        "bob"
+    );
     let errors = page.console_errors();
     assert!(
         !errors
@@ -422,7 +439,10 @@ fn console_sign_in_with_sso_in_chromium() {
     w.idp.set_accounts(&accounts(&[]));
     let page = browser.page();
     page.navigate(&format!("{base}/sso/console/corp"));
-    page.wait_for("the IdP or the answer", "document.readyState === 'complete'");
+    page.wait_for(
+        "the IdP or the answer",
+        "document.readyState === 'complete'",
+    );
     page.wait_for(
         "the refusal",
         "document.body && /no console role/.test(document.body.innerText)",
@@ -439,8 +459,18 @@ fn sso_as_the_only_factor_for_the_users_a_rule_names_and_no_one_else() {
     let rule = "\n[[sso.ssh]]\nprovider = \"corp\"\nmode = \"only\"\nusers = [\"olga\"]\n";
     let mut b = bastion_for(api_port, &idp, "", rule);
     b.add_target("web01", &sshd);
-    b.admin_stdin(&["user", "add", "olga", "--password-stdin"], "unused-pw-9\n");
-    b.grant(&["--user", "olga", "--target", "web01", "--login", TARGET_USER]);
+    b.admin_stdin(
+        &["user", "add", "olga", "--password-stdin"],
+        "unused-pw-9\n",
+    );
+    b.grant(&[
+        "--user",
+        "olga",
+        "--target",
+        "web01",
+        "--login",
+        TARGET_USER,
+    ]);
     let carol_key = b.add_human("carol", "carol-pw");
     let _ = enroll_totp(&b, "carol");
     b.start();
@@ -454,13 +484,25 @@ fn sso_as_the_only_factor_for_the_users_a_rule_names_and_no_one_else() {
     let page = Browser::new(&b).follow(&format!("{link}/go"), "olga", "olga-idp-pw");
     assert_eq!(page.status, 200, "{}", page.body);
     let out = finish(child, "SSO-only ssh");
-    assert_eq!(text(&out.stdout), "only-sso\n", "{}\n{}", text(&out.stderr), b.log());
+    assert_eq!(
+        text(&out.stdout),
+        "only-sso\n",
+        "{}\n{}",
+        text(&out.stderr),
+        b.log()
+    );
     let ok = kinds(&b, "login.succeeded");
-    assert!(ok.iter().any(|e| e["detail"]["factors"] == "sso:corp"), "{ok:#?}");
+    assert!(
+        ok.iter().any(|e| e["detail"]["factors"] == "sso:corp"),
+        "{ok:#?}"
+    );
 
     // carol (key + TOTP) gets no SSO link and no login from keyboard-interactive alone.
     let ap = SsoAskpass::new();
-    let out = finish(kbd("carol+web01", &ap).arg("true").spawn().unwrap(), "carol kbd");
+    let out = finish(
+        kbd("carol+web01", &ap).arg("true").spawn().unwrap(),
+        "carol kbd",
+    );
     assert!(!out.status.success());
     assert!(!ap.prompts().contains("/sso/ssh/"), "{}", ap.prompts());
     assert_eq!(kinds(&b, "login.succeeded").len(), 1);
@@ -521,7 +563,11 @@ fn figures_sso_second_factor_against_totp() {
         let out = run(&mut c);
         let end = std::time::SystemTime::now();
         assert!(out.status.success(), "{}", text(&out.stderr));
-        let ns: u128 = std::fs::read_to_string(&stamp).unwrap().trim().parse().unwrap();
+        let ns: u128 = std::fs::read_to_string(&stamp)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         let answered = std::time::UNIX_EPOCH + Duration::from_nanos(ns as u64);
         totp.push(end.duration_since(answered).unwrap());
     }
@@ -565,7 +611,9 @@ fn figures_sso_second_factor_against_totp() {
     let (t, s, c) = (median(totp), median(sso), median(callback_rt));
     eprintln!("figure: TOTP answered -> ssh done, median of {N}: {t:?}");
     eprintln!("figure: SSO callback sent -> ssh done, median of {N}: {s:?}");
-    eprintln!("figure: SSO callback round trip (code exchange, ID token check, groups), median: {c:?}");
+    eprintln!(
+        "figure: SSO callback round trip (code exchange, ID token check, groups), median: {c:?}"
+    );
     eprintln!(
         "figure: SSO second factor adds {:?} over TOTP (bastion's own work)",
         s.saturating_sub(t)

@@ -86,7 +86,9 @@ fn failed(e: &SsoError) -> Response {
 
 /// A redirect to the IdP with a fresh binding cookie.
 fn to_idp(url: &str, binding: &str, ttl: u64) -> Response {
-    let c = format!("{BINDING_COOKIE}={binding}; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age={ttl}");
+    let c = format!(
+        "{BINDING_COOKIE}={binding}; HttpOnly; Secure; SameSite=Lax; Path=/; Max-Age={ttl}"
+    );
     let mut r = StatusCode::SEE_OTHER.into_response();
     if let (Ok(l), Ok(c)) = (HeaderValue::from_str(url), HeaderValue::from_str(&c)) {
         r.headers_mut().insert(header::LOCATION, l);
@@ -196,7 +198,8 @@ async fn callback(
     let applied = apply_sign_in(&ops, &s).await;
     let fail = |why: &str| {
         if let Purpose::Ssh { link } = &purpose {
-            app.sso.link_complete(link, LinkState::Failed(why.to_string()));
+            app.sso
+                .link_complete(link, LinkState::Failed(why.to_string()));
         }
     };
     match applied {

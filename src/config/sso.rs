@@ -180,17 +180,17 @@ impl RawSso {
             if r.client_id.is_empty() {
                 p(format!("{at}: client_id is empty"));
             }
-            let scopes = r.scopes.unwrap_or_else(|| {
-                ["openid", "profile", "groups"]
-                    .map(String::from)
-                    .to_vec()
-            });
+            let scopes = r
+                .scopes
+                .unwrap_or_else(|| ["openid", "profile", "groups"].map(String::from).to_vec());
             if !scopes.iter().any(|s| s == "openid") {
                 p(format!("{at}: scopes must include \"openid\""));
             }
             for (idp, ours) in &r.groups {
                 if idp.is_empty() || !valid_name(ours) {
-                    p(format!("{at}: groups {idp:?} = {ours:?}: not a valid mapping"));
+                    p(format!(
+                        "{at}: groups {idp:?} = {ours:?}: not a valid mapping"
+                    ));
                 }
             }
             providers.push(Provider {
@@ -210,7 +210,10 @@ impl RawSso {
         let mut ssh = Vec::new();
         for r in self.ssh {
             if !providers.iter().any(|x| x.name == r.provider) {
-                p(format!("sso.ssh: provider {:?} is not configured", r.provider));
+                p(format!(
+                    "sso.ssh: provider {:?} is not configured",
+                    r.provider
+                ));
             }
             let mode = match r.mode.as_str() {
                 "second-factor" => SshMode::SecondFactor,

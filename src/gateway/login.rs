@@ -183,7 +183,12 @@ impl Connection {
         let totp = match &sso {
             // SSO replaces the code: no TOTP needed.
             Some(_) => Ok(Some(())),
-            None => self.app.store.totp(req.user.as_str()).await.map(|t| t.map(|_| ())),
+            None => self
+                .app
+                .store
+                .totp(req.user.as_str())
+                .await
+                .map(|t| t.map(|_| ())),
         };
         match totp {
             Ok(Some(())) => {

@@ -13,10 +13,10 @@ pub mod jump;
 pub mod keys;
 mod limits;
 mod login;
-mod sso;
 mod menu;
 mod remote;
 mod session_channel;
+mod sso;
 mod stream;
 mod tcp_forward;
 

@@ -66,7 +66,14 @@ impl Connection {
     /// SSO the only interactive factor starts here (throttled like any
     /// first factor); anyone else is refused.
     pub(super) async fn sso_only(&mut self, user: &str) -> Option<FirstFactor> {
-        if !self.app.config.sso.ssh.iter().any(|r| r.mode == SshMode::Only) {
+        if !self
+            .app
+            .config
+            .sso
+            .ssh
+            .iter()
+            .any(|r| r.mode == SshMode::Only)
+        {
             return None;
         }
         let req = self.parse(user)?;
@@ -109,11 +116,10 @@ impl Connection {
                 if let Some(w) = sso.waiting.take() {
                     self.app.sso.link_forget(&w.token);
                 }
-                let i = self.app.sso.issue_link(
-                    &sso.provider,
-                    &ff.record.name,
-                    &self.peer.to_string(),
-                );
+                let i =
+                    self.app
+                        .sso
+                        .issue_link(&sso.provider, &ff.record.name, &self.peer.to_string());
                 sso.waiting = Some(Waiting {
                     token: i.token,
                     url: i.url,

@@ -139,7 +139,12 @@ impl Table {
     }
 
     /// The user an opened link is for (the callback's check).
-    pub fn user_of(&mut self, token: &str, ttl: Duration, now: Instant) -> Result<String, SsoError> {
+    pub fn user_of(
+        &mut self,
+        token: &str,
+        ttl: Duration,
+        now: Instant,
+    ) -> Result<String, SsoError> {
         self.prune(ttl, now);
         match self.links.get(token) {
             Some(l) if l.opened => Ok(l.view.user.clone()),

@@ -30,7 +30,9 @@ pub enum SsoError {
     #[error("no identity provider named {0:?}")]
     NoProvider(String),
     /// The IdP did not answer (or not sensibly): SSO fails closed.
-    #[error("the identity provider {0:?} cannot be reached; SSO sign-in is unavailable (local accounts still work)")]
+    #[error(
+        "the identity provider {0:?} cannot be reached; SSO sign-in is unavailable (local accounts still work)"
+    )]
     Unreachable(String),
     #[error("{0}")]
     Refused(&'static str),
@@ -43,7 +45,9 @@ pub enum SsoError {
     UnknownState,
     #[error("the identity provider's answer has no usable {0:?} claim")]
     Claim(String),
-    #[error("signed in at the identity provider as {signed_in:?}, but this sign-in is for {expected:?}")]
+    #[error(
+        "signed in at the identity provider as {signed_in:?}, but this sign-in is for {expected:?}"
+    )]
     WrongUser { signed_in: String, expected: String },
 }
 
@@ -192,9 +196,8 @@ impl Sso {
             .lock_or_recover()
             .take_flow(state, self.cfg.link_ttl, Instant::now())
             .ok_or(SsoError::UnknownState)?;
-        let same_browser = binding.is_some_and(|b| {
-            ct_eq(binding_hash(b).as_bytes(), flow.binding.as_bytes())
-        });
+        let same_browser =
+            binding.is_some_and(|b| ct_eq(binding_hash(b).as_bytes(), flow.binding.as_bytes()));
         let result = if same_browser {
             self.identity(&flow, code).await
         } else {

@@ -24,9 +24,9 @@ mod recordings;
 mod records;
 mod scim;
 mod sealed;
-mod sso;
 pub mod search;
 mod session_page;
+mod sso;
 mod targets;
 mod tcp;
 #[cfg(test)]

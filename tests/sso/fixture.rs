@@ -31,7 +31,11 @@ impl Idp {
         need("node", "nodejs");
         let dir = oidc_dir();
         if !dir.join("node_modules/oidc-provider").exists() {
-            run_ok(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir));
+            run_ok(
+                Command::new("npm")
+                    .args(["ci", "--no-audit", "--no-fund"])
+                    .current_dir(&dir),
+            );
         }
         let tmp = tempfile::tempdir().unwrap();
         let file = tmp.path().join("accounts.json");
@@ -201,7 +205,12 @@ impl Browser {
                 .iter()
                 .filter_map(|v| v.to_str().ok().map(str::to_string))
                 .collect();
-            (status, location, cookies, r.text().await.unwrap_or_default())
+            (
+                status,
+                location,
+                cookies,
+                r.text().await.unwrap_or_default(),
+            )
         });
         for c in cookies {
             let kv = c.split(';').next().unwrap_or("");
@@ -232,7 +241,10 @@ impl Browser {
                 page = self.request("GET", &next, None);
                 continue;
             }
-            if page.status == 200 && page.url.contains("/interaction/") && !page.url.ends_with("/login") {
+            if page.status == 200
+                && page.url.contains("/interaction/")
+                && !page.url.ends_with("/login")
+            {
                 let post = format!("{}/login", page.url);
                 page = self.request(
                     "POST",
@@ -245,7 +257,6 @@ impl Browser {
         }
         panic!("too many redirects from {url}");
     }
-
 }
 
 fn absolute(base: &str, loc: &str) -> String {
@@ -327,17 +338,22 @@ pub fn ssh_kbd(b: &Bastion, user: &str, ap: &SsoAskpass) -> Command {
     ssh_with(b, user, None, "keyboard-interactive", ap)
 }
 
-fn ssh_with(b: &Bastion, user: &str, key: Option<&Path>, methods: &str, ap: &SsoAskpass) -> Command {
+fn ssh_with(
+    b: &Bastion,
+    user: &str,
+    key: Option<&Path>,
+    methods: &str,
+    ap: &SsoAskpass,
+) -> Command {
     let mut c = Command::new("ssh");
-    c.args(client_opts(&b.known_hosts()))
-        .args([
-            "-o",
-            &format!("PreferredAuthentications={methods}"),
-            "-o",
-            "NumberOfPasswordPrompts=1",
-            "-p",
-            &b.port.to_string(),
-        ]);
+    c.args(client_opts(&b.known_hosts())).args([
+        "-o",
+        &format!("PreferredAuthentications={methods}"),
+        "-o",
+        "NumberOfPasswordPrompts=1",
+        "-p",
+        &b.port.to_string(),
+    ]);
     if let Some(k) = key {
         c.arg("-i").arg(k);
     }

@@ -359,7 +359,7 @@ fn idp_down_fails_closed_with_a_message_and_local_accounts_still_work() {
     let carol = enroll_totp(&w.b, "carol");
     w.idp.stop();
     let ap = SsoAskpass::new();
-    let child = ssh_sso(&w.b, "bob+web01", &w.bob_key, &ap)
+    let child = ssh_sso_tries(&w.b, "bob+web01", &w.bob_key, &ap, 2)
         .arg("true")
         .spawn()
         .unwrap();
@@ -367,6 +367,18 @@ fn idp_down_fails_closed_with_a_message_and_local_accounts_still_work() {
     let page = Browser::new(&w.b).request("GET", &format!("{link}/go"), None);
     assert_eq!(page.status, 503, "{}", page.body);
     assert!(page.body.contains("cannot be reached"), "{}", page.body);
+    // The next prompt (a fresh link) says why, even under `ssh -q`.
+    let (second, _) = ap.link(1);
+    assert_ne!(second, link);
+    let p = ap.prompts();
+    assert!(
+        p.lines()
+            .any(|l| l.contains("SSO sign-in failed") && l.contains("cannot be reached")),
+        "{p}"
+    );
+    // Still down: the fresh link fails the same way, and ssh gives up.
+    let page = Browser::new(&w.b).request("GET", &format!("{second}/go"), None);
+    assert_eq!(page.status, 503, "{}", page.body);
     let out = finish(child, "ssh with the IdP down");
     assert!(!out.status.success());
     assert!(kinds(&w.b, "login.succeeded").is_empty());
@@ -618,4 +630,82 @@ fn figures_sso_second_factor_against_totp() {
         "figure: SSO second factor adds {:?} over TOTP (bastion's own work)",
         s.saturating_sub(t)
     );
+}
+
+/// A failed SSO sign-in spends a place in the user's second-factor
+/// budget, like a wrong code: with a budget of one, after mallory's
+/// sign-in on bob's link, bob's next link is refused unchecked and says so.
+#[test]
+fn sso_failures_spend_the_same_second_factor_budget_as_codes() {
+    let w = world("[limits]\nsecond_factor_failures = 1\n", false, &["eng"]);
+    let ap = SsoAskpass::new();
+    let child = ssh_sso(&w.b, "bob+web01", &w.bob_key, &ap)
+        .arg("true")
+        .spawn()
+        .unwrap();
+    let (link, _) = ap.link(0);
+    let page = Browser::new(&w.b).follow(&format!("{link}/go"), "mallory", "mallory-idp-pw");
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(!finish(child, "first").status.success());
+
+    // bob's own sign-in now: the budget is spent, the answer is no.
+    let ap = SsoAskpass::new();
+    let child = ssh_sso_tries(&w.b, "bob+web01", &w.bob_key, &ap, 2)
+        .arg("echo should-not-run")
+        .spawn()
+        .unwrap();
+    let (link, _) = ap.link(0);
+    let (second, _) = ap.link(1);
+    let p = ap.prompts();
+    assert!(p.contains("too many failed sign-ins"), "{p}");
+    for l in [link, second] {
+        let page = Browser::new(&w.b).follow(&format!("{l}/go"), "bob", "bob-idp-pw");
+        assert_ne!(page.status, 200, "{}", page.body);
+    }
+    let out = finish(child, "second");
+    assert!(!text(&out.stdout).contains("should-not-run"));
+    assert!(kinds(&w.b, "login.succeeded").is_empty());
+}
+
+/// An IdP user the bastion does not know: refused with a clear message,
+/// unless the provider creates users — then created as the IdP's, with
+/// the role its groups map to, and audited as made by `sso:corp`.
+#[test]
+fn unknown_idp_users_are_refused_unless_the_provider_creates_them() {
+    for create in [false, true] {
+        let api_port = free_port();
+        let idp = Idp::start(
+            api_port,
+            &json!({"olga": {"password": "olga-idp-pw", "groups": ["sec"]}}),
+        );
+        let extra = if create { "create_users = true" } else { "" };
+        let mut b = bastion_with(api_port, &idp, "", extra, "");
+        b.admin(&["group", "add", "auditors"]);
+        b.start();
+        wait_port(api_port, "admin API", &b.log_path());
+        let mut br = Browser::new(&b);
+        let base = format!("https://127.0.0.1:{api_port}");
+        let page = br.follow(&format!("{base}/sso/console/corp"), "olga", "olga-idp-pw");
+        let me = br.request("GET", &format!("{base}/console/me"), None);
+        let added = kinds(&b, "user.added");
+        if create {
+            assert_eq!(page.status, 200, "{}", page.body);
+            assert!(me.body.contains("\"role\":\"auditor\""), "{}", me.body);
+            assert!(
+                added
+                    .iter()
+                    .any(|e| e["actor"] == "sso:corp" && e["subject"] == "olga"),
+                "{added:#?}"
+            );
+        } else {
+            assert_eq!(page.status, 403, "{}", page.body);
+            assert!(
+                page.body.contains("no account on this bastion"),
+                "{}",
+                page.body
+            );
+            assert_eq!(me.status, 401, "{}", me.body);
+            assert!(added.is_empty(), "{added:#?}");
+        }
+    }
 }

@@ -139,13 +139,13 @@ async fn ssh_go(State(app): State<Arc<App>>, Path(token): Path<String>) -> Respo
     }
 }
 
-async fn refuse(app: &App, purpose: &str, from: &str, e: &SsoError) -> Response {
+async fn refuse(app: &App, provider: &str, purpose: &str, from: &str, e: &SsoError) -> Response {
     let event = AuditEvent::Idp(IdpEvent::SsoRefused {
         user: match e {
             SsoError::WrongUser { expected, .. } => expected.clone(),
             _ => String::new(),
         },
-        provider: String::new(),
+        provider: provider.to_string(),
         purpose: purpose.to_string(),
         source: from.to_string(),
         reason: e.to_string(),
@@ -171,12 +171,12 @@ async fn callback(
             Some(_) => SsoError::Refused("the identity provider did not sign you in"),
             None => SsoError::UnknownState,
         };
-        return refuse(&app, "", &from, &e).await;
+        return refuse(&app, "", "", &from, &e).await;
     };
     let binding = cookie(&headers, BINDING_COOKIE);
     let (purpose, id) = match app.sso.finish(state, code, binding).await {
         Ok(r) => r,
-        Err(e) => return refuse(&app, "", &from, &e).await,
+        Err(r) => return refuse(&app, &r.provider, r.purpose, &from, &r.error).await,
     };
     let kind = match &purpose {
         Purpose::Console => "console",
@@ -209,7 +209,7 @@ async fn callback(
             let e = SsoError::Refused(
                 "you signed in at the identity provider, but you have no account on this bastion",
             );
-            return refuse(&app, kind, &from, &e).await;
+            return refuse(&app, &id.provider, kind, &from, &e).await;
         }
         Err(e) => {
             fail("the sign-in could not be applied");

@@ -51,6 +51,15 @@ pub enum SsoError {
     WrongUser { signed_in: String, expected: String },
 }
 
+/// A refused callback: what it was for, as far as known, and why.
+#[derive(Debug)]
+pub struct Refused {
+    /// Empty when the sign-in itself is unknown.
+    pub provider: String,
+    pub purpose: &'static str,
+    pub error: SsoError,
+}
+
 /// Who the IdP says signed in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -190,12 +199,24 @@ impl Sso {
         state: &str,
         code: &str,
         binding: Option<&str>,
-    ) -> Result<(Purpose, Identity), SsoError> {
+    ) -> Result<(Purpose, Identity), Refused> {
         let flow = self
             .table
             .lock_or_recover()
             .take_flow(state, self.cfg.link_ttl, Instant::now())
-            .ok_or(SsoError::UnknownState)?;
+            .ok_or(Refused {
+                provider: String::new(),
+                purpose: "",
+                error: SsoError::UnknownState,
+            })?;
+        let refused = |error| Refused {
+            provider: flow.provider.clone(),
+            purpose: match flow.purpose {
+                Purpose::Console => "console",
+                Purpose::Ssh { .. } => "ssh",
+            },
+            error,
+        };
         let same_browser =
             binding.is_some_and(|b| ct_eq(binding_hash(b).as_bytes(), flow.binding.as_bytes()));
         let result = if same_browser {
@@ -225,11 +246,14 @@ impl Sso {
                 Ok(id) => Ok((flow.purpose, id)),
                 Err(e) => {
                     self.link_complete(link, LinkState::Failed(e.to_string()));
-                    Err(e)
+                    Err(refused(e))
                 }
             };
         }
-        result.map(|id| (flow.purpose, id))
+        match result {
+            Ok(id) => Ok((flow.purpose, id)),
+            Err(e) => Err(refused(e)),
+        }
     }
 
     async fn identity(&self, flow: &Flow, code: &str) -> Result<Identity, SsoError> {

@@ -101,7 +101,13 @@ impl Drop for Idp {
 }
 
 /// The `[sso]` section for `idp`; `ssh` is the `[[sso.ssh]]` part.
-pub fn sso_section(api_port: u16, idp_port: u16, secret_file: &Path, extra: &str) -> String {
+pub fn sso_section(
+    api_port: u16,
+    idp_port: u16,
+    secret_file: &Path,
+    extra: &str,
+    provider_extra: &str,
+) -> String {
     format!(
         r#"
 [sso]
@@ -113,6 +119,7 @@ issuer = "http://127.0.0.1:{idp_port}"
 client_id = "portcullis"
 client_secret_file = "{secret}"
 groups = {{ "eng" = "ops", "sec" = "auditors" }}
+{provider_extra}
 "#,
         secret = secret_file.display()
     )
@@ -121,13 +128,24 @@ groups = {{ "eng" = "ops", "sec" = "auditors" }}
 /// A bastion (not started) with its API on its own port, SSO to `idp`
 /// and `ssh_rules` appended; returns it and the API port.
 pub fn bastion_for(api_port: u16, idp: &Idp, extra: &str, tail: &str) -> Bastion {
+    bastion_with(api_port, idp, extra, "", tail)
+}
+
+/// [`bastion_for`] with `provider_extra` in the provider's table.
+pub fn bastion_with(
+    api_port: u16,
+    idp: &Idp,
+    extra: &str,
+    provider_extra: &str,
+    tail: &str,
+) -> Bastion {
     let dir = tempfile::tempdir().unwrap().keep();
     let secret = dir.join("oidc-secret");
     std::fs::write(&secret, format!("{CLIENT_SECRET}\n")).unwrap();
     let cfg = format!(
         "{}{}{tail}",
         api_section(api_port, ""),
-        sso_section(api_port, idp.port, &secret, extra)
+        sso_section(api_port, idp.port, &secret, extra, provider_extra)
     );
     Bastion::with_config(&cfg)
 }
@@ -330,12 +348,25 @@ impl SsoAskpass {
 
 /// `ssh` as a person whose second factor is SSO: key, then the link.
 pub fn ssh_sso(b: &Bastion, user: &str, key: &Path, ap: &SsoAskpass) -> Command {
-    ssh_with(b, user, Some(key), "publickey,keyboard-interactive", ap)
+    ssh_with(b, user, Some(key), "publickey,keyboard-interactive", ap, 1)
+}
+
+/// [`ssh_sso`] answering up to `tries` SSO prompts (a failed link is
+/// followed by a fresh one, whose prompt says why the last one failed).
+pub fn ssh_sso_tries(b: &Bastion, user: &str, key: &Path, ap: &SsoAskpass, tries: u32) -> Command {
+    ssh_with(
+        b,
+        user,
+        Some(key),
+        "publickey,keyboard-interactive",
+        ap,
+        tries,
+    )
 }
 
 /// `ssh` with keyboard-interactive alone (SSO as the only factor).
 pub fn ssh_kbd(b: &Bastion, user: &str, ap: &SsoAskpass) -> Command {
-    ssh_with(b, user, None, "keyboard-interactive", ap)
+    ssh_with(b, user, None, "keyboard-interactive", ap, 1)
 }
 
 fn ssh_with(
@@ -344,13 +375,14 @@ fn ssh_with(
     key: Option<&Path>,
     methods: &str,
     ap: &SsoAskpass,
+    tries: u32,
 ) -> Command {
     let mut c = Command::new("ssh");
     c.args(client_opts(&b.known_hosts())).args([
         "-o",
         &format!("PreferredAuthentications={methods}"),
         "-o",
-        "NumberOfPasswordPrompts=1",
+        &format!("NumberOfPasswordPrompts={tries}"),
         "-p",
         &b.port.to_string(),
     ]);

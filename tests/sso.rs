@@ -148,6 +148,8 @@ fn ssh_link_flow_with_stock_ssh_end_to_end_and_the_link_works_once() {
     }
     // The secret is nowhere in what the bastion wrote.
     assert!(!w.b.log().contains(CLIENT_SECRET));
+    let trail = serde_json::to_string(&w.b.audit_export(&[])).unwrap();
+    assert!(!trail.contains(CLIENT_SECRET));
     drop(w.sshd);
 }
 

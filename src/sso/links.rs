@@ -125,6 +125,10 @@ impl Table {
         match self.links.get(token) {
             None => Err(SsoError::Link("this sign-in link is unknown or expired")),
             Some(l) if l.opened => Err(SsoError::Link("this sign-in link was already used")),
+            // Its SSH connection is gone: nothing would use the sign-in.
+            Some(l) if l.tx.is_closed() => {
+                Err(SsoError::Link("the SSH connection of this link has ended"))
+            }
             Some(l) => Ok(l.view.clone()),
         }
     }
@@ -193,6 +197,9 @@ mod tests {
         assert!(t.open("tok2", ttl, later).is_err(), "expired link");
         assert!(matches!(&*rx.borrow(), LinkState::Failed(_)));
         assert!(t.user_of("nope", ttl, t0).is_err());
+        let rx3 = t.issue("tok3".into(), view(), ttl, t0);
+        drop(rx3);
+        assert!(t.open("tok3", ttl, t0).is_err(), "connection gone");
     }
 
     #[test]

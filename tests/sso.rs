@@ -252,10 +252,11 @@ fn an_expired_link_is_refused_and_the_prompt_does_not_hang() {
 /// Each misbehaviour of the IdP, then the same flow must fail; a key
 /// rotation (a new kid in the JWKS) must succeed.
 #[test]
-fn id_tokens_with_a_wrong_audience_nonce_signature_or_expiry_are_refused() {
+fn id_tokens_with_a_wrong_audience_issuer_nonce_signature_or_expiry_are_refused() {
     let w = world("", false, &["eng"]);
     for (mode, why) in [
         ("aud", "audience"),
+        ("iss", "issuer"),
         ("nonce", "nonce"),
         ("sig", "ignature"),
         ("expired", "xpired"),

@@ -16,6 +16,7 @@
 // Misbehaviour on demand, for the refusal tests: POST /_test/mode/NAME
 //   normal     as the standard says
 //   aud        ID tokens carry another audience
+//   iss        ID tokens name another issuer
 //   nonce      ID tokens carry another nonce
 //   sig        ID tokens signed with a key the provider never published,
 //              under the published key's id (a forged signature)
@@ -95,6 +96,7 @@ oidc.use(async (ctx, next) => {
     const claims = jose.decodeJwt(ctx.body.id_token);
     let key = k1;
     if (mode === 'aud') claims.aud = 'another-client';
+    if (mode === 'iss') claims.iss = 'http://127.0.0.1:1';
     if (mode === 'nonce') claims.nonce = 'not-the-nonce-you-sent';
     if (mode === 'expired') { claims.iat -= 7200; claims.exp = Math.floor(Date.now() / 1000) - 3600; }
     if (mode === 'sig') key = rogue;

@@ -28,6 +28,9 @@ const METADATA_TTL: Duration = Duration::from_secs(3600);
 /// Every call to the IdP gives up after this long: a hung IdP fails the
 /// sign-in, it does not hold it.
 const IDP_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a failed discovery, sign-ins fail at once for this long rather
+/// than each asking the IdP again (anyone may start a console sign-in).
+const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// One configured provider: its settings, secret and cached metadata.
 pub struct Rp {
@@ -36,6 +39,7 @@ pub struct Rp {
     redirect: RedirectUrl,
     http: reqwest::Client,
     metadata: Mutex<Option<(CoreProviderMetadata, Instant)>>,
+    failed_at: Mutex<Option<Instant>>,
 }
 
 /// What starting a sign-in hands back: the IdP URL to send the browser
@@ -62,6 +66,7 @@ impl Rp {
             redirect,
             http,
             metadata: Mutex::new(None),
+            failed_at: Mutex::new(None),
         })
     }
 
@@ -77,11 +82,21 @@ impl Rp {
         {
             return Ok(m.clone());
         }
+        if self
+            .failed_at
+            .lock_or_recover()
+            .is_some_and(|t| t.elapsed() < RETRY_AFTER)
+        {
+            return Err(SsoError::Unreachable(self.cfg.name.clone()));
+        }
         let issuer = IssuerUrl::new(self.cfg.issuer.clone())
             .map_err(|e| SsoError::Config(format!("issuer: {e}")))?;
         let m = CoreProviderMetadata::discover_async(issuer, &self.http)
             .await
-            .map_err(|e| self.unreachable("OIDC discovery failed", e))?;
+            .map_err(|e| {
+                *self.failed_at.lock_or_recover() = Some(Instant::now());
+                self.unreachable("OIDC discovery failed", e)
+            })?;
         *self.metadata.lock_or_recover() = Some((m.clone(), Instant::now()));
         Ok(m)
     }

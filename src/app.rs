@@ -36,6 +36,8 @@ pub struct App {
     /// This node and run in the `nodes` table (issue 19); `None` outside
     /// `serve` (unit tests).
     pub node: Option<crate::store::NodeIdent>,
+    /// OpenID Connect sign-ins under way and the providers (issue 18).
+    pub sso: crate::sso::Sso,
 }
 
 impl App {
@@ -52,6 +54,12 @@ impl App {
             ..BudgetConfig::default()
         });
         let node = store.node().cloned();
+        // `serve` checks the secret files before it gets here; elsewhere a
+        // provider whose secret cannot be read is simply unavailable.
+        let sso = crate::sso::Sso::new(&config.sso).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "SSO unavailable");
+            crate::sso::Sso::unavailable(&config.sso)
+        });
         Arc::new(App {
             config,
             store,
@@ -69,6 +77,7 @@ impl App {
             caps: crate::audit::rate::Caps::default(),
             tasks: tokio_util::task::TaskTracker::new(),
             node,
+            sso,
         })
     }
 }

@@ -36,6 +36,7 @@ pub mod recorder;
 pub mod registry;
 pub mod secret_file;
 pub mod session;
+pub mod sso;
 pub mod store;
 pub mod sync;
 pub mod upstream;

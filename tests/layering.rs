@@ -3,7 +3,8 @@
 //!
 //! - russh only in `gateway/` and `upstream/`;
 //! - SQL (`sqlx`) only in `store/`;
-//! - HTTP crates only in `admin/` and the lock webhook client;
+//! - HTTP crates only in `admin/`, the lock webhook client and the OIDC
+//!   client (`sso/client.rs`, the only user of `openidconnect`);
 //! - `policy/` and `castfile/` (the recording format) pure (no tokio, no
 //!   sockets, no clock for `policy/`, no imports of the rest of the crate but their leaves);
 //! - no cycle among the top-level modules of the library.
@@ -28,6 +29,8 @@ struct Source {
 const HTTP_CRATES: &[&str] = &["axum", "axum_server", "hyper", "reqwest", "http", "tower"];
 /// The one HTTP client outside `admin/`: the lockdown rules' webhook.
 const WEBHOOK_CLIENT: &str = "lockdown/webhook.rs";
+/// The OpenID Connect relying party's back channel to the IdPs.
+const OIDC_CLIENT: &str = "sso/client.rs";
 
 #[test]
 fn russh_only_in_gateway_and_upstream() {
@@ -49,12 +52,22 @@ fn sql_only_in_store() {
 #[test]
 fn http_only_in_admin_and_the_webhook_client() {
     let bad = users_of(HTTP_CRATES, |s| {
-        !in_any(s, &["admin"]) && s.path != WEBHOOK_CLIENT
+        !in_any(s, &["admin"]) && s.path != WEBHOOK_CLIENT && s.path != OIDC_CLIENT
     });
     assert!(
         bad.is_empty(),
-        "HTTP crates outside admin/ and {WEBHOOK_CLIENT}: {bad:#?}"
+        "HTTP crates outside admin/, {WEBHOOK_CLIENT} and {OIDC_CLIENT}: {bad:#?}"
     );
+}
+
+#[test]
+fn openidconnect_only_in_the_oidc_client() {
+    let bad = users_of(&["openidconnect"], |s| s.path != OIDC_CLIENT);
+    assert!(
+        bad.is_empty(),
+        "openidconnect outside {OIDC_CLIENT}: {bad:#?}"
+    );
+    assert!(!users_of(&["openidconnect"], |_| true).is_empty());
 }
 
 #[test]
@@ -124,6 +137,7 @@ fn the_lower_modules_import_only_what_they_may() {
         ("lock_state", &["policy", "sync"]),
         ("registry", &["policy", "sync"]),
         ("store", &["policy"]),
+        ("sso", &["config", "names", "sync"]),
         (
             "audit",
             &[

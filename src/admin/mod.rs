@@ -19,6 +19,7 @@ mod ops;
 pub mod scim;
 mod search;
 mod sessions;
+pub mod sso;
 mod targets;
 pub mod tls;
 pub mod tokens;
@@ -209,6 +210,7 @@ pub fn router(app: Arc<App>) -> Router {
     }
     r.nest(scim::PREFIX, scim::router(app.clone()))
         .merge(console::routes())
+        .merge(sso::routes())
         .fallback(http::not_found)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(app.config.api.max_body_bytes))

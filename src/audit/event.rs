@@ -453,6 +453,23 @@ pub enum IdpEvent {
         actor: String,
         changed: Vec<String>,
     },
+    /// A sign-in at an OpenID Provider accepted (`sso.signed_in`): for the
+    /// console or an SSH link, with the IdP's subject.
+    SsoSignedIn {
+        user: String,
+        provider: String,
+        subject: String,
+        purpose: String,
+        source: String,
+    },
+    /// A sign-in at an OpenID Provider refused (`sso.refused`) and why.
+    SsoRefused {
+        user: String,
+        provider: String,
+        purpose: String,
+        source: String,
+        reason: String,
+    },
 }
 
 impl IdpEvent {
@@ -488,6 +505,32 @@ impl IdpEvent {
                 actor,
                 group,
                 json!({ "changed": changed }),
+            ),
+            IdpEvent::SsoSignedIn {
+                user,
+                provider,
+                subject,
+                purpose,
+                source,
+            } => (
+                "sso.signed_in",
+                format!("sso:{provider}"),
+                source.clone(),
+                user.clone(),
+                json!({ "provider": provider, "subject": subject, "purpose": purpose }),
+            ),
+            IdpEvent::SsoRefused {
+                user,
+                provider,
+                purpose,
+                source,
+                reason,
+            } => (
+                "sso.refused",
+                format!("sso:{provider}"),
+                source.clone(),
+                user.clone(),
+                json!({ "provider": provider, "purpose": purpose, "reason": reason }),
             ),
         }
     }

@@ -35,6 +35,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let host_ca = gateway::hostca::HostCa::load_or_generate(&config.host_ca_file)?;
     let listen = config.listen;
+    // A provider whose client secret cannot be read stops the start.
+    crate::sso::Sso::new(&config.sso)?;
     let audit_key = crate::castfile::load_or_create(&config.audit_key_file)?;
     let (node, dir_id) = super::cluster::node_name(&config)?;
     super::cluster::check_shared_keys(

@@ -34,6 +34,9 @@ pub struct Shared {
     /// and session id from login on; every task of the connection runs in
     /// it, so one session's log lines can be found together.
     pub(super) span: Span,
+    /// Set once this connection showed an SSO link: the login grace time
+    /// is extended by the link's lifetime.
+    sso_waiting: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -43,7 +46,17 @@ impl Shared {
             cancel,
             kill: Arc::default(),
             span,
+            sso_waiting: Default::default(),
         }
+    }
+
+    pub(super) fn sso_pending(&self) {
+        self.sso_waiting
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(super) fn sso_waiting(&self) -> bool {
+        self.sso_waiting.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A connection's span, its identity fields filled at login (`named`).
@@ -172,7 +185,7 @@ impl Handler for Connection {
             // The probe every OpenSSH client sends first: answered at once.
             self.bind_username(user);
             Ok(Auth::Reject {
-                proceed_with_methods: Some(first_factor_methods()),
+                proceed_with_methods: Some(first_factor_methods(&self.app.config)),
                 partial_success: false,
             })
         }

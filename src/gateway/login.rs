@@ -23,8 +23,25 @@ use std::time::{Duration, Instant};
 
 pub const REJECT_DELAY: Duration = Duration::from_millis(500);
 
-pub fn first_factor_methods() -> MethodSet {
-    MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..])
+/// Public key and password; keyboard-interactive too when an `[[sso.ssh]]`
+/// rule makes SSO someone's only interactive factor (`gateway::sso`).
+pub fn first_factor_methods(config: &crate::config::Config) -> MethodSet {
+    let only = config
+        .sso
+        .ssh
+        .iter()
+        .any(|r| r.mode == crate::config::SshMode::Only);
+    if only {
+        MethodSet::from(
+            &[
+                MethodKind::PublicKey,
+                MethodKind::Password,
+                MethodKind::KeyboardInteractive,
+            ][..],
+        )
+    } else {
+        MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..])
+    }
 }
 
 fn second_factor_methods() -> MethodSet {
@@ -44,6 +61,8 @@ pub struct FirstFactor {
     /// confirmation code, a replay): the next prompt says to wait for the
     /// next one. Only ever said past the first factor.
     pub code_used: bool,
+    /// Set when an `[[sso.ssh]]` rule makes SSO this user's second factor.
+    pub sso: Option<super::sso::SsoFactor>,
 }
 
 /// The code prompt after a right but already used code.
@@ -107,7 +126,7 @@ impl Connection {
     pub(super) async fn rejected(&self, start: Instant) -> Auth {
         tokio::time::sleep_until((start + REJECT_DELAY).into()).await;
         Auth::Reject {
-            proceed_with_methods: Some(first_factor_methods()),
+            proceed_with_methods: Some(first_factor_methods(&self.app.config)),
             partial_success: false,
         }
     }
@@ -129,7 +148,7 @@ impl Connection {
     /// `stage` tells the rules whether the failure needed a verified first
     /// factor: only those may lock a user, since anyone can send a wrong
     /// password for any username. The web console does the same.
-    fn note_failure(&self, req: &LoginRequest, factor: &'static str, stage: Stage) {
+    pub(super) fn note_failure(&self, req: &LoginRequest, factor: &'static str, stage: Stage) {
         let (user, ip) = (req.user.as_str().to_string(), self.peer.ip());
         shared::failed(&self.app.throttle, &self.app.metrics, &user, ip, factor);
         if !self.app.config.lockdown.rules.is_empty() {
@@ -160,8 +179,19 @@ impl Connection {
                 .failed(&req, "password-on-service-account", Stage::After, start)
                 .await;
         }
-        match self.app.store.totp(req.user.as_str()).await {
-            Ok(Some(_)) => {
+        let sso = super::sso::second_factor_provider(&self.app, &rec);
+        let totp = match &sso {
+            // SSO replaces the code: no TOTP needed.
+            Some(_) => Ok(Some(())),
+            None => self
+                .app
+                .store
+                .totp(req.user.as_str())
+                .await
+                .map(|t| t.map(|_| ())),
+        };
+        match totp {
+            Ok(Some(())) => {
                 let rec_name = rec.name.clone();
                 self.first_factor = Some(FirstFactor {
                     username: user.to_string(),
@@ -170,6 +200,7 @@ impl Connection {
                     method,
                     budget_wait: None,
                     code_used: false,
+                    sso: sso.map(super::sso::SsoFactor::new),
                 });
                 // A pre-auth flood now cuts others before this connection.
                 if let Some(slot) = &self.preauth
@@ -205,8 +236,16 @@ impl Connection {
             .as_ref()
             .is_some_and(|f| f.username == user);
         if !bound {
-            // Keyboard-interactive is never a first factor here.
-            return self.rejected(start).await;
+            // Keyboard-interactive is a first factor only for SSO-only users.
+            return match self.sso_only(user).await {
+                Some(ff) => self.sso_factor(ff, response).await,
+                None => self.rejected(start).await,
+            };
+        }
+        if self.first_factor.as_ref().is_some_and(|f| f.sso.is_some())
+            && let Some(ff) = self.first_factor.take()
+        {
+            return self.sso_factor(ff, response).await;
         }
         let Some(response) = response else {
             let instructions = match self
@@ -284,7 +323,7 @@ impl Connection {
 
     /// A wrong or unchecked code: padded like every rejection; the code
     /// prompt may be asked again on this connection.
-    async fn code_rejected(&self, start: Instant) -> Auth {
+    pub(super) async fn code_rejected(&self, start: Instant) -> Auth {
         tokio::time::sleep_until((start + REJECT_DELAY).into()).await;
         Auth::Reject {
             proceed_with_methods: Some(second_factor_methods()),

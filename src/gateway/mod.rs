@@ -16,6 +16,7 @@ mod login;
 mod menu;
 mod remote;
 mod session_channel;
+mod sso;
 mod stream;
 mod tcp_forward;
 
@@ -67,7 +68,7 @@ fn ssh_config(app: &App, host_keys: Vec<russh::keys::PrivateKey>) -> SshConfig {
     };
     SshConfig {
         server_id: russh::SshId::Standard(Cow::Borrowed("SSH-2.0-portcullis")),
-        methods: login::first_factor_methods(),
+        methods: login::first_factor_methods(&app.config),
         // Rejection delays are ours (gateway::login): russh's would also
         // delay a partial success and the OpenSSH `none` probe.
         auth_rejection_time: Duration::ZERO,
@@ -243,6 +244,10 @@ async fn drive<S>(
     shared.kill.on_kill(tell(&shared, handle.clone()));
     let watchdog = async {
         tokio::time::sleep(grace).await;
+        if shared.session().is_none() && shared.sso_waiting() {
+            // A person signing in at the IdP: the link's lifetime, once.
+            tokio::time::sleep(app.config.sso.link_ttl).await;
+        }
         if shared.session().is_none() {
             tracing::info!(source = %peer, "login grace time over; disconnecting");
             cut.cancel();

@@ -16,6 +16,7 @@
 
 pub mod idp;
 pub mod mfa;
+pub mod sso;
 mod targets;
 pub mod tokens;
 mod users;

@@ -26,6 +26,7 @@ mod scim;
 mod sealed;
 pub mod search;
 mod session_page;
+mod sso;
 mod targets;
 mod tcp;
 #[cfg(test)]

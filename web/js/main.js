@@ -52,7 +52,25 @@ function signInForm() {
     } catch (x) { err.textContent = x.message; }
   });
   mount(form);
+  ssoButtons(form);
   user.focus();
+}
+
+// "Sign in with <IdP>" for each configured OpenID Provider: a plain link
+// to the bastion's /sso/console/NAME, which redirects to the IdP.
+async function ssoButtons(form) {
+  let names = [];
+  try {
+    const r = await fetch("/sso/providers", { credentials: "same-origin" });
+    if (r.ok) names = (await r.json()).providers || [];
+  } catch (_) { return; }
+  for (const name of names) {
+    form.append(h("a", {
+      class: "button sso", id: `sso-${name}`,
+      href: `/sso/console/${encodeURIComponent(name)}`,
+      text: `Sign in with ${name}`,
+    }));
+  }
 }
 
 function codeForm(name) {

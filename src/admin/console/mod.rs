@@ -35,6 +35,18 @@ pub const CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval';
 style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; \
 base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// A console session for a user an IdP signed in (`admin::sso`): the
+/// same role derivation from groups and the same session as a sign-in
+/// with password and code.
+pub async fn open_session(
+    app: &App,
+    sessions: &Sessions,
+    user: &str,
+    from: std::net::IpAddr,
+) -> Result<Response, crate::admin::http::ApiError> {
+    signin::open(app, sessions, user, from, std::time::Instant::now()).await
+}
+
 /// The console's own routes (the API routes are in `admin::table`).
 pub fn routes() -> Router<Arc<App>> {
     Router::new()

@@ -172,7 +172,7 @@ pub async fn code(
 }
 
 /// Both factors passed: the role from the user's groups now, then the session.
-async fn open(
+pub(super) async fn open(
     app: &App,
     sessions: &Sessions,
     user: &str,

@@ -74,10 +74,16 @@ impl Table {
             }
             live
         });
-        while self.flows.len() >= MAX_FLOWS {
+        // Anyone may start a console sign-in, so only those count against
+        // the cap and only those are dropped: a flood of them must not evict
+        // the sign-in of an SSH link, which only a connection past its
+        // public key can start (and the pre-auth caps bound).
+        let console = |f: &Flow| f.purpose == Purpose::Console;
+        while self.flows.values().filter(|f| console(f)).count() >= MAX_FLOWS {
             let Some(oldest) = self
                 .flows
                 .iter()
+                .filter(|(_, f)| console(f))
                 .min_by_key(|(_, f)| f.created)
                 .map(|(k, _)| k.clone())
             else {
@@ -220,5 +226,39 @@ mod tests {
         assert!(t.take_flow("s", ttl, t0).is_none(), "state replayed");
         t.put_flow("s2".into(), flow("a"), ttl, t0);
         assert!(t.take_flow("s2", ttl, t0 + ttl).is_none(), "state expired");
+    }
+
+    #[test]
+    fn a_flood_of_console_sign_ins_does_not_evict_an_ssh_links_sign_in() {
+        let ttl = Duration::from_secs(600);
+        let t0 = Instant::now();
+        let mut t = Table::default();
+        let flow = |purpose: Purpose, at: Instant| Flow {
+            provider: "corp".into(),
+            nonce: "n".into(),
+            pkce_verifier: "v".into(),
+            purpose,
+            binding: "b".into(),
+            created: at,
+        };
+        let ssh = Purpose::Ssh { link: "tok".into() };
+        t.put_flow("ssh".into(), flow(ssh, t0), ttl, t0);
+        for i in 0..MAX_FLOWS + 5 {
+            let at = t0 + Duration::from_millis(1 + i as u64);
+            t.put_flow(format!("c{i}"), flow(Purpose::Console, at), ttl, at);
+        }
+        let now = t0 + Duration::from_secs(20);
+        assert!(
+            t.take_flow("ssh", ttl, now).is_some(),
+            "the SSH sign-in was evicted"
+        );
+        assert!(
+            t.take_flow("c0", ttl, now).is_none(),
+            "the console cap is gone"
+        );
+        assert!(
+            t.take_flow(&format!("c{}", MAX_FLOWS + 4), ttl, now)
+                .is_some()
+        );
     }
 }

@@ -11,6 +11,7 @@ mod cluster;
 mod common;
 
 use cluster::*;
+use common::api::{Api, api_section, token};
 use common::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -340,5 +341,83 @@ fn a_copied_data_directory_does_not_pose_as_a_live_node() {
     assert!(err.contains("was the data directory copied?"), "{err}");
     // The original goes on: nothing of it was claimed.
     assert!(!audit(&a).contains("node.found_dead"), "{}", audit(&a));
+    a.stop();
+}
+
+/// A live session's id that is not in `seen` (the earlier ones may still
+/// be live for a moment after their kill).
+fn fresh_live_id(b: &Bastion, seen: &std::collections::HashSet<String>) -> String {
+    wait_for("the new live session row", 10, || {
+        sessions(b)
+            .lines()
+            .filter(|l| l.contains("\tlive\t") && l.contains("kind=target"))
+            .map(|l| l.split('\t').next().unwrap().to_string())
+            .find(|id| !seen.contains(id))
+    })
+}
+
+/// A node whose admin API listens on its own port, and the port.
+fn node_with_api(shared: &Shared, name: &str, url: &str, cluster: &str) -> (Bastion, u16) {
+    let port = free_port();
+    let b = shared.node_with(name, &[], url, cluster, &api_section(port, ""));
+    (b, port)
+}
+
+/// Cross-node kill latency (issue 19 point 2): a session on beta ended
+/// through alpha's API, 100 times; the time from the request to the
+/// client's exit. Measured and printed (goal: p99 within 100 ms, which the
+/// 200 ms poll alone cannot give); asserted only loosely.
+#[test]
+fn cross_node_kill_latency_over_100_kills() {
+    let sshd = Sshd::start();
+    let shared = Shared::new("kl", "30s");
+    let (mut a, port) = node_with_api(&shared, "alpha", &shared.url, "");
+    standard(&a, &sshd);
+    a.start();
+    wait_port(port, "alpha's API", &a.log_path());
+    let mut b = shared.node("beta", &[]);
+    b.start();
+    let tok = token(&a, "bench", "killswitch", None);
+    let api = Api::new(&a, port);
+    let mut seen = std::collections::HashSet::new();
+    let mut ms = Vec::new();
+    let n: usize = std::env::var("PORTCULLIS_KILL_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    for _ in 0..n {
+        let mut client = live(&b, &a.alice_key);
+        let id = fresh_live_id(&a, &seen);
+        seen.insert(id.clone());
+        let t0 = std::time::Instant::now();
+        api.expect(
+            200,
+            "POST",
+            &format!("/api/v1/sessions/{id}/terminate"),
+            &tok,
+            Some(r#"{"reason":"latency bench"}"#),
+        );
+        while client.try_wait().unwrap().is_none() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "kill of {id} not seen in 10 s:\n{}",
+                b.log()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    ms.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    let pct = |p: f64| ms[((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len()) - 1];
+    eprintln!(
+        "cross-node kill latency over {n} kills: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        ms[ms.len() - 1]
+    );
+    // The poll alone (every 200 ms) puts the median near 100 ms or more.
+    assert!(pct(0.50) < 60.0, "median {:.1} ms: no wake-up?", pct(0.50));
+    b.stop();
     a.stop();
 }

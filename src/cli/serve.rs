@@ -71,7 +71,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     // Cancelled when another node declared this one dead: stop serving.
     let fatal = CancellationToken::new();
-    let chores = tokio::spawn(chores(app.clone(), shutdown.clone()));
+    let wake = crate::store::notify::lock_wakeups(&app.config.database_url);
+    let chores = tokio::spawn(chores(app.clone(), shutdown.clone(), wake));
     // Its own task: a long chore (retention pruning) must not delay a
     // heartbeat until other nodes take this one for dead.
     let beats = tokio::spawn(super::cluster::heartbeats(
@@ -191,7 +192,17 @@ async fn start_api(
 
 /// Periodic work: follow locks made elsewhere, reload source blocks,
 /// summarise failed logins, apply retention.
-async fn chores(app: Arc<App>, shutdown: CancellationToken) {
+async fn chores(
+    app: Arc<App>,
+    shutdown: CancellationToken,
+    wake: Option<Arc<tokio::sync::Notify>>,
+) {
+    // PostgreSQL's LISTEN/NOTIFY wakes the lock reload at once; the poll
+    // stays as the safety net (and is all SQLite needs).
+    let woken = async || match &wake {
+        Some(w) => w.notified().await,
+        None => std::future::pending().await,
+    };
     let mut locks = tokio::time::interval(LOCK_POLL);
     locks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut blocks = tokio::time::interval(Duration::from_secs(2));
@@ -202,6 +213,7 @@ async fn chores(app: Arc<App>, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = locks.tick() => refresh_locks(&app).await,
+            () = woken() => refresh_locks(&app).await,
             _ = blocks.tick() => refresh_blocks(&app).await,
             _ = tally.tick() => {
                 flush_failures(&app).await;

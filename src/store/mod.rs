@@ -19,6 +19,7 @@ mod mfa;
 mod nodes;
 #[cfg(test)]
 mod nodes_tests;
+pub mod notify;
 mod open;
 mod recordings;
 mod records;

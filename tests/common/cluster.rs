@@ -77,6 +77,19 @@ impl Shared {
     /// directory's id); `own` lists shared keys this node keeps in its own
     /// data directory instead (a misconfigured node).
     pub fn node(&self, name: &str, own: &[&str]) -> Bastion {
+        self.node_with(name, own, &self.url, "", "")
+    }
+
+    /// A node reaching the database at `url` (the shared one, or through a
+    /// [`PgGate`]), with more `[cluster]` lines and more sections.
+    pub fn node_with(
+        &self,
+        name: &str,
+        own: &[&str],
+        url: &str,
+        cluster: &str,
+        sections: &str,
+    ) -> Bastion {
         let b = Bastion::new();
         let key = |k: &str, file: &str| -> String {
             let p = if own.contains(&k) {
@@ -87,7 +100,7 @@ impl Shared {
             format!("{k} = {:?}\n", p.display().to_string())
         };
         let mut top = format!("listen = \"127.0.0.1:{}\"\n", b.port);
-        top += &format!("database_url = {:?}\n", self.url);
+        top += &format!("database_url = {url:?}\n");
         top += &format!(
             "recordings_dir = {:?}\n",
             self.recordings().display().to_string()
@@ -104,7 +117,7 @@ impl Shared {
         std::fs::write(
             &b.config,
             format!(
-                "{top}[upstream]\nconnect_timeout_secs = 5\n[cluster]\n{named}node_expiry = {:?}\n",
+                "{top}[upstream]\nconnect_timeout_secs = 5\n{sections}\n[cluster]\n{named}node_expiry = {:?}\n{cluster}\n",
                 self.expiry
             ),
         )
@@ -156,4 +169,76 @@ pub fn cast_of(dir: &Path, session: &str) -> PathBuf {
                     .is_some_and(|n| n.to_string_lossy().starts_with(session))
         })
         .unwrap_or_else(|| panic!("no recording of {session} in {}", dir.display()))
+}
+
+/// A TCP relay between nodes and PostgreSQL that the test can cut: a
+/// database outage as a node sees it (every connection dropped, new ones
+/// closed at once, as when the server is down) without stopping the CI's
+/// shared server.
+pub struct PgGate {
+    pub port: u16,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl PgGate {
+    /// Relays to the server of `url`.
+    pub fn new(url: &str) -> PgGate {
+        use std::sync::atomic::Ordering;
+        let hostport = url.split('@').nth(1).unwrap().split('/').next().unwrap();
+        let upstream: std::net::SocketAddr = hostport.parse().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (o, c) = (open.clone(), conns.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if !o.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(upstream) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                {
+                    let mut all = c.lock().unwrap();
+                    all.push(client.try_clone().unwrap());
+                    all.push(server.try_clone().unwrap());
+                }
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        PgGate { port, open, conns }
+    }
+
+    /// `url` with the gate in place of the server.
+    pub fn url(&self, url: &str) -> String {
+        let hostport = url.split('@').nth(1).unwrap().split('/').next().unwrap();
+        url.replacen(hostport, &format!("127.0.0.1:{}", self.port), 1)
+    }
+
+    /// The outage: every connection cut, new ones closed.
+    pub fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        for s in self.conns.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// The database is back.
+    pub fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }

@@ -36,6 +36,9 @@ pub struct App {
     /// This node and run in the `nodes` table (issue 19); `None` outside
     /// `serve` (unit tests).
     pub node: Option<crate::store::NodeIdent>,
+    /// Whether the database answers (issue 19 point 3): logins are refused
+    /// at once while it does not.
+    pub db: crate::store::Reach,
 }
 
 impl App {
@@ -69,6 +72,7 @@ impl App {
             caps: crate::audit::rate::Caps::default(),
             tasks: tokio_util::task::TaskTracker::new(),
             node,
+            db: crate::store::Reach::default(),
         })
     }
 }

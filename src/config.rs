@@ -17,7 +17,7 @@ mod jump;
 mod limits;
 pub mod lockdown;
 mod storage;
-pub use cluster::ClusterConfig;
+pub use cluster::{ClusterConfig, OnDbOutage};
 pub use console::ConsoleConfig;
 pub use duration::parse_duration;
 pub use jump::JumpConfig;

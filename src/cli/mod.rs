@@ -8,6 +8,7 @@ mod grants;
 mod kek;
 mod locks;
 mod mfa;
+mod outage;
 mod recordings;
 mod serve;
 mod tokens;

@@ -71,6 +71,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     // Cancelled when another node declared this one dead: stop serving.
     let fatal = CancellationToken::new();
+    // Writes that fail for want of the database wait for it (PostgreSQL).
+    app.store.defer_writes_in_outage(&app.config.database_url);
+    let outage = tokio::spawn(super::outage::watch(app.clone(), shutdown.clone()));
     let wake = crate::store::notify::lock_wakeups(&app.config.database_url);
     let chores = tokio::spawn(chores(app.clone(), shutdown.clone(), wake));
     // Its own task: a long chore (retention pruning) must not delay a
@@ -114,6 +117,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     shutdown.cancel();
     let _ = chores.await;
     let _ = beats.await;
+    let _ = outage.await;
     if let Some(s) = stream {
         let _ = s.await;
     }

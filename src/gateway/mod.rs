@@ -280,10 +280,37 @@ async fn drive<S>(
         cut.cancel();
         std::future::pending::<()>().await
     };
+    // No database, no login (issue 19): refused at once with the reason,
+    // not after the store's time-outs with only "Connection closed".
+    let no_database = async {
+        while shared.session().is_none() {
+            if app.db.is_down() {
+                tracing::info!(source = %peer, "database unreachable; login refused");
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(200),
+                    handle.disconnect(
+                        russh::Disconnect::ByApplication,
+                        NO_DATABASE.into(),
+                        "en".into(),
+                    ),
+                )
+                .await;
+                // The session loop sends it once the auth callback in hand
+                // returns (a rejection waits out its padding): then the
+                // connection ends by itself; the cut is the backstop.
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                cut.cancel();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        std::future::pending::<()>().await
+    };
     let result = tokio::select! {
         r = running => r,
         _ = watchdog => Ok(()),
         _ = ended_by_us => Ok(()),
+        _ = no_database => Ok(()),
     };
     cut.cancel();
     if let Some(at) = shared.kill.requested_at() {
@@ -326,6 +353,9 @@ fn tell(shared: &Arc<handler::Shared>, handle: russh::server::Handle) -> crate::
             .is_some_and(|r| r.is_ok())
     })
 }
+
+/// What a client reads when the database does not answer.
+pub const NO_DATABASE: &str = "portcullis cannot reach its database; try again shortly";
 
 const KILL_TEARDOWN_DELAY: Duration = Duration::from_millis(300);
 

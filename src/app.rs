@@ -39,6 +39,9 @@ pub struct App {
     /// Whether the database answers (issue 19 point 3): logins are refused
     /// at once while it does not.
     pub db: crate::store::Reach,
+    /// On from the stop signal: `/health` turns red so a load balancer
+    /// sends new connections elsewhere while live sessions drain.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl App {
@@ -73,6 +76,7 @@ impl App {
             tasks: tokio_util::task::TaskTracker::new(),
             node,
             db: crate::store::Reach::default(),
+            draining: Default::default(),
         })
     }
 }

@@ -16,6 +16,7 @@ mod duration;
 mod jump;
 mod limits;
 pub mod lockdown;
+mod ssh;
 mod storage;
 pub use cluster::{ClusterConfig, OnDbOutage};
 pub use console::ConsoleConfig;
@@ -23,6 +24,7 @@ pub use duration::parse_duration;
 pub use jump::JumpConfig;
 pub use limits::Limits;
 pub use lockdown::parse_cidr;
+pub use ssh::SshSettings;
 pub use storage::RecordingsSpace;
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +74,8 @@ struct RawConfig {
     console: console::RawConsole,
     #[serde(default)]
     cluster: cluster::RawCluster,
+    #[serde(default)]
+    ssh: ssh::RawSsh,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -158,6 +162,8 @@ pub struct Config {
     pub console: ConsoleConfig,
     /// `[cluster]`: node name and heartbeat expiry.
     pub cluster: ClusterConfig,
+    /// `[ssh]`: the load balancers sending PROXY protocol v2.
+    pub ssh: SshSettings,
 }
 
 /// Just-in-time access settings.
@@ -278,6 +284,7 @@ impl Config {
         let console = raw.console.check(&mut problems);
         let recordings_space = raw.recordings.check(&mut problems);
         let cluster = raw.cluster.check(&mut problems);
+        let ssh = raw.ssh.check(&mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -304,6 +311,7 @@ impl Config {
             jump,
             console,
             cluster,
+            ssh,
         })
     }
 }

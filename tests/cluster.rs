@@ -689,3 +689,171 @@ fn a_node_cut_off_from_the_database_fences_itself_before_others_claim_it() {
     b.stop();
     a.stop();
 }
+
+/// The `[ssh]` section naming the test's load balancer (HAProxy on
+/// 127.0.0.1; clients come from other loopback addresses).
+const BEHIND_LB: &str = "[ssh]\nproxy_protocol_from = [\"127.0.0.1/32\"]\n";
+
+/// A node behind the balancer with its API on its own port.
+fn lb_node(shared: &Shared, name: &str) -> (Bastion, u16) {
+    let port = free_port();
+    let b = shared.node_with(
+        name,
+        &[],
+        &shared.url,
+        "",
+        &format!("{}{BEHIND_LB}", api_section(port, "")),
+    );
+    (b, port)
+}
+
+/// `ssh alice+web01@127.0.0.1 -p PORT echo ok` from source address `from`.
+fn echo_from(b: &Bastion, from: &str, port: u16) -> std::process::Output {
+    wait::output_within(
+        std::process::Command::new("ssh")
+            .args(b.ssh_opts_with(&b.alice_key))
+            .args([
+                "-b",
+                from,
+                "-p",
+                &port.to_string(),
+                "alice+web01@127.0.0.1",
+                "echo ok",
+            ])
+            .stdin(Stdio::null()),
+        Duration::from_secs(30),
+    )
+}
+
+/// Both nodes' host keys for the balancer's port in `via`'s known_hosts.
+fn trust_lb(via: &Bastion, nodes: &[&Bastion], lb: u16) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(via.known_hosts())
+        .unwrap();
+    for n in nodes {
+        let key = std::fs::read_to_string(n.data_dir().join("host_ed25519.pub")).unwrap();
+        writeln!(f, "[127.0.0.1]:{lb} {}", key.trim()).unwrap();
+    }
+}
+
+/// Issue 19 point 6: two nodes behind a real HAProxy sending PROXY v2.
+/// The client address it carries is the one throttles, locks and the audit
+/// see; the balancer's own address without a header, and a header from
+/// anyone else, are refused (sshpiper GHSA-4w53-6jvp-gg52).
+#[test]
+fn two_nodes_behind_haproxy_see_the_real_client_and_a_forged_header_is_refused() {
+    let sshd = Sshd::start();
+    let shared = Shared::new("lb", "30s");
+    let (mut a, pa) = lb_node(&shared, "alpha");
+    standard(&a, &sshd);
+    a.start();
+    let (mut b, pb) = lb_node(&shared, "beta");
+    b.start();
+    wait_port(pa, "alpha's API", &a.log_path());
+    wait_port(pb, "beta's API", &b.log_path());
+    let lb = Haproxy::start(&[(a.port, pa), (b.port, pb)]);
+    trust_lb(&a, &[&a, &b], lb.port);
+    // Through the balancer from 127.0.0.2: both nodes serve, each audits
+    // the real client.
+    wait_until("logins through the balancer", 20, || {
+        echo_from(&a, "127.0.0.2", lb.port).status.success()
+    });
+    for _ in 0..3 {
+        let out = echo_from(&a, "127.0.0.2", lb.port);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let logins: Vec<String> = audit(&a)
+        .lines()
+        .filter(|l| l.contains("login.succeeded"))
+        .map(str::to_string)
+        .collect();
+    assert!(!logins.is_empty());
+    for l in &logins {
+        assert!(
+            l.contains("127.0.0.2"),
+            "a login audited without the real client: {l}"
+        );
+    }
+    for n in [&a, &b] {
+        assert!(
+            n.log()
+                .lines()
+                .any(|l| l.contains("login succeeded") && l.contains("127.0.0.2")),
+            "a node did not serve through the balancer:\n{}",
+            n.log()
+        );
+    }
+    // A source lock on the real client's address applies through the
+    // balancer; another client behind the same balancer is not locked.
+    a.admin(&["lock", "source", "127.0.0.2/32", "--reason", "lb test"]);
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..2 {
+        let out = echo_from(&a, "127.0.0.2", lb.port);
+        assert!(
+            !out.status.success(),
+            "the locked client got in through the balancer"
+        );
+    }
+    let out = echo_from(&a, "127.0.0.3", lb.port);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Attack: the balancer's address without a header.
+    let out = echo_from(&a, "127.0.0.1", a.port);
+    assert!(
+        !out.status.success(),
+        "a header-less connection from the balancer's address got in"
+    );
+    assert!(
+        a.log()
+            .contains("no PROXY protocol v2 header from a load balancer")
+    );
+
+    // Attack (sshpiper GHSA-4w53): from the locked address straight to a
+    // node, a forged header claiming an unlocked client. Believed, it would
+    // pass the source lock and the node would send its SSH version.
+    let mut forged = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    forged.extend_from_slice(&[10, 66, 0, 1, 127, 0, 0, 1, 0x30, 0x39, 0, 22]);
+    forged.extend_from_slice(b"SSH-2.0-OpenSSH_9.2\r\n");
+    let got = raw_exchange("127.0.0.2", a.port, &forged);
+    assert!(
+        !String::from_utf8_lossy(&got).contains("SSH-2.0"),
+        "a forged PROXY header from a non-balancer got past the source lock"
+    );
+    // From an unlocked, non-balancer address plain SSH works.
+    let out = echo_from(&a, "127.0.0.4", a.port);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !a.log().contains("10.66.0.1") && !audit(&a).contains("10.66.0.1"),
+        "a forged PROXY header from a non-balancer was believed"
+    );
+    drop(lb);
+    b.stop();
+    a.stop();
+}
+
+/// Connects from `from` to `port`, sends `bytes`, and returns what came
+/// back within 3 s.
+fn raw_exchange(from: &str, port: u16, bytes: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let local: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
+    sock.bind(&local.into()).unwrap();
+    let to: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut got = Vec::new();
+    if sock.connect(&to.into()).is_err() {
+        return got;
+    }
+    let mut s = std::net::TcpStream::from(sock);
+    let _ = s.write_all(bytes);
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}

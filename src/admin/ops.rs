@@ -69,9 +69,10 @@ async fn check_health(app: &App) -> (bool, serde_json::Value) {
         .await
         .unwrap_or(false);
     let word = |ok: bool| if ok { "ok" } else { "failing" };
-    let all = database && audit && recordings;
+    let draining = app.draining.load(std::sync::atomic::Ordering::SeqCst);
+    let all = database && audit && recordings && !draining;
     let mut body = json!({
-        "status": word(all),
+        "status": if draining { "draining" } else { word(all) },
         "checks": {"database": word(database), "audit": word(audit), "recordings": word(recordings)},
     });
     // Why, in words an operator acts on (never the error text: it may name

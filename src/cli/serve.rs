@@ -88,7 +88,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         () = fatal.cancelled() => {}
     }
     // The door first; the kill switch (API, chores) keeps working while
-    // live sessions use their grace.
+    // live sessions use their grace. `/health` says so to the balancer.
+    app.draining
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     steps.stop_accepting.cancel();
     let _ = server.await;
     let grace = app.config.limits.shutdown_grace;

@@ -14,6 +14,7 @@ pub mod keys;
 mod limits;
 mod login;
 mod menu;
+pub mod proxy;
 mod remote;
 mod session_channel;
 mod stream;
@@ -133,32 +134,62 @@ pub async fn serve(
         // Canonical from here on: blocks, locks, rules, caps, throttles,
         // the second-factor budget and the audit trail all see IPv4.
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-        if refused_source(&app, peer) {
-            drop(stream);
+        let end = shutdown.end_connections.clone();
+        if proxy::from_balancer(&app.config.ssh.proxy_protocol_from, peer.ip()) {
+            // The header is read on the connection's own task: the accept
+            // loop never waits on a client, nor on a balancer.
+            let (app, preauth, config, jump_keys) = (
+                app.clone(),
+                preauth.clone(),
+                config.clone(),
+                jump_keys.clone(),
+            );
+            tokio::spawn(async move {
+                let mut stream = stream;
+                match proxy::read(&mut stream, peer).await {
+                    Ok(client) => admit(&app, &preauth, &config, &jump_keys, end, stream, client),
+                    Err(e) => {
+                        tracing::warn!(balancer = %peer, error = %e, "connection from a load balancer refused")
+                    }
+                }
+            });
             continue;
         }
-        let (slot, admission) = match preauth.admit(peer.ip()) {
-            Ok(admitted) => admitted,
-            Err(cap) => {
-                tracing::warn!(source = %peer, ?cap, "unauthenticated connection cap reached and every connection held is past its first factor; dropped");
-                drop(stream);
-                continue;
-            }
-        };
-        if let limits::Admission::AdmittedByEvicting(old) = admission {
-            tracing::warn!(source = %peer, evicted = %old, "unauthenticated connection cap reached; cut the oldest not past a first factor");
-        }
-        let conn = Connection::new(app.clone(), peer, slot, jump_keys.clone());
-        let span = conn.shared().span.clone();
-        let run = run_connection(
-            app.clone(),
-            config.clone(),
-            stream,
-            conn,
-            shutdown.end_connections.clone(),
-        );
-        app.tasks.spawn(tracing::Instrument::instrument(run, span));
+        admit(&app, &preauth, &config, &jump_keys, end, stream, peer);
     }
+}
+
+/// A connection whose source is known (the peer, or the client a load
+/// balancer's PROXY header names): source checks, pre-auth caps, then its
+/// own task.
+fn admit(
+    app: &Arc<App>,
+    preauth: &PreAuth,
+    config: &Arc<SshConfig>,
+    jump_keys: &Arc<jump::Keys>,
+    end: CancellationToken,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    if refused_source(app, peer) {
+        drop(stream);
+        return;
+    }
+    let (slot, admission) = match preauth.admit(peer.ip()) {
+        Ok(admitted) => admitted,
+        Err(cap) => {
+            tracing::warn!(source = %peer, ?cap, "unauthenticated connection cap reached and every connection held is past its first factor; dropped");
+            drop(stream);
+            return;
+        }
+    };
+    if let limits::Admission::AdmittedByEvicting(old) = admission {
+        tracing::warn!(source = %peer, evicted = %old, "unauthenticated connection cap reached; cut the oldest not past a first factor");
+    }
+    let conn = Connection::new(app.clone(), peer, slot, jump_keys.clone());
+    let span = conn.shared().span.clone();
+    let run = run_connection(app.clone(), config.clone(), stream, conn, end);
+    app.tasks.spawn(tracing::Instrument::instrument(run, span));
 }
 
 /// Blocked networks, source locks and source rules: decided from memory,

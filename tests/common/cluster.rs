@@ -242,3 +242,64 @@ impl PgGate {
         self.open.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// A real HAProxy (Debian's `haproxy`) in a temporary directory, in front
+/// of nodes as `deploy/haproxy.cfg` puts it: TCP, PROXY protocol v2 to the
+/// nodes, health from each node's `/api/v1/health`. Fails when missing.
+pub struct Haproxy {
+    pub port: u16,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    pub log: PathBuf,
+}
+
+impl Haproxy {
+    /// `nodes`: each node's SSH and API ports.
+    pub fn start(nodes: &[(u16, u16)]) -> Haproxy {
+        need("haproxy", "haproxy");
+        let dir = tempfile::Builder::new()
+            .prefix("pc-haproxy")
+            .tempdir()
+            .unwrap();
+        let port = free_port();
+        let mut cfg = format!(
+            "global\n    maxconn 256\n\
+             defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 1h\n    timeout server 1h\n    \
+             timeout check 2s\n    retries 2\n    option redispatch\n\
+             frontend ssh\n    bind 127.0.0.1:{port}\n    default_backend portcullis\n\
+             backend portcullis\n    balance roundrobin\n    option httpchk GET /api/v1/health\n    \
+             http-check expect status 200\n    default-server inter 300ms fall 1 rise 1\n"
+        );
+        for (i, (ssh, api)) in nodes.iter().enumerate() {
+            cfg += &format!(
+                "    server n{i} 127.0.0.1:{ssh} send-proxy-v2 check port {api} check-ssl verify none\n"
+            );
+        }
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, cfg).unwrap();
+        let log = dir.path().join("haproxy.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = std::process::Command::new("haproxy")
+            .args(["-db", "-f"])
+            .arg(&path)
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        wait_port(port, "haproxy", &log);
+        Haproxy {
+            port,
+            child,
+            _dir: dir,
+            log,
+        }
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -857,3 +857,93 @@ fn raw_exchange(from: &str, port: u16, bytes: &[u8]) -> Vec<u8> {
     }
     got
 }
+
+/// Issue 19 point 7: SIGTERM on one node behind HAProxy. Its live session
+/// keeps its grace and then ends as a shutdown ends it; its health turns
+/// red at once, so every new connection meanwhile goes to the other node.
+#[test]
+fn draining_one_node_behind_haproxy_keeps_the_cluster_serving() {
+    let sshd = Sshd::start();
+    let shared = Shared::new("dr", "30s");
+    let grace = "[limits]\nshutdown_grace_secs = 6\n";
+    let node = |name: &str| {
+        let port = free_port();
+        let b = shared.node_with(
+            name,
+            &[],
+            &shared.url,
+            "",
+            &format!("{}{BEHIND_LB}{grace}", api_section(port, "")),
+        );
+        (b, port)
+    };
+    let (mut a, pa) = node("alpha");
+    standard(&a, &sshd);
+    a.start();
+    let (mut b, pb) = node("beta");
+    b.start();
+    wait_port(pa, "alpha's API", &a.log_path());
+    wait_port(pb, "beta's API", &b.log_path());
+    let lb = Haproxy::start(&[(a.port, pa), (b.port, pb)]);
+    trust_lb(&a, &[&a, &b], lb.port);
+    wait_until("logins through the balancer", 20, || {
+        echo_from(&a, "127.0.0.2", lb.port).status.success()
+    });
+    // A live session on alpha (straight from a client address).
+    let mut client = std::process::Command::new("ssh")
+        .args(a.ssh_opts_with(&a.alice_key))
+        .args([
+            "-b",
+            "127.0.0.4",
+            "-p",
+            &a.port.to_string(),
+            "alice+web01@127.0.0.1",
+        ])
+        .arg("echo started; sleep 120")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(client.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "started\n");
+    let id = live_id(&a);
+
+    Command::new("kill")
+        .args(["-TERM", &a.pid().to_string()])
+        .status()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let api = Api::new(&a, pa);
+    let h = wait_for("alpha's health says draining", 3, || {
+        let h = api.call("GET", "/api/v1/health", None, None);
+        (h.status == 503).then_some(h)
+    });
+    assert!(h.body.contains("draining"), "{}", h.body);
+    // During alpha's grace every new login goes through, to beta.
+    let mut served = 0;
+    while t0.elapsed() < Duration::from_secs(4) {
+        let out = echo_from(&a, "127.0.0.2", lb.port);
+        assert!(
+            out.status.success(),
+            "a login through the balancer failed while alpha drained: {}",
+            text(&out.stderr)
+        );
+        served += 1;
+    }
+    assert!(served >= 2);
+    assert!(
+        client.try_wait().unwrap().is_none(),
+        "alpha's live session ended before its grace"
+    );
+    let status = wait::status_within(&mut client, "alpha's session", Duration::from_secs(20));
+    assert!(!status.success());
+    wait_until("alpha's session row ends as a shutdown", 10, || {
+        session_line(&b, &id).contains("portcullis shut down")
+    });
+    drop(lb);
+    b.stop();
+    a.stop();
+}

@@ -204,7 +204,7 @@ impl PgGate {
                 let _ = client.set_nodelay(true);
                 let _ = server.set_nodelay(true);
                 {
-                    let mut all = c.lock().unwrap();
+                    let mut all = portcullis::sync::MutexExt::lock_or_recover(&*c);
                     all.push(client.try_clone().unwrap());
                     all.push(server.try_clone().unwrap());
                 }
@@ -232,7 +232,7 @@ impl PgGate {
     /// The outage: every connection cut, new ones closed.
     pub fn cut(&self) {
         self.open.store(false, std::sync::atomic::Ordering::SeqCst);
-        for s in self.conns.lock().unwrap().drain(..) {
+        for s in portcullis::sync::MutexExt::lock_or_recover(&*self.conns).drain(..) {
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
     }
@@ -250,7 +250,6 @@ pub struct Haproxy {
     pub port: u16,
     child: std::process::Child,
     _dir: tempfile::TempDir,
-    pub log: PathBuf,
 }
 
 impl Haproxy {
@@ -292,7 +291,6 @@ impl Haproxy {
             port,
             child,
             _dir: dir,
-            log,
         }
     }
 }

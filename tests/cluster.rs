@@ -947,3 +947,41 @@ fn draining_one_node_behind_haproxy_keeps_the_cluster_serving() {
     b.stop();
     a.stop();
 }
+
+/// Issue 19 point 4: another node's live session is listed as live by any
+/// node's API, with the node that holds it. Before, alpha listed beta's
+/// session only under `recent`, with `"live": false`.
+#[test]
+fn any_node_lists_every_nodes_live_sessions_with_their_node() {
+    let sshd = Sshd::start();
+    let shared = Shared::new("cv", "30s");
+    let (mut a, pa) = node_with_api(&shared, "alpha", &shared.url, "");
+    standard(&a, &sshd);
+    a.start();
+    wait_port(pa, "alpha's API", &a.log_path());
+    let mut b = shared.node("beta", &[]);
+    b.start();
+    let mut client = live(&b, &a.alice_key);
+    let id = live_id(&a);
+    let tok = token(&a, "view", "auditor", None);
+    let v = Api::new(&a, pa).get("/api/v1/sessions", &tok).json();
+    let listed = v["live"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("beta's session is not live on alpha: {v:#}"));
+    assert_eq!(listed["node"], "beta", "{listed:#}");
+    let recent = v["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(recent["live"], true, "{recent:#}");
+    assert_eq!(recent["node"], "beta", "{recent:#}");
+    let _ = client.kill();
+    let _ = client.wait();
+    b.stop();
+    a.stop();
+}

@@ -136,12 +136,37 @@ pub async fn list(State(app): State<Arc<App>>, Params(q): Params<ListParams>) ->
             (rows, Some(total))
         }
     };
-    let live_ids: Vec<&str> = live.iter().map(|s| s.id.as_str()).collect();
+    // Other nodes' live sessions are live too, with the node holding them.
+    let here = app.node.as_ref().map(|n| n.node.clone());
+    let elsewhere = match &app.node {
+        Some(me) => app.store.live_elsewhere(&me.run).await?,
+        None => Vec::new(),
+    };
+    let mut live_ids: Vec<&str> = live.iter().map(|s| s.id.as_str()).collect();
+    live_ids.extend(elsewhere.iter().map(|(s, _)| s.id.as_str()));
     let recent: Vec<Value> = recent
         .iter()
-        .map(|s| session_json(s, live_ids.contains(&s.id.as_str())))
+        .map(|s| {
+            let mut v = session_json(s, live_ids.contains(&s.id.as_str()));
+            if let Some((_, node)) = elsewhere.iter().find(|(e, _)| e.id == s.id) {
+                v["node"] = json!(node);
+            }
+            v
+        })
         .collect();
-    let live: Vec<Value> = live.iter().map(live_json).collect();
+    let mut live: Vec<Value> = live
+        .iter()
+        .map(|s| {
+            let mut v = live_json(s);
+            v["node"] = json!(here);
+            v
+        })
+        .collect();
+    live.extend(elsewhere.iter().map(|(s, node)| {
+        let mut v = session_json(s, true);
+        v["node"] = json!(node);
+        v
+    }));
     let mut v = json!({"live": live, "recent": recent});
     if let (Some(p), Some(total)) = (page, total) {
         v["total"] = json!(total);

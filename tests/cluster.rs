@@ -985,3 +985,59 @@ fn any_node_lists_every_nodes_live_sessions_with_their_node() {
     b.stop();
     a.stop();
 }
+
+/// Issue 19 point 4: with per-node recordings, verifying from another
+/// node names where the recording is and why it cannot be read, never a
+/// word that suggests tampering (before: 503 "verification failed").
+#[test]
+fn a_recording_on_another_node_is_named_not_called_tampered() {
+    let sshd = Sshd::start();
+    let shared = Shared::new("rn", "30s");
+    let port = free_port();
+    let mut a = shared.node_with(
+        "alpha",
+        &["recordings_dir"],
+        &shared.url,
+        "",
+        &api_section(port, ""),
+    );
+    standard(&a, &sshd);
+    a.start();
+    wait_port(port, "alpha's API", &a.log_path());
+    let mut b = shared.node_with("beta", &["recordings_dir"], &shared.url, "", "");
+    b.start();
+    let out = wait::output_within(
+        b.ssh_key("alice+web01", &a.alice_key).arg("echo ok"),
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let id = wait_for("the ended session", 10, || {
+        sessions(&a)
+            .lines()
+            .find(|l| l.contains("kind=target") && !l.contains("\tlive\t"))
+            .map(|l| l.split('\t').next().unwrap().to_string())
+    });
+    let tok = token(&a, "audit", "auditor", None);
+    let api = Api::new(&a, port);
+    let s = api.get(&format!("/api/v1/sessions/{id}"), &tok).json();
+    let name = s["recordings"][0]["name"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/recordings/{name}/verify");
+    let r = api.get(&path, &tok);
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(
+        r.body.contains("is on node beta, which is up"),
+        "{}",
+        r.body
+    );
+    for word in ["verification failed", "tamper", "signed", "integrity"] {
+        assert!(!r.body.contains(word), "{word:?} in {}", r.body);
+    }
+    b.stop();
+    let r = api.get(&path, &tok);
+    assert!(
+        r.body.contains("is on node beta, which is unreachable"),
+        "{}",
+        r.body
+    );
+    a.stop();
+}

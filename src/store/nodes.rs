@@ -234,6 +234,23 @@ impl Store {
             .collect()
     }
 
+    /// The node whose run wrote recording `name`: its name, its run's
+    /// state and last heartbeat (Unix ms).
+    pub async fn recording_node(
+        &self,
+        name: &str,
+    ) -> Result<Option<(String, String, i64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT n.node, n.state, n.heartbeat_at FROM recordings r \
+             JOIN nodes n ON n.run_id = r.node_run WHERE r.name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .transpose()
+    }
+
     /// Ends a session only if it has no end yet; `true` when this call did.
     pub async fn close_session_once(&self, id: &str, e: &SessionEnd) -> Result<bool, StoreError> {
         let r = sqlx::query(

@@ -101,10 +101,12 @@ impl Shared {
         };
         let mut top = format!("listen = \"127.0.0.1:{}\"\n", b.port);
         top += &format!("database_url = {url:?}\n");
-        top += &format!(
-            "recordings_dir = {:?}\n",
-            self.recordings().display().to_string()
-        );
+        let recordings = if own.contains(&"recordings_dir") {
+            b.data_dir().join("recordings")
+        } else {
+            self.recordings()
+        };
+        top += &format!("recordings_dir = {:?}\n", recordings.display().to_string());
         top += &key("kek_file", "kek");
         top += &key("audit_key_file", "audit_ed25519");
         top += &key("audit_chain_key_file", "audit-chain.key");

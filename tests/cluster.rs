@@ -548,13 +548,19 @@ fn on_db_outage_keep_keeps_live_sessions_and_writes_their_end_later() {
     let mut a = shared.node_with("alpha", &[], &gate.url(&shared.url), "", "");
     standard(&a, &sshd);
     a.start();
-    let client = a
+    let mut client = a
         .ssh_key("alice+web01", &a.alice_key)
         .arg("echo started; sleep 6; echo finished")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Running (recorded, forwarded) before the outage begins.
+    let mut line = String::new();
+    BufReader::new(client.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "started\n");
     let id = live_id(&a);
     gate.cut();
     let out = wait::output_of(client, "the kept session", Duration::from_secs(30));

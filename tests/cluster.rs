@@ -1047,3 +1047,48 @@ fn a_recording_on_another_node_is_named_not_called_tampered() {
     );
     a.stop();
 }
+
+/// Issue 19 point 2, the CLI's door: `session kill` and `lock` while the
+/// database does not answer are handed to the node serving the same data
+/// directory, enforced there at once, and stored (audited as the CLI's
+/// account) when it answers. Before, both failed on the pool time-out.
+#[test]
+fn cli_locks_and_kills_during_an_outage_are_handed_to_the_local_node() {
+    let sshd = Sshd::start();
+    let shared = Shared::new("oc", "30s");
+    let gate = PgGate::new(&shared.url);
+    let mut a = shared.node_with("alpha", &[], &gate.url(&shared.url), "", "");
+    standard(&a, &sshd);
+    a.start();
+    let mut client = live(&a, &a.alice_key);
+    let id = live_id(&a);
+    gate.cut();
+    let t0 = std::time::Instant::now();
+    let out = a.admin(&["session", "kill", &id, "--reason", "cli outage kill"]);
+    assert!(text(&out.stdout).contains("handed to the portcullis serving"));
+    let status = wait::status_within(&mut client, "the killed client", Duration::from_secs(10));
+    eprintln!(
+        "CLI kill during the outage ended the session after {} ms",
+        t0.elapsed().as_millis()
+    );
+    assert!(!status.success());
+    a.admin(&["lock", "user", "alice", "--reason", "cli outage lock"]);
+    gate.restore();
+    wait_until("the CLI's outage lock is stored", 20, || {
+        text(&a.admin(&["lock", "list"]).stdout).contains("cli outage lock")
+    });
+    let log = audit(&a);
+    for what in ["cli outage kill", "cli outage lock"] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(what) && l.contains("lock.created"))
+            .unwrap_or_else(|| panic!("{what} not audited:\n{log}"));
+        assert!(line.contains("cli:"), "{line}");
+    }
+    let out = echo(&a);
+    assert!(
+        !out.status.success(),
+        "alice got in past the CLI's outage lock"
+    );
+    a.stop();
+}

@@ -5,6 +5,7 @@ mod admin;
 mod audit;
 mod cluster;
 mod grants;
+mod handover;
 mod kek;
 mod locks;
 mod mfa;

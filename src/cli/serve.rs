@@ -218,7 +218,10 @@ async fn chores(
     let mut level = crate::recorder::space::Level::Ok;
     loop {
         tokio::select! {
-            _ = locks.tick() => refresh_locks(&app).await,
+            _ = locks.tick() => {
+                refresh_locks(&app).await;
+                super::handover::take(&app).await;
+            }
             () = woken() => refresh_locks(&app).await,
             _ = blocks.tick() => refresh_blocks(&app).await,
             _ = tally.tick() => {

@@ -640,11 +640,10 @@ fn locks_and_kills_during_an_outage_are_enforced_here_and_written_later() {
         "alice got in past the outage lock: {}",
         text(&out.stderr)
     );
-    let log = audit(&a);
-    assert!(
-        log.contains("outage kill") && log.contains("outage lock"),
-        "the outage's kill switch is missing from the audit:\n{log}"
-    );
+    wait_until("the outage's kill switch is in the audit", 10, || {
+        let log = audit(&a);
+        log.contains("outage kill") && log.contains("outage lock")
+    });
     wait_until("the killed row is closed", 10, || {
         !session_line(&a, &id).contains("\tlive\t")
     });
@@ -1076,6 +1075,11 @@ fn cli_locks_and_kills_during_an_outage_are_handed_to_the_local_node() {
     gate.restore();
     wait_until("the CLI's outage lock is stored", 20, || {
         text(&a.admin(&["lock", "list"]).stdout).contains("cli outage lock")
+    });
+    // The audit events follow the locks (kept writes go after kept locks).
+    wait_until("the outage's audit events are written", 10, || {
+        let log = audit(&a);
+        log.contains("cli outage kill") && log.contains("cli outage lock")
     });
     let log = audit(&a);
     for what in ["cli outage kill", "cli outage lock"] {

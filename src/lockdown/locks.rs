@@ -169,7 +169,13 @@ pub async fn store_pending(app: &App) -> Result<usize, LockError> {
             Err(StoreError::Db(e))
                 if e.as_database_error()
                     .is_some_and(|d| d.is_unique_violation()) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) if crate::store::unreachable(&e) => return Err(e.into()),
+            // Refused for another reason: it stays in force here (and is
+            // tried again), and does not hold back the others.
+            Err(e) => {
+                tracing::error!(lock = %l.id, error = %e, "lock made during the outage refused by the database; in force on this node only");
+                continue;
+            }
         }
         app.locks.stored(&l.id);
         tracing::warn!(lock = %l.id, scope = %l.scope, "lock made during the database outage stored");

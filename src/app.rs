@@ -38,6 +38,12 @@ pub struct App {
     pub node: Option<crate::store::NodeIdent>,
     /// OpenID Connect sign-ins under way and the providers (issue 18).
     pub sso: crate::sso::Sso,
+    /// Whether the database answers (issue 19 point 3): logins are refused
+    /// at once while it does not.
+    pub db: crate::store::Reach,
+    /// On from the stop signal: `/health` turns red so a load balancer
+    /// sends new connections elsewhere while live sessions drain.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl App {
@@ -78,6 +84,8 @@ impl App {
             tasks: tokio_util::task::TaskTracker::new(),
             node,
             sso,
+            db: crate::store::Reach::default(),
+            draining: Default::default(),
         })
     }
 }

@@ -17,14 +17,16 @@ mod jump;
 mod limits;
 pub mod lockdown;
 pub mod sso;
+mod ssh;
 mod storage;
-pub use cluster::ClusterConfig;
+pub use cluster::{ClusterConfig, OnDbOutage};
 pub use console::ConsoleConfig;
 pub use duration::parse_duration;
 pub use jump::JumpConfig;
 pub use limits::Limits;
 pub use lockdown::parse_cidr;
 pub use sso::{SshMode, SsoConfig};
+pub use ssh::SshSettings;
 pub use storage::RecordingsSpace;
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,7 @@ struct RawConfig {
     cluster: cluster::RawCluster,
     #[serde(default)]
     sso: sso::RawSso,
+    ssh: ssh::RawSsh,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -164,6 +167,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// `[sso]`: OpenID Connect sign-in (console and SSH).
     pub sso: SsoConfig,
+    /// `[ssh]`: the load balancers sending PROXY protocol v2.
+    pub ssh: SshSettings,
 }
 
 /// Just-in-time access settings.
@@ -285,6 +290,7 @@ impl Config {
         let recordings_space = raw.recordings.check(&mut problems);
         let cluster = raw.cluster.check(&mut problems);
         let sso = raw.sso.check(&mut problems);
+        let ssh = raw.ssh.check(&mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -312,6 +318,7 @@ impl Config {
             console,
             cluster,
             sso,
+            ssh,
         })
     }
 }

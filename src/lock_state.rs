@@ -24,6 +24,9 @@ const MAX_DELIVERIES: usize = 32;
 pub struct Locks {
     cache: RwLock<Vec<Lock>>,
     pub(crate) epoch: AtomicI64,
+    /// Made here while the database could not store them: enforced here
+    /// whatever a reload says, written when the database answers again.
+    pending: RwLock<Vec<Lock>>,
 }
 
 impl Locks {
@@ -50,9 +53,36 @@ impl Locks {
         c.push(l);
     }
 
-    pub(crate) fn replace(&self, locks: Vec<Lock>, epoch: i64) {
+    pub(crate) fn replace(&self, mut locks: Vec<Lock>, epoch: i64) {
+        for p in self.pending.read_or_recover().iter() {
+            if !locks.iter().any(|l| l.id == p.id) {
+                locks.push(p.clone());
+            }
+        }
         *self.cache.write_or_recover() = locks;
         self.epoch.store(epoch, Ordering::SeqCst);
+    }
+
+    /// A lock the database did not take: kept in force here until stored.
+    pub(crate) fn add_pending(&self, l: Lock) {
+        self.pending.write_or_recover().push(l.clone());
+        self.add(l);
+    }
+
+    /// The locks waiting to be stored, oldest first.
+    pub fn pending(&self) -> Vec<Lock> {
+        self.pending.read_or_recover().clone()
+    }
+
+    /// Lock `id` is stored now.
+    pub(crate) fn stored(&self, id: &str) {
+        self.pending.write_or_recover().retain(|l| l.id != id);
+    }
+
+    /// The next reload reads every lock, whatever the epoch says (after a
+    /// database outage, or a lost notification connection).
+    pub fn forget_epoch(&self) {
+        self.epoch.store(-1, Ordering::SeqCst);
     }
 
     pub fn in_force(&self, now_ms: i64) -> Vec<Lock> {

@@ -249,7 +249,7 @@ impl Session {
 
     /// Best effort, for events after the fact (the outcome is decided already).
     async fn audit(&self, event: crate::audit::AuditEvent) {
-        if let Err(e) = crate::audit::record(&self.app.store, event).await {
+        if let Err(e) = crate::audit::record_or_defer(&self.app.store, event).await {
             tracing::error!(session = %self.id, error = %e, "audit event not written");
         }
     }

@@ -136,7 +136,7 @@ fn the_lower_modules_import_only_what_they_may() {
         ("config", &["names"]),
         ("lock_state", &["policy", "sync"]),
         ("registry", &["policy", "sync"]),
-        ("store", &["policy"]),
+        ("store", &["policy", "sync"]),
         ("sso", &["config", "names", "sync"]),
         (
             "audit",

@@ -76,11 +76,28 @@ pub async fn check(
         return Err(unauthorized());
     };
     let from = source(&req);
+    let known = req.extensions().get::<Arc<KillTokens>>().cloned();
     let caller = match tokens::authenticate(&app.store, &token, now_ms()).await {
-        Ok(Ok(c)) => c,
+        Ok(Ok(c)) => {
+            if let Some(k) = &known {
+                k.seen(&token, &c);
+            }
+            c
+        }
         Ok(Err(why)) => {
             tracing::info!(reason = ?why, source = %from, "admin API token refused");
             return Err(unauthorized());
+        }
+        // No database: the kill switch still works for a token this node
+        // checked while it answered (locking more, never less).
+        Err(e) if access == Access::Kill && crate::store::unreachable(&e) => {
+            match known.and_then(|k| k.recall(&token)) {
+                Some(c) => {
+                    tracing::warn!(token = %c.id, source = %from, "database unreachable: kill-switch token accepted as this node last checked it");
+                    c
+                }
+                None => return Err(ApiError::internal("token check", e)),
+            }
         }
         Err(e) => return Err(ApiError::internal("token check", e)),
     };
@@ -109,4 +126,42 @@ pub async fn check(
     }
     req.extensions_mut().insert(caller);
     Ok(next.run(req).await)
+}
+
+/// Tokens of the kill-switch routes' scopes this node checked against the
+/// database, kept (as a SHA-256 of the whole token, never the token) for
+/// a database outage: a lock or a kill must not wait for the database.
+/// Only for the `Kill` routes, and only until the token's expiry or 24 h
+/// after it was last checked; a revocation needs the database anyway.
+#[derive(Debug, Default)]
+pub struct KillTokens(
+    std::sync::Mutex<std::collections::HashMap<[u8; 32], (tokens::Caller, std::time::Instant)>>,
+);
+
+const KILL_TOKEN_MEMORY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+fn token_digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+impl KillTokens {
+    fn seen(&self, token: &str, c: &tokens::Caller) {
+        if !Access::Kill.allows(c.scope) {
+            return;
+        }
+        use crate::sync::MutexExt;
+        let mut m = self.0.lock_or_recover();
+        m.retain(|_, (_, at)| at.elapsed() < KILL_TOKEN_MEMORY);
+        if m.len() < 10_000 {
+            m.insert(token_digest(token), (c.clone(), std::time::Instant::now()));
+        }
+    }
+
+    fn recall(&self, token: &str) -> Option<tokens::Caller> {
+        use crate::sync::MutexExt;
+        let m = self.0.lock_or_recover();
+        let (c, at) = m.get(&token_digest(token))?;
+        (at.elapsed() < KILL_TOKEN_MEMORY).then(|| c.clone())
+    }
 }

@@ -198,6 +198,7 @@ pub async fn live(
     // Every watcher, console or token, is in the audit trail before the
     // first byte: no record, no stream.
     audit_read(&app, &caller, from_ip, ReadKind::Live, &id, &rec.name).await?;
+    super::sessions::readable_here(&app, &rec.name).await?;
     let cast = app.config.recordings_dir.join(format!("{}.cast", rec.name));
     let follower = Follower::open(&cast).map_err(|e| ApiError::internal("the recording", e))?;
     let (tx, rx) = mpsc::channel::<axum::body::Bytes>(16);

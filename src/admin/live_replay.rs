@@ -145,6 +145,7 @@ async fn known(app: &App, name: &str) -> Result<PathBuf, ApiError> {
         .recording(name)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("recording {name:?} does not exist")))?;
+    super::sessions::readable_here(app, name).await?;
     Ok(cast_path(app, name))
 }
 

@@ -97,8 +97,19 @@ pub async fn create(
         author: caller.actor(),
         expires_ms,
     };
-    let outcome = lockdown::create(&app, spec).await?;
-    Ok((StatusCode::CREATED, Json(json!(outcome))))
+    match lockdown::create(&app, spec).await {
+        Ok(outcome) => Ok((StatusCode::CREATED, Json(json!(outcome)))),
+        // In force on this node, written when the database answers.
+        Err(LockError::NotPersisted(e, outcome)) if crate::store::unreachable(&e) => {
+            let mut body = json!(outcome);
+            body["stored"] = json!(false);
+            body["note"] = json!(
+                "the database does not answer: the lock is in force on this node and is stored when it answers"
+            );
+            Ok((StatusCode::ACCEPTED, Json(body)))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub async fn lift(

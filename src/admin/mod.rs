@@ -215,6 +215,7 @@ pub fn router(app: Arc<App>) -> Router {
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(DefaultBodyLimit::max(app.config.api.max_body_bytes))
         .layer(axum::Extension(Arc::new(ops::HealthCache::default())))
+        .layer(axum::Extension(Arc::new(auth::KillTokens::default())))
         .layer(axum::Extension(Arc::new(console::Sessions::default())))
         .layer(axum::middleware::from_fn(console::headers))
         .with_state(app)

@@ -60,7 +60,8 @@ pub async fn health(
 }
 
 async fn check_health(app: &App) -> (bool, serde_json::Value) {
-    let database = app.store.ping().await.is_ok();
+    let probe = tokio::time::timeout(std::time::Duration::from_secs(2), app.store.ping());
+    let database = !app.db.is_down() && probe.await.is_ok_and(|r| r.is_ok());
     // Red while appends fail (set by every audit::record), not only when reads do.
     let audit = app.store.audit_readable().await.is_ok() && !app.audit_health.is_failing();
     let dir = app.config.recordings_dir.clone();
@@ -68,11 +69,20 @@ async fn check_health(app: &App) -> (bool, serde_json::Value) {
         .await
         .unwrap_or(false);
     let word = |ok: bool| if ok { "ok" } else { "failing" };
-    let all = database && audit && recordings;
-    let body = json!({
-        "status": word(all),
+    let draining = app.draining.load(std::sync::atomic::Ordering::SeqCst);
+    let all = database && audit && recordings && !draining;
+    let mut body = json!({
+        "status": if draining { "draining" } else { word(all) },
         "checks": {"database": word(database), "audit": word(audit), "recordings": word(recordings)},
     });
+    // Why, in words an operator acts on (never the error text: it may name
+    // the database's address).
+    if let Some((since, _)) = app.db.down() {
+        let secs = (crate::clock::now_ms() - since).max(0) / 1000;
+        body["reason"] = json!(format!(
+            "portcullis cannot reach its database (for {secs} s): new logins are refused"
+        ));
+    }
     (all, body)
 }
 

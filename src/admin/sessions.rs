@@ -136,12 +136,37 @@ pub async fn list(State(app): State<Arc<App>>, Params(q): Params<ListParams>) ->
             (rows, Some(total))
         }
     };
-    let live_ids: Vec<&str> = live.iter().map(|s| s.id.as_str()).collect();
+    // Other nodes' live sessions are live too, with the node holding them.
+    let here = app.node.as_ref().map(|n| n.node.clone());
+    let elsewhere = match &app.node {
+        Some(me) => app.store.live_elsewhere(&me.run).await?,
+        None => Vec::new(),
+    };
+    let mut live_ids: Vec<&str> = live.iter().map(|s| s.id.as_str()).collect();
+    live_ids.extend(elsewhere.iter().map(|(s, _)| s.id.as_str()));
     let recent: Vec<Value> = recent
         .iter()
-        .map(|s| session_json(s, live_ids.contains(&s.id.as_str())))
+        .map(|s| {
+            let mut v = session_json(s, live_ids.contains(&s.id.as_str()));
+            if let Some((_, node)) = elsewhere.iter().find(|(e, _)| e.id == s.id) {
+                v["node"] = json!(node);
+            }
+            v
+        })
         .collect();
-    let live: Vec<Value> = live.iter().map(live_json).collect();
+    let mut live: Vec<Value> = live
+        .iter()
+        .map(|s| {
+            let mut v = live_json(s);
+            v["node"] = json!(here);
+            v
+        })
+        .collect();
+    live.extend(elsewhere.iter().map(|(s, node)| {
+        let mut v = session_json(s, true);
+        v["node"] = json!(node);
+        v
+    }));
     let mut v = json!({"live": live, "recent": recent});
     if let (Some(p), Some(total)) = (page, total) {
         v["total"] = json!(total);
@@ -246,6 +271,7 @@ pub async fn download(
         &r.name,
     )
     .await?;
+    readable_here(&app, &r.name).await?;
     let path = app.config.recordings_dir.join(format!("{}.cast", r.name));
     let file = tokio::fs::File::open(&path)
         .await
@@ -292,7 +318,37 @@ pub async fn verify(State(app): State<Arc<App>>, Seg(name): Seg<String>) -> Res 
 
 /// A recording checked as `portcullis verify` does, against the database
 /// too (the row's session and stored digest), as the API reports it.
+/// A recording whose file is not in this node's recordings directory:
+/// the error names where it is and why it cannot be read here (issue 19:
+/// never a word that suggests tampering).
+pub(super) async fn readable_here(app: &App, name: &str) -> Result<(), ApiError> {
+    let cast = app.config.recordings_dir.join(format!("{name}.cast"));
+    if tokio::fs::try_exists(&cast).await.unwrap_or(false) {
+        return Ok(());
+    }
+    let expiry = i64::try_from(app.config.cluster.node_expiry.as_millis()).unwrap_or(i64::MAX);
+    let mine = app.node.as_ref().map(|n| n.node.as_str());
+    let text = match app.store.recording_node(name).await? {
+        Some((node, _, _)) if Some(node.as_str()) == mine => format!(
+            "recording {name} is not in this node's recordings directory (it was written here: moved or deleted?)"
+        ),
+        Some((node, state, beat)) => {
+            let how = if state == "up" && beat >= crate::clock::now_ms() - expiry {
+                "which is up"
+            } else {
+                "which is unreachable"
+            };
+            format!(
+                "recording {name} is on node {node}, {how}; this node cannot read it (give the nodes one shared recordings_dir)"
+            )
+        }
+        None => format!("recording {name} is not in this node's recordings directory"),
+    };
+    Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, text))
+}
+
 pub(super) async fn verified(app: &App, r: RecordingRow) -> Result<Value, ApiError> {
+    readable_here(app, &r.name).await?;
     let dir = app.config.recordings_dir.clone();
     let key = app.audit_key.verifying_key();
     let witness = crate::recorder::witness_of(&r);

@@ -68,6 +68,14 @@ pub async fn record(store: &Store, event: AuditEvent) -> Result<(), StoreError> 
     r.map(|_| ())
 }
 
+/// [`record`], but an event the database cannot take for now (an outage,
+/// on a serving node on PostgreSQL) is kept and appended when it answers:
+/// for what already happened and must be told (a lock, a kill), never for
+/// a write that must come first (a login, a session start).
+pub async fn record_or_defer(store: &Store, event: AuditEvent) -> Result<(), StoreError> {
+    store.append_audit_or_defer(&event.to_row()).await
+}
+
 /// Loads (creating on first use) the chain key and makes `store` seal every
 /// audit row with it; events written before the chain existed join it.
 pub async fn open_chain(store: Store, key_file: &std::path::Path) -> Result<Store, AuditError> {

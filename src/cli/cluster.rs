@@ -226,7 +226,7 @@ pub async fn heartbeats(
 pub async fn beat(app: &Arc<App>) -> bool {
     let Some(me) = &app.node else { return true };
     match app.store.node_heartbeat(&me.run, now_ms()).await {
-        Ok(true) => {}
+        Ok(true) => app.db.beat(),
         Ok(false) => {
             tracing::error!(node = %me.node, run = %me.run, "another node declared this node dead and closed its sessions; stopping");
             return false;

@@ -64,6 +64,11 @@ pub struct LockdownArgs {
     pub opts: LockOpts,
 }
 
+/// What the CLI says when the database does not answer and a local node
+/// took the request.
+const HANDED: &str = "the database does not answer: handed to the portcullis serving this data \
+     directory, which enforces it within a second and stores it when the database answers";
+
 /// An `App` for the CLI: same store and vault as the server, no listener.
 async fn cli_app(config: &Config) -> anyhow::Result<Arc<App>> {
     let (store, vault) = super::open(config).await?;
@@ -100,7 +105,21 @@ async fn create(config: &Config, scope: LockScope, opts: LockOpts) -> anyhow::Re
         Some(d) => Some(now_ms() + 1000 * i64::try_from(crate::grants::jit::parse_duration(d)?)?),
         None => None,
     };
-    let app = cli_app(config).await?;
+    let app = match cli_app(config).await {
+        Ok(a) => a,
+        Err(e) if super::handover::unreachable(&e) => {
+            let what = super::handover::Handed::Lock {
+                kind: scope.kind().to_string(),
+                value: scope.value().to_string(),
+                reason: opts.reason,
+                expires_ms,
+            };
+            super::handover::hand_over(config, &what)?;
+            println!("{HANDED}");
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
     let spec = LockSpec {
         scope,
         reason: opts.reason,
@@ -161,7 +180,19 @@ async fn lift(config: &Config, id: &str) -> anyhow::Result<()> {
 
 /// `portcullis session kill ID`: ends one session wherever it runs.
 pub async fn kill(config: &Config, id: &str, reason: &str) -> anyhow::Result<()> {
-    let app = cli_app(config).await?;
+    let app = match cli_app(config).await {
+        Ok(a) => a,
+        Err(e) if super::handover::unreachable(&e) => {
+            let what = super::handover::Handed::Kill {
+                id: id.to_string(),
+                reason: reason.to_string(),
+            };
+            super::handover::hand_over(config, &what)?;
+            println!("{HANDED}");
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
     let actor = crate::audit::cli_actor();
     match lockdown::terminate(&app, id, &actor, reason).await? {
         lockdown::Terminated::Session { user, target } if target.is_empty() => {

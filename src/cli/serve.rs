@@ -73,7 +73,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     ));
     // Cancelled when another node declared this one dead: stop serving.
     let fatal = CancellationToken::new();
-    let chores = tokio::spawn(chores(app.clone(), shutdown.clone()));
+    // Writes that fail for want of the database wait for it (PostgreSQL).
+    app.store.defer_writes_in_outage(&app.config.database_url);
+    let outage = tokio::spawn(super::outage::watch(app.clone(), shutdown.clone()));
+    let wake = crate::store::notify::lock_wakeups(&app.config.database_url);
+    let chores = tokio::spawn(chores(app.clone(), shutdown.clone(), wake));
     // Its own task: a long chore (retention pruning) must not delay a
     // heartbeat until other nodes take this one for dead.
     let beats = tokio::spawn(super::cluster::heartbeats(
@@ -86,7 +90,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         () = fatal.cancelled() => {}
     }
     // The door first; the kill switch (API, chores) keeps working while
-    // live sessions use their grace.
+    // live sessions use their grace. `/health` says so to the balancer.
+    app.draining
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     steps.stop_accepting.cancel();
     let _ = server.await;
     let grace = app.config.limits.shutdown_grace;
@@ -115,6 +121,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     shutdown.cancel();
     let _ = chores.await;
     let _ = beats.await;
+    let _ = outage.await;
     if let Some(s) = stream {
         let _ = s.await;
     }
@@ -193,7 +200,17 @@ async fn start_api(
 
 /// Periodic work: follow locks made elsewhere, reload source blocks,
 /// summarise failed logins, apply retention.
-async fn chores(app: Arc<App>, shutdown: CancellationToken) {
+async fn chores(
+    app: Arc<App>,
+    shutdown: CancellationToken,
+    wake: Option<Arc<tokio::sync::Notify>>,
+) {
+    // PostgreSQL's LISTEN/NOTIFY wakes the lock reload at once; the poll
+    // stays as the safety net (and is all SQLite needs).
+    let woken = async || match &wake {
+        Some(w) => w.notified().await,
+        None => std::future::pending().await,
+    };
     let mut locks = tokio::time::interval(LOCK_POLL);
     locks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut blocks = tokio::time::interval(Duration::from_secs(2));
@@ -203,7 +220,11 @@ async fn chores(app: Arc<App>, shutdown: CancellationToken) {
     let mut level = crate::recorder::space::Level::Ok;
     loop {
         tokio::select! {
-            _ = locks.tick() => refresh_locks(&app).await,
+            _ = locks.tick() => {
+                refresh_locks(&app).await;
+                super::handover::take(&app).await;
+            }
+            () = woken() => refresh_locks(&app).await,
             _ = blocks.tick() => refresh_blocks(&app).await,
             _ = tally.tick() => {
                 flush_failures(&app).await;

@@ -8,6 +8,18 @@ use std::time::Duration;
 pub(super) struct RawCluster {
     node_name: Option<String>,
     node_expiry: Option<String>,
+    on_db_outage: Option<String>,
+}
+
+/// What a node does with its live sessions while the database does not
+/// answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDbOutage {
+    /// They go on, recorded to their files; their rows are written when
+    /// the database answers again (until the node must fence itself).
+    Keep,
+    /// They end at once, telling the user why.
+    End,
 }
 
 /// Several `serve` nodes on one PostgreSQL (issue 19).
@@ -19,6 +31,8 @@ pub struct ClusterConfig {
     /// A node whose heartbeat is older than this is gone: whichever node
     /// notices first closes its sessions and seals its recordings.
     pub node_expiry: Duration,
+    /// `on_db_outage` ("keep" or "end", default "keep").
+    pub on_db_outage: OnDbOutage,
 }
 
 impl RawCluster {
@@ -50,9 +64,20 @@ impl RawCluster {
                 }
             },
         };
+        let on_db_outage = match self.on_db_outage.as_deref() {
+            None | Some("keep") => OnDbOutage::Keep,
+            Some("end") => OnDbOutage::End,
+            Some(other) => {
+                problems.push(format!(
+                    "cluster.on_db_outage = {other:?}: expected \"keep\" or \"end\""
+                ));
+                OnDbOutage::Keep
+            }
+        };
         ClusterConfig {
             node_name: self.node_name,
             node_expiry: Duration::from_secs(expiry),
+            on_db_outage,
         }
     }
 }

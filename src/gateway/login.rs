@@ -111,7 +111,11 @@ impl Connection {
         match self.app.store.user(req.user.as_str()).await {
             Ok(u) => u,
             Err(e) => {
-                // Fail closed: no store, no login.
+                // Fail closed: no store, no login. An unreachable database
+                // is an outage from now on: the connection is told why.
+                if crate::store::unreachable(&e) {
+                    self.app.db.failed(&e.to_string(), crate::clock::now_ms());
+                }
                 tracing::error!(error = %e, "user lookup failed; refusing login");
                 None
             }

@@ -14,6 +14,7 @@ pub mod keys;
 mod limits;
 mod login;
 mod menu;
+pub mod proxy;
 mod remote;
 mod session_channel;
 mod sso;
@@ -134,32 +135,62 @@ pub async fn serve(
         // Canonical from here on: blocks, locks, rules, caps, throttles,
         // the second-factor budget and the audit trail all see IPv4.
         let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-        if refused_source(&app, peer) {
-            drop(stream);
+        let end = shutdown.end_connections.clone();
+        if proxy::from_balancer(&app.config.ssh.proxy_protocol_from, peer.ip()) {
+            // The header is read on the connection's own task: the accept
+            // loop never waits on a client, nor on a balancer.
+            let (app, preauth, config, jump_keys) = (
+                app.clone(),
+                preauth.clone(),
+                config.clone(),
+                jump_keys.clone(),
+            );
+            tokio::spawn(async move {
+                let mut stream = stream;
+                match proxy::read(&mut stream, peer).await {
+                    Ok(client) => admit(&app, &preauth, &config, &jump_keys, end, stream, client),
+                    Err(e) => {
+                        tracing::warn!(balancer = %peer, error = %e, "connection from a load balancer refused")
+                    }
+                }
+            });
             continue;
         }
-        let (slot, admission) = match preauth.admit(peer.ip()) {
-            Ok(admitted) => admitted,
-            Err(cap) => {
-                tracing::warn!(source = %peer, ?cap, "unauthenticated connection cap reached and every connection held is past its first factor; dropped");
-                drop(stream);
-                continue;
-            }
-        };
-        if let limits::Admission::AdmittedByEvicting(old) = admission {
-            tracing::warn!(source = %peer, evicted = %old, "unauthenticated connection cap reached; cut the oldest not past a first factor");
-        }
-        let conn = Connection::new(app.clone(), peer, slot, jump_keys.clone());
-        let span = conn.shared().span.clone();
-        let run = run_connection(
-            app.clone(),
-            config.clone(),
-            stream,
-            conn,
-            shutdown.end_connections.clone(),
-        );
-        app.tasks.spawn(tracing::Instrument::instrument(run, span));
+        admit(&app, &preauth, &config, &jump_keys, end, stream, peer);
     }
+}
+
+/// A connection whose source is known (the peer, or the client a load
+/// balancer's PROXY header names): source checks, pre-auth caps, then its
+/// own task.
+fn admit(
+    app: &Arc<App>,
+    preauth: &PreAuth,
+    config: &Arc<SshConfig>,
+    jump_keys: &Arc<jump::Keys>,
+    end: CancellationToken,
+    stream: TcpStream,
+    peer: SocketAddr,
+) {
+    if refused_source(app, peer) {
+        drop(stream);
+        return;
+    }
+    let (slot, admission) = match preauth.admit(peer.ip()) {
+        Ok(admitted) => admitted,
+        Err(cap) => {
+            tracing::warn!(source = %peer, ?cap, "unauthenticated connection cap reached and every connection held is past its first factor; dropped");
+            drop(stream);
+            return;
+        }
+    };
+    if let limits::Admission::AdmittedByEvicting(old) = admission {
+        tracing::warn!(source = %peer, evicted = %old, "unauthenticated connection cap reached; cut the oldest not past a first factor");
+    }
+    let conn = Connection::new(app.clone(), peer, slot, jump_keys.clone());
+    let span = conn.shared().span.clone();
+    let run = run_connection(app.clone(), config.clone(), stream, conn, end);
+    app.tasks.spawn(tracing::Instrument::instrument(run, span));
 }
 
 /// Blocked networks, source locks and source rules: decided from memory,
@@ -285,10 +316,37 @@ async fn drive<S>(
         cut.cancel();
         std::future::pending::<()>().await
     };
+    // No database, no login (issue 19): refused at once with the reason,
+    // not after the store's time-outs with only "Connection closed".
+    let no_database = async {
+        while shared.session().is_none() {
+            if app.db.is_down() {
+                tracing::info!(source = %peer, "database unreachable; login refused");
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(200),
+                    handle.disconnect(
+                        russh::Disconnect::ByApplication,
+                        NO_DATABASE.into(),
+                        "en".into(),
+                    ),
+                )
+                .await;
+                // The session loop sends it once the auth callback in hand
+                // returns (a rejection waits out its padding): then the
+                // connection ends by itself; the cut is the backstop.
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                cut.cancel();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        std::future::pending::<()>().await
+    };
     let result = tokio::select! {
         r = running => r,
         _ = watchdog => Ok(()),
         _ = ended_by_us => Ok(()),
+        _ = no_database => Ok(()),
     };
     cut.cancel();
     if let Some(at) = shared.kill.requested_at() {
@@ -331,6 +389,9 @@ fn tell(shared: &Arc<handler::Shared>, handle: russh::server::Handle) -> crate::
             .is_some_and(|r| r.is_ok())
     })
 }
+
+/// What a client reads when the database does not answer.
+pub const NO_DATABASE: &str = "portcullis cannot reach its database; try again shortly";
 
 const KILL_TEARDOWN_DELAY: Duration = Duration::from_millis(300);
 

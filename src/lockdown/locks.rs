@@ -97,8 +97,12 @@ pub async fn create(app: &App, spec: LockSpec) -> Result<LockOutcome, LockError>
         lifted_by: None,
     };
     let stored = app.store.insert_lock(&lock).await;
-    // Stored or not, this node enforces it: failing closed means locking more.
-    app.locks.add(lock.clone());
+    // Stored or not, this node enforces it: failing closed means locking
+    // more. One the database could not take waits to be written.
+    match &stored {
+        Err(e) if crate::store::unreachable(e) => app.locks.add_pending(lock.clone()),
+        _ => app.locks.add(lock.clone()),
+    }
     let ended = enforce_one(app, &lock, t0).await;
     app.metrics.locks_created.inc();
     let outcome = LockOutcome { lock, ended };
@@ -149,9 +153,35 @@ async fn audit_lock(app: &App, o: &LockOutcome) {
         expires_ms: l.expires_ms,
         ended: o.ended.clone(),
     };
-    if let Err(e) = audit::record(&app.store, event).await {
+    if let Err(e) = audit::record_or_defer(&app.store, event).await {
         tracing::error!(error = %e, lock = %l.id, "audit of a lock not written");
     }
+}
+
+/// Writes the locks made here while the database was unreachable; the
+/// count written. Stops at the first that still cannot be written.
+pub async fn store_pending(app: &App) -> Result<usize, LockError> {
+    let mut n = 0;
+    for l in app.locks.pending() {
+        match app.store.insert_lock(&l).await {
+            // `Exists`: the insert went through before its answer was lost.
+            Ok(()) | Err(StoreError::Exists { .. }) => {}
+            Err(StoreError::Db(e))
+                if e.as_database_error()
+                    .is_some_and(|d| d.is_unique_violation()) => {}
+            Err(e) if crate::store::unreachable(&e) => return Err(e.into()),
+            // Refused for another reason: it stays in force here (and is
+            // tried again), and does not hold back the others.
+            Err(e) => {
+                tracing::error!(lock = %l.id, error = %e, "lock made during the outage refused by the database; in force on this node only");
+                continue;
+            }
+        }
+        app.locks.stored(&l.id);
+        tracing::warn!(lock = %l.id, scope = %l.scope, "lock made during the database outage stored");
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Lifts a lock; `false` if no lock in force has that id. A non-admin may

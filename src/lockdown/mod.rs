@@ -15,6 +15,7 @@ pub use crate::lock_state::{Locks, Rules, SourceBlocks};
 pub use lines::LineAssembler;
 pub use locks::{
     Lifter, LockError, LockOutcome, LockSpec, check, create, kill_reason, lift, list, refresh,
+    store_pending,
 };
 pub use rules::{RuleError, Seen};
 pub use terminate::{Terminated, terminate};

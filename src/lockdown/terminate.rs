@@ -36,13 +36,19 @@ pub async fn terminate(
         // Long enough for every node to see it; an id never comes back.
         expires_ms: Some(now_ms() + 24 * 3600 * 1000),
     };
-    create(app, spec).await?;
+    match create(app, spec).await {
+        Ok(_) => {}
+        // Not stored for want of the database, but in force here (and
+        // written when it answers): the kill happened.
+        Err(LockError::NotPersisted(e, _)) if crate::store::unreachable(&e) => {}
+        Err(e) => return Err(e),
+    }
     let event = AuditEvent::SessionTerminated {
         session: id.to_string(),
         actor: actor.to_string(),
         reason: reason.to_string(),
     };
-    if let Err(e) = audit::record(&app.store, event).await {
+    if let Err(e) = audit::record_or_defer(&app.store, event).await {
         // The kill itself is audited by the lock (lock.created names it).
         tracing::error!(error = %e, session = %id, "audit of a termination not written");
     }
@@ -50,7 +56,21 @@ pub async fn terminate(
 }
 
 async fn find(app: &App, id: &str) -> Result<Terminated, LockError> {
-    if let Some(s) = app.store.session(id).await? {
+    let row = match app.store.session(id).await {
+        // No database: what this node holds can still be ended.
+        Err(e) if crate::store::unreachable(&e) => match app.registry.get(id) {
+            Some(s) if s.kind == "target" || s.kind == "connection" => {
+                return Ok(Terminated::Session {
+                    user: s.user,
+                    target: s.target,
+                });
+            }
+            Some(_) => return Ok(Terminated::Forward),
+            None => return Err(e.into()),
+        },
+        r => r?,
+    };
+    if let Some(s) = row {
         if s.ended_ms.is_some() {
             return Err(LockError::AlreadyEnded(id.to_string()));
         }

@@ -98,6 +98,7 @@ async fn bump_epoch(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), Sto
     sqlx::query("UPDATE lock_epoch SET epoch = epoch + 1 WHERE id = 1")
         .execute(&mut **tx)
         .await?;
+    super::notify::announce_locks(tx).await?;
     Ok(())
 }
 

@@ -14,11 +14,13 @@ mod audit_legacy_tests;
 pub(crate) mod audit_tests;
 pub mod console_sessions;
 mod counts;
+mod deferred;
 mod locks;
 mod mfa;
 mod nodes;
 #[cfg(test)]
 mod nodes_tests;
+pub mod notify;
 mod open;
 mod recordings;
 mod records;
@@ -36,6 +38,7 @@ mod users;
 
 pub use audit::{AuditFilter, AuditHealth, AuditRow, AuditSealer, ChainedRow, GENESIS_HASH};
 pub use counts::MetricCounts;
+pub use deferred::{Reach, unreachable};
 pub use mfa::{SourceBlock, TotpRecord};
 pub use nodes::{NodeIdent, NodeRun};
 pub use open::{settle_wal, sqlite_file};
@@ -88,6 +91,8 @@ pub struct Store {
     /// This process's run in `nodes`, written into new sessions and
     /// recordings rows (`serve` sets it; unset for the CLI).
     node_run: std::sync::Arc<std::sync::OnceLock<NodeIdent>>,
+    /// Writes waiting out a database outage (`deferred.rs`).
+    deferred: std::sync::Arc<deferred::Deferred>,
 }
 
 impl Store {
@@ -465,20 +470,6 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
-    }
-
-    pub async fn session_ended(&self, id: &str, e: &SessionEnd) -> Result<(), StoreError> {
-        let r = sqlx::query(
-            "UPDATE sessions SET ended_at = $1, end_reason = $2, bytes_up = $3, bytes_down = $4 WHERE id = $5",
-        )
-        .bind(e.ended_ms)
-        .bind(&e.reason)
-        .bind(clamp(e.bytes_up))
-        .bind(clamp(e.bytes_down))
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        affected(r.rows_affected(), "session", id)
     }
 
     pub async fn list_sessions(&self, limit: i64) -> Result<Vec<SessionRecord>, StoreError> {

@@ -213,6 +213,44 @@ impl Store {
             .collect()
     }
 
+    /// Sessions live on other runs that are up (other nodes), with the
+    /// node holding each: one cluster view from any node.
+    pub async fn live_elsewhere(
+        &self,
+        my_run: &str,
+    ) -> Result<Vec<(super::SessionRecord, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.id, s.user_name, s.source, s.target_name, s.login, s.started_at, s.ended_at, \
+             s.end_reason, s.bytes_up, s.bytes_down, s.kind, n.node \
+             FROM sessions s JOIN nodes n ON n.run_id = s.node_run \
+             WHERE s.ended_at IS NULL AND n.state = 'up' AND n.run_id <> $1 \
+             ORDER BY s.started_at, s.id",
+        )
+        .bind(my_run)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((super::session_from_row(r)?, r.try_get::<String, _>(11)?)))
+            .collect()
+    }
+
+    /// The node whose run wrote recording `name`: its name, its run's
+    /// state and last heartbeat (Unix ms).
+    pub async fn recording_node(
+        &self,
+        name: &str,
+    ) -> Result<Option<(String, String, i64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT n.node, n.state, n.heartbeat_at FROM recordings r \
+             JOIN nodes n ON n.run_id = r.node_run WHERE r.name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .transpose()
+    }
+
     /// Ends a session only if it has no end yet; `true` when this call did.
     pub async fn close_session_once(&self, id: &str, e: &SessionEnd) -> Result<bool, StoreError> {
         let r = sqlx::query(

@@ -25,6 +25,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -36,6 +37,9 @@ impl Store {
         let pool = AnyPoolOptions::new()
             // SQLite allows one writer; more connections only add lock waits.
             .max_connections(if sqlite { 4 } else { 16 })
+            // A database that does not answer fails a statement in seconds,
+            // not the default 30 s (issue 19: an outage must be visible).
+            .acquire_timeout(Duration::from_secs(if sqlite { 30 } else { 5 }))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if sqlite {
@@ -60,6 +64,7 @@ impl Store {
             pool,
             audit: audit::AuditHook::default(),
             node_run: Default::default(),
+            deferred: Default::default(),
         })
     }
 
@@ -89,6 +94,7 @@ impl Store {
             pool,
             audit: audit::AuditHook::default(),
             node_run: Default::default(),
+            deferred: Default::default(),
         })
     }
 }

@@ -77,7 +77,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn recording_checkpoint(
+    pub(super) async fn recording_checkpoint_now(
         &self,
         name: &str,
         events: i64,

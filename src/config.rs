@@ -78,6 +78,7 @@ struct RawConfig {
     cluster: cluster::RawCluster,
     #[serde(default)]
     sso: sso::RawSso,
+    #[serde(default)]
     ssh: ssh::RawSsh,
 }
 

@@ -87,6 +87,13 @@ fn text_paths() {
     }
     b64.truncate(32 * 1024);
     let zeros = vec![0u8; 32 * 1024];
+    // What a pty gives sshd per read: at most 4095 bytes, lines end "\r\n".
+    let mut pty = Vec::new();
+    for line in b64.split(|&b| b == b'\n') {
+        pty.extend_from_slice(line);
+        pty.extend_from_slice(b"\r\n");
+    }
+    pty.truncate(4095);
     let header = Header {
         width: 80,
         height: 24,
@@ -95,7 +102,7 @@ fn text_paths() {
         title: None,
         portcullis: None,
     };
-    for (name, chunk) in [("text", &b64), ("zeros", &zeros)] {
+    for (name, chunk) in [("text", &b64), ("pty", &pty), ("zeros", &zeros)] {
         let gib = total as f64 / (1u64 << 30) as f64;
         // Segmenter alone: the metadata-only path.
         let mut seg = Segmenter::new("output");

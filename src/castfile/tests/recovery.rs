@@ -163,6 +163,18 @@ fn a_chain_rewritten_in_the_old_format_is_not_sealed_over() {
 }
 
 #[test]
+fn an_unknown_chain_format_is_refused() {
+    let rec = finished(3);
+    let mut chain = lines(&rec.chain);
+    assert!(chain[0].contains(Format::CURRENT.name()), "{}", chain[0]);
+    chain[0] = chain[0].replace(Format::CURRENT.name(), "portcullis-cast-v9");
+    put_lines(&rec.chain, &chain);
+    let p = problem(&rec);
+    assert!(p.contains("is not one this bastion knows"), "{p}");
+    assert!(seal(&rec).is_err());
+}
+
+#[test]
 fn checkpoints_are_signed_and_verify_counts_them() {
     let rec = finished(12);
     let report = check(&rec);

@@ -163,9 +163,15 @@ impl Connection {
 impl Handler for Connection {
     type Error = russh::Error;
 
+    // The authentication callbacks run their future boxed (`Box::pin`):
+    // russh awaits each callback inside its session loop, whose state
+    // machine is otherwise as large as the largest callback future, for
+    // the whole life of the connection, idle or not (issue 20: memory per
+    // idle session). Logins pay one allocation each; `data` stays inline.
+
     async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
         let span = self.shared.span.clone();
-        async {
+        Box::pin(async {
             if self.jump.is_some() {
                 return Ok(self.jump_auth(user).await);
             }
@@ -176,13 +182,13 @@ impl Handler for Connection {
                 partial_success: false,
             })
         }
-        .instrument(span)
+        .instrument(span))
         .await
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
         let span = self.shared.span.clone();
-        async {
+        Box::pin(async {
             if self.jump.is_some() {
                 return Ok(self.jump_auth(user).await);
             }
@@ -214,7 +220,7 @@ impl Handler for Connection {
                 _ => self.failed(&req, "password", Stage::Before, start).await,
             })
         }
-        .instrument(span)
+        .instrument(span))
         .await
     }
 
@@ -224,7 +230,7 @@ impl Handler for Connection {
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
         let span = self.shared.span.clone();
-        async {
+        Box::pin(async {
             if self.jump.is_some() {
                 return Ok(Auth::Accept);
             }
@@ -249,7 +255,7 @@ impl Handler for Connection {
                 self.rejected(start).await
             })
         }
-        .instrument(span)
+        .instrument(span))
         .await
     }
 
@@ -259,7 +265,7 @@ impl Handler for Connection {
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
         let span = self.shared.span.clone();
-        async {
+        Box::pin(async {
             if self.jump.is_some() {
                 return Ok(self.jump_auth(user).await);
             }
@@ -283,7 +289,7 @@ impl Handler for Connection {
                 _ => self.failed(&req, "publickey", Stage::Before, start).await,
             })
         }
-        .instrument(span)
+        .instrument(span))
         .await
     }
 
@@ -294,14 +300,14 @@ impl Handler for Connection {
         response: Option<Response<'a>>,
     ) -> Result<Auth, Self::Error> {
         let span = self.shared.span.clone();
-        async {
+        Box::pin(async {
             if self.jump.is_some() {
                 return Ok(self.jump_auth(user).await);
             }
             self.bind_username(user);
             Ok(self.second_factor(user, response).await)
         }
-        .instrument(span)
+        .instrument(span))
         .await
     }
 

@@ -83,7 +83,11 @@ impl Format {
     /// H(a || b), the chain's hash.
     fn hash(self, a: &[u8], b: &[u8]) -> [u8; 32] {
         match self {
-            Format::V1 => Sha256::new().chain_update(a).chain_update(b).finalize().into(),
+            Format::V1 => Sha256::new()
+                .chain_update(a)
+                .chain_update(b)
+                .finalize()
+                .into(),
             Format::V2 => {
                 let mut h = blake3::Hasher::new();
                 h.update(a);
@@ -230,13 +234,7 @@ pub(crate) fn checkpoint_line(
     at_ms: i64,
     key: &SigningKey,
 ) -> Result<(Checkpoint, String)> {
-    let message = checkpoint_message(
-        state.format,
-        state.events,
-        state.bytes,
-        &state.hex(),
-        at_ms,
-    );
+    let message = checkpoint_message(state.format, state.events, state.bytes, &state.hex(), at_ms);
     let rec = Record::Checkpoint {
         events: state.events,
         cast_bytes: state.bytes,
@@ -443,7 +441,9 @@ impl RecordingWriter {
         for part in split_text(text, MAX_EVENT_TEXT) {
             let from = self.pending.len();
             event_line_into(&mut self.pending, self.last_time, kind, part);
-            let tag = self.state.push(self.pending.get(from..).unwrap_or_default());
+            let tag = self
+                .state
+                .push(self.pending.get(from..).unwrap_or_default());
             if self.tags.len() < MAX_TAGS * TAG_LEN {
                 self.tags.extend_from_slice(&tag);
             } else {
@@ -477,9 +477,7 @@ impl RecordingWriter {
     /// again (idle sessions would otherwise fsync every second for nothing).
     pub fn checkpoint(&mut self, now_unix_ms: i64) -> Result<Checkpoint> {
         self.flush()?;
-        self.cast
-            .sync_data()
-            .map_err(io_err(&self.cast_path))?;
+        self.cast.sync_data().map_err(io_err(&self.cast_path))?;
         if self.last_checkpoint == Some(self.state.events) {
             // Nothing new: no line, and no signature to compute.
             return Ok(Checkpoint {

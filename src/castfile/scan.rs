@@ -131,7 +131,9 @@ impl<'a> Scan<'a> {
                     self.state = self.initial.clone();
                 }
                 if known.is_none() {
-                    Some(format!("chain format {format:?} is not one this bastion knows"))
+                    Some(format!(
+                        "chain format {format:?} is not one this bastion knows"
+                    ))
                 } else if sha256 != self.initial.hex() {
                     Some("header line was modified (chain start mismatch)".to_owned())
                 } else {

@@ -141,7 +141,10 @@ fn a_tampered_golden_copy_fails() {
         let chain = tmp.path().join(format!("{name}.chain"));
         let report = verify(&cast, &chain, &public).expect("verify");
         let problem = report.problem.unwrap_or_default();
-        assert!(!report.ok && problem.contains("was modified"), "{name}: {problem}");
+        assert!(
+            !report.ok && problem.contains("was modified"),
+            "{name}: {problem}"
+        );
     }
 }
 

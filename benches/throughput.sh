@@ -609,7 +609,9 @@ if [[ $SKIP_PC != 1 ]]; then
             printf '%-26s %10s %10s %14s\n' "${label[$leg]}" "$med" "$p99" "$(ratio "$med" "$dmed")"
         done
     fi
-    largest=$(ls -S "$tmp"/data/recordings/*.cast 2>/dev/null | head -n 1)
+    # `|| true`: with ~700+ recordings (idle sessions) ls outlives head (SIGPIPE),
+    # and pipefail would end the script before the idle report.
+    largest=$(ls -S "$tmp"/data/recordings/*.cast 2>/dev/null | head -n 1 || true)
     if [[ -n $largest ]]; then
         awk -v s="$(stat -c %s "$largest")" -v b="$BYTES" \
             'BEGIN { printf "largest recording: %d bytes, %.3fx the %d bytes of the stream\n", s, s / b, b }'

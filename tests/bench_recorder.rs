@@ -56,3 +56,118 @@ fn writer_throughput_and_size() {
         );
     }
 }
+
+/// Issue 20: what recording costs per GiB of the stream on one core, for
+/// the three paths a download takes through the recorder of an exec:
+/// the segmenter alone (what a metadata-only target runs), the segmenter
+/// plus the writer (a recorded target), and the post-session search index
+/// of the recording written. Streams: `base64 -w 76` lines (BENCH_TEXT=1)
+/// and zeros (the binary default), in 32 KiB chunks (one SSH packet).
+///
+///   cargo test --release --test bench_recorder -- --ignored --nocapture text_paths
+#[test]
+#[ignore = "benchmark: run on demand with --ignored --nocapture"]
+fn text_paths() {
+    use portcullis::castfile::binary::{Piece, Segmenter};
+    let total: usize = std::env::var("BENCH_MIB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(512)
+        << 20;
+    let mut b64 = Vec::new();
+    // base64 of zeros is "A" lines; mix it up so the line is not one byte.
+    let mut x: u32 = 1;
+    while b64.len() < 32 * 1024 {
+        for _ in 0..76 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            b64.push(alphabet[(x >> 26) as usize]);
+        }
+        b64.push(b'\n');
+    }
+    b64.truncate(32 * 1024);
+    let zeros = vec![0u8; 32 * 1024];
+    // What a pty gives sshd per read: at most 4095 bytes, lines end "\r\n".
+    let mut pty = Vec::new();
+    for line in b64.split(|&b| b == b'\n') {
+        pty.extend_from_slice(line);
+        pty.extend_from_slice(b"\r\n");
+    }
+    pty.truncate(4095);
+    let header = Header {
+        width: 80,
+        height: 24,
+        timestamp: 0,
+        env: Default::default(),
+        title: None,
+        portcullis: None,
+    };
+    for (name, chunk) in [("text", &b64), ("pty", &pty), ("zeros", &zeros)] {
+        let gib = total as f64 / (1u64 << 30) as f64;
+        // Segmenter alone: the metadata-only path.
+        let mut seg = Segmenter::new("output");
+        let start = Instant::now();
+        let mut sent = 0;
+        let mut pieces = 0usize;
+        let cpu0 = thread_cpu();
+        while sent < total {
+            seg.push::<()>(chunk, &mut |p| {
+                if let Piece::Text(t) = p {
+                    pieces += t.len();
+                }
+                Ok(())
+            })
+            .unwrap();
+            sent += chunk.len();
+        }
+        seg.finish::<()>(&mut |_| Ok(())).unwrap();
+        let seg_s = start.elapsed().as_secs_f64() / gib;
+        let seg_c = (thread_cpu() - cpu0) / gib;
+        // Segmenter plus writer: the recorded path.
+        let dir = tempfile::tempdir().unwrap();
+        let key = portcullis::castfile::load_or_create(&dir.path().join("k")).unwrap();
+        let mut w = RecordingWriter::create(dir.path(), "bench", &header, &key).unwrap();
+        let mut seg = Segmenter::new("output");
+        let start = Instant::now();
+        let mut sent = 0;
+        let mut t = 0.0;
+        let cpu0 = thread_cpu();
+        while sent < total {
+            seg.push(chunk, &mut |p| match p {
+                Piece::Text(b) => w.event(t, EventKind::Output, b),
+                Piece::Started(m) => w.marker(t, &m),
+                Piece::Ended(s) => w.marker(t, &s.line(true)),
+            })
+            .unwrap();
+            t += 0.0001;
+            sent += chunk.len();
+        }
+        w.checkpoint(0).unwrap();
+        let rec_s = start.elapsed().as_secs_f64() / gib;
+        let rec_c = (thread_cpu() - cpu0) / gib;
+        let cast = w.cast_path().to_owned();
+        let size = std::fs::metadata(&cast).unwrap().len();
+        let start = Instant::now();
+        let cpu0 = thread_cpu();
+        let _ = portcullis::castfile::words::of_cast(&cast).unwrap();
+        let index_s = start.elapsed().as_secs_f64() / gib;
+        let index_c = (thread_cpu() - cpu0) / gib;
+        println!(
+            "{name}: s/GiB of stream, CPU (wall): segmenter {seg_c:.3} ({seg_s:.3}), \
+             segmenter+writer {rec_c:.3} ({rec_s:.3}), recording costs {:.3} CPU over \
+             metadata-only; search index afterwards {index_c:.3} ({index_s:.3}); \
+             recording {:.3}x the stream ({pieces} text bytes)",
+            rec_c - seg_c,
+            size as f64 / total as f64
+        );
+    }
+}
+
+/// CPU seconds (user + system) this thread has used.
+fn thread_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}

@@ -124,11 +124,10 @@ pub(crate) fn event_line(time: f64, kind: EventKind, data: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Writes the event line into a reused buffer: the recorder's hot path, so
-/// no intermediate strings.
+/// Appends the event line to `out`: the recorder's hot path, so no
+/// intermediate strings.
 pub(crate) fn event_line_into(out: &mut Vec<u8>, time: f64, kind: EventKind, data: &str) {
     use std::io::Write;
-    out.clear();
     // Writing to a Vec cannot fail.
     let _ = write!(out, "[{time:.6}, \"{}\", ", kind.code());
     super::escape::json_string_into(out, data);

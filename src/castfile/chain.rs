@@ -1,10 +1,24 @@
 //! The recording writer and the integrity chain beside each `.cast`.
 //!
-//! Chain: h_0 = SHA-256("portcullis-cast-v1" || header line), then
-//! h_i = SHA-256(h_{i-1} || event line i), each line with its `'\n'`.
+//! Chain, by the format named in the `.chain` start record (each line with
+//! its `'\n'`; `FORMAT` is the name's bytes):
+//!
+//! - `portcullis-cast-v2` (written since issue 20): h_0 = BLAKE3(FORMAT ||
+//!   header line), then h_i = BLAKE3(h_{i-1} || BLAKE3(event line i)). Each
+//!   line is hashed on its own, whole, so BLAKE3 hashes its 1 KiB chunks in
+//!   parallel (SIMD); chaining is then one 64-byte block. About 2x faster
+//!   than SHA-256 (with the CPU's SHA extensions) on 4 KiB lines, 4x on
+//!   32 KiB ones: SHA-256 was a fifth of the bastion's CPU recording text.
+//! - `portcullis-cast-v1` (still verified and recovered): h_0 =
+//!   SHA-256(FORMAT || header line), then h_i = SHA-256(h_{i-1} || event line i).
+//!
+//! The JSON field that carries h_i keeps its name `sha256` in both formats
+//! (chain records, trailer, database rows), so readers of the field need
+//! no change; its value is whatever the format computes.
+//!
 //! The `.chain` file holds JSON lines:
 //!
-//! - `{"type":"start","format":"portcullis-cast-v1","sha256":hex(h_0)}`
+//! - `{"type":"start","format":FORMAT,"sha256":hex(h_0)}`
 //! - `{"type":"checkpoint","events":N,"cast_bytes":B,"sha256":hex(h_N),"at":ms,"lines":b64,"sig":b64}`
 //!   where `lines` (optional) is the first 4 bytes of every h_i since the
 //!   previous checkpoint: it costs no extra hashing and lets the verifier
@@ -19,8 +33,8 @@
 //! finished (the bastion was killed) is then tamper-evident up to its last
 //! checkpoint even before recovery seals it, since whoever edits it cannot
 //! re-sign the checkpoints. The trailer commits to the cast (`sha256` = h_N)
-//! and to every chain byte before it (`chain_sha256`), so a change to any
-//! byte of either file fails verification.
+//! and to every chain byte before it (`chain_sha256`, SHA-256 in both
+//! formats), so a change to any byte of either file fails verification.
 
 use super::cast::{EventKind, Header, MAX_EVENT_TEXT, event_line_into, header_line};
 use super::sign::public_base64;
@@ -32,7 +46,7 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -40,7 +54,57 @@ pub use super::verify::{
     VerifyReport, Witness, seal_cut_short, seal_cut_short_witnessed, verify, verify_witnessed,
 };
 
-pub(crate) const FORMAT: &str = "portcullis-cast-v1";
+/// The chain format a recording is written and verified with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// SHA-256 over each line: every recording before issue 20.
+    V1,
+    /// BLAKE3 of each line, chained (what the writer writes).
+    V2,
+}
+
+impl Format {
+    /// The format new recordings are written in.
+    pub const CURRENT: Format = Format::V2;
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::V1 => "portcullis-cast-v1",
+            Format::V2 => "portcullis-cast-v2",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Format> {
+        [Format::V1, Format::V2]
+            .into_iter()
+            .find(|f| f.name() == name)
+    }
+
+    /// H(a || b), the chain's hash.
+    fn hash(self, a: &[u8], b: &[u8]) -> [u8; 32] {
+        match self {
+            Format::V1 => Sha256::new()
+                .chain_update(a)
+                .chain_update(b)
+                .finalize()
+                .into(),
+            Format::V2 => {
+                let mut h = blake3::Hasher::new();
+                h.update(a);
+                h.update(b);
+                *h.finalize().as_bytes()
+            }
+        }
+    }
+
+    /// The next chain value after `line`.
+    fn link(self, prev: &[u8; 32], line: &[u8]) -> [u8; 32] {
+        match self {
+            Format::V1 => self.hash(prev, line),
+            Format::V2 => self.hash(prev, blake3::hash(line).as_bytes()),
+        }
+    }
+}
 /// Tags per checkpoint past which `lines` is left out, to keep a chain line
 /// far below the reader's 1 MiB bound (65536 tags ≈ 350 KB of base64).
 pub(crate) const MAX_TAGS: usize = 65_536;
@@ -49,20 +113,17 @@ pub(crate) const TAG_LEN: usize = 4;
 /// The running chain: what a checkpoint or trailer commits to.
 #[derive(Debug, Clone)]
 pub(crate) struct ChainState {
+    pub format: Format,
     pub h: [u8; 32],
     pub events: u64,
     pub bytes: u64,
 }
 
 impl ChainState {
-    pub fn start(header_line: &[u8]) -> Self {
-        let h = Sha256::new()
-            .chain_update(FORMAT.as_bytes())
-            .chain_update(header_line)
-            .finalize()
-            .into();
+    pub fn start(format: Format, header_line: &[u8]) -> Self {
         ChainState {
-            h,
+            format,
+            h: format.hash(format.name().as_bytes(), header_line),
             events: 0,
             bytes: header_line.len() as u64,
         }
@@ -70,11 +131,7 @@ impl ChainState {
 
     /// Chains one event line (with its `'\n'`); returns its tag.
     pub fn push(&mut self, line: &[u8]) -> [u8; TAG_LEN] {
-        self.h = Sha256::new()
-            .chain_update(self.h)
-            .chain_update(line)
-            .finalize()
-            .into();
+        self.h = self.format.link(&self.h, line);
         self.events += 1;
         self.bytes += line.len() as u64;
         [self.h[0], self.h[1], self.h[2], self.h[3]]
@@ -163,7 +220,7 @@ pub(crate) fn paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
 
 pub(crate) fn start_line(state: &ChainState) -> Result<String> {
     let rec = Record::Start {
-        format: FORMAT.to_owned(),
+        format: state.format.name().to_owned(),
         sha256: state.hex(),
     };
     record_line(&rec)
@@ -177,7 +234,7 @@ pub(crate) fn checkpoint_line(
     at_ms: i64,
     key: &SigningKey,
 ) -> Result<(Checkpoint, String)> {
-    let message = checkpoint_message(state.events, state.bytes, &state.hex(), at_ms);
+    let message = checkpoint_message(state.format, state.events, state.bytes, &state.hex(), at_ms);
     let rec = Record::Checkpoint {
         events: state.events,
         cast_bytes: state.bytes,
@@ -197,8 +254,15 @@ pub(crate) fn checkpoint_line(
 
 /// What a checkpoint's signature covers: the format, then every field that
 /// commits to the recording, in a fixed text layout (never re-serialised JSON).
-pub(crate) fn checkpoint_message(events: u64, cast_bytes: u64, sha256: &str, at_ms: i64) -> String {
-    format!("{FORMAT} checkpoint {events} {cast_bytes} {sha256} {at_ms}")
+pub(crate) fn checkpoint_message(
+    format: Format,
+    events: u64,
+    cast_bytes: u64,
+    sha256: &str,
+    at_ms: i64,
+) -> String {
+    let format = format.name();
+    format!("{format} checkpoint {events} {cast_bytes} {sha256} {at_ms}")
 }
 
 fn record_line(rec: &Record) -> Result<String> {
@@ -267,7 +331,7 @@ fn create_private(path: &Path) -> Result<File> {
 /// the recording is then closed by [`seal_cut_short`], which keeps what was
 /// made durable.
 pub struct RecordingWriter {
-    cast: BufWriter<File>,
+    cast: File,
     cast_path: PathBuf,
     chain: ChainFile,
     state: ChainState,
@@ -280,18 +344,34 @@ pub struct RecordingWriter {
     input: Utf8Carry,
     session: String,
     key: SigningKey,
-    /// Reused for every event line.
-    line: Vec<u8>,
+    /// Event lines not yet handed to the file, built in place (escaped
+    /// straight into it, hashed there): one copy of the text, not two. It
+    /// starts empty, so an idle channel holds no buffer.
+    pending: Vec<u8>,
 }
+
+/// Pending event bytes past which they are written to the file.
+const WRITE_AT: usize = 64 * 1024;
 
 impl RecordingWriter {
     /// Creates `<dir>/<name>.cast` and `<dir>/<name>.chain` (both new, mode
     /// 0600) and makes the header and the chain start durable.
     pub fn create(dir: &Path, name: &str, header: &Header, key: &SigningKey) -> Result<Self> {
+        Self::create_in(Format::CURRENT, dir, name, header, key)
+    }
+
+    /// [`Self::create`] in a given chain format (tests write the old one).
+    pub(crate) fn create_in(
+        format: Format,
+        dir: &Path,
+        name: &str,
+        header: &Header,
+        key: &SigningKey,
+    ) -> Result<Self> {
         let (cast_path, chain_path) = paths(dir, name);
         let session = header.portcullis.as_ref().map(|m| m.session.clone());
         let header = header_line(header)?;
-        let state = ChainState::start(header.as_bytes());
+        let state = ChainState::start(format, header.as_bytes());
         let mut cast = create_private(&cast_path)?;
         append_durable(&mut cast, &cast_path, &header)?;
         let mut chain = ChainFile {
@@ -305,7 +385,7 @@ impl RecordingWriter {
             .and_then(|d| d.sync_all())
             .map_err(io_err(dir))?;
         Ok(RecordingWriter {
-            cast: BufWriter::with_capacity(64 * 1024, cast),
+            cast,
             cast_path,
             chain,
             state,
@@ -317,7 +397,7 @@ impl RecordingWriter {
             input: Utf8Carry::default(),
             session: session.unwrap_or_default(),
             key: key.clone(),
-            line: Vec::with_capacity(64 * 1024),
+            pending: Vec::new(),
         })
     }
 
@@ -358,21 +438,21 @@ impl RecordingWriter {
         if time.is_finite() && time > self.last_time {
             self.last_time = time;
         }
-        let mut line = std::mem::take(&mut self.line);
         for part in split_text(text, MAX_EVENT_TEXT) {
-            event_line_into(&mut line, self.last_time, kind, part);
-            if let Err(e) = self.cast.write_all(&line) {
-                self.line = line;
-                return Err(io_err(&self.cast_path)(e));
-            }
-            let tag = self.state.push(&line);
+            let from = self.pending.len();
+            event_line_into(&mut self.pending, self.last_time, kind, part);
+            let tag = self
+                .state
+                .push(self.pending.get(from..).unwrap_or_default());
             if self.tags.len() < MAX_TAGS * TAG_LEN {
                 self.tags.extend_from_slice(&tag);
             } else {
                 self.tags_complete = false;
             }
+            if self.pending.len() >= WRITE_AT {
+                self.flush()?;
+            }
         }
-        self.line = line;
         Ok(())
     }
 
@@ -380,18 +460,24 @@ impl RecordingWriter {
     /// checkpoint): readers following the recording (the live view) see
     /// them now instead of at the next checkpoint.
     pub fn flush(&mut self) -> Result<()> {
-        self.cast.flush().map_err(io_err(&self.cast_path))
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let written = self.cast.write_all(&self.pending);
+        self.pending.clear();
+        // A burst's buffer is not kept by a channel that went quiet.
+        if self.pending.capacity() > 4 * WRITE_AT {
+            self.pending = Vec::new();
+        }
+        written.map_err(io_err(&self.cast_path))
     }
 
     /// Makes every event so far durable, then appends a durable checkpoint.
     /// A checkpoint with no new event since the last one is not written
     /// again (idle sessions would otherwise fsync every second for nothing).
     pub fn checkpoint(&mut self, now_unix_ms: i64) -> Result<Checkpoint> {
-        self.cast.flush().map_err(io_err(&self.cast_path))?;
-        self.cast
-            .get_ref()
-            .sync_data()
-            .map_err(io_err(&self.cast_path))?;
+        self.flush()?;
+        self.cast.sync_data().map_err(io_err(&self.cast_path))?;
         if self.last_checkpoint == Some(self.state.events) {
             // Nothing new: no line, and no signature to compute.
             return Ok(Checkpoint {
@@ -433,6 +519,16 @@ impl RecordingWriter {
         let trailer = build_trailer(self.session.clone(), &cp, chain_sha256, info, false);
         self.chain.seal(&trailer, &self.key)?;
         Ok(trailer)
+    }
+}
+
+impl Drop for RecordingWriter {
+    /// Events written but not yet handed to the file go to it (not durably),
+    /// as a buffered writer's would: recovery keeps whatever whole lines reach
+    /// the file. A write error here has nowhere to go; recovery reports the
+    /// recording as cut short either way.
+    fn drop(&mut self) {
+        let _ = self.flush();
     }
 }
 

@@ -3,7 +3,7 @@
 //! count reaches them. The first disagreement is the problem.
 
 use super::cast::{Header, LineEnd, parse_header, parse_line, read_line_bounded};
-use super::chain::{ChainState, FORMAT, Record, TAG_LEN, checkpoint_message};
+use super::chain::{ChainState, Format, Record, TAG_LEN, checkpoint_message};
 use super::chain_reader::{ChainItem, ChainReader, SignedTrailer};
 use super::sign::public_base64;
 use super::verify::Witness;
@@ -70,7 +70,9 @@ impl<'a> Scan<'a> {
         let mut reader = BufReader::new(File::open(cast).map_err(io_err(cast))?);
         let mut buf = Vec::new();
         let end = read_line_bounded(&mut reader, &mut buf).map_err(io_err(cast))?;
-        let initial = ChainState::start(&buf);
+        // The start record names the format; until it is read (or when
+        // recovery must write it) the current one.
+        let initial = ChainState::start(Format::CURRENT, &buf);
         let mut scan = Scan {
             witness,
             // A row with no checkpoint stored yet (an open recording's first
@@ -123,8 +125,15 @@ impl<'a> Scan<'a> {
         let missing = self.chain.reader.is_none();
         let problem = match self.chain.next()? {
             ChainItem::Record(_, Record::Start { format, sha256 }) => {
-                if format != FORMAT {
-                    Some(format!("chain format {format:?} is not {FORMAT}"))
+                let known = Format::parse(&format);
+                if let Some(f) = known.filter(|f| *f != self.initial.format) {
+                    self.initial = ChainState::start(f, header_line);
+                    self.state = self.initial.clone();
+                }
+                if known.is_none() {
+                    Some(format!(
+                        "chain format {format:?} is not one this bastion knows"
+                    ))
                 } else if sha256 != self.initial.hex() {
                     Some("header line was modified (chain start mismatch)".to_owned())
                 } else {
@@ -213,7 +222,8 @@ impl<'a> Scan<'a> {
         let ordinal = self.read_checkpoints;
         match (sig, self.checkpoint_key) {
             (Some(sig), Some(key)) => {
-                let message = checkpoint_message(events, cast_bytes, &sha256, at);
+                let message =
+                    checkpoint_message(self.state.format, events, cast_bytes, &sha256, at);
                 if !signature_holds(key, message.as_bytes(), &sig) {
                     return Err(format!(
                         "chain line {l}: checkpoint {ordinal} is not signed by this key (edited, or another bastion's)"

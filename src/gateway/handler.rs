@@ -176,58 +176,68 @@ impl Connection {
 impl Handler for Connection {
     type Error = russh::Error;
 
+    // The authentication callbacks run their future boxed (`Box::pin`):
+    // russh awaits each callback inside its session loop, whose state
+    // machine is otherwise as large as the largest callback future, for
+    // the whole life of the connection, idle or not (issue 20: memory per
+    // idle session). Logins pay one allocation each; `data` stays inline.
+
     async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
         let span = self.shared.span.clone();
-        async {
-            if self.jump.is_some() {
-                return Ok(self.jump_auth(user).await);
+        Box::pin(
+            async {
+                if self.jump.is_some() {
+                    return Ok(self.jump_auth(user).await);
+                }
+                // The probe every OpenSSH client sends first: answered at once.
+                self.bind_username(user);
+                Ok(Auth::Reject {
+                    proceed_with_methods: Some(first_factor_methods(&self.app.config)),
+                    partial_success: false,
+                })
             }
-            // The probe every OpenSSH client sends first: answered at once.
-            self.bind_username(user);
-            Ok(Auth::Reject {
-                proceed_with_methods: Some(first_factor_methods(&self.app.config)),
-                partial_success: false,
-            })
-        }
-        .instrument(span)
+            .instrument(span),
+        )
         .await
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
         let span = self.shared.span.clone();
-        async {
-            if self.jump.is_some() {
-                return Ok(self.jump_auth(user).await);
-            }
-            let start = Instant::now();
-            if let Some(answer) = self.password_after_key(user) {
-                return Ok(answer);
-            }
-            self.bind_username(user);
-            let Some(req) = self.parse(user) else {
-                return Ok(self.rejected(start).await);
-            };
-            if self.throttled(&req) {
-                return Ok(self.rejected(start).await);
-            }
-            let rec = self.lookup(&req).await;
-            let stored = rec.as_ref().and_then(|r| r.password_hash.clone());
-            let ok = match self.app.passwords.verify(stored, password).await {
-                Ok(ok) => ok,
-                Err(e) => {
-                    tracing::warn!(source = %self.peer, error = %e, "password check shed");
-                    false
+        Box::pin(
+            async {
+                if self.jump.is_some() {
+                    return Ok(self.jump_auth(user).await);
                 }
-            };
-            Ok(match (ok, rec) {
-                (true, Some(rec)) => {
-                    self.first_factor_ok(user, req, rec, "password", start)
-                        .await
+                let start = Instant::now();
+                if let Some(answer) = self.password_after_key(user) {
+                    return Ok(answer);
                 }
-                _ => self.failed(&req, "password", Stage::Before, start).await,
-            })
-        }
-        .instrument(span)
+                self.bind_username(user);
+                let Some(req) = self.parse(user) else {
+                    return Ok(self.rejected(start).await);
+                };
+                if self.throttled(&req) {
+                    return Ok(self.rejected(start).await);
+                }
+                let rec = self.lookup(&req).await;
+                let stored = rec.as_ref().and_then(|r| r.password_hash.clone());
+                let ok = match self.app.passwords.verify(stored, password).await {
+                    Ok(ok) => ok,
+                    Err(e) => {
+                        tracing::warn!(source = %self.peer, error = %e, "password check shed");
+                        false
+                    }
+                };
+                Ok(match (ok, rec) {
+                    (true, Some(rec)) => {
+                        self.first_factor_ok(user, req, rec, "password", start)
+                            .await
+                    }
+                    _ => self.failed(&req, "password", Stage::Before, start).await,
+                })
+            }
+            .instrument(span),
+        )
         .await
     }
 
@@ -237,32 +247,33 @@ impl Handler for Connection {
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
         let span = self.shared.span.clone();
-        async {
-            if self.jump.is_some() {
-                return Ok(Auth::Accept);
+        Box::pin(
+            async {
+                if self.jump.is_some() {
+                    return Ok(Auth::Accept);
+                }
+                // Only tells the client whether signing is worth it; proves nothing
+                // and changes no state.
+                let start = Instant::now();
+                let Some(req) = self.parse(user) else {
+                    return Ok(self.rejected(start).await);
+                };
+                if self.throttled(&req) {
+                    return Ok(self.rejected(start).await);
+                }
+                // An offer to sign with SHA-1 (`ssh-rsa`) gets no PK_OK.
+                let known = super::keys::strong_signature(offer.algorithm)
+                    && self.lookup(&req).await.is_some_and(|u| {
+                        super::keys::matches_any(offer.public_key, &u.public_keys)
+                    });
+                Ok(if known {
+                    Auth::Accept
+                } else {
+                    self.rejected(start).await
+                })
             }
-            // Only tells the client whether signing is worth it; proves nothing
-            // and changes no state.
-            let start = Instant::now();
-            let Some(req) = self.parse(user) else {
-                return Ok(self.rejected(start).await);
-            };
-            if self.throttled(&req) {
-                return Ok(self.rejected(start).await);
-            }
-            // An offer to sign with SHA-1 (`ssh-rsa`) gets no PK_OK.
-            let known = super::keys::strong_signature(offer.algorithm)
-                && self
-                    .lookup(&req)
-                    .await
-                    .is_some_and(|u| super::keys::matches_any(offer.public_key, &u.public_keys));
-            Ok(if known {
-                Auth::Accept
-            } else {
-                self.rejected(start).await
-            })
-        }
-        .instrument(span)
+            .instrument(span),
+        )
         .await
     }
 
@@ -272,31 +283,33 @@ impl Handler for Connection {
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
         let span = self.shared.span.clone();
-        async {
-            if self.jump.is_some() {
-                return Ok(self.jump_auth(user).await);
-            }
-            // russh calls this only after the signature verified.
-            let start = Instant::now();
-            self.bind_username(user);
-            let Some(req) = self.parse(user) else {
-                return Ok(self.rejected(start).await);
-            };
-            if self.throttled(&req) {
-                return Ok(self.rejected(start).await);
-            }
-            Ok(match self.lookup(&req).await {
-                Some(rec)
-                    if super::keys::strong_signature(key.algorithm)
-                        && super::keys::matches_any(key.public_key, &rec.public_keys) =>
-                {
-                    self.first_factor_ok(user, req, rec, "publickey", start)
-                        .await
+        Box::pin(
+            async {
+                if self.jump.is_some() {
+                    return Ok(self.jump_auth(user).await);
                 }
-                _ => self.failed(&req, "publickey", Stage::Before, start).await,
-            })
-        }
-        .instrument(span)
+                // russh calls this only after the signature verified.
+                let start = Instant::now();
+                self.bind_username(user);
+                let Some(req) = self.parse(user) else {
+                    return Ok(self.rejected(start).await);
+                };
+                if self.throttled(&req) {
+                    return Ok(self.rejected(start).await);
+                }
+                Ok(match self.lookup(&req).await {
+                    Some(rec)
+                        if super::keys::strong_signature(key.algorithm)
+                            && super::keys::matches_any(key.public_key, &rec.public_keys) =>
+                    {
+                        self.first_factor_ok(user, req, rec, "publickey", start)
+                            .await
+                    }
+                    _ => self.failed(&req, "publickey", Stage::Before, start).await,
+                })
+            }
+            .instrument(span),
+        )
         .await
     }
 
@@ -307,14 +320,16 @@ impl Handler for Connection {
         response: Option<Response<'a>>,
     ) -> Result<Auth, Self::Error> {
         let span = self.shared.span.clone();
-        async {
-            if self.jump.is_some() {
-                return Ok(self.jump_auth(user).await);
+        Box::pin(
+            async {
+                if self.jump.is_some() {
+                    return Ok(self.jump_auth(user).await);
+                }
+                self.bind_username(user);
+                Ok(self.second_factor(user, response).await)
             }
-            self.bind_username(user);
-            Ok(self.second_factor(user, response).await)
-        }
-        .instrument(span)
+            .instrument(span),
+        )
         .await
     }
 

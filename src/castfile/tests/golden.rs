@@ -1,9 +1,15 @@
-//! The golden recording in `proto-fixtures/recordings/`: it verifies, our
-//! writer still produces it byte for byte, and a tampered copy fails.
+//! The golden recordings in `proto-fixtures/recordings/`, one per chain
+//! format (`golden` is portcullis-cast-v1, SHA-256, as every recording
+//! before issue 20; `golden-v2` is BLAKE3): each verifies, our writer still
+//! produces it byte for byte, and a tampered copy fails.
 //! Regenerate (after a deliberate format change) with
 //! `PORTCULLIS_WRITE_GOLDEN=1 cargo test --lib castfile::tests::golden::write_golden -- --ignored`.
 
 use super::*;
+use crate::castfile::chain::Format;
+
+/// Each golden recording's name and chain format.
+const GOLDEN: [(&str, Format); 2] = [("golden", Format::V1), ("golden-v2", Format::V2)];
 
 /// The fixed test seed; never a real key.
 const SEED: &[u8; 32] = b"portcullis-golden-test-seed-0001";
@@ -41,9 +47,10 @@ impl Feed {
 
 /// A short shell session: an echoed command, a character split across two
 /// packets, a resize, a sudo password (masked) and a marker.
-fn make_golden(dir: &Path) -> Trailer {
+fn make_golden(dir: &Path, name: &str, format: Format) -> Trailer {
     let key = SigningKey::from_bytes(SEED);
-    let w = RecordingWriter::create(dir, "golden", &header("golden-0001"), &key).expect("create");
+    let w = RecordingWriter::create_in(format, dir, name, &header("golden-0001"), &key)
+        .expect("create");
     let mut f = Feed {
         w,
         m: InputMasker::new(),
@@ -82,27 +89,37 @@ fn make_golden(dir: &Path) -> Trailer {
 fn golden_recording_verifies() {
     let dir = fixtures();
     let public = load_public(&dir.join("golden.pub").display().to_string()).expect("golden.pub");
-    let report =
-        verify(&dir.join("golden.cast"), &dir.join("golden.chain"), &public).expect("verify");
-    assert!(report.ok, "{report:?}");
-    assert_eq!(report.session.as_deref(), Some("golden-0001"));
-    let cast = std::fs::read_to_string(dir.join("golden.cast")).expect("read");
-    assert!(!cast.contains("hunter2"));
-    assert!(cast.contains("[hidden input: 7 chars]\\r"));
-    assert!(cast.contains("\u{2713} report.pdf"));
+    for (name, format) in GOLDEN {
+        let (cast, chain) = (format!("{name}.cast"), format!("{name}.chain"));
+        let report = verify(&dir.join(&cast), &dir.join(&chain), &public).expect("verify");
+        assert!(report.ok, "{name}: {report:?}");
+        assert_eq!(report.session.as_deref(), Some("golden-0001"));
+        let text = std::fs::read_to_string(dir.join(&chain)).expect("read");
+        assert!(text.contains(format.name()), "{name}: {text}");
+        let cast = std::fs::read_to_string(dir.join(&cast)).expect("read");
+        assert!(!cast.contains("hunter2"));
+        assert!(cast.contains("[hidden input: 7 chars]\\r"));
+        assert!(cast.contains("\u{2713} report.pdf"));
+    }
+    // The same events: only the chain differs between the formats.
+    let v1 = std::fs::read(dir.join("golden.cast")).expect("v1");
+    let v2 = std::fs::read(dir.join("golden-v2.cast")).expect("v2");
+    assert_eq!(v1, v2);
 }
 
 #[test]
 fn golden_recording_is_reproduced_byte_for_byte() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    make_golden(tmp.path());
-    for file in ["golden.cast", "golden.chain"] {
-        let made = std::fs::read(tmp.path().join(file)).expect("made");
-        let fixture = std::fs::read(fixtures().join(file)).expect("fixture");
-        assert!(
-            made == fixture,
-            "{file} differs from the fixture: the format changed"
-        );
+    for (name, format) in GOLDEN {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        make_golden(tmp.path(), name, format);
+        for file in [format!("{name}.cast"), format!("{name}.chain")] {
+            let made = std::fs::read(tmp.path().join(&file)).expect("made");
+            let fixture = std::fs::read(fixtures().join(&file)).expect("fixture");
+            assert!(
+                made == fixture,
+                "{file} differs from the fixture: the format changed"
+            );
+        }
     }
     let public = public_base64(&SigningKey::from_bytes(SEED).verifying_key());
     let fixture = std::fs::read_to_string(fixtures().join("golden.pub")).expect("pub");
@@ -111,17 +128,24 @@ fn golden_recording_is_reproduced_byte_for_byte() {
 
 #[test]
 fn a_tampered_golden_copy_fails() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    for file in ["golden.cast", "golden.chain"] {
-        std::fs::copy(fixtures().join(file), tmp.path().join(file)).expect("copy");
+    for (name, _) in GOLDEN {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        for file in [format!("{name}.cast"), format!("{name}.chain")] {
+            std::fs::copy(fixtures().join(&file), tmp.path().join(&file)).expect("copy");
+        }
+        let cast = tmp.path().join(format!("{name}.cast"));
+        let text = std::fs::read_to_string(&cast).expect("read");
+        std::fs::write(&cast, text.replace("uid=0(root)", "uid=7(user)")).expect("write");
+        let public =
+            load_public(&fixtures().join("golden.pub").display().to_string()).expect("pub");
+        let chain = tmp.path().join(format!("{name}.chain"));
+        let report = verify(&cast, &chain, &public).expect("verify");
+        let problem = report.problem.unwrap_or_default();
+        assert!(
+            !report.ok && problem.contains("was modified"),
+            "{name}: {problem}"
+        );
     }
-    let cast = tmp.path().join("golden.cast");
-    let text = std::fs::read_to_string(&cast).expect("read");
-    std::fs::write(&cast, text.replace("uid=0(root)", "uid=7(user)")).expect("write");
-    let public = load_public(&fixtures().join("golden.pub").display().to_string()).expect("pub");
-    let report = verify(&cast, &tmp.path().join("golden.chain"), &public).expect("verify");
-    let problem = report.problem.unwrap_or_default();
-    assert!(!report.ok && problem.contains("was modified"), "{problem}");
 }
 
 #[test]
@@ -131,10 +155,12 @@ fn write_golden() {
         return;
     }
     let dir = fixtures();
-    for file in ["golden.cast", "golden.chain", "golden.pub"] {
-        let _ = std::fs::remove_file(dir.join(file));
+    for (name, format) in GOLDEN {
+        for file in [format!("{name}.cast"), format!("{name}.chain")] {
+            let _ = std::fs::remove_file(dir.join(file));
+        }
+        make_golden(&dir, name, format);
     }
-    make_golden(&dir);
     let public = public_base64(&SigningKey::from_bytes(SEED).verifying_key());
     std::fs::write(dir.join("golden.pub"), format!("{public}\n")).expect("pub");
 }

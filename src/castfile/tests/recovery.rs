@@ -1,6 +1,7 @@
 //! Crash recovery: `seal_cut_short` on what a killed recorder leaves behind.
 
 use super::*;
+use crate::castfile::chain::Format;
 use std::io::Write;
 
 fn append(path: &Path, bytes: &[u8]) {
@@ -100,13 +101,19 @@ fn recovery_refuses_a_closed_recording() {
 /// change an event, then recompute the whole chain, every checkpoint's hash,
 /// byte count and line tags. `strip` also drops the checkpoint signatures.
 fn edit_and_rechain(rec: &Rec, strip: bool) {
+    edit_and_rechain_as(rec, strip, Format::CURRENT);
+}
+
+/// [`edit_and_rechain`], the chain recomputed in `format` (and the start
+/// record saying so): a downgrade to an older chain must not help.
+fn edit_and_rechain_as(rec: &Rec, strip: bool, format: Format) {
     use crate::castfile::chain::ChainState;
     use base64::Engine as _;
     let mut cast = lines(&rec.cast);
     assert!(cast[1].contains("line 0"), "{}", cast[1]);
     cast[1] = cast[1].replace("line 0", "LINE 0");
     put_lines(&rec.cast, &cast);
-    let mut state = ChainState::start(cast[0].as_bytes());
+    let mut state = ChainState::start(format, cast[0].as_bytes());
     let mut after = Vec::new();
     for l in &cast[1..] {
         let tag = state.push(l.as_bytes());
@@ -116,6 +123,12 @@ fn edit_and_rechain(rec: &Rec, strip: bool) {
     let mut prev = 0;
     for line in chain.iter_mut() {
         let mut v: serde_json::Value = serde_json::from_str(line).expect("json");
+        if v["type"] == "start" {
+            v["format"] = format.name().into();
+            v["sha256"] = ChainState::start(format, cast[0].as_bytes()).hex().into();
+            *line = format!("{}\n", serde_json::to_string(&v).expect("json"));
+            continue;
+        }
         if v["type"] != "checkpoint" {
             continue;
         }
@@ -134,6 +147,31 @@ fn edit_and_rechain(rec: &Rec, strip: bool) {
         prev = n;
     }
     put_lines(&rec.chain, &chain);
+}
+
+#[test]
+fn a_chain_rewritten_in_the_old_format_is_not_sealed_over() {
+    // A downgrade: the edited recording re-chained as portcullis-cast-v1
+    // (SHA-256), start record included. The signatures name the format.
+    let rec = unfinished(12, drop);
+    edit_and_rechain_as(&rec, false, Format::V1);
+    let err = seal(&rec).expect_err("recovery signed over a downgraded chain");
+    assert!(
+        err.to_string().contains("is not signed by this key"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unknown_chain_format_is_refused() {
+    let rec = finished(3);
+    let mut chain = lines(&rec.chain);
+    assert!(chain[0].contains(Format::CURRENT.name()), "{}", chain[0]);
+    chain[0] = chain[0].replace(Format::CURRENT.name(), "portcullis-cast-v9");
+    put_lines(&rec.chain, &chain);
+    let p = problem(&rec);
+    assert!(p.contains("is not one this bastion knows"), "{p}");
+    assert!(seal(&rec).is_err());
 }
 
 #[test]

@@ -16,8 +16,8 @@ mod duration;
 mod jump;
 mod limits;
 pub mod lockdown;
-pub mod sso;
 mod ssh;
+pub mod sso;
 mod storage;
 pub use cluster::{ClusterConfig, OnDbOutage};
 pub use console::ConsoleConfig;
@@ -25,8 +25,8 @@ pub use duration::parse_duration;
 pub use jump::JumpConfig;
 pub use limits::Limits;
 pub use lockdown::parse_cidr;
-pub use sso::{SshMode, SsoConfig};
 pub use ssh::SshSettings;
+pub use sso::{SshMode, SsoConfig};
 pub use storage::RecordingsSpace;
 
 #[derive(Debug, thiserror::Error)]

@@ -130,7 +130,16 @@ impl Page {
         let mut ws = self.socket.borrow_mut();
         ws.send(Message::text(msg)).unwrap();
         loop {
-            let m = ws.read().unwrap_or_else(|e| panic!("{method}: {e}"));
+            let m = match ws.read() {
+                Ok(m) => m,
+                // A read with a timeout is never restarted after a signal
+                // (signal(7)); CI saw EINTR here once under load. The frame
+                // buffer survives it, so reading again is safe.
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    continue;
+                }
+                Err(e) => panic!("{method}: {e}"),
+            };
             let Message::Text(t) = m else { continue };
             let v: Value = serde_json::from_str(t.as_str()).unwrap();
             if v["id"] == id {

@@ -33,7 +33,8 @@
 //!   one login each (a code is good once per user per 30 s step, so a
 //!   sustained TOTP rate needs that many users per step). BENCH_LOGIN_PERF=FILE
 //!   records `perf record -g -p <bastion>` over the public-key run and prints
-//!   the top symbols.
+//!   the top symbols; BENCH_LOGIN_RECORDING=metadata makes the target
+//!   metadata-only (no `.cast`/`.chain` created and synced per session).
 
 mod common;
 use common::*;
@@ -687,18 +688,21 @@ fn totp_user(b: &Bastion, i: usize) -> (String, std::path::PathBuf, Vec<u8>) {
 }
 
 fn perf_top(file: &Path) {
-    let out = Command::new("perf")
-        .args(["report", "--no-children", "--sort", "symbol", "--stdio", "-i"])
-        .arg(file)
-        .output();
-    if let Ok(o) = out {
-        eprintln!("perf, bastion, public-key logins (top symbols, self):");
-        for l in text(&o.stdout)
-            .lines()
-            .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
-            .take(12)
-        {
-            eprintln!("  {l}");
+    for (sort, take) in [("dso", 6), ("symbol", 15)] {
+        let out = Command::new("perf")
+            .args(["report", "--no-children", "--sort", sort, "--stdio", "-i"])
+            .arg(file)
+            .output();
+        if let Ok(o) = out {
+            eprintln!("perf, bastion, public-key logins (top by {sort}, self):");
+            for l in text(&o.stdout)
+                .lines()
+                .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+                .take(take)
+            {
+                let l = l.split("  -  ").next().unwrap_or(l).trim_end();
+                eprintln!("  {}", &l[..l.len().min(120)]);
+            }
         }
     }
 }
@@ -715,6 +719,10 @@ fn login_rate() {
     let target_rt = runtime();
     let target = start_target(&target_rt);
     let mut b = bastion(&target, "");
+    // BENCH_LOGIN_RECORDING=metadata: no recording files per session.
+    let recording = std::env::var("BENCH_LOGIN_RECORDING").unwrap_or_else(|_| "full".into());
+    b.admin(&["target", "recording", "web01", &recording]);
+    eprintln!("target recording: {recording}");
     let t_setup = Instant::now();
     let humans: Vec<_> = (0..users).map(|i| totp_user(&b, i)).collect();
     eprintln!(
@@ -736,16 +744,19 @@ fn login_rate() {
             (child, f)
         });
         let load = load_average();
-        let cpu0 = cpu_secs(pid);
+        let me = std::process::id();
+        let (cpu0, own0) = (cpu_secs(pid), cpu_secs(me));
         let (lat, wall) = pubkey_pool(b.port, key.clone(), conc, secs).await;
-        let cpu = cpu_secs(pid) - cpu0;
+        let (cpu, own) = (cpu_secs(pid) - cpu0, cpu_secs(me) - own0);
         let n = lat.len();
         eprintln!(
-            "public key: {n} full proxied sessions in {wall:.1?} at {conc} concurrent: {:.1}/s; latency {}; bastion CPU {:.2} ms per login ({:.2} cores); load {load} -> {}",
+            "public key: {n} full proxied sessions in {wall:.1?} at {conc} concurrent: {:.1}/s; latency {}; bastion CPU {:.2} ms per login ({:.2} cores); load generator + target CPU {:.2} ms per login ({:.2} cores); load {load} -> {}",
             n as f64 / wall.as_secs_f64(),
             summary(lat),
             cpu * 1e3 / n as f64,
             cpu / wall.as_secs_f64(),
+            own * 1e3 / n as f64,
+            own / wall.as_secs_f64(),
             load_average()
         );
         if let Some((mut child, f)) = perf {
@@ -755,7 +766,7 @@ fn login_rate() {
 
         let humans = Arc::new(humans);
         let next = Arc::new(AtomicUsize::new(0));
-        let cpu0 = cpu_secs(pid);
+        let (cpu0, own0) = (cpu_secs(pid), cpu_secs(me));
         let t0 = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..conc.min(users) {
@@ -780,14 +791,15 @@ fn login_rate() {
             lat.extend(l.expect("TOTP task"));
         }
         let wall = t0.elapsed();
-        let cpu = cpu_secs(pid) - cpu0;
+        let (cpu, own) = (cpu_secs(pid) - cpu0, cpu_secs(me) - own0);
         let n = lat.len();
         eprintln!(
-            "public key + TOTP: {n} users, one full proxied session each, in {wall:.1?} at {} concurrent: {:.1}/s; latency {}; bastion CPU {:.2} ms per login; load {}",
+            "public key + TOTP: {n} users, one full proxied session each, in {wall:.1?} at {} concurrent: {:.1}/s; latency {}; bastion CPU {:.2} ms per login; load generator + target {:.2} ms per login; load {}",
             conc.min(users),
             n as f64 / wall.as_secs_f64(),
             summary(lat),
             cpu * 1e3 / n as f64,
+            own * 1e3 / n as f64,
             load_average()
         );
     });

@@ -19,7 +19,8 @@
 //! - `scale_idle_sessions_login_and_kill`: BENCH_SCALE_SESSIONS (10000)
 //!   idle proxied sessions (alice, a service account: public key, no MFA;
 //!   an exec channel, recorded: BENCH_SCALE_RECORDING=full, the default,
-//!   or `metadata`, which holds two fds per session instead of four), opened BENCH_SCALE_OPEN_CONC (32) at a time;
+//!   or `metadata`; either way the bastion holds four fds per session, so
+//!   a hard limit of 20,000 holds about 4,750 with headroom), opened BENCH_SCALE_OPEN_CONC (32) at a time;
 //!   the bastion's VmRSS before/after, KiB per idle session, its fds per
 //!   session; then BENCH_SCALE_PROBES (5) new full logins while all are
 //!   held (goal < 1 s); then the kill switch (lockdown through the admin
@@ -390,7 +391,7 @@ async fn idle_session(
     port: u16,
     key: Arc<russh::keys::PrivateKey>,
     release: CancellationToken,
-) -> Seen {
+) -> Result<Seen, String> {
     let (mut h, seen) = connect(port, release).await;
     let ok = h
         .authenticate_publickey("alice+web01", PrivateKeyWithHashAlg::new(key, None))
@@ -399,18 +400,22 @@ async fn idle_session(
     assert!(ok.success(), "auth refused");
     let mut ch = h.channel_open_session().await.expect("channel");
     ch.exec(true, "idle").await.expect("exec");
+    let mut said = String::new();
     loop {
         match ch.wait().await {
-            Some(ChannelMsg::Data { .. }) => break,
+            Some(ChannelMsg::Data { data }) if data.as_ref() == b"up\n" => break,
+            Some(ChannelMsg::Data { data }) | Some(ChannelMsg::ExtendedData { data, .. }) => {
+                said.push_str(&String::from_utf8_lossy(&data));
+            }
             Some(_) => continue,
-            None => panic!("session closed before it was up"),
+            None => return Err(format!("session closed before it was up: {said:?}")),
         }
     }
     tokio::spawn(async move {
         while ch.wait().await.is_some() {}
         drop(h);
     });
-    seen
+    Ok(seen)
 }
 
 // ---------------------------------------------------------------- setup
@@ -514,8 +519,8 @@ fn scale_idle_sessions_login_and_kill() {
     let soft = raise_nofile();
     // This process holds a client and a target socket per session; the
     // bastion (same limit, inherited) two sockets, plus the `.cast` and
-    // `.chain` it keeps open per recorded channel.
-    let bastion_fds = if recording == "metadata" { 2 } else { 4 };
+    // `.chain` it keeps open per channel (metadata-only recording too).
+    let bastion_fds = 4;
     // Headroom: the kill and the probes open files (audit, recordings' ends).
     let fit = (soft as usize).saturating_sub(1000) / bastion_fds;
     if n > fit {
@@ -564,7 +569,28 @@ fn scale_idle_sessions_login_and_kill() {
             let Some(s) = batch.join_next().await else {
                 break;
             };
-            live.push(s.expect("session task"));
+            match s.expect("session task") {
+                Ok(s) => live.push(s),
+                Err(e) => {
+                    let log = b.log();
+                    let warn: Vec<&str> = log
+                        .lines()
+                        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                        .collect();
+                    eprintln!(
+                        "stopped opening at {} live: {e}; bastion fds {}, last warnings:\n{}",
+                        live.len(),
+                        open_fds(pid),
+                        warn[warn.len().saturating_sub(8)..].join("\n")
+                    );
+                    while let Some(s) = batch.join_next().await {
+                        if let Ok(s) = s.expect("session task") {
+                            live.push(s);
+                        }
+                    }
+                    break;
+                }
+            }
             if live.len() % 1000 == 0 {
                 eprintln!(
                     "  {} live after {:.1?} (bastion RSS {} KiB, load {})",
@@ -576,6 +602,7 @@ fn scale_idle_sessions_login_and_kill() {
             }
         }
         let opened = t_open.elapsed();
+        let n = live.len();
         let cpu_open = cpu_secs(pid) - cpu0;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let (rss1, fds1) = (vm_rss_kib(pid), open_fds(pid));

@@ -501,7 +501,11 @@ async fn lockdown(api_port: u16, token: &str) -> Instant {
         .send()
         .await
         .expect("lock call");
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
     eprintln!("lock API call answered after {:?}", t0.elapsed());
     t0
 }
@@ -709,7 +713,14 @@ fn totp_user(b: &Bastion, i: usize) -> (String, std::path::PathBuf, Vec<u8>) {
         "--key",
         key.with_extension("pub").to_str().unwrap(),
     ]);
-    b.grant(&["--user", name.as_str(), "--target", "web01", "--login", TARGET_USER]);
+    b.grant(&[
+        "--user",
+        name.as_str(),
+        "--target",
+        "web01",
+        "--login",
+        TARGET_USER,
+    ]);
     let secret = enroll_totp(b, &name);
     (name, key, secret)
 }
@@ -752,10 +763,7 @@ fn login_rate() {
     eprintln!("target recording: {recording}");
     let t_setup = Instant::now();
     let humans: Vec<_> = (0..users).map(|i| totp_user(&b, i)).collect();
-    eprintln!(
-        "{users} TOTP users enrolled in {:.1?}",
-        t_setup.elapsed()
-    );
+    eprintln!("{users} TOTP users enrolled in {:.1?}", t_setup.elapsed());
     b.start();
     let pid = b.pid();
     rt.block_on(async {

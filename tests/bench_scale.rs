@@ -296,7 +296,7 @@ impl client::Handler for Client {
         let at = Instant::now();
         let text = match &reason {
             client::DisconnectReason::ReceivedDisconnect(info) => Some(info.message.clone()),
-            client::DisconnectReason::Error(_) => None,
+            client::DisconnectReason::Error(e) => Some(format!("{TRANSPORT_ERROR}{e}")),
         };
         if let Some(tx) = self.seen.take() {
             let _ = tx.send((at, text));
@@ -308,6 +308,9 @@ impl client::Handler for Client {
         }
     }
 }
+
+/// How a client's end by transport error is noted (no disconnect text read).
+const TRANSPORT_ERROR: &str = "transport error: ";
 
 type Seen = tokio::sync::oneshot::Receiver<(Instant, Option<String>)>;
 
@@ -660,14 +663,22 @@ fn scale_idle_sessions_login_and_kill() {
         // not written by then ends without the text. Reported, not failed.
         let cut: Vec<Duration> = seen
             .iter()
-            .filter(|(_, m)| m.is_none())
+            .filter(|(_, m)| m.as_deref().is_some_and(|m| m.starts_with(TRANSPORT_ERROR)))
             .map(|(at, _)| at.duration_since(t0))
             .collect();
+        let mut kinds: Vec<&str> = seen
+            .iter()
+            .filter_map(|(_, m)| m.as_deref())
+            .filter(|m| !m.starts_with("portcullis: session ended: locked by"))
+            .collect();
+        kinds.sort();
+        kinds.dedup();
         let ncut = cut.len();
         eprintln!(
-            "{told} of {n} clients read the lock's text; {ncut} saw the transport cut without it ({}); {} other",
+            "{told} of {n} clients read the lock's text; {ncut} saw the transport end with an error instead ({}); {} other; what they saw: {:?}",
             summary(cut),
-            n - told - ncut
+            n - told - ncut,
+            &kinds[..kinds.len().min(5)]
         );
     });
 }

@@ -6,10 +6,11 @@ use super::limits::Slot;
 use super::login::{FirstFactor, first_factor_methods};
 use super::menu;
 use super::session_channel;
+use super::shared::Shared;
 use crate::app::App;
 use crate::lockdown::rules::Stage;
 use crate::policy::SessionRequest;
-use crate::session::{Destination, Session};
+use crate::session::Destination;
 use russh::server::{
     Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Response, Session as SshSession,
     VerifiedPublicKey,
@@ -17,72 +18,11 @@ use russh::server::{
 use russh::{Channel, ChannelId, Pty, Sig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::field::Empty;
-use tracing::{Instrument, Span};
-
-/// State the connection task shares with the handler russh owns.
-pub struct Shared {
-    pub(super) session: OnceLock<Arc<Session>>,
-    pub(super) cancel: CancellationToken,
-    /// The kill switch's note for this connection's session.
-    pub(super) kill: Arc<crate::registry::KillNote>,
-    /// The connection's span: its source from the start, its user, target
-    /// and session id from login on; every task of the connection runs in
-    /// it, so one session's log lines can be found together.
-    pub(super) span: Span,
-    /// Set once this connection showed an SSO link: the login grace time
-    /// is extended by the link's lifetime.
-    sso_waiting: std::sync::atomic::AtomicBool,
-}
-
-impl Shared {
-    pub(super) fn new(cancel: CancellationToken, span: Span) -> Shared {
-        Shared {
-            session: OnceLock::new(),
-            cancel,
-            kill: Arc::default(),
-            span,
-            sso_waiting: Default::default(),
-        }
-    }
-
-    pub(super) fn sso_pending(&self) {
-        self.sso_waiting
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    pub(super) fn sso_waiting(&self) -> bool {
-        self.sso_waiting.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// A connection's span, its identity fields filled at login (`named`).
-    pub(super) fn span_for(source: SocketAddr, parent: Option<&Span>) -> Span {
-        let parent = parent.and_then(Span::id);
-        tracing::info_span!(parent: parent, "conn", source = %source,
-            user = Empty, target = Empty, session = Empty)
-    }
-
-    /// Names the session in the connection's span, before it is used.
-    pub(super) fn named(&self, s: &Session) {
-        self.span.record("session", s.id.as_str());
-        self.span.record("user", s.user.as_str());
-        if let Some((target, _)) = s.target_and_login() {
-            self.span.record("target", target.as_str());
-        }
-    }
-
-    pub fn session(&self) -> Option<Arc<Session>> {
-        self.session.get().cloned()
-    }
-
-    pub async fn cancelled(&self) {
-        self.cancel.cancelled().await
-    }
-}
+use tracing::Instrument;
 
 pub struct Connection {
     pub(super) app: Arc<App>,

@@ -10,8 +10,9 @@
 //! What the destination names and whether the user may jump there now is
 //! decided in `session::jump`; this is the russh adapter around it.
 
-use super::handler::{Connection, Shared};
+use super::handler::Connection;
 use super::hostca::{self, HostCa};
+use super::shared::Shared;
 use crate::session::jump::Jump;
 use crate::session::{self, Session};
 use crate::store::TargetRecord;

@@ -17,6 +17,7 @@ mod menu;
 pub mod proxy;
 mod remote;
 mod session_channel;
+mod shared;
 mod sso;
 mod stream;
 mod tcp_forward;
@@ -375,7 +376,7 @@ async fn drive<S>(
 /// the session's end reason and queue the disconnect with the lock's text on
 /// the SSH session loop, without waiting (a full queue leaves it to the
 /// connection task).
-fn tell(shared: &Arc<handler::Shared>, handle: russh::server::Handle) -> crate::registry::Tell {
+fn tell(shared: &Arc<shared::Shared>, handle: russh::server::Handle) -> crate::registry::Tell {
     // Weak: the note lives in `shared`, and must not keep it alive.
     let shared = Arc::downgrade(shared);
     Box::new(move |why: &str| {

@@ -155,35 +155,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 async fn trigger(b: &Bastion, api: Option<(u16, String)>) -> Instant {
     match api {
-        Some((port, token)) => {
-            let client = reqwest::Client::builder()
-                .danger_accept_invalid_certs(true)
-                .build()
-                .unwrap();
-            // Automation keeps its connection: the TLS handshake is not the kill.
-            let warm = client
-                .get(format!("https://127.0.0.1:{port}/api/v1/locks"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .expect("warm-up call");
-            assert!(warm.status().is_success());
-            let t0 = Instant::now();
-            let r = client
-                .post(format!("https://127.0.0.1:{port}/api/v1/locks"))
-                .bearer_auth(token)
-                .json(&serde_json::json!({"scope": {"kind": "all"}, "reason": "bench"}))
-                .send()
-                .await
-                .expect("lock call");
-            assert!(
-                r.status().is_success(),
-                "{}",
-                r.text().await.unwrap_or_default()
-            );
-            eprintln!("lock API call answered after {:?}", t0.elapsed());
-            t0
-        }
+        // Automation keeps its connection: the TLS handshake is not the kill.
+        Some((port, token)) => common::api::lockdown_all(port, &token).await,
         None => {
             let t0 = Instant::now();
             run_ok(b.cli().args(["lockdown", "--all", "--reason", "bench"]));

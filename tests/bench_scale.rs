@@ -482,37 +482,6 @@ fn killswitch_token(b: &Bastion) -> String {
         .to_string()
 }
 
-/// Lockdown of everything through the admin API on a warmed connection;
-/// returns when the call was sent.
-async fn lockdown(api_port: u16, token: &str) -> Instant {
-    let http = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .build()
-        .unwrap();
-    let warm = http
-        .get(format!("https://127.0.0.1:{api_port}/api/v1/locks"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("warm-up call");
-    assert!(warm.status().is_success());
-    let t0 = Instant::now();
-    let r = http
-        .post(format!("https://127.0.0.1:{api_port}/api/v1/locks"))
-        .bearer_auth(token)
-        .json(&serde_json::json!({"scope": {"kind": "all"}, "reason": "bench"}))
-        .send()
-        .await
-        .expect("lock call");
-    assert!(
-        r.status().is_success(),
-        "{}",
-        r.text().await.unwrap_or_default()
-    );
-    eprintln!("lock API call answered after {:?}", t0.elapsed());
-    t0
-}
-
 // ---------------------------------------------------------------- goal 3
 
 #[test]
@@ -634,7 +603,7 @@ fn scale_idle_sessions_login_and_kill() {
             summary(lat.clone())
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let t0 = lockdown(api_port, &token).await;
+        let t0 = common::api::lockdown_all(api_port, &token).await;
         let mut seen = Vec::with_capacity(n);
         for rx in live {
             seen.push(

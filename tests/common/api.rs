@@ -189,3 +189,36 @@ impl Api {
         r
     }
 }
+
+/// Pulls the kill switch (a lockdown of everything) through the admin API
+/// the way automation does, on a connection already warmed by one call so
+/// the TLS handshake is not counted; returns when the lock call was sent.
+/// The kill benchmarks time the sessions' ends from this instant.
+pub async fn lockdown_all(port: u16, token: &str) -> std::time::Instant {
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let warm = client
+        .get(format!("https://127.0.0.1:{port}/api/v1/locks"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("warm-up call");
+    assert!(warm.status().is_success());
+    let t0 = std::time::Instant::now();
+    let r = client
+        .post(format!("https://127.0.0.1:{port}/api/v1/locks"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"scope": {"kind": "all"}, "reason": "bench"}))
+        .send()
+        .await
+        .expect("lock call");
+    assert!(
+        r.status().is_success(),
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    eprintln!("lock API call answered after {:?}", t0.elapsed());
+    t0
+}

@@ -281,8 +281,14 @@ pub struct Bastion {
     child: Option<Child>,
 }
 
+/// The binary under test: this build's, or `PORTCULLIS_TEST_BIN` (for the
+/// on-demand benchmarks' A/B runs of two builds with one test binary).
 pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_portcullis")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("PORTCULLIS_TEST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_portcullis").to_string())
+    })
 }
 
 impl Bastion {

@@ -88,6 +88,9 @@ impl AuditHealth {
 pub(super) struct AuditHook {
     sealer: Option<Arc<dyn AuditSealer>>,
     health: AuditHealth,
+    /// Appends waiting for the next group commit (`audit_batch.rs`),
+    /// shared by every clone of the store.
+    pub(super) batch: Arc<super::audit_batch::Batch>,
 }
 
 impl std::fmt::Debug for AuditHook {
@@ -129,16 +132,7 @@ impl Store {
         &self.audit.health
     }
 
-    /// Appends one event at the head of the chain; durable when this returns.
-    pub async fn append_audit(&self, r: &AuditRow) -> Result<ChainedRow, StoreError> {
-        let sealer = self.sealer()?;
-        let mut tx = self.pool.begin().await?;
-        let row = append_in(&mut tx, sealer.as_ref(), r).await?;
-        tx.commit().await?;
-        Ok(row)
-    }
-
-    fn sealer(&self) -> Result<Arc<dyn AuditSealer>, StoreError> {
+    pub(super) fn sealer(&self) -> Result<Arc<dyn AuditSealer>, StoreError> {
         self.audit.sealer.clone().ok_or(StoreError::AuditKeyMissing)
     }
 
@@ -276,7 +270,7 @@ impl Store {
 }
 
 /// Takes the head's lock, seals the row as the next one and inserts it.
-async fn append_in(
+pub(super) async fn append_in(
     conn: &mut AnyConnection,
     sealer: &dyn AuditSealer,
     r: &AuditRow,

@@ -6,6 +6,7 @@
 
 mod access_requests;
 mod audit;
+mod audit_batch;
 #[cfg(test)]
 mod audit_chain_tests;
 #[cfg(test)]

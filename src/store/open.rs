@@ -52,6 +52,16 @@ impl Store {
                         sqlx::query("PRAGMA journal_mode = WAL")
                             .execute(&mut *conn)
                             .await?;
+                        // Commits are not synced, except the audit chain's,
+                        // which sync everything before them (audit_batch.rs).
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        // Sorts and temporary tables in memory, not in a
+                        // file created and deleted per statement.
+                        sqlx::query("PRAGMA temp_store = MEMORY")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })

@@ -3,9 +3,9 @@
 use crate::sync::MutexExt;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// How the connection tells its client why it is being ended: run by `kill`
@@ -24,7 +24,16 @@ pub struct KillNote {
     tell: OnceLock<Tell>,
     told: AtomicBool,
     closed: OnceLock<Instant>,
+    /// The registry's count of kills whose transports are not closed yet,
+    /// and whether this note is counted there (`UNCOUNTED`, `COUNTED`,
+    /// `SETTLED`).
+    in_flight: OnceLock<Arc<AtomicUsize>>,
+    counted: AtomicU8,
 }
+
+const UNCOUNTED: u8 = 0;
+const COUNTED: u8 = 1;
+const SETTLED: u8 = 2;
 
 impl std::fmt::Debug for KillNote {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,6 +51,16 @@ impl KillNote {
     /// the connection task. `true` for the first kill.
     pub fn kill(&self, reason: &str, at: Instant) -> bool {
         let first = self.note.set((reason.to_string(), at)).is_ok();
+        if first
+            && self.closed.get().is_none()
+            && let Some(c) = self.in_flight.get()
+            && self
+                .counted
+                .compare_exchange(UNCOUNTED, COUNTED, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            c.fetch_add(1, Ordering::SeqCst);
+        }
         if first
             && let Some(tell) = self.tell.get()
             && tell(reason)
@@ -82,10 +101,36 @@ impl KillNote {
     /// counts): the end of the kill latency.
     pub fn closed(&self) {
         let _ = self.closed.set(Instant::now());
+        self.settle();
+    }
+
+    /// Counted among the registry's kills in flight from its kill on.
+    fn count_in(&self, in_flight: Arc<AtomicUsize>) {
+        let _ = self.in_flight.set(in_flight);
+    }
+
+    /// No longer a kill in flight (once).
+    fn settle(&self) {
+        if self
+            .counted
+            .compare_exchange(COUNTED, SETTLED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+            && let Some(c) = self.in_flight.get()
+        {
+            c.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     pub fn closed_at(&self) -> Option<Instant> {
         self.closed.get().copied()
+    }
+}
+
+impl Drop for KillNote {
+    /// A killed thing whose transport was never noted closed (a forward, a
+    /// listener) stops counting when it is gone.
+    fn drop(&mut self) {
+        self.settle();
     }
 }
 
@@ -143,11 +188,32 @@ impl LiveSession {
 #[derive(Debug, Default, Clone)]
 pub struct Registry {
     inner: Arc<Mutex<HashMap<String, LiveSession>>>,
+    /// Killed sessions whose client transport is not closed yet.
+    kills_in_flight: Arc<AtomicUsize>,
 }
 
 impl Registry {
     pub fn insert(&self, s: LiveSession) {
+        s.kill.count_in(self.kills_in_flight.clone());
         self.inner.lock_or_recover().insert(s.id.clone(), s);
+    }
+
+    /// Waits `at_least`, then until no killed session's transport is still
+    /// open, or `at_most` has passed. A killed session's teardown (upstream,
+    /// recording's signed end, rows, audit) waits here, so a mass kill
+    /// spends the CPU on telling every client first: at 10,000 sessions the
+    /// first teardowns had begun before the last clients were told.
+    pub async fn kills_settled(&self, at_least: Duration, at_most: Duration) {
+        let t0 = tokio::time::Instant::now();
+        tokio::time::sleep(at_least).await;
+        while self.kills_in_flight.load(Ordering::SeqCst) > 0 && t0.elapsed() < at_most {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Killed sessions whose client transport is not closed yet.
+    pub fn kills_in_flight(&self) -> usize {
+        self.kills_in_flight.load(Ordering::SeqCst)
     }
 
     pub fn remove(&self, id: &str) {
@@ -257,6 +323,38 @@ mod tests {
         assert!(!l.iter().find(|s| s.id == "2").unwrap().kill.is_killed());
         r.remove("1");
         assert_eq!(r.list().len(), 1);
+    }
+
+    #[test]
+    fn kills_are_in_flight_until_their_transport_closes_or_they_are_gone() {
+        let r = Registry::default();
+        let (a, b, c) = (mk("a", "alice"), mk("b", "bob"), mk("c", "carol"));
+        let (ka, kb) = (a.kill.clone(), b.kill.clone());
+        r.insert(a);
+        r.insert(b);
+        r.insert(c);
+        assert_eq!(r.kills_in_flight(), 0);
+        let why = |_: &LiveSession| Some("locked".to_string());
+        assert_eq!(r.kill_where(why, Instant::now()).len(), 3);
+        assert_eq!(r.kills_in_flight(), 3);
+        // A second kill does not count again.
+        ka.kill("again", Instant::now());
+        assert_eq!(r.kills_in_flight(), 3);
+        ka.closed();
+        ka.closed();
+        assert_eq!(r.kills_in_flight(), 2);
+        kb.closed();
+        assert_eq!(r.kills_in_flight(), 1);
+        // carol's note is only in the registry: gone with it.
+        r.remove("c");
+        assert_eq!(r.kills_in_flight(), 0);
+        // Closed before any kill: never counted.
+        let d = mk("d", "dave");
+        let kd = d.kill.clone();
+        r.insert(d);
+        kd.closed();
+        r.kill_where(why, Instant::now());
+        assert_eq!(r.kills_in_flight(), 0);
     }
 
     #[test]

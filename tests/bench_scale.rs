@@ -161,6 +161,16 @@ impl Drop for Keep {
     }
 }
 
+impl TargetServer {
+    /// The target's process, when it has one of its own.
+    fn pid(&self) -> Option<u32> {
+        match &self._keep {
+            Keep::Process(c) => Some(c.id()),
+            Keep::Dir(_) => None,
+        }
+    }
+}
+
 /// The target in a process of its own, so that its sockets (one per
 /// session) do not count against this process's descriptors: 10,000
 /// sessions need 10,000 client and 10,000 target sockets, and the hard
@@ -767,6 +777,10 @@ fn scale_idle_sessions_login_and_kill() {
             std::thread::sleep(Duration::from_millis(300));
             (child, f)
         });
+        let me = std::process::id();
+        let target_pid = target.pid();
+        let target_cpu = || target_pid.map(cpu_secs).unwrap_or(0.0);
+        let cpu0 = (cpu(), cpu_secs(me), target_cpu());
         let t0 = common::api::lockdown_all(api_port, &token).await;
         let mut seen = Vec::with_capacity(n);
         for rx in live {
@@ -777,6 +791,16 @@ fn scale_idle_sessions_login_and_kill() {
                     .expect("disconnect reported"),
             );
         }
+        let last = t0.elapsed();
+        let cpu1 = (cpu(), cpu_secs(me), target_cpu());
+        // Whose CPU the kill took, until the last client read its end (the
+        // bastions' teardowns go on after it).
+        eprintln!(
+            "CPU from the kill to the last client's end ({last:.1?}): bastion nodes {:.2} s, load generator {:.2} s, target {:.2} s",
+            cpu1.0 - cpu0.0,
+            cpu1.1 - cpu0.1,
+            cpu1.2 - cpu0.2
+        );
         release.cancel();
         if let Some((mut child, f)) = perf {
             let _ = child.wait();

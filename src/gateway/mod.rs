@@ -371,7 +371,9 @@ async fn drive<S>(
     if shared.kill.is_killed() {
         // A lockdown ends many sessions at once: let every transport be cut
         // before the teardowns (upstream, rows, audit) compete for the CPU.
-        tokio::time::sleep(KILL_TEARDOWN_DELAY).await;
+        app.registry
+            .kills_settled(KILL_TEARDOWN_DELAY, KILL_TEARDOWN_MAX)
+            .await;
     }
     if let Some(session) = shared.session() {
         session.finish().await;
@@ -401,6 +403,9 @@ fn tell(shared: &Arc<shared::Shared>, handle: russh::server::Handle) -> crate::r
 pub const NO_DATABASE: &str = "portcullis cannot reach its database; try again shortly";
 
 const KILL_TEARDOWN_DELAY: Duration = Duration::from_millis(300);
+/// At most this long after a kill before a session's teardown runs, however
+/// many killed transports are still open.
+const KILL_TEARDOWN_MAX: Duration = Duration::from_secs(5);
 
 /// How long the session loop has to send its DISCONNECT before the
 /// transport is cut.

@@ -43,7 +43,7 @@ fn writer_throughput_and_size() {
         let mut sent = 0;
         while sent < total {
             w.event(t, EventKind::Output, chunk).unwrap();
-            t += step;
+            t += 0.0001;
             sent += chunk.len();
         }
         w.checkpoint(0).unwrap();

@@ -56,7 +56,9 @@
 # Besides MiB/s it reports CPU seconds per GiB moved: the whole machine's
 # (every ssh, sshd and bastion process; the fair cost when all run on one
 # box) and the bastion's own (portcullis, or for `ssh -J` the relay sshd and
-# its session processes).
+# its session processes). For portcullis also the bastion's CPU until it is
+# idle again after the transfer: sealing a recording and building its search
+# index happen after the client has gone, and cost per recording too.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -198,9 +200,26 @@ transfer() { # up|down HOST
     fi
 }
 
-# One timed transfer: "MiB/s machine-CPU-s/GiB bastion-CPU-s/GiB".
+# A process's CPU ticks once it has been idle (at most 1 tick per 0.25 s,
+# twice in a row; at most 10 s): what the bastion still does for a session
+# after its client has gone (sealing the recording, the search index).
+settled_ticks() { # PID
+    local prev cur quiet=0 i
+    prev=$(proc_ticks "$1")
+    for ((i = 0; i < 40 && quiet < 2; i++)); do
+        sleep 0.25
+        cur=$(proc_ticks "$1")
+        if ((cur - prev <= 1)); then quiet=$((quiet + 1)); else quiet=0; fi
+        prev=$cur
+    done
+    echo "$prev"
+}
+
+# One timed transfer: "MiB/s machine-CPU-s/GiB bastion-CPU-s/GiB
+# bastion-CPU-s/GiB-with-after-work" (the last: until the bastion is idle
+# again; n/a for the OpenSSH legs).
 measure_once() { # up|down HOST
-    local t0 t1 m0 m1 b0 b1 pid=${bastion_pid:-0} ticks=proc_ticks
+    local t0 t1 m0 m1 b0 b1 b2=-1 pid=${bastion_pid:-0} ticks=proc_ticks
     [[ $2 == jump ]] && ticks=cg_ticks
     [[ $2 == direct ]] && pid=0
     m0=$(machine_ticks) b0=$($ticks "$pid") t0=$(now_ns)
@@ -208,8 +227,11 @@ measure_once() { # up|down HOST
     t1=$(now_ns) m1=$(machine_ticks)
     [[ $2 == jump ]] && sleep 0.3 # the relay's session processes finish
     b1=$($ticks "$pid")
-    awk -v b="$BYTES" -v ns=$((t1 - t0)) -v m=$((m1 - m0)) -v p=$((b1 - b0)) -v hz="$(getconf CLK_TCK)" \
-        'BEGIN { g = b / 1073741824; printf "%.1f %.2f %.2f\n", (b / 1048576) / (ns / 1e9), m / hz / g, p / hz / g }'
+    [[ $pid != 0 && $2 != jump ]] && b2=$(settled_ticks "$pid")
+    awk -v b="$BYTES" -v ns=$((t1 - t0)) -v m=$((m1 - m0)) -v p=$((b1 - b0)) -v q=$((b2 - b0)) -v s="$b2" \
+        -v hz="$(getconf CLK_TCK)" 'BEGIN { g = b / 1073741824
+            printf "%.1f %.2f %.2f ", (b / 1048576) / (ns / 1e9), m / hz / g, p / hz / g
+            if (s < 0) print "n/a"; else printf "%.2f\n", q / hz / g }'
 }
 
 # BENCH_ROUNDS transfers; the round with the median speed.
@@ -478,7 +500,7 @@ if [[ $PIN == 1 ]]; then
     placement="pinned: portcullis and the relay sshd on CPU 1; clients, target sshd, head on CPU 0"
 fi
 
-declare -A up down setup label cpu echo_ms
+declare -A up down setup label cpu after echo_ms
 label[direct]="direct OpenSSH"
 label[jump]="ssh -J via OpenSSH sshd"
 label[portcullis]="portcullis"
@@ -501,10 +523,11 @@ for leg in "${legs[@]}"; do
     check_integrity "$leg"
     say "   client side: $(negotiated "$leg")"
     for dir in $DIRS; do
-        read -r mibs mcpu bcpu <<<"$(measure "$dir" "$leg")"
+        read -r mibs mcpu bcpu bafter <<<"$(measure "$dir" "$leg")"
         if [[ $dir == up ]]; then up[$leg]=$mibs; else down[$leg]=$mibs; fi
         cpu[$leg.$dir]="$mcpu $bcpu"
-        say "   $dir $mibs MiB/s; CPU s/GiB: machine $mcpu, bastion $bcpu"
+        after[$leg.$dir]=$bafter
+        say "   $dir $mibs MiB/s; CPU s/GiB: machine $mcpu, bastion $bcpu ($bafter with the work after it)"
     done
     setup[$leg]=$(bench_setup "$leg")
     say "   setup    ${setup[$leg]} ms (median of $SETUP_RUNS)"
@@ -598,6 +621,10 @@ if [[ $SKIP_PC != 1 ]]; then
     printf '%-26s %18s %18s\n' leg "upload mach/bast" "download mach/bast"
     for leg in "${legs[@]}"; do
         printf '%-26s %18s %18s\n' "${label[$leg]}" "${cpu[$leg.up]:-n/a}" "${cpu[$leg.down]:-n/a}"
+    done
+    echo "bastion CPU s/GiB until it is idle again after the transfer (+ sealing, search index)"
+    for leg in "${legs[@]}"; do
+        printf '%-26s %18s %18s\n' "${label[$leg]}" "${after[$leg.up]:-n/a}" "${after[$leg.down]:-n/a}"
     done
     if [[ $ECHO_KEYS -gt 0 ]]; then
         echo

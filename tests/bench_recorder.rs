@@ -102,7 +102,15 @@ fn text_paths() {
         title: None,
         portcullis: None,
     };
-    for (name, chunk) in [("text", &b64), ("pty", &pty), ("zeros", &zeros)] {
+    // Chunks 0.1 ms apart (a bulk stream: the writer joins them into one
+    // event line), and pty chunks 10 ms apart (one line each, as before
+    // the writer joined them).
+    for (name, chunk, step) in [
+        ("text", &b64, 0.0001),
+        ("pty", &pty, 0.0001),
+        ("pty-10ms-apart", &pty, 0.01),
+        ("zeros", &zeros, 0.0001),
+    ] {
         let gib = total as f64 / (1u64 << 30) as f64;
         // Segmenter alone: the metadata-only path.
         let mut seg = Segmenter::new("output");
@@ -139,7 +147,7 @@ fn text_paths() {
                 Piece::Ended(s) => w.marker(t, &s.line(true)),
             })
             .unwrap();
-            t += 0.0001;
+            t += step;
             sent += chunk.len();
         }
         w.checkpoint(0).unwrap();

@@ -124,14 +124,27 @@ pub(crate) fn event_line(time: f64, kind: EventKind, data: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Appends the event line to `out`: the recorder's hot path, so no
-/// intermediate strings.
+/// Appends the event line to `out` (the writer builds lines in pieces:
+/// [`event_line_open`]).
+#[cfg(test)]
 pub(crate) fn event_line_into(out: &mut Vec<u8>, time: f64, kind: EventKind, data: &str) {
+    event_line_open(out, time, kind);
+    super::escape::json_body_into(out, data);
+    event_line_close(out);
+}
+
+/// The start of an event line, up to its data string's opening quote; the
+/// writer then appends escaped text ([`super::escape::json_body_into`]),
+/// possibly in several pieces, and [`event_line_close`].
+pub(crate) fn event_line_open(out: &mut Vec<u8>, time: f64, kind: EventKind) {
     use std::io::Write;
     // Writing to a Vec cannot fail.
-    let _ = write!(out, "[{time:.6}, \"{}\", ", kind.code());
-    super::escape::json_string_into(out, data);
-    out.extend_from_slice(b"]\n");
+    let _ = write!(out, "[{time:.6}, \"{}\", \"", kind.code());
+}
+
+/// The end of an event line: the data string's closing quote, `]`, `'\n'`.
+pub(crate) fn event_line_close(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"\"]\n");
 }
 
 pub fn parse_header(line: &str) -> Result<Header> {

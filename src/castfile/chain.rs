@@ -36,9 +36,7 @@
 //! and to every chain byte before it (`chain_sha256`, SHA-256 in both
 //! formats), so a change to any byte of either file fails verification.
 
-use super::cast::{EventKind, Header, MAX_EVENT_TEXT, event_line_into, header_line};
 use super::sign::public_base64;
-use super::text::{Utf8Carry, split_text};
 use super::{Result, format_err, io_err};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -47,8 +45,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+pub use super::writer::RecordingWriter;
 
 pub use super::verify::{
     VerifyReport, Witness, seal_cut_short, seal_cut_short_witnessed, verify, verify_witnessed,
@@ -314,221 +313,6 @@ impl ChainFile {
 
     pub fn digest(&self) -> String {
         hex::encode(self.hasher.clone().finalize())
-    }
-}
-
-fn create_private(path: &Path) -> Result<File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_err(path))
-}
-
-/// Writes one channel's recording. Not thread-safe by design: the recorder
-/// owns it on its writer thread. After an error the writer must be dropped:
-/// the recording is then closed by [`seal_cut_short`], which keeps what was
-/// made durable.
-pub struct RecordingWriter {
-    cast: File,
-    cast_path: PathBuf,
-    chain: ChainFile,
-    state: ChainState,
-    tags: Vec<u8>,
-    tags_complete: bool,
-    /// Events covered by the last checkpoint written, to skip idle ones.
-    last_checkpoint: Option<u64>,
-    last_time: f64,
-    output: Utf8Carry,
-    input: Utf8Carry,
-    session: String,
-    key: SigningKey,
-    /// Event lines not yet handed to the file, built in place (escaped
-    /// straight into it, hashed there): one copy of the text, not two. It
-    /// starts empty, so an idle channel holds no buffer.
-    pending: Vec<u8>,
-}
-
-/// Pending event bytes past which they are written to the file.
-const WRITE_AT: usize = 64 * 1024;
-
-impl RecordingWriter {
-    /// Creates `<dir>/<name>.cast` and `<dir>/<name>.chain` (both new, mode
-    /// 0600) and makes the header and the chain start durable.
-    pub fn create(dir: &Path, name: &str, header: &Header, key: &SigningKey) -> Result<Self> {
-        Self::create_in(Format::CURRENT, dir, name, header, key)
-    }
-
-    /// [`Self::create`] in a given chain format (tests write the old one).
-    pub(crate) fn create_in(
-        format: Format,
-        dir: &Path,
-        name: &str,
-        header: &Header,
-        key: &SigningKey,
-    ) -> Result<Self> {
-        let (cast_path, chain_path) = paths(dir, name);
-        let session = header.portcullis.as_ref().map(|m| m.session.clone());
-        let header = header_line(header)?;
-        let state = ChainState::start(format, header.as_bytes());
-        let mut cast = create_private(&cast_path)?;
-        append_durable(&mut cast, &cast_path, &header)?;
-        let mut chain = ChainFile {
-            file: create_private(&chain_path)?,
-            path: chain_path,
-            hasher: Sha256::new(),
-        };
-        chain.append(&start_line(&state)?)?;
-        // The new directory entries must survive a crash too.
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(dir))?;
-        Ok(RecordingWriter {
-            cast,
-            cast_path,
-            chain,
-            state,
-            tags: Vec::new(),
-            tags_complete: true,
-            last_checkpoint: None,
-            last_time: 0.0,
-            output: Utf8Carry::default(),
-            input: Utf8Carry::default(),
-            session: session.unwrap_or_default(),
-            key: key.clone(),
-            pending: Vec::new(),
-        })
-    }
-
-    pub fn cast_path(&self) -> &Path {
-        &self.cast_path
-    }
-
-    pub fn chain_path(&self) -> &Path {
-        &self.chain.path
-    }
-
-    /// Event lines written so far.
-    pub fn events(&self) -> u64 {
-        self.state.events
-    }
-
-    /// Records raw channel bytes. Output and input each keep an incomplete
-    /// trailing UTF-8 sequence for their next chunk. Times are clamped to be
-    /// non-decreasing, which players rely on.
-    pub fn event(&mut self, time: f64, kind: EventKind, data: &[u8]) -> Result<()> {
-        let text = match kind {
-            EventKind::Output => self.output.decode(data),
-            EventKind::Input => self.input.decode(data),
-            EventKind::Resize | EventKind::Marker => String::from_utf8_lossy(data),
-        };
-        self.write_text(time, kind, &text)
-    }
-
-    pub fn resize(&mut self, time: f64, cols: u32, rows: u32) -> Result<()> {
-        self.write_text(time, EventKind::Resize, &format!("{cols}x{rows}"))
-    }
-
-    pub fn marker(&mut self, time: f64, text: &str) -> Result<()> {
-        self.write_text(time, EventKind::Marker, text)
-    }
-
-    fn write_text(&mut self, time: f64, kind: EventKind, text: &str) -> Result<()> {
-        if time.is_finite() && time > self.last_time {
-            self.last_time = time;
-        }
-        for part in split_text(text, MAX_EVENT_TEXT) {
-            let from = self.pending.len();
-            event_line_into(&mut self.pending, self.last_time, kind, part);
-            let tag = self
-                .state
-                .push(self.pending.get(from..).unwrap_or_default());
-            if self.tags.len() < MAX_TAGS * TAG_LEN {
-                self.tags.extend_from_slice(&tag);
-            } else {
-                self.tags_complete = false;
-            }
-            if self.pending.len() >= WRITE_AT {
-                self.flush()?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Hands the buffered event lines to the file (no fsync, no
-    /// checkpoint): readers following the recording (the live view) see
-    /// them now instead of at the next checkpoint.
-    pub fn flush(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let written = self.cast.write_all(&self.pending);
-        self.pending.clear();
-        // A burst's buffer is not kept by a channel that went quiet.
-        if self.pending.capacity() > 4 * WRITE_AT {
-            self.pending = Vec::new();
-        }
-        written.map_err(io_err(&self.cast_path))
-    }
-
-    /// Makes every event so far durable, then appends a durable checkpoint.
-    /// A checkpoint with no new event since the last one is not written
-    /// again (idle sessions would otherwise fsync every second for nothing).
-    pub fn checkpoint(&mut self, now_unix_ms: i64) -> Result<Checkpoint> {
-        self.flush()?;
-        self.cast.sync_data().map_err(io_err(&self.cast_path))?;
-        if self.last_checkpoint == Some(self.state.events) {
-            // Nothing new: no line, and no signature to compute.
-            return Ok(Checkpoint {
-                events: self.state.events,
-                cast_bytes: self.state.bytes,
-                sha256: self.state.hex(),
-                at_ms: now_unix_ms,
-            });
-        }
-        let (cp, line) = checkpoint_line(
-            &self.state,
-            &self.tags,
-            self.tags_complete,
-            now_unix_ms,
-            &self.key,
-        )?;
-        self.chain.append(&line)?;
-        self.last_checkpoint = Some(self.state.events);
-        self.tags.clear();
-        self.tags_complete = true;
-        Ok(cp)
-    }
-
-    /// Writes out any held partial character, a final checkpoint and the
-    /// signed trailer.
-    pub fn finish(mut self, info: &TrailerInfo) -> Result<Trailer> {
-        let time = self.last_time;
-        for kind in [EventKind::Output, EventKind::Input] {
-            let carry = match kind {
-                EventKind::Input => &mut self.input,
-                _ => &mut self.output,
-            };
-            if let Some(rest) = carry.finish() {
-                self.write_text(time, kind, &rest)?;
-            }
-        }
-        let cp = self.checkpoint(info.ended_at_ms)?;
-        let chain_sha256 = self.chain.digest();
-        let trailer = build_trailer(self.session.clone(), &cp, chain_sha256, info, false);
-        self.chain.seal(&trailer, &self.key)?;
-        Ok(trailer)
-    }
-}
-
-impl Drop for RecordingWriter {
-    /// Events written but not yet handed to the file go to it (not durably),
-    /// as a buffered writer's would: recovery keeps whatever whole lines reach
-    /// the file. A write error here has nowhere to go; recovery reports the
-    /// recording as cut short either way.
-    fn drop(&mut self) {
-        let _ = self.flush();
     }
 }
 

@@ -1,32 +1,39 @@
 //! JSON string escaping for event lines: the recorder's hottest loop.
 //!
-//! Terminal output is mostly bytes that need no escape, so the scan tests
-//! 32 bytes at a time, as four 64-bit words (SWAR: no `unsafe`, no target
-//! features), and copies the clean runs between escapes whole. Measured on
-//! `base64` lines this is 2-2.5x the per-byte mask loop it replaced. The
-//! output is byte-for-byte what `serde_json` writes (the golden recordings
-//! and the tests below hold it to that).
+//! Terminal output is mostly bytes that need no escape, so each 64-byte
+//! block is classified at once into a bit mask (a comparison per byte into
+//! a flag array, which the compiler vectorises, then eight flags to eight
+//! bits by one multiplication: no `unsafe`, no target features), and the
+//! clean runs between escapes are copied whole. On `base64` lines this is
+//! ~20 % less CPU than the 32-byte SWAR scan before it (issue 20), which
+//! was 2-2.5x the per-byte loop before that. The output is byte-for-byte
+//! what `serde_json` writes (the golden recordings and the tests below hold
+//! it to that).
 
-const BLOCK: usize = 32;
-const HI: u64 = 0x8080_8080_8080_8080;
+const BLOCK: usize = 64;
 
-/// Bit 7 of each byte of `w` that needs an escape (`< 0x20`, `"`, `\`),
-/// exact per byte: every test runs on the low 7 bits, where no sum carries
-/// into the next byte, and bytes `>= 0x80` (UTF-8) never need one.
-fn special(w: u64) -> u64 {
-    let low = w & !HI;
-    // low + 0x60 reaches bit 7 exactly when low >= 0x20.
-    let control = !low.wrapping_add(0x6060_6060_6060_6060) & HI;
-    // x + 0x7f reaches bit 7 exactly when x != 0.
-    let quote = !(low ^ 0x2222_2222_2222_2222).wrapping_add(0x7f7f_7f7f_7f7f_7f7f) & HI;
-    let backslash = !(low ^ 0x5c5c_5c5c_5c5c_5c5c).wrapping_add(0x7f7f_7f7f_7f7f_7f7f) & HI;
-    (control | quote | backslash) & !w
+/// Whether JSON needs `b` escaped: controls, `"` and `\`. Bytes `>= 0x80`
+/// (UTF-8) never do.
+fn needs(b: u8) -> bool {
+    (b < 0x20) | (b == b'"') | (b == b'\\')
 }
 
-fn word(block: &[u8], i: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(block.get(i * 8..i * 8 + 8).unwrap_or(&[0; 8]));
-    u64::from_le_bytes(w)
+/// Bit `i` set where `block[i]` needs an escape.
+fn mask(block: &[u8; BLOCK]) -> u64 {
+    let mut flags = [0u8; BLOCK];
+    for (f, &b) in flags.iter_mut().zip(block) {
+        *f = u8::from(needs(b));
+    }
+    let mut m = 0u64;
+    for (g, group) in flags.chunks_exact(8).enumerate() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(group);
+        // Eight 0/1 bytes to eight bits (byte k to bit k): each byte's
+        // product lands on its own bit of the top byte, with no carries.
+        let packed = u64::from_le_bytes(w).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+        m |= packed << (8 * g);
+    }
+    m
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -54,29 +61,35 @@ fn escape_byte(out: &mut Vec<u8>, b: u8) {
 
 /// Appends `text` as a quoted JSON string.
 pub(crate) fn json_string_into(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    json_body_into(out, text);
+    out.push(b'"');
+}
+
+/// Appends `text` escaped as the inside of a JSON string (no quotes): the
+/// writer appends several chunks to one open string.
+pub(crate) fn json_body_into(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     out.reserve(bytes.len() + bytes.len() / 8 + 2);
-    out.push(b'"');
     let mut clean_from = 0;
-    let mut blocks = bytes.chunks_exact(BLOCK);
     let mut base = 0;
+    let mut blocks = bytes.chunks_exact(BLOCK);
     for block in &mut blocks {
-        let m = [0, 1, 2, 3].map(|i| special(word(block, i)));
-        if m.iter().any(|&w| w != 0) {
-            for (k, mut mk) in m.into_iter().enumerate() {
-                while mk != 0 {
-                    let at = base + k * 8 + (mk.trailing_zeros() / 8) as usize;
-                    out.extend_from_slice(bytes.get(clean_from..at).unwrap_or_default());
-                    escape_byte(out, bytes.get(at).copied().unwrap_or_default());
-                    clean_from = at + 1;
-                    mk &= mk - 1;
-                }
-            }
+        let Ok(block) = <&[u8; BLOCK]>::try_from(block) else {
+            break;
+        };
+        let mut m = mask(block);
+        while m != 0 {
+            let at = base + m.trailing_zeros() as usize;
+            out.extend_from_slice(bytes.get(clean_from..at).unwrap_or_default());
+            escape_byte(out, bytes.get(at).copied().unwrap_or_default());
+            clean_from = at + 1;
+            m &= m - 1;
         }
         base += BLOCK;
     }
     for (at, &b) in blocks.remainder().iter().enumerate() {
-        if b < 0x20 || b == b'"' || b == b'\\' {
+        if needs(b) {
             let at = base + at;
             out.extend_from_slice(bytes.get(clean_from..at).unwrap_or_default());
             escape_byte(out, b);
@@ -84,7 +97,6 @@ pub(crate) fn json_string_into(out: &mut Vec<u8>, text: &str) {
         }
     }
     out.extend_from_slice(bytes.get(clean_from..).unwrap_or_default());
-    out.push(b'"');
 }
 
 #[cfg(test)]
@@ -113,15 +125,15 @@ mod tests {
     }
 
     #[test]
-    fn every_byte_value_in_every_word_lane_matches_serde_json() {
-        // Neighbours of each kind around the byte: a borrow or carry
-        // leaking between the SWAR lanes would flag or miss a neighbour.
+    fn every_byte_value_in_every_block_lane_matches_serde_json() {
+        // Neighbours of each kind around the byte, at every offset of a
+        // block and past it: a wrong bit in the mask would flag or miss one.
         for b in 0u8..=0x7f {
             for around in ['\u{0}', '"', '~', ' ', '\u{7f}', 'é'] {
-                for pad in 0..40 {
+                for pad in 0..(BLOCK + 8) {
                     let mut s: String = std::iter::repeat_n(around, pad).collect();
                     s.push(char::from(b));
-                    s.extend(std::iter::repeat_n(around, 40));
+                    s.extend(std::iter::repeat_n(around, BLOCK + 8));
                     assert_eq!(
                         ours(&s),
                         serde_json::to_string(&s).unwrap(),

@@ -5,7 +5,8 @@
 //! so nothing here may import tokio, russh or sqlx.
 //!
 //! - [`cast`]: the asciicast format, a bounded reader for untrusted files.
-//! - [`chain`]: the writer (events, checkpoints, signed trailer).
+//! - [`chain`]: the integrity chain, checkpoints and the signed trailer;
+//!   `writer` writes them with the events (re-exported as [`RecordingWriter`]).
 //! - [`verify`]: the verifier and crash recovery (`seal_cut_short`).
 //! - [`mask`]: keeps input typed at no-echo prompts out of the recording.
 //! - [`sign`]: the audit key files.
@@ -27,6 +28,7 @@ pub mod term;
 pub mod text;
 pub mod verify;
 pub mod words;
+mod writer;
 
 #[cfg(test)]
 mod tests;

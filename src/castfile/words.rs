@@ -19,20 +19,83 @@ fn is_joiner(c: char) -> bool {
     matches!(c, '.' | '-' | '/')
 }
 
+fn is_word(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || is_joiner(c)
+}
+
+/// [`is_word`] for an ASCII byte (the same answer as for its char).
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'/')
+}
+
 fn runs(text: &str) -> impl Iterator<Item = &str> + '_ {
-    text.split(|c: char| !(c.is_alphanumeric() || c == '_' || is_joiner(c)))
-        .map(|w| w.trim_matches(is_joiner))
+    Runs { rest: text }.map(|w| w.trim_matches(is_joiner))
+}
+
+/// The maximal non-empty runs of word characters, as
+/// `text.split(|c| !is_word(c))` less its empty pieces, but ASCII is
+/// judged byte by byte (the index reads up to 64 MiB per recording: the
+/// char-by-char split was a quarter of its time).
+struct Runs<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for Runs<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        while !self.rest.is_empty() {
+            let (len, sep) = word_prefix(self.rest);
+            let (w, after) = self.rest.split_at(len);
+            self.rest = after.get(sep..).unwrap_or_default();
+            if !w.is_empty() {
+                return Some(w);
+            }
+        }
+        None
+    }
+}
+
+/// The length of the run of word characters `s` starts with, and the
+/// length of the separator after it (0 at the end of `s`).
+fn word_prefix(s: &str) -> (usize, usize) {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b < 0x80 {
+            if !is_word_byte(b) {
+                return (i, 1);
+            }
+            i += 1;
+        } else {
+            // `i` is on a char boundary: only whole chars are stepped over.
+            let Some(c) = s.get(i..).and_then(|t| t.chars().next()) else {
+                break;
+            };
+            if !is_word(c) {
+                return (i, c.len_utf8());
+            }
+            i += c.len_utf8();
+        }
+    }
+    (bytes.len(), 0)
 }
 
 fn keep(w: &str) -> bool {
-    (2..=64).contains(&w.chars().count())
+    // More than 64 chars for certain past 256 bytes: no need to count.
+    w.len() >= 2 && w.len() <= 256 && (2..=64).contains(&w.chars().count())
 }
 
 /// Index terms of `text`: every whole run and every part of it.
 pub fn split(text: &str) -> impl Iterator<Item = String> + '_ {
     runs(text)
         .flat_map(|w| {
-            let parts = w.split(is_joiner).filter(move |p| *p != w);
+            // A run without a joiner is its only part (and is not repeated).
+            let joined = w.bytes().any(|b| matches!(b, b'.' | b'-' | b'/'));
+            let parts = joined
+                .then(|| w.split(is_joiner).filter(move |p| *p != w))
+                .into_iter()
+                .flatten();
             std::iter::once(w).chain(parts)
         })
         .filter(|w| keep(w))
@@ -105,7 +168,7 @@ impl Stream {
         let end = text
             .char_indices()
             .rev()
-            .find(|(_, c)| !(c.is_alphanumeric() || *c == '_' || is_joiner(*c)))
+            .find(|(_, c)| !is_word(*c))
             .map(|(i, c)| i + c.len_utf8());
         match end {
             Some(end) => {
@@ -147,32 +210,53 @@ impl Escape {
     /// Appends `data` to `out` without escape sequences; a control
     /// character becomes a space (a separator).
     fn strip_into(&mut self, data: &str, out: &mut String) {
-        for c in data.chars() {
-            *self = match (*self, c) {
-                (Escape::Text, '\x1b') => Escape::Esc,
-                (Escape::Text, c) if c.is_control() => {
-                    out.push(' ');
-                    Escape::Text
-                }
-                (Escape::Text, c) => {
-                    out.push(c);
-                    Escape::Text
-                }
-                (Escape::Esc, '[') => Escape::Csi,
-                (Escape::Esc, ']' | 'P' | '_' | '^' | 'X') => Escape::Str,
-                // Charset selection and the like: one more character.
-                (Escape::Esc, '(' | ')' | '*' | '+' | '#' | '%') => Escape::One,
-                (Escape::One, _) => Escape::Text,
-                (Escape::Esc, _) => Escape::Text,
-                (Escape::Csi, c) if ('\x40'..='\x7e').contains(&c) => Escape::Text,
-                (Escape::Csi, c) if c.is_control() => Escape::Text,
-                (Escape::Csi, _) => Escape::Csi,
-                (Escape::Str | Escape::StrEsc, '\x07') => Escape::Text,
-                (Escape::Str | Escape::StrEsc, '\x1b') => Escape::StrEsc,
-                (Escape::StrEsc, '\\') => Escape::Text,
-                (Escape::Str | Escape::StrEsc, _) => Escape::Str,
+        let mut rest = data;
+        loop {
+            if *self == Escape::Text {
+                // Printable ASCII, the bulk of any text, goes through whole.
+                let n = rest
+                    .bytes()
+                    .position(|b| !(0x20..0x7f).contains(&b))
+                    .unwrap_or(rest.len());
+                let (plain, after) = rest.split_at(n);
+                out.push_str(plain);
+                rest = after;
+            }
+            let mut chars = rest.chars();
+            let Some(c) = chars.next() else {
+                return;
             };
+            rest = chars.as_str();
+            self.step(c, out);
         }
+    }
+
+    /// One character through the state machine.
+    fn step(&mut self, c: char, out: &mut String) {
+        *self = match (*self, c) {
+            (Escape::Text, '\x1b') => Escape::Esc,
+            (Escape::Text, c) if c.is_control() => {
+                out.push(' ');
+                Escape::Text
+            }
+            (Escape::Text, c) => {
+                out.push(c);
+                Escape::Text
+            }
+            (Escape::Esc, '[') => Escape::Csi,
+            (Escape::Esc, ']' | 'P' | '_' | '^' | 'X') => Escape::Str,
+            // Charset selection and the like: one more character.
+            (Escape::Esc, '(' | ')' | '*' | '+' | '#' | '%') => Escape::One,
+            (Escape::One, _) => Escape::Text,
+            (Escape::Esc, _) => Escape::Text,
+            (Escape::Csi, c) if ('\x40'..='\x7e').contains(&c) => Escape::Text,
+            (Escape::Csi, c) if c.is_control() => Escape::Text,
+            (Escape::Csi, _) => Escape::Csi,
+            (Escape::Str | Escape::StrEsc, '\x07') => Escape::Text,
+            (Escape::Str | Escape::StrEsc, '\x1b') => Escape::StrEsc,
+            (Escape::StrEsc, '\\') => Escape::Text,
+            (Escape::Str | Escape::StrEsc, _) => Escape::Str,
+        };
     }
 }
 
@@ -211,6 +295,70 @@ mod tests {
         let text = "cat /etc/pass-wd.d/x_y Ab.c";
         let index: Vec<String> = super::split(text).collect();
         assert!(super::query(text).all(|q| index.contains(&q)), "{index:?}");
+    }
+
+    /// The definitions the fast paths replaced, char by char.
+    fn split_by_chars(text: &str) -> std::collections::BTreeSet<String> {
+        text.split(|c: char| !(c.is_alphanumeric() || c == '_' || super::is_joiner(c)))
+            .map(|w| w.trim_matches(super::is_joiner))
+            .flat_map(|w| {
+                let parts = w.split(super::is_joiner).filter(move |p| *p != w);
+                std::iter::once(w).chain(parts)
+            })
+            .filter(|w| (2..=64).contains(&w.chars().count()))
+            .map(str::to_lowercase)
+            .collect()
+    }
+
+    fn strip_by_chars(text: &str) -> String {
+        let mut out = String::new();
+        let mut e = super::Escape::default();
+        for c in text.chars() {
+            e.step(c, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn fast_paths_index_the_same_words_as_the_char_loops() {
+        let samples = [
+            "",
+            "a",
+            "ab",
+            "$ rm -rf /var/tmp/xy; echo Done.",
+            "..a..b../-c-/ ÄÖÜ straße/ünïcödé x\u{85}y\u{a0}z _under_score_",
+            "日本語のテキスト/パス.txt ٣٤٥ ⅷ ǅungla",
+            "\x1b[01;31mRED\x1b[0m \x1b]0;title\x07tail \x1b(0q\x1bP1$r\x1b\\end \u{9b}31m",
+        ];
+        let mut long = String::new();
+        for i in 0..300 {
+            long.push(char::from(b'a' + (i % 26) as u8));
+        }
+        let mut x: u32 = 9;
+        let mut random = String::new();
+        for _ in 0..50_000 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let pick = "aZ9_.-/ \n\t\x1b[];é✓日\u{85}\u{7f}+=:\u{1b}P\\\u{7}";
+            let chars: Vec<char> = pick.chars().collect();
+            random.push(chars[(x >> 16) as usize % chars.len()]);
+        }
+        for s in samples
+            .iter()
+            .copied()
+            .chain([long.as_str(), random.as_str()])
+        {
+            let fast: std::collections::BTreeSet<String> = super::split(s).collect();
+            assert_eq!(fast, split_by_chars(s), "{s:?}");
+            assert_eq!(super::strip_escapes(s), strip_by_chars(s), "{s:?}");
+            // Cut anywhere (an escape split between events): the same.
+            for cut in (0..s.len()).filter(|&c| s.is_char_boundary(c)).step_by(97) {
+                let mut e = super::Escape::default();
+                let mut out = String::new();
+                e.strip_into(&s[..cut], &mut out);
+                e.strip_into(&s[cut..], &mut out);
+                assert_eq!(out, strip_by_chars(s));
+            }
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod golden;
 mod recovery;
 mod term;
+mod writer;
 
 use super::*;
 use std::collections::BTreeMap;

@@ -1130,7 +1130,11 @@ where
 
     session.begin_rekey()?;
 
-    let join = russh_util::runtime::spawn(session.run(stream, handler));
+    // Boxed (portcullis): `russh_util::runtime::spawn` wraps the future in
+    // an `async` block that holds it both as a capture and as the future it
+    // awaits, so an inline session loop took twice its size in every
+    // connection's task (issue 20: memory per idle session).
+    let join = russh_util::runtime::spawn(Box::pin(session.run(stream, handler)));
 
     Ok(RunningSession { handle, join })
 }

@@ -740,7 +740,11 @@ impl Session {
                             std::mem::swap(&mut opening_cipher, &mut self.common.remote_to_local);
 
                             let kex_was_active = self.kex.active();
-                            match reply(&mut self, &mut handler, &mut pkt).await {
+                            // Boxed (portcullis): the packet's handling, handler
+                            // callbacks included, is the largest state of this
+                            // loop; inline, every connection would hold it for its
+                            // whole life, idle or not. Allocated per packet instead.
+                            match Box::pin(reply(&mut self, &mut handler, &mut pkt)).await {
                                 Ok(_) => {},
                                 Err(e) => return Err(e),
                             }

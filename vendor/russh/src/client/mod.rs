@@ -51,8 +51,11 @@ use ssh_encoding::{Decode, Encode};
 use ssh_key::{Algorithm, Certificate, HashAlg, PrivateKey, PublicKey};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::pin;
+// PORTCULLIS PATCH: the unbounded queues (priority messages, replies to
+// the handle) carry their messages boxed (see boxed_queue.rs).
+use crate::boxed_queue::{UnboundedReceiver, UnboundedSender, unbounded as unbounded_channel};
 use tokio::sync::mpsc::{
-    Receiver, Sender, UnboundedReceiver, UnboundedSender, channel, unbounded_channel,
+    Receiver, Sender, channel,
 };
 use tokio::sync::oneshot;
 

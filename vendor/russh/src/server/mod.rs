@@ -1106,7 +1106,8 @@ where
 
     // Reading SSH id and allocating a session.
     let mut stream = SshRead::new(stream);
-    let (priority_sender, priority_receiver) = tokio::sync::mpsc::unbounded_channel();
+    // PORTCULLIS PATCH: boxed messages (see boxed_queue.rs).
+    let (priority_sender, priority_receiver) = crate::boxed_queue::unbounded();
     let (sender, receiver) = tokio::sync::mpsc::channel(config.event_buffer_size);
     let handle = server::session::Handle {
         priority_sender,

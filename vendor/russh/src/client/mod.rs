@@ -2124,7 +2124,9 @@ mod tests {
     use std::sync::Arc;
 
     use ssh_encoding::Encode;
-    use tokio::sync::mpsc::{channel, unbounded_channel};
+    use tokio::sync::mpsc::channel;
+    // PORTCULLIS PATCH: the session's reply queue is a boxed one.
+    use crate::boxed_queue::unbounded as unbounded_channel;
 
     use super::*;
     use crate::auth::{AuthRequest, Method};
@@ -2151,7 +2153,7 @@ mod tests {
     fn keyboard_interactive_session() -> (
         Session,
         tokio::sync::mpsc::Sender<Msg>,
-        tokio::sync::mpsc::UnboundedReceiver<Reply>,
+        crate::boxed_queue::UnboundedReceiver<Reply>,
     ) {
         let config = Arc::new(Config::default());
         let (sender, receiver) = channel(config.channel_buffer_size);

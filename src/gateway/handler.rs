@@ -11,6 +11,7 @@ use crate::app::App;
 use crate::lockdown::rules::Stage;
 use crate::policy::SessionRequest;
 use crate::session::Destination;
+use futures::FutureExt;
 use russh::server::{
     Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Response, Session as SshSession,
     VerifiedPublicKey,
@@ -273,6 +274,9 @@ impl Handler for Connection {
         .await
     }
 
+    // A channel's task is spawned as `future.map(...)`, not as an `async`
+    // block awaiting it: such a block holds the future twice (as a capture
+    // and as the future awaited) for the channel's whole life.
     async fn channel_open_session(
         &mut self,
         channel: Channel<Msg>,
@@ -294,7 +298,7 @@ impl Handler for Connection {
         if let Some(text) = session_channel::refusal_before_dial(&s) {
             let refuse = session_channel::refuse(refused, channel, reply, text);
             let span = self.shared.span.clone();
-            tokio::spawn(async move { (refuse.await, drop(held)) }.instrument(span));
+            tokio::spawn(refuse.map(move |()| drop(held)).instrument(span));
             return Ok(());
         }
         let handle = session.handle();
@@ -305,11 +309,11 @@ impl Handler for Connection {
             let (src, sink) = channel::split(channel, handle, Some(rx));
             let serve = menu::serve(src, sink, s.clone(), targets);
             let span = self.shared.span.clone();
-            tokio::spawn(async move { (serve.await, drop(held)) }.instrument(span));
+            tokio::spawn(serve.map(move |()| drop(held)).instrument(span));
         } else {
             let bridge = session_channel::bridge_channel(s, channel, reply, handle, rx, refused);
             let span = self.shared.span.clone();
-            tokio::spawn(async move { (bridge.await, drop(held)) }.instrument(span));
+            tokio::spawn(bridge.map(move |()| drop(held)).instrument(span));
         }
         Ok(())
     }
@@ -354,7 +358,7 @@ impl Handler for Connection {
         let fw = self.forwards.clone();
         let forward = super::forward::direct_tcpip(s, fw, channel, reply, session.handle(), req);
         let span = self.shared.span.clone();
-        tokio::spawn(async move { (forward.await, drop(held)) }.instrument(span));
+        tokio::spawn(forward.map(move |()| drop(held)).instrument(span));
         Ok(())
     }
 

@@ -16,6 +16,7 @@ use super::shared::Shared;
 use crate::session::jump::Jump;
 use crate::session::{self, Session};
 use crate::store::TargetRecord;
+use futures::FutureExt;
 use russh::keys::{Algorithm, PrivateKey};
 use russh::server::{Auth, ChannelOpenHandle, Config as SshConfig, Msg};
 use russh::{Channel, ChannelOpenFailure, MethodKind, MethodSet};
@@ -78,7 +79,8 @@ pub(super) async fn dispatch(
             // Tracked: a graceful stop waits for its session's end row.
             let tasks = conn.app.tasks.clone();
             let span = conn.shared.span.clone();
-            tasks.spawn(async move { (serve.await, drop(held)) }.instrument(span));
+            // `map`, not an `async` block: see `Handler::channel_open_session`.
+            tasks.spawn(serve.map(move |()| drop(held)).instrument(span));
             return None;
         }
         Jump::Refuse(text) => text,

@@ -218,16 +218,19 @@ fn refused_source(app: &Arc<App>, peer: SocketAddr) -> bool {
     false
 }
 
-async fn run_connection(
+/// Not an `async fn`: one would hold its arguments (the connection's
+/// handler among them) beside the `drive` future they move into, for the
+/// connection's whole life.
+fn run_connection(
     app: Arc<App>,
     config: Arc<SshConfig>,
     tcp: TcpStream,
     conn: Connection,
     shutdown: CancellationToken,
-) {
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let tcp = client_transport(tcp);
     let stream = stream::Killable::new(tcp, conn.cut_token(), conn.shared().kill.clone());
-    drive(app, config, stream, conn, shutdown).await
+    drive(app, config, stream, conn, shutdown)
 }
 
 /// The client's socket as russh gets it.
@@ -258,10 +261,12 @@ async fn drive<S>(
     let shared = conn.shared();
     let cut = conn.cut_token();
     let grace = app.config.limits.login_grace;
-    // run_stream waits for the client's version line: bounded by the grace time too.
-    let running = match tokio::time::timeout(grace, russh::server::run_stream(config, stream, conn))
-        .await
-    {
+    // run_stream waits for the client's version line: bounded by the grace
+    // time too. Boxed: its state (the session under construction, handler
+    // and stream) would otherwise stay part of this future, which lives as
+    // long as the connection (issue 20: memory per idle session).
+    let handshake = Box::pin(russh::server::run_stream(config, stream, conn));
+    let running = match tokio::time::timeout(grace, handshake).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             tracing::debug!(source = %peer, error = ?e, "handshake failed");

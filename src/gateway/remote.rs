@@ -182,7 +182,7 @@ async fn start_relay(s: &Arc<Session>, fw: &Arc<Forwards>, handle: Handle) {
                 _ = s.cancel.cancelled() => None,
             };
             let Some(inc) = next else { return };
-            let inc = incoming(s.clone(), fw.clone(), handle.clone(), inc);
+            let inc = incoming(s.clone(), fw.clone(), handle.clone(), *inc);
             tokio::spawn(inc.in_current_span());
         }
     };

@@ -157,7 +157,10 @@ pub(super) async fn bridge_channel(
     verdicts: mpsc::Receiver<channel::Verdict>,
     refused: Arc<Refused>,
 ) {
-    match s.open_channel().await {
+    // Boxed: dialling the target (TCP, key exchange, authentication) is
+    // the largest state of this future, which the channel's task holds for
+    // the channel's whole life (issue 20: memory per idle session).
+    match Box::pin(s.open_channel()).await {
         Ok(upstream) => {
             reply.accept().await;
             let client = channel::split(channel, handle, Some(verdicts));

@@ -64,7 +64,7 @@ pub async fn watch<R: Recheck, H: Holder>(
             let left = at.duration_since(now());
             if left <= SignedDuration::ZERO {
                 let text = format!("{} has ended: {}", needs.what, cause.describe());
-                return holder.end(cause.describe().to_string(), text).await;
+                return Box::pin(holder.end(cause.describe().to_string(), text)).await;
             }
             if let Some(text) = warning(&mut warned, left.unsigned_abs(), at, cause, needs.what) {
                 holder.warn(&text);
@@ -74,12 +74,14 @@ pub async fn watch<R: Recheck, H: Holder>(
             continue;
         }
         last_check = tokio::time::Instant::now();
-        match recheck.recheck().await {
+        // Boxed, as the ends below: this loop lives as long as the session,
+        // and their states are needed for an instant every RECHECK at most.
+        match Box::pin(recheck.recheck()).await {
             Ok(Ok(a)) => match &needs.channel {
                 Some((kind, name)) if !a.permissions.allows_channel(kind) => {
                     let reason = format!("grant withdrawn: {name} no longer allowed");
                     let text = format!("access withdrawn: {reason}; {} ends now", needs.what);
-                    return holder.end(reason, text).await;
+                    return Box::pin(holder.end(reason, text)).await;
                 }
                 _ => {
                     deadline = a.deadline;
@@ -88,7 +90,7 @@ pub async fn watch<R: Recheck, H: Holder>(
             },
             Ok(Err(deny)) => {
                 let text = format!("access withdrawn: {deny}; {} ends now", needs.what);
-                return holder.end(format!("grant withdrawn: {deny}"), text).await;
+                return Box::pin(holder.end(format!("grant withdrawn: {deny}"), text)).await;
             }
             // Keep the last decision through a store hiccup; the deadline still holds.
             Err(e) => tracing::warn!(error = %e, "cannot re-check grants"),

@@ -60,7 +60,7 @@ pub struct Upstream {
     handle: client::Handle<Pinned>,
     /// Channels the target opens towards us (remote forwards, agent);
     /// taken once by whoever relays them to the client.
-    incoming: Mutex<Option<tokio::sync::mpsc::Receiver<Incoming>>>,
+    incoming: Mutex<Option<tokio::sync::mpsc::Receiver<Box<Incoming>>>>,
 }
 
 /// A channel the target opened: only ever relayed after the gateway checks
@@ -81,13 +81,16 @@ pub enum Incoming {
 }
 
 /// Channels opened by the target queued before the relay takes them; past
-/// this, they are refused.
+/// this, they are refused. Queued boxed: tokio allocates a queue's slots 32
+/// at a time, so a slot as large as `Incoming` (216 bytes) cost every
+/// upstream connection ~7 KiB whether the target ever opens a channel or
+/// not (issue 20: memory per idle session).
 const INCOMING_QUEUE: usize = 32;
 
 struct Pinned {
     expected: PublicKey,
     seen: Arc<Mutex<Option<String>>>,
-    incoming: tokio::sync::mpsc::Sender<Incoming>,
+    incoming: tokio::sync::mpsc::Sender<Box<Incoming>>,
 }
 
 impl client::Handler for Pinned {
@@ -116,14 +119,14 @@ impl client::Handler for Pinned {
         _session: &mut client::Session,
     ) -> Result<(), Self::Error> {
         // A full queue drops `reply`, which refuses the channel.
-        let _ = self.incoming.try_send(Incoming::ForwardedTcpip {
+        let _ = self.incoming.try_send(Box::new(Incoming::ForwardedTcpip {
             stream: channel::split(channel),
             reply,
             connected_address: connected_address.to_string(),
             connected_port,
             originator_address: originator_address.to_string(),
             originator_port,
-        });
+        }));
         Ok(())
     }
 
@@ -133,10 +136,10 @@ impl client::Handler for Pinned {
         reply: client::ChannelOpenHandle,
         _session: &mut client::Session,
     ) -> Result<(), Self::Error> {
-        let _ = self.incoming.try_send(Incoming::Agent {
+        let _ = self.incoming.try_send(Box::new(Incoming::Agent {
             stream: channel::split(channel),
             reply,
-        });
+        }));
         Ok(())
     }
 }
@@ -270,7 +273,7 @@ impl Upstream {
     }
 
     /// The queue of target-opened channels; `None` after the first call.
-    pub fn take_incoming(&self) -> Option<tokio::sync::mpsc::Receiver<Incoming>> {
+    pub fn take_incoming(&self) -> Option<tokio::sync::mpsc::Receiver<Box<Incoming>>> {
         self.incoming.lock_or_recover().take()
     }
 

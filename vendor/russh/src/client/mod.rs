@@ -51,8 +51,11 @@ use ssh_encoding::{Decode, Encode};
 use ssh_key::{Algorithm, Certificate, HashAlg, PrivateKey, PublicKey};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::pin;
+// PORTCULLIS PATCH: the unbounded queues (priority messages, replies to
+// the handle) carry their messages boxed (see boxed_queue.rs).
+use crate::boxed_queue::{UnboundedReceiver, UnboundedSender, unbounded as unbounded_channel};
 use tokio::sync::mpsc::{
-    Receiver, Sender, UnboundedReceiver, UnboundedSender, channel, unbounded_channel,
+    Receiver, Sender, channel,
 };
 use tokio::sync::oneshot;
 
@@ -1261,7 +1264,9 @@ where
     );
     session.begin_rekey()?;
     let (kex_done_signal, kex_done_signal_rx) = oneshot::channel();
-    let join = russh_util::runtime::spawn(session.run(stream, handler, Some(kex_done_signal)));
+    // Boxed (portcullis): see `server::run_stream`.
+    let join =
+        russh_util::runtime::spawn(Box::pin(session.run(stream, handler, Some(kex_done_signal))));
 
     let agent_session_binding = match kex_done_signal_rx.await {
         Ok(binding) => binding,
@@ -1455,7 +1460,8 @@ impl Session {
                         } else {
                             self.common.received_data = true;
                             let kex_was_active = self.kex.active();
-                            reply(self, handler, kex_done_signal, &mut pkt).await?;
+                            // Boxed (portcullis): see the server's session loop.
+                            Box::pin(reply(self, handler, kex_done_signal, &mut pkt)).await?;
                             buffer.seqn = pkt.seqn; // TODO reply changes seqn internall, find cleaner way
 
                             if kex_was_active && !self.kex.active() {
@@ -2118,7 +2124,9 @@ mod tests {
     use std::sync::Arc;
 
     use ssh_encoding::Encode;
-    use tokio::sync::mpsc::{channel, unbounded_channel};
+    use tokio::sync::mpsc::channel;
+    // PORTCULLIS PATCH: the session's reply queue is a boxed one.
+    use crate::boxed_queue::unbounded as unbounded_channel;
 
     use super::*;
     use crate::auth::{AuthRequest, Method};
@@ -2145,7 +2153,7 @@ mod tests {
     fn keyboard_interactive_session() -> (
         Session,
         tokio::sync::mpsc::Sender<Msg>,
-        tokio::sync::mpsc::UnboundedReceiver<Reply>,
+        crate::boxed_queue::UnboundedReceiver<Reply>,
     ) {
         let config = Arc::new(Config::default());
         let (sender, receiver) = channel(config.channel_buffer_size);

@@ -897,7 +897,7 @@ mod tests {
             compression: Cow::Owned(vec![compression::NONE]),
         };
         let config = Arc::new(config);
-        let (priority_sender, priority_receiver) = tokio::sync::mpsc::unbounded_channel();
+        let (priority_sender, priority_receiver) = crate::boxed_queue::unbounded();
         let (sender, receiver) = tokio::sync::mpsc::channel(1);
         let handle = Handle {
             priority_sender,

@@ -1106,7 +1106,8 @@ where
 
     // Reading SSH id and allocating a session.
     let mut stream = SshRead::new(stream);
-    let (priority_sender, priority_receiver) = tokio::sync::mpsc::unbounded_channel();
+    // PORTCULLIS PATCH: boxed messages (see boxed_queue.rs).
+    let (priority_sender, priority_receiver) = crate::boxed_queue::unbounded();
     let (sender, receiver) = tokio::sync::mpsc::channel(config.event_buffer_size);
     let handle = server::session::Handle {
         priority_sender,
@@ -1130,7 +1131,11 @@ where
 
     session.begin_rekey()?;
 
-    let join = russh_util::runtime::spawn(session.run(stream, handler));
+    // Boxed (portcullis): `russh_util::runtime::spawn` wraps the future in
+    // an `async` block that holds it both as a capture and as the future it
+    // awaits, so an inline session loop took twice its size in every
+    // connection's task (issue 20: memory per idle session).
+    let join = russh_util::runtime::spawn(Box::pin(session.run(stream, handler)));
 
     Ok(RunningSession { handle, join })
 }

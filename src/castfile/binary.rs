@@ -313,8 +313,9 @@ fn cannot_be_text(block: &[u8]) -> u64 {
     never | lone_cont | bare_lead
 }
 
-/// Bit `i` set where `is(block[i])`, for a 64-byte block.
-fn mask(block: &[u8], is: impl Fn(u8) -> bool) -> u64 {
+/// Bit `i` set where `is(block[i])`, for a 64-byte block (also JSON
+/// escaping's classifier, `escape.rs`).
+pub(super) fn mask(block: &[u8], is: impl Fn(u8) -> bool) -> u64 {
     let mut flags = [0u8; 64];
     for (f, &b) in flags.iter_mut().zip(block) {
         *f = u8::from(is(b));

@@ -20,20 +20,7 @@ fn needs(b: u8) -> bool {
 
 /// Bit `i` set where `block[i]` needs an escape.
 fn mask(block: &[u8; BLOCK]) -> u64 {
-    let mut flags = [0u8; BLOCK];
-    for (f, &b) in flags.iter_mut().zip(block) {
-        *f = u8::from(needs(b));
-    }
-    let mut m = 0u64;
-    for (g, group) in flags.chunks_exact(8).enumerate() {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(group);
-        // Eight 0/1 bytes to eight bits (byte k to bit k): each byte's
-        // product lands on its own bit of the top byte, with no carries.
-        let packed = u64::from_le_bytes(w).wrapping_mul(0x0102_0408_1020_4080) >> 56;
-        m |= packed << (8 * g);
-    }
-    m
+    super::binary::mask(block, needs)
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";

@@ -557,15 +557,7 @@ fn bastion(target: &TargetServer, extra: &str) -> Bastion {
 /// alice, `web01` and her grant, written through `b` (into the database
 /// every node of a cluster shares).
 fn setup(b: &Bastion, target: &TargetServer) {
-    let alice_pub = b.alice_key.with_extension("pub");
-    b.admin(&[
-        "user",
-        "add",
-        "alice",
-        "--service",
-        "--key",
-        alice_pub.to_str().unwrap(),
-    ]);
+    b.add_service_alice();
     b.add_target_pinned("web01", target.port, &target.host_pub);
     b.admin(&[
         "credential",

@@ -20,15 +20,7 @@ use std::time::Duration;
 /// Node `a` set up with alice (a service account with `a`'s key), web01
 /// and a grant, through `a`'s CLI (the database is shared).
 fn standard(a: &Bastion, sshd: &Sshd) {
-    let alice_pub = a.alice_key.with_extension("pub");
-    a.admin(&[
-        "user",
-        "add",
-        "alice",
-        "--service",
-        "--key",
-        alice_pub.to_str().unwrap(),
-    ]);
+    a.add_service_alice();
     a.add_target("web01", sshd);
     a.grant(&[
         "--user",

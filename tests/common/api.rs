@@ -19,15 +19,7 @@ pub fn bastion_with_api(extra: &str) -> (Bastion, u16) {
 /// `Bastion::standard` with the API on its own port.
 pub fn standard_with_api(sshd: &Sshd) -> (Bastion, u16) {
     let (mut b, port) = bastion_with_api("");
-    let alice_pub = b.alice_key.with_extension("pub");
-    b.admin(&[
-        "user",
-        "add",
-        "alice",
-        "--service",
-        "--key",
-        alice_pub.to_str().unwrap(),
-    ]);
+    b.add_service_alice();
     b.add_target("web01", sshd);
     b.add_target_pinned("web02", sshd.port, &sshd.host_pub);
     b.admin_stdin(

@@ -388,13 +388,11 @@ impl Bastion {
         Self::standard_with(sshd, "")
     }
 
-    /// [`Bastion::standard`] with `extra` appended to its config.
-    pub fn standard_with(sshd: &Sshd, extra: &str) -> Bastion {
-        let mut b = Bastion::with_config(extra);
-        let alice_pub = b.alice_key.with_extension("pub");
-        // A service account (public key, no MFA): the proxy tests log in many
-        // times a minute, which a once-only TOTP code rightly forbids.
-        b.admin(&[
+    /// `alice` as a service account (public key, no MFA) with this
+    /// bastion's `alice_key`.
+    pub fn add_service_alice(&self) {
+        let alice_pub = self.alice_key.with_extension("pub");
+        self.admin(&[
             "user",
             "add",
             "alice",
@@ -402,6 +400,14 @@ impl Bastion {
             "--key",
             alice_pub.to_str().unwrap(),
         ]);
+    }
+
+    /// [`Bastion::standard`] with `extra` appended to its config.
+    pub fn standard_with(sshd: &Sshd, extra: &str) -> Bastion {
+        let mut b = Bastion::with_config(extra);
+        // A service account (public key, no MFA): the proxy tests log in many
+        // times a minute, which a once-only TOTP code rightly forbids.
+        b.add_service_alice();
         b.add_target("web01", sshd);
         b.add_target_pinned("web02", sshd.port, &sshd.host_pub);
         b.admin_stdin(

@@ -99,7 +99,9 @@ impl Project {
     /// The playbook (ping, command, copy, fetch), with `target_dir` on the target.
     fn playbook(&self, target_dir: &Path, extra: &[&str]) -> Output {
         let fetched = self.path().join("fetched.bin");
-        let _ = std::fs::remove_file(&fetched);
+        for host in ["web01", "web02"] {
+            let _ = std::fs::remove_file(self.fetched(host));
+        }
         let mut c = self.tool("ansible-playbook");
         c.arg(format!("{FILES}/playbook.yml"))
             .arg("-e")
@@ -110,6 +112,11 @@ impl Project {
             .arg(format!("fetched={}", fetched.display()))
             .args(extra);
         run(&mut c)
+    }
+
+    /// Where the playbook's fetch puts `host`'s copy.
+    fn fetched(&self, host: &str) -> PathBuf {
+        self.path().join(format!("fetched.bin.{host}"))
     }
 
     /// Asserts a playbook run did all four things, really, on the target.
@@ -128,7 +135,7 @@ impl Project {
         assert!(all.contains(&sent), "{how}: target digest differs: {all}");
         assert_eq!(sha256_file(&target_dir.join("payload.bin")), sent, "{how}");
         assert_eq!(
-            sha256_file(&self.path().join("fetched.bin")),
+            sha256_file(&self.fetched("web01")),
             sent,
             "{how}: fetched copy differs"
         );
@@ -424,6 +431,11 @@ fn a_person_reaches_several_targets_with_one_code_through_proxyjump() {
     assert!(
         all.contains("ansible-through-portcullis web02"),
         "web02 not reached: {all}"
+    );
+    assert_eq!(
+        sha256_file(&p.fetched("web02")),
+        sha256_file(&p.payload),
+        "web02's fetched copy differs"
     );
     let prompts = askpass.prompts();
     assert_eq!(

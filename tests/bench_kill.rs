@@ -14,13 +14,12 @@
 mod common;
 use common::*;
 use russh::client::{self, Handle};
-use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::keys::PrivateKeyWithHashAlg;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What the client saw when its connection ended: when, and the server's
-/// disconnect text if one arrived (`None`: the transport just ended).
-type Seen = (Instant, Option<String>);
+/// What the client saw when its connection ended (`common::stamp`).
+type Seen = common::stamp::Ended;
 
 /// Where a session's end is stamped (BENCH_KILL_MEASURE):
 /// - `disconnect` (default): when the client's SSH layer reports the
@@ -37,36 +36,7 @@ enum Measure {
     Channel,
 }
 
-struct Client {
-    seen: Option<tokio::sync::oneshot::Sender<Seen>>,
-    release: tokio_util::sync::CancellationToken,
-}
-
-impl client::Handler for Client {
-    type Error = russh::Error;
-    async fn check_server_key(&mut self, _: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
-        Ok(true)
-    }
-
-    async fn disconnected(
-        &mut self,
-        reason: client::DisconnectReason<Self::Error>,
-    ) -> Result<(), Self::Error> {
-        let at = Instant::now();
-        let text = match &reason {
-            client::DisconnectReason::ReceivedDisconnect(info) => Some(info.message.clone()),
-            client::DisconnectReason::Error(_) => None,
-        };
-        if let Some(tx) = self.seen.take() {
-            let _ = tx.send((at, text));
-        }
-        self.release.cancelled().await;
-        match reason {
-            client::DisconnectReason::ReceivedDisconnect(_) => Ok(()),
-            client::DisconnectReason::Error(e) => Err(e),
-        }
-    }
-}
+use common::stamp::Stamping as Client;
 
 /// A live session's ends: the stamp used for the figures, and the channel
 /// stream's end (which must come too: the connection really closed).
@@ -81,11 +51,7 @@ async fn open_session(
     key: Arc<russh::keys::PrivateKey>,
     release: tokio_util::sync::CancellationToken,
 ) -> Live {
-    let (seen_tx, seen) = tokio::sync::oneshot::channel();
-    let handler = Client {
-        seen: Some(seen_tx),
-        release,
-    };
+    let (handler, seen) = Client::new(release);
     let mut h: Handle<Client> = client::connect(
         Arc::new(client::Config::default()),
         ("127.0.0.1", port),

@@ -49,7 +49,7 @@ mod common;
 use cluster::Shared;
 use common::*;
 use russh::client::{self, AuthResult, Handle, KeyboardInteractiveAuthResponse as Kbd};
-use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::keys::PrivateKeyWithHashAlg;
 use russh::server::{self, Auth, Msg, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelMsg, Disconnect};
 use std::path::Path;
@@ -396,50 +396,12 @@ fn client_config() -> Arc<client::Config> {
     })
 }
 
-/// A client that stamps when its connection ended and with what text, then
-/// waits for `release` before freeing its session (see `bench_kill`).
-struct Client {
-    seen: Option<tokio::sync::oneshot::Sender<(Instant, Option<String>)>>,
-    release: CancellationToken,
-}
+use common::stamp::{Stamping as Client, TRANSPORT_ERROR};
 
-impl client::Handler for Client {
-    type Error = russh::Error;
-    async fn check_server_key(&mut self, _: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
-        Ok(true)
-    }
-
-    async fn disconnected(
-        &mut self,
-        reason: client::DisconnectReason<Self::Error>,
-    ) -> Result<(), Self::Error> {
-        let at = Instant::now();
-        let text = match &reason {
-            client::DisconnectReason::ReceivedDisconnect(info) => Some(info.message.clone()),
-            client::DisconnectReason::Error(e) => Some(format!("{TRANSPORT_ERROR}{e}")),
-        };
-        if let Some(tx) = self.seen.take() {
-            let _ = tx.send((at, text));
-        }
-        self.release.cancelled().await;
-        match reason {
-            client::DisconnectReason::ReceivedDisconnect(_) => Ok(()),
-            client::DisconnectReason::Error(e) => Err(e),
-        }
-    }
-}
-
-/// How a client's end by transport error is noted (no disconnect text read).
-const TRANSPORT_ERROR: &str = "transport error: ";
-
-type Seen = tokio::sync::oneshot::Receiver<(Instant, Option<String>)>;
+type Seen = tokio::sync::oneshot::Receiver<common::stamp::Ended>;
 
 async fn connect(port: u16, release: CancellationToken) -> (Handle<Client>, Seen) {
-    let (tx, seen) = tokio::sync::oneshot::channel();
-    let handler = Client {
-        seen: Some(tx),
-        release,
-    };
+    let (handler, seen) = Client::new(release);
     let h = client::connect(client_config(), ("127.0.0.1", port), handler)
         .await
         .expect("connect");

@@ -7,6 +7,7 @@ pub mod api;
 pub mod audit;
 pub mod cm;
 pub mod forward;
+pub mod stamp;
 pub mod synth;
 pub mod wait;
 

@@ -208,6 +208,31 @@ pub struct Stall {
     pub down: Option<std::time::Duration>,
 }
 
+/// What ends a bridge from outside.
+///
+/// `end`: the session is over (its end, a deadline, shutdown, a grant
+/// revoked): both sides are sent CLOSE. `halt`: the kill switch — from the
+/// kill on, no frame is delivered either way. The halt is only checked, never
+/// awaited: a kill of 10,000 sessions wakes no bridge (the DISCONNECT the
+/// kill queued ends the connection and then `end` follows), yet a client
+/// that keeps typing while its session loop is slow to send that DISCONNECT
+/// gets nothing more to the target.
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    pub end: CancellationToken,
+    pub halt: CancellationToken,
+}
+
+impl From<CancellationToken> for Stop {
+    /// Ended by `end` only: never halted.
+    fn from(end: CancellationToken) -> Stop {
+        Stop {
+            end,
+            halt: CancellationToken::new(),
+        }
+    }
+}
+
 /// Runs both directions of one channel until both ends have closed, or the
 /// session is cancelled (kill switch, deadline, shutdown).
 pub async fn run<CS, CK, US, UK>(
@@ -215,7 +240,7 @@ pub async fn run<CS, CK, US, UK>(
     upstream: (US, UK),
     budget: usize,
     counters: Arc<Counters>,
-    cancel: CancellationToken,
+    stop: impl Into<Stop>,
     notices: Option<broadcast::Receiver<Bytes>>,
     tap: Option<Tap>,
 ) -> ChannelEnd
@@ -228,7 +253,7 @@ where
     let lanes = Lanes {
         budget,
         counters,
-        cancel,
+        stop: stop.into(),
         notices,
         tap,
         stall: Stall::default(),
@@ -249,7 +274,7 @@ pub async fn run_forward<CS, CK, US, UK>(
     budget: usize,
     stall: Stall,
     counters: Arc<Counters>,
-    cancel: CancellationToken,
+    stop: impl Into<Stop>,
     tap: Option<Tap>,
 ) -> ChannelEnd
 where
@@ -261,7 +286,7 @@ where
     let lanes = Lanes {
         budget,
         counters,
-        cancel,
+        stop: stop.into(),
         notices: None,
         tap,
         stall,
@@ -273,7 +298,7 @@ where
 struct Lanes {
     budget: usize,
     counters: Arc<Counters>,
-    cancel: CancellationToken,
+    stop: Stop,
     notices: Option<broadcast::Receiver<Bytes>>,
     tap: Option<Tap>,
     stall: Stall,
@@ -290,7 +315,7 @@ where
     let (client_src, client_sink) = client;
     let (up_src, up_sink) = upstream;
     // A stall ends both directions; the session's token is left alone.
-    let local = l.cancel.child_token();
+    let local = l.stop.end.child_token();
     // Once we sent CLOSE to a side, russh ignores that side's CLOSE reply
     // (the channel is no longer established), so its source would never
     // end: the lane reading it stops when the other lane delivered the close.
@@ -303,6 +328,7 @@ where
             dir: Direction::Up,
             counters: l.counters.clone(),
             cancel: local.clone(),
+            halt: l.stop.halt.clone(),
             notices: None,
             tap: l.tap.clone(),
             stall: l.stall.up,
@@ -319,6 +345,7 @@ where
             dir: Direction::Down,
             counters: l.counters,
             cancel: local.clone(),
+            halt: l.stop.halt,
             notices: l.notices,
             tap: l.tap,
             stall: l.stall.down,
@@ -343,6 +370,8 @@ struct Lane {
     dir: Direction,
     counters: Arc<Counters>,
     cancel: CancellationToken,
+    /// The kill switch: nothing is delivered once it is cancelled.
+    halt: CancellationToken,
     /// Bastion notices injected towards the client (down lane only).
     notices: Option<broadcast::Receiver<Bytes>>,
     tap: Option<Tap>,
@@ -363,6 +392,7 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
         dir,
         counters,
         cancel,
+        halt,
         mut notices,
         tap,
         stall,
@@ -439,6 +469,9 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
                 let _ = sink.send(Frame::Close).await;
                 return ChannelEnd::Closed;
             };
+            if halt.is_cancelled() {
+                return ChannelEnd::Cancelled;
+            }
             let (frame, permit) = match exit_first && !reported {
                 true => queue::exit_before_eof(next, &mut rx, &cancel, &mut held).await,
                 false => next,
@@ -452,6 +485,9 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
                     if !note(dir, &counters, tap.as_ref(), &frame, &cancel).await {
                         return fail_closed(&mut sink, &cancel).await;
                     }
+                }
+                if halt.is_cancelled() {
+                    return ChannelEnd::Cancelled;
                 }
                 let sent = tokio::select! {
                     r = sink.send_data(data) => r,
@@ -469,6 +505,9 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
                 return fail_closed(&mut sink, &cancel).await;
             }
             let last = frame == Frame::Close;
+            if halt.is_cancelled() {
+                return ChannelEnd::Cancelled;
+            }
             // A kill must not wait for a consumer that never takes the frame.
             let sent = tokio::select! {
                 r = sink.send(frame) => r,

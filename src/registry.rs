@@ -81,6 +81,11 @@ impl KillNote {
         self.told.load(Ordering::SeqCst)
     }
 
+    /// A token cancelled by the kill (a child: cancelling it kills nothing).
+    pub fn halt(&self) -> CancellationToken {
+        self.token.child_token()
+    }
+
     pub fn is_killed(&self) -> bool {
         self.token.is_cancelled()
     }
@@ -373,6 +378,20 @@ mod tests {
         assert!(note.is_killed() && note.told());
         assert_eq!(*heard.lock().unwrap(), vec!["first".to_string()]);
         assert_eq!(note.reason(), Some("first"));
+    }
+
+    #[test]
+    fn the_kill_halts_at_once_and_a_halt_kills_nothing() {
+        // Taken before the kill (a bridge starts long before it): halted by it.
+        let note = KillNote::default();
+        let halt = note.halt();
+        assert!(!halt.is_cancelled());
+        note.kill("locked", Instant::now());
+        assert!(halt.is_cancelled());
+        // A bridge that cancels its own halt does not kill the session.
+        let other = KillNote::default();
+        other.halt().cancel();
+        assert!(!other.is_killed());
     }
 
     #[test]

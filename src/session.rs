@@ -342,6 +342,15 @@ impl Session {
         }
     }
 
+    /// How a relay of this session stops: `end` ends it; the kill switch
+    /// halts it at the instant of the kill (see [`crate::bridge::Stop`]).
+    pub fn relay_stop(&self, end: CancellationToken) -> crate::bridge::Stop {
+        crate::bridge::Stop {
+            end,
+            halt: self.kill.halt(),
+        }
+    }
+
     /// Refuses if a lock covers this session now (checked at login, before
     /// dialling and on every new channel).
     pub fn lock_check(&self) -> Result<(), Refusal> {

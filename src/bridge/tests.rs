@@ -171,6 +171,56 @@ async fn cancel_closes_both_sides() {
     assert_eq!(task.await.unwrap(), ChannelEnd::Cancelled);
 }
 
+#[tokio::test]
+async fn a_halted_bridge_delivers_nothing_more_either_way() {
+    // The kill switch halts the bridge; the client keeps typing (its
+    // session loop has not sent the DISCONNECT yet) and the target keeps
+    // printing: none of it may cross, and nothing waits on the halt.
+    let (c_in, c_src, c_sink, mut c_out) = pair(16);
+    let (u_in, u_src, u_sink, mut u_out) = pair(16);
+    let stop = Stop::default();
+    let task = tokio::spawn(run(
+        (c_src, c_sink),
+        (u_src, u_sink),
+        1 << 20,
+        Arc::new(Counters::default()),
+        stop.clone(),
+        None,
+        None,
+    ));
+    c_in.send(Frame::Data(Bytes::from_static(b"id\n")))
+        .await
+        .unwrap();
+    assert_eq!(
+        u_out.recv().await,
+        Some(Frame::Data(Bytes::from_static(b"id\n")))
+    );
+    stop.halt.cancel();
+    let _ = c_in
+        .send(Frame::Data(Bytes::from_static(b"rm -rf /srv\n")))
+        .await;
+    let _ = c_in.send(Frame::Request(Request::Shell)).await;
+    let _ = u_in
+        .send(Frame::Data(Bytes::from_static(b"secret\n")))
+        .await;
+    // Nothing arrives: a wait that times out, or a side dropped unsent to.
+    let quiet = Duration::from_millis(300);
+    let to_target = tokio::time::timeout(quiet, u_out.recv()).await;
+    assert!(
+        matches!(to_target, Err(_) | Ok(None)),
+        "reached the target after the halt: {to_target:?}"
+    );
+    let to_client = tokio::time::timeout(quiet, c_out.recv()).await;
+    assert!(
+        matches!(to_client, Err(_) | Ok(None)),
+        "reached the client after the halt: {to_client:?}"
+    );
+    // The session's end still ends it.
+    stop.end.cancel();
+    let end = tokio::time::timeout(Duration::from_secs(2), task).await;
+    assert_eq!(end.unwrap().unwrap(), ChannelEnd::Cancelled);
+}
+
 /// A sink that takes data in batches and records how it was handed over.
 struct Gathering(mpsc::UnboundedSender<Vec<Frame>>);
 impl FrameSink for Gathering {

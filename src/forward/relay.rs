@@ -9,14 +9,13 @@ use crate::bridge::{self, ChannelEnd, Counters, FrameSink, FrameSource, Tap};
 use crate::sync::MutexExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// A consumer that takes nothing for this long while its forward's budget
 /// is full is stuck; the forward ends so the SSH connection does not.
 pub const STALL: Duration = Duration::from_secs(2);
 
 /// Relays one accepted channel to its far side until either closes or the
-/// token is cancelled; returns why it ended (`why` first: the watcher's or
+/// stop ends or halts it; returns why it ended (`why` first: the watcher's or
 /// the kill's reason). `far_is_ssh`: the far side is a channel of the
 /// target's SSH connection, which a stopped reader would block too (a TCP
 /// destination only slows down).
@@ -27,7 +26,7 @@ pub async fn relay<CS: FrameSource, CK: FrameSink, S: FrameSource, K: FrameSink>
     budget: usize,
     far_is_ssh: bool,
     counters: Arc<Counters>,
-    cancel: CancellationToken,
+    stop: bridge::Stop,
     tap: Option<Tap>,
     why: &Mutex<Option<String>>,
 ) -> String {
@@ -35,7 +34,7 @@ pub async fn relay<CS: FrameSource, CK: FrameSink, S: FrameSource, K: FrameSink>
         up: Some(STALL),
         down: far_is_ssh.then_some(STALL),
     };
-    let end = bridge::run_forward(client, far, budget, stall, counters, cancel, tap).await;
+    let end = bridge::run_forward(client, far, budget, stall, counters, stop, tap).await;
     let set = why.lock_or_recover().clone();
     match (set, end) {
         (Some(w), _) => w,

@@ -150,7 +150,7 @@ async fn via_upstream(
         budget,
         true,
         counters.clone(),
-        cancel,
+        s.relay_stop(cancel),
         tap,
         live.why(),
     );

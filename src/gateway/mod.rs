@@ -322,8 +322,8 @@ async fn drive<S>(
         // which ends this select first; the cut is only the backstop. At a
         // mass kill the loops are slow to get to it (4,000 sessions on 2
         // cores: 35 clients read "early eof" instead of the lock's text with
-        // a 50 ms backstop), and nothing relays meanwhile that the kill has
-        // not already stopped at the session's end reason.
+        // a 50 ms backstop). Nothing relays meanwhile: the kill halted every
+        // bridge of the session at once (`bridge::Stop`).
         tokio::time::sleep(DISCONNECT_FLUSH).await;
         cut.cancel();
         std::future::pending::<()>().await

@@ -322,7 +322,7 @@ async fn relay_back(
         budget,
         true,
         counters.clone(),
-        cancel,
+        s.relay_stop(cancel),
         tap,
         live.why(),
     );

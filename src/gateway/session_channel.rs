@@ -201,7 +201,7 @@ async fn run_bridged(
         upstream,
         s.channel_budget(),
         s.counters.clone(),
-        s.cancel.clone(),
+        s.relay_stop(s.cancel.clone()),
         notices,
         tap,
     )

@@ -143,7 +143,7 @@ pub(super) async fn to_tcp_target(
             Far::Bridged(stream) => {
                 let client = channel::split(channel, handle, None);
                 let far = tcp::split(stream);
-                let c = cancel.clone();
+                let c = s.relay_stop(cancel.clone());
                 relay(
                     client,
                     far,
@@ -168,7 +168,7 @@ pub(super) async fn to_tcp_target(
                     budget,
                     false,
                     counters.clone(),
-                    cancel.clone(),
+                    s.relay_stop(cancel.clone()),
                     None,
                     live.why(),
                 );

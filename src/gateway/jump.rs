@@ -13,6 +13,7 @@
 use super::handler::Connection;
 use super::hostca::{self, HostCa};
 use super::shared::Shared;
+use crate::registry::KillNote;
 use crate::session::jump::Jump;
 use crate::session::{self, Session};
 use crate::store::TargetRecord;
@@ -123,7 +124,7 @@ pub async fn serve(
     // A span of its own, inside the outer connection's (the current one).
     let span = Shared::span_for(outer.source, Some(&Span::current()));
     let shared = Arc::new(Shared::new(outer.cancel.child_token(), span.clone()));
-    expire_with_certificate(&shared, validity);
+    end_with_outer(&shared, outer.kill.clone(), validity);
     // The nested connection's channels count against the outer one's cap.
     let conn = Connection::nested(app.clone(), outer.source, shared, keys, outer_id, cap);
     let stream = super::stream::Killable::new(
@@ -136,16 +137,23 @@ pub async fn serve(
         .await;
 }
 
-/// OpenSSH checks the host certificate again at every re-key (russh
-/// re-keys hourly), so a nested connection ends, with a message, shortly
+/// Kills a nested connection when its outer one is killed, for the same
+/// reason: its bridges halt at once and its row says why, instead of
+/// relaying until the outer transport is gone and ending as "client
+/// disconnected". And since OpenSSH checks the host certificate again at
+/// every re-key (russh re-keys hourly), it ends, with a message, shortly
 /// before its certificate expires instead of failing a re-key.
-fn expire_with_certificate(shared: &Shared, validity: std::time::Duration) {
+fn end_with_outer(shared: &Shared, outer: Arc<KillNote>, validity: std::time::Duration) {
     let kill = shared.kill.clone();
     let done = shared.cancel.clone();
     let life = validity.saturating_sub(std::time::Duration::from_secs(60));
     tokio::spawn(async move {
         tokio::select! {
             () = done.cancelled() => {}
+            () = outer.killed() => {
+                let why = outer.reason().unwrap_or("ended by portcullis");
+                kill.kill(why, outer.requested_at().unwrap_or_else(std::time::Instant::now));
+            }
             () = tokio::time::sleep(life) => {
                 kill.kill("the jump's host certificate expires; connect again", std::time::Instant::now());
             }
@@ -240,7 +248,7 @@ mod tests {
         use std::time::Duration;
         let shared = Shared::new(tokio_util::sync::CancellationToken::new(), Span::none());
         // 50 ms of life: a certificate valid for a minute and 50 ms.
-        expire_with_certificate(&shared, Duration::from_millis(60_050));
+        end_with_outer(&shared, Arc::default(), Duration::from_millis(60_050));
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert!(shared.kill.is_killed());
         assert!(
@@ -252,9 +260,30 @@ mod tests {
         );
         // A connection that ended first is left alone.
         let gone = Shared::new(tokio_util::sync::CancellationToken::new(), Span::none());
-        expire_with_certificate(&gone, Duration::from_millis(60_050));
+        end_with_outer(&gone, Arc::default(), Duration::from_millis(60_050));
         gone.cancel.cancel();
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert!(!gone.kill.is_killed());
+    }
+
+    #[tokio::test]
+    async fn a_nested_connection_is_killed_with_its_outer_one() {
+        let outer: Arc<KillNote> = Arc::default();
+        let nested = Shared::new(tokio_util::sync::CancellationToken::new(), Span::none());
+        let halt = nested.kill.halt();
+        end_with_outer(&nested, outer.clone(), std::time::Duration::from_secs(3600));
+        tokio::task::yield_now().await;
+        assert!(!nested.kill.is_killed());
+        outer.kill("incident 7", std::time::Instant::now());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(halt.is_cancelled());
+        assert_eq!(nested.kill.reason(), Some("incident 7"));
+        // Not the other way round: a nested kill leaves the outer alone.
+        let outer: Arc<KillNote> = Arc::default();
+        let nested = Shared::new(tokio_util::sync::CancellationToken::new(), Span::none());
+        end_with_outer(&nested, outer.clone(), std::time::Duration::from_secs(3600));
+        nested.kill.kill("nested only", std::time::Instant::now());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!outer.is_killed());
     }
 }

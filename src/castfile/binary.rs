@@ -34,8 +34,9 @@ pub const MIN_STRING: usize = 4;
 /// What a [`Segmenter`] decided about the bytes it was given, in order.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Piece<'a> {
-    /// Whole UTF-8 text (never an incomplete character) to record as it is.
-    Text(&'a [u8]),
+    /// Whole UTF-8 text (never an incomplete character) to record as it
+    /// is. Already validated here: the writer takes it without a second pass.
+    Text(&'a str),
     /// A binary run starts here; the text is the start marker's.
     Started(String),
     /// The binary run ended here.
@@ -126,7 +127,7 @@ impl Segmenter {
                 out(Piece::Ended(run.summary(self.label)))
             }
             // A character the stream never completed: shown replaced.
-            None if !held.is_empty() => out(Piece::Text(String::from_utf8_lossy(&held).as_bytes())),
+            None if !held.is_empty() => out(Piece::Text(&String::from_utf8_lossy(&held))),
             None => Ok(()),
         }
     }
@@ -138,13 +139,12 @@ impl Segmenter {
     ) -> Result<(), E> {
         loop {
             let Some(run) = self.run.as_mut() else {
-                let (cut, binary) = match text_end(rest) {
-                    TextEnd::All => (rest.len(), false),
-                    TextEnd::Incomplete(at) => (at, false),
-                    TextEnd::Binary(at) => (at, true),
+                let (text, binary) = match text_end(rest) {
+                    TextEnd::All(text) | TextEnd::Incomplete(text) => (text, false),
+                    TextEnd::Binary(text) => (text, true),
                 };
-                let (text, after) = split(rest, cut);
-                if std::mem::take(&mut self.fresh) && binary && !proves_text(text) {
+                let after = rest.get(text.len()..).unwrap_or_default();
+                if std::mem::take(&mut self.fresh) && binary && !proves_text(text.as_bytes()) {
                     self.start_run(out)?;
                     continue;
                 }
@@ -194,26 +194,37 @@ fn split(d: &[u8], at: usize) -> (&[u8], &[u8]) {
     d.split_at(at.min(d.len()))
 }
 
-enum TextEnd {
-    /// All of it is text.
-    All,
+/// The text at the start of a chunk (a prefix of it), and what ends it.
+enum TextEnd<'a> {
+    /// All of the chunk is text.
+    All(&'a str),
     /// Text up to an incomplete character at the end.
-    Incomplete(usize),
+    Incomplete(&'a str),
     /// Text up to a binary byte.
-    Binary(usize),
+    Binary(&'a str),
 }
 
 /// Where text stops in `d`: two whole-slice passes (memchr, UTF-8
-/// validation), no loop per byte.
-fn text_end(d: &[u8]) -> TextEnd {
+/// validation), no loop per byte. The validated text is handed on as
+/// `&str`, so the writer does not validate it again.
+fn text_end(d: &[u8]) -> TextEnd<'_> {
     let nul = memchr::memchr(0, d);
     let before_nul = d.get(..nul.unwrap_or(d.len())).unwrap_or_default();
-    match (std::str::from_utf8(before_nul), nul) {
-        (Ok(_), None) => TextEnd::All,
-        (Ok(_), Some(at)) => TextEnd::Binary(at),
-        (Err(e), None) if e.error_len().is_none() => TextEnd::Incomplete(e.valid_up_to()),
+    // The first chunk: the valid prefix and the bytes that end it.
+    let (text, invalid) = before_nul
+        .utf8_chunks()
+        .next()
+        .map_or(("", &[][..]), |c| (c.valid(), c.invalid()));
+    // Cut bytes that reach the end of the chunk and could still become a
+    // character (a lead byte and part of its continuation bytes).
+    let incomplete = text.len() + invalid.len() == d.len()
+        && std::str::from_utf8(invalid).is_err_and(|e| e.error_len().is_none());
+    match (invalid.is_empty(), nul) {
+        (true, None) => TextEnd::All(text),
+        (true, Some(_)) => TextEnd::Binary(text),
+        (false, None) if incomplete => TextEnd::Incomplete(text),
         // Invalid, or an incomplete character cut off by a NUL.
-        (Err(e), _) => TextEnd::Binary(e.valid_up_to()),
+        (false, _) => TextEnd::Binary(text),
     }
 }
 
@@ -314,7 +325,9 @@ fn cannot_be_text(block: &[u8]) -> u64 {
 }
 
 /// Bit `i` set where `is(block[i])`, for a 64-byte block (also JSON
-/// escaping's classifier, `escape.rs`).
+/// escaping's classifier, `escape.rs`). Inlined: a call per block (the
+/// flags spilled, the block length checked) cost escaping a fifth of its time.
+#[inline(always)]
 pub(super) fn mask(block: &[u8], is: impl Fn(u8) -> bool) -> u64 {
     let mut flags = [0u8; 64];
     for (f, &b) in flags.iter_mut().zip(block) {

@@ -142,7 +142,7 @@ fn text_paths() {
         let cpu0 = thread_cpu();
         while sent < total {
             seg.push(chunk, &mut |p| match p {
-                Piece::Text(b) => w.event(t, EventKind::Output, b),
+                Piece::Text(b) => w.text(t, EventKind::Output, b),
                 Piece::Started(m) => w.marker(t, &m),
                 Piece::Ended(s) => w.marker(t, &s.line(true)),
             })

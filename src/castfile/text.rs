@@ -57,6 +57,11 @@ impl Utf8Carry {
         }
     }
 
+    /// Whether no part of a character is held.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
     /// Whatever is still held (a sequence the stream never completed), lossily.
     pub fn finish(&mut self) -> Option<String> {
         if self.pending.is_empty() {

@@ -7,7 +7,7 @@
 //! opens every recording instead.
 
 use super::{CastReader, EventKind, Result};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
 pub const MAX_WORDS: usize = 20_000;
@@ -24,7 +24,7 @@ fn is_word(c: char) -> bool {
 }
 
 /// [`is_word`] for an ASCII byte (the same answer as for its char).
-fn is_word_byte(b: u8) -> bool {
+const fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'/')
 }
 
@@ -56,6 +56,17 @@ impl<'a> Iterator for Runs<'a> {
     }
 }
 
+/// [`is_word_byte`] of every byte, as a table (false from 0x80: not ASCII).
+const WORD_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 128 {
+        table[i] = is_word_byte(i as u8);
+        i += 1;
+    }
+    table
+};
+
 /// The length of the run of word characters `s` starts with, and the
 /// length of the separator after it (0 at the end of `s`).
 fn word_prefix(s: &str) -> (usize, usize) {
@@ -63,7 +74,7 @@ fn word_prefix(s: &str) -> (usize, usize) {
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if b < 0x80 {
-            if !is_word_byte(b) {
+            if !WORD_BYTE.get(usize::from(b)).copied().unwrap_or(false) {
                 return (i, 1);
             }
             i += 1;
@@ -81,13 +92,27 @@ fn word_prefix(s: &str) -> (usize, usize) {
     (bytes.len(), 0)
 }
 
+/// Whether a term of 2 to 64 characters; chars are counted only where
+/// the byte length cannot tell.
 fn keep(w: &str) -> bool {
-    // More than 64 chars for certain past 256 bytes: no need to count.
-    w.len() >= 2 && w.len() <= 256 && (2..=64).contains(&w.chars().count())
+    match w.len() {
+        0 | 1 => false,
+        // Two bytes or more: one char only if it is one wide char.
+        2..=4 => w.chars().nth(1).is_some(),
+        5..=64 => true,
+        // More than 64 chars for certain past 256 bytes.
+        65..=256 => !w.is_ascii() && w.chars().count() <= 64,
+        _ => false,
+    }
 }
 
 /// Index terms of `text`: every whole run and every part of it.
 pub fn split(text: &str) -> impl Iterator<Item = String> + '_ {
+    terms(text).map(str::to_lowercase)
+}
+
+/// [`split`]'s terms before lower-casing.
+fn terms(text: &str) -> impl Iterator<Item = &str> + '_ {
     runs(text)
         .flat_map(|w| {
             // A run without a joiner is its only part (and is not repeated).
@@ -99,7 +124,6 @@ pub fn split(text: &str) -> impl Iterator<Item = String> + '_ {
             std::iter::once(w).chain(parts)
         })
         .filter(|w| keep(w))
-        .map(str::to_lowercase)
 }
 
 /// What a recording's index must hold for `pattern` to be in it: the parts
@@ -121,7 +145,7 @@ pub fn query(pattern: &str) -> impl Iterator<Item = String> + '_ {
 /// taken event by event from the raw text missed what was typed or shown
 /// in colour, and the index then kept the search from opening the file.
 pub fn of_cast(path: &Path) -> Result<(BTreeSet<String>, bool)> {
-    let mut words = BTreeSet::new();
+    let mut words = Words::default();
     let mut read = 0usize;
     let (mut out, mut input) = (Stream::default(), Stream::default());
     for ev in CastReader::open(path)? {
@@ -132,7 +156,7 @@ pub fn of_cast(path: &Path) -> Result<(BTreeSet<String>, bool)> {
             // A marker is whole: its words are its own.
             EventKind::Marker => {
                 read += ev.data.len();
-                words.extend(split(&ev.data));
+                words.extend_from(&ev.data);
                 continue;
             }
             _ => continue,
@@ -140,12 +164,57 @@ pub fn of_cast(path: &Path) -> Result<(BTreeSet<String>, bool)> {
         read += ev.data.len();
         stream.push(&ev.data, &mut words);
         if words.len() >= MAX_WORDS || read >= MAX_INDEXED_BYTES {
-            return Ok((words, false));
+            return Ok((words.into_sorted(), false));
         }
     }
     out.finish(&mut words);
     input.finish(&mut words);
-    Ok((words, true))
+    Ok((words.into_sorted(), true))
+}
+
+/// The distinct terms, lower-cased. A term already seen (most of them in
+/// a long recording) costs a hash lookup, no allocation: a `BTreeSet` of
+/// lower-cased `String`s cost an allocation and a tree walk per term,
+/// most of the index's time on text with many words (issue 20). Sorted
+/// once at the end.
+#[derive(Default)]
+struct Words {
+    set: HashSet<String>,
+    /// The lower-cased term, reused.
+    lower: String,
+}
+
+impl Words {
+    fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    fn extend_from(&mut self, text: &str) {
+        for term in terms(text) {
+            self.add(term);
+        }
+    }
+
+    fn add(&mut self, term: &str) {
+        let key = if !term.is_ascii() {
+            self.lower = term.to_lowercase();
+            self.lower.as_str()
+        } else if term.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.lower.clear();
+            self.lower.push_str(term);
+            self.lower.make_ascii_lowercase();
+            self.lower.as_str()
+        } else {
+            term
+        };
+        if !self.set.contains(key) {
+            self.set.insert(key.to_owned());
+        }
+    }
+
+    fn into_sorted(self) -> BTreeSet<String> {
+        self.set.into_iter().collect()
+    }
 }
 
 /// Longest unfinished run carried from one event to the next (a word is
@@ -161,7 +230,7 @@ struct Stream {
 }
 
 impl Stream {
-    fn push(&mut self, data: &str, words: &mut BTreeSet<String>) {
+    fn push(&mut self, data: &str, words: &mut Words) {
         let mut text = std::mem::take(&mut self.carry);
         self.escape.strip_into(data, &mut text);
         // Words up to the last separator are complete; the rest may go on.
@@ -172,21 +241,40 @@ impl Stream {
             .map(|(i, c)| i + c.len_utf8());
         match end {
             Some(end) => {
-                words.extend(split(&text[..end]));
+                words.extend_from(&text[..end]);
                 self.carry = text[end..].to_string();
             }
             None => self.carry = text,
         }
         if self.carry.len() > CARRY {
-            words.extend(split(&self.carry));
+            words.extend_from(&self.carry);
             self.carry.clear();
         }
     }
 
-    fn finish(&mut self, words: &mut BTreeSet<String>) {
-        words.extend(split(&self.carry));
+    fn finish(&mut self, words: &mut Words) {
+        words.extend_from(&self.carry);
         self.carry.clear();
     }
+}
+
+/// How many bytes `b` starts with that are printable ASCII. Blocks of 32
+/// are judged whole first (a comparison the compiler vectorises; the
+/// byte-by-byte search was a fifth of the index's time on plain text).
+fn printable_prefix(b: &[u8]) -> usize {
+    let printable = |c: &u8| (0x20..0x7f).contains(c);
+    let mut at = 0;
+    for block in b.chunks_exact(32) {
+        if !block.iter().fold(true, |all, c| all & printable(c)) {
+            break;
+        }
+        at += 32;
+    }
+    let rest = b.get(at..).unwrap_or_default();
+    at + rest
+        .iter()
+        .position(|c| !printable(c))
+        .unwrap_or(rest.len())
 }
 
 /// Where an escape sequence being removed stands.
@@ -214,10 +302,7 @@ impl Escape {
         loop {
             if *self == Escape::Text {
                 // Printable ASCII, the bulk of any text, goes through whole.
-                let n = rest
-                    .bytes()
-                    .position(|b| !(0x20..0x7f).contains(&b))
-                    .unwrap_or(rest.len());
+                let n = printable_prefix(rest.as_bytes());
                 let (plain, after) = rest.split_at(n);
                 out.push_str(plain);
                 rest = after;
@@ -334,6 +419,15 @@ mod tests {
         for i in 0..300 {
             long.push(char::from(b'a' + (i % 26) as u8));
         }
+        // Byte lengths either side of 64 and 256, chars either side of 64.
+        let wide = [
+            "é".repeat(40),
+            "é".repeat(70),
+            "ǅ".into(),
+            "日本".into(),
+            "x".repeat(80),
+        ]
+        .join(" ");
         let mut x: u32 = 9;
         let mut random = String::new();
         for _ in 0..50_000 {
@@ -345,10 +439,14 @@ mod tests {
         for s in samples
             .iter()
             .copied()
-            .chain([long.as_str(), random.as_str()])
+            .chain([long.as_str(), random.as_str(), wide.as_str()])
         {
             let fast: std::collections::BTreeSet<String> = super::split(s).collect();
             assert_eq!(fast, split_by_chars(s), "{s:?}");
+            // The set lower-cases in place (ASCII) or as `to_lowercase`.
+            let mut words = super::Words::default();
+            words.extend_from(s);
+            assert_eq!(words.into_sorted(), fast, "{s:?}");
             assert_eq!(super::strip_escapes(s), strip_by_chars(s), "{s:?}");
             // Cut anywhere (an escape split between events): the same.
             for cut in (0..s.len()).filter(|&c| s.is_char_boundary(c)).step_by(97) {
@@ -364,7 +462,7 @@ mod tests {
     #[test]
     fn typed_keys_and_coloured_words_are_indexed() {
         use super::*;
-        let mut words = BTreeSet::new();
+        let mut words = Words::default();
         let mut s = Stream::default();
         // A pty echo: one event per key, then colour around a word.
         for k in "echo ZEBRA-42\r\n".chars() {
@@ -373,6 +471,7 @@ mod tests {
         s.push("\x1b[01;31mRED", &mut words);
         s.push("WORD\x1b[0m \x1b]0;title-text\x07tail", &mut words);
         s.finish(&mut words);
+        let words = words.into_sorted();
         for w in ["echo", "zebra-42", "zebra", "redword", "tail"] {
             assert!(words.contains(w), "{w} not in {words:?}");
         }

@@ -172,6 +172,23 @@ impl RecordingWriter {
         self.write_text(time, kind, &text)
     }
 
+    /// Records text already known to be whole UTF-8 (the segmenter's):
+    /// [`Self::event`] without validating it again. A stream that still
+    /// holds part of a character from [`Self::event`] goes through it, so
+    /// the two may be mixed.
+    pub fn text(&mut self, time: f64, kind: EventKind, text: &str) -> Result<()> {
+        let carry = match kind {
+            EventKind::Output => &self.output,
+            EventKind::Input => &self.input,
+            EventKind::Resize | EventKind::Marker => return self.write_text(time, kind, text),
+        };
+        if carry.is_empty() {
+            self.write_text(time, kind, text)
+        } else {
+            self.event(time, kind, text.as_bytes())
+        }
+    }
+
     pub fn resize(&mut self, time: f64, cols: u32, rows: u32) -> Result<()> {
         self.write_text(time, EventKind::Resize, &format!("{cols}x{rows}"))
     }

@@ -13,6 +13,8 @@ pub(crate) trait Out {
     fn contents(&self) -> bool;
     /// Channel contents: output or input text.
     fn event(&mut self, at: f64, kind: EventKind, data: &[u8]) -> Result<(), RecorderError>;
+    /// [`Out::event`] for text already validated as UTF-8 (the segmenter's).
+    fn text(&mut self, at: f64, kind: EventKind, text: &str) -> Result<(), RecorderError>;
     /// The bastion's own note: sizes, checksums, requests. Always written.
     fn marker(&mut self, at: f64, text: &str) -> Result<(), RecorderError>;
 }
@@ -126,6 +128,13 @@ impl Out for Rec {
         self.write(|w| w.event(at, kind, data))
     }
 
+    fn text(&mut self, at: f64, kind: EventKind, text: &str) -> Result<(), RecorderError> {
+        if !self.content {
+            return Ok(());
+        }
+        self.write(|w| w.text(at, kind, text))
+    }
+
     fn marker(&mut self, at: f64, text: &str) -> Result<(), RecorderError> {
         self.write(|w| w.marker(at, text))
     }
@@ -172,6 +181,10 @@ impl Out for Kept {
         let text = String::from_utf8_lossy(data).into_owned();
         self.events.push((kind, text));
         Ok(())
+    }
+
+    fn text(&mut self, at: f64, kind: EventKind, text: &str) -> Result<(), RecorderError> {
+        self.event(at, kind, text.as_bytes())
     }
 
     fn marker(&mut self, _at: f64, text: &str) -> Result<(), RecorderError> {

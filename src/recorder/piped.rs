@@ -171,7 +171,7 @@ pub(crate) fn close(
 
 fn piece(out: &mut impl Out, at: f64, kind: EventKind, p: Piece<'_>) -> Result<(), RecorderError> {
     match p {
-        Piece::Text(t) => out.event(at, kind, t),
+        Piece::Text(t) => out.text(at, kind, t),
         Piece::Started(m) => out.marker(at, &m),
         // The strings found in a run are contents.
         Piece::Ended(run) => {

@@ -159,7 +159,10 @@ const ACK_TIMEOUT: Duration = Duration::from_millis(500);
 /// ends it (nothing runs unrecorded).
 #[derive(Debug, Clone)]
 pub struct Tap {
-    pub tx: mpsc::Sender<Tapped>,
+    /// Boxed: tokio allocates a queue's slots 32 at a time as soon as it
+    /// exists, and an idle recorded channel would hold 32 unboxed copies
+    /// (~3.7 KiB); each copy costs one small allocation instead.
+    pub tx: mpsc::Sender<Box<Tapped>>,
     /// Whether the recorder wants the client's data bytes. A session
     /// channel's recorder always does (stdin is recorded, or counted and
     /// hashed past its cap); the switch stays for recorders that may not.
@@ -404,7 +407,7 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
     let budget = budget.max(64 * 1024);
     let slots = Arc::new(Semaphore::new(budget));
     // Unbounded in count but bounded in bytes: every queued frame holds permits.
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = queue::lane();
     let reader = async {
         loop {
             // Biased: a kill first; then what the source already holds (an
@@ -434,7 +437,7 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
                 return;
             };
             let last = frame == Frame::Close;
-            if tx.send((frame, permit)).is_err() || last {
+            if !tx.send((frame, permit)) || last {
                 return;
             }
         }
@@ -583,11 +586,11 @@ async fn note(
         ack: None,
     };
     if !starts_session(dir, frame) {
-        return tap.tx.send(copy).await.is_ok();
+        return tap.tx.send(Box::new(copy)).await.is_ok();
     }
     let (ack, answer) = oneshot::channel();
     copy.ack = Some(Ack(ack));
-    let recorded = async { tap.tx.send(copy).await.is_ok() && answer.await.is_ok() };
+    let recorded = async { tap.tx.send(Box::new(copy)).await.is_ok() && answer.await.is_ok() };
     tokio::select! {
         r = tokio::time::timeout(ACK_TIMEOUT, recorded) => match r {
             Ok(true) => true,

@@ -10,6 +10,38 @@ use tokio_util::sync::CancellationToken;
 /// A queued frame and the budget it holds until it is delivered.
 pub(super) type Queued = (Frame, OwnedSemaphorePermit);
 
+/// A lane's queue: unbounded in count (the budget bounds it in bytes), each
+/// frame boxed. tokio allocates a queue's slots 32 at a time as soon as the
+/// queue exists, so two lanes of unboxed frames cost every channel ~5.6 KiB
+/// while idle; boxed, a block is 32 pointers, and each frame costs one small
+/// allocation next to its payload (a data packet is up to 32 KiB).
+pub(super) fn lane() -> (LaneTx, LaneRx) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (LaneTx(tx), LaneRx(rx))
+}
+
+pub(super) struct LaneTx(mpsc::UnboundedSender<Box<Queued>>);
+
+impl LaneTx {
+    /// False once the receiving side is gone.
+    pub(super) fn send(&self, q: Queued) -> bool {
+        self.0.send(Box::new(q)).is_ok()
+    }
+}
+
+pub(super) struct LaneRx(mpsc::UnboundedReceiver<Box<Queued>>);
+
+impl LaneRx {
+    /// Cancel safe, as tokio's `recv`.
+    pub(super) async fn recv(&mut self) -> Option<Queued> {
+        self.0.recv().await.map(|q| *q)
+    }
+
+    fn try_recv(&mut self) -> Option<Queued> {
+        self.0.try_recv().ok().map(|q| *q)
+    }
+}
+
 /// At most this much data is handed to a gathering sink at once.
 const GATHER_BYTES: usize = 1 << 20;
 /// At most this many frames (well under any IOV_MAX).
@@ -18,7 +50,7 @@ const GATHER_FRAMES: usize = 64;
 /// `first` and the data frames already queued behind it, up to the gather
 /// limits; a non-data frame met on the way is returned for the next turn.
 pub(super) fn gather(
-    rx: &mut mpsc::UnboundedReceiver<Queued>,
+    rx: &mut LaneRx,
     first: Bytes,
     permit: OwnedSemaphorePermit,
 ) -> (Vec<Bytes>, Vec<OwnedSemaphorePermit>, Option<Queued>) {
@@ -26,13 +58,13 @@ pub(super) fn gather(
     let (mut data, mut permits) = (vec![first], vec![permit]);
     while size < GATHER_BYTES && data.len() < GATHER_FRAMES {
         match rx.try_recv() {
-            Ok((Frame::Data(b), p)) => {
+            Some((Frame::Data(b), p)) => {
                 size += b.len();
                 data.push(b);
                 permits.push(p);
             }
-            Ok(other) => return (data, permits, Some(other)),
-            Err(_) => break,
+            Some(other) => return (data, permits, Some(other)),
+            None => break,
         }
     }
     (data, permits, None)
@@ -53,7 +85,7 @@ const EOF_HOLD: Duration = Duration::from_millis(500);
 /// sshd does when the command's exit is seen first; both orders are valid.
 pub(super) async fn exit_before_eof(
     next: Queued,
-    rx: &mut mpsc::UnboundedReceiver<Queued>,
+    rx: &mut LaneRx,
     cancel: &CancellationToken,
     held: &mut Option<Queued>,
 ) -> Queued {

@@ -278,7 +278,7 @@ async fn queued_data_is_gathered_in_order_and_stops_at_other_frames() {
 }
 
 /// A recorder stand-in: the tap and the queue its copies arrive on.
-fn tap() -> (Tap, mpsc::Receiver<Tapped>) {
+fn tap() -> (Tap, mpsc::Receiver<Box<Tapped>>) {
     let (tx, rx) = mpsc::channel(16);
     let up_data = Arc::new(std::sync::atomic::AtomicBool::new(true));
     (Tap { tx, up_data }, rx)
@@ -311,8 +311,8 @@ fn tapped_bridge(
 }
 
 /// The next copy the recorder gets.
-async fn copy(rx: &mut mpsc::Receiver<Tapped>) -> Tapped {
-    tokio::time::timeout(Duration::from_secs(2), rx.recv())
+async fn copy(rx: &mut mpsc::Receiver<Box<Tapped>>) -> Tapped {
+    *tokio::time::timeout(Duration::from_secs(2), rx.recv())
         .await
         .expect("a copy in time")
         .expect("the bridge is alive")

@@ -30,7 +30,13 @@ pub struct Verdict {
 /// Past this the handler waits (the client is flooding requests).
 pub const VERDICTS: usize = 32;
 
-pub fn verdicts() -> (mpsc::Sender<Verdict>, mpsc::Receiver<Verdict>) {
+/// The verdicts travel boxed: tokio allocates a queue's slots 32 at a time
+/// as soon as it exists, so every session channel would hold 32 unboxed
+/// verdicts (~1.3 KiB) for its life; a request costs one small allocation.
+pub type VerdictTx = mpsc::Sender<Box<Verdict>>;
+pub type VerdictRx = mpsc::Receiver<Box<Verdict>>;
+
+pub fn verdicts() -> (VerdictTx, VerdictRx) {
     mpsc::channel(VERDICTS)
 }
 
@@ -43,7 +49,7 @@ pub fn verdicts() -> (mpsc::Sender<Verdict>, mpsc::Receiver<Verdict>) {
 /// every request is refused.
 pub struct ClientSource {
     rx: ChannelReadHalf,
-    verdicts: Option<mpsc::Receiver<Verdict>>,
+    verdicts: Option<VerdictRx>,
 }
 
 pub struct ClientSink {
@@ -55,7 +61,7 @@ pub struct ClientSink {
 pub fn split(
     ch: russh::Channel<Msg>,
     handle: Handle,
-    verdicts: Option<mpsc::Receiver<Verdict>>,
+    verdicts: Option<VerdictRx>,
 ) -> (ClientSource, ClientSink) {
     let id = ch.id();
     let (rx, tx) = ch.split();

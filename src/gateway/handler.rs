@@ -1,7 +1,7 @@
 //! The russh `Handler`: translates callbacks into auth, policy and session calls.
 
 use super::channel;
-use super::channel::{Verdict, reject};
+use super::channel::reject;
 use super::limits::Slot;
 use super::login::{FirstFactor, first_factor_methods};
 use super::menu;
@@ -21,7 +21,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -41,7 +40,7 @@ pub struct Connection {
     pub(super) forwards: Arc<super::forwards::Forwards>,
     /// Per open session channel: where the handler's decisions go to the
     /// channel's bridge, which forwards only what was decided yes.
-    pub(super) verdicts: HashMap<ChannelId, mpsc::Sender<Verdict>>,
+    pub(super) verdicts: HashMap<ChannelId, channel::VerdictTx>,
     /// Session channels accepted only to tell the user why they are refused.
     pub(super) refused: Arc<session_channel::Refused>,
 }

@@ -23,7 +23,6 @@ use russh::{Channel, ChannelId, ChannelMsg};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 /// The exit status a refused session channel reports.
@@ -154,7 +153,7 @@ pub(super) async fn bridge_channel(
     channel: Channel<Msg>,
     reply: ChannelOpenHandle,
     handle: russh::server::Handle,
-    verdicts: mpsc::Receiver<channel::Verdict>,
+    verdicts: channel::VerdictRx,
     refused: Arc<Refused>,
 ) {
     // Boxed: dialling the target (TCP, key exchange, authentication) is

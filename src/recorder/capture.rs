@@ -97,7 +97,7 @@ async fn run(
     ctx: CaptureCtx,
     name: String,
     mut w: RecordingWriter,
-    mut rx: mpsc::Receiver<Tapped>,
+    mut rx: mpsc::Receiver<Box<Tapped>>,
 ) {
     let start = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -107,7 +107,7 @@ async fn run(
             t = rx.recv() => match t {
                 Some(t) => {
                     dirty = true;
-                    if let Err(e) = chunk(&mut w, start, t) { break Err(e) }
+                    if let Err(e) = chunk(&mut w, start, *t) { break Err(e) }
                 }
                 None => break Ok(()),
             },

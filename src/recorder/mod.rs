@@ -139,7 +139,7 @@ async fn record(
     app: Arc<App>,
     session: Arc<Session>,
     channel: u32,
-    mut rx: mpsc::Receiver<Tapped>,
+    mut rx: mpsc::Receiver<Box<Tapped>>,
 ) {
     let name = format!("{}-{channel}", session.id);
     let mut ctx = Ctx {
@@ -157,11 +157,15 @@ async fn record(
     // Events reach the file within LIVE_FLUSH of being written (the live
     // view follows the file); at most one write per channel per period.
     let mut flush_at: Option<tokio::time::Instant> = None;
+    // The loop's task lives as long as the channel, and a future is as large
+    // as its largest state: handling a frame (a session request creates the
+    // recording and stores its row), a checkpoint, the seal are boxed, so an
+    // idle channel's recorder holds only its state and the queue's ends.
     let outcome = loop {
         tokio::select! {
             t = rx.recv() => match t {
                 Some(t) => {
-                    if let Err(e) = ctx.frame(t).await { break Err(e) }
+                    if let Err(e) = Box::pin(ctx.frame(*t)).await { break Err(e) }
                     flush_at.get_or_insert_with(|| tokio::time::Instant::now() + LIVE_FLUSH);
                 }
                 None => break Ok(()),
@@ -171,16 +175,16 @@ async fn record(
                 flush_at = None;
                 if let Err(e) = ctx.rec.flush() { break Err(e) }
             }
-            _ = tick.tick() => if let Err(e) = ctx.rec.checkpoint(&ctx.app.store).await { break Err(e) },
+            _ = tick.tick() => if let Err(e) = Box::pin(ctx.rec.checkpoint(&ctx.app.store)).await { break Err(e) },
         }
     };
     drop(rx);
     let result = match outcome {
-        Ok(()) => ctx.finish().await,
+        Ok(()) => Box::pin(ctx.finish()).await,
         Err(e) => Err(e),
     };
     if let Err(e) = result {
-        ctx.failed(&e.to_string()).await;
+        Box::pin(ctx.failed(&e.to_string())).await;
     }
 }
 

@@ -1,4 +1,5 @@
-use tokio::sync::mpsc::Sender;
+// PORTCULLIS PATCH: a boxed queue (see boxed_queue.rs).
+use crate::boxed_queue::Sender;
 
 use super::WindowSizeRef;
 use crate::ChannelMsg;

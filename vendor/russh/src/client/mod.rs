@@ -54,9 +54,8 @@ use tokio::pin;
 // PORTCULLIS PATCH: the unbounded queues (priority messages, replies to
 // the handle) carry their messages boxed (see boxed_queue.rs).
 use crate::boxed_queue::{UnboundedReceiver, UnboundedSender, unbounded as unbounded_channel};
-use tokio::sync::mpsc::{
-    Receiver, Sender, channel,
-};
+// PORTCULLIS PATCH: and so do the bounded ones.
+use crate::boxed_queue::{Receiver, Sender, channel};
 use tokio::sync::oneshot;
 
 pub use crate::auth::AuthResult;
@@ -2124,7 +2123,7 @@ mod tests {
     use std::sync::Arc;
 
     use ssh_encoding::Encode;
-    use tokio::sync::mpsc::channel;
+    use crate::boxed_queue::channel;
     // PORTCULLIS PATCH: the session's reply queue is a boxed one.
     use crate::boxed_queue::unbounded as unbounded_channel;
 
@@ -2152,7 +2151,7 @@ mod tests {
 
     fn keyboard_interactive_session() -> (
         Session,
-        tokio::sync::mpsc::Sender<Msg>,
+        Sender<Msg>,
         crate::boxed_queue::UnboundedReceiver<Reply>,
     ) {
         let config = Arc::new(Config::default());
@@ -2211,7 +2210,7 @@ mod tests {
     /// An authenticated session with one outstanding `hostkeys-prove-00` request.
     fn hostkeys_prove_session() -> (
         Session,
-        tokio::sync::mpsc::Sender<Msg>,
+        Sender<Msg>,
         oneshot::Receiver<Result<(), crate::Error>>,
         PrivateKey,
     ) {

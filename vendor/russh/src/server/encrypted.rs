@@ -823,7 +823,7 @@ mod tests {
                 session.common.config.window_size,
                 session.common.config.maximum_packet_size,
             );
-        let (sender, _receiver) = tokio::sync::mpsc::channel(1);
+        let (sender, _receiver) = crate::boxed_queue::channel(1);
         session
             .channels
             .insert(channel, crate::channels::ChannelRef::new(sender));
@@ -898,7 +898,7 @@ mod tests {
         };
         let config = Arc::new(config);
         let (priority_sender, priority_receiver) = crate::boxed_queue::unbounded();
-        let (sender, receiver) = tokio::sync::mpsc::channel(1);
+        let (sender, receiver) = crate::boxed_queue::channel(1);
         let handle = Handle {
             priority_sender,
             sender,

@@ -1108,7 +1108,7 @@ where
     let mut stream = SshRead::new(stream);
     // PORTCULLIS PATCH: boxed messages (see boxed_queue.rs).
     let (priority_sender, priority_receiver) = crate::boxed_queue::unbounded();
-    let (sender, receiver) = tokio::sync::mpsc::channel(config.event_buffer_size);
+    let (sender, receiver) = crate::boxed_queue::channel(config.event_buffer_size);
     let handle = server::session::Handle {
         priority_sender,
         sender,

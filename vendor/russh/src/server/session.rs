@@ -7,7 +7,9 @@ use channels::WindowSizeRef;
 use kex::ServerKex;
 use log::debug;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc::{Receiver, Sender, channel};
+// PORTCULLIS PATCH: the bounded queues carry their messages boxed too
+// (see boxed_queue.rs).
+use crate::boxed_queue::{Receiver, Sender, channel};
 
 // PORTCULLIS PATCH: the priority queue carries its messages boxed.
 use crate::boxed_queue::{UnboundedReceiver, UnboundedSender};
@@ -1627,7 +1629,7 @@ mod tests {
     fn authenticated_session() -> Session {
         let config = Arc::new(crate::server::Config::default());
         let (priority_sender, priority_receiver) = crate::boxed_queue::unbounded();
-        let (sender, receiver) = tokio::sync::mpsc::channel(config.event_buffer_size);
+        let (sender, receiver) = channel(config.event_buffer_size);
         let handle = Handle {
             priority_sender,
             sender,

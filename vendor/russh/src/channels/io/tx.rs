@@ -10,7 +10,8 @@ use std::task::{ready, Context, Poll};
 use futures::FutureExt;
 use tokio::io::AsyncWrite;
 use tokio::sync::mpsc::error::SendError;
-use tokio::sync::mpsc::{self, OwnedPermit};
+// PORTCULLIS PATCH: boxed queues (see boxed_queue.rs).
+use crate::boxed_queue::{self as mpsc, OwnedPermit};
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard};
 
 use bytes::Bytes;

@@ -1,5 +1,7 @@
+use super::tap::ACK_TIMEOUT;
 use super::*;
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 struct Src(mpsc::Receiver<Frame>);
 impl FrameSource for Src {

@@ -381,7 +381,7 @@ async fn pump<S: FrameSource, K: FrameSink>(mut src: S, mut sink: K, lane: Lane)
                 return;
             };
             let last = frame == Frame::Close;
-            if !tx.send((frame, permit)) || last {
+            if tx.send((frame, permit)).is_err() || last {
                 return;
             }
         }
@@ -513,6 +513,6 @@ async fn notice(rx: &mut Option<broadcast::Receiver<Bytes>>) -> Option<Bytes> {
 mod queue;
 mod tap;
 use tap::note;
-pub use tap::{Ack, Tap, Tapped};
+pub use tap::{Ack, Tap, TapRx, TapTx, Tapped, tap_queue};
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,7 @@ pub mod admin;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod boxed_queue;
 pub mod bridge;
 pub mod castfile;
 #[allow(clippy::print_stdout, clippy::print_stderr)] // its output is the point

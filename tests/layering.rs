@@ -131,6 +131,7 @@ fn the_lower_modules_import_only_what_they_may() {
         ("clock", &[]),
         ("ids", &[]),
         ("sync", &[]),
+        ("boxed_queue", &[]),
         ("names", &[]),
         ("secret_file", &[]),
         ("config", &["names"]),

@@ -4,42 +4,19 @@
 use super::Frame;
 use bytes::Bytes;
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
 /// A queued frame and the budget it holds until it is delivered.
 pub(super) type Queued = (Frame, OwnedSemaphorePermit);
 
-/// A lane's queue: unbounded in count (the budget bounds it in bytes), each
-/// frame boxed. tokio allocates a queue's slots 32 at a time as soon as the
-/// queue exists, so two lanes of unboxed frames cost every channel ~5.6 KiB
-/// while idle; boxed, a block is 32 pointers, and each frame costs one small
-/// allocation next to its payload (a data packet is up to 32 KiB).
+/// A lane's queue: unbounded in count (the budget bounds it in bytes), its
+/// frames boxed so an idle lane holds a block of pointers (`boxed_queue`).
+pub(super) type LaneTx = crate::boxed_queue::UnboundedSender<Queued>;
+pub(super) type LaneRx = crate::boxed_queue::UnboundedReceiver<Queued>;
+
 pub(super) fn lane() -> (LaneTx, LaneRx) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    (LaneTx(tx), LaneRx(rx))
-}
-
-pub(super) struct LaneTx(mpsc::UnboundedSender<Box<Queued>>);
-
-impl LaneTx {
-    /// False once the receiving side is gone.
-    pub(super) fn send(&self, q: Queued) -> bool {
-        self.0.send(Box::new(q)).is_ok()
-    }
-}
-
-pub(super) struct LaneRx(mpsc::UnboundedReceiver<Box<Queued>>);
-
-impl LaneRx {
-    /// Cancel safe, as tokio's `recv`.
-    pub(super) async fn recv(&mut self) -> Option<Queued> {
-        self.0.recv().await.map(|q| *q)
-    }
-
-    fn try_recv(&mut self) -> Option<Queued> {
-        self.0.try_recv().ok().map(|q| *q)
-    }
+    crate::boxed_queue::unbounded()
 }
 
 /// At most this much data is handed to a gathering sink at once.

@@ -6,7 +6,7 @@ use super::{Counters, Direction, Frame, Request};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 /// A copy of a frame for the recorder, and when it crossed the bastion.
@@ -42,15 +42,22 @@ pub(super) const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 #[cfg(test)]
 pub(super) const ACK_TIMEOUT: Duration = Duration::from_millis(500);
 
+pub type TapTx = crate::boxed_queue::Sender<Tapped>;
+pub type TapRx = crate::boxed_queue::Receiver<Tapped>;
+
+/// The queue from a channel's bridge to its recorder.
+pub fn tap_queue(capacity: usize) -> (TapTx, TapRx) {
+    crate::boxed_queue::bounded(capacity)
+}
+
 /// Where a channel's frames are copied for recording. Bounded: a recorder
 /// slower than the network slows the channel, and a recorder that is gone
 /// ends it (nothing runs unrecorded).
 #[derive(Debug, Clone)]
 pub struct Tap {
-    /// Boxed: tokio allocates a queue's slots 32 at a time as soon as it
-    /// exists, and an idle recorded channel would hold 32 unboxed copies
-    /// (~3.7 KiB); each copy costs one small allocation instead.
-    pub tx: mpsc::Sender<Box<Tapped>>,
+    /// Boxed copies (`boxed_queue`): unboxed, an idle recorded channel
+    /// would hold a block of 32 copies (~3.7 KiB) for its life.
+    pub tx: TapTx,
     /// Whether the recorder wants the client's data bytes. A session
     /// channel's recorder always does (stdin is recorded, or counted and
     /// hashed past its cap); the switch stays for recorders that may not.
@@ -102,11 +109,11 @@ pub(super) async fn note(
         ack: None,
     };
     if !starts_session(dir, frame) {
-        return tap.tx.send(Box::new(copy)).await.is_ok();
+        return tap.tx.send(copy).await.is_ok();
     }
     let (ack, answer) = oneshot::channel();
     copy.ack = Some(Ack(ack));
-    let recorded = async { tap.tx.send(Box::new(copy)).await.is_ok() && answer.await.is_ok() };
+    let recorded = async { tap.tx.send(copy).await.is_ok() && answer.await.is_ok() };
     tokio::select! {
         r = tokio::time::timeout(ACK_TIMEOUT, recorded) => match r {
             Ok(true) => true,

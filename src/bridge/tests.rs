@@ -22,20 +22,52 @@ fn pair(n: usize) -> (mpsc::Sender<Frame>, Src, Sink, mpsc::Receiver<Frame>) {
     (a, Src(b), Sink(c), d)
 }
 
-#[tokio::test]
-async fn frames_pass_in_order_and_are_counted() {
-    let (c_in, c_src, c_sink, mut c_out) = pair(16);
-    let (u_in, u_src, u_sink, mut u_out) = pair(16);
+/// A session bridge between two in-memory sides: what the client and the
+/// target send in, what each receives, its counters and its task.
+struct Wired {
+    c_in: mpsc::Sender<Frame>,
+    c_out: mpsc::Receiver<Frame>,
+    u_in: mpsc::Sender<Frame>,
+    u_out: mpsc::Receiver<Frame>,
+    counters: Arc<Counters>,
+    task: tokio::task::JoinHandle<ChannelEnd>,
+}
+
+/// Starts `run` with a 1 MiB budget and no notices, queues of `queue` frames.
+fn wired(queue: usize, stop: impl Into<Stop>, tap: Option<Tap>) -> Wired {
+    let stop: Stop = stop.into();
+    let (c_in, c_src, c_sink, c_out) = pair(queue);
+    let (u_in, u_src, u_sink, u_out) = pair(queue);
     let counters = Arc::new(Counters::default());
     let task = tokio::spawn(run(
         (c_src, c_sink),
         (u_src, u_sink),
         1 << 20,
         counters.clone(),
-        CancellationToken::new(),
+        stop,
         None,
-        None,
+        tap,
     ));
+    Wired {
+        c_in,
+        c_out,
+        u_in,
+        u_out,
+        counters,
+        task,
+    }
+}
+
+#[tokio::test]
+async fn frames_pass_in_order_and_are_counted() {
+    let Wired {
+        c_in,
+        mut c_out,
+        u_in,
+        mut u_out,
+        counters,
+        task,
+    } = wired(16, CancellationToken::new(), None);
     c_in.send(Frame::Request(Request::Shell)).await.unwrap();
     c_in.send(Frame::Data(Bytes::from_static(b"ls\n")))
         .await
@@ -135,17 +167,14 @@ async fn a_stuck_forward_consumer_ends_the_forward_not_the_reader() {
 async fn a_close_we_sent_ends_the_lane_reading_that_side() {
     // The upstream closes; the client never answers (russh drops the
     // reply to a close it sent): the bridge still ends.
-    let (_c_in, c_src, c_sink, mut c_out) = pair(4);
-    let (u_in, u_src, u_sink, mut u_out) = pair(4);
-    let task = tokio::spawn(run(
-        (c_src, c_sink),
-        (u_src, u_sink),
-        1 << 20,
-        Arc::new(Counters::default()),
-        CancellationToken::new(),
-        None,
-        None,
-    ));
+    let Wired {
+        c_in: _c_in,
+        mut c_out,
+        u_in,
+        mut u_out,
+        task,
+        ..
+    } = wired(4, CancellationToken::new(), None);
     u_in.send(Frame::Close).await.unwrap();
     assert_eq!(c_out.recv().await, Some(Frame::Close));
     assert_eq!(u_out.recv().await, Some(Frame::Close));
@@ -155,18 +184,15 @@ async fn a_close_we_sent_ends_the_lane_reading_that_side() {
 
 #[tokio::test]
 async fn cancel_closes_both_sides() {
-    let (_c_in, c_src, c_sink, mut c_out) = pair(4);
-    let (_u_in, u_src, u_sink, mut u_out) = pair(4);
     let cancel = CancellationToken::new();
-    let task = tokio::spawn(run(
-        (c_src, c_sink),
-        (u_src, u_sink),
-        1 << 20,
-        Arc::new(Counters::default()),
-        cancel.clone(),
-        None,
-        None,
-    ));
+    let Wired {
+        c_in: _c_in,
+        mut c_out,
+        u_in: _u_in,
+        mut u_out,
+        task,
+        ..
+    } = wired(4, cancel.clone(), None);
     cancel.cancel();
     assert_eq!(c_out.recv().await, Some(Frame::Close));
     assert_eq!(u_out.recv().await, Some(Frame::Close));
@@ -178,18 +204,15 @@ async fn a_halted_bridge_delivers_nothing_more_either_way() {
     // The kill switch halts the bridge; the client keeps typing (its
     // session loop has not sent the DISCONNECT yet) and the target keeps
     // printing: none of it may cross, and nothing waits on the halt.
-    let (c_in, c_src, c_sink, mut c_out) = pair(16);
-    let (u_in, u_src, u_sink, mut u_out) = pair(16);
     let stop = Stop::default();
-    let task = tokio::spawn(run(
-        (c_src, c_sink),
-        (u_src, u_sink),
-        1 << 20,
-        Arc::new(Counters::default()),
-        stop.clone(),
-        None,
-        None,
-    ));
+    let Wired {
+        c_in,
+        mut c_out,
+        u_in,
+        mut u_out,
+        task,
+        ..
+    } = wired(16, stop.clone(), None);
     c_in.send(Frame::Data(Bytes::from_static(b"id\n")))
         .await
         .unwrap();
@@ -280,8 +303,8 @@ async fn queued_data_is_gathered_in_order_and_stops_at_other_frames() {
 }
 
 /// A recorder stand-in: the tap and the queue its copies arrive on.
-fn tap() -> (Tap, mpsc::Receiver<Box<Tapped>>) {
-    let (tx, rx) = mpsc::channel(16);
+fn tap() -> (Tap, super::TapRx) {
+    let (tx, rx) = super::tap_queue(16);
     let up_data = Arc::new(std::sync::atomic::AtomicBool::new(true));
     (Tap { tx, up_data }, rx)
 }
@@ -298,23 +321,13 @@ fn tapped_bridge(
     tokio::task::JoinHandle<ChannelEnd>,
     mpsc::Sender<Frame>,
 ) {
-    let (c_in, c_src, c_sink, c_out) = pair(16);
-    let (u_in, u_src, u_sink, u_out) = pair(16);
-    let task = tokio::spawn(run(
-        (c_src, c_sink),
-        (u_src, u_sink),
-        1 << 20,
-        Arc::new(Counters::default()),
-        CancellationToken::new(),
-        None,
-        Some(tap),
-    ));
-    (c_in, u_out, c_out, task, u_in)
+    let w = wired(16, CancellationToken::new(), Some(tap));
+    (w.c_in, w.u_out, w.c_out, w.task, w.u_in)
 }
 
 /// The next copy the recorder gets.
-async fn copy(rx: &mut mpsc::Receiver<Box<Tapped>>) -> Tapped {
-    *tokio::time::timeout(Duration::from_secs(2), rx.recv())
+async fn copy(rx: &mut super::TapRx) -> Tapped {
+    tokio::time::timeout(Duration::from_secs(2), rx.recv())
         .await
         .expect("a copy in time")
         .expect("the bridge is alive")
@@ -447,17 +460,14 @@ async fn tiny_frames_count_their_overhead_against_the_budget() {
 /// lost (exit 255). The session bridge puts the status first.
 #[tokio::test]
 async fn an_exit_status_just_behind_eof_reaches_the_client_first() {
-    let (_c_in, c_src, c_sink, mut c_out) = pair(16);
-    let (u_in, u_src, u_sink, _u_out) = pair(16);
-    let task = tokio::spawn(run(
-        (c_src, c_sink),
-        (u_src, u_sink),
-        1 << 20,
-        Arc::new(Counters::default()),
-        CancellationToken::new(),
-        None,
-        None,
-    ));
+    let Wired {
+        c_in: _c_in,
+        mut c_out,
+        u_in,
+        u_out: _u_out,
+        task,
+        ..
+    } = wired(16, CancellationToken::new(), None);
     u_in.send(Frame::Data(Bytes::from_static(b"out\n")))
         .await
         .unwrap();

@@ -5,7 +5,6 @@ use crate::bridge::{Frame, FrameSink, FrameSource, Request, SinkClosed};
 use crate::upstream::{sig_from_name, sig_name};
 use russh::server::{ChannelOpenHandle, Handle, Msg};
 use russh::{ChannelId, ChannelMsg, ChannelOpenFailure, ChannelReadHalf, ChannelWriteHalf};
-use tokio::sync::mpsc;
 
 /// A request that needs the gate's yes before it may reach the target, as
 /// both russh's channel queue and the handler's callback see it.
@@ -30,14 +29,13 @@ pub struct Verdict {
 /// Past this the handler waits (the client is flooding requests).
 pub const VERDICTS: usize = 32;
 
-/// The verdicts travel boxed: tokio allocates a queue's slots 32 at a time
-/// as soon as it exists, so every session channel would hold 32 unboxed
-/// verdicts (~1.3 KiB) for its life; a request costs one small allocation.
-pub type VerdictTx = mpsc::Sender<Box<Verdict>>;
-pub type VerdictRx = mpsc::Receiver<Box<Verdict>>;
+/// Boxed (`boxed_queue`): unboxed, every session channel would hold a
+/// block of 32 verdicts (~1.3 KiB) for its life.
+pub type VerdictTx = crate::boxed_queue::Sender<Verdict>;
+pub type VerdictRx = crate::boxed_queue::Receiver<Verdict>;
 
 pub fn verdicts() -> (VerdictTx, VerdictRx) {
-    mpsc::channel(VERDICTS)
+    crate::boxed_queue::bounded(VERDICTS)
 }
 
 /// russh puts a request in the channel's queue *before* it calls the

@@ -73,7 +73,7 @@ impl Connection {
         let allowed = self.verdicts.contains_key(&channel) && self.decide(&req).await;
         if let Some(asked) = asked(&req)
             && let Some(tx) = self.verdicts.get(&channel)
-            && tx.send(Box::new(Verdict { asked, allowed })).await.is_err()
+            && tx.send(Verdict { asked, allowed }).await.is_err()
         {
             self.verdicts.remove(&channel);
         }

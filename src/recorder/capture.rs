@@ -17,7 +17,6 @@ use base64::Engine;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const QUEUE: usize = 256;
@@ -82,7 +81,7 @@ pub async fn start(ctx: CaptureCtx) -> Result<Tap, CaptureError> {
             .map_err(|e| CaptureError::Capture(e.to_string()))?;
     let row = RecordingRow::open(&name, &m.session, ctx.channel, "forward", now_ms());
     ctx.app.store.recording_started(&row).await?;
-    let (tx, rx) = mpsc::channel(QUEUE);
+    let (tx, rx) = crate::bridge::tap_queue(QUEUE);
     let tasks = ctx.app.tasks.clone();
     tasks.spawn(tracing::Instrument::in_current_span(run(
         ctx, name, writer, rx,
@@ -93,12 +92,7 @@ pub async fn start(ctx: CaptureCtx) -> Result<Tap, CaptureError> {
     })
 }
 
-async fn run(
-    ctx: CaptureCtx,
-    name: String,
-    mut w: RecordingWriter,
-    mut rx: mpsc::Receiver<Box<Tapped>>,
-) {
+async fn run(ctx: CaptureCtx, name: String, mut w: RecordingWriter, mut rx: crate::bridge::TapRx) {
     let start = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut dirty = false;
@@ -107,7 +101,7 @@ async fn run(
             t = rx.recv() => match t {
                 Some(t) => {
                     dirty = true;
-                    if let Err(e) = chunk(&mut w, start, *t) { break Err(e) }
+                    if let Err(e) = chunk(&mut w, start, t) { break Err(e) }
                 }
                 None => break Ok(()),
             },

@@ -26,17 +26,17 @@
 
 use crate::app::App;
 use crate::audit::{self, AuditEvent};
-use crate::bridge::{Direction, Frame, Tap, Tapped};
+use crate::bridge::{Ack, Direction, Frame, Request, Tap, Tapped};
 use crate::castfile::binary::Segmenter;
 use crate::castfile::sftp::SftpLog;
 use crate::castfile::{EventKind, RecordingError, TrailerInfo};
 use crate::clock::now_ms;
 use crate::session::Session;
 use bytes::Bytes;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 pub mod capture;
 pub mod evidence;
@@ -97,7 +97,7 @@ pub enum RecorderError {
 
 /// Starts recording channel `channel` of `session`; the returned tap goes to the bridge.
 pub fn start(app: Arc<App>, session: Arc<Session>, channel: u32) -> Tap {
-    let (tx, rx) = mpsc::channel(QUEUE);
+    let (tx, rx) = crate::bridge::tap_queue(QUEUE);
     // Every byte is wanted: stdin of a non-pty exec is recorded (capped) or
     // counted and hashed, never skipped.
     let up_data = Arc::new(AtomicBool::new(true));
@@ -122,6 +122,22 @@ enum Mode {
     Sftp(Box<SftpLog>, Segmenter),
 }
 
+/// The steps of a frame's handling that await, run boxed by the loop (see
+/// `record`): most frames are handled synchronously.
+enum Then {
+    /// A session request: creates the recording and stores its row; the
+    /// answer lets the bridge forward it.
+    Request(f64, Request, Option<Ack>),
+    /// Lines typed at a terminal, for the lockdown rules.
+    Typed(Vec<String>),
+}
+
+impl Then {
+    fn typed(lines: Vec<String>) -> Option<Then> {
+        (!lines.is_empty()).then_some(Then::Typed(lines))
+    }
+}
+
 struct Ctx {
     app: Arc<App>,
     session: Arc<Session>,
@@ -135,12 +151,7 @@ struct Ctx {
     term: String,
 }
 
-async fn record(
-    app: Arc<App>,
-    session: Arc<Session>,
-    channel: u32,
-    mut rx: mpsc::Receiver<Box<Tapped>>,
-) {
+async fn record(app: Arc<App>, session: Arc<Session>, channel: u32, mut rx: crate::bridge::TapRx) {
     let name = format!("{}-{channel}", session.id);
     let mut ctx = Ctx {
         app,
@@ -156,23 +167,29 @@ async fn record(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // Events reach the file within LIVE_FLUSH of being written (the live
     // view follows the file); at most one write per channel per period.
-    let mut flush_at: Option<tokio::time::Instant> = None;
+    // One timer per period with events waiting, not one per frame.
+    let mut flush: Option<Pin<Box<tokio::time::Sleep>>> = None;
     // The loop's task lives as long as the channel, and a future is as large
-    // as its largest state: handling a frame (a session request creates the
-    // recording and stores its row), a checkpoint, the seal are boxed, so an
-    // idle channel's recorder holds only its state and the queue's ends.
+    // as its largest state: the steps that await (a session request creates
+    // the recording and stores its row; typed lines go to the lockdown
+    // rules), a checkpoint, the seal are boxed, so an idle channel's
+    // recorder holds only its state and the queue's ends. The common frame
+    // (data) is handled synchronously and allocates nothing here.
     let outcome = loop {
         tokio::select! {
             t = rx.recv() => match t {
                 Some(t) => {
-                    if let Err(e) = Box::pin(ctx.frame(*t)).await { break Err(e) }
-                    flush_at.get_or_insert_with(|| tokio::time::Instant::now() + LIVE_FLUSH);
+                    let done = match ctx.frame(t) {
+                        Ok(Some(then)) => Box::pin(ctx.then(then)).await,
+                        other => other.map(|_| ()),
+                    };
+                    if let Err(e) = done { break Err(e) }
+                    flush.get_or_insert_with(|| Box::pin(tokio::time::sleep(LIVE_FLUSH)));
                 }
                 None => break Ok(()),
             },
-            _ = async { tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)).await },
-                if flush_at.is_some() => {
-                flush_at = None;
+            _ = async { if let Some(due) = flush.as_mut() { due.await } }, if flush.is_some() => {
+                flush = None;
                 if let Err(e) = ctx.rec.flush() { break Err(e) }
             }
             _ = tick.tick() => if let Err(e) = Box::pin(ctx.rec.checkpoint(&ctx.app.store)).await { break Err(e) },
@@ -193,25 +210,17 @@ impl Ctx {
         at.saturating_duration_since(self.start).as_secs_f64()
     }
 
-    async fn frame(&mut self, t: Tapped) -> Result<(), RecorderError> {
+    /// A frame's synchronous handling; what must await comes back as a
+    /// [`Then`] for the loop to run boxed.
+    fn frame(&mut self, t: Tapped) -> Result<Option<Then>, RecorderError> {
         let time = self.t(t.at);
-        match (t.dir, t.frame) {
+        let done = match (t.dir, t.frame) {
             (Direction::Up, Frame::Request(req)) => {
-                self.request(time, req).await?;
-                // Answered only once the request is recorded; an error drops
-                // the answer, and the bridge does not forward the request.
-                let forwarded = t.ack.is_none_or(|ack| ack.recorded());
-                if forwarded {
-                    return Ok(());
-                }
-                self.rec.marker(
-                    time,
-                    "not forwarded: the bridge stopped waiting for this recording (timeout, or the session ended)",
-                )
+                return Ok(Some(Then::Request(time, req, t.ack)));
             }
-            (dir, Frame::Data(b)) => self.data(time, dir, b, false).await,
+            (dir, Frame::Data(b)) => return self.data(time, dir, b, false).map(Then::typed),
+            (dir, Frame::Stderr(b)) => return self.data(time, dir, b, true).map(Then::typed),
             (dir, Frame::Eof) => self.eof(time, dir),
-            (dir, Frame::Stderr(b)) => self.data(time, dir, b, true).await,
             (Direction::Down, Frame::ExitStatus(code)) => {
                 self.rec.marker(time, &format!("exit status {code}"))
             }
@@ -222,25 +231,48 @@ impl Ctx {
                 self.rec.marker(time, "the target refused the request")
             }
             _ => Ok(()),
+        };
+        done.map(|()| None)
+    }
+
+    async fn then(&mut self, then: Then) -> Result<(), RecorderError> {
+        match then {
+            Then::Request(time, req, ack) => {
+                self.request(time, req).await?;
+                // Answered only once the request is recorded; an error drops
+                // the answer, and the bridge does not forward the request.
+                let forwarded = ack.is_none_or(|ack| ack.recorded());
+                if forwarded {
+                    return Ok(());
+                }
+                self.rec.marker(
+                    time,
+                    "not forwarded: the bridge stopped waiting for this recording (timeout, or the session ended)",
+                )
+            }
+            Then::Typed(lines) => {
+                self.typed(lines).await;
+                Ok(())
+            }
         }
     }
 
-    /// Channel bytes, recorded the way the channel's kind calls for.
-    async fn data(
+    /// Channel bytes, recorded the way the channel's kind calls for; the
+    /// lines typed at a terminal are returned for the lockdown rules.
+    fn data(
         &mut self,
         at: f64,
         dir: Direction,
         b: Bytes,
         stderr: bool,
-    ) -> Result<(), RecorderError> {
+    ) -> Result<Vec<String>, RecorderError> {
         let rec = &mut self.rec;
-        match (&mut self.mode, dir) {
+        let done = match (&mut self.mode, dir) {
             (Mode::Early(held), _) => held.hold(at, dir, b, stderr),
             (Mode::Terminal(term), Direction::Up) => {
                 let (released, lines) = term.input(at, &b);
                 write_input(rec, released)?;
-                self.typed(lines).await;
-                Ok(())
+                return Ok(lines);
             }
             (Mode::Terminal(term), Direction::Down) => {
                 write_input(rec, term.output(&b))?;
@@ -265,7 +297,8 @@ impl Ctx {
                 }
                 markers.iter().try_for_each(|m| rec.marker(at, m))
             }
-        }
+        };
+        done.map(|()| Vec::new())
     }
 
     /// An EOF: text its direction's streams still hold is decided now, so

@@ -131,7 +131,8 @@ impl Ctx {
         }
         if let Mode::Early(early) = std::mem::replace(&mut self.mode, mode) {
             for h in early.frames {
-                self.data(h.at, h.dir, h.data, h.stderr).await?;
+                let typed = self.data(h.at, h.dir, h.data, h.stderr)?;
+                self.typed(typed).await;
             }
         }
         Ok(())

@@ -182,7 +182,11 @@ impl From<CancellationToken> for Stop {
 
 /// Runs both directions of one channel until both ends have closed, or the
 /// session is cancelled (kill switch, deadline, shutdown).
-pub async fn run<CS, CK, US, UK>(
+///
+/// Not an `async fn` (nor [`run_forward`]): one keeps each argument for its
+/// whole life, even once moved on, and both sides' halves go straight into
+/// the lanes (issue 20: memory per idle session).
+pub fn run<CS, CK, US, UK>(
     client: (CS, CK),
     upstream: (US, UK),
     budget: usize,
@@ -190,7 +194,7 @@ pub async fn run<CS, CK, US, UK>(
     stop: impl Into<Stop>,
     notices: Option<broadcast::Receiver<Bytes>>,
     tap: Option<Tap>,
-) -> ChannelEnd
+) -> impl Future<Output = ChannelEnd>
 where
     CS: FrameSource,
     CK: FrameSink,
@@ -206,7 +210,7 @@ where
         stall: Stall::default(),
         exit_first: true,
     };
-    run_lanes(client, upstream, lanes).await
+    run_lanes(client, upstream, lanes)
 }
 
 /// [`run`] for a forwarded connection: no notices, and a consumer that
@@ -215,7 +219,7 @@ where
 /// connection's loop: russh grants window on arrival, so a reader that
 /// stops pulling a russh channel soon blocks every channel of that
 /// connection. The wait is bounded by the stall time, once.
-pub async fn run_forward<CS, CK, US, UK>(
+pub fn run_forward<CS, CK, US, UK>(
     client: (CS, CK),
     far: (US, UK),
     budget: usize,
@@ -223,7 +227,7 @@ pub async fn run_forward<CS, CK, US, UK>(
     counters: Arc<Counters>,
     stop: impl Into<Stop>,
     tap: Option<Tap>,
-) -> ChannelEnd
+) -> impl Future<Output = ChannelEnd>
 where
     CS: FrameSource,
     CK: FrameSink,
@@ -239,7 +243,7 @@ where
         stall,
         exit_first: false,
     };
-    run_lanes(client, far, lanes).await
+    run_lanes(client, far, lanes)
 }
 
 struct Lanes {

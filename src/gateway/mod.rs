@@ -248,24 +248,55 @@ fn client_transport(tcp: TcpStream) -> crate::read_ahead::ReadAhead<TcpStream> {
 
 /// Runs one SSH connection over `stream` (a TCP connection, or a ProxyJump
 /// channel of another connection) until it ends, then finishes its session.
-async fn drive<S>(
+///
+/// Not an `async fn`: one keeps each argument it is given for its whole
+/// life, even once moved, and `conn` and `stream` go into the session loop
+/// at once (issue 20: memory per idle session).
+fn drive<S>(
     app: Arc<App>,
     config: Arc<SshConfig>,
     stream: stream::Killable<S>,
     conn: Connection,
     shutdown: CancellationToken,
-) where
+) -> impl std::future::Future<Output = ()> + Send + 'static
+where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let peer = conn.peer();
-    let shared = conn.shared();
-    let cut = conn.cut_token();
-    let grace = app.config.limits.login_grace;
+    let ends = Ends {
+        peer: conn.peer(),
+        shared: conn.shared(),
+        cut: conn.cut_token(),
+        shutdown,
+    };
     // run_stream waits for the client's version line: bounded by the grace
     // time too. Boxed: its state (the session under construction, handler
-    // and stream) would otherwise stay part of this future, which lives as
-    // long as the connection (issue 20: memory per idle session).
+    // and stream) would otherwise stay part of the connection's future,
+    // which lives as long as the connection.
     let handshake = Box::pin(russh::server::run_stream(config, stream, conn));
+    drive_handshaken(app, handshake, ends)
+}
+
+/// What [`drive`] keeps of the connection besides its session loop.
+struct Ends {
+    peer: SocketAddr,
+    shared: Arc<shared::Shared>,
+    cut: CancellationToken,
+    shutdown: CancellationToken,
+}
+
+async fn drive_handshaken<H>(app: Arc<App>, handshake: H, ends: Ends)
+where
+    H: std::future::Future<
+            Output = Result<russh::server::RunningSession<Connection>, russh::Error>,
+        > + Unpin,
+{
+    let Ends {
+        peer,
+        shared,
+        cut,
+        shutdown,
+    } = ends;
+    let grace = app.config.limits.login_grace;
     let running = match tokio::time::timeout(grace, handshake).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {

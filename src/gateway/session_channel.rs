@@ -186,13 +186,15 @@ pub(super) async fn bridge_channel(
     }
 }
 
-/// One session channel's bridge and recorder, until the channel ends.
-async fn run_bridged(
+/// One session channel's bridge and recorder, until the channel ends. Not an
+/// `async fn`: one keeps its arguments (both sides' halves) beside the
+/// bridge they move into, for the channel's life.
+fn run_bridged(
     s: &Arc<Session>,
     client: (channel::ClientSource, channel::ClientSink),
     upstream: (UpstreamSource, UpstreamSink),
     n: u32,
-) -> bridge::ChannelEnd {
+) -> impl Future<Output = bridge::ChannelEnd> + use<> {
     let notices = Some(s.notices.subscribe());
     let tap = Some(crate::recorder::start(s.app().clone(), s.clone(), n));
     bridge::run(
@@ -204,7 +206,6 @@ async fn run_bridged(
         notices,
         tap,
     )
-    .await
 }
 
 #[cfg(test)]

@@ -76,7 +76,10 @@ impl Piped {
 /// Stdin: recorded up to the cap, counted and hashed whole.
 struct StdinLog {
     bytes: u64,
-    sum: Checksum,
+    /// Made at the first stdin bytes: a BLAKE3 hasher is ~1.9 KiB, and an
+    /// idle channel (or one whose client never sends) would hold it for
+    /// its whole life (issue 20: memory per idle session).
+    sum: Option<Box<Checksum>>,
     text: Segmenter,
     capped: bool,
 }
@@ -85,7 +88,7 @@ impl Default for StdinLog {
     fn default() -> Self {
         StdinLog {
             bytes: 0,
-            sum: Checksum::default(),
+            sum: None,
             text: Segmenter::new("input"),
             capped: false,
         }
@@ -96,7 +99,7 @@ impl StdinLog {
     fn push(&mut self, at: f64, b: &[u8], out: &mut impl Out) -> Result<(), RecorderError> {
         let room = STDIN_CAP.saturating_sub(self.bytes);
         self.bytes += b.len() as u64;
-        self.sum.update(b);
+        self.sum.get_or_insert_default().update(b);
         if self.capped {
             return Ok(());
         }
@@ -128,9 +131,9 @@ impl StdinLog {
     /// The whole of stdin in one line: size and checksum, whatever was recorded.
     fn finish(&mut self, at: f64, out: &mut impl Out) -> Result<(), RecorderError> {
         self.ended(at, out)?;
-        if self.bytes == 0 {
+        let Some(sum) = self.sum.as_ref().filter(|_| self.bytes > 0) else {
             return Ok(());
-        }
+        };
         let recorded = if self.capped {
             format!(" (the first {STDIN_CAP} recorded)")
         } else {
@@ -138,11 +141,7 @@ impl StdinLog {
         };
         out.marker(
             at,
-            &format!(
-                "stdin: {} bytes {}{recorded}",
-                self.bytes,
-                self.sum.finish()
-            ),
+            &format!("stdin: {} bytes {}{recorded}", self.bytes, sum.finish()),
         )
     }
 }

@@ -39,7 +39,9 @@ pub(crate) struct Encrypted {
     pub state: EncryptedState,
 
     // It's always Some, except when we std::mem::replace it temporarily.
-    pub exchange: Option<Exchange>,
+    // PORTCULLIS PATCH (issue 20): a marker, not the finished exchange's
+    // data, see `KexDone`.
+    pub exchange: Option<KexDone>,
     pub kex: KexAlgorithm,
     pub key: usize,
     pub client_mac: mac::Name,
@@ -66,7 +68,10 @@ pub(crate) struct CommonSession<Config> {
     pub remote_sshid: Vec<u8>,
     pub config: Config,
     pub encrypted: Option<Encrypted>,
-    pub auth_method: Option<auth::Method>,
+    // Boxed (portcullis, issue 20): a `Method` is ~530 bytes (its
+    // certificate variant) and every session loop holds its session inline
+    // for the connection's life; only a client mid-authentication has one.
+    pub auth_method: Option<Box<auth::Method>>,
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub(crate) auth_attempts: usize,
     pub packet_writer: PacketWriter,
@@ -151,7 +156,7 @@ impl<C> CommonSession<C> {
 
     pub fn newkeys(&mut self, newkeys: NewKeys) {
         if let Some(ref mut enc) = self.encrypted {
-            enc.exchange = Some(newkeys.exchange);
+            enc.exchange = Some(KexDone);
             enc.kex = newkeys.kex;
             enc.key = newkeys.key;
             enc.client_mac = newkeys.names.client_mac;
@@ -171,7 +176,7 @@ impl<C> CommonSession<C> {
     pub fn encrypted(&mut self, state: EncryptedState, newkeys: NewKeys) {
         let strict_kex = newkeys.names.strict_kex();
         self.encrypted = Some(Encrypted {
-            exchange: Some(newkeys.exchange),
+            exchange: Some(KexDone),
             kex: newkeys.kex,
             key: newkeys.key,
             client_mac: newkeys.names.client_mac,
@@ -822,6 +827,18 @@ impl Exchange {
     }
 }
 
+/// PORTCULLIS PATCH (issue 20): what `Encrypted::exchange` keeps once a key
+/// exchange is done. Nothing read the finished `Exchange` after that (the
+/// next key exchange builds its own; the server's `EXT_INFO` decision is
+/// given the client's KEXINIT before it is dropped, see
+/// `server::Session::maybe_send_ext_info`); only whether the field is `Some`
+/// matters (the server's automatic rekey takes it). The ids, both KEXINIT
+/// payloads and both ephemeral keys (~2.3 KiB a side with mlkem768x25519)
+/// were kept for the connection's life, and the field inline (232 bytes) in
+/// every session loop.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KexDone;
+
 #[derive(Debug)]
 pub(crate) struct NewKeys {
     pub exchange: Exchange,
@@ -865,7 +882,7 @@ mod tests {
     use byteorder::{BigEndian, ByteOrder};
     use bytes::Bytes;
 
-    use super::{Encrypted, EncryptedState, Exchange};
+    use super::{Encrypted, EncryptedState, KexDone};
     use crate::compression::{Compression, Decompress};
     use crate::kex::{KEXES, NONE};
     use crate::sshbuffer::PacketWriter;
@@ -874,7 +891,7 @@ mod tests {
     fn test_encrypted() -> Encrypted {
         Encrypted {
             state: EncryptedState::Authenticated,
-            exchange: Some(Exchange::default()),
+            exchange: Some(KexDone),
             kex: KEXES.get(&NONE).unwrap().make(),
             key: 0,
             client_mac: mac::NONE,

@@ -252,7 +252,7 @@ impl Session {
                             }
 
                             // continue with userauth_pk_ok
-                            match self.common.auth_method.take() {
+                            match self.common.auth_method.take().map(|m| *m) {
                                 Some(auth_method @ auth::Method::PublicKey { .. }) => {
                                     self.common.buffer.clear();
                                     enc.client_send_signature(
@@ -1117,7 +1117,7 @@ impl Session {
         }
         self.common.auth_user.clear();
         self.common.auth_user.push_str(user);
-        self.common.auth_method = Some(meth);
+        self.common.auth_method = Some(Box::new(meth));
         Ok(is_waiting)
     }
 }
@@ -1133,13 +1133,13 @@ mod tests {
     use super::*;
     use crate::compression::{Compression, Decompress};
     use crate::kex::{KEXES, NONE};
-    use crate::session::Exchange;
+    use crate::session::KexDone;
     use crate::{CryptoVec, MethodKind};
 
     fn test_encrypted() -> Encrypted {
         Encrypted {
             state: EncryptedState::Authenticated,
-            exchange: Some(Exchange::default()),
+            exchange: Some(KexDone),
             kex: KEXES.get(&NONE).unwrap().make(),
             key: 0,
             client_mac: crate::mac::NONE,

@@ -1345,22 +1345,42 @@ impl Session {
         }
     }
 
-    async fn run<H: Handler + Send, R: AsyncRead + AsyncWrite + Unpin + Send>(
+    /// Not an `async fn` (portcullis, issue 20): an `async fn` moves each
+    /// by-value argument into a local of its body and its future keeps both
+    /// (the argument's slot is never reused), so the session and the
+    /// handler were held twice for the connection's life. An `async move`
+    /// block uses what it captured in place. They are dropped in the order
+    /// the `async fn`'s arguments were.
+    fn run<H: Handler + Send, R: AsyncRead + AsyncWrite + Unpin + Send>(
         mut self,
         stream: SshRead<R>,
         mut handler: H,
         mut kex_done_signal: Option<
             oneshot::Sender<Option<crate::keys::agent::AgentSessionBinding>>,
         >,
+    ) -> impl Future<Output = Result<(), H::Error>> + Send {
+        async move {
+            let result = self
+                .run_to_end(stream, &mut handler, &mut kex_done_signal)
+                .await;
+            drop(kex_done_signal);
+            drop(handler);
+            drop(self);
+            result
+        }
+    }
+
+    async fn run_to_end<H: Handler + Send, R: AsyncRead + AsyncWrite + Unpin + Send>(
+        &mut self,
+        stream: SshRead<R>,
+        handler: &mut H,
+        kex_done_signal: &mut Option<
+            oneshot::Sender<Option<crate::keys::agent::AgentSessionBinding>>,
+        >,
     ) -> Result<(), H::Error> {
         let (stream_read, mut stream_write) = stream.split();
         let result = self
-            .run_inner(
-                stream_read,
-                &mut stream_write,
-                &mut handler,
-                &mut kex_done_signal,
-            )
+            .run_inner(stream_read, &mut stream_write, handler, kex_done_signal)
             .await;
         trace!("disconnected");
         self.receiver.close();
@@ -1894,7 +1914,7 @@ impl Session {
         );
 
         kex.kexinit(&mut self.common.packet_writer)?;
-        self.kex = SessionKexState::InProgress(kex);
+        self.kex = SessionKexState::InProgress(Box::new(kex));
         Ok(())
     }
 
@@ -2020,12 +2040,12 @@ async fn reply<H: Handler>(
     #[allow(clippy::collapsible_if)]
     if is_kex_msg {
         if let SessionKexState::InProgress(kex) = session.kex.take() {
-            let progress = kex.step(Some(pkt), &mut session.common.packet_writer)?;
+            let progress = (*kex).step(Some(pkt), &mut session.common.packet_writer)?;
 
             match progress {
                 KexProgress::NeedsReply { kex, reset_seqn } => {
                     debug!("kex impl continues: {kex:?}");
-                    session.kex = SessionKexState::InProgress(kex);
+                    session.kex = SessionKexState::InProgress(Box::new(kex));
                     if reset_seqn {
                         debug!("kex impl requests seqno reset");
                         session.common.reset_seqn();
@@ -2132,7 +2152,7 @@ mod tests {
     use crate::compression::{Compression, Decompress};
     use crate::helpers::EncodedExt;
     use crate::kex::{KEXES, NONE};
-    use crate::session::{CommonSession, Encrypted, EncryptedState, Exchange};
+    use crate::session::{CommonSession, Encrypted, EncryptedState, KexDone};
     use crate::sshbuffer::{IncomingSshPacket, PacketWriter, SSHBuffer};
     use crate::{CryptoVec, cipher, mac};
 
@@ -2165,13 +2185,13 @@ mod tests {
             CommonSession {
                 auth_user: "user".to_owned(),
                 auth_attempts: 0,
-                auth_method: Some(Method::KeyboardInteractive {
+                auth_method: Some(Box::new(Method::KeyboardInteractive {
                     submethods: String::new(),
-                }),
+                })),
                 remote_to_local: Box::new(cipher::clear::Key),
                 encrypted: Some(Encrypted {
                     state: EncryptedState::WaitingAuthRequest(auth_request),
-                    exchange: Some(Exchange::default()),
+                    exchange: Some(KexDone),
                     kex: KEXES.get(&NONE).unwrap().make(),
                     key: 0,
                     client_mac: mac::NONE,
@@ -2478,7 +2498,7 @@ mod tests {
                 remote_to_local: Box::new(cipher::clear::Key),
                 encrypted: Some(Encrypted {
                     state: EncryptedState::Authenticated,
-                    exchange: Some(Exchange::default()),
+                    exchange: Some(KexDone),
                     kex: KEXES.get(&NONE).unwrap().make(),
                     key: 0,
                     client_mac: mac::NONE,

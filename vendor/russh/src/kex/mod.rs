@@ -56,7 +56,10 @@ use crate::{CryptoVec, Error, cipher};
 #[derive(Debug)]
 pub(crate) enum SessionKexState<K> {
     Idle,
-    InProgress(K),
+    // Boxed (portcullis, issue 20): a key exchange in progress is ~800
+    // bytes (`ServerKex`/`ClientKex`), and each session loop holds this
+    // state inline for the connection's life, idle between exchanges.
+    InProgress(Box<K>),
     Taken, // some async activity still going on such as host key checks
 }
 

@@ -1244,14 +1244,14 @@ async fn reply<H: Handler + Send>(
     #[allow(clippy::collapsible_if)]
     if is_kex_msg {
         if let SessionKexState::InProgress(kex) = session.kex.take() {
-            let progress = kex
+            let progress = (*kex)
                 .step(Some(pkt), &mut session.common.packet_writer, handler)
                 .await?;
 
             match progress {
                 KexProgress::NeedsReply { kex, reset_seqn } => {
                     debug!("kex impl continues: {kex:?}");
-                    session.kex = SessionKexState::InProgress(kex);
+                    session.kex = SessionKexState::InProgress(Box::new(kex));
                     if reset_seqn {
                         debug!("kex impl requests seqno reset");
                         session.common.reset_seqn();
@@ -1285,6 +1285,7 @@ async fn reply<H: Handler + Send>(
                         session.flush()?;
                     } else {
                         // This is the initial kex
+                        let client_kex_init = newkeys.exchange.client_kex_init.clone();
 
                         session.common.encrypted(
                             EncryptedState::WaitingAuthServiceRequest {
@@ -1294,7 +1295,7 @@ async fn reply<H: Handler + Send>(
                             newkeys,
                         );
 
-                        session.maybe_send_ext_info()?;
+                        session.maybe_send_ext_info(&client_kex_init)?;
                     }
 
                     session.kex = SessionKexState::Idle;

@@ -634,10 +634,33 @@ impl Session {
         Ok(())
     }
 
-    pub(crate) async fn run<H, R>(
+    /// Not an `async fn` (portcullis, issue 20): an `async fn` moves each
+    /// by-value argument into a local of its body and its future keeps both
+    /// (the argument's slot is never reused), so the session and the
+    /// handler were held twice for the connection's life. An `async move`
+    /// block uses what it captured in place. The session is dropped after
+    /// the handler, as the `async fn`'s arguments were.
+    pub(crate) fn run<H, R>(
         mut self,
-        mut stream: SshRead<R>,
+        stream: SshRead<R>,
         mut handler: H,
+    ) -> impl Future<Output = Result<(), H::Error>> + Send
+    where
+        H: Handler + Send + 'static,
+        R: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        async move {
+            let result = self.run_loop(stream, &mut handler).await;
+            drop(handler);
+            drop(self);
+            result
+        }
+    }
+
+    async fn run_loop<H, R>(
+        &mut self,
+        mut stream: SshRead<R>,
+        handler: &mut H,
     ) -> Result<(), H::Error>
     where
         H: Handler + Send + 'static,
@@ -749,7 +772,7 @@ impl Session {
                             // callbacks included, is the largest state of this
                             // loop; inline, every connection would hold it for its
                             // whole life, idle or not. Allocated per packet instead.
-                            match Box::pin(reply(&mut self, &mut handler, &mut pkt)).await {
+                            match Box::pin(reply(self, handler, &mut pkt)).await {
                                 Ok(_) => {},
                                 Err(e) => return Err(e),
                             }
@@ -1519,12 +1542,14 @@ impl Session {
         &self.common.remote_sshid
     }
 
-    pub(crate) fn maybe_send_ext_info(&mut self) -> Result<(), Error> {
+    /// PORTCULLIS PATCH (issue 20): given the client's KEXINIT of the initial
+    /// key exchange, which `Encrypted::exchange` no longer keeps.
+    pub(crate) fn maybe_send_ext_info(&mut self, client_kex_init: &[u8]) -> Result<(), Error> {
         if let Some(ref mut enc) = self.common.encrypted {
             // If client sent a ext-info-c message in the kex list, it supports RFC 8308 extension negotiation.
             let mut key_extension_client = false;
-            if let Some(e) = &enc.exchange {
-                let Some(mut r) = e.client_kex_init.get(17..) else {
+            {
+                let Some(mut r) = client_kex_init.get(17..) else {
                     return Ok(());
                 };
                 if let Ok(kex_list) = NameList::decode(&mut r) {
@@ -1580,7 +1605,7 @@ impl Session {
         );
 
         kex.kexinit(&mut self.common.packet_writer)?;
-        self.kex = SessionKexState::InProgress(kex);
+        self.kex = SessionKexState::InProgress(Box::new(kex));
         Ok(())
     }
 }
@@ -1598,7 +1623,7 @@ mod tests {
     use crate::auth::{AuthRequest, MethodSet};
     use crate::compression::{Compress, Compression, Decompress};
     use crate::kex::{KEXES, NONE, SessionKexState};
-    use crate::session::{CommonSession, Encrypted, EncryptedState, Exchange};
+    use crate::session::{CommonSession, Encrypted, EncryptedState, KexDone};
     use crate::sshbuffer::{IncomingSshPacket, PacketWriter, SSHBuffer};
     use crate::{CryptoVec, cipher, mac};
 
@@ -1643,7 +1668,7 @@ mod tests {
                 config: config.clone(),
                 encrypted: Some(Encrypted {
                     state: EncryptedState::Authenticated,
-                    exchange: Some(Exchange::default()),
+                    exchange: Some(KexDone),
                     kex: KEXES.get(&NONE).unwrap().make(),
                     key: 0,
                     client_mac: mac::NONE,
@@ -1822,6 +1847,33 @@ mod tests {
             crate::Limits::new(1 << 30, 1 << 30, Duration::ZERO),
         );
         assert_eq!(session.rekey_time_remaining(), Some(Duration::ZERO));
+    }
+
+    /// PORTCULLIS PATCH (issue 20): the `EXT_INFO` decision reads the
+    /// client's KEXINIT it is given (the finished exchange is not kept).
+    #[test]
+    fn ext_info_is_sent_only_to_a_client_that_asks() {
+        fn kexinit(kex: &[&str]) -> Vec<u8> {
+            let mut b = vec![msg::KEXINIT];
+            b.extend_from_slice(&[0; 16]); // cookie
+            NameList(kex.iter().map(|k| k.to_string()).collect())
+                .encode(&mut b)
+                .unwrap();
+            b
+        }
+        let mut session = authenticated_session();
+        session
+            .maybe_send_ext_info(&kexinit(&["curve25519-sha256"]))
+            .unwrap();
+        let write = &session.common.encrypted.as_ref().unwrap().write;
+        assert!(write.is_empty(), "EXT_INFO to a client that did not ask");
+
+        session
+            .maybe_send_ext_info(&kexinit(&["curve25519-sha256", "ext-info-c"]))
+            .unwrap();
+        let write = &session.common.encrypted.as_ref().unwrap().write;
+        assert_eq!(write.get(4), Some(&msg::EXT_INFO), "{write:?}");
+        assert!(write.windows(15).any(|w| w == b"server-sig-algs"));
     }
 
     /// Runs the server event loop on one end of an in-memory stream and

@@ -136,6 +136,11 @@ impl Sshd {
     }
 
     pub fn start_with_key(user_key_kind: &str) -> Sshd {
+        Self::start_with(user_key_kind, "")
+    }
+
+    /// With `extra` appended to the test sshd_config (e.g. `RekeyLimit`).
+    pub fn start_with(user_key_kind: &str, extra: &str) -> Sshd {
         need("/usr/sbin/sshd", "openssh-server");
         need("unshare", "util-linux");
         need("openssl", "openssl");
@@ -170,7 +175,7 @@ impl Sshd {
                 "@CIPHERS@",
                 "aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes256-ctr",
             );
-        std::fs::write(d.join("sshd_config"), conf).unwrap();
+        std::fs::write(d.join("sshd_config"), format!("{conf}\n{extra}\n")).unwrap();
         let script = format!(
             "set -e; mount -t tmpfs tmpfs /run; mkdir -p /run/sshd; chmod 755 /run/sshd; \
              mount -t tmpfs tmpfs /var/log; \

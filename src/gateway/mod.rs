@@ -325,6 +325,16 @@ async fn drive<S>(
         // a 50 ms backstop). Nothing relays meanwhile: the kill halted every
         // bridge of the session at once (`bridge::Stop`).
         tokio::time::sleep(DISCONNECT_FLUSH).await;
+        // A session whose disconnect is out (the loop asked to shut down:
+        // noted closed) has nothing left to say and reads nothing: its cut
+        // (the socket's close and FIN, the session loop's teardown) waits
+        // until every killed client has been told, as `finish` does below.
+        // One that is not out yet is cut now: the backstop.
+        if shared.kill.closed_at().is_some() {
+            app.registry
+                .kills_settled(Duration::ZERO, KILL_TEARDOWN_MAX)
+                .await;
+        }
         cut.cancel();
         std::future::pending::<()>().await
     };

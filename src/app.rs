@@ -44,6 +44,9 @@ pub struct App {
     /// On from the stop signal: `/health` turns red so a load balancer
     /// sends new connections elsewhere while live sessions drain.
     pub draining: std::sync::atomic::AtomicBool,
+    /// Users' grants as read for the re-checks of live sessions, shared by
+    /// all of a user's sessions for half a second.
+    pub recent_grants: crate::grants::access::Recent,
 }
 
 impl App {
@@ -86,6 +89,7 @@ impl App {
             sso,
             db: crate::store::Reach::default(),
             draining: Default::default(),
+            recent_grants: Default::default(),
         })
     }
 }

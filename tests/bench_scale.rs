@@ -354,6 +354,27 @@ fn mappings(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
+/// CPU seconds the whole machine spent busy (not idle nor waiting for IO)
+/// since boot, from /proc/stat (USER_HZ 100).
+fn machine_busy_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let all: u64 = f.iter().take(8).sum();
+    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    (all - idle) as f64 / 100.0
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|d| d.count())
@@ -735,6 +756,7 @@ fn scale_idle_sessions_login_and_kill() {
         let target_pid = target.pid();
         let target_cpu = || target_pid.map(cpu_secs).unwrap_or(0.0);
         let cpu0 = (cpu(), cpu_secs(me), target_cpu());
+        let busy0 = machine_busy_secs();
         let t0 = common::api::lockdown_all(api_port, &token).await;
         let mut seen = Vec::with_capacity(n);
         for rx in live {
@@ -747,13 +769,19 @@ fn scale_idle_sessions_login_and_kill() {
         }
         let last = t0.elapsed();
         let cpu1 = (cpu(), cpu_secs(me), target_cpu());
+        let busy = machine_busy_secs() - busy0;
+        let ours = (cpu1.0 - cpu0.0) + (cpu1.1 - cpu0.1) + (cpu1.2 - cpu0.2);
         // Whose CPU the kill took, until the last client read its end (the
-        // bastions' teardowns go on after it).
+        // bastions' teardowns go on after it), and what else ran meanwhile
+        // (the machine is shared: a figure taken beside another busy
+        // process says so here).
         eprintln!(
-            "CPU from the kill to the last client's end ({last:.1?}): bastion nodes {:.2} s, load generator {:.2} s, target {:.2} s",
+            "CPU from the kill to the last client's end ({last:.1?}): bastion nodes {:.2} s, load generator {:.2} s, target {:.2} s; whole machine {busy:.2} s busy of {:.2} s (others {:.2} s)",
             cpu1.0 - cpu0.0,
             cpu1.1 - cpu0.1,
-            cpu1.2 - cpu0.2
+            cpu1.2 - cpu0.2,
+            last.as_secs_f64() * cpus() as f64,
+            (busy - ours).max(0.0)
         );
         release.cancel();
         if let Some((mut child, f)) = perf {

@@ -356,6 +356,20 @@ where
         // a 50 ms backstop). Nothing relays meanwhile: the kill halted every
         // bridge of the session at once (`bridge::Stop`).
         tokio::time::sleep(DISCONNECT_FLUSH).await;
+        // A session whose disconnect is out (the loop asked to shut down:
+        // noted closed) has nothing left to say and reads nothing: its cut
+        // (the socket's close and FIN, the session loop's teardown) waits
+        // until every killed session here has written its disconnect, and
+        // then for the clients to read theirs (`TOLD_GRACE`): the first
+        // node to be done would otherwise tear down beside the nodes and
+        // clients still at it. One that is not out yet is cut now: the
+        // backstop.
+        if shared.kill.closed_at().is_some() {
+            app.registry
+                .kills_settled(Duration::ZERO, KILL_TEARDOWN_MAX)
+                .await;
+            tokio::time::sleep(TOLD_GRACE).await;
+        }
         cut.cancel();
         std::future::pending::<()>().await
     };
@@ -442,6 +456,10 @@ const KILL_TEARDOWN_DELAY: Duration = Duration::from_millis(300);
 /// At most this long after a kill before a session's teardown runs, however
 /// many killed transports are still open.
 const KILL_TEARDOWN_MAX: Duration = Duration::from_secs(5);
+
+/// How long a client that was sent its disconnect has to read it before the
+/// transport is closed under it (nothing it sends is read meanwhile).
+const TOLD_GRACE: Duration = Duration::from_millis(500);
 
 /// How long the session loop has to send its DISCONNECT before the
 /// transport is cut.

@@ -4,11 +4,14 @@
 //! kill switch cut the transport under it instead: the next read or write
 //! fails, wherever the session is.
 //!
-//! Once a killed session has sent its disconnect and shut its side down, the
-//! read side is parked until the cut: nothing more is needed from the client,
-//! and a mass kill then does not pay every session's teardown (freeing key
-//! buffers, closing channels and upstreams) while other clients still wait
-//! for their disconnect. The cut comes shortly after and ends it.
+//! Once a killed session has sent its disconnect and asks to shut its side
+//! down, the read side is parked until the cut: nothing more is needed from
+//! the client, and a mass kill then does not pay every session's teardown
+//! (freeing key buffers, closing channels and upstreams) while other clients
+//! still wait for their disconnect. The FIN waits for the cut too (the socket
+//! is closed then): the client has its disconnect already, and sending a FIN
+//! over loopback costs the sender the receiver's side of it as well — at a
+//! mass kill, a third of the bastion's CPU before every client was told.
 //!
 use crate::registry::KillNote;
 use std::future::Future;
@@ -81,12 +84,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Killable<S> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let done = Pin::new(&mut self.inner).poll_shutdown(cx);
-        if done.is_ready() && self.note.is_killed() {
+        if self.note.is_killed() {
+            // What was written (the disconnect) is on its way; the close at
+            // the cut sends the FIN after it.
             self.note.closed();
             self.parked = true;
+            return Poll::Ready(Ok(()));
         }
-        done
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -135,11 +140,19 @@ mod tests {
         let note = Arc::new(KillNote::default());
         let mut s = Killable::new(a, cut.clone(), note.clone());
         note.kill("locked", std::time::Instant::now());
+        s.write_all(b"bye").await.unwrap();
         s.shutdown().await.unwrap();
         assert!(
             note.closed_at().is_some(),
             "the close after a kill is noted"
         );
+        // Our FIN waits for the cut: the peer reads what was written, then
+        // no end until the stream is dropped.
+        let mut got = [0u8; 8];
+        assert_eq!(b.read(&mut got).await.unwrap(), 3);
+        assert_eq!(&got[..3], b"bye");
+        let eof = tokio::time::timeout(std::time::Duration::from_millis(50), b.read(&mut got));
+        assert!(eof.await.is_err(), "no FIN before the cut");
         // The peer closing would end the read at once; parked, it waits.
         b.shutdown().await.unwrap();
         drop(b);

@@ -26,7 +26,9 @@ pub struct StoreGrants {
 impl Recheck for StoreGrants {
     async fn recheck(&self) -> Result<Result<Allow, Deny>, String> {
         let (store, started) = (&self.app.store, self.started);
-        access::redecide(store, &self.user, &self.target, &self.login, started)
+        self.app
+            .recent_grants
+            .redecide(store, &self.user, &self.target, &self.login, started)
             .await
             .map_err(|e| e.to_string())
     }

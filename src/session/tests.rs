@@ -241,3 +241,28 @@ async fn a_revoked_or_narrowed_grant_ends_it_within_the_recheck() {
     let why = revoked.finish("eof".into());
     assert!(why.starts_with("grant withdrawn: "), "{why}");
 }
+
+/// The re-checks of a user's live sessions share one read of their grants
+/// for `SHARED_FOR` (10,000 idle sessions re-deciding every 2 s were
+/// 10,000 queries a second); a change is seen once it has passed.
+#[tokio::test]
+async fn re_checks_share_a_users_grants_for_half_a_second() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let app = test_app(&dir).await;
+    let g = granted(&app, "shell").await;
+    let recent = &app.recent_grants;
+    let decide = || recent.redecide(&app.store, "alice", "web01", "root", Timestamp::now());
+    assert!(decide().await.expect("read").is_ok());
+    crate::grants::remove(&app.store, &g, "test:admin")
+        .await
+        .expect("removed");
+    assert!(
+        decide().await.expect("read").is_ok(),
+        "the read of a moment ago is shared"
+    );
+    tokio::time::sleep(crate::grants::access::SHARED_FOR).await;
+    assert!(
+        decide().await.expect("read").is_err(),
+        "the revocation is seen after SHARED_FOR"
+    );
+}

@@ -224,3 +224,32 @@ async fn a_cancel_ends_the_watch_without_ending_the_holder() {
             .all(|l| !l.starts_with("end"))
     );
 }
+
+/// With no deadline near, the watcher wakes once per re-check, not every
+/// tick: idle sessions by the thousand cost a wake-up each every 2 s.
+#[tokio::test(start_paused = true)]
+async fn with_no_deadline_near_it_wakes_once_per_recheck() {
+    let looks = std::sync::Arc::new(AtomicUsize::new(0));
+    let far = {
+        let (clock, looks) = (clock(), looks.clone());
+        move || {
+            looks.fetch_add(1, Ordering::SeqCst);
+            clock()
+        }
+    };
+    let at = Timestamp::now() + SignedDuration::from_secs(3600);
+    let d = Some((at, EndCause::GrantExpires));
+    let grants = steady(allow(Permissions::session_default(), d));
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        stop.cancel();
+    });
+    watch(needs(d), &grants, &Seen::default(), &cancel, far).await;
+    // Two looks at the clock per wake-up (the pause and the deadline).
+    let wakes = looks.load(Ordering::SeqCst) / 2;
+    assert!(wakes <= 11, "{wakes} wake-ups in 20 s");
+    let calls = grants.calls.load(Ordering::SeqCst);
+    assert!((9..=10).contains(&calls), "{calls} re-checks in 20 s");
+}

@@ -82,7 +82,48 @@ pub const SHARED_FOR: Duration = Duration::from_millis(500);
 /// for it). A failed read is not kept.
 #[derive(Default)]
 pub struct Recent {
-    users: Mutex<HashMap<String, Arc<Slot>>>,
+    users: Mutex<Users>,
+}
+
+/// The slots, and how many were left after the last prune: a slot is made
+/// per user re-checked, and the users whose sessions have ended are dropped
+/// when the map has doubled since (amortised O(1) per slot made), so it
+/// holds about the users live on this node, not every user seen since it
+/// started.
+#[derive(Default)]
+struct Users {
+    slots: HashMap<String, Arc<Slot>>,
+    kept: usize,
+}
+
+/// Below this many slots the map is never pruned.
+const PRUNE_FROM: usize = 64;
+
+impl Users {
+    fn slot(&mut self, user: &str) -> Arc<Slot> {
+        if let Some(slot) = self.slots.get(user) {
+            return slot.clone();
+        }
+        if self.slots.len() >= PRUNE_FROM.max(2 * self.kept) {
+            self.prune();
+        }
+        let slot = Arc::<Slot>::default();
+        self.slots.insert(user.to_string(), slot.clone());
+        slot
+    }
+
+    /// Drops the slots nobody is reading whose grants are no longer fresh
+    /// (a user with no live session here stops re-checking).
+    fn prune(&mut self) {
+        self.slots.retain(|_, slot| {
+            Arc::strong_count(slot) > 1
+                || slot.try_lock().map_or(true, |held| {
+                    held.as_ref()
+                        .is_some_and(|(at, _)| at.elapsed() < SHARED_FOR)
+                })
+        });
+        self.kept = self.slots.len();
+    }
 }
 
 type Slot = tokio::sync::Mutex<Option<(tokio::time::Instant, Arc<[Grant]>)>>;
@@ -109,12 +150,7 @@ impl Recent {
     }
 
     async fn grants(&self, store: &Store, user: &str) -> Result<Arc<[Grant]>, StoreError> {
-        let slot = self
-            .users
-            .lock_or_recover()
-            .entry(user.to_string())
-            .or_default()
-            .clone();
+        let slot = self.users.lock_or_recover().slot(user);
         let mut held = slot.lock().await;
         if let Some((at, grants)) = held.as_ref()
             && at.elapsed() < SHARED_FOR
@@ -125,5 +161,10 @@ impl Recent {
         let grants: Arc<[Grant]> = grants_for(store, user, &groups).await?.into();
         *held = Some((tokio::time::Instant::now(), grants.clone()));
         Ok(grants)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn users_held(&self) -> usize {
+        self.users.lock_or_recover().slots.len()
     }
 }

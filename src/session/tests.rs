@@ -266,3 +266,33 @@ async fn re_checks_share_a_users_grants_for_half_a_second() {
         "the revocation is seen after SHARED_FOR"
     );
 }
+
+/// The shared reads are kept per user re-checked; those of users whose
+/// sessions ended are dropped once the map has doubled, so a long-lived node
+/// does not keep a slot (and grants) for every user it ever served.
+#[tokio::test]
+async fn shared_reads_of_users_gone_are_dropped() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let app = test_app(&dir).await;
+    let (recent, store) = (&app.recent_grants, &app.store);
+    let recheck = |n: usize| async move {
+        let user = format!("u{n}");
+        recent
+            .redecide(store, &user, "web01", "root", Timestamp::now())
+            .await
+            .expect("read");
+    };
+    for n in 0..100 {
+        recheck(n).await;
+    }
+    assert_eq!(recent.users_held(), 100, "fresh reads are kept");
+    tokio::time::sleep(crate::grants::access::SHARED_FOR).await;
+    for n in 100..200 {
+        recheck(n).await;
+    }
+    assert_eq!(
+        recent.users_held(),
+        100,
+        "the first hundred users' stale reads were dropped"
+    );
+}

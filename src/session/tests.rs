@@ -277,10 +277,11 @@ async fn shared_reads_of_users_gone_are_dropped() {
     let (recent, store) = (&app.recent_grants, &app.store);
     let recheck = |n: usize| async move {
         let user = format!("u{n}");
-        recent
+        let decided = recent
             .redecide(store, &user, "web01", "root", Timestamp::now())
             .await
             .expect("read");
+        assert!(decided.is_err(), "{user} holds no grant");
     };
     for n in 0..100 {
         recheck(n).await;

@@ -80,10 +80,10 @@ pub fn probe(dir: &Path) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
+        // Empty also after an earlier run of this pid that stopped mid-probe.
+        .truncate(true)
         .mode(0o600)
         .open(dir.join(format!(".probe-{}", std::process::id())))?;
-    // Empty also after an earlier run of this pid that stopped mid-probe.
-    f.set_len(0)?;
     f.write_all(b"probe")?;
     f.set_len(0)
 }

@@ -6,7 +6,11 @@
 //! refuse on it, and the recorder imports the session.
 
 use crate::app::App;
+use crate::sync::MutexExt;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Instant;
 
 /// Where the free space stands against the configured marks.
@@ -51,6 +55,37 @@ pub fn now(app: &App) -> Level {
             Level::Hard
         }
     }
+}
+
+/// One probe at a time in this process, so each writes into an empty file.
+static PROBE: Mutex<()> = Mutex::new(());
+
+/// Whether the recordings directory takes a write now (before a session
+/// dials its target). The write goes into an empty file, so it must
+/// allocate: a full or read-only disk, or a directory this process cannot
+/// write, fails it as before.
+///
+/// One file per process, kept and emptied after each probe, not a file
+/// created and unlinked per session: on ext4 without a journal an unlinked
+/// inode counts as "recently deleted" for 60-300 s and every later inode
+/// allocation in its group scans past all of them, so at a hundred logins
+/// a second each recording's `.cast` and `.chain` creation scanned
+/// thousands (`recently_deleted`, `find_inode_bit`: ~10 % of the bastion's
+/// CPU per login on such a disk; issue 20, RESULTS-issue20 section 16).
+/// Not checked any more: whether an inode can still be allocated; the
+/// recording's own files are created, fail closed, before the target
+/// runs anything.
+pub fn probe(dir: &Path) -> std::io::Result<()> {
+    let _one = PROBE.lock_or_recover();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        // Empty also after an earlier run of this pid that stopped mid-probe.
+        .truncate(true)
+        .mode(0o600)
+        .open(dir.join(format!(".probe-{}", std::process::id())))?;
+    f.write_all(b"probe")?;
+    f.set_len(0)
 }
 
 /// What a refused user sees.
@@ -109,5 +144,18 @@ mod tests {
         assert_eq!(level(5, 0, 10), Level::Hard);
         assert!(free_bytes(Path::new("/")).is_ok());
         assert!(free_bytes(Path::new("/nonexistent/x")).is_err());
+    }
+
+    #[test]
+    fn the_probe_keeps_one_empty_file_and_fails_where_nothing_can_be_written() {
+        let dir = tempfile::tempdir().unwrap();
+        for _ in 0..3 {
+            probe(dir.path()).unwrap();
+        }
+        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(files.len(), 1, "one probe file, not one per probe");
+        let f = files[0].as_ref().unwrap();
+        assert_eq!(f.metadata().unwrap().len(), 0);
+        assert!(probe(&dir.path().join("gone")).is_err());
     }
 }

@@ -307,6 +307,16 @@ impl ChainFile {
         Ok(())
     }
 
+    /// Appends without a sync: the next [`Self::seal`]'s sync covers it.
+    pub fn append_unsynced(&mut self, line: &str) -> Result<()> {
+        self.file
+            .write_all(line.as_bytes())
+            .map_err(io_err(&self.path))?;
+        self.hasher.update(line.as_bytes());
+        Ok(())
+    }
+
+    /// Appends the signed trailer; it, and everything before it, durable.
     pub fn seal(&mut self, trailer: &Trailer, key: &SigningKey) -> Result<()> {
         append_durable(&mut self.file, &self.path, &trailer_line(trailer, key)?)
     }

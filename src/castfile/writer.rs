@@ -289,6 +289,16 @@ impl RecordingWriter {
     /// A checkpoint with no new event since the last one is not written
     /// again (idle sessions would otherwise fsync every second for nothing).
     pub fn checkpoint(&mut self, now_unix_ms: i64) -> Result<Checkpoint> {
+        let (cp, line) = self.checkpoint_line(now_unix_ms)?;
+        if let Some(line) = line {
+            self.chain.append(&line)?;
+        }
+        Ok(cp)
+    }
+
+    /// The events made durable, and the checkpoint line to append (none
+    /// when no event came since the last one), not yet written.
+    fn checkpoint_line(&mut self, now_unix_ms: i64) -> Result<(Checkpoint, Option<String>)> {
         self.flush()?;
         // A burst's buffer is not kept by a channel that went quiet.
         if self.pending.capacity() > KEEP {
@@ -297,12 +307,13 @@ impl RecordingWriter {
         self.cast.sync_data().map_err(io_err(&self.cast_path))?;
         if self.last_checkpoint == Some(self.state.events) {
             // Nothing new: no line, and no signature to compute.
-            return Ok(Checkpoint {
+            let cp = Checkpoint {
                 events: self.state.events,
                 cast_bytes: self.state.bytes,
                 sha256: self.state.hex(),
                 at_ms: now_unix_ms,
-            });
+            };
+            return Ok((cp, None));
         }
         let (cp, line) = checkpoint_line(
             &self.state,
@@ -311,11 +322,10 @@ impl RecordingWriter {
             now_unix_ms,
             &self.key,
         )?;
-        self.chain.append(&line)?;
         self.last_checkpoint = Some(self.state.events);
         self.tags.clear();
         self.tags_complete = true;
-        Ok(cp)
+        Ok((cp, Some(line)))
     }
 
     /// Writes out any held partial character, a final checkpoint and the
@@ -331,7 +341,16 @@ impl RecordingWriter {
                 self.write_text(time, kind, &rest)?;
             }
         }
-        let cp = self.checkpoint(info.ended_at_ms)?;
+        // The last checkpoint and the trailer reach the `.chain` in one
+        // sync, not one each (issue 20: a sync fewer per session). Nothing
+        // is acknowledged before it: a crash before the sync leaves the
+        // recording as cut short after its last durable checkpoint, as a
+        // crash before the checkpoint's own sync did. The events are
+        // durable (the `.cast` synced) before either line is written.
+        let (cp, line) = self.checkpoint_line(info.ended_at_ms)?;
+        if let Some(line) = line {
+            self.chain.append_unsynced(&line)?;
+        }
         let chain_sha256 = self.chain.digest();
         let trailer = build_trailer(self.session.clone(), &cp, chain_sha256, info, false);
         self.chain.seal(&trailer, &self.key)?;

@@ -64,13 +64,7 @@ impl Session {
                 format!("recordings disk free space is {level:?}"),
             ));
         }
-        let probe = self
-            .app
-            .config
-            .recordings_dir
-            .join(format!(".probe-{}", self.id));
-        if let Err(e) = std::fs::write(&probe, b"probe").and_then(|_| std::fs::remove_file(&probe))
-        {
+        if let Err(e) = crate::disk::probe(&self.app.config.recordings_dir) {
             self.audit(crate::audit::AuditEvent::RecordingStorageUnavailable {
                 session: self.id.clone(),
                 user: self.user.clone(),

@@ -275,45 +275,96 @@ pub(super) async fn append_in(
     sealer: &dyn AuditSealer,
     r: &AuditRow,
 ) -> Result<ChainedRow, StoreError> {
+    let mut rows = append_all_in(conn, sealer, &[r]).await?;
+    // INVARIANT: one row in, one row out (or an error above).
+    Ok(rows.pop().expect("one row appended"))
+}
+
+/// Rows per INSERT statement (10 parameters each: within SQLite's and
+/// PostgreSQL's limits on bound parameters).
+const INSERT_ROWS: usize = 50;
+
+/// Appends `rows` in order at the head of the chain, inside the caller's
+/// transaction. Three statements per batch, not three per row (issue 20:
+/// each statement is a round trip to the database's thread; a group
+/// commit carries several rows): the head's seq moves past the whole batch
+/// first, the rows are chained in memory and inserted, then the head takes
+/// the last row's hash. The same rows and hashes as appending them one by
+/// one.
+pub(super) async fn append_all_in(
+    conn: &mut AnyConnection,
+    sealer: &dyn AuditSealer,
+    rows: &[&AuditRow],
+) -> Result<Vec<ChainedRow>, StoreError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = rows.len() as i64;
     // A write first: on SQLite it takes the database's write lock, on
     // PostgreSQL the head row's lock, both held until commit, so reading the
-    // head and inserting the next row cannot interleave with another append.
-    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+    // head and inserting the next rows cannot interleave with another append.
+    let head = sqlx::query("UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash")
+        .bind(n)
         .fetch_one(&mut *conn)
         .await?;
-    let mut row = ChainedRow {
-        seq: head.try_get(0)?,
-        ts_ms: r.ts_ms,
-        kind: r.kind.clone(),
-        actor: r.actor.clone(),
-        source: r.source.clone(),
-        subject: r.subject.clone(),
-        session: r.session.clone(),
-        detail: r.detail.clone(),
-        prev_hash: head.try_get(1)?,
-        hash: String::new(),
-    };
-    row.hash = sealer.seal(&row);
-    sqlx::query(&format!(
-        "INSERT INTO audit_events ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-    ))
-    .bind(row.seq)
-    .bind(row.ts_ms)
-    .bind(&row.kind)
-    .bind(&row.actor)
-    .bind(&row.source)
-    .bind(&row.subject)
-    .bind(&row.session)
-    .bind(&row.detail)
-    .bind(&row.prev_hash)
-    .bind(&row.hash)
-    .execute(&mut *conn)
-    .await?;
+    let last: i64 = head.try_get(0)?;
+    let mut prev_hash: String = head.try_get(1)?;
+    let mut chained = Vec::with_capacity(rows.len());
+    for (seq, r) in (last - n + 1..).zip(rows) {
+        let mut row = ChainedRow {
+            seq,
+            ts_ms: r.ts_ms,
+            kind: r.kind.clone(),
+            actor: r.actor.clone(),
+            source: r.source.clone(),
+            subject: r.subject.clone(),
+            session: r.session.clone(),
+            detail: r.detail.clone(),
+            prev_hash,
+            hash: String::new(),
+        };
+        row.hash = sealer.seal(&row);
+        prev_hash = row.hash.clone();
+        chained.push(row);
+    }
+    for chunk in chained.chunks(INSERT_ROWS) {
+        insert_rows(conn, chunk).await?;
+    }
     sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(&row.hash)
+        .bind(&prev_hash)
         .execute(&mut *conn)
         .await?;
-    Ok(row)
+    Ok(chained)
+}
+
+/// One INSERT of `rows` (at most [`INSERT_ROWS`]).
+async fn insert_rows(conn: &mut AnyConnection, rows: &[ChainedRow]) -> Result<(), StoreError> {
+    let values: Vec<String> = (0..rows.len())
+        .map(|i| {
+            let p: Vec<String> = (1..=10).map(|c| format!("${}", i * 10 + c)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO audit_events ({COLUMNS}) VALUES {}",
+        values.join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for row in rows {
+        q = q
+            .bind(row.seq)
+            .bind(row.ts_ms)
+            .bind(&row.kind)
+            .bind(&row.actor)
+            .bind(&row.source)
+            .bind(&row.subject)
+            .bind(&row.session)
+            .bind(&row.detail)
+            .bind(&row.prev_hash)
+            .bind(&row.hash);
+    }
+    q.execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// Asked of the catalogue, so no failing statement aborts a PostgreSQL transaction.

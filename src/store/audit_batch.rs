@@ -14,7 +14,7 @@
 //! committed before it durable. Every security-relevant change is audited,
 //! so it is durable once its audit row is.
 
-use super::audit::{AuditRow, AuditSealer, ChainedRow, append_in};
+use super::audit::{AuditRow, AuditSealer, ChainedRow, append_all_in};
 use super::{Store, StoreError};
 use crate::sync::MutexExt;
 use sqlx::{Acquire, AnyConnection};
@@ -115,10 +115,7 @@ async fn write_durably(
             .await?;
     }
     let mut tx = conn.begin().await?;
-    let mut chained = Vec::with_capacity(rows.len());
-    for r in rows {
-        chained.push(append_in(&mut tx, sealer, r).await?);
-    }
+    let chained = append_all_in(&mut tx, sealer, rows).await?;
     tx.commit().await?;
     if sqlite {
         // Back to the pool's setting; if this fails the connection only

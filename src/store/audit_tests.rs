@@ -72,6 +72,7 @@ async fn exercise(url: &str) {
         .await
         .unwrap();
     concurrent_appends(&store).await;
+    one_batch_over_several_inserts(&store).await;
     guards_refuse_changes(&store).await;
     filters(&store).await;
     // Triggers come back on every start, and nothing is adopted twice.
@@ -83,8 +84,41 @@ async fn exercise(url: &str) {
         .await
         .unwrap();
     let n = again.audit_rows(&all()).await.unwrap().len();
-    assert_eq!(n, 5 + 8 * 25);
+    assert_eq!(n, 5 + 8 * 25 + BATCH);
     again.close().await;
+}
+
+/// More rows than one INSERT carries, appended as one group commit does.
+const BATCH: usize = 120;
+
+/// A batch is chained as if appended row by row, continues the chain and
+/// leaves the head on its last row.
+async fn one_batch_over_several_inserts(store: &Store) {
+    let before = store.audit_rows(&all()).await.unwrap().len();
+    let rows: Vec<AuditRow> = (0..BATCH)
+        .map(|i| row("batch", &format!("b{i}"), "", 1000 + i as i64))
+        .collect();
+    let refs: Vec<&AuditRow> = rows.iter().collect();
+    let mut conn = store.pool.acquire().await.unwrap();
+    let mut tx = sqlx::Acquire::begin(&mut *conn).await.unwrap();
+    let chained = audit::append_all_in(&mut tx, &Plain, &refs).await.unwrap();
+    tx.commit().await.unwrap();
+    drop(conn);
+    let stored = store.audit_rows(&all()).await.unwrap();
+    assert_eq!(stored.len(), before + BATCH);
+    assert_eq!(&stored[before..], &chained[..]);
+    let mut prev = stored[before - 1].hash.clone();
+    for (i, r) in stored[before..].iter().enumerate() {
+        assert_eq!(r.seq, (before + i) as i64 + 1);
+        assert_eq!(r.subject, format!("b{i}"));
+        assert_eq!(r.prev_hash, prev, "seq {} does not follow", r.seq);
+        assert_eq!(r.hash, Plain.seal(r));
+        prev = r.hash.clone();
+    }
+    assert_eq!(
+        store.audit_head().await.unwrap(),
+        Some((stored.len() as i64, prev))
+    );
 }
 
 /// Eight writers at once, each with its own connection: one gap-free chain.

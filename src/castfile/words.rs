@@ -23,9 +23,19 @@ fn is_word(c: char) -> bool {
     c.is_alphanumeric() || c == '_' || is_joiner(c)
 }
 
-/// [`is_word`] for an ASCII byte (the same answer as for its char).
+/// [`is_joiner`] for a byte: `-`, `.` and `/` are adjacent in ASCII.
+const fn is_joiner_byte(b: u8) -> bool {
+    b.wrapping_sub(b'-') < 3
+}
+
+/// [`is_word`] for an ASCII byte (the same answer as for its char), by
+/// comparisons rather than a table, so that a fold over a block of bytes
+/// vectorises (a table lookup per byte does not).
 const fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'/')
+    (b.wrapping_sub(b'0') < 10)
+        | ((b | 0x20).wrapping_sub(b'a') < 26)
+        | is_joiner_byte(b)
+        | (b == b'_')
 }
 
 fn runs(text: &str) -> impl Iterator<Item = &str> + '_ {
@@ -67,15 +77,6 @@ const WORD_BYTE: [bool; 256] = {
     table
 };
 
-/// [`is_word_byte`] by comparisons instead of a table, so that a fold
-/// over a block of bytes vectorises (a table lookup per byte does not).
-const fn is_word_byte_cmp(b: u8) -> bool {
-    (b.wrapping_sub(b'0') < 10)
-        | ((b | 0x20).wrapping_sub(b'a') < 26)
-        | (b.wrapping_sub(b'-') < 3) // '-', '.', '/'
-        | (b == b'_')
-}
-
 /// ASCII word bytes skipped in blocks before the byte-by-byte loop.
 const WORD_BLOCK: usize = 16;
 
@@ -85,7 +86,7 @@ const WORD_BLOCK: usize = 16;
 fn word_blocks(bytes: &[u8]) -> usize {
     let mut at = 0;
     for block in bytes.chunks_exact(WORD_BLOCK) {
-        if !block.iter().fold(true, |all, &b| all & is_word_byte_cmp(b)) {
+        if !block.iter().fold(true, |all, &b| all & is_word_byte(b)) {
             break;
         }
         at += WORD_BLOCK;
@@ -143,9 +144,7 @@ fn terms(text: &str) -> impl Iterator<Item = &str> + '_ {
         .flat_map(|w| {
             // A run without a joiner is its only part (and is not repeated).
             // A fold, not `any`: it vectorises, and most runs have none.
-            let joined = w
-                .bytes()
-                .fold(false, |any, b| any | (b.wrapping_sub(b'-') < 3));
+            let joined = w.bytes().fold(false, |any, b| any | is_joiner_byte(b));
             let parts = joined
                 .then(|| w.split(is_joiner).filter(move |p| *p != w))
                 .into_iter()
@@ -448,13 +447,22 @@ mod tests {
     }
 
     #[test]
-    fn word_byte_comparisons_match_the_table() {
+    fn word_byte_comparisons_match_the_char_definitions() {
         for b in 0..=u8::MAX {
+            let ascii = b < 0x80;
             assert_eq!(
-                super::is_word_byte_cmp(b),
                 super::WORD_BYTE[usize::from(b)],
+                ascii && super::is_word(char::from(b)),
                 "byte {b:#x}"
             );
+            assert_eq!(
+                super::is_joiner_byte(b),
+                ascii && super::is_joiner(char::from(b)),
+                "byte {b:#x}"
+            );
+            if ascii {
+                assert_eq!(super::is_word_byte(b), super::is_word(char::from(b)));
+            }
         }
     }
 
